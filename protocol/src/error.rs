@@ -1,0 +1,76 @@
+//! Errors that reach a client: stable codes on the wire, and the decoder's error type.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable, machine-readable reason in an `ERROR` action. Codes are never renamed; new ones may
+/// be added, so a client treats an unknown code as a generic failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The frame is not JSON, or not a JSON object.
+    InvalidJson,
+    /// The frame has no `type`, or a `type` this server does not know.
+    UnknownType,
+    /// The payload is missing or has fields of the wrong type.
+    InvalidPayload,
+    /// The frame is larger than the server accepts.
+    FrameTooLarge,
+    /// A frame arrived that is not text (binary WebSocket frames are not part of the protocol).
+    BinaryFrame,
+    /// The action needs an identity: send `HANDSHAKE_USER_INFO` first.
+    NotIdentified,
+    /// `HANDSHAKE_USER_INFO` was already accepted on this connection.
+    AlreadyIdentified,
+    /// A known user id was claimed without its token (or with a wrong one); a new identity
+    /// was issued instead.
+    IdentityRejected,
+    /// The payload's `userId` is not the identity bound to this connection.
+    UserMismatch,
+    /// The message is empty (or only white space).
+    EmptyMessage,
+    /// The message is longer than the room allows.
+    MessageTooLong,
+    /// The nonce is empty or too long.
+    InvalidNonce,
+    /// The name is empty, too long, or contains control characters.
+    InvalidName,
+    /// Too many actions in too short a time; the action was dropped.
+    RateLimited,
+    /// A history request was malformed (for example `limit` 0).
+    InvalidHistoryRequest,
+    /// The room could not store the message; it was not delivered to anyone.
+    StorageFailed,
+}
+
+/// Why a frame could not be decoded into an action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or JSON that is not an object.
+    #[error("frame is not a JSON object: {0}")]
+    InvalidJson(String),
+    /// `type` is missing or names no action we know.
+    #[error("unknown action type {0:?}")]
+    UnknownType(String),
+    /// `payload` is missing or malformed for its type.
+    #[error("invalid payload for {kind}: {detail}")]
+    InvalidPayload {
+        /// The action's type.
+        kind: String,
+        /// What serde said.
+        detail: String,
+    },
+}
+
+impl DecodeError {
+    /// The code sent back to the client.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::InvalidJson(_) => ErrorCode::InvalidJson,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+            DecodeError::InvalidPayload { .. } => ErrorCode::InvalidPayload,
+        }
+    }
+}
+
+/// Result with [`DecodeError`] as its default error.
+pub type Result<T, E = DecodeError> = std::result::Result<T, E>;

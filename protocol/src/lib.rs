@@ -1,0 +1,27 @@
+//! CAHAT's shared core: the wire protocol, the markdown renderer and the room engine.
+//!
+//! This crate does no IO and reads no clock: it compiles to native code for the server and to
+//! WASM for the browser, and behaves the same in both.
+//!
+//! # Layout
+//! - [`wire`]: the actions clients and servers exchange (`{"type", "payload"}`), legacy v1
+//!   fields plus our optional extensions.
+//! - [`codec`]: frame text to action, with errors that say what was wrong.
+//! - [`error`]: stable error codes for `ERROR` actions, and the decode error.
+//! - [`markdown`]: markdown to sanitised HTML, used by server and client alike.
+//! - [`room`]: the sans-IO room engine ([`Room`]): inputs in, [`Effect`]s out.
+
+pub mod codec;
+pub mod error;
+pub mod markdown;
+pub mod room;
+pub mod wire;
+
+pub use codec::{decode_client, decode_server};
+pub use error::{DecodeError, ErrorCode};
+pub use markdown::{Renderer, render_markdown};
+pub use room::{
+    ConnectionId, Effect, Room, RoomConfig, RoomSnapshot, StoredMessage, UserRecord, clean_name,
+    hash_token,
+};
+pub use wire::*;

@@ -1,0 +1,45 @@
+//! The rules a room enforces, as numbers a host may tune.
+
+/// Limits and defaults of one room. `Default` gives the values documented on each field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// Display name, sent in `HANDSHAKE` (`"General"`).
+    pub server_name: String,
+    /// Longest accepted message, in characters (4000).
+    pub max_message_chars: usize,
+    /// Messages in `HANDSHAKE` (100, as the legacy client keeps at most 100 a room).
+    pub handshake_messages: usize,
+    /// Recent messages kept in memory (1000): they answer handshakes, resumes and most
+    /// history pages without storage, and bound the nonce de-duplication window.
+    pub cache_messages: usize,
+    /// Most messages a `RESUME` carries before it says the gap is too big (1000).
+    pub max_resume: usize,
+    /// Most messages one `HISTORY` page carries (100).
+    pub max_history_page: u32,
+    /// Actions a connection may send in a burst (10).
+    pub rate_burst: u32,
+    /// Actions a connection may send per second, sustained (5).
+    pub rate_per_second: u32,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self {
+            server_name: "General".to_owned(),
+            max_message_chars: 4000,
+            handshake_messages: 100,
+            cache_messages: 1000,
+            max_resume: 1000,
+            max_history_page: 100,
+            rate_burst: 10,
+            rate_per_second: 5,
+        }
+    }
+}
+
+/// Longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest nonce, in characters.
+pub const MAX_NONCE_CHARS: usize = 64;
+/// The name every new user starts with (legacy).
+pub const DEFAULT_NAME: &str = "Anonymous";

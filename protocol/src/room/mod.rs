@@ -1,0 +1,611 @@
+//! The room engine: every rule of a chat room, with no IO.
+
+mod config;
+mod effect;
+mod identity;
+mod rate;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+pub use config::{DEFAULT_NAME, MAX_NAME_CHARS, MAX_NONCE_CHARS, RoomConfig};
+pub use effect::{ConnectionId, Effect, StoredMessage, UserRecord};
+pub use identity::{IdSource, clean_name, hash_token};
+use rate::TokenBucket;
+
+use crate::error::ErrorCode;
+use crate::markdown::Renderer;
+use crate::wire::{
+    ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
+    Millis, NameChanged, PROTOCOL_VERSION, Resume, SendMessage, Seq, ServerAction, UserId,
+    UserInfo, UserRef,
+};
+
+/// What a host loads from storage before the room opens.
+#[derive(Debug, Clone, Default)]
+pub struct RoomSnapshot {
+    /// The most recent messages, oldest first (a host loads `cache_messages` of them).
+    pub messages: Vec<StoredMessage>,
+    /// True when `messages` is the room's whole history (nothing older is stored).
+    pub complete: bool,
+    /// The highest sequence number ever stored (0 for a new room). New messages get higher ones.
+    pub latest_seq: Seq,
+    /// Every known user.
+    pub users: Vec<UserRecord>,
+}
+
+/// One chat room as a deterministic state machine.
+///
+/// # Contract
+/// A host (the `real-server` socket server, or the in-page mock) feeds the room inputs and
+/// carries out what it asks, and nothing else:
+///
+/// - **Inputs.** [`handle_connect`](Self::handle_connect), [`handle_frame`](Self::handle_frame)
+///   (or [`handle_action`](Self::handle_action) for an already decoded action),
+///   [`handle_disconnect`](Self::handle_disconnect), and the answers to storage requests
+///   ([`handle_persisted`](Self::handle_persisted),
+///   [`handle_persist_failed`](Self::handle_persist_failed),
+///   [`handle_history_loaded`](Self::handle_history_loaded)). Each takes `now`, milliseconds
+///   since the epoch, from the host's clock: the room never reads a clock, a socket or a disk.
+/// - **Outputs.** [`Effect`]s, taken with [`poll_effect`](Self::poll_effect) in order and carried
+///   out in that order: send to one connection, broadcast, persist, load history.
+/// - **Durability.** An accepted message is first only a [`Effect::PersistMessage`]; it is
+///   broadcast (and enters the room's memory) after the host reports it stored with
+///   `handle_persisted`. A host confirms in sequence order. A failed store is reported with
+///   `handle_persist_failed`; its author gets `STORAGE_FAILED` and nobody else sees it.
+///
+/// # Rules it enforces
+/// - Identity is bound to the connection by `HANDSHAKE_USER_INFO`. A `userId` in a payload is a
+///   claim: if it is not the bound identity, the action is refused (`USER_MISMATCH`). A known id
+///   is handed out again only with its token; otherwise the connection gets a new identity and
+///   `IDENTITY_REJECTED`. Tokens are random; only their SHA-256 is stored.
+/// - Names are trimmed, 1 to [`MAX_NAME_CHARS`] characters, without control characters.
+/// - Messages are non-blank and at most `max_message_chars` characters; their HTML is rendered
+///   here, by our sanitising [`Renderer`], never taken from a client.
+/// - Each connection has a token bucket (`rate_burst`, `rate_per_second`) on the host's clock;
+///   an action over the limit is dropped with `RATE_LIMITED`.
+/// - A message whose (author, nonce) was seen among the last `cache_messages` messages is not
+///   stored again: its sender gets the stored copy back.
+///
+/// A room never panics on any input; every refusal is an `ERROR` action to its sender.
+#[derive(Debug)]
+pub struct Room {
+    config: RoomConfig,
+    renderer: Renderer,
+    ids: IdSource,
+    connections: HashMap<ConnectionId, Connection>,
+    users: HashMap<UserId, UserEntry>,
+    /// How many open, identified connections each online user has.
+    online: HashMap<UserId, u32>,
+    /// Recent stored messages, oldest first, at most `cache_messages`.
+    recent: VecDeque<StoredMessage>,
+    /// Every stored message with a seq above this is in `recent`; below, only storage has it.
+    recent_floor: Seq,
+    /// Accepted messages waiting for storage, in seq order.
+    pending: VecDeque<Pending>,
+    /// (author, nonce) of messages in `recent` and `pending`, to drop resends.
+    nonces: HashMap<(UserId, String), Seq>,
+    latest_seq: Seq,
+    effects: VecDeque<Effect>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    user: Option<UserId>,
+    /// The latest seq in this connection's HANDSHAKE: everything after it reaches the
+    /// connection by broadcast, so a resume only needs what came before.
+    handshake_seq: Seq,
+    bucket: TokenBucket,
+}
+
+#[derive(Debug)]
+struct UserEntry {
+    name: String,
+    token_hash: String,
+}
+
+#[derive(Debug)]
+struct Pending {
+    message: StoredMessage,
+    from: ConnectionId,
+}
+
+impl Room {
+    /// Opens a room on what storage holds. `seed` feeds the generator of ids and tokens: from
+    /// the OS in production, fixed in tests and the mock.
+    pub fn new(config: RoomConfig, snapshot: RoomSnapshot, seed: [u8; 32]) -> Self {
+        let RoomSnapshot {
+            mut messages,
+            complete,
+            latest_seq,
+            users,
+        } = snapshot;
+        messages.sort_by_key(|m| m.seq);
+        let keep_from = messages.len().saturating_sub(config.cache_messages);
+        let recent: VecDeque<StoredMessage> = messages.drain(keep_from..).collect();
+        let recent_floor = match (complete && keep_from == 0, recent.front()) {
+            (true, _) => 0,
+            (false, Some(first)) => first.seq - 1,
+            (false, None) => latest_seq,
+        };
+        let latest_seq = latest_seq.max(recent.back().map_or(0, |m| m.seq));
+        let nonces = recent
+            .iter()
+            .filter_map(|m| Some(((m.user_id.clone(), m.nonce.clone()?), m.seq)))
+            .collect();
+        let users = users
+            .into_iter()
+            .map(|u| {
+                let entry = UserEntry {
+                    name: u.name,
+                    token_hash: u.token_hash,
+                };
+                (u.id, entry)
+            })
+            .collect();
+        Self {
+            config,
+            renderer: Renderer::new(),
+            ids: IdSource::from_seed(seed),
+            connections: HashMap::new(),
+            users,
+            online: HashMap::new(),
+            recent,
+            recent_floor,
+            pending: VecDeque::new(),
+            nonces,
+            latest_seq,
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// The next thing the host must do, if any.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// The room's configuration.
+    pub fn config(&self) -> &RoomConfig {
+        &self.config
+    }
+
+    /// Highest seq accepted so far (stored or waiting for storage).
+    pub fn latest_seq(&self) -> Seq {
+        self.latest_seq
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// A new connection opened: it gets `HANDSHAKE`. Reusing an open id first closes the old one.
+    pub fn handle_connect(&mut self, now: Millis, conn: ConnectionId) {
+        if self.connections.contains_key(&conn) {
+            self.handle_disconnect(now, conn);
+        }
+        let skip = self
+            .recent
+            .len()
+            .saturating_sub(self.config.handshake_messages);
+        let messages: Vec<MessageRecord> = self
+            .recent
+            .iter()
+            .skip(skip)
+            .map(StoredMessage::to_record)
+            .collect();
+        let online: Vec<UserId> = {
+            let mut ids: Vec<UserId> = self.online.keys().cloned().collect();
+            ids.sort();
+            ids
+        };
+        let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
+        user_names.extend(self.names_of(online.iter()));
+        let handshake_seq = self.recent.back().map_or(self.recent_floor, |m| m.seq);
+        self.connections.insert(
+            conn,
+            Connection {
+                user: None,
+                handshake_seq,
+                bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
+            },
+        );
+        self.send(
+            conn,
+            ServerAction::Handshake(Handshake {
+                server_name: self.config.server_name.clone(),
+                messages,
+                user_names,
+                protocol_version: Some(PROTOCOL_VERSION),
+                latest_seq: Some(handshake_seq),
+                online: Some(online),
+            }),
+        );
+    }
+
+    /// A connection closed. Its user goes offline when this was their last connection.
+    pub fn handle_disconnect(&mut self, _now: Millis, conn: ConnectionId) {
+        let Some(connection) = self.connections.remove(&conn) else {
+            return;
+        };
+        let Some(user) = connection.user else { return };
+        let last = match self.online.get_mut(&user) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if last {
+            self.online.remove(&user);
+            self.effects
+                .push_back(Effect::Broadcast(ServerAction::UserDisconnected(UserRef {
+                    user_id: user,
+                })));
+        }
+    }
+
+    /// A text frame arrived: decodes it and handles the action, or answers with `ERROR`.
+    pub fn handle_frame(&mut self, now: Millis, conn: ConnectionId, text: &str) {
+        match crate::codec::decode_client(text) {
+            Ok(action) => self.handle_action(now, conn, action),
+            Err(err) => self.refuse(conn, err.code(), err.to_string()),
+        }
+    }
+
+    /// An action arrived on an open connection. Actions on unknown connections are ignored.
+    pub fn handle_action(&mut self, now: Millis, conn: ConnectionId, action: ClientAction) {
+        if !self.connections.contains_key(&conn) {
+            return;
+        }
+        match action {
+            ClientAction::HandshakeUserInfo(info) => self.identify(conn, info),
+            ClientAction::Message(message) => self.post(now, conn, message),
+            ClientAction::NameChange(change) => self.rename(now, conn, change),
+            ClientAction::HistoryRequest(request) => self.history(now, conn, request),
+        }
+    }
+
+    /// Storage holds every accepted message up to `seq`: they are broadcast now.
+    pub fn handle_persisted(&mut self, _now: Millis, seq: Seq) {
+        while self.pending.front().is_some_and(|p| p.message.seq <= seq) {
+            let Some(Pending { message, .. }) = self.pending.pop_front() else {
+                break;
+            };
+            let record = message.to_record();
+            self.remember(message);
+            self.effects
+                .push_back(Effect::Broadcast(ServerAction::Message(record)));
+        }
+    }
+
+    /// Storage could not keep message `seq`: its author is told and nobody else sees it.
+    pub fn handle_persist_failed(&mut self, _now: Millis, seq: Seq) {
+        let Some(index) = self.pending.iter().position(|p| p.message.seq == seq) else {
+            return;
+        };
+        let Some(Pending { message, from }) = self.pending.remove(index) else {
+            return;
+        };
+        if let Some(nonce) = message.nonce {
+            self.nonces.remove(&(message.user_id, nonce));
+        }
+        self.refuse(
+            from,
+            ErrorCode::StorageFailed,
+            "the room could not store your message; send it again",
+        );
+    }
+
+    /// Storage answered an [`Effect::LoadHistory`]: `messages` (any order) have `seq < before`.
+    pub fn handle_history_loaded(
+        &mut self,
+        _now: Millis,
+        conn: ConnectionId,
+        before: Seq,
+        mut messages: Vec<StoredMessage>,
+        has_more: bool,
+    ) {
+        if !self.connections.contains_key(&conn) {
+            return;
+        }
+        messages.retain(|m| m.seq < before);
+        messages.sort_by_key(|m| m.seq);
+        let records: Vec<MessageRecord> = messages.iter().map(StoredMessage::to_record).collect();
+        let user_names = self.names_of(records.iter().map(|m| &m.user_id));
+        self.send(
+            conn,
+            ServerAction::History(History {
+                before,
+                messages: records,
+                has_more,
+                user_names,
+            }),
+        );
+    }
+
+    fn identify(&mut self, conn: ConnectionId, info: HandshakeUserInfo) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        if connection.user.is_some() {
+            return self.refuse(conn, ErrorCode::AlreadyIdentified, "already identified");
+        }
+        let handshake_seq = connection.handshake_seq;
+        let known = info.user_id.as_ref().and_then(|id| {
+            let user = self.users.get(id)?;
+            let token = info.token.as_deref()?;
+            (hash_token(token) == user.token_hash).then(|| (id.clone(), user.name.clone()))
+        });
+        let user_id = match known {
+            Some((id, name)) => {
+                self.send(
+                    conn,
+                    ServerAction::UserInfo(UserInfo {
+                        user_id: id.clone(),
+                        name,
+                        token: None,
+                    }),
+                );
+                id
+            }
+            None => {
+                if info.user_id.is_some() {
+                    self.refuse(
+                        conn,
+                        ErrorCode::IdentityRejected,
+                        "that identity needs its token; you have a new one",
+                    );
+                }
+                self.new_user(conn)
+            }
+        };
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.user = Some(user_id.clone());
+        }
+        let count = self.online.entry(user_id.clone()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.effects
+                .push_back(Effect::Broadcast(ServerAction::UserConnected(UserRef {
+                    user_id,
+                })));
+        }
+        if let Some(since) = info.since {
+            self.resume(conn, since, handshake_seq);
+        }
+    }
+
+    fn new_user(&mut self, conn: ConnectionId) -> UserId {
+        let id = self.ids.hex(12);
+        let token = self.ids.hex(32);
+        let record = UserRecord {
+            id: id.clone(),
+            name: DEFAULT_NAME.to_owned(),
+            token_hash: hash_token(&token),
+        };
+        self.users.insert(
+            id.clone(),
+            UserEntry {
+                name: record.name.clone(),
+                token_hash: record.token_hash.clone(),
+            },
+        );
+        self.effects.push_back(Effect::PersistUser(record));
+        self.effects
+            .push_back(Effect::Broadcast(ServerAction::NameChange(
+                NameChanged::new(id.clone(), DEFAULT_NAME.to_owned()),
+            )));
+        self.send(
+            conn,
+            ServerAction::UserInfo(UserInfo {
+                user_id: id.clone(),
+                name: DEFAULT_NAME.to_owned(),
+                token: Some(token),
+            }),
+        );
+        id
+    }
+
+    fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
+        let missed: Vec<MessageRecord> = self
+            .recent
+            .iter()
+            .filter(|m| m.seq > since && m.seq <= handshake_seq)
+            .map(StoredMessage::to_record)
+            .collect();
+        let gap_too_big = since < self.recent_floor || missed.len() > self.config.max_resume;
+        let messages = if gap_too_big { Vec::new() } else { missed };
+        let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
+        self.send(
+            conn,
+            ServerAction::Resume(Resume {
+                since,
+                messages,
+                gap_too_big,
+                user_names,
+            }),
+        );
+    }
+
+    /// The identity bound to `conn`, after checking the payload's claim and the rate limit.
+    fn acting_user(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        claim: Option<&UserId>,
+    ) -> Option<UserId> {
+        let connection = self.connections.get_mut(&conn)?;
+        let Some(user) = connection.user.clone() else {
+            self.refuse(
+                conn,
+                ErrorCode::NotIdentified,
+                "send HANDSHAKE_USER_INFO first",
+            );
+            return None;
+        };
+        if claim.is_some_and(|claimed| *claimed != user) {
+            self.refuse(
+                conn,
+                ErrorCode::UserMismatch,
+                "you can only act as yourself",
+            );
+            return None;
+        }
+        if !connection.bucket.try_take(now) {
+            self.refuse(conn, ErrorCode::RateLimited, "slow down");
+            return None;
+        }
+        Some(user)
+    }
+
+    fn post(&mut self, now: Millis, conn: ConnectionId, message: SendMessage) {
+        let Some(user) = self.acting_user(now, conn, message.user_id.as_ref()) else {
+            return;
+        };
+        let SendMessage {
+            raw_message, nonce, ..
+        } = message;
+        if raw_message.trim().is_empty() {
+            return self.refuse(conn, ErrorCode::EmptyMessage, "the message is empty");
+        }
+        let max = self.config.max_message_chars;
+        if raw_message.chars().count() > max {
+            return self.refuse(
+                conn,
+                ErrorCode::MessageTooLong,
+                format!("messages are limited to {max} characters"),
+            );
+        }
+        if let Some(nonce) = &nonce {
+            let chars = nonce.chars().count();
+            if !(1..=MAX_NONCE_CHARS).contains(&chars) {
+                return self.refuse(
+                    conn,
+                    ErrorCode::InvalidNonce,
+                    format!("a nonce has 1 to {MAX_NONCE_CHARS} characters"),
+                );
+            }
+            if let Some(&seq) = self.nonces.get(&(user.clone(), nonce.clone())) {
+                // A resend. Still waiting for storage: the broadcast will reach this sender too.
+                if let Some(stored) = self.recent.iter().find(|m| m.seq == seq) {
+                    let record = stored.to_record();
+                    self.send(conn, ServerAction::Message(record));
+                }
+                return;
+            }
+        }
+        self.latest_seq += 1;
+        let seq = self.latest_seq;
+        let stored = StoredMessage {
+            seq,
+            id: self.ids.hex(12),
+            user_id: user.clone(),
+            html: self.renderer.render(&raw_message),
+            raw: raw_message,
+            timestamp: now,
+            nonce: nonce.clone(),
+        };
+        if let Some(nonce) = nonce {
+            self.nonces.insert((user, nonce), seq);
+        }
+        self.effects
+            .push_back(Effect::PersistMessage(stored.clone()));
+        self.pending.push_back(Pending {
+            message: stored,
+            from: conn,
+        });
+    }
+
+    fn rename(&mut self, now: Millis, conn: ConnectionId, change: ChangeName) {
+        let Some(user) = self.acting_user(now, conn, change.user_id.as_ref()) else {
+            return;
+        };
+        let Some(name) = clean_name(&change.name) else {
+            return self.refuse(
+                conn,
+                ErrorCode::InvalidName,
+                format!("a name has 1 to {MAX_NAME_CHARS} characters and no control characters"),
+            );
+        };
+        let Some(entry) = self.users.get_mut(&user) else {
+            return;
+        };
+        entry.name = name.clone();
+        let record = UserRecord {
+            id: user.clone(),
+            name: name.clone(),
+            token_hash: entry.token_hash.clone(),
+        };
+        self.effects.push_back(Effect::PersistUser(record));
+        self.effects
+            .push_back(Effect::Broadcast(ServerAction::NameChange(
+                NameChanged::new(user, name),
+            )));
+    }
+
+    fn history(&mut self, now: Millis, conn: ConnectionId, request: HistoryRequest) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if !connection.bucket.try_take(now) {
+            return self.refuse(conn, ErrorCode::RateLimited, "slow down");
+        }
+        if request.limit == 0 {
+            return self.refuse(
+                conn,
+                ErrorCode::InvalidHistoryRequest,
+                "limit must be at least 1",
+            );
+        }
+        let limit = request.limit.min(self.config.max_history_page);
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let older: Vec<&StoredMessage> = self
+            .recent
+            .iter()
+            .filter(|m| m.seq < request.before)
+            .collect();
+        let from_memory = older.len() >= wanted || self.recent_floor == 0 || request.before <= 1;
+        if !from_memory {
+            self.effects.push_back(Effect::LoadHistory {
+                to: conn,
+                before: request.before,
+                limit,
+            });
+            return;
+        }
+        let skip = older.len().saturating_sub(wanted);
+        let has_more = skip > 0 || self.recent_floor > 0;
+        let page: Vec<StoredMessage> = older[skip..].iter().map(|m| (*m).clone()).collect();
+        self.handle_history_loaded(now, conn, request.before, page, has_more);
+    }
+
+    fn remember(&mut self, message: StoredMessage) {
+        self.recent.push_back(message);
+        while self.recent.len() > self.config.cache_messages {
+            let Some(old) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_floor = old.seq;
+            if let Some(nonce) = old.nonce {
+                self.nonces.remove(&(old.user_id, nonce));
+            }
+        }
+    }
+
+    fn names_of<'a>(&self, ids: impl Iterator<Item = &'a UserId>) -> BTreeMap<UserId, String> {
+        ids.filter_map(|id| Some((id.clone(), self.users.get(id)?.name.clone())))
+            .collect()
+    }
+
+    fn send(&mut self, to: ConnectionId, action: ServerAction) {
+        self.effects.push_back(Effect::Send { to, action });
+    }
+
+    fn refuse(&mut self, to: ConnectionId, code: ErrorCode, message: impl Into<String>) {
+        self.send(to, ServerAction::error(code, message));
+    }
+}
+
+#[cfg(test)]
+mod tests;

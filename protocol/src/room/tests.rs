@@ -1,0 +1,756 @@
+//! Engine unit tests: each rule of the contract, driven through its public inputs.
+
+use super::*;
+use crate::wire::{ErrorPayload, MessageRecord};
+
+const T0: Millis = 1_700_000_000_000;
+
+/// A room with a tiny in-test "host" that records effects and confirms storage at once.
+struct Harness {
+    room: Room,
+    /// Everything sent, per connection (broadcasts are copied to every open connection).
+    inbox: HashMap<ConnectionId, Vec<ServerAction>>,
+    stored: Vec<StoredMessage>,
+    users: HashMap<UserId, UserRecord>,
+    /// When false, `PersistMessage` effects wait in `unconfirmed` for the test to settle them.
+    auto_persist: bool,
+    unconfirmed: Vec<Seq>,
+    history_requests: Vec<(ConnectionId, Seq, u32)>,
+    open: Vec<ConnectionId>,
+    now: Millis,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(RoomConfig::default(), RoomSnapshot::default())
+    }
+
+    fn with(config: RoomConfig, snapshot: RoomSnapshot) -> Self {
+        Self {
+            room: Room::new(config, snapshot, [1; 32]),
+            inbox: HashMap::new(),
+            stored: Vec::new(),
+            users: HashMap::new(),
+            auto_persist: true,
+            unconfirmed: Vec::new(),
+            history_requests: Vec::new(),
+            open: Vec::new(),
+            now: T0,
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(effect) = self.room.poll_effect() {
+            match effect {
+                Effect::Send { to, action } => self.inbox.entry(to).or_default().push(action),
+                Effect::Broadcast(action) => {
+                    for conn in &self.open {
+                        self.inbox.entry(*conn).or_default().push(action.clone());
+                    }
+                }
+                Effect::PersistMessage(message) => {
+                    let seq = message.seq;
+                    self.stored.push(message);
+                    if self.auto_persist {
+                        self.room.handle_persisted(self.now, seq);
+                    } else {
+                        self.unconfirmed.push(seq);
+                    }
+                }
+                Effect::PersistUser(user) => {
+                    self.users.insert(user.id.clone(), user);
+                }
+                Effect::LoadHistory { to, before, limit } => {
+                    self.history_requests.push((to, before, limit))
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, id: u64) -> ConnectionId {
+        let conn = ConnectionId(id);
+        self.open.push(conn);
+        self.room.handle_connect(self.now, conn);
+        self.pump();
+        conn
+    }
+
+    fn disconnect(&mut self, conn: ConnectionId) {
+        self.open.retain(|c| *c != conn);
+        self.room.handle_disconnect(self.now, conn);
+        self.pump();
+    }
+
+    fn frame(&mut self, conn: ConnectionId, text: &str) {
+        self.room.handle_frame(self.now, conn, text);
+        self.pump();
+    }
+
+    fn act(&mut self, conn: ConnectionId, action: ClientAction) {
+        self.room.handle_action(self.now, conn, action);
+        self.pump();
+    }
+
+    /// Connects and identifies as a new user; returns the connection, id and token.
+    fn join(&mut self, id: u64) -> (ConnectionId, UserId, String) {
+        let conn = self.connect(id);
+        self.act(
+            conn,
+            ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+        );
+        let info = self
+            .take(conn)
+            .into_iter()
+            .find_map(|a| match a {
+                ServerAction::UserInfo(info) => Some(info),
+                _ => None,
+            })
+            .expect("USER_INFO");
+        (
+            conn,
+            info.user_id,
+            info.token.expect("a new user gets a token"),
+        )
+    }
+
+    fn say(&mut self, conn: ConnectionId, text: &str) {
+        self.act(conn, message(text, None));
+    }
+
+    fn take(&mut self, conn: ConnectionId) -> Vec<ServerAction> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    fn errors(&mut self, conn: ConnectionId) -> Vec<ErrorCode> {
+        self.take(conn)
+            .into_iter()
+            .filter_map(|a| match a {
+                ServerAction::Error(ErrorPayload { code, .. }) => Some(code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn messages(&mut self, conn: ConnectionId) -> Vec<MessageRecord> {
+        self.take(conn)
+            .into_iter()
+            .filter_map(|a| match a {
+                ServerAction::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn message(text: &str, nonce: Option<&str>) -> ClientAction {
+    ClientAction::Message(SendMessage {
+        raw_message: text.to_owned(),
+        user_id: None,
+        nonce: nonce.map(str::to_owned),
+    })
+}
+
+fn rename(name: &str, claim: Option<&str>) -> ClientAction {
+    ClientAction::NameChange(ChangeName {
+        name: name.to_owned(),
+        user_id: claim.map(str::to_owned),
+    })
+}
+
+fn stored(seq: Seq, user: &str, raw: &str) -> StoredMessage {
+    StoredMessage {
+        seq,
+        id: format!("m{seq}"),
+        user_id: user.to_owned(),
+        raw: raw.to_owned(),
+        html: format!("<p>{raw}</p>\n"),
+        timestamp: T0 + i64::try_from(seq).unwrap_or(0),
+        nonce: None,
+    }
+}
+
+#[test]
+fn connect_sends_handshake_then_new_user_gets_the_legacy_sequence() {
+    let mut h = Harness::new();
+    let conn = h.connect(1);
+    let first = h.take(conn);
+    assert!(matches!(&first[..], [ServerAction::Handshake(hs)]
+        if hs.server_name == "General" && hs.messages.is_empty()
+            && hs.protocol_version == Some(PROTOCOL_VERSION)));
+
+    h.act(
+        conn,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    let got = h.take(conn);
+    // Legacy order: NAME_CHANGE (Anonymous) broadcast, USER_INFO, then USER_CONNECTED.
+    let [
+        ServerAction::NameChange(named),
+        ServerAction::UserInfo(info),
+        ServerAction::UserConnected(connected),
+    ] = &got[..]
+    else {
+        panic!("unexpected sequence {got:?}");
+    };
+    assert_eq!(named.name, DEFAULT_NAME);
+    assert_eq!(named.user_id, info.user_id);
+    assert_eq!(connected.user_id, info.user_id);
+    let token = info.token.as_deref().expect("token");
+    assert_eq!(token.len(), 64);
+    // Storage keeps the token's hash, never the token.
+    let record = &h.users[&info.user_id];
+    assert_eq!(record.token_hash, hash_token(token));
+    assert_ne!(record.token_hash, token);
+}
+
+#[test]
+fn two_users_chat_and_everyone_gets_each_message_once() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    let (b, _bob, _) = h.join(2);
+    h.take(a);
+    h.say(a, "hello **bob**");
+    let at_a = h.messages(a);
+    let at_b = h.messages(b);
+    assert_eq!(at_a, at_b);
+    assert_eq!(at_a.len(), 1);
+    assert_eq!(at_a[0].user_id, alice);
+    assert_eq!(at_a[0].seq, Some(1));
+    assert_eq!(at_a[0].html_message, "<p>hello <strong>bob</strong></p>\n");
+    assert_eq!(at_a[0].timestamp, T0);
+    assert_eq!(h.stored.len(), 1);
+}
+
+#[test]
+fn nothing_is_broadcast_before_storage_confirms() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.auto_persist = false;
+    h.say(a, "one");
+    h.say(a, "two");
+    assert!(h.messages(a).is_empty(), "broadcast before stored");
+    assert_eq!(h.unconfirmed, vec![1, 2]);
+    h.room.handle_persisted(h.now, 1);
+    h.pump();
+    assert_eq!(
+        h.messages(a).iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![Some(1)]
+    );
+    h.room.handle_persisted(h.now, 2);
+    h.pump();
+    assert_eq!(
+        h.messages(a).iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![Some(2)]
+    );
+}
+
+#[test]
+fn a_failed_store_is_reported_to_its_author_only() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.take(a);
+    h.take(b);
+    h.auto_persist = false;
+    h.act(a, message("lost", Some("n1")));
+    h.room.handle_persist_failed(h.now, 1);
+    h.pump();
+    assert_eq!(h.errors(a), vec![ErrorCode::StorageFailed]);
+    assert!(h.take(b).is_empty());
+    // The nonce is free again: a resend is accepted as a new message.
+    h.auto_persist = true;
+    h.act(a, message("lost", Some("n1")));
+    assert_eq!(h.messages(b).len(), 1);
+}
+
+#[test]
+fn a_payload_user_id_is_never_trusted() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    let (b, bob, _) = h.join(2);
+    h.take(a);
+    h.take(b);
+    let forged = ClientAction::Message(SendMessage {
+        raw_message: "I am alice".into(),
+        user_id: Some(alice.clone()),
+        nonce: None,
+    });
+    h.act(b, forged);
+    assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
+    assert!(h.messages(a).is_empty());
+    h.act(b, rename("Mallory", Some(&alice)));
+    assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
+    assert!(h.users[&alice].name == DEFAULT_NAME);
+    // Naming yourself correctly is fine.
+    h.act(b, rename("Bob", Some(&bob)));
+    assert!(
+        h.take(a).iter().any(
+            |x| matches!(x, ServerAction::NameChange(n) if n.name == "Bob" && n.user_id == bob)
+        )
+    );
+}
+
+#[test]
+fn resuming_an_identity_needs_its_token() {
+    let mut h = Harness::new();
+    let (a, alice, token) = h.join(1);
+    h.act(a, rename("Alice", None));
+    h.disconnect(a);
+
+    // Without the token (as a legacy client would): a new identity and an explanation.
+    let thief = h.connect(2);
+    h.take(thief);
+    h.act(
+        thief,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(alice.clone()),
+            token: None,
+            since: None,
+        }),
+    );
+    let got = h.take(thief);
+    assert!(
+        got.iter()
+            .any(|x| matches!(x, ServerAction::Error(e) if e.code == ErrorCode::IdentityRejected))
+    );
+    let info = got
+        .iter()
+        .find_map(|x| match x {
+            ServerAction::UserInfo(i) => Some(i),
+            _ => None,
+        })
+        .expect("info");
+    assert_ne!(info.user_id, alice);
+
+    // With a wrong token: the same.
+    let thief2 = h.connect(3);
+    h.act(
+        thief2,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(alice.clone()),
+            token: Some("0".repeat(64)),
+            since: None,
+        }),
+    );
+    assert!(h.errors(thief2).contains(&ErrorCode::IdentityRejected));
+
+    // With it: the same identity and name, and no new token.
+    let back = h.connect(4);
+    h.take(back);
+    h.act(
+        back,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(alice.clone()),
+            token: Some(token),
+            since: None,
+        }),
+    );
+    let got = h.take(back);
+    assert!(
+        matches!(&got[0], ServerAction::UserInfo(i) if i.user_id == alice && i.name == "Alice" && i.token.is_none())
+    );
+}
+
+#[test]
+fn actions_before_identifying_are_refused_and_identifying_twice_too() {
+    let mut h = Harness::new();
+    let conn = h.connect(1);
+    h.take(conn);
+    h.say(conn, "hi");
+    h.act(conn, rename("x", None));
+    assert_eq!(
+        h.errors(conn),
+        vec![ErrorCode::NotIdentified, ErrorCode::NotIdentified]
+    );
+    assert!(h.stored.is_empty());
+    h.act(
+        conn,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    h.take(conn);
+    h.act(
+        conn,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    assert_eq!(h.errors(conn), vec![ErrorCode::AlreadyIdentified]);
+}
+
+#[test]
+fn name_rules() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    h.take(a);
+    for bad in ["", "   ", "a\u{0}b", "tab\there", &"n".repeat(33)] {
+        h.act(a, rename(bad, None));
+        assert_eq!(h.errors(a), vec![ErrorCode::InvalidName], "{bad:?}");
+    }
+    h.act(a, rename("  Alice Liddell  ", None));
+    let got = h.take(a);
+    assert!(matches!(&got[..], [ServerAction::NameChange(n)]
+        if n.name == "Alice Liddell" && n.id_name_pair.get(&alice).map(String::as_str) == Some("Alice Liddell")));
+    assert_eq!(h.users[&alice].name, "Alice Liddell");
+}
+
+#[test]
+fn message_rules() {
+    let config = RoomConfig {
+        max_message_chars: 10,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness::with(config, RoomSnapshot::default());
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    h.say(a, "");
+    h.say(a, " \n\t ");
+    h.say(a, "12345678901");
+    h.act(a, message("ok", Some("")));
+    h.act(a, message("ok", Some(&"n".repeat(65))));
+    assert_eq!(
+        h.errors(a),
+        vec![
+            ErrorCode::EmptyMessage,
+            ErrorCode::EmptyMessage,
+            ErrorCode::MessageTooLong,
+            ErrorCode::InvalidNonce,
+            ErrorCode::InvalidNonce
+        ]
+    );
+    // The limit counts characters, not bytes.
+    h.say(a, "éééééééééé");
+    assert_eq!(h.messages(a).len(), 1);
+    assert_eq!(h.stored.len(), 1);
+}
+
+#[test]
+fn rate_limit_is_per_connection_on_the_passed_in_clock() {
+    let config = RoomConfig {
+        rate_burst: 3,
+        rate_per_second: 1,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness::with(config, RoomSnapshot::default());
+    let (a, _, _) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.take(a);
+    for i in 0..5 {
+        h.say(a, &format!("flood {i}"));
+    }
+    assert_eq!(
+        h.errors(a),
+        vec![ErrorCode::RateLimited, ErrorCode::RateLimited]
+    );
+    assert_eq!(h.stored.len(), 3);
+    // Another connection is not affected.
+    h.say(b, "calm");
+    assert!(h.errors(b).is_empty());
+    assert_eq!(h.stored.len(), 4);
+    // After a second on the room's clock, one more is allowed.
+    h.now += 1_000;
+    h.say(a, "later");
+    h.say(a, "too soon");
+    assert_eq!(h.errors(a), vec![ErrorCode::RateLimited]);
+    assert_eq!(h.stored.len(), 5);
+}
+
+#[test]
+fn a_resent_nonce_is_stored_once_and_echoed_to_the_resender() {
+    let mut h = Harness::new();
+    let (a, alice, token) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.take(a);
+    h.act(a, message("once", Some("abc")));
+    let echo = h.messages(a);
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0].nonce.as_deref(), Some("abc"));
+    h.take(b);
+    // The sender lost the echo, reconnects and resends with the same nonce.
+    h.disconnect(a);
+    let a2 = h.connect(3);
+    h.act(
+        a2,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(alice),
+            token: Some(token),
+            since: None,
+        }),
+    );
+    h.take(a2);
+    h.act(a2, message("once", Some("abc")));
+    assert_eq!(h.stored.len(), 1, "stored twice");
+    assert_eq!(h.messages(a2), echo, "the resender gets the stored copy");
+    assert!(h.messages(b).is_empty(), "others see it once");
+    // The same nonce from another user is a different message.
+    h.act(b, message("mine", Some("abc")));
+    assert_eq!(h.stored.len(), 2);
+}
+
+#[test]
+fn a_resend_while_storage_is_pending_is_dropped() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    h.auto_persist = false;
+    h.act(a, message("x", Some("n")));
+    h.act(a, message("x", Some("n")));
+    assert_eq!(h.unconfirmed, vec![1]);
+    h.room.handle_persisted(h.now, 1);
+    h.pump();
+    assert_eq!(h.messages(a).len(), 1);
+}
+
+#[test]
+fn handshake_carries_the_latest_hundred_and_names() {
+    let snapshot = RoomSnapshot {
+        messages: (1..=150)
+            .map(|s| stored(s, "old", &format!("m{s}")))
+            .collect(),
+        complete: true,
+        latest_seq: 150,
+        users: vec![UserRecord {
+            id: "old".into(),
+            name: "Oldtimer".into(),
+            token_hash: hash_token("t"),
+        }],
+    };
+    let mut h = Harness::with(RoomConfig::default(), snapshot);
+    let conn = h.connect(1);
+    let got = h.take(conn);
+    let ServerAction::Handshake(hs) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(hs.messages.len(), 100);
+    assert_eq!(hs.messages.first().and_then(|m| m.seq), Some(51));
+    assert_eq!(hs.messages.last().and_then(|m| m.seq), Some(150));
+    assert_eq!(hs.latest_seq, Some(150));
+    assert_eq!(
+        hs.user_names.get("old").map(String::as_str),
+        Some("Oldtimer")
+    );
+    // New messages continue the sequence.
+    h.act(
+        conn,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    h.say(conn, "next");
+    assert_eq!(h.messages(conn)[0].seq, Some(151));
+}
+
+#[test]
+fn resume_returns_exactly_what_was_missed() {
+    let mut h = Harness::new();
+    let (a, alice, token) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.say(b, "one");
+    let seen = h.messages(a);
+    assert_eq!(seen.len(), 1);
+    h.disconnect(a);
+    h.say(b, "two");
+    h.say(b, "three");
+    let a2 = h.connect(3);
+    h.say(b, "four"); // after a2's handshake: reaches it by broadcast, not by RESUME
+    h.act(
+        a2,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(alice),
+            token: Some(token),
+            since: Some(1),
+        }),
+    );
+    let got = h.take(a2);
+    let resume = got
+        .iter()
+        .find_map(|x| match x {
+            ServerAction::Resume(r) => Some(r),
+            _ => None,
+        })
+        .expect("RESUME");
+    assert!(!resume.gap_too_big);
+    let seqs: Vec<_> = resume.messages.iter().filter_map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![2, 3]);
+    let broadcast: Vec<_> = got
+        .iter()
+        .filter_map(|x| match x {
+            ServerAction::Message(m) => m.seq,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(broadcast, vec![4]);
+}
+
+#[test]
+fn resume_says_when_the_gap_is_too_big() {
+    let config = RoomConfig {
+        cache_messages: 5,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness::with(config, RoomSnapshot::default());
+    let (a, _, _) = h.join(1);
+    for i in 0..8 {
+        h.now += 1_000;
+        h.say(a, &format!("m{i}"));
+    }
+    let b = h.connect(2);
+    h.act(
+        b,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            since: Some(1),
+            ..HandshakeUserInfo::default()
+        }),
+    );
+    let got = h.take(b);
+    assert!(
+        got.iter().any(
+            |x| matches!(x, ServerAction::Resume(r) if r.gap_too_big && r.messages.is_empty())
+        )
+    );
+    // A gap the cache still covers is served.
+    let c = h.connect(3);
+    h.act(
+        c,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            since: Some(5),
+            ..HandshakeUserInfo::default()
+        }),
+    );
+    let got = h.take(c);
+    assert!(
+        got.iter().any(
+            |x| matches!(x, ServerAction::Resume(r) if !r.gap_too_big && r.messages.len() == 3)
+        )
+    );
+}
+
+#[test]
+fn history_pages_come_from_memory_or_storage() {
+    let snapshot = RoomSnapshot {
+        messages: (101..=120).map(|s| stored(s, "u", "x")).collect(),
+        complete: false,
+        latest_seq: 120,
+        users: Vec::new(),
+    };
+    let mut h = Harness::with(RoomConfig::default(), snapshot);
+    let conn = h.connect(1);
+    h.take(conn);
+    let request = |before, limit| ClientAction::HistoryRequest(HistoryRequest { before, limit });
+    h.act(conn, request(111, 5));
+    let got = h.take(conn);
+    assert!(matches!(&got[..], [ServerAction::History(p)]
+        if p.before == 111 && p.has_more
+            && p.messages.iter().filter_map(|m| m.seq).collect::<Vec<_>>() == vec![106, 107, 108, 109, 110]));
+    // Older than memory holds: storage is asked, and its answer is passed on.
+    h.act(conn, request(103, 50));
+    assert_eq!(h.history_requests, vec![(conn, 103, 50)]);
+    h.room.handle_history_loaded(
+        h.now,
+        conn,
+        103,
+        (53..=102).map(|s| stored(s, "u", "y")).collect(),
+        true,
+    );
+    h.pump();
+    let got = h.take(conn);
+    assert!(matches!(&got[..], [ServerAction::History(p)] if p.messages.len() == 50 && p.has_more));
+    // Limits are capped and 0 is refused.
+    h.act(conn, request(120, 0));
+    assert_eq!(h.errors(conn), vec![ErrorCode::InvalidHistoryRequest]);
+    h.act(conn, request(121, 10_000));
+    assert_eq!(h.history_requests.last(), Some(&(conn, 121, 100)));
+}
+
+#[test]
+fn presence_tracks_users_not_connections() {
+    let mut h = Harness::new();
+    let (a, alice, token) = h.join(1);
+    let watcher = h.connect(9);
+    h.take(watcher);
+    // A second tab of the same user: no new USER_CONNECTED.
+    let a2 = h.connect(2);
+    h.act(
+        a2,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(alice.clone()),
+            token: Some(token),
+            since: None,
+        }),
+    );
+    assert!(
+        !h.take(watcher)
+            .iter()
+            .any(|x| matches!(x, ServerAction::UserConnected(_)))
+    );
+    let late = h.connect(3);
+    let got = h.take(late);
+    assert!(
+        matches!(&got[0], ServerAction::Handshake(hs) if hs.online.as_deref() == Some(&[alice.clone()][..]))
+    );
+    h.disconnect(a);
+    assert!(h.take(watcher).is_empty(), "still online in the other tab");
+    h.disconnect(a2);
+    assert_eq!(
+        h.take(watcher),
+        vec![ServerAction::UserDisconnected(UserRef { user_id: alice })]
+    );
+}
+
+#[test]
+fn bad_frames_get_errors_and_change_nothing() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    for (text, code) in [
+        ("{", ErrorCode::InvalidJson),
+        ("\"str\"", ErrorCode::InvalidJson),
+        (
+            r#"{"type":"DROP_TABLE","payload":{}}"#,
+            ErrorCode::UnknownType,
+        ),
+        (
+            r#"{"type":"MESSAGE","payload":{"rawMessage":["x"]}}"#,
+            ErrorCode::InvalidPayload,
+        ),
+        (
+            r#"{"type":"MESSAGE","payload":null}"#,
+            ErrorCode::InvalidPayload,
+        ),
+    ] {
+        h.frame(a, text);
+        assert_eq!(h.errors(a), vec![code], "{text}");
+    }
+    assert!(h.stored.is_empty());
+    h.frame(a, r#"{"type":"MESSAGE","payload":{"rawMessage":"fine"}}"#);
+    assert_eq!(h.messages(a).len(), 1);
+}
+
+#[test]
+fn stored_html_is_rendered_here_not_taken_from_the_client() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    h.frame(
+        a,
+        r#"{"type":"MESSAGE","payload":{"rawMessage":"<img src=x onerror=alert(1)>","htmlMessage":"<script>alert(1)</script>"}}"#,
+    );
+    let got = h.messages(a);
+    assert_eq!(
+        got[0].html_message,
+        "<p>&lt;img src=x onerror=alert(1)&gt;</p>\n"
+    );
+    assert_eq!(h.stored[0].html, got[0].html_message);
+}
+
+#[test]
+fn the_cache_is_bounded() {
+    let config = RoomConfig {
+        cache_messages: 10,
+        rate_burst: 1000,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness::with(config, RoomSnapshot::default());
+    let (a, _, _) = h.join(1);
+    for i in 0..50 {
+        h.act(a, message("x", Some(&format!("n{i}"))));
+    }
+    assert_eq!(h.room.recent.len(), 10);
+    assert_eq!(h.room.nonces.len(), 10);
+    assert_eq!(h.room.recent_floor, 40);
+}

@@ -1,0 +1,278 @@
+//! The wire format: one serde enum per direction, `{"type": ..., "payload": {...}}`.
+//!
+//! Legacy (CAHAT v1) actions keep their names and fields exactly; everything we added is either a
+//! new action type (legacy reducers ignore unknown types) or an optional field (legacy code never
+//! reads it). Every server action carries an object payload, because the legacy client writes
+//! `payload.wsAddress` into each action it receives.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+
+/// Version of our protocol extensions, announced in `HANDSHAKE`. Legacy servers send none.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// A user's stable id. Ours are random hex strings; legacy ids are whatever v1 issued.
+pub type UserId = String;
+
+/// Per-room message sequence number: strictly increasing, starting at 1.
+pub type Seq = u64;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// What a client sends to a room server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum ClientAction {
+    /// Post a message (legacy).
+    #[serde(rename = "MESSAGE")]
+    Message(SendMessage),
+    /// Rename oneself (legacy).
+    #[serde(rename = "NAME_CHANGE")]
+    NameChange(ChangeName),
+    /// Identify: as a new user, or as a known one (legacy), or resume (ours: token and since).
+    #[serde(rename = "HANDSHAKE_USER_INFO")]
+    HandshakeUserInfo(HandshakeUserInfo),
+    /// Ask for a page of older messages (ours).
+    #[serde(rename = "HISTORY_REQUEST")]
+    HistoryRequest(HistoryRequest),
+}
+
+/// Payload of a client's `MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    /// Markdown source as the user typed it.
+    pub raw_message: String,
+    /// Legacy clients name themselves here. Only a claim: the server checks it against the
+    /// identity bound to the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// Client-chosen id of this message: a resend with the same nonce is stored once and the
+    /// echo carries it back, so the sender can match it with its pending copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Payload of a client's `NAME_CHANGE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeName {
+    /// The wanted name, before trimming.
+    pub name: String,
+    /// A claim, checked like [`SendMessage::user_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+}
+
+/// Payload of `HANDSHAKE_USER_INFO`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandshakeUserInfo {
+    /// The id the client had; absent for a first-time user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The secret issued with `USER_INFO`; without it a known id is not handed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The last sequence number the client has; the server answers with `RESUME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Seq>,
+}
+
+/// Payload of `HISTORY_REQUEST`: up to `limit` messages with `seq < before`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRequest {
+    /// Exclusive upper bound.
+    pub before: Seq,
+    /// How many at most; the server caps it.
+    pub limit: u32,
+}
+
+/// What a room server sends to its clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum ServerAction {
+    /// First action on every connection (legacy, with our optional fields).
+    #[serde(rename = "HANDSHAKE")]
+    Handshake(Handshake),
+    /// The identity bound to this connection (legacy; `token` is ours).
+    #[serde(rename = "USER_INFO")]
+    UserInfo(UserInfo),
+    /// A stored message, broadcast to everyone in the room (legacy fields plus ours).
+    #[serde(rename = "MESSAGE")]
+    Message(MessageRecord),
+    /// Someone's name changed (legacy).
+    #[serde(rename = "NAME_CHANGE")]
+    NameChange(NameChanged),
+    /// A user came online (legacy).
+    #[serde(rename = "USER_CONNECTED")]
+    UserConnected(UserRef),
+    /// A user's last connection closed (ours).
+    #[serde(rename = "USER_DISCONNECTED")]
+    UserDisconnected(UserRef),
+    /// Answer to `since` in `HANDSHAKE_USER_INFO` (ours).
+    #[serde(rename = "RESUME")]
+    Resume(Resume),
+    /// Answer to `HISTORY_REQUEST` (ours).
+    #[serde(rename = "HISTORY")]
+    History(History),
+    /// A request was refused (ours).
+    #[serde(rename = "ERROR")]
+    Error(ErrorPayload),
+}
+
+/// Payload of `HANDSHAKE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handshake {
+    /// The room's display name.
+    pub server_name: String,
+    /// The latest messages (at most 100), oldest first.
+    pub messages: Vec<MessageRecord>,
+    /// Names of every user who appears in `messages` or is online.
+    pub user_names: BTreeMap<UserId, String>,
+    /// Our protocol version; legacy servers do not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u32>,
+    /// Highest sequence number stored in the room when this handshake was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_seq: Option<Seq>,
+    /// Users online now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<Vec<UserId>>,
+}
+
+/// One stored message as it goes over the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRecord {
+    /// Markdown as written; our client renders this itself.
+    pub raw_message: String,
+    /// Sanitised HTML for legacy clients, which inject it into the page.
+    pub html_message: String,
+    /// When the server accepted it.
+    pub timestamp: Millis,
+    /// Author, as bound to the author's connection.
+    pub user_id: UserId,
+    /// Position in the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    /// Stable id (room-unique).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The author's nonce, echoed so the author can match its pending copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Payload of `USER_INFO`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfo {
+    /// The identity bound to this connection.
+    pub user_id: UserId,
+    /// Its current name.
+    pub name: String,
+    /// Secret needed to resume this identity later. Sent only to its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// Payload of the server's `NAME_CHANGE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NameChanged {
+    /// Who.
+    pub user_id: UserId,
+    /// The new name.
+    pub name: String,
+    /// `{userId: name}`, the same pair again: the legacy client merges it into its map.
+    pub id_name_pair: BTreeMap<UserId, String>,
+}
+
+impl NameChanged {
+    /// Builds the payload, filling the legacy `idNamePair`.
+    pub fn new(user_id: UserId, name: String) -> Self {
+        let id_name_pair = BTreeMap::from([(user_id.clone(), name.clone())]);
+        Self {
+            user_id,
+            name,
+            id_name_pair,
+        }
+    }
+}
+
+/// Payload naming one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRef {
+    /// Who.
+    pub user_id: UserId,
+}
+
+/// Payload of `RESUME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resume {
+    /// The `since` the client asked with.
+    pub since: Seq,
+    /// Every message with `since < seq <= latestSeq` of the handshake, oldest first;
+    /// empty when `gapTooBig`.
+    pub messages: Vec<MessageRecord>,
+    /// The server cannot send all that was missed: the client should start afresh from the
+    /// handshake and page older history on demand.
+    pub gap_too_big: bool,
+    /// Names of the authors in `messages`.
+    pub user_names: BTreeMap<UserId, String>,
+}
+
+/// Payload of `HISTORY`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// The `before` the client asked with.
+    pub before: Seq,
+    /// Oldest first.
+    pub messages: Vec<MessageRecord>,
+    /// Whether older messages exist.
+    pub has_more: bool,
+    /// Names of the authors in `messages`.
+    pub user_names: BTreeMap<UserId, String>,
+}
+
+/// Payload of `ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorPayload {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ServerAction {
+    /// Serialises to the JSON text of one WebSocket frame.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs (string keys, no floats, no custom impls) cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// Shorthand for an `ERROR` action.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerAction::Error(ErrorPayload {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+impl ClientAction {
+    /// Serialises to the JSON text of one WebSocket frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}

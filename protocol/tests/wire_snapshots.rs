@@ -1,0 +1,113 @@
+//! Snapshot of the JSON of every wire type, so that a renamed field or tag cannot slip through.
+//! Review changes with `cargo insta review` (or `INSTA_UPDATE=always cargo test -p protocol`
+//! and read the diff of `tests/snapshots/`).
+
+use std::collections::BTreeMap;
+
+use protocol::*;
+
+fn record(seq: u64) -> MessageRecord {
+    MessageRecord {
+        raw_message: "**hi** :wave:".into(),
+        html_message: "<p><strong>hi</strong> 👋</p>\n".into(),
+        timestamp: 1_502_699_195_143,
+        user_id: "u1".into(),
+        seq: Some(seq),
+        id: Some(format!("id{seq}")),
+        nonce: Some("n1".into()),
+    }
+}
+
+#[test]
+fn client_actions() {
+    let actions = [
+        ClientAction::Message(SendMessage {
+            raw_message: "hello".into(),
+            user_id: Some("u1".into()),
+            nonce: Some("c-1".into()),
+        }),
+        ClientAction::NameChange(ChangeName {
+            name: "Ann".into(),
+            user_id: None,
+        }),
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some("u1".into()),
+            token: Some("secret".into()),
+            since: Some(41),
+        }),
+        ClientAction::HistoryRequest(HistoryRequest {
+            before: 42,
+            limit: 50,
+        }),
+    ];
+    let lines: Vec<String> = actions.iter().map(ClientAction::to_json).collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn server_actions() {
+    let names = BTreeMap::from([("u1".to_owned(), "Ann".to_owned())]);
+    let actions = [
+        ServerAction::Handshake(Handshake {
+            server_name: "General".into(),
+            messages: vec![record(1)],
+            user_names: names.clone(),
+            protocol_version: Some(PROTOCOL_VERSION),
+            latest_seq: Some(1),
+            online: Some(vec!["u1".into()]),
+        }),
+        ServerAction::UserInfo(UserInfo {
+            user_id: "u1".into(),
+            name: "Anonymous".into(),
+            token: Some("t0k3n".into()),
+        }),
+        ServerAction::Message(record(2)),
+        ServerAction::NameChange(NameChanged::new("u1".into(), "Ann".into())),
+        ServerAction::UserConnected(UserRef {
+            user_id: "u1".into(),
+        }),
+        ServerAction::UserDisconnected(UserRef {
+            user_id: "u1".into(),
+        }),
+        ServerAction::Resume(Resume {
+            since: 1,
+            messages: vec![record(2)],
+            gap_too_big: false,
+            user_names: names.clone(),
+        }),
+        ServerAction::History(History {
+            before: 2,
+            messages: vec![record(1)],
+            has_more: false,
+            user_names: names,
+        }),
+        ServerAction::error(ErrorCode::RateLimited, "slow down"),
+    ];
+    let lines: Vec<String> = actions.iter().map(ServerAction::to_json).collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn error_codes() {
+    let codes = [
+        ErrorCode::InvalidJson,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidPayload,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::BinaryFrame,
+        ErrorCode::NotIdentified,
+        ErrorCode::AlreadyIdentified,
+        ErrorCode::IdentityRejected,
+        ErrorCode::UserMismatch,
+        ErrorCode::EmptyMessage,
+        ErrorCode::MessageTooLong,
+        ErrorCode::InvalidNonce,
+        ErrorCode::InvalidName,
+        ErrorCode::RateLimited,
+        ErrorCode::InvalidHistoryRequest,
+        ErrorCode::StorageFailed,
+    ];
+    let json = serde_json::to_string(&codes).unwrap();
+    insta::assert_snapshot!(json);
+}
