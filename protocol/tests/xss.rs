@@ -1,7 +1,11 @@
 //! An XSS corpus through the markdown renderer. Rather than looking for known-bad strings, the
 //! output is parsed and checked against what may exist at all: allowed tags, allowed
-//! attributes, and link targets with an allowed scheme.
+//! attributes, and link targets with an allowed scheme. ammonia, the reference sanitiser, is
+//! the oracle: configured with the same allow-list, it must find nothing to remove.
 
+use std::collections::{HashMap, HashSet};
+
+use proptest::prelude::*;
 use protocol::render_markdown;
 
 const CORPUS: &[&str] = &[
@@ -150,31 +154,93 @@ fn scheme(href: &str) -> Option<String> {
     (colon < first_slash).then(|| cleaned[..colon].to_ascii_lowercase())
 }
 
+/// Panics when `html` (rendered from `input`) holds anything outside the allow-list.
+fn assert_inert(input: &str, html: &str) {
+    for tag in tags(html) {
+        assert!(
+            TAGS.contains(&tag.name.as_str()),
+            "tag <{}> from {input:?}: {html}",
+            tag.name
+        );
+        for (attr, value) in &tag.attrs {
+            match (tag.name.as_str(), attr.as_str()) {
+                ("a", "href") => {
+                    let scheme = scheme(value);
+                    assert!(
+                        matches!(scheme.as_deref(), Some("http" | "https" | "mailto")),
+                        "href {value:?} from {input:?}: {html}"
+                    );
+                }
+                ("a", "rel") => assert_eq!(value, "noopener noreferrer nofollow"),
+                ("a", "target") => assert_eq!(value, "_blank"),
+                ("a", "title") | ("ol", "start") => {}
+                _ => panic!("attribute {attr} on <{}> from {input:?}: {html}", tag.name),
+            }
+        }
+    }
+}
+
+/// ammonia with our allow-list.
+fn oracle(html: &str) -> String {
+    ammonia::Builder::empty()
+        .tags(TAGS.iter().copied().collect())
+        .tag_attributes(HashMap::from([
+            ("a", HashSet::from(["href", "title", "target"])),
+            ("ol", HashSet::from(["start"])),
+        ]))
+        .url_schemes(HashSet::from(["http", "https", "mailto"]))
+        .url_relative(ammonia::UrlRelative::Deny)
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .clean(html)
+        .to_string()
+}
+
+/// Tags with their attributes sorted, for comparing two serialisations of the same markup.
+fn shape(html: &str) -> Vec<(String, Vec<(String, String)>)> {
+    tags(html)
+        .into_iter()
+        .map(|mut t| {
+            t.attrs.sort();
+            (t.name, t.attrs)
+        })
+        .collect()
+}
+
+fn assert_oracle_agrees(input: &str, html: &str) {
+    let reference = oracle(html);
+    assert_eq!(
+        shape(html),
+        shape(&reference),
+        "ammonia would change the output of {input:?}:\n ours: {html}\n ammonia: {reference}"
+    );
+}
+
 #[test]
 fn nothing_executable_survives_rendering() {
     for input in CORPUS {
         let html = render_markdown(input);
-        for tag in tags(&html) {
-            assert!(
-                TAGS.contains(&tag.name.as_str()),
-                "tag <{}> from {input:?}: {html}",
-                tag.name
-            );
-            for (attr, value) in &tag.attrs {
-                match (tag.name.as_str(), attr.as_str()) {
-                    ("a", "href") => {
-                        let scheme = scheme(value);
-                        assert!(
-                            matches!(scheme.as_deref(), Some("http" | "https" | "mailto")),
-                            "href {value:?} from {input:?}: {html}"
-                        );
-                    }
-                    ("a", "rel") => assert_eq!(value, "noopener noreferrer nofollow"),
-                    ("a", "title") | ("ol", "start") => {}
-                    _ => panic!("attribute {attr} on <{}> from {input:?}: {html}", tag.name),
-                }
-            }
-        }
+        assert_inert(input, &html);
+        assert_oracle_agrees(input, &html);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Markdown and HTML fragments in random order: the output stays inert and ammonia agrees.
+    #[test]
+    fn random_markup_stays_inert(parts in prop::collection::vec(prop_oneof![
+        Just("<"), Just(">"), Just("&"), Just("\""), Just("'"), Just("`"), Just("\n"), Just(" "),
+        Just("["), Just("]"), Just("("), Just(")"), Just("!"), Just("*"), Just("_"), Just("#"),
+        Just("-"), Just("|"), Just(":"), Just("/"), Just("="), Just(";"), Just("\\"),
+        Just("script"), Just("img"), Just("a"), Just("href"), Just("onerror"), Just("javascript"),
+        Just("data"), Just("https"), Just("mailto"), Just("&#x6A;"), Just("&#106;"), Just("&amp;"),
+        Just("&colon;"), Just("\t"), Just("\u{0}"), Just("+1"), Just("x"),
+    ], 0..40)) {
+        let input: String = parts.concat();
+        let html = render_markdown(&input);
+        assert_inert(&input, &html);
+        assert_oracle_agrees(&input, &html);
     }
 }
 
