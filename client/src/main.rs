@@ -12,7 +12,7 @@ fn main() {
 
 #[component]
 fn App() -> Element {
-    let renderer = use_hook(protocol::Renderer::new);
+    let renderer = use_hook(|| std::rc::Rc::new(protocol::Renderer::new()));
     let preview = renderer.render("Welcome to **CAHAT** :wave:");
     rsx! {
         header { class: "topbar",
