@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need. Idempotent: skips what is already there.
+# Usage: scripts/setup.sh [--build-only]   (--build-only: what running the chat needs, no test tools)
+set -euo pipefail
+build_only=false
+[ "${1:-}" = "--build-only" ] && build_only=true
+source "$(dirname "$0")/env.sh"
+cd "$CAHAT_ROOT"
+step() { printf '\n== setup: %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    step "rust component $component"
+    rustup component add "$component"
+  fi
+done
+
+if [ "$(trunk --version 2>/dev/null || true)" != "trunk 0.21.14" ]; then
+  step "trunk 0.21.14 (a cold build takes 15 to 30 minutes)"
+  cargo install trunk --version 0.21.14 --locked
+fi
+
+bindgen="$(wasm_bindgen_version)"
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen" ]; then
+  step "wasm-bindgen-cli $bindgen (must match Cargo.lock)"
+  # Not --locked: one of its locked dependencies is no longer in the index.
+  cargo install wasm-bindgen-cli --version "$bindgen" --force
+fi
+
+if ! $build_only && [ -z "${CAHAT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  step "chromium (Debian)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update
+  $sudo apt-get install -y chromium
+fi
+
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/playwright ] \
+  || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  step "npm packages (binaryen for wasm-opt, Playwright)"
+  npm ci --no-audit --no-fund
+fi
+
+if ! $build_only && [ ! -x "$CAHAT_VENV/bin/secantusd-py" ]; then
+  step "SecantusDB (MongoDB-compatible test server) in $CAHAT_VENV"
+  python3 -m venv "$CAHAT_VENV"
+  "$CAHAT_VENV/bin/pip" install --quiet "SecantusDB==0.7.0b3"
+fi
+echo "setup: done"
