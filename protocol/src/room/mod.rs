@@ -44,7 +44,8 @@ pub struct RoomSnapshot {
 ///   [`handle_disconnect`](Self::handle_disconnect), and the answers to storage requests
 ///   ([`handle_persisted`](Self::handle_persisted),
 ///   [`handle_persist_failed`](Self::handle_persist_failed),
-///   [`handle_history_loaded`](Self::handle_history_loaded)). Each takes `now`, milliseconds
+///   [`handle_history_loaded`](Self::handle_history_loaded),
+///   [`handle_history_failed`](Self::handle_history_failed)). Each takes `now`, milliseconds
 ///   since the epoch, from the host's clock: the room never reads a clock, a socket or a disk.
 /// - **Outputs.** [`Effect`]s, taken with [`poll_effect`](Self::poll_effect) in order and carried
 ///   out in that order: send to one connection, broadcast, persist, load history.
@@ -322,6 +323,17 @@ impl Room {
                 user_names,
             }),
         );
+    }
+
+    /// Storage could not answer an [`Effect::LoadHistory`]: the asker gets `STORAGE_FAILED`.
+    pub fn handle_history_failed(&mut self, _now: Millis, conn: ConnectionId) {
+        if self.connections.contains_key(&conn) {
+            self.refuse(
+                conn,
+                ErrorCode::StorageFailed,
+                "older history could not be read; try again",
+            );
+        }
     }
 
     fn identify(&mut self, conn: ConnectionId, info: HandshakeUserInfo) {

@@ -650,6 +650,11 @@ fn history_pages_come_from_memory_or_storage() {
     h.pump();
     let got = h.take(conn);
     assert!(matches!(&got[..], [ServerAction::History(p)] if p.messages.len() == 50 && p.has_more));
+    // A failed read is reported, not passed off as an empty page.
+    h.act(conn, request(103, 10));
+    h.room.handle_history_failed(h.now, conn);
+    h.pump();
+    assert_eq!(h.errors(conn), vec![ErrorCode::StorageFailed]);
     // Limits are capped and 0 is refused.
     h.act(conn, request(120, 0));
     assert_eq!(h.errors(conn), vec![ErrorCode::InvalidHistoryRequest]);

@@ -1,0 +1,129 @@
+//! Command-line flags and environment variables (`real-server --help` explains each).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// One CAHAT chat room: a WebSocket server that legacy CAHAT clients and ours connect to.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "real-server", version, about, long_about = None)]
+pub struct Config {
+    /// TCP port to listen on. Legacy clients type `ws://host:4000`. 0 picks a free port.
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    pub port: u16,
+
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines.
+    #[arg(long, env = "CAHAT_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// The room's display name, sent to clients in HANDSHAKE.
+    #[arg(long, env = "NAME", default_value = "General")]
+    pub name: String,
+
+    /// The room's key in storage (several rooms may share one database). Defaults to the name.
+    #[arg(long, env = "CAHAT_ROOM_ID")]
+    pub room_id: Option<String>,
+
+    /// MongoDB connection string. When set, the room is stored in MongoDB; otherwise in the
+    /// embedded SQLite store under --data-dir.
+    #[arg(long, env = "MONGODB_URI")]
+    pub mongodb_uri: Option<String>,
+
+    /// MongoDB database name.
+    #[arg(long, env = "CAHAT_MONGODB_DB", default_value = "cahat")]
+    pub mongodb_db: String,
+
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, env = "CAHAT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// PEM certificate chain for wss:// (needs --tls-key).
+    #[arg(long, env = "CAHAT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for wss:// (needs --tls-cert).
+    #[arg(long, env = "CAHAT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Origins allowed to open a WebSocket (repeat, or comma-separate in the variable), e.g.
+    /// https://chat.example.org. Default: any origin, since any client may join a room.
+    /// Connections without an Origin header (non-browser clients) are always allowed.
+    #[arg(
+        long = "allowed-origin",
+        env = "CAHAT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Directory of the built web client (dist/) to serve on the same port, so one URL gives
+    /// the UI and the room.
+    #[arg(long, env = "CAHAT_CLIENT_DIR")]
+    pub client_dir: Option<PathBuf>,
+
+    /// Longest message, in characters.
+    #[arg(long, default_value_t = 4000)]
+    pub max_message_chars: usize,
+
+    /// Largest WebSocket frame accepted, in bytes; a larger one closes the connection (1009).
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Actions a connection may send in a burst.
+    #[arg(long, default_value_t = 10)]
+    pub rate_burst: u32,
+
+    /// Actions a connection may send per second, sustained.
+    #[arg(long, default_value_t = 5)]
+    pub rate_per_second: u32,
+
+    /// Frames queued for one connection before it counts as too slow and is closed (1008).
+    #[arg(long, default_value_t = 1024)]
+    pub queue_frames: usize,
+
+    /// Most open connections; more are refused with HTTP 503.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Seconds between pings to each client.
+    #[arg(long, default_value_t = 20)]
+    pub ping_seconds: u64,
+
+    /// Seconds without any frame from a client (pongs included) before it is closed.
+    #[arg(long, default_value_t = 60)]
+    pub idle_seconds: u64,
+}
+
+impl Config {
+    /// The storage key of the room.
+    pub fn room_id(&self) -> &str {
+        self.room_id.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The engine's limits from these flags.
+    pub fn room_config(&self) -> protocol::RoomConfig {
+        protocol::RoomConfig {
+            server_name: self.name.clone(),
+            max_message_chars: self.max_message_chars,
+            rate_burst: self.rate_burst,
+            rate_per_second: self.rate_per_second,
+            ..protocol::RoomConfig::default()
+        }
+    }
+
+    /// Ping interval.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_seconds.max(1))
+    }
+
+    /// Idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_seconds.max(1))
+    }
+
+    /// Defaults, as if started with no flags, for tests and embedding.
+    pub fn defaults() -> Self {
+        Self::parse_from(["real-server"])
+    }
+}

@@ -1,0 +1,270 @@
+//! One client connection: a reader and a writer half around the room driver.
+//!
+//! The reader forwards text frames to the room, answers protocol-level faults itself (binary
+//! frames, oversized frames) and closes an idle client. The writer sends what the room queued,
+//! coalescing whatever is waiting into one flush, pings on a timer, and sends the close frame
+//! when the room or the reader asks for one. When either half ends, the other is stopped and
+//! the room is told the connection is gone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use protocol::{ConnectionId, ErrorCode, ServerAction};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::driver::{CloseReason, ConnectionHandle, Input};
+use crate::metrics::Metrics;
+
+/// At most this many queued frames are written between two flushes.
+const COALESCE_FRAMES: usize = 64;
+
+/// What a connection needs from the server.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The room driver's input.
+    pub inputs: mpsc::Sender<Input>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Outgoing queue bound, in frames.
+    pub queue_frames: usize,
+    /// Ping period.
+    pub ping_interval: Duration,
+    /// Close after this long without a frame from the client.
+    pub idle_timeout: Duration,
+    /// Source of connection ids.
+    pub next_id: AtomicU64,
+}
+
+/// Decrements the open-connections gauge however the connection ends.
+struct OpenGuard(Arc<Metrics>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one client until it or the server ends the session.
+pub async fn serve<Si, St, E>(sink: Si, stream: St, ctx: Arc<ConnectionContext>)
+where
+    Si: Sink<Message, Error = E> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let conn = ConnectionId(ctx.next_id.fetch_add(1, Ordering::Relaxed));
+    ctx.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    Metrics::add(&ctx.metrics.connections_total, 1);
+    let _open = OpenGuard(Arc::clone(&ctx.metrics));
+
+    let (outbox_tx, outbox_rx) = mpsc::channel(ctx.queue_frames.max(1));
+    let (close_tx, close_rx) = mpsc::channel(2);
+    let handle = ConnectionHandle {
+        outbox: outbox_tx.clone(),
+        close: close_tx.clone(),
+    };
+    if ctx
+        .inputs
+        .send(Input::Connect { conn, handle })
+        .await
+        .is_err()
+    {
+        debug!(conn = conn.0, "room stopped before the connection opened");
+        return;
+    }
+    let writer = write_loop(sink, outbox_rx, close_rx, ctx.ping_interval);
+    let reader = read_loop(stream, conn, &ctx, outbox_tx);
+    tokio::pin!(writer, reader);
+    tokio::select! {
+        () = &mut writer => {}
+        reason = &mut reader => {
+            // Give the writer a moment to send what is queued and the close frame.
+            if let Some(reason) = reason
+                && close_tx.try_send(reason).is_ok()
+                && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err()
+            {
+                debug!(conn = conn.0, "close frame not sent in time");
+            }
+        }
+    }
+    if ctx.inputs.send(Input::Disconnect { conn }).await.is_err() {
+        debug!(conn = conn.0, "room already stopped");
+    }
+}
+
+/// Reads until the client leaves or must be closed; returns the reason to close with, if the
+/// server is the one closing.
+async fn read_loop<St, E>(
+    mut stream: St,
+    conn: ConnectionId,
+    ctx: &ConnectionContext,
+    outbox: mpsc::Sender<Utf8Bytes>,
+) -> Option<CloseReason>
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let refuse = |code: ErrorCode, message: &str| {
+        Metrics::add(&ctx.metrics.rejected_frames, 1);
+        let frame = Utf8Bytes::from(ServerAction::error(code, message).to_json());
+        if outbox.try_send(frame).is_err() {
+            debug!(conn = conn.0, "outbox full; error not queued");
+        }
+    };
+    loop {
+        let message = match tokio::time::timeout(ctx.idle_timeout, stream.next()).await {
+            Err(_) => return Some(CloseReason::IDLE),
+            Ok(None) => return None,
+            Ok(Some(Err(err))) => {
+                if is_too_large(&err) {
+                    refuse(
+                        ErrorCode::FrameTooLarge,
+                        "frame larger than the server accepts",
+                    );
+                    return Some(CloseReason::TOO_LARGE);
+                }
+                debug!(conn = conn.0, error = %err, "read failed");
+                return None;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => {
+                if ctx.inputs.send(Input::Frame { conn, text }).await.is_err() {
+                    return None;
+                }
+            }
+            Message::Binary(_) => refuse(ErrorCode::BinaryFrame, "send actions as text frames"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => return None,
+        }
+    }
+}
+
+/// Whether a read error is tungstenite refusing a message or frame over the size limit.
+fn is_too_large<E: std::error::Error + 'static>(err: &E) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+enum Step {
+    Wrote,
+    Failed,
+    Close(Option<CloseReason>),
+    Ping,
+    RoomGone,
+}
+
+async fn write_loop<Si, E>(
+    mut sink: Si,
+    mut outbox: mpsc::Receiver<Utf8Bytes>,
+    mut close: mpsc::Receiver<CloseReason>,
+    ping_interval: Duration,
+) where
+    Si: Sink<Message, Error = E> + Unpin,
+{
+    let mut ping = tokio::time::interval(ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        let step = tokio::select! {
+            biased;
+            reason = close.recv() => Step::Close(reason),
+            frame = outbox.recv() => match frame {
+                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, &mut close).await {
+                    Ok(None) => Step::Wrote,
+                    Ok(Some(reason)) => Step::Close(Some(reason)),
+                    Err(()) => Step::Failed,
+                },
+                None => Step::RoomGone,
+            },
+            _ = ping.tick() => Step::Ping,
+        };
+        match step {
+            Step::Wrote => {}
+            Step::Failed => return,
+            Step::Ping => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            Step::RoomGone => {
+                send_close(&mut sink, &mut outbox, CloseReason::SHUTDOWN).await;
+                return;
+            }
+            Step::Close(reason) => {
+                send_close(
+                    &mut sink,
+                    &mut outbox,
+                    reason.unwrap_or(CloseReason::SHUTDOWN),
+                )
+                .await;
+                return;
+            }
+        }
+    }
+}
+
+/// Writes `first` and whatever else is queued (up to [`COALESCE_FRAMES`]) with one flush.
+/// A close request interrupts a write that the client is too slow to take.
+async fn write_batch<Si, E>(
+    sink: &mut Si,
+    outbox: &mut mpsc::Receiver<Utf8Bytes>,
+    first: Utf8Bytes,
+    close: &mut mpsc::Receiver<CloseReason>,
+) -> Result<Option<CloseReason>, ()>
+where
+    Si: Sink<Message, Error = E> + Unpin,
+{
+    let write = async {
+        sink.feed(Message::Text(first)).await?;
+        for _ in 1..COALESCE_FRAMES {
+            match outbox.try_recv() {
+                Ok(frame) => sink.feed(Message::Text(frame)).await?,
+                Err(_) => break,
+            }
+        }
+        sink.flush().await
+    };
+    tokio::select! {
+        result = write => result.map(|()| None).map_err(|_| ()),
+        reason = close.recv() => Ok(Some(reason.unwrap_or(CloseReason::SHUTDOWN))),
+    }
+}
+
+async fn send_close<Si, E>(
+    sink: &mut Si,
+    outbox: &mut mpsc::Receiver<Utf8Bytes>,
+    reason: CloseReason,
+) where
+    Si: Sink<Message, Error = E> + Unpin,
+{
+    let frame = Message::Close(Some(CloseFrame {
+        code: reason.code,
+        reason: Utf8Bytes::from_static(reason.reason),
+    }));
+    let finish = async {
+        if reason.drain {
+            while let Ok(queued) = outbox.try_recv() {
+                sink.feed(Message::Text(queued)).await?;
+            }
+        }
+        sink.send(frame).await
+    };
+    if tokio::time::timeout(Duration::from_secs(2), finish)
+        .await
+        .is_err()
+    {
+        debug!("client did not take the close frame in time");
+    }
+}

@@ -1,0 +1,376 @@
+//! The room driver: the one task that owns the [`Room`] engine and carries out its effects.
+//!
+//! Connections send it [`Input`]s over a bounded channel (a full channel slows readers down,
+//! which pushes back on clients through TCP). It never waits on a client: every frame goes into
+//! the connection's bounded outbox with `try_send`, and a connection whose outbox is full is
+//! closed (1008) and told to resume. Storage runs beside it as a group commit: while one batch
+//! is being written, new messages collect in the next; a message is broadcast only after its
+//! batch is durable.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::Utf8Bytes;
+use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tracing::{debug, error, info, warn};
+
+use crate::metrics::Metrics;
+use crate::store::{BatchError, Store, Write};
+
+/// Why the server closes a connection: a WebSocket close code and a reason for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    /// WebSocket close code.
+    pub code: u16,
+    /// Sent in the close frame.
+    pub reason: &'static str,
+    /// Whether frames already queued should be sent first (not for a client that is too slow
+    /// to take them).
+    pub drain: bool,
+}
+
+impl CloseReason {
+    /// The outgoing queue was full.
+    pub const TOO_SLOW: Self = Self {
+        code: 1008,
+        reason: "too slow: outgoing queue full; reconnect and resume with since",
+        drain: false,
+    };
+    /// The server is stopping.
+    pub const SHUTDOWN: Self = Self {
+        code: 1001,
+        reason: "server shutting down",
+        drain: true,
+    };
+    /// Nothing arrived for the idle timeout.
+    pub const IDLE: Self = Self {
+        code: 1000,
+        reason: "idle timeout",
+        drain: true,
+    };
+    /// A frame over the size limit.
+    pub const TOO_LARGE: Self = Self {
+        code: 1009,
+        reason: "frame too large",
+        drain: true,
+    };
+}
+
+/// How the driver reaches one connection.
+#[derive(Debug)]
+pub struct ConnectionHandle {
+    /// Frames to send, already serialised (a broadcast's bytes are shared, not copied).
+    pub outbox: mpsc::Sender<Utf8Bytes>,
+    /// Asks the connection's writer to close with a reason.
+    pub close: mpsc::Sender<CloseReason>,
+}
+
+/// What the driver reacts to.
+#[derive(Debug)]
+pub enum Input {
+    /// A connection opened.
+    Connect {
+        /// Its id.
+        conn: ConnectionId,
+        /// Its queues.
+        handle: ConnectionHandle,
+    },
+    /// A text frame arrived.
+    Frame {
+        /// From whom.
+        conn: ConnectionId,
+        /// The frame.
+        text: Utf8Bytes,
+    },
+    /// A connection closed.
+    Disconnect {
+        /// Which.
+        conn: ConnectionId,
+    },
+}
+
+/// Completions of work the driver started (storage), on their own channel so that the
+/// driver holding a sender to it does not keep the connection channel open.
+#[derive(Debug)]
+enum Done {
+    Batch {
+        /// The seq of each write of the batch, `None` for users.
+        seqs: Vec<Option<Seq>>,
+        result: Result<(), BatchError>,
+        elapsed: Duration,
+    },
+    History {
+        conn: ConnectionId,
+        before: Seq,
+        result: crate::store::Result<(Vec<StoredMessage>, bool)>,
+    },
+}
+
+/// The driver's state. Built by [`Driver::new`], consumed by [`Driver::run`].
+pub struct Driver<S: Store> {
+    room: Room,
+    room_id: Arc<str>,
+    store: Arc<S>,
+    metrics: Arc<Metrics>,
+    connections: HashMap<ConnectionId, ConnectionHandle>,
+    next_batch: Vec<Write>,
+    writing: bool,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+}
+
+fn now() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+        Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+    })
+}
+
+impl<S: Store> Driver<S> {
+    /// A driver for `room`, storing under `room_id`.
+    pub fn new(room: Room, room_id: &str, store: Arc<S>, metrics: Arc<Metrics>) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            room,
+            room_id: Arc::from(room_id),
+            store,
+            metrics,
+            connections: HashMap::new(),
+            next_batch: Vec::new(),
+            writing: false,
+            done_tx,
+            done_rx,
+        }
+    }
+
+    /// Runs until `shutdown` completes or every input sender is gone; then closes every
+    /// connection with 1001 and writes what is still pending to storage.
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                input = inputs.recv() => match input {
+                    Some(input) => self.on_input(input),
+                    None => break,
+                },
+                () = &mut shutdown => break,
+            }
+            // Take whatever else is already waiting before carrying out effects, so that a
+            // burst becomes one storage batch.
+            for _ in 0..256 {
+                match inputs.try_recv() {
+                    Ok(input) => self.on_input(input),
+                    Err(_) => break,
+                }
+            }
+            self.carry_out();
+        }
+        info!(connections = self.connections.len(), "room stopping");
+        for (_, handle) in self.connections.drain() {
+            if handle.close.try_send(CloseReason::SHUTDOWN).is_err() {
+                debug!("connection already closing");
+            }
+        }
+        while self.writing || !self.next_batch.is_empty() {
+            self.start_write();
+            match self.done_rx.recv().await {
+                Some(done) => self.on_done(done),
+                None => break,
+            }
+            // Broadcasts of what was just stored go nowhere now; storage is what matters.
+            while self.room.poll_effect().is_some() {}
+        }
+        info!("room stopped; storage flushed");
+    }
+
+    fn on_input(&mut self, input: Input) {
+        let now = now();
+        match input {
+            Input::Connect { conn, handle } => {
+                self.connections.insert(conn, handle);
+                self.room.handle_connect(now, conn);
+            }
+            Input::Frame { conn, text } => self.room.handle_frame(now, conn, &text),
+            Input::Disconnect { conn } => {
+                if self.connections.remove(&conn).is_some() {
+                    self.room.handle_disconnect(now, conn);
+                }
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        let now = now();
+        match done {
+            Done::Batch {
+                seqs,
+                result,
+                elapsed,
+            } => {
+                self.writing = false;
+                Metrics::add(&self.metrics.store_batches, 1);
+                Metrics::add(
+                    &self.metrics.store_micros,
+                    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                );
+                let written = match result {
+                    Ok(()) => seqs.len(),
+                    Err(err) => {
+                        Metrics::add(&self.metrics.store_failures, 1);
+                        error!(written = err.written, error = %err.source, "store batch failed");
+                        err.written
+                    }
+                };
+                let (stored, failed) = seqs.split_at(written.min(seqs.len()));
+                let stored: Vec<Seq> = stored.iter().flatten().copied().collect();
+                Metrics::add(&self.metrics.messages_stored, stored.len() as u64);
+                if let Some(&last) = stored.last() {
+                    self.room.handle_persisted(now, last);
+                }
+                for &seq in failed.iter().flatten() {
+                    self.room.handle_persist_failed(now, seq);
+                }
+            }
+            Done::History {
+                conn,
+                before,
+                result,
+            } => match result {
+                Ok((messages, has_more)) => self
+                    .room
+                    .handle_history_loaded(now, conn, before, messages, has_more),
+                Err(err) => {
+                    error!(error = %err, "loading history failed");
+                    self.room.handle_history_failed(now, conn)
+                }
+            },
+        }
+        self.carry_out();
+    }
+
+    /// Carries out every effect the engine has queued.
+    fn carry_out(&mut self) {
+        while let Some(effect) = self.room.poll_effect() {
+            match effect {
+                Effect::Send { to, action } => {
+                    let frame = Utf8Bytes::from(action.to_json());
+                    self.deliver(to, frame);
+                }
+                Effect::Broadcast(action) => self.broadcast(&action),
+                Effect::PersistMessage(message) => self.next_batch.push(Write::Message(message)),
+                Effect::PersistUser(user) => self.next_batch.push(Write::User(user)),
+                Effect::LoadHistory { to, before, limit } => self.load_history(to, before, limit),
+            }
+        }
+        self.start_write();
+    }
+
+    fn deliver(&mut self, to: ConnectionId, frame: Utf8Bytes) {
+        let Some(handle) = self.connections.get(&to) else {
+            return;
+        };
+        match handle.outbox.try_send(frame) {
+            Ok(()) => Metrics::add(&self.metrics.deliveries, 1),
+            Err(TrySendError::Full(_)) => self.drop_slow(to),
+            Err(TrySendError::Closed(_)) => self.forget(to),
+        }
+    }
+
+    fn broadcast(&mut self, action: &ServerAction) {
+        // Serialised once; each outbox gets a reference to the same bytes.
+        let frame = Utf8Bytes::from(action.to_json());
+        let mut slow = Vec::new();
+        let mut gone = Vec::new();
+        let mut delivered = 0u64;
+        for (conn, handle) in &self.connections {
+            match handle.outbox.try_send(frame.clone()) {
+                Ok(()) => delivered += 1,
+                Err(TrySendError::Full(_)) => slow.push(*conn),
+                Err(TrySendError::Closed(_)) => gone.push(*conn),
+            }
+        }
+        Metrics::add(&self.metrics.deliveries, delivered);
+        for conn in slow {
+            self.drop_slow(conn);
+        }
+        for conn in gone {
+            self.forget(conn);
+        }
+    }
+
+    fn drop_slow(&mut self, conn: ConnectionId) {
+        Metrics::add(&self.metrics.slow_closes, 1);
+        warn!(conn = conn.0, "closing a client that cannot keep up");
+        if let Some(handle) = self.connections.remove(&conn)
+            && handle.close.try_send(CloseReason::TOO_SLOW).is_err()
+        {
+            debug!(conn = conn.0, "connection was already closing");
+        }
+        self.room.handle_disconnect(now(), conn);
+    }
+
+    fn forget(&mut self, conn: ConnectionId) {
+        self.connections.remove(&conn);
+        self.room.handle_disconnect(now(), conn);
+    }
+
+    fn start_write(&mut self) {
+        if self.writing || self.next_batch.is_empty() {
+            return;
+        }
+        self.writing = true;
+        let batch = std::mem::take(&mut self.next_batch);
+        let seqs = batch
+            .iter()
+            .map(|w| match w {
+                Write::Message(m) => Some(m.seq),
+                Write::User(_) => None,
+            })
+            .collect();
+        let store = Arc::clone(&self.store);
+        let room_id = Arc::clone(&self.room_id);
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = store.write_batch(&room_id, batch).await;
+            let elapsed = started.elapsed();
+            if done
+                .send(Done::Batch {
+                    seqs,
+                    result,
+                    elapsed,
+                })
+                .is_err()
+            {
+                error!("room driver gone before its batch completed");
+            }
+        });
+    }
+
+    fn load_history(&self, to: ConnectionId, before: Seq, limit: u32) {
+        let store = Arc::clone(&self.store);
+        let room_id = Arc::clone(&self.room_id);
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let result = store.load_history(&room_id, before, limit).await;
+            if done
+                .send(Done::History {
+                    conn: to,
+                    before,
+                    result,
+                })
+                .is_err()
+            {
+                debug!("room driver gone before history loaded");
+            }
+        });
+    }
+}

@@ -1,0 +1,27 @@
+//! One CAHAT chat room served over WebSockets (axum), with durable storage.
+//!
+//! The room's rules all live in `protocol::Room`; this crate only drives it: it accepts
+//! sockets, feeds the engine, delivers its effects and stores what it asks.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`app`]: the HTTP routes (`/` WebSocket or client page, `/healthz`, `/metrics`) and
+//!   [`run`], the server's lifecycle with shutdown as a parameter.
+//! - [`driver`]: the task that owns the room engine: inputs in, effects carried out, group
+//!   commit to storage, slow clients closed.
+//! - [`connection`]: one client's reader and writer halves.
+//! - [`store`]: the `Store` trait with its SQLite (default) and MongoDB drivers.
+//! - [`tls`]: the `wss://` listener.
+//! - [`metrics`]: Prometheus counters.
+
+pub mod app;
+pub mod config;
+pub mod connection;
+pub mod driver;
+pub mod metrics;
+pub mod store;
+pub mod tls;
+
+pub use app::run;
+pub use config::Config;
+pub use store::{MongoStore, SqliteStore, Store};

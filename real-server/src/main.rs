@@ -1,0 +1,108 @@
+//! `real-server`: one CAHAT chat room. `real-server --help` lists the flags.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use real_server::{Config, MongoStore, SqliteStore, Store, run, tls};
+use tokio::net::TcpListener;
+use tracing::info;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("real-server: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("real-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    match config.mongodb_uri.clone() {
+        Some(uri) => {
+            let store = MongoStore::connect(&uri, &config.mongodb_db)
+                .await
+                .context("connecting to MongoDB")?;
+            listen(config, store).await
+        }
+        None => {
+            let store = SqliteStore::open_dir(&config.data_dir)
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+            listen(config, store).await
+        }
+    }
+}
+
+async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
+    let listener = TcpListener::bind((config.bind, config.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", config.bind, config.port))?;
+    let addr = listener.local_addr()?;
+    let backend = if config.mongodb_uri.is_some() {
+        "MongoDB"
+    } else {
+        "embedded SQLite"
+    };
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = tls::server_config(cert, key)?;
+            info!(%addr, room = %config.name, backend, "listening on wss://{addr}/");
+            println!("CAHAT room \"{}\" at wss://{addr}/", config.name);
+            run(
+                tls::TlsListener::new(listener, tls)?,
+                config,
+                store,
+                shutdown_signal(),
+            )
+            .await
+        }
+        _ => {
+            info!(%addr, room = %config.name, backend, "listening on ws://{addr}/");
+            println!("CAHAT room \"{}\" at ws://{addr}/", config.name);
+            if config.client_dir.is_some() {
+                println!("CAHAT client at http://{addr}/");
+            }
+            run(listener, config, store, shutdown_signal()).await
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    info!("shutting down");
+}

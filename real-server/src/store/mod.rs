@@ -1,0 +1,81 @@
+//! Storage: one trait, two drivers (embedded SQLite, MongoDB), one conformance suite
+//! (`tests/store_conformance.rs`) that runs against both.
+
+mod mongo;
+mod sqlite;
+
+use std::future::Future;
+
+pub use mongo::MongoStore;
+use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
+pub use sqlite::SqliteStore;
+
+/// One write of a batch. A batch is written in order, as one group commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Insert a new message.
+    Message(StoredMessage),
+    /// Insert or replace a user.
+    User(UserRecord),
+}
+
+/// What went wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The SQLite database failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// MongoDB failed.
+    #[error("mongodb: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    /// A blocking storage task died.
+    #[error("storage task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A stored document is not what we wrote (a field missing or of the wrong type).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// Opening the data directory failed.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How much of a batch was written before a failure: writes are applied in order, so the
+/// first `written` are durable and the rest are not. A store that writes batches atomically
+/// always reports 0.
+#[derive(Debug, thiserror::Error)]
+#[error("batch failed after {written} writes: {source}")]
+pub struct BatchError {
+    /// Writes of the batch that are durable.
+    pub written: usize,
+    /// Why the rest failed.
+    pub source: StoreError,
+}
+
+/// A room's durable storage. Every method is keyed by room, so many rooms can share one
+/// database; one room is served by one process at a time (seq numbers come from it).
+pub trait Store: Send + Sync + 'static {
+    /// The latest `recent` messages (oldest first), all users and the highest seq.
+    fn load_snapshot(
+        &self,
+        room: &str,
+        recent: usize,
+    ) -> impl Future<Output = Result<RoomSnapshot>> + Send;
+
+    /// Writes the batch durably, in order. Messages are never overwritten.
+    fn write_batch(
+        &self,
+        room: &str,
+        batch: Vec<Write>,
+    ) -> impl Future<Output = std::result::Result<(), BatchError>> + Send;
+
+    /// Up to `limit` messages with `seq < before`, oldest first, and whether older ones exist.
+    fn load_history(
+        &self,
+        room: &str,
+        before: Seq,
+        limit: u32,
+    ) -> impl Future<Output = Result<(Vec<StoredMessage>, bool)>> + Send;
+}

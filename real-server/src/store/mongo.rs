@@ -1,0 +1,254 @@
+//! The MongoDB store, on the official driver.
+//!
+//! Schema: one document per message in `messages` (room, seq, id, userId, raw, html,
+//! timestamp, nonce, dedup) with unique indexes on (room, seq) and (room, userId, dedup);
+//! one document per user in `users` (room, id, name, tokenHash: a SHA-256, never the token).
+//! `dedup` is the nonce, or the message id when there is none, so the unique index needs no
+//! partial filter. No document grows without bound. Writes are ordered and not transactional
+//! (a standalone `mongod` has no transactions): a failure reports how many writes landed.
+
+use futures_util::TryStreamExt;
+use mongodb::bson::doc;
+use mongodb::error::ErrorKind;
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Collection, IndexModel};
+use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
+use serde::{Deserialize, Serialize};
+
+use super::{BatchError, Result, Store, StoreError, Write};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageDoc {
+    room: String,
+    seq: i64,
+    id: String,
+    user_id: String,
+    raw: String,
+    html: String,
+    timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
+    dedup: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserDoc {
+    room: String,
+    id: String,
+    name: String,
+    token_hash: String,
+}
+
+impl MessageDoc {
+    fn new(room: &str, m: StoredMessage) -> Self {
+        Self {
+            room: room.to_owned(),
+            seq: i64::try_from(m.seq).unwrap_or(i64::MAX),
+            dedup: m.nonce.clone().unwrap_or_else(|| m.id.clone()),
+            id: m.id,
+            user_id: m.user_id,
+            raw: m.raw,
+            html: m.html,
+            timestamp: m.timestamp,
+            nonce: m.nonce,
+        }
+    }
+
+    fn into_message(self) -> Result<StoredMessage> {
+        Ok(StoredMessage {
+            seq: u64::try_from(self.seq)
+                .map_err(|_| StoreError::Corrupt(format!("negative seq {}", self.seq)))?,
+            id: self.id,
+            user_id: self.user_id,
+            raw: self.raw,
+            html: self.html,
+            timestamp: self.timestamp,
+            nonce: self.nonce,
+        })
+    }
+}
+
+/// MongoDB store. Cloning shares the client's connection pool.
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    messages: Collection<MessageDoc>,
+    users: Collection<UserDoc>,
+}
+
+impl MongoStore {
+    /// Connects to `uri`, uses database `database`, and creates the indexes.
+    pub async fn connect(uri: &str, database: &str) -> Result<Self> {
+        let client = Client::with_uri_str(uri).await?;
+        let db = client.database(database);
+        let store = Self {
+            messages: db.collection("messages"),
+            users: db.collection("users"),
+        };
+        let unique = || IndexOptions::builder().unique(true).build();
+        store
+            .messages
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "room": 1, "seq": 1 })
+                    .options(unique())
+                    .build(),
+            )
+            .await?;
+        store
+            .messages
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "room": 1, "userId": 1, "dedup": 1 })
+                    .options(unique())
+                    .build(),
+            )
+            .await?;
+        store
+            .users
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "room": 1, "id": 1 })
+                    .options(unique())
+                    .build(),
+            )
+            .await?;
+        Ok(store)
+    }
+
+    async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<(), (usize, StoreError)> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        match self.messages.insert_many(docs).ordered(true).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let landed = match err.kind.as_ref() {
+                    ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
+                        failure
+                            .write_errors
+                            .as_ref()
+                            .and_then(|errors| errors.iter().map(|e| e.index).min())
+                            .unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                Err((landed, StoreError::Mongo(err)))
+            }
+        }
+    }
+}
+
+impl Store for MongoStore {
+    async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
+        let limit = i64::try_from(recent).unwrap_or(i64::MAX);
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! { "room": room })
+            .sort(doc! { "seq": -1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        let mut messages = docs
+            .into_iter()
+            .map(MessageDoc::into_message)
+            .collect::<Result<Vec<_>>>()?;
+        messages.reverse();
+        let oldest = messages
+            .first()
+            .map_or(i64::MAX, |m| i64::try_from(m.seq).unwrap_or(0));
+        let older = self
+            .messages
+            .find_one(doc! { "room": room, "seq": { "$lt": oldest } })
+            .await?;
+        let users: Vec<UserDoc> = self
+            .users
+            .find(doc! { "room": room })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(RoomSnapshot {
+            latest_seq: messages.last().map_or(0, |m| m.seq),
+            complete: older.is_none(),
+            messages,
+            users: users
+                .into_iter()
+                .map(|u| UserRecord {
+                    id: u.id,
+                    name: u.name,
+                    token_hash: u.token_hash,
+                })
+                .collect(),
+        })
+    }
+
+    async fn write_batch(&self, room: &str, batch: Vec<Write>) -> Result<(), BatchError> {
+        let mut written = 0;
+        let mut run: Vec<MessageDoc> = Vec::new();
+        for write in batch {
+            match write {
+                Write::Message(m) => run.push(MessageDoc::new(room, m)),
+                Write::User(u) => {
+                    let count = run.len();
+                    self.insert_messages(std::mem::take(&mut run))
+                        .await
+                        .map_err(|(landed, source)| BatchError {
+                            written: written + landed,
+                            source,
+                        })?;
+                    written += count;
+                    let filter = doc! { "room": room, "id": &u.id };
+                    let user = UserDoc {
+                        room: room.to_owned(),
+                        id: u.id,
+                        name: u.name,
+                        token_hash: u.token_hash,
+                    };
+                    self.users
+                        .replace_one(filter, user)
+                        .upsert(true)
+                        .await
+                        .map_err(|e| BatchError {
+                            written,
+                            source: e.into(),
+                        })?;
+                    written += 1;
+                }
+            }
+        }
+        self.insert_messages(run)
+            .await
+            .map_err(|(landed, source)| BatchError {
+                written: written + landed,
+                source,
+            })
+    }
+
+    async fn load_history(
+        &self,
+        room: &str,
+        before: Seq,
+        limit: u32,
+    ) -> Result<(Vec<StoredMessage>, bool)> {
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! { "room": room, "seq": { "$lt": before } })
+            .sort(doc! { "seq": -1 })
+            .limit(i64::from(limit) + 1)
+            .await?
+            .try_collect()
+            .await?;
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = docs.len() > wanted;
+        let mut page = docs
+            .into_iter()
+            .take(wanted)
+            .map(MessageDoc::into_message)
+            .collect::<Result<Vec<_>>>()?;
+        page.reverse();
+        Ok((page, has_more))
+    }
+}

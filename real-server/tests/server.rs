@@ -1,0 +1,552 @@
+//! The room server over real sockets with the real embedded store.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, TestServer, config, join};
+use futures_util::SinkExt;
+use real_server::{SqliteStore, Store};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn the_legacy_sequence_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let mut client = Client::connect(&server).await;
+    // An empty room: the legacy fields exactly, then our optional extensions.
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"type":"HANDSHAKE","payload":{"serverName":"General","messages":[],"userNames":{},"protocolVersion":2,"latestSeq":0,"online":[]}}"#
+    );
+    client
+        .send_text(r#"{"type":"HANDSHAKE_USER_INFO","payload":{}}"#)
+        .await;
+    let name_change = client.recv_text().await;
+    let user_info: Value = client.recv().await;
+    let id = user_info["payload"]["userId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        name_change,
+        format!(
+            r#"{{"type":"NAME_CHANGE","payload":{{"userId":"{id}","name":"Anonymous","idNamePair":{{"{id}":"Anonymous"}}}}}}"#
+        )
+    );
+    assert_eq!(user_info["type"], "USER_INFO");
+    assert_eq!(user_info["payload"]["name"], "Anonymous");
+    assert_eq!(
+        client.recv_text().await,
+        format!(r#"{{"type":"USER_CONNECTED","payload":{{"userId":"{id}"}}}}"#)
+    );
+    // A legacy MESSAGE, with the legacy client's userId claim (its own, so accepted).
+    client
+        .send_text(&format!(
+            r#"{{"type":"MESSAGE","payload":{{"rawMessage":"**hi**","userId":"{id}"}}}}"#
+        ))
+        .await;
+    let message = client.recv().await;
+    assert_eq!(message["type"], "MESSAGE");
+    let payload = &message["payload"];
+    assert_eq!(payload["rawMessage"], "**hi**");
+    assert_eq!(payload["htmlMessage"], "<p><strong>hi</strong></p>\n");
+    assert_eq!(payload["userId"], id.as_str());
+    assert!(payload["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    client
+        .send_text(&format!(
+            r#"{{"type":"NAME_CHANGE","payload":{{"name":"Ann","userId":"{id}"}}}}"#
+        ))
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        format!(
+            r#"{{"type":"NAME_CHANGE","payload":{{"userId":"{id}","name":"Ann","idNamePair":{{"{id}":"Ann"}}}}}}"#
+        )
+    );
+    // A second legacy client sees history and names in its HANDSHAKE.
+    let (_, handshake) = Client::open(&server).await;
+    let payload = &handshake["payload"];
+    assert_eq!(payload["messages"][0]["rawMessage"], "**hi**");
+    assert_eq!(
+        payload["messages"][0]["htmlMessage"],
+        "<p><strong>hi</strong></p>\n"
+    );
+    assert_eq!(payload["userNames"][&id], "Ann");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_users_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, ann_id, _) = join(&server).await;
+    let (mut bob, bob_id, _) = join(&server).await;
+    ann.say("hi bob", Some("a1")).await;
+    let at_bob = bob.recv_type("MESSAGE").await;
+    let at_ann = ann.recv_type("MESSAGE").await;
+    assert_eq!(at_ann, at_bob);
+    assert_eq!(at_bob["payload"]["userId"], ann_id.as_str());
+    assert_eq!(at_bob["payload"]["nonce"], "a1");
+    assert_eq!(at_bob["payload"]["seq"], 1);
+    bob.say("hi ann", None).await;
+    assert_eq!(
+        ann.recv_type("MESSAGE").await["payload"]["userId"],
+        bob_id.as_str()
+    );
+    assert_eq!(bob.recv_type("MESSAGE").await["payload"]["seq"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn impersonation_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, ann_id, _) = join(&server).await;
+    let (mut eve, _, _) = join(&server).await;
+    eve.send(json!({"type": "MESSAGE", "payload": {"rawMessage": "I am Ann", "userId": ann_id}}))
+        .await;
+    assert_eq!(
+        eve.recv_type("ERROR").await["payload"]["code"],
+        "USER_MISMATCH"
+    );
+    eve.send(json!({"type": "NAME_CHANGE", "payload": {"name": "Mallory", "userId": ann_id}}))
+        .await;
+    assert_eq!(
+        eve.recv_type("ERROR").await["payload"]["code"],
+        "USER_MISMATCH"
+    );
+    // Resuming Ann's identity without her token gives a new identity instead.
+    let (mut thief, _) = Client::open(&server).await;
+    thief
+        .send(json!({"type": "HANDSHAKE_USER_INFO", "payload": {"userId": ann_id}}))
+        .await;
+    assert_eq!(
+        thief.recv_type("ERROR").await["payload"]["code"],
+        "IDENTITY_REJECTED"
+    );
+    let info = thief.recv_type("USER_INFO").await;
+    assert_ne!(info["payload"]["userId"], ann_id.as_str());
+    // Ann saw none of it as hers.
+    ann.say("still me", None).await;
+    let message = ann.recv_type("MESSAGE").await;
+    assert_eq!(message["payload"]["rawMessage"], "still me");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn xss_is_stored_and_broadcast_inert() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, _, _) = join(&server).await;
+    let attack = "<script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>";
+    ann.say(attack, None).await;
+    let message = ann.recv_type("MESSAGE").await;
+    let html = message["payload"]["htmlMessage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(message["payload"]["rawMessage"], attack);
+    // The tags arrive as visible text; the link has no target.
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    for bad in ["<script", "<img", "href=\"javascript", " onerror=\""] {
+        assert!(!html.contains(bad), "{bad} in {html}");
+    }
+    server.stop().await;
+    // Storage holds the same inert HTML.
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    let snapshot = store.load_snapshot("General", 10).await.unwrap();
+    assert_eq!(snapshot.messages[0].html, html);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_history_and_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, ann_id, token) = join(&server).await;
+    ann.send(json!({"type": "NAME_CHANGE", "payload": {"name": "Ann"}}))
+        .await;
+    ann.recv_type("NAME_CHANGE").await;
+    for i in 0..3 {
+        ann.say(&format!("m{i}"), None).await;
+        ann.recv_type("MESSAGE").await;
+    }
+    server.stop().await;
+
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut back, handshake) = Client::open(&server).await;
+    let raws: Vec<&str> = handshake["payload"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["rawMessage"].as_str().unwrap())
+        .collect();
+    assert_eq!(raws, ["m0", "m1", "m2"]);
+    assert_eq!(handshake["payload"]["userNames"][&ann_id], "Ann");
+    let info = back
+        .identify(json!({"userId": ann_id, "token": token}))
+        .await;
+    assert_eq!(info["userId"], ann_id.as_str());
+    assert_eq!(info["name"], "Ann");
+    back.say("after restart", None).await;
+    assert_eq!(back.recv_type("MESSAGE").await["payload"]["seq"], 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resume_after_disconnect_loses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, ann_id, token) = join(&server).await;
+    let (mut bob, _, _) = join(&server).await;
+    bob.say("one", None).await;
+    let seen = ann.recv_type("MESSAGE").await["payload"]["seq"]
+        .as_u64()
+        .unwrap();
+    drop(ann);
+    for text in ["two", "three"] {
+        bob.say(text, None).await;
+        bob.recv_type("MESSAGE").await;
+    }
+    let (mut ann, _) = Client::open(&server).await;
+    ann.send(json!({"type": "HANDSHAKE_USER_INFO",
+                    "payload": {"userId": ann_id, "token": token, "since": seen}}))
+        .await;
+    let resume = ann.recv_type("RESUME").await;
+    assert_eq!(resume["payload"]["gapTooBig"], false);
+    let missed: Vec<&str> = resume["payload"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["rawMessage"].as_str().unwrap())
+        .collect();
+    assert_eq!(missed, ["two", "three"]);
+    bob.say("four", None).await;
+    assert_eq!(
+        ann.recv_type("MESSAGE").await["payload"]["rawMessage"],
+        "four"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_resent_nonce_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, ann_id, token) = join(&server).await;
+    let (mut bob, _, _) = join(&server).await;
+    ann.say("only once", Some("n-1")).await;
+    let first = ann.recv_type("MESSAGE").await;
+    bob.recv_type("MESSAGE").await;
+    drop(ann);
+    let (mut ann, _) = Client::open(&server).await;
+    ann.identify(json!({"userId": ann_id, "token": token}))
+        .await;
+    ann.say("only once", Some("n-1")).await;
+    assert_eq!(ann.recv_type("MESSAGE").await, first);
+    // Bob sees Ann leave and come back, but not the message again.
+    bob.assert_no_message(Duration::from_millis(300)).await;
+    server.stop().await;
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .load_snapshot("General", 10)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_errors_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.max_message_chars = 100;
+    let server = TestServer::sqlite(cfg, dir.path()).await;
+    let (mut ann, _, _) = join(&server).await;
+    for (frame, code) in [
+        ("{not json", "INVALID_JSON"),
+        ("42", "INVALID_JSON"),
+        (r#"{"type":"FORMAT_C","payload":{}}"#, "UNKNOWN_TYPE"),
+        (
+            r#"{"type":"MESSAGE","payload":{"rawMessage":7}}"#,
+            "INVALID_PAYLOAD",
+        ),
+        (
+            r#"{"type":"NAME_CHANGE","payload":{"name":null}}"#,
+            "INVALID_PAYLOAD",
+        ),
+        (
+            r#"{"type":"MESSAGE","payload":{"rawMessage":"   "}}"#,
+            "EMPTY_MESSAGE",
+        ),
+        (
+            r#"{"type":"NAME_CHANGE","payload":{"name":""}}"#,
+            "INVALID_NAME",
+        ),
+    ] {
+        ann.send_text(frame).await;
+        assert_eq!(
+            ann.recv_type("ERROR").await["payload"]["code"],
+            code,
+            "{frame}"
+        );
+    }
+    ann.say(&"x".repeat(101), None).await;
+    assert_eq!(
+        ann.recv_type("ERROR").await["payload"]["code"],
+        "MESSAGE_TOO_LONG"
+    );
+    ann.ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(
+        ann.recv_type("ERROR").await["payload"]["code"],
+        "BINARY_FRAME"
+    );
+    // Still a working connection.
+    ann.say("fine", None).await;
+    assert_eq!(
+        ann.recv_type("MESSAGE").await["payload"]["rawMessage"],
+        "fine"
+    );
+
+    // An oversized frame: ERROR, then close 1009.
+    let (mut big, _) = Client::open(&server).await;
+    big.send_text(&format!(
+        r#"{{"type":"MESSAGE","payload":{{"rawMessage":"{}"}}}}"#,
+        "y".repeat(70 * 1024)
+    ))
+    .await;
+    assert_eq!(
+        big.recv_type("ERROR").await["payload"]["code"],
+        "FRAME_TOO_LARGE"
+    );
+    let close = big.recv_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1009);
+
+    // The room is unharmed: only the one good message is stored.
+    let (mut carl, _, _) = join(&server).await;
+    carl.say("still up", None).await;
+    assert_eq!(carl.recv_type("MESSAGE").await["payload"]["seq"], 2);
+    server.stop().await;
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    let raws: Vec<String> = store
+        .load_snapshot("General", 10)
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| m.raw)
+        .collect();
+    assert_eq!(raws, ["fine", "still up"]);
+}
+
+#[tokio::test]
+async fn a_flood_is_rate_limited_for_that_connection_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.rate_burst = 5;
+    cfg.rate_per_second = 1;
+    let server = TestServer::sqlite(cfg, dir.path()).await;
+    let (mut flood, _, _) = join(&server).await;
+    let (mut calm, _, _) = join(&server).await;
+    for i in 0..50 {
+        flood.say(&format!("spam {i}"), None).await;
+    }
+    let mut limited = 0;
+    let mut delivered = 0;
+    while limited + delivered < 50 {
+        let frame = flood.recv().await;
+        match frame["type"].as_str() {
+            Some("ERROR") => {
+                assert_eq!(frame["payload"]["code"], "RATE_LIMITED");
+                limited += 1;
+            }
+            Some("MESSAGE") => delivered += 1,
+            _ => {}
+        }
+    }
+    assert!(delivered <= 6, "{delivered} got through");
+    assert!(limited >= 44);
+    calm.say("not affected", None).await;
+    let message = loop {
+        let frame = calm.recv_type("MESSAGE").await;
+        if frame["payload"]["rawMessage"] == "not affected" {
+            break frame;
+        }
+    };
+    assert_eq!(message["payload"]["rawMessage"], "not affected");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_pages_come_from_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, _, _) = join(&server).await;
+    for i in 1..=150 {
+        ann.say(&format!("m{i}"), None).await;
+        ann.recv_type("MESSAGE").await;
+    }
+    server.stop().await;
+    // After a restart the room holds only the latest 1000 in memory; all 150 fit, so ask a
+    // fresh server whose handshake showed the latest 100 for the page before them.
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut bob, handshake) = Client::open(&server).await;
+    let messages = handshake["payload"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 100);
+    assert_eq!(messages[0]["seq"], 51);
+    bob.send(json!({"type": "HISTORY_REQUEST", "payload": {"before": 51, "limit": 30}}))
+        .await;
+    let page = bob.recv_type("HISTORY").await;
+    let seqs: Vec<u64> = page["payload"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (21..=50).collect::<Vec<_>>());
+    assert_eq!(page["payload"]["hasMore"], true);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_client_is_closed_and_does_not_stall_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.queue_frames = 8;
+    cfg.max_message_chars = 4000;
+    let server = TestServer::sqlite(cfg, dir.path()).await;
+    // A client that never reads again.
+    let (mut slow, _, _) = join(&server).await;
+    let (mut ann, _, _) = join(&server).await;
+    let big = "z".repeat(3900);
+    let mut closed_slow = false;
+    for i in 0..2000 {
+        ann.say(&big, Some(&format!("n{i}"))).await;
+        // The sender keeps getting its echoes promptly.
+        ann.recv_type("MESSAGE").await;
+        if i % 50 == 0 {
+            let metrics = reqwest_metrics(&server).await;
+            if metrics.contains("cahat_queue_drops_total 1") {
+                closed_slow = true;
+                break;
+            }
+        }
+    }
+    assert!(closed_slow, "the slow client was never closed");
+    let close = slow.recv_close().await;
+    if let Some(close) = close {
+        assert_eq!(u16::from(close.code), 1008);
+        assert!(close.reason.contains("too slow"));
+    }
+    server.stop().await;
+}
+
+/// GET /metrics over a plain TCP socket (no HTTP client dependency for one request).
+async fn reqwest_metrics(server: &TestServer) -> String {
+    http_get(server, "/metrics").await.1
+}
+
+async fn http_get(server: &TestServer, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn health_metrics_and_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    assert_eq!(
+        http_get(&server, "/healthz").await,
+        (200, "ok\n".to_owned())
+    );
+    let (mut ann, _, _) = join(&server).await;
+    ann.say("count me", None).await;
+    ann.recv_type("MESSAGE").await;
+    let (status, metrics) = http_get(&server, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("cahat_connections 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("cahat_messages_stored_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE cahat_deliveries_total counter"),
+        "{metrics}"
+    );
+    let (status, body) = http_get(&server, "/").await;
+    assert_eq!(status, 426);
+    assert!(body.contains("WebSocket"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001_and_keeps_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut ann, _, _) = join(&server).await;
+    for i in 0..20 {
+        ann.say(&format!("m{i}"), None).await;
+    }
+    let mut seen = 0;
+    while seen < 20 {
+        if ann.recv().await["type"] == "MESSAGE" {
+            seen += 1;
+        }
+    }
+    let stopping = tokio::spawn(server.stop());
+    let close = ann.recv_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    stopping.await.unwrap();
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .load_snapshot("General", 100)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        20
+    );
+}
+
+#[tokio::test]
+async fn origins_outside_the_allow_list_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.allowed_origins = vec!["https://chat.example".into()];
+    let server = TestServer::sqlite(cfg, dir.path()).await;
+    let request = |origin: &str| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                server.url(),
+            )
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    let refused = tokio_tungstenite::connect_async(request("https://evil.example")).await;
+    assert!(refused.is_err());
+    let allowed = tokio_tungstenite::connect_async(request("https://chat.example")).await;
+    assert!(allowed.is_ok());
+    server.stop().await;
+}
