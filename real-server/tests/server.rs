@@ -205,6 +205,7 @@ async fn resume_after_disconnect_loses_nothing_and_repeats_nothing() {
     let (mut ann, ann_id, token) = join(&server).await;
     let (mut bob, _, _) = join(&server).await;
     bob.say("one", None).await;
+    bob.recv_type("MESSAGE").await;
     let seen = ann.recv_type("MESSAGE").await["payload"]["seq"]
         .as_u64()
         .unwrap();
