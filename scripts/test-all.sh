@@ -14,6 +14,22 @@ step "clippy (native, and the client for wasm32)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p client --target wasm32-unknown-unknown --locked -- -D warnings
 
+step "MongoDB-compatible test server"
+if [ -z "${CAHAT_MONGODB_URI:-}" ]; then
+  # SecantusDB (a test server only, never linked into our code), in memory, on a free port.
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$CAHAT_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path :memory: \
+    > "$CAHAT_CACHE/secantus.log" 2>&1 &
+  secantus_pid=$!
+  trap 'kill "$secantus_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  export CAHAT_MONGODB_URI="mongodb://127.0.0.1:$port"
+fi
+echo "MongoDB tests use $CAHAT_MONGODB_URI"
+
 step "rust tests"
 cargo test --workspace --locked
 

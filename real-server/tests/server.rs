@@ -551,3 +551,62 @@ async fn origins_outside_the_allow_list_are_refused() {
     assert!(allowed.is_ok());
     server.stop().await;
 }
+
+/// The server on the MongoDB store: chat, a restart, and a resumed identity. Runs when
+/// CAHAT_MONGODB_URI is set (always under CI; scripts/test-all.sh starts SecantusDB).
+#[tokio::test]
+async fn the_mongodb_store_serves_a_room_across_restarts() {
+    let uri = match std::env::var("CAHAT_MONGODB_URI") {
+        Ok(uri) => uri,
+        Err(_) if std::env::var_os("CI").is_some() => panic!("CI must set CAHAT_MONGODB_URI"),
+        Err(_) => {
+            eprintln!("skipped: CAHAT_MONGODB_URI is not set");
+            return;
+        }
+    };
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let mut cfg = config();
+    cfg.room_id = Some(format!(
+        "server-test-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let open = || async {
+        real_server::MongoStore::connect(&uri, "cahat_server_tests")
+            .await
+            .unwrap()
+    };
+
+    let server = TestServer::start(cfg.clone(), open().await).await;
+    let (mut ann, ann_id, token) = join(&server).await;
+    let (mut bob, _, _) = join(&server).await;
+    ann.send(json!({"type": "NAME_CHANGE", "payload": {"name": "Ann"}}))
+        .await;
+    ann.say("stored in mongo", Some("m1")).await;
+    assert_eq!(
+        bob.recv_type("MESSAGE").await["payload"]["rawMessage"],
+        "stored in mongo"
+    );
+    server.stop().await;
+
+    let server = TestServer::start(cfg, open().await).await;
+    let (mut back, handshake) = Client::open(&server).await;
+    assert_eq!(
+        handshake["payload"]["messages"][0]["rawMessage"],
+        "stored in mongo"
+    );
+    assert_eq!(handshake["payload"]["userNames"][&ann_id], "Ann");
+    let info = back
+        .identify(json!({"userId": ann_id, "token": token}))
+        .await;
+    assert_eq!(info["name"], "Ann");
+    back.say("stored in mongo", Some("m1")).await;
+    assert_eq!(
+        back.recv_type("MESSAGE").await["payload"]["seq"],
+        1,
+        "resend stored once"
+    );
+    back.say("second", None).await;
+    assert_eq!(back.recv_type("MESSAGE").await["payload"]["seq"], 2);
+    server.stop().await;
+}

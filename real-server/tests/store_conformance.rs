@@ -1,0 +1,256 @@
+//! One conformance suite for every `Store` driver: the embedded SQLite store always, and
+//! MongoDB when `CAHAT_MONGODB_URI` names a server (SecantusDB in `.ci/run`, a real `mongo`
+//! in the GitHub workflow). Under CI the MongoDB run is required, not skipped.
+
+use protocol::{StoredMessage, UserRecord, hash_token};
+use real_server::store::{Store, Write};
+use real_server::{MongoStore, SqliteStore};
+
+fn message(seq: u64, user: &str, nonce: Option<&str>) -> StoredMessage {
+    StoredMessage {
+        seq,
+        id: format!("id-{seq}-{user}"),
+        user_id: user.to_owned(),
+        raw: format!("raw {seq}"),
+        html: format!("<p>raw {seq}</p>\n"),
+        timestamp: 1_700_000_000_000 + i64::try_from(seq).unwrap(),
+        nonce: nonce.map(str::to_owned),
+    }
+}
+
+fn user(id: &str, name: &str) -> UserRecord {
+    UserRecord {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        token_hash: hash_token(&format!("token of {id}")),
+    }
+}
+
+/// A room name no other test (or earlier run against the same server) uses.
+fn fresh_room(test: &str) -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{test}-{suffix}")
+}
+
+async fn seqs<S: Store>(store: &S, room: &str) -> Vec<u64> {
+    let snapshot = store.load_snapshot(room, 10_000).await.unwrap();
+    snapshot.messages.iter().map(|m| m.seq).collect()
+}
+
+async fn empty_room<S: Store>(store: S) {
+    let snapshot = store
+        .load_snapshot(&fresh_room("empty"), 100)
+        .await
+        .unwrap();
+    assert!(snapshot.messages.is_empty());
+    assert!(snapshot.users.is_empty());
+    assert!(snapshot.complete);
+    assert_eq!(snapshot.latest_seq, 0);
+}
+
+async fn writes_come_back_in_order<S: Store>(store: S) {
+    let room = fresh_room("order");
+    let batch = vec![
+        Write::User(user("u1", "Anonymous")),
+        Write::Message(message(1, "u1", Some("n1"))),
+        Write::Message(message(2, "u1", None)),
+        Write::User(user("u1", "Ann")),
+        Write::User(user("u2", "Bob")),
+    ];
+    store.write_batch(&room, batch).await.unwrap();
+    store
+        .write_batch(&room, vec![Write::Message(message(3, "u2", None))])
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot(&room, 100).await.unwrap();
+    assert_eq!(snapshot.latest_seq, 3);
+    assert!(snapshot.complete);
+    assert_eq!(
+        snapshot.messages,
+        vec![
+            message(1, "u1", Some("n1")),
+            message(2, "u1", None),
+            message(3, "u2", None)
+        ]
+    );
+    let mut users = snapshot.users;
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(users, vec![user("u1", "Ann"), user("u2", "Bob")]);
+}
+
+async fn snapshots_hold_the_latest<S: Store>(store: S) {
+    let room = fresh_room("latest");
+    let batch = (1..=30)
+        .map(|s| Write::Message(message(s, "u", None)))
+        .collect();
+    store.write_batch(&room, batch).await.unwrap();
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(
+        snapshot.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (21..=30).collect::<Vec<_>>()
+    );
+    assert!(!snapshot.complete);
+    assert_eq!(snapshot.latest_seq, 30);
+}
+
+async fn history_pages<S: Store>(store: S) {
+    let room = fresh_room("history");
+    let batch = (1..=25)
+        .map(|s| Write::Message(message(s, "u", None)))
+        .collect();
+    store.write_batch(&room, batch).await.unwrap();
+    let (page, more) = store.load_history(&room, 21, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (11..=20).collect::<Vec<_>>()
+    );
+    assert!(more);
+    let (page, more) = store.load_history(&room, 11, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert!(!more);
+    let (page, more) = store.load_history(&room, 1, 10).await.unwrap();
+    assert!(page.is_empty() && !more);
+}
+
+async fn stored_messages_are_never_overwritten<S: Store>(store: S) {
+    let room = fresh_room("overwrite");
+    store
+        .write_batch(&room, vec![Write::Message(message(1, "u", Some("n")))])
+        .await
+        .unwrap();
+    let mut forged = message(1, "mallory", None);
+    forged.raw = "replaced".into();
+    assert!(
+        store
+            .write_batch(&room, vec![Write::Message(forged)])
+            .await
+            .is_err()
+    );
+    // The same (author, nonce) under another seq is refused too.
+    assert!(
+        store
+            .write_batch(&room, vec![Write::Message(message(2, "u", Some("n")))])
+            .await
+            .is_err()
+    );
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(snapshot.messages, vec![message(1, "u", Some("n"))]);
+}
+
+async fn a_failed_batch_reports_what_landed<S: Store>(store: S) {
+    let room = fresh_room("partial");
+    store
+        .write_batch(&room, vec![Write::Message(message(2, "u", None))])
+        .await
+        .unwrap();
+    let batch = vec![
+        Write::Message(message(1, "u", None)),
+        Write::Message(message(2, "other", None)),
+        Write::Message(message(3, "u", None)),
+    ];
+    let err = store.write_batch(&room, batch).await.unwrap_err();
+    // Whatever the driver's atomicity, exactly the first `written` writes are durable.
+    let expected: Vec<u64> = match err.written {
+        0 => vec![2],
+        1 => vec![1, 2],
+        n => panic!("{n} writes cannot have landed before the duplicate"),
+    };
+    assert_eq!(seqs(&store, &room).await, expected);
+}
+
+async fn rooms_are_separate<S: Store>(store: S) {
+    let (a, b) = (fresh_room("a"), fresh_room("b"));
+    store
+        .write_batch(
+            &a,
+            vec![
+                Write::Message(message(1, "u", Some("n"))),
+                Write::User(user("u", "A")),
+            ],
+        )
+        .await
+        .unwrap();
+    // The same seq, user and nonce in another room is a different message.
+    store
+        .write_batch(
+            &b,
+            vec![
+                Write::Message(message(1, "u", Some("n"))),
+                Write::User(user("u", "B")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_snapshot(&a, 10).await.unwrap().users,
+        vec![user("u", "A")]
+    );
+    assert_eq!(
+        store.load_snapshot(&b, 10).await.unwrap().users,
+        vec![user("u", "B")]
+    );
+    assert_eq!(seqs(&store, &a).await, vec![1]);
+}
+
+macro_rules! conformance {
+    ($driver:ident, $open:expr) => {
+        mod $driver {
+            use super::*;
+
+            conformance!(@tests $open;
+                empty_room,
+                writes_come_back_in_order,
+                snapshots_hold_the_latest,
+                history_pages,
+                stored_messages_are_never_overwritten,
+                a_failed_batch_reports_what_landed,
+                rooms_are_separate,
+            );
+        }
+    };
+    (@tests $open:expr; $($test:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                if let Some((store, _keep_until_done)) = $open.await {
+                    super::$test(store).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Each test gets its own database file, removed when the returned guard drops.
+async fn open_sqlite() -> Option<(SqliteStore, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    Some((store, dir))
+}
+
+async fn open_mongo() -> Option<(MongoStore, ())> {
+    match std::env::var("CAHAT_MONGODB_URI") {
+        Ok(uri) => Some((
+            MongoStore::connect(&uri, "cahat_conformance")
+                .await
+                .unwrap(),
+            (),
+        )),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI must run the MongoDB conformance suite: set CAHAT_MONGODB_URI")
+        }
+        Err(_) => {
+            eprintln!(
+                "skipped: CAHAT_MONGODB_URI is not set (scripts/test-all.sh starts SecantusDB and sets it)"
+            );
+            None
+        }
+    }
+}
+
+conformance!(sqlite, open_sqlite());
+conformance!(mongodb, open_mongo());
