@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Sets up and runs the chat on this machine, then prints the URL to open.
-# Usage: scripts/run.sh [PORT]   (default 8080)
+# Sets up and runs the chat on this machine: one room server (embedded SQLite store under
+# ./data) that also serves the web client, then prints the URL to open. Ctrl+C stops it.
+# Usage: scripts/run.sh [PORT]   (default 4000, the port legacy CAHAT clients expect)
 #
-# Today this builds the release client and serves it; the room server (real-server) is not
-# built yet, so the page shows the client shell only.
+# The web client is still the shell (it does not join rooms yet); the room itself is fully
+# usable by WebSocket clients, the legacy CAHAT client among them, at ws://127.0.0.1:PORT/.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$CAHAT_ROOT"
-port="${1:-8080}"
+port="${1:-4000}"
 bash scripts/setup.sh --build-only
 bash scripts/build-client.sh
+cargo build --release --locked -p real-server
 echo
-echo "CAHAT client: http://127.0.0.1:$port/   (Ctrl+C stops it)"
-exec node tests/e2e/serve-static.mjs dist "$port" /
+echo "Open http://127.0.0.1:$port/ (web client); the room is at ws://127.0.0.1:$port/"
+exec "$CARGO_TARGET_DIR/release/real-server" --port "$port" --name General \
+  --data-dir "$CAHAT_ROOT/data" --client-dir "$CAHAT_ROOT/dist"

@@ -10,7 +10,11 @@ use tracing::info;
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    // Logs go to stderr (stdout carries only the addresses, for people and scripts), in colour
+    // only on a terminal.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -142,7 +142,11 @@ async fn kill_9_loses_no_message_any_client_saw() {
             .unwrap()
             .messages;
         let stored: Vec<(u64, String)> = stored.into_iter().map(|m| (m.seq, m.raw)).collect();
-        eprintln!("killed after the reader saw {} messages; {} were stored", seen.len(), stored.len());
+        eprintln!(
+            "killed after the reader saw {} messages; {} were stored",
+            seen.len(),
+            stored.len()
+        );
         for message in &seen {
             assert!(stored.contains(message), "lost {message:?}");
         }

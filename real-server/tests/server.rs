@@ -610,3 +610,63 @@ async fn the_mongodb_store_serves_a_room_across_restarts() {
     assert_eq!(back.recv_type("MESSAGE").await["payload"]["seq"], 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn pings_keep_a_live_client_and_a_silent_one_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.ping_seconds = 1;
+    cfg.idle_seconds = 2;
+    let server = TestServer::sqlite(cfg, dir.path()).await;
+    // A live client answers pings (tungstenite replies while it reads) and stays.
+    let (mut live, _, _) = join(&server).await;
+    // A silent one never reads, so never answers a ping.
+    let (silent, _, _) = join(&server).await;
+    let silent_ws = silent.ws;
+    live.assert_no_message(Duration::from_millis(3500)).await;
+    live.say("still here", None).await;
+    assert_eq!(
+        live.recv_type("MESSAGE").await["payload"]["rawMessage"],
+        "still here"
+    );
+    // The server let the silent one go: only the live connection is open.
+    let metrics = http_get(&server, "/metrics").await.1;
+    assert!(metrics.contains("cahat_connections 1\n"), "{metrics}");
+    // Its close frame, when it can still be read (answering the queued pings may fail first
+    // on the closed socket), names the reason.
+    let mut silent = Client { ws: silent_ws };
+    if let Some(close) = silent.recv_close().await {
+        assert_eq!(u16::from(close.code), 1000);
+        assert_eq!(close.reason.as_str(), "idle timeout");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_built_client_is_served_on_the_same_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_dir = dir.path().join("dist");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    std::fs::write(
+        client_dir.join("index.html"),
+        "<!doctype html><title>CAHAT</title>",
+    )
+    .unwrap();
+    std::fs::write(client_dir.join("app.js"), "console.log(1)").unwrap();
+    let mut cfg = config();
+    cfg.client_dir = Some(client_dir);
+    let server = TestServer::sqlite(cfg, &dir.path().join("data")).await;
+    assert_eq!(
+        http_get(&server, "/").await,
+        (200, "<!doctype html><title>CAHAT</title>".to_owned())
+    );
+    assert_eq!(
+        http_get(&server, "/app.js").await,
+        (200, "console.log(1)".to_owned())
+    );
+    assert_eq!(http_get(&server, "/missing.js").await.0, 404);
+    // And "/" is still the room for WebSocket clients.
+    let (_, handshake) = Client::open(&server).await;
+    assert_eq!(handshake["payload"]["serverName"], "General");
+    server.stop().await;
+}
