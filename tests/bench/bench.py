@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of our room server against the Node.js `ws` baseline it replaces.
+
+Every trial starts a fresh server process pinned to core 0 (`taskset -c 0`) and runs the load
+generator pinned to core 1; the two servers take turns. Our server runs with persistence on
+(the embedded SQLite store in a fresh directory). Only 127.0.0.1 is used; every run is bounded.
+
+Usage: python3 tests/bench/bench.py [--quick]    (prints a Markdown report)
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+SERVER = os.path.join(TARGET, "release", "real-server")
+LOADGEN = os.path.join(TARGET, "release", "loadgen")
+BASELINE = os.path.join(ROOT, "tests", "bench", "baseline", "server.js")
+QUICK = "--quick" in sys.argv
+TRIAL_SECONDS = 3 if QUICK else 5
+SENDERS = 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited early")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+class Server:
+    """A fresh server process for one trial."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.port = free_port()
+        self.dir = None
+        if kind == "ours":
+            self.dir = tempfile.mkdtemp(prefix="cahat-bench-")
+            cmd = [SERVER, "--port", str(self.port), "--data-dir", self.dir,
+                   "--rate-burst", "1000000", "--rate-per-second", "1000000",
+                   "--queue-frames", "4096", "--max-connections", "20000"]
+        else:
+            cmd = ["node", BASELINE, str(self.port)]
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env)
+        wait_port(self.port, self.proc)
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def load(server, *args):
+    cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port),
+           "--server-pid", str(server.proc.pid), *map(str, args)]
+    if server.kind == "ours":
+        cmd.append("--identify")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-300:]}
+    line = out.stdout.strip().splitlines()[-1]
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+|NaN|nan|inf)", line)
+            if v.lower() not in ("nan", "inf")} | {"line": line}
+
+
+def trial(kind, connections, rate):
+    server = Server(kind)
+    try:
+        return load(server, "--connections", connections, "--senders", SENDERS,
+                    "--rate", rate, "--seconds", TRIAL_SECONDS)
+    finally:
+        server.close()
+
+
+def ok(result):
+    return ("error" not in result and result.get("missing", 1) == 0
+            and result.get("duplicates", 1) == 0 and result.get("p99_ms", 1e9) < 100)
+
+
+def peak(kind, connections, start_rate):
+    """Highest message rate whose deliveries all arrive with p99 under 100 ms."""
+    best, rate, fail = None, start_rate, None
+    while rate < 1e6:
+        result = trial(kind, connections, rate)
+        print(f"  {kind:8} N={connections} rate={rate:.0f}: {result.get('line', result.get('error'))}",
+              file=sys.stderr, flush=True)
+        if ok(result):
+            best, rate = result, rate * 2
+        else:
+            fail = rate
+            break
+    if best is None or fail is None:
+        return best
+    low = best["rate"]
+    for _ in range(2 if QUICK else 3):
+        mid = (low + fail) / 2
+        result = trial(kind, connections, mid)
+        print(f"  {kind:8} N={connections} rate={mid:.0f}: {result.get('line', result.get('error'))}",
+              file=sys.stderr, flush=True)
+        if ok(result):
+            best, low = result, mid
+        else:
+            fail = mid
+    return best
+
+
+def idle_memory(kind, connections):
+    server = Server(kind)
+    try:
+        cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port), "--server-pid",
+               str(server.proc.pid), "--connections", str(connections), "--idle"]
+        if kind == "ours":
+            cmd.append("--identify")
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        match = re.search(r"bytes_per_connection=(\d+)", out.stdout)
+        return float(match.group(1)) if match else None
+    finally:
+        server.close()
+
+
+def fmt(value, unit=""):
+    return "n/a" if value is None else f"{value:,.{0 if value >= 100 else 2}f}{unit}"
+
+
+def main():
+    for path in (SERVER, LOADGEN):
+        if not os.path.exists(path):
+            sys.exit(f"missing {path}: run tests/bench/run.sh (it builds them)")
+    rows = []
+
+    # 1. Peak deliveries/s (p99 < 100 ms, nothing missing) at N=1000 and N=5000.
+    for n, start in ((1000, 5), (5000, 2)):
+        results = {kind: peak(kind, n, start) for kind in ("baseline", "ours")}
+        b, o = results["baseline"], results["ours"]
+        bv = b and b["deliveries_per_s"]
+        ov = o and o["deliveries_per_s"]
+        rows.append((f"peak deliveries/s, N={n} (p99 < 100 ms, none missing)", bv, ov,
+                     ov / bv if bv and ov else None, "higher is better"))
+
+    # 2. Server CPU µs per delivery at N=1000, 50k deliveries/s (50 messages/s).
+    # 4. p50/p99 latency at N=1000, 20k deliveries/s (20 messages/s).
+    for label, rate, keys in (("N=1000, 50k deliveries/s", 50, ["server_cpu_us_per_delivery"]),
+                              ("N=1000, 20k deliveries/s", 20, ["p50_ms", "p99_ms"])):
+        results = {}
+        for kind in ("baseline", "ours"):  # alternate turns
+            results[kind] = trial(kind, 1000, rate)
+            print(f"  {kind:8} {label}: {results[kind].get('line', results[kind].get('error'))}",
+                  file=sys.stderr, flush=True)
+        for key in keys:
+            bv, ov = results["baseline"].get(key), results["ours"].get(key)
+            rows.append((f"{key} at {label}", bv, ov, ov / bv if bv and ov else None,
+                         "lower is better"))
+
+    # 3. Resident memory per idle connection at N=5000.
+    bv, ov = idle_memory("baseline", 5000), idle_memory("ours", 5000)
+    rows.append(("resident bytes per idle connection, N=5000", bv, ov,
+                 ov / bv if bv and ov else None, "lower is better"))
+
+    print("| measure | baseline (Node ws) | ours | ours/baseline | |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, bv, ov, ratio, note in rows:
+        print(f"| {name} | {fmt(bv)} | {fmt(ov)} | {fmt(ratio)}x | {note} |")
+
+
+if __name__ == "__main__":
+    main()
