@@ -26,8 +26,9 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Read buffer per connection. tungstenite's default is 128 KiB, far too much for thousands of
-/// mostly idle connections; frames larger than this are still read, in several reads.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// mostly idle connections; client frames are small, and larger ones are still read, in
+/// several reads.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Bytes gathered before a write reaches the socket (a flush always writes everything).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 

@@ -16,7 +16,7 @@ use protocol::{ConnectionId, ErrorCode, ServerAction};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::driver::{CloseReason, ConnectionHandle, Input};
+use crate::driver::{CloseReason, CloseSignal, ConnectionHandle, Input};
 use crate::metrics::Metrics;
 
 /// At most this many queued frames are written between two flushes.
@@ -61,10 +61,10 @@ where
     let _open = OpenGuard(Arc::clone(&ctx.metrics));
 
     let (outbox_tx, outbox_rx) = mpsc::channel(ctx.queue_frames.max(1));
-    let (close_tx, close_rx) = mpsc::channel(2);
+    let close = Arc::new(CloseSignal::default());
     let handle = ConnectionHandle {
         outbox: outbox_tx.clone(),
-        close: close_tx.clone(),
+        close: Arc::clone(&close),
     };
     if ctx
         .inputs
@@ -75,7 +75,7 @@ where
         debug!(conn = conn.0, "room stopped before the connection opened");
         return;
     }
-    let writer = write_loop(sink, outbox_rx, close_rx, ctx.ping_interval);
+    let writer = write_loop(sink, outbox_rx, &close, ctx.ping_interval);
     let reader = read_loop(stream, conn, &ctx, outbox_tx);
     tokio::pin!(writer, reader);
     tokio::select! {
@@ -83,7 +83,7 @@ where
         reason = &mut reader => {
             // Give the writer a moment to send what is queued and the close frame.
             if let Some(reason) = reason
-                && close_tx.try_send(reason).is_ok()
+                && close.close(reason)
                 && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err()
             {
                 debug!(conn = conn.0, "close frame not sent in time");
@@ -160,7 +160,7 @@ fn is_too_large<E: std::error::Error + 'static>(err: &E) -> bool {
 enum Step {
     Wrote,
     Failed,
-    Close(Option<CloseReason>),
+    Close(CloseReason),
     Ping,
     RoomGone,
 }
@@ -168,7 +168,7 @@ enum Step {
 async fn write_loop<Si, E>(
     mut sink: Si,
     mut outbox: mpsc::Receiver<Utf8Bytes>,
-    mut close: mpsc::Receiver<CloseReason>,
+    close: &CloseSignal,
     ping_interval: Duration,
 ) where
     Si: Sink<Message, Error = E> + Unpin,
@@ -179,11 +179,11 @@ async fn write_loop<Si, E>(
     loop {
         let step = tokio::select! {
             biased;
-            reason = close.recv() => Step::Close(reason),
+            reason = close.requested() => Step::Close(reason),
             frame = outbox.recv() => match frame {
-                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, &mut close).await {
+                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, close).await {
                     Ok(None) => Step::Wrote,
-                    Ok(Some(reason)) => Step::Close(Some(reason)),
+                    Ok(Some(reason)) => Step::Close(reason),
                     Err(()) => Step::Failed,
                 },
                 None => Step::RoomGone,
@@ -203,12 +203,7 @@ async fn write_loop<Si, E>(
                 return;
             }
             Step::Close(reason) => {
-                send_close(
-                    &mut sink,
-                    &mut outbox,
-                    reason.unwrap_or(CloseReason::SHUTDOWN),
-                )
-                .await;
+                send_close(&mut sink, &mut outbox, reason).await;
                 return;
             }
         }
@@ -221,7 +216,7 @@ async fn write_batch<Si, E>(
     sink: &mut Si,
     outbox: &mut mpsc::Receiver<Utf8Bytes>,
     first: Utf8Bytes,
-    close: &mut mpsc::Receiver<CloseReason>,
+    close: &CloseSignal,
 ) -> Result<Option<CloseReason>, ()>
 where
     Si: Sink<Message, Error = E> + Unpin,
@@ -238,7 +233,7 @@ where
     };
     tokio::select! {
         result = write => result.map(|()| None).map_err(|_| ()),
-        reason = close.recv() => Ok(Some(reason.unwrap_or(CloseReason::SHUTDOWN))),
+        reason = close.requested() => Ok(Some(reason)),
     }
 }
 

@@ -59,13 +59,47 @@ impl CloseReason {
     };
 }
 
+/// A one-shot "close with this reason" signal to a connection's writer. Lighter than a
+/// channel (a channel allocates a block of slots up front, per connection), and the first
+/// reason wins.
+#[derive(Debug, Default)]
+pub struct CloseSignal {
+    reason: std::sync::Mutex<Option<CloseReason>>,
+    notify: tokio::sync::Notify,
+}
+
+impl CloseSignal {
+    /// Asks for a close; returns false when one was already asked for.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(reason);
+        drop(slot);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Waits until a close is asked for; returns its reason.
+    pub async fn requested(&self) -> CloseReason {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(reason) = *self.reason.lock().unwrap_or_else(|p| p.into_inner()) {
+                return reason;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// How the driver reaches one connection.
 #[derive(Debug)]
 pub struct ConnectionHandle {
     /// Frames to send, already serialised (a broadcast's bytes are shared, not copied).
     pub outbox: mpsc::Sender<Utf8Bytes>,
     /// Asks the connection's writer to close with a reason.
-    pub close: mpsc::Sender<CloseReason>,
+    pub close: std::sync::Arc<CloseSignal>,
 }
 
 /// What the driver reacts to.
@@ -175,7 +209,7 @@ impl<S: Store> Driver<S> {
         }
         info!(connections = self.connections.len(), "room stopping");
         for (_, handle) in self.connections.drain() {
-            if handle.close.try_send(CloseReason::SHUTDOWN).is_err() {
+            if !handle.close.close(CloseReason::SHUTDOWN) {
                 debug!("connection already closing");
             }
         }
@@ -310,7 +344,7 @@ impl<S: Store> Driver<S> {
         Metrics::add(&self.metrics.slow_closes, 1);
         warn!(conn = conn.0, "closing a client that cannot keep up");
         if let Some(handle) = self.connections.remove(&conn)
-            && handle.close.try_send(CloseReason::TOO_SLOW).is_err()
+            && !handle.close.close(CloseReason::TOO_SLOW)
         {
             debug!(conn = conn.0, "connection was already closing");
         }
