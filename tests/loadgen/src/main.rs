@@ -8,8 +8,8 @@
 //! /proc), sampled around the measured window.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -95,23 +95,40 @@ async fn main() -> anyhow::Result<()> {
 
     let senders = args.senders;
     let per_sender_total = ((args.rate * args.seconds) / senders.max(1) as f64).ceil() as usize;
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let mut readers = Vec::new();
+    // Microseconds since `start` of the last frame any connection received.
+    let last_frame = Arc::new(AtomicU64::new(0));
+    let mut tallies = Vec::new();
     let mut writers = Vec::new();
     for (index, ws) in sockets.into_iter().enumerate() {
         let (sink, stream) = ws.split();
-        let stop = Arc::clone(&stop_reading);
-        readers.push(tokio::spawn(read(
+        let tally = Arc::new(Mutex::new(Tally {
+            seen: vec![vec![false; per_sender_total]; senders],
+            latencies_us: Vec::new(),
+            duplicates: 0,
+            frames: 0,
+        }));
+        tokio::spawn(read(
             stream,
-            senders,
-            per_sender_total,
+            Arc::clone(&tally),
             start,
-            stop,
-        )));
+            Arc::clone(&last_frame),
+        ));
+        tallies.push(tally);
         if index < senders {
             writers.push((index, sink));
         }
     }
+    // Settle: the room may still be delivering what the connections caused (a CAHAT room tells
+    // everyone about each new user). Measure only once nothing has arrived for 500 ms.
+    let settle_start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let quiet_for = start.elapsed().as_micros() as u64 - last_frame.load(Ordering::Relaxed);
+        if quiet_for > 500_000 || settle_start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    let settle_time = settle_start.elapsed();
     let cpu_before = args.server_pid.map(cpu_ticks);
     let window = Instant::now();
     let interval = Duration::from_secs_f64(senders as f64 / args.rate);
@@ -136,15 +153,13 @@ async fn main() -> anyhow::Result<()> {
     // Let in-flight deliveries arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu_after = args.server_pid.map(cpu_ticks);
-    stop_reading.store(true, Ordering::Relaxed);
 
     let mut latencies: Vec<u32> = Vec::new();
     let (mut unique, mut duplicates, mut missing) = (0u64, 0u64, 0u64);
     let sent_per_sender = sent / senders.max(1);
-    for handle in readers {
-        let tally = handle.await.context("reader task")?;
-        for (sender, seen) in tally.seen.iter().enumerate().take(senders) {
-            let _ = sender;
+    for tally in &tallies {
+        let tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+        for seen in tally.seen.iter().take(senders) {
             let got = seen.iter().take(sent_per_sender).filter(|s| **s).count() as u64;
             unique += got;
             missing += sent_per_sender as u64 - got;
@@ -162,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let seconds = send_time.as_secs_f64();
     let mut line = format!(
-        "connections={} senders={} rate={} seconds={seconds:.2} sent={sent} deliveries={unique} deliveries_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} missing={missing} duplicates={duplicates} connect_s={:.2}",
+        "connections={} senders={} rate={} seconds={seconds:.2} sent={sent} deliveries={unique} deliveries_per_s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} missing={missing} duplicates={duplicates} connect_s={:.2} settle_s={:.2}",
         args.connections,
         senders,
         args.rate,
@@ -170,7 +185,8 @@ async fn main() -> anyhow::Result<()> {
         pct(0.50),
         pct(0.99),
         pct(1.0),
-        connect_time.as_secs_f64()
+        connect_time.as_secs_f64(),
+        settle_time.as_secs_f64()
     );
     if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
         let ticks_per_s = 100.0; // Linux USER_HZ
@@ -226,25 +242,18 @@ async fn send(
 
 async fn read(
     mut stream: futures_util::stream::SplitStream<Ws>,
-    senders: usize,
-    per_sender: usize,
+    tally: Arc<Mutex<Tally>>,
     start: Instant,
-    stop: Arc<AtomicBool>,
-) -> Tally {
-    let mut tally = Tally {
-        seen: vec![vec![false; per_sender]; senders],
-        latencies_us: Vec::new(),
-        duplicates: 0,
-        frames: 0,
-    };
-    while !stop.load(Ordering::Relaxed) {
-        let next = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
-        let text = match next {
-            Err(_) => continue,
-            Ok(Some(Ok(Message::Text(text)))) => text,
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(_)) | None) => break,
+    last_frame: Arc<AtomicU64>,
+) {
+    // No timer per frame: the task simply ends with the process.
+    while let Some(Ok(message)) = stream.next().await {
+        let Message::Text(text) = message else {
+            continue;
         };
+        let now = start.elapsed().as_micros();
+        last_frame.store(now as u64, Ordering::Relaxed);
+        let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
         tally.frames += 1;
         // Only our own messages count: `"rawMessage":"lg SENDER N MICROS"`.
         let Some(at) = text.find("\"rawMessage\":\"lg ") else {
@@ -260,7 +269,7 @@ async fn read(
         else {
             continue;
         };
-        let now = start.elapsed().as_micros();
+        let tally = &mut *tally;
         if let Some(slot) = tally.seen.get_mut(s).and_then(|v| v.get_mut(n)) {
             if *slot {
                 tally.duplicates += 1;
@@ -273,7 +282,6 @@ async fn read(
             }
         }
     }
-    tally
 }
 
 /// utime + stime of a process, in clock ticks.
