@@ -8,7 +8,7 @@ use std::future::Future;
 
 pub use mongo::MongoStore;
 use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, SyncMode};
 
 /// One write of a batch. A batch is written in order, as one group commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

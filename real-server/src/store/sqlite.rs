@@ -32,6 +32,15 @@ CREATE TABLE IF NOT EXISTS users (
 ) WITHOUT ROWID;
 ";
 
+/// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every commit is fsynced: survives power loss.
+    Full,
+    /// The WAL is fsynced at checkpoints: survives a process crash, not power loss.
+    Normal,
+}
+
 /// SQLite store. Cloning shares the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -47,17 +56,26 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `dir/cahat.sqlite3`.
+    /// Opens (creating if needed) `dir/cahat.sqlite3`, syncing every commit fully.
     pub fn open_dir(dir: &Path) -> Result<Self> {
+        Self::open_dir_with(dir, SyncMode::Full)
+    }
+
+    /// Opens (creating if needed) `dir/cahat.sqlite3` with the given sync level.
+    pub fn open_dir_with(dir: &Path, sync: SyncMode) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Self::open(&dir.join("cahat.sqlite3"))
+        Self::open(&dir.join("cahat.sqlite3"), sync)
     }
 
     /// Opens (creating if needed) the database file at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Self> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let level = match sync {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", level)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {

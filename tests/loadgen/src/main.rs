@@ -35,8 +35,10 @@ struct Args {
     /// Seconds of sending (at most 120).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Identify each connection with HANDSHAKE_USER_INFO first (CAHAT servers); the baseline
-    /// does not need it.
+    /// Identify the sending connections with HANDSHAKE_USER_INFO first (a CAHAT room accepts
+    /// messages only from identified connections). Receivers stay unidentified: they get every
+    /// broadcast, and the room does not announce each of them to everyone. The baseline needs
+    /// no identification.
     #[arg(long)]
     identify: bool,
     /// Server process id, for CPU and memory figures.
@@ -74,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     for chunk_start in (0..args.connections).step_by(200) {
         let chunk_end = (chunk_start + 200).min(args.connections);
         let opened = futures_util::future::try_join_all(
-            (chunk_start..chunk_end).map(|_| open(addr, args.identify)),
+            (chunk_start..chunk_end).map(|i| open(addr, args.identify && i < args.senders)),
         )
         .await?;
         sockets.extend(opened);
