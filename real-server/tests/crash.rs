@@ -85,8 +85,21 @@ async fn identify(url: &str, info: Value) -> (Ws, Value) {
     }
 }
 
+/// One round by default; `CAHAT_LONG_TESTS=1` runs 20 (about a minute).
 #[tokio::test]
 async fn kill_9_loses_no_message_any_client_saw() {
+    let rounds = if std::env::var_os("CAHAT_LONG_TESTS").is_some() {
+        20
+    } else {
+        1
+    };
+    for round in 0..rounds {
+        eprintln!("crash round {round}");
+        crash_round().await;
+    }
+}
+
+async fn crash_round() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = spawn_server(dir.path()).await;
     let (mut writer, _) = identify(&url, json!({})).await;

@@ -35,6 +35,10 @@ struct Args {
     /// Seconds of sending (at most 120).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Seconds of sending at the same rate before measuring (not counted): warms up a JIT,
+    /// caches and connection buffers.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
     /// Identify the sending connections with HANDSHAKE_USER_INFO first (a CAHAT room accepts
     /// messages only from identified connections). Receivers stay unidentified: they get every
     /// broadcast, and the room does not announce each of them to everyone. The baseline needs
@@ -131,9 +135,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let settle_time = settle_start.elapsed();
+    let interval = Duration::from_secs_f64(senders as f64 / args.rate);
+    if args.warmup > 0.0 {
+        let per_sender = ((args.rate * args.warmup) / senders.max(1) as f64).ceil() as usize;
+        let mut warming = Vec::new();
+        for (index, sink) in writers {
+            let offset = interval.mul_f64(index as f64 / senders as f64);
+            warming.push(tokio::spawn(send(
+                sink, index, per_sender, interval, offset, start, "lw",
+            )));
+        }
+        writers = Vec::new();
+        for handle in warming {
+            let (index, sink, _) = handle.await.context("warm-up sender")??;
+            writers.push((index, sink));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let cpu_before = args.server_pid.map(cpu_ticks);
     let window = Instant::now();
-    let interval = Duration::from_secs_f64(senders as f64 / args.rate);
     let mut sends = Vec::new();
     for (index, sink) in writers {
         // Stagger senders across one interval so the total rate is smooth.
@@ -145,11 +165,12 @@ async fn main() -> anyhow::Result<()> {
             interval,
             offset,
             start,
+            "lg",
         )));
     }
     let mut sent = 0usize;
     for handle in sends {
-        sent += handle.await.context("sender task")??;
+        sent += handle.await.context("sender task")??.2;
     }
     let send_time = window.elapsed();
     // Let in-flight deliveries arrive.
@@ -220,6 +241,8 @@ async fn open(addr: SocketAddr, identify: bool) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
+/// Sends `count` messages tagged `tag` ("lg" counted, "lw" warm-up) at one per `interval`;
+/// hands the sink back.
 async fn send(
     mut sink: futures_util::stream::SplitSink<Ws, Message>,
     sender: usize,
@@ -227,7 +250,8 @@ async fn send(
     interval: Duration,
     offset: Duration,
     start: Instant,
-) -> anyhow::Result<usize> {
+    tag: &'static str,
+) -> anyhow::Result<(usize, futures_util::stream::SplitSink<Ws, Message>, usize)> {
     tokio::time::sleep(offset).await;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -235,11 +259,11 @@ async fn send(
         ticker.tick().await;
         let sent_us = start.elapsed().as_micros();
         let text = format!(
-            r#"{{"type":"MESSAGE","payload":{{"rawMessage":"lg {sender} {n} {sent_us}"}}}}"#
+            r#"{{"type":"MESSAGE","payload":{{"rawMessage":"{tag} {sender} {n} {sent_us}"}}}}"#
         );
         sink.send(Message::text(text)).await.context("send")?;
     }
-    Ok(count)
+    Ok((sender, sink, count))
 }
 
 async fn read(
