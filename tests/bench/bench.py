@@ -102,31 +102,47 @@ def ok(result):
             and result.get("duplicates", 1) == 0 and result.get("p99_ms", 1e9) < 100)
 
 
-def peak(kind, connections, start_rate):
-    """Highest message rate whose deliveries all arrive with p99 under 100 ms."""
-    best, rate, fail = None, start_rate, None
-    while rate < 1e6:
-        result = trial(kind, connections, rate)
-        print(f"  {kind:8} N={connections} rate={rate:.0f}: {result.get('line', result.get('error'))}",
-              file=sys.stderr, flush=True)
-        if ok(result):
-            best, rate = result, rate * 2
-        else:
-            fail = rate
-            break
-    if best is None or fail is None:
-        return best
-    low = best["rate"]
-    for _ in range(2 if QUICK else 3):
-        mid = (low + fail) / 2
-        result = trial(kind, connections, mid)
-        print(f"  {kind:8} N={connections} rate={mid:.0f}: {result.get('line', result.get('error'))}",
-              file=sys.stderr, flush=True)
-        if ok(result):
-            best, low = result, mid
-        else:
-            fail = mid
-    return best
+class PeakSearch:
+    """Highest message rate whose deliveries all arrive with p99 under 100 ms: double the rate
+    until a trial fails, then bisect. One step at a time, so two searches can take turns."""
+
+    def __init__(self, kind, connections, start_rate):
+        self.kind, self.connections = kind, connections
+        self.rate, self.best, self.fail = start_rate, None, None
+        self.bisections = 2 if QUICK else 3
+        self.done = False
+
+    def step(self):
+        result = trial(self.kind, self.connections, self.rate)
+        print(f"  {self.kind:8} N={self.connections} rate={self.rate:.0f}: "
+              f"{result.get('line', result.get('error'))}", file=sys.stderr, flush=True)
+        passed = ok(result)
+        if passed:
+            self.best = result
+        if self.fail is None:  # still doubling
+            if passed and self.rate * 2 < 1e6:
+                self.rate *= 2
+                return
+            if not passed:
+                self.fail = self.rate
+        else:  # bisecting
+            if not passed:
+                self.fail = self.rate
+            self.bisections -= 1
+        if self.best is None or self.fail is None or self.bisections <= 0:
+            self.done = True
+            return
+        self.rate = (self.best["rate"] + self.fail) / 2
+
+
+def peaks(connections, start_rate):
+    """Both servers' peak searches, taking turns trial by trial."""
+    searches = [PeakSearch(kind, connections, start_rate) for kind in ("baseline", "ours")]
+    while not all(s.done for s in searches):
+        for search in searches:
+            if not search.done:
+                search.step()
+    return {s.kind: s.best for s in searches}
 
 
 def idle_memory(kind, connections):
@@ -155,7 +171,7 @@ def main():
 
     # 1. Peak deliveries/s (p99 < 100 ms, nothing missing) at N=1000 and N=5000.
     for n, start in ((1000, 5), (5000, 2)):
-        results = {kind: peak(kind, n, start) for kind in ("baseline", "ours")}
+        results = peaks(n, start)
         b, o = results["baseline"], results["ours"]
         bv = b and b["deliveries_per_s"]
         ov = o and o["deliveries_per_s"]

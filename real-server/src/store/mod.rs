@@ -54,6 +54,19 @@ pub struct BatchError {
     pub source: StoreError,
 }
 
+/// Turns up to `limit + 1` messages, newest first, into a history page: at most `limit`,
+/// oldest first, and whether older ones exist (the extra message says so).
+pub(crate) fn history_page(
+    mut newest_first: Vec<StoredMessage>,
+    limit: u32,
+) -> (Vec<StoredMessage>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = newest_first.len() > limit;
+    newest_first.truncate(limit);
+    newest_first.reverse();
+    (newest_first, has_more)
+}
+
 /// A room's durable storage. Every method is keyed by room, so many rooms can share one
 /// database; one room is served by one process at a time (seq numbers come from it).
 pub trait Store: Send + Sync + 'static {

@@ -15,7 +15,7 @@ use mongodb::{Client, Collection, IndexModel};
 use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchError, Result, Store, StoreError, Write};
+use super::{BatchError, Result, Store, StoreError, Write, history_page};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -241,14 +241,10 @@ impl Store for MongoStore {
             .await?
             .try_collect()
             .await?;
-        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let has_more = docs.len() > wanted;
-        let mut page = docs
+        let newest_first = docs
             .into_iter()
-            .take(wanted)
             .map(MessageDoc::into_message)
             .collect::<Result<Vec<_>>>()?;
-        page.reverse();
-        Ok((page, has_more))
+        Ok(history_page(newest_first, limit))
     }
 }

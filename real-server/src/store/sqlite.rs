@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BatchError, Result, Store, StoreError, Write};
+use super::{BatchError, Result, Store, StoreError, Write, history_page};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -205,7 +205,7 @@ impl Store for SqliteStore {
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let room = room.to_owned();
         self.with_conn(move |conn| {
-            let mut page = conn
+            let newest_first = conn
                 .prepare_cached(&format!(
                     "{SELECT} WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
                 ))?
@@ -214,10 +214,7 @@ impl Store for SqliteStore {
                     message_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let has_more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-            page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            page.reverse();
-            Ok((page, has_more))
+            Ok(history_page(newest_first, limit))
         })
         .await
     }
