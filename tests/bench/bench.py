@@ -113,10 +113,15 @@ class PeakSearch:
         self.done = False
 
     def step(self):
-        result = trial(self.kind, self.connections, self.rate)
-        print(f"  {self.kind:8} N={self.connections} rate={self.rate:.0f}: "
-              f"{result.get('line', result.get('error'))}", file=sys.stderr, flush=True)
-        passed = ok(result)
+        # A failing trial is repeated once: a single stall of either process (a GC pause, the
+        # VM) can push one trial's p99 past the limit at a rate that otherwise passes.
+        for attempt in range(2):
+            result = trial(self.kind, self.connections, self.rate)
+            print(f"  {self.kind:8} N={self.connections} rate={self.rate:.0f}: "
+                  f"{result.get('line', result.get('error'))}", file=sys.stderr, flush=True)
+            passed = ok(result)
+            if passed:
+                break
         if passed:
             self.best = result
         if self.fail is None:  # still doubling
