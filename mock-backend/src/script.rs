@@ -1,0 +1,26 @@
+//! What the fake users say and are called.
+
+/// Fake users' names, in the order rooms take them.
+pub const NAMES: &[&str] = &["Ada", "Linus", "Grace", "Ken", "Barbara", "Dennis"];
+
+/// Suffixes for renames.
+pub const SUFFIXES: &[&str] = &[" (away)", " 🦀", " [afk]", "_", " the Second"];
+
+/// Messages in varied markdown: emphasis, lists, code, links, emoji, quotes, tables.
+pub const MESSAGES: &[&str] = &[
+    "Good morning, everyone :wave:",
+    "Has anyone tried the **new build**? It feels _much_ faster.",
+    "Reminder:\n- stand-up at 10\n- demo at 3\n- cake at 4 :cake:",
+    "`cargo test` passes on my machine :tada:",
+    "Here is the fix:\n\n```rust\nfn main() {\n    println!(\"hello\");\n}\n```",
+    "The docs are at [docs.rs](https://docs.rs) if you need them.",
+    "> Premature optimisation is the root of all evil\n\nStill true.",
+    "~~Meeting at noon~~ moved to 1pm",
+    "1. write the test\n2. watch it fail\n3. make it pass",
+    "| lang | speed |\n|---|---|\n| Rust | fast |\n| Python | fine |",
+    "Lunch? :pizza: :+1:",
+    "brb",
+    "That was a *really* good talk.",
+    "Try `Ctrl+Enter` to send, or switch to Enter in the settings.",
+    "I pushed a branch with the **fix**; reviews welcome :eyes:",
+];

@@ -1,0 +1,147 @@
+//! The mock room: deterministic per seed, lively, and a real room to the page client.
+
+use super::*;
+
+const T0: Millis = 1_800_000_000_000;
+
+fn run(seed: u64, minutes: i64) -> Vec<String> {
+    let mut room = MockRoom::new("Demo", 4, seed, T0);
+    let conn = room.connect(T0);
+    let mut frames = room.take_frames(conn);
+    let mut now = T0;
+    while now < T0 + minutes * 60_000 {
+        now += 250;
+        room.advance(now);
+        frames.extend(room.take_frames(conn));
+    }
+    frames
+}
+
+/// The frame's action type; every frame must decode as a server action.
+fn kind(frame: &str) -> String {
+    assert!(
+        protocol::decode_server(frame).is_ok(),
+        "undecodable frame {frame}"
+    );
+    let value: serde_json::Value = serde_json::from_str(frame).expect("JSON");
+    value["type"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_room() {
+    assert_eq!(run(7, 3), run(7, 3));
+    assert_ne!(run(7, 3), run(8, 3));
+}
+
+#[test]
+fn fake_users_chat_rename_leave_and_come_back() {
+    let frames = run(42, 10);
+    let kinds: Vec<String> = frames.iter().map(|f| kind(f)).collect();
+    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(kinds[0], "HANDSHAKE");
+    assert!(count("MESSAGE") >= 30, "{}", count("MESSAGE"));
+    assert!(count("NAME_CHANGE") >= 2);
+    assert!(count("USER_DISCONNECTED") >= 1);
+    assert!(count("USER_CONNECTED") >= 1);
+    // Varied markdown reaches the page.
+    let raws: Vec<String> = frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Message(m)) => Some(m.raw_message),
+            _ => None,
+        })
+        .collect();
+    for feature in ["**", "- ", "```", "](https://", ":"] {
+        assert!(
+            raws.iter().any(|r| r.contains(feature)),
+            "no message with {feature}"
+        );
+    }
+    // Several distinct authors.
+    let authors: std::collections::HashSet<String> = frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Message(m)) => Some(m.user_id),
+            _ => None,
+        })
+        .collect();
+    assert!(authors.len() >= 3, "{authors:?}");
+}
+
+#[test]
+fn a_user_who_leaves_comes_back_as_themselves() {
+    let frames = run(42, 10);
+    let mut left = Vec::new();
+    for frame in &frames {
+        match protocol::decode_server(frame) {
+            Ok(ServerAction::UserDisconnected(u)) => left.push(u.user_id),
+            Ok(ServerAction::UserConnected(u)) if left.contains(&u.user_id) => return,
+            _ => {}
+        }
+    }
+    panic!("nobody came back under the same id");
+}
+
+#[test]
+fn the_page_client_is_a_real_member_of_the_room() {
+    let mut room = MockRoom::new("Demo", 2, 1, T0);
+    let conn = room.connect(T0);
+    room.send(T0, conn, r#"{"type":"HANDSHAKE_USER_INFO","payload":{}}"#);
+    room.send(
+        T0 + 10,
+        conn,
+        r#"{"type":"MESSAGE","payload":{"rawMessage":"hi **bots**","nonce":"p1"}}"#,
+    );
+    let frames = room.take_frames(conn);
+    let echo = frames
+        .iter()
+        .find_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Message(m)) if m.nonce.as_deref() == Some("p1") => Some(m),
+            _ => None,
+        })
+        .expect("own message echoed");
+    assert_eq!(echo.html_message, "<p>hi <strong>bots</strong></p>\n");
+    // The engine's rules hold here too.
+    room.send(
+        T0 + 20,
+        conn,
+        r#"{"type":"MESSAGE","payload":{"rawMessage":"   "}}"#,
+    );
+    assert!(
+        room.take_frames(conn)
+            .iter()
+            .any(|f| f.contains("EMPTY_MESSAGE"))
+    );
+    // A second page connection (another tab) sees the room's history.
+    let other = room.connect(T0 + 30);
+    let handshake = room.take_frames(other).remove(0);
+    assert!(handshake.contains("hi **bots**"), "{handshake}");
+}
+
+#[test]
+fn older_history_is_served_from_memory() {
+    let mut room = MockRoom::new("Demo", 4, 3, T0);
+    let mut now = T0;
+    while room.stored.len() < 150 {
+        now += 1_000;
+        room.advance(now);
+    }
+    let conn = room.connect(now);
+    let first = room.stored.len() as u64 - 99;
+    room.send(
+        now,
+        conn,
+        &format!(r#"{{"type":"HISTORY_REQUEST","payload":{{"before":{first},"limit":20}}}}"#),
+    );
+    let page = room
+        .take_frames(conn)
+        .into_iter()
+        .find_map(|f| match protocol::decode_server(&f) {
+            Ok(ServerAction::History(h)) => Some(h),
+            _ => None,
+        })
+        .expect("HISTORY");
+    let seqs: Vec<u64> = page.messages.iter().filter_map(|m| m.seq).collect();
+    assert_eq!(seqs, (first - 20..first).collect::<Vec<_>>());
+    assert!(page.has_more);
+}
