@@ -447,8 +447,7 @@ impl Room {
         conn: ConnectionId,
         claim: Option<&UserId>,
     ) -> Option<UserId> {
-        let connection = self.connections.get_mut(&conn)?;
-        let Some(user) = connection.user.clone() else {
+        let Some(user) = self.connections.get(&conn)?.user.clone() else {
             self.refuse(
                 conn,
                 ErrorCode::NotIdentified,
@@ -464,11 +463,19 @@ impl Room {
             );
             return None;
         }
-        if !connection.bucket.try_take(now) {
-            self.refuse(conn, ErrorCode::RateLimited, "slow down");
-            return None;
+        self.spend_token(now, conn).then_some(user)
+    }
+
+    /// Takes one token from the connection's bucket, or refuses with `RATE_LIMITED`.
+    fn spend_token(&mut self, now: Millis, conn: ConnectionId) -> bool {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return false;
+        };
+        if connection.bucket.try_take(now) {
+            return true;
         }
-        Some(user)
+        self.refuse(conn, ErrorCode::RateLimited, "slow down");
+        false
     }
 
     fn post(&mut self, now: Millis, conn: ConnectionId, message: SendMessage) {
@@ -557,11 +564,8 @@ impl Room {
     }
 
     fn history(&mut self, now: Millis, conn: ConnectionId, request: HistoryRequest) {
-        let Some(connection) = self.connections.get_mut(&conn) else {
+        if !self.spend_token(now, conn) {
             return;
-        };
-        if !connection.bucket.try_take(now) {
-            return self.refuse(conn, ErrorCode::RateLimited, "slow down");
         }
         if request.limit == 0 {
             return self.refuse(
