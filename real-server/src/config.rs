@@ -42,8 +42,8 @@ pub struct Config {
     /// How the embedded store syncs a commit to disk: `full` (default) survives power loss;
     /// `normal` survives a crash of the server process (kill -9) but may lose the last
     /// commits on power loss or an OS crash, and commits much faster.
-    #[arg(long, env = "CAHAT_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
-    pub sqlite_sync: String,
+    #[arg(long, env = "CAHAT_SQLITE_SYNC", value_enum, default_value = "full")]
+    pub sqlite_sync: crate::store::SyncMode,
 
     /// PEM certificate chain for wss:// (needs --tls-key).
     #[arg(long, env = "CAHAT_TLS_CERT", requires = "tls_key")]

@@ -162,7 +162,6 @@ enum Step {
     Failed,
     Close(CloseReason),
     Ping,
-    RoomGone,
 }
 
 async fn write_loop<Si, E>(
@@ -186,7 +185,8 @@ async fn write_loop<Si, E>(
                     Ok(Some(reason)) => Step::Close(reason),
                     Err(()) => Step::Failed,
                 },
-                None => Step::RoomGone,
+                // Every sender of the queue is gone: the room has let this connection go.
+                None => Step::Close(CloseReason::SHUTDOWN),
             },
             _ = ping.tick() => Step::Ping,
         };
@@ -197,10 +197,6 @@ async fn write_loop<Si, E>(
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
-            }
-            Step::RoomGone => {
-                send_close(&mut sink, &mut outbox, CloseReason::SHUTDOWN).await;
-                return;
             }
             Step::Close(reason) => {
                 send_close(&mut sink, &mut outbox, reason).await;

@@ -45,12 +45,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             listen(config, store).await
         }
         None => {
-            let sync = if config.sqlite_sync == "normal" {
-                real_server::store::SyncMode::Normal
-            } else {
-                real_server::store::SyncMode::Full
-            };
-            let store = SqliteStore::open_dir_with(&config.data_dir, sync)
+            let store = SqliteStore::open_dir_with(&config.data_dir, config.sqlite_sync)
                 .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
             listen(config, store).await
         }

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS users (
 ";
 
 /// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SyncMode {
     /// Every commit is fsynced: survives power loss.
     Full,
