@@ -59,7 +59,6 @@ struct Tally {
     seen: Vec<Vec<bool>>,
     latencies_us: Vec<u32>,
     duplicates: u64,
-    frames: u64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -111,7 +110,6 @@ async fn main() -> anyhow::Result<()> {
             seen: vec![vec![false; per_sender_total]; senders],
             latencies_us: Vec::new(),
             duplicates: 0,
-            frames: 0,
         }));
         tokio::spawn(read(
             stream,
@@ -280,7 +278,6 @@ async fn read(
         let now = start.elapsed().as_micros();
         last_frame.store(now as u64, Ordering::Relaxed);
         let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-        tally.frames += 1;
         // Only our own messages count: `"rawMessage":"lg SENDER N MICROS"`.
         let Some(at) = text.find("\"rawMessage\":\"lg ") else {
             continue;
