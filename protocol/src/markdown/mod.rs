@@ -4,11 +4,12 @@
 //! Two layers, so that one mistake is not enough for an attack:
 //! 1. While rendering, raw HTML in the markdown is turned into text (it shows as typed),
 //!    images become plain links (no remote images: they would leak readers' addresses), and
-//!    emoji shortcodes (`:+1:`) become emoji (GitHub's set, from the `gh-emoji` crate).
+//!    emoji shortcodes (`:+1:`) become emoji (the common part of GitHub's set, see `emoji`).
 //! 2. After rendering, the HTML goes through [`sanitize::clean`], a strict allow-list:
 //!    formatting tags only, links only to `http`, `https` and `mailto`, each with
 //!    `rel="noopener noreferrer nofollow"`, and no attribute that can run code.
 
+mod emoji;
 pub mod sanitize;
 
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
@@ -91,7 +92,7 @@ fn replace_shortcodes(text: CowStr<'_>) -> CowStr<'_> {
         let name = &after[..end];
         let closes = after[end..].starts_with(':');
         match (closes && !name.is_empty())
-            .then(|| gh_emoji::get(name))
+            .then(|| emoji::get(name))
             .flatten()
         {
             Some(emoji) => {
