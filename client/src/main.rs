@@ -1,31 +1,24 @@
 //! CAHAT's web client (Dioxus, compiled to WASM by trunk).
 //!
-//! For now this is the application shell: it renders the page frame and shows the markdown
-//! renderer from `protocol` working in the browser. Rooms, transports and the mock backend
-//! arrive with their own issues.
+//! One page holds many rooms, each on its own room server (or simulated in the page).
+//!
+//! # Layout
+//! - `state`: the whole client state and its reducer (pure; unit-tested natively).
+//! - `address`: room addresses as typed (`ws://`, `wss://`, `mock://`).
+//! - `transport`: the [`transport::Transport`] trait, over a WebSocket or a mock room.
+//! - `network`: the one loop that owns every connection, reconnects and resumes.
+//! - `storage`: what survives a reload (localStorage).
+//! - `format`: times and dates for people.
+//! - `ui`: the components; they read the state and send the network intents.
 
-use dioxus::prelude::*;
+mod address;
+mod format;
+mod network;
+mod state;
+mod storage;
+mod transport;
+mod ui;
 
 fn main() {
-    dioxus::launch(App);
-}
-
-#[component]
-fn App() -> Element {
-    let renderer = use_hook(|| std::rc::Rc::new(protocol::Renderer::new()));
-    let preview = renderer.render("Welcome to **CAHAT** :wave:");
-    rsx! {
-        header { class: "topbar",
-            h1 { "CAHAT" }
-        }
-        main { class: "shell",
-            section { "aria-label": "Welcome",
-                // HTML rendered and sanitised by our own renderer, never a server's.
-                div { class: "message-body", dangerous_inner_html: "{preview}" }
-                p { class: "status", role: "status",
-                    "No rooms yet: connecting to room servers is not implemented in this build."
-                }
-            }
-        }
-    }
+    dioxus::launch(ui::App);
 }

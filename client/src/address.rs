@@ -1,0 +1,138 @@
+//! Room server addresses as a user types them: `ws://`, `wss://` or `mock://name`.
+
+use std::fmt;
+
+/// Where a room lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// A real room server, by its WebSocket URL (`ws://` or `wss://`).
+    WebSocket(String),
+    /// A room simulated in this page by `mock-backend`, by name.
+    Mock(String),
+}
+
+/// Why an address was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Nothing was typed.
+    #[error("type an address, such as ws://localhost:4000 or mock://lobby")]
+    Empty,
+    /// A scheme other than ws, wss or mock.
+    #[error("the address must start with ws://, wss:// or mock://")]
+    Scheme,
+    /// `ws://` with no host after it.
+    #[error("the address has no host")]
+    NoHost,
+    /// A mock room name with characters other than letters, digits, `-` and `_`.
+    #[error("a mock room name is 1 to 32 letters, digits, - or _")]
+    MockName,
+    /// Spaces or control characters inside a URL.
+    #[error("the address contains spaces or control characters")]
+    Whitespace,
+}
+
+impl Address {
+    /// Parses what a user typed. A bare `host:port` means `ws://host:port`.
+    pub fn parse(input: &str) -> Result<Self, AddressError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(AddressError::Empty);
+        }
+        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AddressError::Whitespace);
+        }
+        let (scheme, rest) = match input.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("ws".to_owned(), input),
+        };
+        match scheme.as_str() {
+            "mock" => {
+                let name = rest.trim_end_matches('/');
+                let valid = !name.is_empty()
+                    && name.chars().count() <= 32
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+                if valid {
+                    Ok(Self::Mock(name.to_lowercase()))
+                } else {
+                    Err(AddressError::MockName)
+                }
+            }
+            "ws" | "wss" => {
+                let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                if host.is_empty() {
+                    return Err(AddressError::NoHost);
+                }
+                let path = &rest[host.len()..];
+                let path = if path.is_empty() { "/" } else { path };
+                Ok(Self::WebSocket(format!(
+                    "{scheme}://{}{path}",
+                    host.to_ascii_lowercase()
+                )))
+            }
+            _ => Err(AddressError::Scheme),
+        }
+    }
+
+    /// True for rooms simulated in the page: they end with it, so nothing about them is
+    /// worth remembering across reloads except that they were open.
+    pub fn is_mock(&self) -> bool {
+        matches!(self, Self::Mock(_))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WebSocket(url) => f.write_str(url),
+            Self::Mock(name) => write!(f, "mock://{name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_three_schemes_and_normalises() {
+        assert_eq!(
+            Address::parse(" ws://LocalHost:4000 "),
+            Ok(Address::WebSocket("ws://localhost:4000/".into()))
+        );
+        assert_eq!(
+            Address::parse("wss://chat.example.org/room?x=1"),
+            Ok(Address::WebSocket("wss://chat.example.org/room?x=1".into()))
+        );
+        assert_eq!(
+            Address::parse("localhost:4001"),
+            Ok(Address::WebSocket("ws://localhost:4001/".into()))
+        );
+        assert_eq!(
+            Address::parse("mock://Lobby"),
+            Ok(Address::Mock("lobby".into()))
+        );
+        assert_eq!(
+            Address::parse("mock://lobby").map(|a| a.to_string()),
+            Ok("mock://lobby".into())
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_room() {
+        assert_eq!(Address::parse("  "), Err(AddressError::Empty));
+        assert_eq!(
+            Address::parse("http://example.org"),
+            Err(AddressError::Scheme)
+        );
+        assert_eq!(
+            Address::parse("javascript://alert(1)"),
+            Err(AddressError::Scheme)
+        );
+        assert_eq!(Address::parse("ws://"), Err(AddressError::NoHost));
+        assert_eq!(Address::parse("mock://"), Err(AddressError::MockName));
+        assert_eq!(Address::parse("mock://a<b"), Err(AddressError::MockName));
+        assert_eq!(Address::parse("ws://a b"), Err(AddressError::Whitespace));
+    }
+}

@@ -1,0 +1,79 @@
+//! Times and dates as people read them, in the browser's time zone.
+
+use protocol::Millis;
+
+const WEEKDAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// A local calendar day, comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Day {
+    year: u32,
+    month: u32,
+    date: u32,
+    weekday: u32,
+}
+
+fn date(ms: Millis) -> js_sys::Date {
+    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64))
+}
+
+/// The local day of a timestamp.
+pub fn day(ms: Millis) -> Day {
+    let d = date(ms);
+    Day {
+        year: d.get_full_year(),
+        month: d.get_month(),
+        date: d.get_date(),
+        weekday: d.get_day(),
+    }
+}
+
+/// `HH:MM`, 24-hour, local time.
+pub fn hh_mm(ms: Millis) -> String {
+    let d = date(ms);
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}
+
+/// Machine-readable time for `<time datetime>`.
+pub fn iso(ms: Millis) -> String {
+    String::from(date(ms).to_iso_string())
+}
+
+/// "Today", "Yesterday", or "Saturday 28 November 2026".
+pub fn day_label(of: Day, today: Day, yesterday: Day) -> String {
+    if of == today {
+        "Today".to_owned()
+    } else if of == yesterday {
+        "Yesterday".to_owned()
+    } else {
+        format!(
+            "{} {} {} {}",
+            WEEKDAYS[of.weekday as usize % 7],
+            of.date,
+            MONTHS[of.month as usize % 12],
+            of.year
+        )
+    }
+}

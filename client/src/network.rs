@@ -1,0 +1,226 @@
+//! The one owner of every connection: a loop that opens transports, feeds what they receive
+//! to the state's reducer, sends what the reducer asks, and reconnects with backoff.
+//!
+//! Components never touch a transport: they change the state and send this loop an
+//! [`Intent`]. Everything the loop hears (intents, transport events, its own timers) arrives
+//! on one stream, so there is exactly one place where a connection changes.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use dioxus::prelude::*;
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::StreamExt;
+use futures_util::stream;
+
+use crate::state::{AppState, Link, Outcome, RoomId};
+use crate::transport::{Connector, Transport, TransportEvent};
+
+/// First reconnect delay; it doubles per failed attempt up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: u32 = 500;
+const MAX_BACKOFF_MS: u32 = 15_000;
+
+/// What the UI asks of the network.
+#[derive(Debug)]
+pub enum Intent {
+    /// Connect to a room just added to the state.
+    Open(RoomId),
+    /// Disconnect from a room removed from the state.
+    Close(RoomId),
+    /// Carry out what a state change returned for this room.
+    Carry(RoomId, Outcome),
+}
+
+enum Input {
+    Intent(Intent),
+    /// Something for the connection of this generation (stale generations are ignored).
+    Link(RoomId, u64, LinkEvent),
+}
+
+enum LinkEvent {
+    Transport(TransportEvent),
+    /// The backoff delay has passed: connect again.
+    Retry,
+    /// Resend the room's pending messages (after `RATE_LIMITED`).
+    ResendPending,
+}
+
+struct Connection {
+    transport: Option<Box<dyn Transport>>,
+    generation: u64,
+    /// Failed attempts since the room was last online, for the backoff.
+    attempt: u32,
+}
+
+struct Network {
+    state: Signal<AppState>,
+    connector: Connector,
+    links: HashMap<RoomId, Connection>,
+    events: UnboundedSender<(RoomId, u64, LinkEvent)>,
+    next_generation: u64,
+}
+
+/// Runs for the life of the page (a root coroutine).
+pub async fn run(
+    intents: UnboundedReceiver<Intent>,
+    state: Signal<AppState>,
+    connector: Connector,
+) {
+    let (events, link_events) = unbounded();
+    let mut network = Network {
+        state,
+        connector,
+        links: HashMap::new(),
+        events,
+        next_generation: 1,
+    };
+    let rooms: Vec<RoomId> = state.peek().rooms.iter().map(|r| r.id).collect();
+    for id in rooms {
+        network.open(id);
+    }
+    let mut inputs = stream::select(
+        intents.map(Input::Intent),
+        link_events.map(|(id, generation, event)| Input::Link(id, generation, event)),
+    );
+    while let Some(input) = inputs.next().await {
+        match input {
+            Input::Intent(Intent::Open(id)) => network.open(id),
+            Input::Intent(Intent::Close(id)) => network.close(id),
+            Input::Intent(Intent::Carry(id, outcome)) => network.carry(id, outcome),
+            Input::Link(id, generation, event) => {
+                let current = network.links.get(&id).map(|l| l.generation);
+                if current == Some(generation) {
+                    network.on_event(id, event);
+                }
+            }
+        }
+    }
+}
+
+impl Network {
+    fn open(&mut self, id: RoomId) {
+        let Some(address) = self.state.peek().room(id).map(|r| r.address.clone()) else {
+            return;
+        };
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let events = self.events.clone();
+        let sink = Rc::new(move |event| {
+            // The loop outlives every transport; if it is gone, so is the page.
+            let _page_closing =
+                events.unbounded_send((id, generation, LinkEvent::Transport(event)));
+        });
+        let attempt = self.links.get(&id).map_or(0, |l| l.attempt);
+        let transport = match self.connector.connect(&address, sink) {
+            Ok(transport) => Some(transport),
+            Err(error) => {
+                self.state.write().bad_frame(id, &error.to_string());
+                None
+            }
+        };
+        let failed = transport.is_none();
+        if let Some(old) = self.links.insert(
+            id,
+            Connection {
+                transport,
+                generation,
+                attempt,
+            },
+        ) && let Some(old) = old.transport
+        {
+            old.close();
+        }
+        self.state.write().link_connecting(id);
+        if failed {
+            self.schedule_retry(id);
+        }
+    }
+
+    fn close(&mut self, id: RoomId) {
+        if let Some(link) = self.links.remove(&id)
+            && let Some(transport) = link.transport
+        {
+            transport.close();
+        }
+    }
+
+    fn carry(&mut self, id: RoomId, outcome: Outcome) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        if let Some(transport) = &link.transport {
+            for action in &outcome.send {
+                if transport.send(&action.to_json()).is_err() {
+                    // Not open: pending messages and names are sent again on identification.
+                    break;
+                }
+            }
+        }
+        if let Some(delay) = outcome.retry_pending_in {
+            self.after(id, link.generation, delay, LinkEvent::ResendPending);
+        }
+    }
+
+    fn on_event(&mut self, id: RoomId, event: LinkEvent) {
+        match event {
+            LinkEvent::Transport(TransportEvent::Opened) => {
+                let outcome = self.state.write().link_opened(id);
+                self.carry(id, outcome);
+            }
+            LinkEvent::Transport(TransportEvent::Frame(text)) => {
+                let outcome = match protocol::decode_server(&text) {
+                    Ok(action) => self.state.write().receive(id, action),
+                    Err(error) => {
+                        self.state.write().bad_frame(id, &error.to_string());
+                        Outcome::default()
+                    }
+                };
+                if self
+                    .state
+                    .peek()
+                    .room(id)
+                    .is_some_and(|r| r.link == Link::Online)
+                    && let Some(link) = self.links.get_mut(&id)
+                {
+                    link.attempt = 0;
+                }
+                self.carry(id, outcome);
+            }
+            LinkEvent::Transport(TransportEvent::Closed { .. }) => {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.transport = None;
+                }
+                self.schedule_retry(id);
+            }
+            LinkEvent::Retry => self.open(id),
+            LinkEvent::ResendPending => {
+                let outcome = self.state.peek().resend_pending(id);
+                self.carry(id, outcome);
+            }
+        }
+    }
+
+    /// Marks the room as reconnecting and opens it again after a growing, jittered delay.
+    fn schedule_retry(&mut self, id: RoomId) {
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
+        link.attempt += 1;
+        let base = FIRST_BACKOFF_MS.saturating_mul(1 << link.attempt.min(10)) / 2;
+        let delay = base.min(MAX_BACKOFF_MS);
+        // Up to a quarter more, so that many clients of a restarted room do not return at once.
+        let delay = delay + (js_sys::Math::random() * f64::from(delay) / 4.0) as u32;
+        let (attempt, generation) = (link.attempt, link.generation);
+        self.state.write().link_lost(id, attempt, delay);
+        self.after(id, generation, delay, LinkEvent::Retry);
+    }
+
+    fn after(&self, id: RoomId, generation: u64, delay_ms: u32, event: LinkEvent) {
+        let events = self.events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            gloo_timers::future::sleep(Duration::from_millis(u64::from(delay_ms))).await;
+            let _page_closing = events.unbounded_send((id, generation, event));
+        });
+    }
+}

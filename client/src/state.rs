@@ -1,0 +1,791 @@
+//! The client's whole state, and every change to it as a method: a reducer over user intents
+//! and server actions, as the Redux client this chat started from did.
+//!
+//! No IO and no clock here: time comes in as an argument, and each change returns the
+//! actions to send on that room's connection (an [`Outcome`]). The network loop
+//! (`network.rs`) carries them out; the UI only reads this state and calls these methods.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use protocol::{
+    ChangeName, ClientAction, ErrorCode, HandshakeUserInfo, HistoryRequest, MessageRecord, Millis,
+    Renderer, SendMessage, Seq, ServerAction, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::address::{Address, AddressError};
+
+/// Longest message the composer accepts: the room's default limit, checked before sending.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// Messages asked for per history page.
+pub const HISTORY_PAGE: u32 = 50;
+/// Sent messages kept for Up/Down recall.
+const RECALL_LIMIT: usize = 50;
+/// How long to wait before resending after the room said `RATE_LIMITED`.
+pub const RATE_LIMIT_RETRY_MS: u32 = 1_500;
+/// Shown for users whose name the client has not learnt.
+const UNKNOWN_NAME: &str = "Anonymous";
+
+/// A room's place in this page's list; never reused while the page lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub u32);
+
+/// Who you are in one room: handed out by that room, proved by the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub user_id: UserId,
+    pub token: Option<String>,
+}
+
+/// Preferences, remembered across reloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    /// Your name in every room (unless a room has its own); `None` until you choose one.
+    pub display_name: Option<String>,
+    /// Enter sends (Shift+Enter is a new line); otherwise Ctrl+Enter sends.
+    pub enter_to_send: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            display_name: None,
+            enter_to_send: true,
+        }
+    }
+}
+
+/// The state of one room's connection, as the user sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Opening the connection, or open and waiting for the room to say who we are.
+    Connecting,
+    /// Identified: messages go out at once.
+    Online,
+    /// Lost; the next attempt starts in `retry_in_ms`.
+    Reconnecting { attempt: u32, retry_in_ms: u32 },
+}
+
+/// How much older history the room has for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// The room has older messages than the first we show.
+    More,
+    /// A page was asked for and has not arrived.
+    Loading,
+    /// We show the room's first message.
+    Complete,
+    /// The server does not page history (a legacy v1 server).
+    Unsupported,
+}
+
+/// Whether the room has stored a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Shown at once; kept and resent (same nonce) until the room echoes it.
+    Pending,
+    /// Stored by the room and echoed back.
+    Sent,
+}
+
+/// One message as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    /// Stable key for the list: the seq, the server id, or our nonce.
+    pub key: String,
+    pub seq: Option<Seq>,
+    pub user_id: UserId,
+    pub raw: String,
+    /// Rendered here from `raw` by our sanitising renderer; a server's HTML is never used.
+    pub html: Rc<str>,
+    pub timestamp: Millis,
+    pub nonce: Option<String>,
+    pub delivery: Delivery,
+}
+
+/// One room as the client knows it.
+#[derive(Debug, Clone)]
+pub struct RoomState {
+    pub id: RoomId,
+    pub address: Address,
+    /// From the room's `HANDSHAKE`; the address stands in until then.
+    pub server_name: Option<String>,
+    pub link: Link,
+    pub identity: Option<Identity>,
+    /// Your name in this room only, when it differs from the one for all rooms.
+    pub name_override: Option<String>,
+    /// Messages the room has stored, in seq order (arrival order from a v1 server).
+    pub messages: Vec<ChatMessage>,
+    /// Your messages not yet echoed by the room, oldest first.
+    pub pending: Vec<ChatMessage>,
+    pub user_names: BTreeMap<UserId, String>,
+    pub online: BTreeSet<UserId>,
+    /// Messages from others that arrived while another room was shown.
+    pub unread: u32,
+    pub history: History,
+    /// The last thing the room refused or warned about, shown until dismissed.
+    pub notice: Option<String>,
+    /// The highest seq this room has told us about: resume from here after a reconnect.
+    pub latest_seq: Option<Seq>,
+}
+
+/// What a change asks the network loop to do for one room.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Actions to send on the room's connection now, in order.
+    pub send: Vec<ClientAction>,
+    /// Resend pending messages after this many milliseconds.
+    pub retry_pending_in: Option<u32>,
+}
+
+impl Outcome {
+    fn send(actions: Vec<ClientAction>) -> Self {
+        Self {
+            send: actions,
+            retry_pending_in: None,
+        }
+    }
+}
+
+/// Where a new name applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameScope {
+    All,
+    Room(RoomId),
+}
+
+/// Why the composer refused a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComposeError {
+    #[error("the message is empty")]
+    Blank,
+    #[error("the message is longer than {MAX_MESSAGE_CHARS} characters")]
+    TooLong,
+    #[error("that room is no longer open")]
+    NoRoom,
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a name is 1 to {} characters, without control characters",
+    protocol::room::MAX_NAME_CHARS
+)]
+pub struct NameError;
+
+/// What survives a reload (localStorage): rooms, identities, names, preferences.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Saved {
+    pub rooms: Vec<SavedRoom>,
+    pub active: Option<String>,
+    pub settings: Settings,
+    pub sent: Vec<String>,
+}
+
+/// One remembered room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedRoom {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_override: Option<String>,
+}
+
+/// The whole client.
+#[derive(Debug)]
+pub struct AppState {
+    /// Rooms in the order of the sidebar.
+    pub rooms: Vec<RoomState>,
+    pub active: Option<RoomId>,
+    pub settings: Settings,
+    /// What you sent, oldest first, for Up/Down recall in the composer.
+    pub sent: Vec<String>,
+    renderer: Renderer,
+    next_room: u32,
+    /// Unique to this page load, so nonces never repeat across reloads.
+    nonce_prefix: String,
+    next_nonce: u64,
+}
+
+impl AppState {
+    /// An empty client. `nonce_prefix` must differ between page loads (random).
+    pub fn new(settings: Settings, nonce_prefix: String) -> Self {
+        Self {
+            rooms: Vec::new(),
+            active: None,
+            settings,
+            sent: Vec::new(),
+            renderer: Renderer::new(),
+            next_room: 1,
+            nonce_prefix,
+            next_nonce: 1,
+        }
+    }
+
+    /// The client as it was saved. Addresses that no longer parse are dropped.
+    pub fn from_saved(saved: Saved, nonce_prefix: String) -> Self {
+        let mut state = Self::new(saved.settings, nonce_prefix);
+        state.sent = saved.sent;
+        for room in saved.rooms {
+            if let Ok((id, true)) = state.add_room(&room.address)
+                && let Some(added) = state.room_mut(id)
+            {
+                added.identity = room.identity;
+                added.name_override = room.name_override;
+            }
+        }
+        let active = saved
+            .active
+            .and_then(|address| {
+                state
+                    .rooms
+                    .iter()
+                    .find(|r| r.address.to_string() == address)
+            })
+            .map(|r| r.id);
+        if let Some(id) = active {
+            state.active = Some(id);
+        }
+        state
+    }
+
+    /// What to remember. Identities in mock rooms are not: those rooms end with the page.
+    pub fn to_saved(&self) -> Saved {
+        Saved {
+            rooms: self
+                .rooms
+                .iter()
+                .map(|r| SavedRoom {
+                    address: r.address.to_string(),
+                    identity: if r.address.is_mock() {
+                        None
+                    } else {
+                        r.identity.clone()
+                    },
+                    name_override: r.name_override.clone(),
+                })
+                .collect(),
+            active: self.active_room().map(|r| r.address.to_string()),
+            settings: self.settings.clone(),
+            sent: self.sent.clone(),
+        }
+    }
+
+    pub fn room(&self, id: RoomId) -> Option<&RoomState> {
+        self.rooms.iter().find(|r| r.id == id)
+    }
+
+    fn room_mut(&mut self, id: RoomId) -> Option<&mut RoomState> {
+        self.rooms.iter_mut().find(|r| r.id == id)
+    }
+
+    pub fn active_room(&self) -> Option<&RoomState> {
+        self.active.and_then(|id| self.room(id))
+    }
+
+    /// Unread messages over all rooms, for the tab title.
+    pub fn total_unread(&self) -> u32 {
+        self.rooms.iter().map(|r| r.unread).sum()
+    }
+
+    /// Adds a room by address; returns its id and whether it is new (an address already
+    /// open returns the existing room). The first room becomes the active one.
+    pub fn add_room(&mut self, input: &str) -> Result<(RoomId, bool), AddressError> {
+        let address = Address::parse(input)?;
+        if let Some(existing) = self.rooms.iter().find(|r| r.address == address) {
+            return Ok((existing.id, false));
+        }
+        let id = RoomId(self.next_room);
+        self.next_room += 1;
+        self.rooms.push(RoomState::new(id, address));
+        if self.active.is_none() {
+            self.active = Some(id);
+        }
+        Ok((id, true))
+    }
+
+    /// Forgets a room. If it was shown, its neighbour is shown instead.
+    pub fn remove_room(&mut self, id: RoomId) {
+        let Some(index) = self.rooms.iter().position(|r| r.id == id) else {
+            return;
+        };
+        self.rooms.remove(index);
+        if self.active == Some(id) {
+            let next = index.min(self.rooms.len().saturating_sub(1));
+            self.active = self.rooms.get(next).map(|r| r.id);
+            if let Some(id) = self.active {
+                self.select(id);
+            }
+        }
+    }
+
+    /// Shows a room; its unread count is cleared.
+    pub fn select(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.unread = 0;
+            self.active = Some(id);
+        }
+    }
+
+    pub fn dismiss_notice(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.notice = None;
+        }
+    }
+
+    /// The connection opened: identify, and ask for what we missed if we were here before.
+    pub fn link_opened(&mut self, id: RoomId) -> Outcome {
+        let Some(room) = self.room_mut(id) else {
+            return Outcome::default();
+        };
+        room.link = Link::Connecting;
+        let info = HandshakeUserInfo {
+            user_id: room.identity.as_ref().map(|i| i.user_id.clone()),
+            token: room.identity.as_ref().and_then(|i| i.token.clone()),
+            since: room.latest_seq,
+        };
+        Outcome::send(vec![ClientAction::HandshakeUserInfo(info)])
+    }
+
+    /// The connection is gone; the next attempt is in `retry_in_ms`.
+    pub fn link_lost(&mut self, id: RoomId, attempt: u32, retry_in_ms: u32) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Reconnecting {
+                attempt,
+                retry_in_ms,
+            };
+            room.online.clear();
+            if room.history == History::Loading {
+                room.history = History::More;
+            }
+        }
+    }
+
+    /// The connection is being opened.
+    pub fn link_connecting(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Connecting;
+        }
+    }
+
+    /// A server frame that did not decode. The server is not trusted: it is reported, not
+    /// acted on.
+    pub fn bad_frame(&mut self, id: RoomId, reason: &str) {
+        if let Some(room) = self.room_mut(id) {
+            room.notice = Some(format!(
+                "The server sent something this client does not understand ({reason})."
+            ));
+        }
+    }
+
+    /// The name you want in a room: the room's own, else the one for all rooms.
+    pub fn wanted_name(&self, room: &RoomState) -> Option<String> {
+        room.name_override
+            .clone()
+            .or_else(|| self.settings.display_name.clone())
+    }
+
+    /// An action from the room's server.
+    pub fn receive(&mut self, id: RoomId, action: ServerAction) -> Outcome {
+        let shown = self.active == Some(id);
+        let renderer = self.renderer;
+        let Some(room) = self.rooms.iter().find(|r| r.id == id) else {
+            return Outcome::default();
+        };
+        let wanted = self.wanted_name(room);
+        let Some(room) = self.room_mut(id) else {
+            return Outcome::default();
+        };
+        match action {
+            ServerAction::Handshake(handshake) => {
+                room.server_name = Some(handshake.server_name);
+                if let (Some(theirs), Some(ours)) = (handshake.latest_seq, room.latest_seq)
+                    && theirs < ours
+                {
+                    // The room has less than we saw: it is not the room we knew. Start over.
+                    room.messages.clear();
+                }
+                room.user_names.extend(handshake.user_names);
+                if let Some(online) = handshake.online {
+                    room.online = online.into_iter().collect();
+                }
+                for record in handshake.messages {
+                    room.insert(&renderer, record);
+                }
+                room.latest_seq = room.latest_seq.max(handshake.latest_seq);
+                room.history = match (handshake.protocol_version, room.messages.first()) {
+                    (None, _) => History::Unsupported,
+                    (Some(_), Some(first)) if first.seq.is_some_and(|s| s > 1) => History::More,
+                    _ => History::Complete,
+                };
+                Outcome::default()
+            }
+            ServerAction::UserInfo(info) => {
+                let same = room
+                    .identity
+                    .as_ref()
+                    .is_some_and(|i| i.user_id == info.user_id);
+                let token = if same {
+                    info.token
+                        .or_else(|| room.identity.as_ref().and_then(|i| i.token.clone()))
+                } else {
+                    info.token
+                };
+                room.identity = Some(Identity {
+                    user_id: info.user_id.clone(),
+                    token,
+                });
+                room.user_names
+                    .insert(info.user_id.clone(), info.name.clone());
+                room.online.insert(info.user_id);
+                room.link = Link::Online;
+                let mut send = Vec::new();
+                if let Some(name) = wanted.filter(|w| *w != info.name) {
+                    send.push(ClientAction::NameChange(ChangeName {
+                        name,
+                        user_id: None,
+                    }));
+                }
+                send.extend(room.pending.iter().map(pending_action));
+                Outcome::send(send)
+            }
+            ServerAction::Message(record) => {
+                let mine = room.is_me(&record.user_id);
+                if mine {
+                    room.match_pending(&record);
+                }
+                if let Some(seq) = record.seq {
+                    room.latest_seq = Some(room.latest_seq.map_or(seq, |l| l.max(seq)));
+                }
+                if room.insert(&renderer, record) && !mine && !shown {
+                    room.unread += 1;
+                }
+                Outcome::default()
+            }
+            ServerAction::NameChange(change) => {
+                room.user_names.extend(change.id_name_pair);
+                room.user_names.insert(change.user_id, change.name);
+                Outcome::default()
+            }
+            ServerAction::UserConnected(user) => {
+                room.online.insert(user.user_id);
+                Outcome::default()
+            }
+            ServerAction::UserDisconnected(user) => {
+                room.online.remove(&user.user_id);
+                Outcome::default()
+            }
+            ServerAction::Resume(resume) => {
+                room.user_names.extend(resume.user_names);
+                if resume.gap_too_big {
+                    // Too much was missed to fill in: keep the recent messages the handshake
+                    // brought, drop what is older than the gap, and let history paging fill it.
+                    let floor = room
+                        .messages
+                        .iter()
+                        .filter_map(|m| m.seq)
+                        .filter(|&s| s > resume.since)
+                        .min();
+                    if let Some(floor) = floor {
+                        room.messages.retain(|m| m.seq.is_none_or(|s| s >= floor));
+                    }
+                    room.history = History::More;
+                    room.notice = Some(
+                        "You were away for long: older messages can be loaded by scrolling up."
+                            .into(),
+                    );
+                }
+                for record in resume.messages {
+                    let mine = room.is_me(&record.user_id);
+                    if mine {
+                        room.match_pending(&record);
+                    }
+                    if room.insert(&renderer, record) && !mine && !shown {
+                        room.unread += 1;
+                    }
+                }
+                Outcome::default()
+            }
+            ServerAction::History(page) => {
+                room.user_names.extend(page.user_names);
+                for record in page.messages {
+                    room.insert(&renderer, record);
+                }
+                room.history = if page.has_more {
+                    History::More
+                } else {
+                    History::Complete
+                };
+                Outcome::default()
+            }
+            ServerAction::Error(error) => {
+                let mut outcome = Outcome::default();
+                room.notice = Some(match error.code {
+                    ErrorCode::RateLimited => {
+                        outcome.retry_pending_in = Some(RATE_LIMIT_RETRY_MS);
+                        "You are sending too fast; your message will be sent in a moment.".into()
+                    }
+                    ErrorCode::IdentityRejected => {
+                        "The room did not accept your saved identity; it gave you a new one.".into()
+                    }
+                    _ => format!("The room refused: {}", error.message),
+                });
+                if error.code == ErrorCode::InvalidHistoryRequest
+                    && room.history == History::Loading
+                {
+                    room.history = History::Complete;
+                }
+                outcome
+            }
+        }
+    }
+
+    /// You wrote a message: it shows at once as pending and goes out if the room is online
+    /// (otherwise when it is back).
+    pub fn compose(
+        &mut self,
+        id: RoomId,
+        text: &str,
+        now: Millis,
+    ) -> Result<Outcome, ComposeError> {
+        if text.trim().is_empty() {
+            return Err(ComposeError::Blank);
+        }
+        if text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(ComposeError::TooLong);
+        }
+        let nonce = format!("{}-{}", self.nonce_prefix, self.next_nonce);
+        let html: Rc<str> = self.renderer.render(text).into();
+        let room = self
+            .rooms
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or(ComposeError::NoRoom)?;
+        self.next_nonce += 1;
+        let message = ChatMessage {
+            key: format!("n{nonce}"),
+            seq: None,
+            user_id: room
+                .identity
+                .as_ref()
+                .map(|i| i.user_id.clone())
+                .unwrap_or_default(),
+            raw: text.to_owned(),
+            html,
+            timestamp: now,
+            nonce: Some(nonce),
+            delivery: Delivery::Pending,
+        };
+        let send = if room.link == Link::Online {
+            vec![pending_action(&message)]
+        } else {
+            Vec::new()
+        };
+        room.pending.push(message);
+        self.sent.retain(|s| s != text);
+        self.sent.push(text.to_owned());
+        if self.sent.len() > RECALL_LIMIT {
+            self.sent.remove(0);
+        }
+        Ok(Outcome::send(send))
+    }
+
+    /// Pending messages to send again (after `RATE_LIMITED`), if the room is online.
+    pub fn resend_pending(&self, id: RoomId) -> Outcome {
+        match self.room(id) {
+            Some(room) if room.link == Link::Online => {
+                Outcome::send(room.pending.iter().map(pending_action).collect())
+            }
+            _ => Outcome::default(),
+        }
+    }
+
+    /// Sets your name everywhere or in one room. Returns, per online room whose name changes,
+    /// what to send; offline rooms take the name when they identify.
+    pub fn set_name(
+        &mut self,
+        wanted: &str,
+        scope: NameScope,
+    ) -> Result<Vec<(RoomId, Outcome)>, NameError> {
+        let name = protocol::clean_name(wanted).ok_or(NameError)?;
+        match scope {
+            NameScope::All => {
+                self.settings.display_name = Some(name.clone());
+                for room in &mut self.rooms {
+                    room.name_override = None;
+                }
+            }
+            NameScope::Room(id) => {
+                let everywhere = self.settings.display_name.clone();
+                let Some(room) = self.room_mut(id) else {
+                    return Ok(Vec::new());
+                };
+                room.name_override =
+                    (everywhere.as_deref() != Some(name.as_str())).then(|| name.clone());
+            }
+        }
+        Ok(self
+            .rooms
+            .iter()
+            .filter(|r| scope == NameScope::All || scope == NameScope::Room(r.id))
+            .filter(|r| r.link == Link::Online && r.my_name() != Some(name.as_str()))
+            .map(|r| {
+                let action = ClientAction::NameChange(ChangeName {
+                    name: name.clone(),
+                    user_id: None,
+                });
+                (r.id, Outcome::send(vec![action]))
+            })
+            .collect())
+    }
+
+    /// Asks for the page of messages before the first one shown, if there is one and no
+    /// request is out.
+    pub fn request_history(&mut self, id: RoomId) -> Outcome {
+        let Some(room) = self.room_mut(id) else {
+            return Outcome::default();
+        };
+        let first = room.messages.first().and_then(|m| m.seq);
+        match (room.history, room.link, first) {
+            (History::More, Link::Online, Some(before)) => {
+                room.history = History::Loading;
+                Outcome::send(vec![ClientAction::HistoryRequest(HistoryRequest {
+                    before,
+                    limit: HISTORY_PAGE,
+                })])
+            }
+            _ => Outcome::default(),
+        }
+    }
+}
+
+fn pending_action(message: &ChatMessage) -> ClientAction {
+    ClientAction::Message(SendMessage {
+        raw_message: message.raw.clone(),
+        user_id: None,
+        nonce: message.nonce.clone(),
+    })
+}
+
+impl RoomState {
+    fn new(id: RoomId, address: Address) -> Self {
+        Self {
+            id,
+            address,
+            server_name: None,
+            link: Link::Connecting,
+            identity: None,
+            name_override: None,
+            messages: Vec::new(),
+            pending: Vec::new(),
+            user_names: BTreeMap::new(),
+            online: BTreeSet::new(),
+            unread: 0,
+            history: History::Complete,
+            notice: None,
+            latest_seq: None,
+        }
+    }
+
+    /// The room's name, or its address until it has said its name.
+    pub fn title(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| self.address.to_string())
+    }
+
+    pub fn is_me(&self, user: &str) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.user_id == user)
+    }
+
+    /// Your name as this room knows it.
+    pub fn my_name(&self) -> Option<&str> {
+        let me = &self.identity.as_ref()?.user_id;
+        self.user_names.get(me).map(String::as_str)
+    }
+
+    /// A user's current name here.
+    pub fn name_of(&self, user: &str) -> &str {
+        self.user_names
+            .get(user)
+            .map_or(UNKNOWN_NAME, String::as_str)
+    }
+
+    /// Online users, by name, you first.
+    pub fn people(&self) -> Vec<(UserId, String, bool)> {
+        let mut people: Vec<(UserId, String, bool)> = self
+            .online
+            .iter()
+            .map(|u| (u.clone(), self.name_of(u).to_owned(), self.is_me(u)))
+            .collect();
+        people.sort_by(|a, b| {
+            b.2.cmp(&a.2)
+                .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
+        });
+        people
+    }
+
+    /// Removes the pending message this echo confirms: by nonce, or (a v1 server echoes no
+    /// nonce) the oldest pending message with the same text.
+    fn match_pending(&mut self, record: &MessageRecord) {
+        let index = match &record.nonce {
+            Some(nonce) => self
+                .pending
+                .iter()
+                .position(|p| p.nonce.as_ref() == Some(nonce)),
+            None => self
+                .pending
+                .iter()
+                .position(|p| p.raw == record.raw_message),
+        };
+        if let Some(index) = index {
+            self.pending.remove(index);
+        }
+    }
+
+    /// Adds a stored message in its place; false if it was already shown.
+    fn insert(&mut self, renderer: &Renderer, record: MessageRecord) -> bool {
+        let position = match (record.seq, &record.id) {
+            (Some(seq), _) => match self
+                .messages
+                .binary_search_by(|m| m.seq.unwrap_or(0).cmp(&seq))
+            {
+                Ok(_) => return false,
+                Err(at) => at,
+            },
+            (None, Some(id)) => {
+                if self.messages.iter().any(|m| m.key == format!("i{id}")) {
+                    return false;
+                }
+                self.messages.len()
+            }
+            (None, None) => self.messages.len(),
+        };
+        let key = match (record.seq, &record.id) {
+            (Some(seq), _) => format!("s{seq}"),
+            (None, Some(id)) => format!("i{id}"),
+            (None, None) => format!("a{}-{}", record.timestamp, self.messages.len()),
+        };
+        let message = ChatMessage {
+            key,
+            seq: record.seq,
+            html: renderer.render(&record.raw_message).into(),
+            raw: record.raw_message,
+            user_id: record.user_id,
+            timestamp: record.timestamp,
+            nonce: record.nonce,
+            delivery: Delivery::Sent,
+        };
+        self.messages.insert(position, message);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

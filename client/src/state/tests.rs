@@ -1,0 +1,452 @@
+//! The reducer, driven by real engine frames where it matters: what a user sees after each
+//! server action, and what the client sends back.
+
+use protocol::{
+    ClientAction, ConnectionId, ErrorPayload, Handshake, History as HistoryPage, MessageRecord,
+    NameChanged, Resume, Room, RoomConfig, RoomSnapshot, ServerAction, UserInfo, UserRef,
+};
+
+use super::*;
+
+fn state() -> AppState {
+    AppState::new(Settings::default(), "page".into())
+}
+
+fn record(seq: u64, user: &str, text: &str, nonce: Option<&str>) -> MessageRecord {
+    MessageRecord {
+        raw_message: text.into(),
+        html_message: "<b>server html is never used</b>".into(),
+        timestamp: 1_000 + seq as i64,
+        user_id: user.into(),
+        seq: Some(seq),
+        id: None,
+        nonce: nonce.map(Into::into),
+    }
+}
+
+fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
+    ServerAction::Handshake(Handshake {
+        server_name: "General".into(),
+        messages,
+        user_names: [("u1".to_string(), "Ada".to_string())].into(),
+        protocol_version: Some(2),
+        latest_seq: Some(latest),
+        online: Some(vec!["u1".into()]),
+    })
+}
+
+fn identified(s: &mut AppState, id: RoomId, me: &str) -> Outcome {
+    s.link_opened(id);
+    s.receive(
+        id,
+        ServerAction::UserInfo(UserInfo {
+            user_id: me.into(),
+            name: "Anonymous".into(),
+            token: Some("tok".into()),
+        }),
+    )
+}
+
+#[test]
+fn a_room_shows_its_handshake_rendered_by_us_not_the_server() {
+    let mut s = state();
+    let (id, new) = s.add_room("mock://general").unwrap();
+    assert!(new);
+    assert_eq!(s.active, Some(id));
+    s.receive(
+        id,
+        handshake(
+            vec![record(1, "u1", "**hi** <img src=x onerror=alert(1)>", None)],
+            1,
+        ),
+    );
+    let room = s.room(id).unwrap();
+    assert_eq!(room.title(), "General");
+    assert_eq!(room.messages.len(), 1);
+    let html = &room.messages[0].html;
+    assert!(html.contains("<strong>hi</strong>"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(!html.contains("server html"), "{html}");
+    assert_eq!(room.name_of("u1"), "Ada");
+    assert_eq!(room.history, History::Complete);
+}
+
+#[test]
+fn adding_the_same_address_twice_gives_the_same_room_and_bad_ones_are_refused() {
+    let mut s = state();
+    let (a, _) = s.add_room("ws://localhost:4000").unwrap();
+    let (b, new) = s.add_room("ws://LOCALHOST:4000/").unwrap();
+    assert_eq!((a, new), (b, false));
+    assert_eq!(s.rooms.len(), 1);
+    assert!(s.add_room("http://x").is_err());
+    assert_eq!(s.rooms.len(), 1);
+}
+
+#[test]
+fn a_sent_message_is_pending_until_its_echo_then_shown_once() {
+    let mut s = state();
+    let (id, _) = s.add_room("mock://a").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    let out = s.compose(id, "hello", 5).unwrap();
+    let ClientAction::Message(sent) = &out.send[0] else {
+        panic!("expected MESSAGE, got {out:?}")
+    };
+    let nonce = sent.nonce.clone().unwrap();
+    assert_eq!(s.room(id).unwrap().pending.len(), 1);
+    assert_eq!(s.room(id).unwrap().pending[0].delivery, Delivery::Pending);
+    s.receive(
+        id,
+        ServerAction::Message(record(1, "me", "hello", Some(&nonce))),
+    );
+    let room = s.room(id).unwrap();
+    assert!(room.pending.is_empty());
+    assert_eq!(room.messages.len(), 1);
+    assert_eq!(room.messages[0].delivery, Delivery::Sent);
+    // The same message again (a resend answered with the stored copy) is not shown twice.
+    s.receive(
+        id,
+        ServerAction::Message(record(1, "me", "hello", Some(&nonce))),
+    );
+    assert_eq!(s.room(id).unwrap().messages.len(), 1);
+}
+
+#[test]
+fn messages_typed_offline_are_sent_after_identification_with_the_same_nonce() {
+    let mut s = state();
+    let (id, _) = s.add_room("mock://a").unwrap();
+    let out = s.compose(id, "typed while connecting", 5).unwrap();
+    assert!(out.send.is_empty(), "not sent before the room knows us");
+    let out = identified(&mut s, id, "me");
+    let first = match &out.send[..] {
+        [ClientAction::Message(m)] => m.nonce.clone(),
+        other => panic!("{other:?}"),
+    };
+    // The connection drops and comes back: the same message, the same nonce.
+    s.link_lost(id, 1, 500);
+    let out = identified(&mut s, id, "me");
+    match &out.send[..] {
+        [ClientAction::Message(m)] => assert_eq!(m.nonce, first),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(
+        id,
+        handshake(
+            vec![record(1, "u1", "one", None), record(2, "u1", "two", None)],
+            2,
+        ),
+    );
+    identified(&mut s, id, "me");
+    s.link_lost(id, 1, 500);
+    let out = s.link_opened(id);
+    match &out.send[..] {
+        [ClientAction::HandshakeUserInfo(info)] => {
+            assert_eq!(info.since, Some(2));
+            assert_eq!(info.user_id.as_deref(), Some("me"));
+            assert_eq!(info.token.as_deref(), Some("tok"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The new handshake overlaps what we have; the resume brings what was in between.
+    s.receive(
+        id,
+        handshake(
+            vec![record(2, "u1", "two", None), record(4, "u1", "four", None)],
+            4,
+        ),
+    );
+    s.receive(
+        id,
+        ServerAction::Resume(Resume {
+            since: 2,
+            messages: vec![
+                record(3, "u1", "three", None),
+                record(4, "u1", "four", None),
+            ],
+            gap_too_big: false,
+            user_names: Default::default(),
+        }),
+    );
+    let seqs: Vec<_> = s.room(id).unwrap().messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![Some(1), Some(2), Some(3), Some(4)]);
+}
+
+#[test]
+fn unread_counts_only_others_messages_in_rooms_not_shown() {
+    let mut s = state();
+    let (a, _) = s.add_room("mock://a").unwrap();
+    let (b, _) = s.add_room("mock://b").unwrap();
+    for id in [a, b] {
+        s.receive(id, handshake(vec![], 0));
+        identified(&mut s, id, "me");
+    }
+    s.receive(b, ServerAction::Message(record(1, "u1", "x", None)));
+    s.receive(b, ServerAction::Message(record(2, "u1", "y", None)));
+    s.receive(b, ServerAction::Message(record(3, "me", "mine", None)));
+    s.receive(a, ServerAction::Message(record(1, "u1", "seen", None)));
+    assert_eq!(s.room(b).unwrap().unread, 2);
+    assert_eq!(s.room(a).unwrap().unread, 0);
+    assert_eq!(s.total_unread(), 2);
+    s.select(b);
+    assert_eq!(s.total_unread(), 0);
+}
+
+#[test]
+fn names_apply_everywhere_or_in_one_room_and_are_resent_after_a_reconnect() {
+    let mut s = state();
+    let (a, _) = s.add_room("mock://a").unwrap();
+    let (b, _) = s.add_room("mock://b").unwrap();
+    for id in [a, b] {
+        s.receive(id, handshake(vec![], 0));
+        identified(&mut s, id, "me");
+    }
+    let out = s.set_name("  Grace  ", NameScope::All).unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(s.settings.display_name.as_deref(), Some("Grace"));
+    s.receive(
+        a,
+        ServerAction::NameChange(NameChanged::new("me".into(), "Grace".into())),
+    );
+    s.receive(
+        b,
+        ServerAction::NameChange(NameChanged::new("me".into(), "Grace".into())),
+    );
+    let out = s.set_name("Hopper", NameScope::Room(b)).unwrap();
+    assert_eq!(out.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![b]);
+    assert_eq!(s.room(b).unwrap().name_override.as_deref(), Some("Hopper"));
+    // A room that forgot us: the name we want is sent again when it identifies us.
+    s.link_lost(a, 1, 500);
+    let out = identified(&mut s, a, "new-me");
+    match &out.send[..] {
+        [ClientAction::NameChange(change)] => assert_eq!(change.name, "Grace"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.set_name("   ", NameScope::All).is_err());
+    assert!(s.set_name(&"x".repeat(33), NameScope::All).is_err());
+}
+
+#[test]
+fn presence_follows_the_room() {
+    let mut s = state();
+    let (id, _) = s.add_room("mock://a").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    s.receive(
+        id,
+        ServerAction::UserConnected(UserRef {
+            user_id: "u2".into(),
+        }),
+    );
+    s.receive(
+        id,
+        ServerAction::NameChange(NameChanged::new("u2".into(), "Bob".into())),
+    );
+    s.receive(
+        id,
+        ServerAction::UserDisconnected(UserRef {
+            user_id: "u1".into(),
+        }),
+    );
+    let people: Vec<_> = s
+        .room(id)
+        .unwrap()
+        .people()
+        .into_iter()
+        .map(|p| (p.1, p.2))
+        .collect();
+    assert_eq!(
+        people,
+        vec![("Anonymous".into(), true), ("Bob".into(), false)]
+    );
+}
+
+#[test]
+fn history_pages_go_above_and_end_when_the_room_has_no_more() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(id, handshake(vec![record(51, "u1", "x", None)], 51));
+    assert_eq!(s.room(id).unwrap().history, History::More);
+    assert!(
+        s.request_history(id).send.is_empty(),
+        "not before identification"
+    );
+    identified(&mut s, id, "me");
+    let out = s.request_history(id);
+    assert!(matches!(&out.send[..], [ClientAction::HistoryRequest(r)] if r.before == 51));
+    assert_eq!(s.room(id).unwrap().history, History::Loading);
+    assert!(
+        s.request_history(id).send.is_empty(),
+        "one request at a time"
+    );
+    s.receive(
+        id,
+        ServerAction::History(HistoryPage {
+            before: 51,
+            messages: (1..=50).map(|n| record(n, "u1", "old", None)).collect(),
+            has_more: false,
+            user_names: Default::default(),
+        }),
+    );
+    let room = s.room(id).unwrap();
+    assert_eq!(room.messages.len(), 51);
+    assert_eq!(room.messages[0].seq, Some(1));
+    assert_eq!(room.history, History::Complete);
+}
+
+#[test]
+fn refusals_are_shown_and_rate_limits_retry() {
+    let mut s = state();
+    let (id, _) = s.add_room("mock://a").unwrap();
+    let out = s.receive(
+        id,
+        ServerAction::Error(ErrorPayload {
+            code: protocol::ErrorCode::RateLimited,
+            message: "slow down".into(),
+        }),
+    );
+    assert_eq!(out.retry_pending_in, Some(RATE_LIMIT_RETRY_MS));
+    assert!(s.room(id).unwrap().notice.is_some());
+    assert_eq!(s.compose(id, "   ", 1), Err(ComposeError::Blank));
+    assert_eq!(
+        s.compose(id, &"x".repeat(MAX_MESSAGE_CHARS + 1), 1),
+        Err(ComposeError::TooLong)
+    );
+}
+
+#[test]
+fn saved_state_round_trips_without_mock_identities() {
+    let mut s = state();
+    let (real, _) = s.add_room("ws://h:1").unwrap();
+    let (mock, _) = s.add_room("mock://m").unwrap();
+    for id in [real, mock] {
+        s.receive(id, handshake(vec![], 0));
+        identified(&mut s, id, "me");
+    }
+    s.set_name("Grace", NameScope::All).unwrap();
+    s.select(mock);
+    s.compose(mock, "recall me", 1).unwrap();
+    let saved = s.to_saved();
+    let text = serde_json::to_string(&saved).unwrap();
+    let back: Saved = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, saved);
+    let restored = AppState::from_saved(back, "page2".into());
+    assert_eq!(restored.rooms.len(), 2);
+    assert_eq!(
+        restored.active_room().unwrap().address.to_string(),
+        "mock://m"
+    );
+    assert_eq!(
+        restored
+            .room(restored.rooms[0].id)
+            .unwrap()
+            .identity
+            .as_ref()
+            .unwrap()
+            .user_id,
+        "me"
+    );
+    assert!(
+        restored.rooms[1].identity.is_none(),
+        "mock rooms end with the page"
+    );
+    assert_eq!(restored.settings.display_name.as_deref(), Some("Grace"));
+    assert_eq!(restored.sent, vec!["recall me".to_string()]);
+    // Unknown fields and missing ones are fine; a broken address is dropped, not fatal.
+    let odd: Saved =
+        serde_json::from_str(r#"{"rooms":[{"address":"nope://x"}],"future":1}"#).unwrap();
+    assert!(AppState::from_saved(odd, "p".into()).rooms.is_empty());
+}
+
+/// The reducer against the real engine: two page clients in one room, frames as JSON.
+#[test]
+fn two_clients_through_the_real_engine_see_each_other() {
+    let mut room = Room::new(
+        RoomConfig::default(),
+        RoomSnapshot {
+            complete: true,
+            ..Default::default()
+        },
+        [7; 32],
+    );
+    let mut people = [state(), state()];
+    let ids: Vec<RoomId> = people
+        .iter_mut()
+        .map(|s| s.add_room("mock://x").unwrap().0)
+        .collect();
+    let conns = [ConnectionId(1), ConnectionId(2)];
+    let pump = |room: &mut Room, people: &mut [AppState; 2]| {
+        let mut replies = Vec::new();
+        while let Some(effect) = room.poll_effect() {
+            match effect {
+                protocol::Effect::Send { to, action } => {
+                    let i = conns.iter().position(|c| *c == to).unwrap();
+                    let action = protocol::decode_server(&action.to_json()).unwrap();
+                    replies.push((i, people[i].receive(ids[i], action)));
+                }
+                protocol::Effect::Broadcast(action) => {
+                    let frame = action.to_json();
+                    for i in 0..2 {
+                        let action = protocol::decode_server(&frame).unwrap();
+                        replies.push((i, people[i].receive(ids[i], action)));
+                    }
+                }
+                protocol::Effect::PersistMessage(m) => room.handle_persisted(0, m.seq),
+                _ => {}
+            }
+        }
+        replies
+    };
+    for i in 0..2 {
+        room.handle_connect(0, conns[i]);
+        let hello = people[i].link_opened(ids[i]);
+        for action in hello.send {
+            room.handle_frame(0, conns[i], &action.to_json());
+        }
+        let mut replies = pump(&mut room, &mut people);
+        while let Some((who, out)) = replies.pop() {
+            for action in out.send {
+                room.handle_frame(0, conns[who], &action.to_json());
+            }
+            replies.extend(pump(&mut room, &mut people));
+        }
+    }
+    for (i, name) in ["Ada", "Linus"].into_iter().enumerate() {
+        for (_, out) in people[i].set_name(name, NameScope::All).unwrap() {
+            for action in out.send {
+                room.handle_frame(0, conns[i], &action.to_json());
+            }
+        }
+        pump(&mut room, &mut people);
+    }
+    let out = people[0].compose(ids[0], "hi *Linus*", 0).unwrap();
+    for action in out.send {
+        room.handle_frame(0, conns[0], &action.to_json());
+    }
+    pump(&mut room, &mut people);
+    for p in &people {
+        let r = p.room(p.rooms[0].id).unwrap();
+        assert!(r.pending.is_empty());
+        assert_eq!(r.messages.len(), 1);
+        assert_eq!(r.name_of(&r.messages[0].user_id), "Ada");
+        assert!(r.messages[0].html.contains("<em>Linus</em>"));
+        assert_eq!(r.online.len(), 2);
+    }
+    assert!(
+        people[0]
+            .room(ids[0])
+            .unwrap()
+            .is_me(&people[0].room(ids[0]).unwrap().messages[0].user_id)
+    );
+    assert!(
+        !people[1]
+            .room(ids[1])
+            .unwrap()
+            .is_me(&people[1].room(ids[1]).unwrap().messages[0].user_id)
+    );
+}

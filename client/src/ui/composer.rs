@@ -1,0 +1,117 @@
+//! The writing box: Send, Enter or Ctrl+Enter, Shift+Enter for a new line, Up/Down to recall.
+
+use dioxus::prelude::*;
+
+use super::Panel;
+use crate::network::Intent;
+use crate::state::{AppState, RoomId};
+
+#[component]
+pub fn Composer(id: RoomId) -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let mut panel = use_context::<Signal<Panel>>();
+    let net = use_coroutine_handle::<Intent>();
+    let mut draft = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    // Position in the sent list while recalling with Up/Down; None when writing.
+    let mut recall = use_signal(|| None::<usize>);
+
+    let mut send = move || {
+        let text = draft();
+        let result = state.write().compose(id, &text, js_sys::Date::now() as i64);
+        match result {
+            Ok(outcome) => {
+                super::carry(net, id, outcome);
+                draft.set(String::new());
+                recall.set(None);
+                error.set(None);
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    };
+
+    let enter_to_send = state.read().settings.enter_to_send;
+    let me = state
+        .read()
+        .room(id)
+        .and_then(|r| r.my_name().map(str::to_owned))
+        .unwrap_or_else(|| "…".to_owned());
+    let hint = if enter_to_send {
+        "Enter to send, Shift+Enter for a new line"
+    } else {
+        "Ctrl+Enter to send, Enter for a new line"
+    };
+
+    rsx! {
+        form {
+            class: "composer",
+            "aria-label": "Write a message",
+            onsubmit: move |event: FormEvent| {
+                event.prevent_default();
+                send();
+            },
+            textarea {
+                id: "composer-{id.0}",
+                "aria-label": "Message",
+                "aria-describedby": "composer-hint-{id.0}",
+                placeholder: "Write a message (markdown works)",
+                rows: "2",
+                value: "{draft}",
+                oninput: move |e| {
+                    draft.set(e.value());
+                    recall.set(None);
+                },
+                onkeydown: move |event: KeyboardEvent| {
+                    let modifiers = event.modifiers();
+                    let plain = !modifiers.shift() && !modifiers.ctrl() && !modifiers.meta() && !modifiers.alt();
+                    match event.key() {
+                        Key::Enter if modifiers.ctrl() || modifiers.meta() || (enter_to_send && plain) => {
+                            event.prevent_default();
+                            send();
+                        }
+                        // Recall works from an empty box, or while already recalling.
+                        Key::ArrowUp if plain && (draft().is_empty() || recall().is_some()) => {
+                            let sent = state.peek().sent.clone();
+                            if sent.is_empty() {
+                                return;
+                            }
+                            event.prevent_default();
+                            let index = recall().map_or(sent.len() - 1, |i| i.saturating_sub(1));
+                            recall.set(Some(index));
+                            draft.set(sent[index].clone());
+                        }
+                        Key::ArrowDown if plain && recall().is_some() => {
+                            event.prevent_default();
+                            let sent = state.peek().sent.clone();
+                            match recall().map(|i| i + 1) {
+                                Some(next) if next < sent.len() => {
+                                    recall.set(Some(next));
+                                    draft.set(sent[next].clone());
+                                }
+                                _ => {
+                                    recall.set(None);
+                                    draft.set(String::new());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                },
+            }
+            button { r#type: "submit", class: "send", "Send" }
+            div { class: "composer-foot",
+                span { id: "composer-hint-{id.0}", class: "hint", "{hint}" }
+                button {
+                    r#type: "button",
+                    class: "link-button",
+                    "aria-label": "Change your name (now {me})",
+                    onclick: move |_| panel.set(Panel::Settings),
+                    "You are {me}"
+                }
+            }
+            if let Some(message) = error() {
+                p { class: "form-error", role: "alert", "{message}" }
+            }
+        }
+    }
+}

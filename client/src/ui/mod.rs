@@ -1,0 +1,188 @@
+//! The components. They read [`AppState`] from context, change it through its methods and
+//! hand what those return to the network loop as an [`Intent`].
+
+mod composer;
+mod people;
+mod room;
+mod settings;
+mod sidebar;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use dioxus::prelude::*;
+
+use crate::network::{self, Intent};
+use crate::state::{AppState, RoomId, Saved};
+use crate::storage;
+use crate::transport::{Connector, MockHub, MockOptions};
+
+/// Rooms a first visit opens: the demo works with no server at all.
+const DEMO_ROOMS: [&str; 2] = ["mock://general", "mock://random"];
+
+/// Which overlay is open: on a phone the sidebars are drawers; settings is a dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    None,
+    Rooms,
+    People,
+    Settings,
+}
+
+#[component]
+pub fn App() -> Element {
+    let state = use_context_provider(|| Signal::new(initial_state()));
+    let mut panel = use_context_provider(|| Signal::new(Panel::None));
+    let connector = use_hook(|| Connector::new(MockHub::new(mock_options())));
+    use_coroutine(move |intents| network::run(intents, state, connector.clone()));
+
+    // Remember rooms, identities and settings whenever they change (not on every message).
+    let last_saved = use_hook(|| Rc::new(RefCell::new(Saved::default())));
+    use_effect(move || {
+        let saved = state.read().to_saved();
+        if *last_saved.borrow() != saved {
+            storage::save(&saved);
+            *last_saved.borrow_mut() = saved;
+        }
+    });
+
+    // Unread messages in the tab title.
+    use_effect(move || {
+        let unread = state.read().total_unread();
+        let title = if unread > 0 {
+            format!("({unread}) CAHAT")
+        } else {
+            "CAHAT".to_owned()
+        };
+        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+            document.set_title(&title);
+        }
+    });
+
+    let current = panel();
+    let panel_attr = match current {
+        Panel::None => "none",
+        Panel::Rooms => "rooms",
+        Panel::People => "people",
+        Panel::Settings => "settings",
+    };
+    let active = state.read().active;
+    let title = state
+        .read()
+        .active_room()
+        .map(|r| r.title())
+        .unwrap_or_default();
+    rsx! {
+        div {
+            class: "app",
+            "data-panel": panel_attr,
+            onkeydown: move |event: KeyboardEvent| {
+                if event.key() == Key::Escape && panel() != Panel::None {
+                    panel.set(Panel::None);
+                }
+            },
+            header { class: "topbar",
+                button {
+                    class: "drawer-toggle",
+                    r#type: "button",
+                    "aria-label": "Rooms",
+                    "aria-expanded": current == Panel::Rooms,
+                    "aria-controls": "rooms-panel",
+                    onclick: move |_| toggle(panel, Panel::Rooms),
+                    "☰"
+                }
+                h1 { "CAHAT" }
+                span { class: "topbar-room", "{title}" }
+                button {
+                    class: "drawer-toggle",
+                    r#type: "button",
+                    "aria-label": "People online",
+                    "aria-expanded": current == Panel::People,
+                    "aria-controls": "people-panel",
+                    onclick: move |_| toggle(panel, Panel::People),
+                    "👥"
+                }
+                button {
+                    class: "settings-toggle",
+                    r#type: "button",
+                    "aria-label": "Settings",
+                    "aria-haspopup": "dialog",
+                    onclick: move |_| toggle(panel, Panel::Settings),
+                    "⚙"
+                }
+            }
+            div { class: "columns",
+                sidebar::Sidebar {}
+                match active {
+                    Some(id) => rsx! { room::RoomView { key: "{id.0}", id } },
+                    None => rsx! {
+                        main { class: "room empty", "aria-label": "No room",
+                            p { "You have no rooms open. Add one with its address, for example "
+                                code { "mock://lobby" } " or " code { "ws://localhost:4000" } "." }
+                        }
+                    },
+                }
+                people::People {}
+            }
+            if current == Panel::Rooms || current == Panel::People {
+                div {
+                    class: "scrim",
+                    "aria-hidden": "true",
+                    onclick: move |_| panel.set(Panel::None),
+                }
+            }
+            if current == Panel::Settings {
+                settings::Settings {}
+            }
+        }
+    }
+}
+
+fn toggle(mut panel: Signal<Panel>, which: Panel) {
+    let next = if panel() == which { Panel::None } else { which };
+    panel.set(next);
+}
+
+/// The saved client, or the demo rooms on a first visit.
+fn initial_state() -> AppState {
+    let prefix = format!("{:x}", (js_sys::Math::random() * 2f64.powi(48)) as u64);
+    match storage::load() {
+        Some(saved) => AppState::from_saved(saved, prefix),
+        None => {
+            let mut state = AppState::new(Default::default(), prefix);
+            for address in DEMO_ROOMS {
+                // The demo addresses are constants that parse.
+                let _known_good = state.add_room(address);
+            }
+            state
+        }
+    }
+}
+
+/// `?seed=N` and `?speed=N` from the page's address.
+fn mock_options() -> MockOptions {
+    let mut options = MockOptions::default();
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return options;
+    };
+    if let Some(seed) = params.get("seed").and_then(|s| s.parse().ok()) {
+        options.seed = seed;
+    }
+    if let Some(speed) = params.get("speed").and_then(|s| s.parse::<f64>().ok())
+        && speed.is_finite()
+        && speed > 0.0
+    {
+        options.speed = speed.min(1000.0);
+    }
+    options
+}
+
+/// Sends what a state change returned to the network loop.
+pub fn carry(net: Coroutine<Intent>, id: RoomId, outcome: crate::state::Outcome) {
+    if !outcome.send.is_empty() || outcome.retry_pending_in.is_some() {
+        net.send(Intent::Carry(id, outcome));
+    }
+}

@@ -1,0 +1,250 @@
+//! The room shown: its header, the message log and the composer.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use dioxus::prelude::*;
+
+use super::composer::Composer;
+use super::sidebar::{link_class, link_text};
+use crate::format;
+use crate::network::Intent;
+use crate::state::{AppState, ChatMessage, Delivery, History, Link, RoomId};
+
+/// How close to the bottom (px) still counts as "at the bottom" (follow new messages).
+const BOTTOM_SLACK: f64 = 48.0;
+/// How close to the top (px) asks for older messages.
+const TOP_SLACK: f64 = 80.0;
+
+/// Where the log was before a history page was asked for, to keep the view still when
+/// older messages are inserted above it.
+#[derive(Debug, Clone)]
+struct Anchor {
+    height: i32,
+    top: i32,
+    first_key: Option<String>,
+}
+
+#[component]
+pub fn RoomView(id: RoomId) -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let net = use_coroutine_handle::<Intent>();
+    let log_id = format!("log-{}", id.0);
+    let mut at_bottom = use_signal(|| true);
+    let mut unseen = use_signal(|| 0usize);
+    let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
+    let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
+
+    // After each change: keep following the conversation, keep the view still when history
+    // is inserted above, or count what arrived below while the user reads older messages.
+    {
+        let log_id = log_id.clone();
+        let last_key = last_key.clone();
+        let anchor = anchor.clone();
+        use_effect(move || {
+            let app = state.read();
+            let Some(room) = app.room(id) else { return };
+            let all: Vec<&ChatMessage> = room.messages.iter().chain(room.pending.iter()).collect();
+            let newest = all.last().map(|m| m.key.clone());
+            let first = room.messages.first().map(|m| m.key.clone());
+            let previous = last_key.replace(newest.clone());
+            let arrived = match &previous {
+                Some(key) => all.iter().rev().take_while(|m| &m.key != key).count(),
+                None => 0,
+            };
+            let mine = all
+                .last()
+                .is_some_and(|m| m.delivery == Delivery::Pending || room.is_me(&m.user_id));
+            let follow = *at_bottom.peek() || (arrived > 0 && mine);
+            if !follow && arrived > 0 && previous != newest {
+                unseen += arrived;
+            }
+            let anchor = anchor.take();
+            let log_id = log_id.clone();
+            // After the DOM has the change.
+            gloo_timers::callback::Timeout::new(0, move || {
+                let Some(log) = element(&log_id) else { return };
+                match anchor {
+                    Some(anchor) if anchor.first_key != first => {
+                        log.set_scroll_top(log.scroll_height() - anchor.height + anchor.top);
+                    }
+                    _ if follow => log.set_scroll_top(log.scroll_height()),
+                    _ => {}
+                }
+            })
+            .forget();
+        });
+    }
+
+    let older = Older {
+        state,
+        net,
+        id,
+        log_id: log_id.clone(),
+        anchor: anchor.clone(),
+    };
+    let older_on_scroll = older.clone();
+
+    let app = state.read();
+    let Some(room) = app.room(id) else {
+        return rsx! {};
+    };
+    let title = room.title();
+    let now = js_sys::Date::now() as i64;
+    let today = format::day(now);
+    let yesterday = format::day(now - 86_400_000);
+    let mut days: Vec<(format::Day, Vec<&ChatMessage>)> = Vec::new();
+    for message in room.messages.iter().chain(room.pending.iter()) {
+        let day = format::day(message.timestamp);
+        match days.last_mut() {
+            Some((d, list)) if *d == day => list.push(message),
+            _ => days.push((day, vec![message])),
+        }
+    }
+    let jump_log_id = log_id.clone();
+    let status = link_text(room.link);
+
+    rsx! {
+        main { class: "room", "aria-labelledby": "room-title-{id.0}",
+            div { class: "room-header",
+                h2 { id: "room-title-{id.0}", "{title}" }
+                span { class: "room-address", "{room.address}" }
+                p { class: "link-status", "data-link": link_class(room.link), role: "status", "{status}" }
+            }
+            if let Some(notice) = room.notice.clone() {
+                div { class: "notice", role: "alert",
+                    span { "{notice}" }
+                    button {
+                        r#type: "button",
+                        "aria-label": "Dismiss notice",
+                        onclick: move |_| state.write().dismiss_notice(id),
+                        "×"
+                    }
+                }
+            }
+            div {
+                id: "{log_id}",
+                class: "log",
+                role: "log",
+                "aria-label": "Messages in {title}",
+                tabindex: "0",
+                onscroll: move |event: ScrollEvent| {
+                    let top = event.scroll_top();
+                    let bottom = f64::from(event.scroll_height()) - top - f64::from(event.client_height()) < BOTTOM_SLACK;
+                    if bottom != *at_bottom.peek() {
+                        at_bottom.set(bottom);
+                    }
+                    if bottom && *unseen.peek() > 0 {
+                        unseen.set(0);
+                    }
+                    if top < TOP_SLACK {
+                        older_on_scroll.load();
+                    }
+                },
+                div { class: "history-edge",
+                    match room.history {
+                        History::More => rsx! {
+                            button { r#type: "button", class: "load-older",
+                                onclick: move |_| older.load(),
+                                "Load older messages"
+                            }
+                        },
+                        History::Loading => rsx! { p { "Loading older messages…" } },
+                        History::Complete => rsx! { p { "This is the start of {title}." } },
+                        History::Unsupported => rsx! {},
+                    }
+                }
+                for (day, messages) in days {
+                    section { key: "{day:?}", class: "day", "aria-label": "{format::day_label(day, today, yesterday)}",
+                        h3 { class: "day-separator", "{format::day_label(day, today, yesterday)}" }
+                        for message in messages {
+                            MessageView {
+                                key: "{message.key}",
+                                message: message.clone(),
+                                author: room.name_of(&message.user_id).to_owned(),
+                                mine: message.delivery == Delivery::Pending || room.is_me(&message.user_id),
+                            }
+                        }
+                    }
+                }
+            }
+            if unseen() > 0 && !at_bottom() {
+                button {
+                    r#type: "button",
+                    class: "new-messages",
+                    onclick: move |_| {
+                        if let Some(log) = element(&jump_log_id) {
+                            log.set_scroll_top(log.scroll_height());
+                        }
+                        unseen.set(0);
+                    },
+                    if unseen() == 1 { "1 new message ↓" } else { "{unseen} new messages ↓" }
+                }
+            }
+            Composer { id }
+        }
+    }
+}
+
+#[component]
+fn MessageView(message: ChatMessage, author: String, mine: bool) -> Element {
+    let pending = message.delivery == Delivery::Pending;
+    let time = format::hh_mm(message.timestamp);
+    let class = match (mine, pending) {
+        (true, true) => "message mine pending",
+        (true, false) => "message mine",
+        _ => "message",
+    };
+    rsx! {
+        article { class, "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
+            div { class: "meta",
+                span { class: "author", "{author}" }
+                if mine { span { class: "you", " (you)" } }
+                time { datetime: format::iso(message.timestamp), "{time}" }
+                if pending { span { class: "delivery", "sending…" } }
+            }
+            // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.
+            div { class: "message-body", dangerous_inner_html: "{message.html}" }
+        }
+    }
+}
+
+/// Asks for older messages, remembering where the view was so that it stays still.
+#[derive(Clone)]
+struct Older {
+    state: Signal<AppState>,
+    net: Coroutine<Intent>,
+    id: RoomId,
+    log_id: String,
+    anchor: Rc<Cell<Option<Anchor>>>,
+}
+
+impl Older {
+    fn load(&self) {
+        let mut state = self.state;
+        let ready = state
+            .peek()
+            .room(self.id)
+            .is_some_and(|r| r.history == History::More && r.link == Link::Online);
+        if !ready {
+            return;
+        }
+        if let Some(log) = element(&self.log_id) {
+            let first_key = state
+                .peek()
+                .room(self.id)
+                .and_then(|r| r.messages.first().map(|m| m.key.clone()));
+            self.anchor.set(Some(Anchor {
+                height: log.scroll_height(),
+                top: log.scroll_top(),
+                first_key,
+            }));
+        }
+        let outcome = state.write().request_history(self.id);
+        super::carry(self.net, self.id, outcome);
+    }
+}
+
+fn element(id: &str) -> Option<web_sys::Element> {
+    web_sys::window()?.document()?.get_element_by_id(id)
+}

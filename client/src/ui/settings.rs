@@ -1,0 +1,124 @@
+//! Settings: your name (everywhere or in this room) and how Enter behaves.
+
+use dioxus::prelude::*;
+
+use super::Panel;
+use crate::network::Intent;
+use crate::state::{AppState, NameScope};
+
+#[component]
+pub fn Settings() -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let mut panel = use_context::<Signal<Panel>>();
+    let net = use_coroutine_handle::<Intent>();
+    let initial = {
+        let app = state.peek();
+        app.active_room()
+            .and_then(|r| {
+                app.wanted_name(r)
+                    .or_else(|| r.my_name().map(str::to_owned))
+            })
+            .or_else(|| app.settings.display_name.clone())
+            .unwrap_or_default()
+    };
+    let mut name = use_signal(|| initial);
+    let mut only_here = use_signal(|| false);
+    let mut error = use_signal(|| None::<String>);
+    let mut saved = use_signal(|| false);
+
+    let save_name = move |event: FormEvent| {
+        event.prevent_default();
+        let active = state.peek().active;
+        let scope = match (only_here(), active) {
+            (true, Some(id)) => NameScope::Room(id),
+            _ => NameScope::All,
+        };
+        let result = state.write().set_name(&name(), scope);
+        match result {
+            Ok(changes) => {
+                for (id, outcome) in changes {
+                    super::carry(net, id, outcome);
+                }
+                error.set(None);
+                saved.set(true);
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    };
+
+    let enter_to_send = state.read().settings.enter_to_send;
+    let has_room = state.read().active.is_some();
+    rsx! {
+        div { class: "dialog-backdrop",
+            onclick: move |_| panel.set(Panel::None),
+        }
+        section {
+            class: "dialog",
+            role: "dialog",
+            "aria-modal": "true",
+            "aria-labelledby": "settings-title",
+            h2 { id: "settings-title", "Settings" }
+            form { "aria-label": "Your name", onsubmit: save_name,
+                label { r#for: "settings-name", "Your name" }
+                input {
+                    id: "settings-name",
+                    r#type: "text",
+                    maxlength: "32",
+                    autocomplete: "nickname",
+                    value: "{name}",
+                    onmounted: move |e| async move {
+                        // Focus moves into the dialog when it opens.
+                        let _focus_is_a_nicety = e.set_focus(true).await;
+                    },
+                    oninput: move |e| {
+                        name.set(e.value());
+                        saved.set(false);
+                    },
+                }
+                fieldset { class: "scope",
+                    legend { "Use this name" }
+                    label {
+                        input {
+                            r#type: "radio",
+                            name: "name-scope",
+                            checked: !only_here(),
+                            onchange: move |_| only_here.set(false),
+                        }
+                        " in all rooms"
+                    }
+                    label {
+                        input {
+                            r#type: "radio",
+                            name: "name-scope",
+                            disabled: !has_room,
+                            checked: only_here(),
+                            onchange: move |_| only_here.set(true),
+                        }
+                        " only in this room"
+                    }
+                }
+                button { r#type: "submit", "Save name" }
+                if saved() {
+                    p { class: "form-ok", role: "status", "Name saved." }
+                }
+                if let Some(message) = error() {
+                    p { class: "form-error", role: "alert", "{message}" }
+                }
+            }
+            label { class: "check",
+                input {
+                    r#type: "checkbox",
+                    checked: enter_to_send,
+                    onchange: move |e| state.write().settings.enter_to_send = e.checked(),
+                }
+                " Send with Enter (otherwise Ctrl+Enter)"
+            }
+            button {
+                r#type: "button",
+                class: "close",
+                onclick: move |_| panel.set(Panel::None),
+                "Close"
+            }
+        }
+    }
+}

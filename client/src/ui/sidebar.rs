@@ -1,0 +1,125 @@
+//! The list of rooms (one per server) and the form to add one.
+
+use dioxus::prelude::*;
+
+use super::Panel;
+use crate::network::Intent;
+use crate::state::{AppState, Link};
+
+#[component]
+pub fn Sidebar() -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let mut panel = use_context::<Signal<Panel>>();
+    let net = use_coroutine_handle::<Intent>();
+    let mut address = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+
+    let add = move |event: FormEvent| {
+        event.prevent_default();
+        let result = state.write().add_room(&address());
+        match result {
+            Ok((id, is_new)) => {
+                if is_new {
+                    net.send(Intent::Open(id));
+                }
+                state.write().select(id);
+                address.set(String::new());
+                error.set(None);
+                panel.set(Panel::None);
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    };
+
+    let app = state.read();
+    rsx! {
+        nav { id: "rooms-panel", class: "sidebar", "aria-label": "Rooms",
+            h2 { "Rooms" }
+            ul { class: "room-list",
+                for room in app.rooms.iter() {
+                    li { key: "{room.id.0}", class: "room-item",
+                        button {
+                            class: "room-button",
+                            r#type: "button",
+                            "aria-current": if app.active == Some(room.id) { "page" } else { "false" },
+                            onclick: {
+                                let id = room.id;
+                                move |_| {
+                                    state.write().select(id);
+                                    panel.set(Panel::None);
+                                }
+                            },
+                            span { class: "room-name", "{room.title()}" }
+                            span { class: "room-address", "{room.address}" }
+                            span {
+                                class: "link-dot",
+                                "data-link": link_class(room.link),
+                                title: link_text(room.link),
+                            }
+                            span { class: "visually-hidden", ", {link_text(room.link)}" }
+                            if room.unread > 0 {
+                                span { class: "badge", "aria-label": "{room.unread} unread", "{room.unread}" }
+                            }
+                        }
+                        button {
+                            class: "remove",
+                            r#type: "button",
+                            "aria-label": "Remove {room.title()}",
+                            title: "Remove this room",
+                            onclick: {
+                                let id = room.id;
+                                move |_| {
+                                    state.write().remove_room(id);
+                                    net.send(Intent::Close(id));
+                                }
+                            },
+                            "×"
+                        }
+                    }
+                }
+            }
+            form { class: "add-room", "aria-label": "Add a room", onsubmit: add,
+                label { r#for: "add-room-address", "Server address" }
+                div { class: "add-row",
+                    input {
+                        id: "add-room-address",
+                        r#type: "text",
+                        placeholder: "ws://host:4000 or mock://name",
+                        autocomplete: "off",
+                        spellcheck: "false",
+                        value: "{address}",
+                        oninput: move |e| address.set(e.value()),
+                    }
+                    button { r#type: "submit", "Add" }
+                }
+                if let Some(message) = error() {
+                    p { class: "form-error", role: "alert", "{message}" }
+                }
+            }
+        }
+    }
+}
+
+/// A word for the link state, for CSS.
+pub fn link_class(link: Link) -> &'static str {
+    match link {
+        Link::Online => "online",
+        Link::Connecting => "connecting",
+        Link::Reconnecting { .. } => "reconnecting",
+    }
+}
+
+/// The link state in words.
+pub fn link_text(link: Link) -> String {
+    match link {
+        Link::Online => "online".to_owned(),
+        Link::Connecting => "connecting…".to_owned(),
+        Link::Reconnecting {
+            attempt,
+            retry_in_ms,
+        } => format!(
+            "reconnecting (attempt {attempt}, next in {} s)",
+            retry_in_ms.div_ceil(1000)
+        ),
+    }
+}
