@@ -13,8 +13,9 @@ use super::{EventSink, Transport, TransportError, TransportEvent};
 
 /// Fake users per mock room.
 const BOTS: usize = 4;
-/// A new mock room has already been chatting for this long (simulated time).
-const PRE_HISTORY_MS: Millis = 3 * 60 * 1000;
+/// A new mock room has already been chatting for this long (simulated time): a few hundred
+/// messages, more than a handshake carries, so older history can be paged in.
+const PRE_HISTORY_MS: Millis = 10 * 60 * 1000;
 
 /// How mock rooms behave, from the page's query string.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -100,7 +100,16 @@ pub fn App() -> Element {
                     "aria-expanded": current == Panel::People,
                     "aria-controls": "people-panel",
                     onclick: move |_| toggle(panel, Panel::People),
-                    "👥"
+                    svg {
+                        "viewBox": "0 0 24 24",
+                        width: "18",
+                        height: "18",
+                        "aria-hidden": "true",
+                        path {
+                            fill: "currentColor",
+                            d: "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zm7.5 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM9 13c-3 0-8 1.5-8 4.5V20h16v-2.5C17 14.5 12 13 9 13zm7.5 0c-.4 0-.9 0-1.4.1 1.3 1 2.4 2.4 2.4 4.4V20H23v-2.5c0-2.9-4.3-4.5-6.5-4.5z",
+                        }
+                    }
                 }
                 button {
                     class: "settings-toggle",

@@ -1,0 +1,319 @@
+import { test, expect, Page, Locator } from '@playwright/test';
+
+// The static demo (release build, served from a sub-path by a plain file server): mock rooms
+// in the page, fake users, no server. Elements are found by role and accessible name.
+
+// Fake users act about once a second per room at this speed; the seed fixes what they do.
+const DEMO = './?seed=7&speed=4';
+
+let problems: string[] = [];
+
+test.beforeEach(async ({ page }) => {
+  problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console ${msg.type()}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()}`));
+  page.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`HTTP ${res.status()} ${res.url()}`);
+  });
+});
+
+test.afterEach(() => {
+  expect(problems).toEqual([]);
+});
+
+const rooms = (page: Page) => page.getByRole('navigation', { name: 'Rooms' });
+const roomButton = (page: Page, name: string) =>
+  rooms(page).getByRole('button', { name: new RegExp(`^${name} mock://`) });
+const log = (page: Page) => page.getByRole('log');
+const composer = (page: Page) => page.getByRole('textbox', { name: 'Message' });
+const people = (page: Page) => page.getByRole('complementary', { name: 'People online' });
+
+async function open(page: Page) {
+  await page.goto(DEMO);
+  await expect(page.getByRole('heading', { name: 'CAHAT', level: 1 })).toBeVisible();
+  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+}
+
+async function send(page: Page, text: string) {
+  await composer(page).fill(text);
+  await page.getByRole('button', { name: 'Send' }).click();
+}
+
+/** The message article (one) whose body contains `text`. */
+function message(page: Page, text: string): Locator {
+  return log(page).getByRole('article').filter({ hasText: text });
+}
+
+async function rename(page: Page, name: string, where: 'all' | 'here' = 'all') {
+  await page.getByRole('button', { name: 'Settings' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Settings' });
+  await dialog.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await dialog.getByRole('radio', { name: where === 'all' ? 'in all rooms' : 'only in this room' }).check();
+  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await expect(dialog.getByRole('status')).toHaveText('Name saved.');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toBeHidden();
+}
+
+test('the demo opens two mock rooms where fake users talk in markdown', async ({ page }) => {
+  await open(page);
+  await expect(roomButton(page, 'general')).toBeVisible();
+  await expect(roomButton(page, 'random')).toBeVisible();
+  await expect(roomButton(page, 'general')).toHaveAttribute('aria-current', 'page');
+  await expect(page.getByRole('heading', { name: 'general', level: 2 })).toBeVisible();
+  // History from before we came, rendered from markdown by the client.
+  await expect(log(page).getByRole('article').first()).toBeVisible();
+  expect(await log(page).getByRole('article').count()).toBeGreaterThan(20);
+  await expect(log(page).locator('.message-body :is(strong, em, code, li, a, blockquote, table)').first()).toBeAttached();
+  // Each message has a sender and an HH:MM time.
+  const first = log(page).getByRole('article').first();
+  await expect(first.locator('.author')).not.toBeEmpty();
+  await expect(first.locator('time')).toHaveText(/^\d\d:\d\d$/);
+  // Today's date separator.
+  await expect(log(page).getByRole('heading', { name: 'Today', level: 3 })).toBeVisible();
+  // The fake users are online, and you are too.
+  await expect(people(page).getByRole('listitem')).toHaveCount(5);
+  await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
+  // New messages keep arriving while we watch.
+  const before = await log(page).getByRole('article').count();
+  await expect.poll(async () => log(page).getByRole('article').count(), { timeout: 15_000 }).toBeGreaterThan(before);
+});
+
+test('a message you send appears once, styled as yours', async ({ page }) => {
+  await open(page);
+  const text = `hello from the test ${Date.now()}`;
+  await send(page, `**${text}**`);
+  await expect(composer(page)).toHaveValue('');
+  const mine = message(page, text);
+  await expect(mine).toHaveCount(1);
+  await expect(mine).toHaveClass(/\bmine\b/);
+  await expect(mine).not.toHaveClass(/pending/); // echoed by the room
+  await expect(mine.locator('strong')).toHaveText(text);
+  await expect(mine).toHaveAccessibleName(/^You, \d\d:\d\d$/);
+  // Visibly different from others' messages.
+  const theirs = log(page).locator('article:not(.mine)').first();
+  const bg = (l: Locator) => l.evaluate((el) => getComputedStyle(el).backgroundColor);
+  expect(await bg(mine)).not.toEqual(await bg(theirs));
+  // Still once after more traffic.
+  await page.waitForTimeout(1500);
+  await expect(mine).toHaveCount(1);
+});
+
+test('your name changes in every room, or only in one', async ({ page }) => {
+  await open(page);
+  await rename(page, 'Tester');
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Tester\s*\(you\)/);
+  await send(page, 'named message one');
+  await expect(message(page, 'named message one').locator('.author')).toHaveText('Tester');
+  await roomButton(page, 'random').click();
+  await expect(page.getByRole('heading', { name: 'random', level: 2 })).toBeVisible();
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Tester\s*\(you\)/);
+  await expect(page.getByRole('button', { name: /Change your name \(now Tester\)/ })).toBeVisible();
+
+  // Only here: random calls you Nick, general still Tester.
+  await rename(page, 'Nick', 'here');
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Nick\s*\(you\)/);
+  await roomButton(page, 'general').click();
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Tester\s*\(you\)/);
+  // Your earlier message now carries your current name in that room.
+  await expect(message(page, 'named message one').locator('.author')).toHaveText('Tester');
+  // An invalid name is refused with a reason.
+  await page.getByRole('button', { name: 'Settings' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Settings' });
+  await dialog.getByRole('textbox', { name: 'Your name' }).fill('   ');
+  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await expect(dialog.getByRole('alert')).toContainText('1 to 32 characters');
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+});
+
+test('adding and removing a mock room', async ({ page }) => {
+  await open(page);
+  const address = rooms(page).getByRole('textbox', { name: 'Server address' });
+  await address.fill('http://nope');
+  await rooms(page).getByRole('button', { name: 'Add' }).click();
+  await expect(rooms(page).getByRole('alert')).toContainText('ws://, wss:// or mock://');
+
+  await address.fill('mock://lab');
+  await rooms(page).getByRole('button', { name: 'Add' }).click();
+  await expect(roomButton(page, 'lab')).toHaveAttribute('aria-current', 'page');
+  await expect(page.getByRole('heading', { name: 'lab', level: 2 })).toBeVisible();
+  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(log(page).getByRole('article').first()).toBeVisible();
+  await send(page, 'first words in the lab');
+  await expect(message(page, 'first words in the lab')).toHaveCount(1);
+
+  await rooms(page).getByRole('button', { name: 'Remove lab' }).click();
+  await expect(roomButton(page, 'lab')).toHaveCount(0);
+  await expect(rooms(page).getByRole('listitem')).toHaveCount(2);
+  // Another room is shown instead.
+  await expect(page.getByRole('heading', { name: /^(general|random)$/, level: 2 })).toBeVisible();
+});
+
+test('unread badges count messages in rooms you are not looking at', async ({ page }) => {
+  await open(page);
+  const random = roomButton(page, 'random');
+  await expect(random.getByLabel(/\d+ unread/)).toBeVisible({ timeout: 15_000 });
+  await expect(page).toHaveTitle(/^\(\d+\) CAHAT$/);
+  // The shown room does not collect unread messages.
+  await expect(roomButton(page, 'general').getByLabel(/unread/)).toHaveCount(0);
+  await random.click();
+  await expect(random.getByLabel(/unread/)).toHaveCount(0);
+  await expect(roomButton(page, 'general').getByLabel(/\d+ unread/)).toBeVisible({ timeout: 15_000 });
+});
+
+test('markup and scripts in a message show as text', async ({ page }) => {
+  await open(page);
+  await page.evaluate(() => ((window as any).__xss = 0));
+  const payloads = [
+    '<img src=x onerror="window.__xss=1">',
+    '<script>window.__xss=2</script>',
+    '[click me](javascript:window.__xss=3)',
+  ];
+  for (const p of payloads) {
+    await send(page, p);
+  }
+  await expect(message(page, '<img src=x onerror="window.__xss=1">')).toHaveCount(1);
+  await expect(message(page, '<script>window.__xss=2</script>')).toHaveCount(1);
+  const link = message(page, 'click me');
+  await expect(link).toHaveCount(1);
+  await expect(log(page).locator('img, script, iframe')).toHaveCount(0);
+  await expect(link.locator('a[href^="javascript"]')).toHaveCount(0);
+  await link.getByText('click me').click();
+  expect(await page.evaluate(() => (window as any).__xss)).toBe(0);
+});
+
+test('after a reload your rooms and your name are still there', async ({ page }) => {
+  await open(page);
+  await rename(page, 'Persistent');
+  const address = rooms(page).getByRole('textbox', { name: 'Server address' });
+  await address.fill('mock://kept');
+  await rooms(page).getByRole('button', { name: 'Add' }).click();
+  await expect(roomButton(page, 'kept')).toHaveAttribute('aria-current', 'page');
+  await send(page, 'recall after reload');
+  await expect(message(page, 'recall after reload')).not.toHaveClass(/pending/);
+
+  await page.reload();
+  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(rooms(page).getByRole('listitem')).toHaveCount(3);
+  await expect(roomButton(page, 'kept')).toHaveAttribute('aria-current', 'page');
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Persistent\s*\(you\)/);
+  await roomButton(page, 'general').click();
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Persistent\s*\(you\)/);
+  // What you sent can still be recalled with Up.
+  await composer(page).focus();
+  await page.keyboard.press('ArrowUp');
+  await expect(composer(page)).toHaveValue('recall after reload');
+});
+
+test('phone layout: rooms and people are drawers at 375x667', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 667 });
+  await open(page);
+  await expect(rooms(page)).toBeHidden();
+  await expect(people(page)).toBeHidden();
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+
+  const menu = page.getByRole('button', { name: 'Rooms' });
+  await expect(menu).toHaveAttribute('aria-expanded', 'false');
+  await menu.click();
+  await expect(menu).toHaveAttribute('aria-expanded', 'true');
+  await expect(rooms(page)).toBeVisible();
+  await roomButton(page, 'random').click();
+  await expect(rooms(page)).toBeHidden();
+  await expect(page.getByRole('heading', { name: 'random', level: 2 })).toBeVisible();
+
+  await page.getByRole('button', { name: 'People online' }).click();
+  await expect(people(page)).toBeVisible();
+  await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
+  await page.keyboard.press('Escape');
+  await expect(people(page)).toBeHidden();
+
+  await send(page, 'sent from a phone');
+  await expect(message(page, 'sent from a phone')).toBeInViewport();
+  const box = await page.getByRole('button', { name: 'Send' }).boundingBox();
+  expect(box && box.x + box.width).toBeLessThanOrEqual(375);
+});
+
+test('keyboard only: Tab to the box, Enter sends, Up recalls, Shift+Enter breaks lines', async ({ page }) => {
+  await open(page);
+  const box = composer(page);
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i++) {
+    await page.keyboard.press('Tab');
+    reached = await box.evaluate((el) => el === document.activeElement);
+  }
+  expect(reached).toBe(true);
+  await page.keyboard.type('typed with the keyboard');
+  await page.keyboard.press('Enter');
+  await expect(message(page, 'typed with the keyboard')).toHaveCount(1);
+  await expect(box).toHaveValue('');
+  await page.keyboard.press('ArrowUp');
+  await expect(box).toHaveValue('typed with the keyboard');
+  await page.keyboard.press('ArrowDown');
+  await expect(box).toHaveValue('');
+  await page.keyboard.type('line one');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('line two');
+  await expect(box).toHaveValue('line one\nline two');
+  await page.keyboard.press('Enter');
+  await expect(message(page, 'line one')).toContainText('line two');
+
+  // With "Send with Enter" off, Enter is a new line and Ctrl+Enter sends.
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('checkbox', { name: /Send with Enter/ }).uncheck();
+  await page.keyboard.press('Escape');
+  await box.focus();
+  await page.keyboard.type('first');
+  await page.keyboard.press('Enter');
+  await page.keyboard.type('second');
+  await expect(box).toHaveValue('first\nsecond');
+  await page.keyboard.press('Control+Enter');
+  await expect(message(page, 'first')).toContainText('second');
+});
+
+test('older messages load when scrolling to the top; a button brings you back to new ones', async ({ page }) => {
+  await open(page);
+  const articles = log(page).getByRole('article');
+  await expect.poll(() => articles.count()).toBeGreaterThanOrEqual(100);
+  const initial = await articles.count();
+  // Mark the message that is first now, to find it again after older ones are inserted.
+  await articles.first().evaluate((el) => el.setAttribute('data-test-anchor', ''));
+  await log(page).evaluate((el) => (el.scrollTop = 0));
+  await expect.poll(() => articles.count()).toBeGreaterThan(initial);
+  // The view stays where it was: the message that was first is still on screen.
+  await expect(log(page).locator('article[data-test-anchor]')).toBeInViewport();
+  // Paging all the way back reaches the start of the room.
+  for (let i = 0; i < 20; i++) {
+    if (await log(page).getByText('This is the start of general.').count()) break;
+    await log(page).evaluate((el) => (el.scrollTop = 0));
+    await page.waitForTimeout(200);
+  }
+  await expect(log(page).getByText('This is the start of general.')).toBeVisible();
+  // While you read old messages, new ones do not pull you down: a button offers them.
+  const jump = page.getByRole('button', { name: /new messages? ↓/ });
+  await expect(jump).toBeVisible({ timeout: 15_000 });
+  await jump.click();
+  await expect(jump).toBeHidden();
+  await expect(articles.last()).toBeInViewport();
+});
+
+test('the web app manifest and its icons are served with the demo', async ({ page, request }) => {
+  await open(page);
+  const href = await page.locator('link[rel="manifest"]').getAttribute('href');
+  const manifestUrl = new URL(href!, page.url()).toString();
+  const response = await request.get(manifestUrl);
+  expect(response.ok()).toBe(true);
+  const manifest = await response.json();
+  expect(manifest.name).toBe('CAHAT');
+  expect(manifest.start_url).toBe('./');
+  const sizes = manifest.icons.map((i: { sizes: string }) => i.sizes);
+  expect(sizes).toEqual(expect.arrayContaining(['192x192', '512x512']));
+  for (const icon of manifest.icons) {
+    const res = await request.get(new URL(icon.src, manifestUrl).toString());
+    expect(res.ok(), icon.src).toBe(true);
+    expect(res.headers()['content-type']).toBe(icon.type);
+  }
+});
