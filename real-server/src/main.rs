@@ -79,7 +79,8 @@ async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
             info!(%addr, room = %config.name, backend, "listening on ws://{addr}/");
             println!("CAHAT room \"{}\" at ws://{addr}/", config.name);
             if config.client_dir.is_some() {
-                println!("CAHAT client at http://{addr}/");
+                // The link opens the client with this room in it.
+                println!("CAHAT client at http://{addr}/?room=ws://{addr}/");
             }
             run(listener, config, store, shutdown_signal()).await
         }

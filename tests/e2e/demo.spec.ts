@@ -317,3 +317,15 @@ test('the web app manifest and its icons are served with the demo', async ({ pag
     expect(res.headers()['content-type']).toBe(icon.type);
   }
 });
+
+test('a link with ?room= opens that room (and keeps the rooms you had)', async ({ page }) => {
+  await page.goto('./?seed=7&room=mock://linked');
+  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  // A first visit from a link opens only the linked room, not the demo rooms.
+  await expect(rooms(page).getByRole('listitem')).toHaveCount(1);
+  await expect(roomButton(page, 'linked')).toHaveAttribute('aria-current', 'page');
+  await page.goto('./?seed=7&room=mock://second&room=bad://x');
+  await expect(rooms(page).getByRole('listitem')).toHaveCount(2);
+  await expect(roomButton(page, 'second')).toHaveAttribute('aria-current', 'page');
+  await expect(roomButton(page, 'linked')).toBeVisible();
+});

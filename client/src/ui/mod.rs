@@ -152,35 +152,60 @@ fn toggle(mut panel: Signal<Panel>, which: Panel) {
     panel.set(next);
 }
 
-/// The saved client, or the demo rooms on a first visit.
+/// The saved client, or the demo rooms on a first visit; plus the rooms a link asks for
+/// (`?room=ws://host:4000/`, repeatable), the first of them shown.
 fn initial_state() -> AppState {
     let prefix = format!("{:x}", (js_sys::Math::random() * 2f64.powi(48)) as u64);
-    match storage::load() {
+    let linked = query_values("room");
+    let mut state = match storage::load() {
         Some(saved) => AppState::from_saved(saved, prefix),
         None => {
             let mut state = AppState::new(Default::default(), prefix);
-            for address in DEMO_ROOMS {
-                // The demo addresses are constants that parse.
-                let _known_good = state.add_room(address);
+            if linked.is_empty() {
+                for address in DEMO_ROOMS {
+                    // The demo addresses are constants that parse.
+                    let _known_good = state.add_room(address);
+                }
             }
             state
         }
+    };
+    let mut first = None;
+    for address in linked {
+        // A link with a bad address opens nothing for it; the rest still open.
+        if let Ok((id, _)) = state.add_room(&address) {
+            first = first.or(Some(id));
+        }
     }
+    if let Some(id) = first {
+        state.select(id);
+    }
+    state
+}
+
+/// Every value of a query parameter of the page's address.
+fn query_values(name: &str) -> Vec<String> {
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return Vec::new();
+    };
+    params
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect()
 }
 
 /// `?seed=N` and `?speed=N` from the page's address.
 fn mock_options() -> MockOptions {
     let mut options = MockOptions::default();
-    let search = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
-    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
-        return options;
-    };
-    if let Some(seed) = params.get("seed").and_then(|s| s.parse().ok()) {
+    let first = |name| query_values(name).into_iter().next();
+    if let Some(seed) = first("seed").and_then(|s| s.parse().ok()) {
         options.seed = seed;
     }
-    if let Some(speed) = params.get("speed").and_then(|s| s.parse::<f64>().ok())
+    if let Some(speed) = first("speed").and_then(|s| s.parse::<f64>().ok())
         && speed.is_finite()
         && speed > 0.0
     {
