@@ -42,7 +42,7 @@ fi
 
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/playwright ] \
   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  step "npm packages (binaryen for wasm-opt, Playwright)"
+  step "npm packages (binaryen for wasm-opt, Playwright, ws for the legacy-client test)"
   npm ci --no-audit --no-fund
 fi
 

@@ -37,4 +37,6 @@ step "client release build"
 bash scripts/build-client.sh
 
 step "browser tests"
+# The live-room tests start real room servers: the binary cargo test has just built.
+export CAHAT_SERVER_BIN="$CARGO_TARGET_DIR/debug/real-server"
 npm run --silent e2e

@@ -13,6 +13,8 @@ use dioxus::prelude::*;
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_util::StreamExt;
 use futures_util::stream;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use crate::state::{AppState, Link, Outcome, RoomId};
 use crate::transport::{Connector, Transport, TransportEvent};
@@ -34,6 +36,8 @@ pub enum Intent {
 
 enum Input {
     Intent(Intent),
+    /// The browser's `online` (true) or `offline` (false) event.
+    Network(bool),
     /// Something for the connection of this generation (stale generations are ignored).
     Link(RoomId, u64, LinkEvent),
 }
@@ -59,6 +63,8 @@ struct Network {
     links: HashMap<RoomId, Connection>,
     events: UnboundedSender<(RoomId, u64, LinkEvent)>,
     next_generation: u64,
+    /// The browser reports no network: connections wait for `online` instead of retrying.
+    offline: bool,
 }
 
 /// Runs for the life of the page (a root coroutine).
@@ -74,13 +80,17 @@ pub async fn run(
         links: HashMap::new(),
         events,
         next_generation: 1,
+        offline: !browser_online(),
     };
+    let (network_events, browser) = unbounded();
+    // Listeners for the page's lifetime, like the loop itself.
+    let _listeners = NetworkListeners::install(network_events);
     let rooms: Vec<RoomId> = state.peek().rooms.iter().map(|r| r.id).collect();
     for id in rooms {
         network.open(id);
     }
     let mut inputs = stream::select(
-        intents.map(Input::Intent),
+        stream::select(intents.map(Input::Intent), browser.map(Input::Network)),
         link_events.map(|(id, generation, event)| Input::Link(id, generation, event)),
     );
     while let Some(input) = inputs.next().await {
@@ -88,6 +98,7 @@ pub async fn run(
             Input::Intent(Intent::Open(id)) => network.open(id),
             Input::Intent(Intent::Close(id)) => network.close(id),
             Input::Intent(Intent::Carry(id, outcome)) => network.carry(id, outcome),
+            Input::Network(online) => network.set_online(online),
             Input::Link(id, generation, event) => {
                 let current = network.links.get(&id).map(|l| l.generation);
                 if current == Some(generation) {
@@ -99,7 +110,51 @@ pub async fn run(
 }
 
 impl Network {
+    /// Offline: every connection is dropped (it may still look open, but nothing reliable can
+    /// pass) and waits. Online again: every room connects at once, without backoff.
+    fn set_online(&mut self, online: bool) {
+        if online != self.offline {
+            return;
+        }
+        self.offline = !online;
+        let ids: Vec<RoomId> = self.links.keys().copied().collect();
+        for id in ids {
+            if online {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.attempt = 0;
+                }
+                self.open(id);
+            } else {
+                if let Some(link) = self.links.get_mut(&id) {
+                    // Events and timers of the dropped connection are ignored from now on.
+                    link.generation = self.next_generation;
+                    self.next_generation += 1;
+                    if let Some(transport) = link.transport.take() {
+                        transport.close();
+                    }
+                }
+                self.state.write().link_offline(id);
+            }
+        }
+    }
+
     fn open(&mut self, id: RoomId) {
+        if self.offline {
+            if !self.links.contains_key(&id) {
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                self.links.insert(
+                    id,
+                    Connection {
+                        transport: None,
+                        generation,
+                        attempt: 0,
+                    },
+                );
+            }
+            self.state.write().link_offline(id);
+            return;
+        }
         let Some(address) = self.state.peek().room(id).map(|r| r.address.clone()) else {
             return;
         };
@@ -203,6 +258,10 @@ impl Network {
 
     /// Marks the room as reconnecting and opens it again after a growing, jittered delay.
     fn schedule_retry(&mut self, id: RoomId) {
+        if self.offline {
+            self.state.write().link_offline(id);
+            return;
+        }
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
@@ -222,5 +281,51 @@ impl Network {
             gloo_timers::future::sleep(Duration::from_millis(u64::from(delay_ms))).await;
             let _page_closing = events.unbounded_send((id, generation, event));
         });
+    }
+}
+
+fn browser_online() -> bool {
+    web_sys::window().is_none_or(|w| w.navigator().on_line())
+}
+
+/// The window's `online` and `offline` listeners, removed when dropped.
+struct NetworkListeners {
+    online: Closure<dyn FnMut(web_sys::Event)>,
+    offline: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl NetworkListeners {
+    fn install(sink: UnboundedSender<bool>) -> Option<Self> {
+        let window = web_sys::window()?;
+        let up = sink.clone();
+        let online = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            let _page_closing = up.unbounded_send(true);
+        });
+        let offline = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            let _page_closing = sink.unbounded_send(false);
+        });
+        window
+            .add_event_listener_with_callback("online", online.as_ref().unchecked_ref())
+            .ok()?;
+        window
+            .add_event_listener_with_callback("offline", offline.as_ref().unchecked_ref())
+            .ok()?;
+        Some(Self { online, offline })
+    }
+}
+
+impl Drop for NetworkListeners {
+    fn drop(&mut self) {
+        if let Some(window) = web_sys::window() {
+            // Removing a listener that is not there is harmless; nothing to report.
+            let _gone = window.remove_event_listener_with_callback(
+                "online",
+                self.online.as_ref().unchecked_ref(),
+            );
+            let _gone = window.remove_event_listener_with_callback(
+                "offline",
+                self.offline.as_ref().unchecked_ref(),
+            );
+        }
     }
 }

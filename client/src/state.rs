@@ -67,6 +67,8 @@ pub enum Link {
     Online,
     /// Lost; the next attempt starts in `retry_in_ms`.
     Reconnecting { attempt: u32, retry_in_ms: u32 },
+    /// The browser says it has no network: connecting waits until it is back.
+    Offline,
 }
 
 /// How much older history the room has for us.
@@ -364,6 +366,14 @@ impl AppState {
             if room.history == History::Loading {
                 room.history = History::More;
             }
+        }
+    }
+
+    /// The browser lost the network: the connection is dropped until it is back.
+    pub fn link_offline(&mut self, id: RoomId) {
+        self.link_lost(id, 0, 0);
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Offline;
         }
     }
 

@@ -105,7 +105,7 @@ pub fn link_class(link: Link) -> &'static str {
     match link {
         Link::Online => "online",
         Link::Connecting => "connecting",
-        Link::Reconnecting { .. } => "reconnecting",
+        Link::Reconnecting { .. } | Link::Offline => "reconnecting",
     }
 }
 
@@ -114,6 +114,7 @@ pub fn link_text(link: Link) -> String {
     match link {
         Link::Online => "online".to_owned(),
         Link::Connecting => "connecting…".to_owned(),
+        Link::Offline => "offline: waiting for the network".to_owned(),
         Link::Reconnecting {
             attempt,
             retry_in_ms,

@@ -1,0 +1,301 @@
+import { test, expect, Page, Browser, BrowserContext } from '@playwright/test';
+import WebSocket from 'ws';
+import { RoomServer, stores } from './servers';
+
+// The client against real room servers started here (two rooms), with two people (two browser
+// contexts), through crashes and network loss, and next to a legacy v1 client. Every test
+// runs once per store: the embedded one and MongoDB (SecantusDB in .ci/run).
+
+type Watched = { page: Page; context: BrowserContext; problems: string[] };
+
+/** Console errors the browser itself prints while a room server is down, and nothing else. */
+const EXPECTED_WHILE_DOWN = /WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/' failed/;
+
+for (const store of stores()) {
+  test.describe(`live rooms, ${store.kind} store`, () => {
+    test.describe.configure({ timeout: 90_000 });
+    let lounge: RoomServer;
+    let games: RoomServer;
+    let people: Watched[] = [];
+
+    test.beforeEach(async () => {
+      lounge = new RoomServer('Lounge', store);
+      games = new RoomServer('Games', store);
+      await Promise.all([lounge.start(), games.start()]);
+      people = [];
+    });
+
+    test.afterEach(async () => {
+      for (const p of people) {
+        expect(p.problems, 'console errors, page errors or failed requests').toEqual([]);
+        await p.context.close();
+      }
+      await Promise.all([lounge.stop(), games.stop()]);
+    });
+
+    /** A person in a fresh browser context (their own storage: their own identity). */
+    async function join(browser: Browser, name: string, init?: (ctx: BrowserContext) => Promise<void>) {
+      const context = await browser.newContext();
+      if (init) await init(context);
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on('console', (msg) => {
+        if ((msg.type() === 'error' || msg.type() === 'warning') && !EXPECTED_WHILE_DOWN.test(msg.text())) {
+          problems.push(`console ${msg.type()}: ${msg.text()}`);
+        }
+      });
+      page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+      people.push({ page, context, problems });
+      await page.goto(`./?room=${lounge.url}&room=${games.url}`);
+      await expect(roomButton(page, 'Lounge')).toHaveAccessibleName(/online$/);
+      await expect(roomButton(page, 'Games')).toHaveAccessibleName(/online$/);
+      if (name) await rename(page, name);
+      return page;
+    }
+
+    test('two people in two rooms: messages, names, presence and unread counts both ways', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      await expect(heading(alice)).toHaveText('Lounge');
+
+      await send(alice, 'hi from *Alice*');
+      await expect(message(bob, 'hi from Alice').locator('.author')).toHaveText('Alice');
+      await expect(message(bob, 'hi from Alice').locator('em')).toHaveText('Alice');
+      await send(bob, 'hello Alice, Bob here');
+      await expect(message(alice, 'Bob here').locator('.author')).toHaveText('Bob');
+      await expect(message(alice, 'Bob here')).not.toHaveClass(/mine/);
+      await expect(message(alice, 'hi from Alice')).toHaveClass(/mine/);
+      await expect(online(alice)).toContainText(['Alice', 'Bob']);
+      await expect(online(bob)).toContainText(['Bob', 'Alice']);
+
+      // Bob talks in Games while Alice looks at the Lounge: her Games count rises.
+      await roomButton(bob, 'Games').click();
+      await send(bob, 'anyone for chess?');
+      await send(bob, 'or go?');
+      await expect(roomButton(alice, 'Games').getByLabel('2 unread')).toBeVisible();
+      await expect(alice).toHaveTitle('(2) CAHAT');
+      await roomButton(alice, 'Games').click();
+      await expect(message(alice, 'anyone for chess?')).toHaveCount(1);
+      await expect(roomButton(alice, 'Games').getByLabel(/unread/)).toHaveCount(0);
+      await send(alice, 'chess, yes');
+      await expect(message(bob, 'chess, yes').locator('.author')).toHaveText('Alice');
+
+      // A rename reaches the other person in every room, old messages included.
+      await rename(bob, 'Robert');
+      await expect(online(alice)).toContainText(['Alice', 'Robert']);
+      await expect(message(alice, 'anyone for chess?').locator('.author')).toHaveText('Robert');
+      await roomButton(alice, 'Lounge').click();
+      await expect(message(alice, 'Bob here').locator('.author')).toHaveText('Robert');
+
+      // Bob leaves: he is no longer online for Alice.
+      await bob.context().close();
+      people = people.filter((p) => p.page !== bob);
+      await expect(online(alice)).toHaveCount(1);
+      await expect(online(alice)).toContainText(['Alice']);
+    });
+
+    test('a new identity (a private window) cannot act as another user', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      await send(alice, 'the real Alice');
+      const aliceId = await alice.evaluate((url) => {
+        const saved = JSON.parse(localStorage.getItem('cahat.v1')!);
+        return saved.rooms.find((r: { address: string }) => r.address === url).identity.userId;
+      }, lounge.url);
+      expect(aliceId).toMatch(/^[0-9a-f]+$/);
+
+      // Mallory's window claims Alice's id with a made-up token.
+      const mallory = await join(browser, '', async (ctx) => {
+        await ctx.addInitScript(
+          ([url, id]) => {
+            if (!localStorage.getItem('cahat.v1')) {
+              localStorage.setItem('cahat.v1', JSON.stringify({ rooms: [{ address: url, identity: { userId: id, token: 'forged' } }] }));
+            }
+          },
+          [lounge.url, aliceId],
+        );
+      });
+      await expect(mallory.getByRole('alert')).toContainText('did not accept your saved identity');
+      await send(mallory, 'I am Alice, honest');
+      const forged = message(alice, 'I am Alice, honest');
+      await expect(forged.locator('.author')).toHaveText('Anonymous');
+      await expect(forged).not.toHaveClass(/mine/);
+      await expect(message(alice, 'the real Alice').locator('.author')).toHaveText('Alice');
+      const malloryId = await mallory.evaluate((url) => {
+        const saved = JSON.parse(localStorage.getItem('cahat.v1')!);
+        return saved.rooms.find((r: { address: string }) => r.address === url).identity.userId;
+      }, lounge.url);
+      expect(malloryId).not.toEqual(aliceId);
+      // Alice's name did not change for anyone.
+      await expect(online(mallory)).toContainText(['Anonymous', 'Alice']);
+    });
+
+    test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      const said = ['one (Alice)', 'two (Bob)', 'three (Alice)'];
+      await send(alice, said[0]);
+      await expect(message(bob, said[0])).toHaveCount(1);
+      await send(bob, said[1]);
+      await expect(message(alice, said[1])).toHaveCount(1);
+      await send(alice, said[2]);
+      await expect(message(bob, said[2])).toHaveCount(1);
+
+      await lounge.kill9();
+      for (const p of [alice, bob]) {
+        await expect(status(p)).toHaveText(/reconnecting/);
+        await expect(roomButton(p, 'Games')).toHaveAccessibleName(/online$/);
+      }
+      // Written while the room is down: shown at once as sending, sent when it is back.
+      await send(alice, 'four (Alice, while down)');
+      await expect(message(alice, 'four (Alice, while down)')).toHaveClass(/pending/);
+      await expect(message(alice, 'four (Alice, while down)')).toContainText('sending…');
+
+      await lounge.start();
+      for (const p of [alice, bob]) {
+        await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      }
+      await expect(message(alice, 'four (Alice, while down)')).not.toHaveClass(/pending/);
+      await send(bob, 'five (Bob, after)');
+      const all = [...said, 'four (Alice, while down)', 'five (Bob, after)'];
+      for (const p of [alice, bob]) {
+        for (const text of all) {
+          await expect(message(p, text), `${text} exactly once`).toHaveCount(1);
+        }
+        await expect(log(p).locator('.pending')).toHaveCount(0);
+      }
+      // And after a reload, from storage: still each exactly once, in order.
+      await bob.reload();
+      await expect(status(bob)).toHaveText('online');
+      const texts = await log(bob).getByRole('article').locator('.message-body').allInnerTexts();
+      expect(texts.filter((t) => all.includes(t.trim()))).toEqual(all);
+    });
+
+    test('network loss of one person: offline, then back with what was missed', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      const bobContext = bob.context();
+      // Playwright's offline mode does not cut open WebSockets (microsoft/playwright#4910); the
+      // browser's offline event does reach the page, and the client drops its connections.
+      await bobContext.setOffline(true);
+      await expect(status(bob)).toHaveText(/offline/);
+      await expect(online(alice)).toHaveCount(1);
+      await send(alice, 'while you were away 1');
+      await send(alice, 'while you were away 2');
+      await send(bob, 'queued while offline');
+      await expect(message(bob, 'queued while offline')).toHaveClass(/pending/);
+      await expect(message(bob, 'while you were away 1')).toHaveCount(0);
+
+      await bobContext.setOffline(false);
+      await expect(status(bob)).toHaveText('online');
+      for (const text of ['while you were away 1', 'while you were away 2', 'queued while offline']) {
+        await expect(message(bob, text)).toHaveCount(1);
+        await expect(message(alice, text)).toHaveCount(1);
+      }
+      await expect(message(bob, 'queued while offline')).not.toHaveClass(/pending/);
+      await expect(online(alice)).toContainText(['Alice', 'Bob']);
+    });
+
+    test('a legacy v1 client and ours chat through the same room', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const legacy = await LegacyClient.connect(lounge.url);
+      await legacy.send('NAME_CHANGE', { name: 'Larry (v1)', userId: legacy.userId });
+      await legacy.send('MESSAGE', { rawMessage: 'hello from **v1**', userId: legacy.userId });
+      const fromLegacy = message(alice, 'hello from v1');
+      await expect(fromLegacy.locator('.author')).toHaveText('Larry (v1)');
+      await expect(fromLegacy.locator('strong')).toHaveText('v1');
+      await expect(online(alice)).toContainText(['Alice', 'Larry (v1)']);
+
+      await send(alice, 'hi Larry, _welcome_ <script>x()</script>');
+      const got = await legacy.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage.startsWith('hi Larry'));
+      expect(got.payload.userId).not.toEqual(legacy.userId);
+      expect(typeof got.payload.timestamp).toBe('number');
+      expect(got.payload.htmlMessage).toContain('<em>welcome</em>');
+      expect(got.payload.htmlMessage).not.toContain('<script');
+      expect(legacy.names.get(got.payload.userId)).toEqual('Alice');
+      // Every server action carried an object payload (v1 writes payload.wsAddress into each).
+      expect(legacy.received.every((a) => a.payload && typeof a.payload === 'object')).toBe(true);
+      legacy.close();
+      await expect(online(alice)).toHaveCount(1);
+    });
+  });
+}
+
+/** A scripted client that speaks only the v1 protocol of LEGACY-PROTOCOL.md. */
+class LegacyClient {
+  received: { type: string; payload: any }[] = [];
+  names = new Map<string, string>();
+  userId = '';
+  private waiters: (() => void)[] = [];
+
+  private constructor(private ws: WebSocket) {
+    ws.on('message', (data) => {
+      const action = JSON.parse(String(data));
+      this.received.push(action);
+      if (action.type === 'HANDSHAKE') {
+        for (const [id, name] of Object.entries(action.payload.userNames)) this.names.set(id, name as string);
+      }
+      if (action.type === 'NAME_CHANGE') this.names.set(action.payload.userId, action.payload.name);
+      if (action.type === 'USER_INFO') this.userId = action.payload.userId;
+      this.waiters.forEach((w) => w());
+    });
+  }
+
+  static async connect(url: string): Promise<LegacyClient> {
+    const ws = new WebSocket(url);
+    const client = new LegacyClient(ws);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    await client.waitFor((a) => a.type === 'HANDSHAKE');
+    // A first-time v1 user: no userId (it would be read from the `uid` cookie).
+    await client.send('HANDSHAKE_USER_INFO', {});
+    await client.waitFor((a) => a.type === 'USER_INFO');
+    return client;
+  }
+
+  async send(type: string, payload: object) {
+    this.ws.send(JSON.stringify({ type, payload }));
+  }
+
+  waitFor(match: (a: { type: string; payload: any }) => boolean, ms = 10_000): Promise<{ type: string; payload: any }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('legacy client: nothing matched')), ms);
+      const check = () => {
+        const found = this.received.find(match);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        }
+      };
+      this.waiters.push(check);
+      check();
+    });
+  }
+
+  close() {
+    this.ws.close();
+  }
+}
+
+const roomButton = (page: Page, name: string) =>
+  page.getByRole('navigation', { name: 'Rooms' }).getByRole('button', { name: new RegExp(`^${name} ws://`) });
+const log = (page: Page) => page.getByRole('log');
+const heading = (page: Page) => page.getByRole('main').getByRole('heading', { level: 2 });
+const status = (page: Page) => page.getByRole('main').getByRole('status');
+const online = (page: Page) => page.getByRole('complementary', { name: 'People online' }).getByRole('listitem');
+const message = (page: Page, text: string) => log(page).getByRole('article').filter({ hasText: text });
+
+async function send(page: Page, text: string) {
+  await page.getByRole('textbox', { name: 'Message' }).fill(text);
+  await page.getByRole('button', { name: 'Send' }).click();
+}
+
+async function rename(page: Page, name: string) {
+  await page.getByRole('button', { name: 'Settings' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Settings' });
+  await dialog.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await expect(dialog.getByRole('status')).toHaveText('Name saved.');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+}
