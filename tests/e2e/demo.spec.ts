@@ -72,8 +72,13 @@ test('the demo opens two mock rooms where fake users talk in markdown', async ({
   const first = log(page).getByRole('article').first();
   await expect(first.locator('.author')).not.toBeEmpty();
   await expect(first.locator('time')).toHaveText(/^\d\d:\d\d$/);
-  // Today's date separator.
-  await expect(log(page).getByRole('heading', { name: 'Today', level: 3 })).toBeVisible();
+  // Today's date separator, which stays at the top of the log while scrolling through the day.
+  const today = log(page).getByRole('heading', { name: 'Today', level: 3 });
+  await expect(today).toBeVisible();
+  await log(page).evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
+  await expect(today).toBeInViewport();
+  const [sepBox, logBox] = [await today.boundingBox(), await log(page).boundingBox()];
+  expect(Math.abs(sepBox!.y - logBox!.y)).toBeLessThan(24);
   // The fake users are online, and you are too.
   await expect(people(page).getByRole('listitem')).toHaveCount(5);
   await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
@@ -328,4 +333,26 @@ test('a link with ?room= opens that room (and keeps the rooms you had)', async (
   await expect(rooms(page).getByRole('listitem')).toHaveCount(2);
   await expect(roomButton(page, 'second')).toHaveAttribute('aria-current', 'page');
   await expect(roomButton(page, 'linked')).toBeVisible();
+});
+
+test('readable in dark and light color schemes', async ({ page }) => {
+  const luminance = (rgb: string) => {
+    const [r, g, b] = rgb.match(/\d+/g)!.slice(0, 3).map(Number).map((c) => {
+      const v = c / 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  for (const scheme of ['dark', 'light'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await open(page);
+    const colors = await log(page).getByRole('article').first().evaluate((el) => {
+      const s = getComputedStyle(el);
+      return { fg: s.color, bg: s.backgroundColor };
+    });
+    const [fg, bg] = [luminance(colors.fg), luminance(colors.bg)];
+    const contrast = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    expect(contrast, `${scheme}: ${colors.fg} on ${colors.bg}`).toBeGreaterThanOrEqual(7);
+    expect(bg < 0.2, `${scheme} background`).toBe(scheme === 'dark');
+  }
 });
