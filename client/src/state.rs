@@ -24,6 +24,9 @@ pub const HISTORY_PAGE: u32 = 50;
 const RECALL_LIMIT: usize = 50;
 /// How long to wait before resending after the room said `RATE_LIMITED`.
 pub const RATE_LIMIT_RETRY_MS: u32 = 1_500;
+/// Messages kept per room: a server (trusted by no one) cannot grow the page without bound.
+/// The oldest go when new ones arrive; scrolling up pages them in again.
+pub const MAX_KEPT_MESSAGES: usize = 5_000;
 /// Shown for users whose name the client has not learnt.
 const UNKNOWN_NAME: &str = "Anonymous";
 
@@ -132,6 +135,8 @@ pub struct RoomState {
     pub notice: Option<String>,
     /// The highest seq this room has told us about: resume from here after a reconnect.
     pub latest_seq: Option<Seq>,
+    /// Messages without seq or id seen (from a v1 server), for their list keys.
+    arrivals: u64,
 }
 
 /// What a change asks the network loop to do for one room.
@@ -700,6 +705,7 @@ impl RoomState {
             history: History::Complete,
             notice: None,
             latest_seq: None,
+            arrivals: 0,
         }
     }
 
@@ -780,8 +786,12 @@ impl RoomState {
         let key = match (record.seq, &record.id) {
             (Some(seq), _) => format!("s{seq}"),
             (None, Some(id)) => format!("i{id}"),
-            (None, None) => format!("a{}-{}", record.timestamp, self.messages.len()),
+            (None, None) => {
+                self.arrivals += 1;
+                format!("a{}", self.arrivals)
+            }
         };
+        let appended = position == self.messages.len();
         let message = ChatMessage {
             key,
             seq: record.seq,
@@ -793,6 +803,13 @@ impl RoomState {
             delivery: Delivery::Sent,
         };
         self.messages.insert(position, message);
+        if appended && self.messages.len() > MAX_KEPT_MESSAGES {
+            let excess = self.messages.len() - MAX_KEPT_MESSAGES;
+            self.messages.drain(..excess);
+            if self.history != History::Unsupported {
+                self.history = History::More;
+            }
+        }
         true
     }
 }

@@ -47,6 +47,17 @@ fn identified(s: &mut AppState, id: RoomId, me: &str) -> Outcome {
     )
 }
 
+/// Two rooms, both handshaken and identified as "me".
+fn two_rooms(s: &mut AppState, a: &str, b: &str) -> (RoomId, RoomId) {
+    let (a, _) = s.add_room(a).unwrap();
+    let (b, _) = s.add_room(b).unwrap();
+    for id in [a, b] {
+        s.receive(id, handshake(vec![], 0));
+        identified(s, id, "me");
+    }
+    (a, b)
+}
+
 #[test]
 fn a_room_shows_its_handshake_rendered_by_us_not_the_server() {
     let mut s = state();
@@ -180,12 +191,7 @@ fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
 #[test]
 fn unread_counts_only_others_messages_in_rooms_not_shown() {
     let mut s = state();
-    let (a, _) = s.add_room("mock://a").unwrap();
-    let (b, _) = s.add_room("mock://b").unwrap();
-    for id in [a, b] {
-        s.receive(id, handshake(vec![], 0));
-        identified(&mut s, id, "me");
-    }
+    let (a, b) = two_rooms(&mut s, "mock://a", "mock://b");
     s.receive(b, ServerAction::Message(record(1, "u1", "x", None)));
     s.receive(b, ServerAction::Message(record(2, "u1", "y", None)));
     s.receive(b, ServerAction::Message(record(3, "me", "mine", None)));
@@ -200,12 +206,7 @@ fn unread_counts_only_others_messages_in_rooms_not_shown() {
 #[test]
 fn names_apply_everywhere_or_in_one_room_and_are_resent_after_a_reconnect() {
     let mut s = state();
-    let (a, _) = s.add_room("mock://a").unwrap();
-    let (b, _) = s.add_room("mock://b").unwrap();
-    for id in [a, b] {
-        s.receive(id, handshake(vec![], 0));
-        identified(&mut s, id, "me");
-    }
+    let (a, b) = two_rooms(&mut s, "mock://a", "mock://b");
     let out = s.set_name("  Grace  ", NameScope::All).unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(s.settings.display_name.as_deref(), Some("Grace"));
@@ -322,12 +323,7 @@ fn refusals_are_shown_and_rate_limits_retry() {
 #[test]
 fn saved_state_round_trips_without_mock_identities() {
     let mut s = state();
-    let (real, _) = s.add_room("ws://h:1").unwrap();
-    let (mock, _) = s.add_room("mock://m").unwrap();
-    for id in [real, mock] {
-        s.receive(id, handshake(vec![], 0));
-        identified(&mut s, id, "me");
-    }
+    let (_real, mock) = two_rooms(&mut s, "ws://h:1", "mock://m");
     s.set_name("Grace", NameScope::All).unwrap();
     s.select(mock);
     s.compose(mock, "recall me", 1).unwrap();
@@ -449,4 +445,61 @@ fn two_clients_through_the_real_engine_see_each_other() {
             .unwrap()
             .is_me(&people[1].room(ids[1]).unwrap().messages[0].user_id)
     );
+}
+
+#[test]
+fn a_flooding_server_cannot_grow_a_room_without_bound() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    let total = MAX_KEPT_MESSAGES as u64 + 25;
+    for seq in 1..=total {
+        s.receive(id, ServerAction::Message(record(seq, "u1", "spam", None)));
+    }
+    let room = s.room(id).unwrap();
+    assert_eq!(room.messages.len(), MAX_KEPT_MESSAGES);
+    assert_eq!(room.messages.last().unwrap().seq, Some(total));
+    assert_eq!(room.messages[0].seq, Some(26));
+    assert_eq!(
+        room.history,
+        History::More,
+        "the dropped ones can be paged in again"
+    );
+}
+
+#[test]
+fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_keys() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://legacy:4000").unwrap();
+    s.receive(
+        id,
+        ServerAction::Handshake(Handshake {
+            server_name: "Old".into(),
+            messages: vec![],
+            user_names: Default::default(),
+            protocol_version: None,
+            latest_seq: None,
+            online: None,
+        }),
+    );
+    assert_eq!(s.room(id).unwrap().history, History::Unsupported);
+    identified(&mut s, id, "me");
+    let out = s.compose(id, "same text", 1).unwrap();
+    assert_eq!(out.send.len(), 1);
+    let v1 = |user: &str| MessageRecord {
+        raw_message: "same text".into(),
+        html_message: String::new(),
+        timestamp: 5,
+        user_id: user.into(),
+        seq: None,
+        id: None,
+        nonce: None,
+    };
+    // A v1 echo has no nonce: it confirms the oldest pending message with the same text.
+    s.receive(id, ServerAction::Message(v1("me")));
+    s.receive(id, ServerAction::Message(v1("other")));
+    let room = s.room(id).unwrap();
+    assert!(room.pending.is_empty());
+    assert_eq!(room.messages.len(), 2);
+    assert_ne!(room.messages[0].key, room.messages[1].key);
 }

@@ -82,24 +82,10 @@ pub fn App() -> Element {
                 }
             },
             header { class: "topbar",
-                button {
-                    class: "drawer-toggle",
-                    r#type: "button",
-                    "aria-label": "Rooms",
-                    "aria-expanded": current == Panel::Rooms,
-                    "aria-controls": "rooms-panel",
-                    onclick: move |_| toggle(panel, Panel::Rooms),
-                    "☰"
-                }
+                DrawerToggle { which: Panel::Rooms, label: "Rooms", controls: "rooms-panel", "☰" }
                 h1 { "CAHAT" }
                 span { class: "topbar-room", "{title}" }
-                button {
-                    class: "drawer-toggle",
-                    r#type: "button",
-                    "aria-label": "People online",
-                    "aria-expanded": current == Panel::People,
-                    "aria-controls": "people-panel",
-                    onclick: move |_| toggle(panel, Panel::People),
+                DrawerToggle { which: Panel::People, label: "People online", controls: "people-panel",
                     svg {
                         "viewBox": "0 0 24 24",
                         width: "18",
@@ -143,6 +129,28 @@ pub fn App() -> Element {
             if current == Panel::Settings {
                 settings::Settings {}
             }
+        }
+    }
+}
+
+/// A top-bar button that opens or closes a drawer (shown on narrow screens only).
+#[component]
+fn DrawerToggle(
+    which: Panel,
+    label: &'static str,
+    controls: &'static str,
+    children: Element,
+) -> Element {
+    let panel = use_context::<Signal<Panel>>();
+    rsx! {
+        button {
+            class: "drawer-toggle",
+            r#type: "button",
+            "aria-label": label,
+            "aria-expanded": panel() == which,
+            "aria-controls": controls,
+            onclick: move |_| toggle(panel, which),
+            {children}
         }
     }
 }
