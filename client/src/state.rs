@@ -213,6 +213,8 @@ pub struct AppState {
     pub settings: Settings,
     /// What you sent, oldest first, for Up/Down recall in the composer.
     pub sent: Vec<String>,
+    /// False while the tab is in the background: the shown room counts unread messages too.
+    page_visible: bool,
     renderer: Renderer,
     next_room: u32,
     /// Unique to this page load, so nonces never repeat across reloads.
@@ -228,6 +230,7 @@ impl AppState {
             active: None,
             settings,
             sent: Vec::new(),
+            page_visible: true,
             renderer: Renderer::new(),
             next_room: 1,
             nonce_prefix,
@@ -340,6 +343,14 @@ impl AppState {
         }
     }
 
+    /// The tab was hidden or shown again; coming back clears the shown room's unread count.
+    pub fn set_page_visible(&mut self, visible: bool) {
+        self.page_visible = visible;
+        if visible && let Some(id) = self.active {
+            self.select(id);
+        }
+    }
+
     pub fn dismiss_notice(&mut self, id: RoomId) {
         if let Some(room) = self.room_mut(id) {
             room.notice = None;
@@ -408,7 +419,7 @@ impl AppState {
 
     /// An action from the room's server.
     pub fn receive(&mut self, id: RoomId, action: ServerAction) -> Outcome {
-        let shown = self.active == Some(id);
+        let shown = self.active == Some(id) && self.page_visible;
         let renderer = self.renderer;
         let Some(room) = self.rooms.iter().find(|r| r.id == id) else {
             return Outcome::default();

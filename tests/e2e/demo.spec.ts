@@ -168,6 +168,19 @@ test('unread badges count messages in rooms you are not looking at', async ({ pa
   await random.click();
   await expect(random.getByLabel(/unread/)).toHaveCount(0);
   await expect(roomButton(page, 'general').getByLabel(/\d+ unread/)).toBeVisible({ timeout: 15_000 });
+
+  // While the tab is in the background (as the browser reports it when you switch tabs), the
+  // room on screen counts too; coming back clears it.
+  const setHidden = (hidden: boolean) =>
+    page.evaluate((h) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+  await setHidden(true);
+  await expect(random.getByLabel(/\d+ unread/)).toBeVisible({ timeout: 15_000 });
+  await setHidden(false);
+  await expect(random.getByLabel(/unread/)).toHaveCount(0);
 });
 
 test('markup and scripts in a message show as text', async ({ page }) => {

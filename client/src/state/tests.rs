@@ -503,3 +503,21 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
     assert_eq!(room.messages.len(), 2);
     assert_ne!(room.messages[0].key, room.messages[1].key);
 }
+
+#[test]
+fn while_the_tab_is_hidden_the_shown_room_counts_unread_too() {
+    let mut s = state();
+    let (a, _) = two_rooms(&mut s, "mock://a", "mock://b");
+    assert_eq!(s.active, Some(a));
+    s.set_page_visible(false);
+    s.receive(
+        a,
+        ServerAction::Message(record(1, "u1", "while away", None)),
+    );
+    assert_eq!(s.room(a).unwrap().unread, 1);
+    assert_eq!(s.total_unread(), 1);
+    s.set_page_visible(true);
+    assert_eq!(s.total_unread(), 0);
+    s.receive(a, ServerAction::Message(record(2, "u1", "seen", None)));
+    assert_eq!(s.total_unread(), 0);
+}

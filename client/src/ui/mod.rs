@@ -11,6 +11,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use dioxus::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use crate::network::{self, Intent};
 use crate::state::{AppState, RoomId, Saved};
@@ -45,6 +47,9 @@ pub fn App() -> Element {
             *last_saved.borrow_mut() = saved;
         }
     });
+
+    // A hidden tab counts unread messages in the shown room too.
+    use_hook(move || Rc::new(VisibilityListener::install(state)));
 
     // Unread messages in the tab title.
     use_effect(move || {
@@ -155,6 +160,44 @@ fn DrawerToggle(
     }
 }
 
+/// Tells the state when the tab is hidden or shown; removed when dropped.
+struct VisibilityListener(Option<Closure<dyn FnMut(web_sys::Event)>>);
+
+impl VisibilityListener {
+    fn install(mut state: Signal<AppState>) -> Self {
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+            return Self(None);
+        };
+        let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+            let hidden = web_sys::window()
+                .and_then(|w| w.document())
+                .is_some_and(|d| d.hidden());
+            state.write().set_page_visible(!hidden);
+        });
+        let added = document
+            .add_event_listener_with_callback(
+                "visibilitychange",
+                on_change.as_ref().unchecked_ref(),
+            )
+            .is_ok();
+        Self(added.then_some(on_change))
+    }
+}
+
+impl Drop for VisibilityListener {
+    fn drop(&mut self) {
+        if let (Some(listener), Some(document)) =
+            (&self.0, web_sys::window().and_then(|w| w.document()))
+        {
+            // Removing a listener that is not there is harmless; nothing to report.
+            let _gone = document.remove_event_listener_with_callback(
+                "visibilitychange",
+                listener.as_ref().unchecked_ref(),
+            );
+        }
+    }
+}
+
 fn toggle(mut panel: Signal<Panel>, which: Panel) {
     let next = if panel() == which { Panel::None } else { which };
     panel.set(next);
@@ -188,6 +231,10 @@ fn initial_state() -> AppState {
     if let Some(id) = first {
         state.select(id);
     }
+    let hidden = web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.hidden());
+    state.set_page_visible(!hidden);
     state
 }
 
