@@ -369,3 +369,24 @@ test('readable in dark and light color schemes', async ({ page }) => {
     expect(bg < 0.2, `${scheme} background`).toBe(scheme === 'dark');
   }
 });
+
+test('no accessibility violations found by axe (desktop, phone drawer, settings dialog)', async ({ page }) => {
+  const { default: AxeBuilder } = await import('@axe-core/playwright');
+  const scan = async (label: string) => {
+    const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+    const found = results.violations.map((v) => `${label}: ${v.id} (${v.nodes.length}): ${v.nodes[0]?.target}`);
+    expect(found).toEqual([]);
+  };
+  await open(page);
+  await scan('desktop');
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await expect(page.getByRole('dialog', { name: 'Settings' })).toBeVisible();
+  await scan('settings');
+  await page.keyboard.press('Escape');
+  await page.setViewportSize({ width: 375, height: 667 });
+  await page.getByRole('button', { name: 'Rooms' }).click();
+  await expect(rooms(page)).toBeVisible();
+  await scan('phone drawer');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await scan('phone drawer, dark');
+});
