@@ -117,7 +117,13 @@ impl Network {
             return;
         }
         self.offline = !online;
-        let ids: Vec<RoomId> = self.links.keys().copied().collect();
+        // Mock rooms live in the page: the network does not concern them.
+        let ids: Vec<RoomId> = self
+            .links
+            .keys()
+            .copied()
+            .filter(|&id| self.needs_network(id))
+            .collect();
         for id in ids {
             if online {
                 if let Some(link) = self.links.get_mut(&id) {
@@ -138,8 +144,15 @@ impl Network {
         }
     }
 
+    fn needs_network(&self, id: RoomId) -> bool {
+        self.state
+            .peek()
+            .room(id)
+            .is_some_and(|r| !r.address.is_mock())
+    }
+
     fn open(&mut self, id: RoomId) {
-        if self.offline {
+        if self.offline && self.needs_network(id) {
             if !self.links.contains_key(&id) {
                 let generation = self.next_generation;
                 self.next_generation += 1;
@@ -258,7 +271,7 @@ impl Network {
 
     /// Marks the room as reconnecting and opens it again after a growing, jittered delay.
     fn schedule_retry(&mut self, id: RoomId) {
-        if self.offline {
+        if self.offline && self.needs_network(id) {
             self.state.write().link_offline(id);
             return;
         }

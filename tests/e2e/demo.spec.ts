@@ -390,3 +390,13 @@ test('no accessibility violations found by axe (desktop, phone drawer, settings 
   await page.emulateMedia({ colorScheme: 'dark' });
   await scan('phone drawer, dark');
 });
+
+test('mock rooms live in the page: they keep working when the browser goes offline', async ({ page, context }) => {
+  await open(page);
+  await context.setOffline(true);
+  await send(page, 'written offline in a mock room');
+  await expect(message(page, 'written offline in a mock room')).not.toHaveClass(/pending/);
+  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(roomButton(page, 'random')).toHaveAccessibleName(/, online( \d+ unread)?$/);
+  await context.setOffline(false);
+});

@@ -54,6 +54,7 @@ pub fn Sidebar() -> Element {
                             span {
                                 class: "link-dot",
                                 "data-link": link_class(room.link),
+                                "aria-hidden": "true",
                                 title: link_text(room.link),
                             }
                             span { class: "visually-hidden", ", {link_text(room.link)}" }
