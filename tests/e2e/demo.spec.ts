@@ -1,4 +1,5 @@
 import { test, expect, Page, Locator } from '@playwright/test';
+import { rooms, roomButton, log, composer, people, status, message, send, rename } from './ui';
 
 // The static demo (release build, served from a sub-path by a plain file server): mock rooms
 // in the page, fake users, no server. Elements are found by role and accessible name.
@@ -24,38 +25,10 @@ test.afterEach(() => {
   expect(problems).toEqual([]);
 });
 
-const rooms = (page: Page) => page.getByRole('navigation', { name: 'Rooms' });
-const roomButton = (page: Page, name: string) =>
-  rooms(page).getByRole('button', { name: new RegExp(`^${name} mock://`) });
-const log = (page: Page) => page.getByRole('log');
-const composer = (page: Page) => page.getByRole('textbox', { name: 'Message' });
-const people = (page: Page) => page.getByRole('complementary', { name: 'People online' });
-
 async function open(page: Page) {
   await page.goto(DEMO);
   await expect(page.getByRole('heading', { name: 'CAHAT', level: 1 })).toBeVisible();
-  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
-}
-
-async function send(page: Page, text: string) {
-  await composer(page).fill(text);
-  await page.getByRole('button', { name: 'Send' }).click();
-}
-
-/** The message article (one) whose body contains `text`. */
-function message(page: Page, text: string): Locator {
-  return log(page).getByRole('article').filter({ hasText: text });
-}
-
-async function rename(page: Page, name: string, where: 'all' | 'here' = 'all') {
-  await page.getByRole('button', { name: 'Settings' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Settings' });
-  await dialog.getByRole('textbox', { name: 'Your name' }).fill(name);
-  await dialog.getByRole('radio', { name: where === 'all' ? 'in all rooms' : 'only in this room' }).check();
-  await dialog.getByRole('button', { name: 'Save name' }).click();
-  await expect(dialog.getByRole('status')).toHaveText('Name saved.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
-  await expect(dialog).toBeHidden();
+  await expect(status(page)).toHaveText('online');
 }
 
 test('the demo opens two mock rooms where fake users talk in markdown', async ({ page }) => {
@@ -146,7 +119,7 @@ test('adding and removing a mock room', async ({ page }) => {
   await rooms(page).getByRole('button', { name: 'Add' }).click();
   await expect(roomButton(page, 'lab')).toHaveAttribute('aria-current', 'page');
   await expect(page.getByRole('heading', { name: 'lab', level: 2 })).toBeVisible();
-  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(status(page)).toHaveText('online');
   await expect(log(page).getByRole('article').first()).toBeVisible();
   await send(page, 'first words in the lab');
   await expect(message(page, 'first words in the lab')).toHaveCount(1);
@@ -215,7 +188,7 @@ test('after a reload your rooms and your name are still there', async ({ page })
   await expect(message(page, 'recall after reload')).not.toHaveClass(/pending/);
 
   await page.reload();
-  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(status(page)).toHaveText('online');
   await expect(rooms(page).getByRole('listitem')).toHaveCount(3);
   await expect(roomButton(page, 'kept')).toHaveAttribute('aria-current', 'page');
   await expect(people(page).getByRole('listitem').first()).toHaveText(/Persistent\s*\(you\)/);
@@ -338,7 +311,7 @@ test('the web app manifest and its icons are served with the demo', async ({ pag
 
 test('a link with ?room= opens that room (and keeps the rooms you had)', async ({ page }) => {
   await page.goto('./?seed=7&room=mock://linked');
-  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(status(page)).toHaveText('online');
   // A first visit from a link opens only the linked room, not the demo rooms.
   await expect(rooms(page).getByRole('listitem')).toHaveCount(1);
   await expect(roomButton(page, 'linked')).toHaveAttribute('aria-current', 'page');
@@ -396,7 +369,7 @@ test('mock rooms live in the page: they keep working when the browser goes offli
   await context.setOffline(true);
   await send(page, 'written offline in a mock room');
   await expect(message(page, 'written offline in a mock room')).not.toHaveClass(/pending/);
-  await expect(page.getByRole('main').getByRole('status')).toHaveText('online');
+  await expect(status(page)).toHaveText('online');
   await expect(roomButton(page, 'random')).toHaveAccessibleName(/, online( \d+ unread)?$/);
   await context.setOffline(false);
 });

@@ -1,6 +1,7 @@
 import { test, expect, Page, Browser, BrowserContext } from '@playwright/test';
 import WebSocket from 'ws';
 import { RoomServer, stores } from './servers';
+import { roomButton, log, online, status, message, send, rename } from './ui';
 
 // The client against real room servers started here (two rooms), with two people (two browser
 // contexts), through crashes and network loss, and next to a legacy v1 client. Every test
@@ -284,24 +285,4 @@ class LegacyClient {
   }
 }
 
-const roomButton = (page: Page, name: string) =>
-  page.getByRole('navigation', { name: 'Rooms' }).getByRole('button', { name: new RegExp(`^${name} ws://`) });
-const log = (page: Page) => page.getByRole('log');
 const heading = (page: Page) => page.getByRole('main').getByRole('heading', { level: 2 });
-const status = (page: Page) => page.getByRole('main').getByRole('status');
-const online = (page: Page) => page.getByRole('complementary', { name: 'People online' }).getByRole('listitem');
-const message = (page: Page, text: string) => log(page).getByRole('article').filter({ hasText: text });
-
-async function send(page: Page, text: string) {
-  await page.getByRole('textbox', { name: 'Message' }).fill(text);
-  await page.getByRole('button', { name: 'Send' }).click();
-}
-
-async function rename(page: Page, name: string) {
-  await page.getByRole('button', { name: 'Settings' }).click();
-  const dialog = page.getByRole('dialog', { name: 'Settings' });
-  await dialog.getByRole('textbox', { name: 'Your name' }).fill(name);
-  await dialog.getByRole('button', { name: 'Save name' }).click();
-  await expect(dialog.getByRole('status')).toHaveText('Name saved.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
-}
