@@ -94,6 +94,9 @@ pub enum Delivery {
     Pending,
     /// Stored by the room and echoed back.
     Sent,
+    /// Refused by the room (too long for it, or it could not store it): kept for the user to
+    /// retry or discard, never resent by itself.
+    Failed,
 }
 
 /// One message as shown.
@@ -478,7 +481,7 @@ impl AppState {
                         user_id: None,
                     }));
                 }
-                send.extend(room.pending.iter().map(pending_action));
+                send.extend(room.waiting().map(pending_action));
                 Outcome::send(send)
             }
             ServerAction::Message(record) => {
@@ -552,6 +555,21 @@ impl AppState {
             }
             ServerAction::Error(error) => {
                 let mut outcome = Outcome::default();
+                // A room answers in order, so a refusal of a message is about the oldest one
+                // still waiting for its echo.
+                if matches!(
+                    error.code,
+                    ErrorCode::EmptyMessage
+                        | ErrorCode::MessageTooLong
+                        | ErrorCode::InvalidNonce
+                        | ErrorCode::StorageFailed
+                ) && let Some(refused) = room
+                    .pending
+                    .iter_mut()
+                    .find(|m| m.delivery == Delivery::Pending)
+                {
+                    refused.delivery = Delivery::Failed;
+                }
                 room.notice = Some(match error.code {
                     ErrorCode::RateLimited => {
                         outcome.retry_pending_in = Some(RATE_LIMIT_RETRY_MS);
@@ -626,9 +644,34 @@ impl AppState {
     pub fn resend_pending(&self, id: RoomId) -> Outcome {
         match self.room(id) {
             Some(room) if room.link == Link::Online => {
-                Outcome::send(room.pending.iter().map(pending_action).collect())
+                Outcome::send(room.waiting().map(pending_action).collect())
             }
             _ => Outcome::default(),
+        }
+    }
+
+    /// Sends a refused message again (same nonce).
+    pub fn retry_message(&mut self, id: RoomId, key: &str) -> Outcome {
+        let Some(room) = self.room_mut(id) else {
+            return Outcome::default();
+        };
+        let Some(message) = room.pending.iter_mut().find(|m| m.key == key) else {
+            return Outcome::default();
+        };
+        message.delivery = Delivery::Pending;
+        let action = pending_action(message);
+        if room.link == Link::Online {
+            Outcome::send(vec![action])
+        } else {
+            Outcome::default()
+        }
+    }
+
+    /// Forgets a refused message.
+    pub fn discard_message(&mut self, id: RoomId, key: &str) {
+        if let Some(room) = self.room_mut(id) {
+            room.pending
+                .retain(|m| !(m.key == key && m.delivery == Delivery::Failed));
         }
     }
 
@@ -756,6 +799,13 @@ impl RoomState {
                 .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
         });
         people
+    }
+
+    /// Your messages still to be sent (not refused ones).
+    fn waiting(&self) -> impl Iterator<Item = &ChatMessage> {
+        self.pending
+            .iter()
+            .filter(|m| m.delivery == Delivery::Pending)
     }
 
     /// Removes the pending message this echo confirms: by nonce, or (a v1 server echoes no

@@ -202,6 +202,30 @@ for (const store of stores()) {
       await expect(online(alice)).toContainText(['Alice', 'Bob']);
     });
 
+    test('a message the room refuses is marked "not sent", with Retry and Discard', async ({ page }) => {
+      const strict = new RoomServer('Strict', store, ['--max-message-chars', '40']);
+      await strict.start();
+      try {
+        await page.goto(`./?room=${strict.url}`);
+        await expect(status(page)).toHaveText('online');
+        const long = 'this message is longer than the forty characters allowed here';
+        await send(page, long);
+        const refused = message(page, long);
+        await expect(refused).toContainText('not sent');
+        await expect(page.getByRole('alert')).toContainText('The room refused');
+        await send(page, 'short one');
+        await expect(message(page, 'short one')).not.toHaveClass(/pending/);
+        // Retry is refused again; Discard removes it.
+        await refused.getByRole('button', { name: 'Retry' }).click();
+        await expect(refused).toContainText('not sent');
+        await refused.getByRole('button', { name: 'Discard' }).click();
+        await expect(message(page, long)).toHaveCount(0);
+        await expect(message(page, 'short one')).toHaveCount(1);
+      } finally {
+        await strict.stop();
+      }
+    });
+
     test('a legacy v1 client and ours chat through the same room', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const legacy = await LegacyClient.connect(lounge.url);

@@ -30,7 +30,7 @@ export class RoomServer {
   /** The room's key in a shared MongoDB: unique per run, so runs never see each other's rooms. */
   readonly key: string;
 
-  constructor(readonly name: string, readonly store: Store) {
+  constructor(readonly name: string, readonly store: Store, readonly extraArgs: string[] = []) {
     this.key = `${name}-${process.pid}-${Date.now()}-${unique++}`;
   }
 
@@ -40,7 +40,7 @@ export class RoomServer {
 
   /** Starts the server (again on the same port after a kill) and waits until it listens. */
   async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--name', this.name];
+    const args = ['--port', String(this.port), '--name', this.name, ...this.extraArgs];
     if (this.store.kind === 'embedded') args.push('--data-dir', this.dataDir);
     else args.push('--mongodb-uri', this.store.uri, '--room-id', this.key);
     const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });

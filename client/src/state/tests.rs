@@ -521,3 +521,34 @@ fn while_the_tab_is_hidden_the_shown_room_counts_unread_too() {
     s.receive(a, ServerAction::Message(record(2, "u1", "seen", None)));
     assert_eq!(s.total_unread(), 0);
 }
+
+#[test]
+fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    s.compose(id, "first", 1).unwrap();
+    s.compose(id, "second", 2).unwrap();
+    let refusal = ServerAction::Error(ErrorPayload {
+        code: protocol::ErrorCode::StorageFailed,
+        message: "could not store".into(),
+    });
+    s.receive(id, refusal.clone());
+    let room = s.room(id).unwrap();
+    assert_eq!(room.pending[0].delivery, Delivery::Failed);
+    assert_eq!(room.pending[1].delivery, Delivery::Pending);
+    let key = room.pending[0].key.clone();
+    // A reconnect resends only what is still waiting.
+    s.link_lost(id, 1, 10);
+    let out = identified(&mut s, id, "me");
+    assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "second"));
+    // Retry sends it again with the same nonce.
+    let out = s.retry_message(id, &key);
+    assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "first"));
+    s.receive(id, refusal);
+    s.discard_message(id, &key);
+    let room = s.room(id).unwrap();
+    assert_eq!(room.pending.len(), 1);
+    assert_eq!(room.pending[0].raw, "second");
+}

@@ -54,7 +54,7 @@ pub fn RoomView(id: RoomId) -> Element {
             };
             let mine = all
                 .last()
-                .is_some_and(|m| m.delivery == Delivery::Pending || room.is_me(&m.user_id));
+                .is_some_and(|m| m.delivery != Delivery::Sent || room.is_me(&m.user_id));
             let follow = *at_bottom.peek() || (arrived > 0 && mine);
             if !follow && arrived > 0 && previous != newest {
                 unseen += arrived;
@@ -160,9 +160,10 @@ pub fn RoomView(id: RoomId) -> Element {
                         for message in messages {
                             MessageView {
                                 key: "{message.key}",
+                                room: id,
                                 message: message.clone(),
                                 author: room.name_of(&message.user_id).to_owned(),
-                                mine: message.delivery == Delivery::Pending || room.is_me(&message.user_id),
+                                mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
                             }
                         }
                     }
@@ -187,21 +188,46 @@ pub fn RoomView(id: RoomId) -> Element {
 }
 
 #[component]
-fn MessageView(message: ChatMessage, author: String, mine: bool) -> Element {
-    let pending = message.delivery == Delivery::Pending;
+fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let net = use_coroutine_handle::<Intent>();
     let time = format::hh_mm(message.timestamp);
-    let class = match (mine, pending) {
-        (true, true) => "message mine pending",
-        (true, false) => "message mine",
+    let class = match (mine, message.delivery) {
+        (true, Delivery::Pending) => "message mine pending",
+        (true, Delivery::Failed) => "message mine failed",
+        (true, Delivery::Sent) => "message mine",
         _ => "message",
     };
+    let retry_key = message.key.clone();
+    let discard_key = message.key.clone();
     rsx! {
         article { class, "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
             div { class: "meta",
                 span { class: "author", "{author}" }
                 if mine { span { class: "you", " (you)" } }
                 time { datetime: format::iso(message.timestamp), "{time}" }
-                if pending { span { class: "delivery", "sending…" } }
+                match message.delivery {
+                    Delivery::Pending => rsx! { span { class: "delivery", "sending…" } },
+                    Delivery::Failed => rsx! {
+                        span { class: "delivery", "not sent" }
+                        button {
+                            r#type: "button",
+                            class: "link-button",
+                            onclick: move |_| {
+                                let outcome = state.write().retry_message(room, &retry_key);
+                                super::carry(net, room, outcome);
+                            },
+                            "Retry"
+                        }
+                        button {
+                            r#type: "button",
+                            class: "link-button",
+                            onclick: move |_| state.write().discard_message(room, &discard_key),
+                            "Discard"
+                        }
+                    },
+                    Delivery::Sent => rsx! {},
+                }
             }
             // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.
             div { class: "message-body", dangerous_inner_html: "{message.html}" }
