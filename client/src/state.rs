@@ -194,6 +194,10 @@ pub struct Saved {
     pub active: Option<String>,
     pub settings: Settings,
     pub sent: Vec<String>,
+    /// Identities in rooms you removed, by address: adding the room again makes you yourself
+    /// there again (a token cannot be recovered once lost).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub past_identities: BTreeMap<String, Identity>,
 }
 
 /// One remembered room.
@@ -216,6 +220,8 @@ pub struct AppState {
     pub settings: Settings,
     /// What you sent, oldest first, for Up/Down recall in the composer.
     pub sent: Vec<String>,
+    /// Identities in rooms you removed, by address, restored if you add the room again.
+    past_identities: BTreeMap<String, Identity>,
     /// False while the tab is in the background: the shown room counts unread messages too.
     page_visible: bool,
     renderer: Renderer,
@@ -233,6 +239,7 @@ impl AppState {
             active: None,
             settings,
             sent: Vec::new(),
+            past_identities: BTreeMap::new(),
             page_visible: true,
             renderer: Renderer::new(),
             next_room: 1,
@@ -245,6 +252,7 @@ impl AppState {
     pub fn from_saved(saved: Saved, nonce_prefix: String) -> Self {
         let mut state = Self::new(saved.settings, nonce_prefix);
         state.sent = saved.sent;
+        state.past_identities = saved.past_identities;
         for room in saved.rooms {
             if let Ok((id, true)) = state.add_room(&room.address)
                 && let Some(added) = state.room_mut(id)
@@ -287,6 +295,7 @@ impl AppState {
             active: self.active_room().map(|r| r.address.to_string()),
             settings: self.settings.clone(),
             sent: self.sent.clone(),
+            past_identities: self.past_identities.clone(),
         }
     }
 
@@ -316,19 +325,28 @@ impl AppState {
         }
         let id = RoomId(self.next_room);
         self.next_room += 1;
-        self.rooms.push(RoomState::new(id, address));
+        let mut room = RoomState::new(id, address);
+        room.identity = self.past_identities.remove(&room.address.to_string());
+        self.rooms.push(room);
         if self.active.is_none() {
             self.active = Some(id);
         }
         Ok((id, true))
     }
 
-    /// Forgets a room. If it was shown, its neighbour is shown instead.
+    /// Removes a room. Your identity there is kept aside, so adding it again brings it back.
+    /// If it was shown, its neighbour is shown instead.
     pub fn remove_room(&mut self, id: RoomId) {
         let Some(index) = self.rooms.iter().position(|r| r.id == id) else {
             return;
         };
-        self.rooms.remove(index);
+        let room = self.rooms.remove(index);
+        if let Some(identity) = room.identity
+            && !room.address.is_mock()
+        {
+            self.past_identities
+                .insert(room.address.to_string(), identity);
+        }
         if self.active == Some(id) {
             let next = index.min(self.rooms.len().saturating_sub(1));
             self.active = self.rooms.get(next).map(|r| r.id);

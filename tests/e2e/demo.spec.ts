@@ -65,6 +65,7 @@ test('a message you send appears once, styled as yours', async ({ page }) => {
   const text = `hello from the test ${Date.now()}`;
   await send(page, `**${text}**`);
   await expect(composer(page)).toHaveValue('');
+  await expect(composer(page)).toBeFocused(); // ready for the next one, even after a click
   const mine = message(page, text);
   await expect(mine).toHaveCount(1);
   await expect(mine).toHaveClass(/\bmine\b/);

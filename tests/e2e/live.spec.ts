@@ -130,6 +130,21 @@ for (const store of stores()) {
       await expect(online(mallory)).toContainText(['Anonymous', 'Alice']);
     });
 
+    test('removing a room and adding it again: you are still yourself there', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      await send(alice, 'said before leaving');
+      await expect(message(alice, 'said before leaving')).not.toHaveClass(/pending/);
+      await alice.getByRole('button', { name: 'Remove Lounge' }).click();
+      await expect(roomButton(alice, 'Lounge')).toHaveCount(0);
+      await alice.getByRole('textbox', { name: 'Server address' }).fill(lounge.url);
+      await alice.getByRole('button', { name: 'Add' }).click();
+      await expect(status(alice)).toHaveText('online');
+      // The same identity: her earlier message is hers, and the room did not refuse her.
+      await expect(message(alice, 'said before leaving')).toHaveClass(/\bmine\b/);
+      await expect(online(alice).first()).toHaveText(/Alice\s*\(you\)/);
+      await expect(alice.getByRole('alert')).toHaveCount(0);
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

@@ -552,3 +552,30 @@ fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     assert_eq!(room.pending.len(), 1);
     assert_eq!(room.pending[0].raw, "second");
 }
+
+#[test]
+fn removing_a_room_keeps_your_identity_there_for_when_you_add_it_again() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    s.remove_room(id);
+    assert!(s.rooms.is_empty());
+    // Across a reload too.
+    let mut s = AppState::from_saved(s.to_saved(), "p2".into());
+    let (again, new) = s.add_room("ws://h:1/").unwrap();
+    assert!(new);
+    let identity = s.room(again).unwrap().identity.clone().unwrap();
+    assert_eq!(
+        (identity.user_id.as_str(), identity.token.as_deref()),
+        ("me", Some("tok"))
+    );
+    match &s.link_opened(again).send[..] {
+        [ClientAction::HandshakeUserInfo(info)] => assert_eq!(info.user_id.as_deref(), Some("me")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        s.to_saved().past_identities.is_empty(),
+        "in use again, not kept twice"
+    );
+}
