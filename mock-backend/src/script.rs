@@ -6,7 +6,8 @@ pub const NAMES: &[&str] = &["Ada", "Linus", "Grace", "Ken", "Barbara", "Dennis"
 /// Suffixes for renames.
 pub const SUFFIXES: &[&str] = &[" (away)", " 🦀", " [afk]", "_", " the Second"];
 
-/// Messages in varied markdown: emphasis, lists, code, links, emoji, quotes, tables.
+/// Messages in varied markdown: emphasis, lists, code, links (bare ones too), emoji, quotes,
+/// tables.
 pub const MESSAGES: &[&str] = &[
     "Good morning, everyone :wave:",
     "Has anyone tried the **new build**? It feels _much_ faster.",
@@ -23,4 +24,5 @@ pub const MESSAGES: &[&str] = &[
     "That was a *really* good talk.",
     "Try `Ctrl+Enter` to send, or switch to Enter in the settings.",
     "I pushed a branch with the **fix**; reviews welcome :eyes:",
+    "Release notes are up: https://blog.rust-lang.org/ :rocket:",
 ];

@@ -176,6 +176,12 @@ test('markup and scripts in a message show as text', async ({ page }) => {
   await expect(link.locator('a[href^="javascript"]')).toHaveCount(0);
   await link.getByText('click me').click();
   expect(await page.evaluate(() => (window as any).__xss)).toBe(0);
+  // A bare address becomes a safe link that opens elsewhere.
+  await send(page, 'docs at https://example.com/guide?x=1, enjoy');
+  const bare = message(page, 'docs at').getByRole('link', { name: 'https://example.com/guide?x=1' });
+  await expect(bare).toHaveAttribute('href', 'https://example.com/guide?x=1');
+  await expect(bare).toHaveAttribute('target', '_blank');
+  await expect(bare).toHaveAttribute('rel', /noopener/);
 });
 
 test('after a reload your rooms and your name are still there', async ({ page }) => {

@@ -12,7 +12,7 @@
 mod emoji;
 pub mod sanitize;
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 /// Renders markdown to sanitised HTML. Cheap to build; holds the parser options.
 #[derive(Debug, Clone, Copy)]
@@ -37,38 +37,131 @@ impl Renderer {
     /// Markdown in, HTML that is safe to inject into a page out.
     pub fn render(&self, raw: &str) -> String {
         let parser = Parser::new_ext(raw, self.options);
+        // First pass: raw HTML becomes text, images become links, and neighbouring texts join
+        // (the parser splits text at characters that might have been markup, like `_`).
+        let mut events: Vec<Event<'_>> = Vec::new();
+        for event in parser {
+            let event = match event {
+                Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+                Event::Start(Tag::HtmlBlock) => Event::Start(Tag::Paragraph),
+                Event::End(TagEnd::HtmlBlock) => Event::End(TagEnd::Paragraph),
+                Event::Start(Tag::Image {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }) => Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }),
+                Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
+                other => other,
+            };
+            match (events.last_mut(), event) {
+                (Some(Event::Text(before)), Event::Text(text)) => {
+                    *before = CowStr::from(format!("{before}{text}"));
+                }
+                (_, event) => events.push(event),
+            }
+        }
+        // Second pass: emoji and bare links in text, but not in code, and no link in a link.
         let mut in_code = false;
-        let events = parser.map(|event| match event {
-            Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
-            Event::Start(Tag::HtmlBlock) => Event::Start(Tag::Paragraph),
-            Event::End(TagEnd::HtmlBlock) => Event::End(TagEnd::Paragraph),
-            Event::Start(Tag::Image {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }) => Event::Start(Tag::Link {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }),
-            Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
-            Event::Start(Tag::CodeBlock(kind)) => {
-                in_code = true;
-                Event::Start(Tag::CodeBlock(kind))
+        let mut in_link = 0u32;
+        let events = events.into_iter().flat_map(|event| {
+            match &event {
+                Event::Start(Tag::CodeBlock(_)) => in_code = true,
+                Event::End(TagEnd::CodeBlock) => in_code = false,
+                Event::Start(Tag::Link { .. }) => in_link += 1,
+                Event::End(TagEnd::Link) => in_link = in_link.saturating_sub(1),
+                _ => {}
             }
-            Event::End(TagEnd::CodeBlock) => {
-                in_code = false;
-                Event::End(TagEnd::CodeBlock)
+            match event {
+                Event::Text(text) if !in_code && in_link == 0 => linkify(text),
+                Event::Text(text) if !in_code => vec![Event::Text(replace_shortcodes(text))],
+                other => vec![other],
             }
-            Event::Text(text) if !in_code => Event::Text(replace_shortcodes(text)),
-            other => other,
         });
         let mut html = String::with_capacity(raw.len() + raw.len() / 2 + 16);
         pulldown_cmark::html::push_html(&mut html, events);
         sanitize::clean(&html)
     }
+}
+
+/// Text with bare `http://` and `https://` addresses made into links (people paste them
+/// without markdown and expect them to work), and shortcodes into emoji around them.
+fn linkify(text: CowStr<'_>) -> Vec<Event<'_>> {
+    if !text.contains("http") {
+        return vec![Event::Text(replace_shortcodes(text))];
+    }
+    let mut events = Vec::new();
+    let mut rest: &str = &text;
+    while let Some((start, end)) = find_url(rest) {
+        if start > 0 {
+            let before = CowStr::from(rest[..start].to_owned());
+            events.push(Event::Text(replace_shortcodes(before)));
+        }
+        let url = &rest[start..end];
+        events.push(Event::Start(Tag::Link {
+            link_type: LinkType::Autolink,
+            dest_url: CowStr::from(url.to_owned()),
+            title: CowStr::Borrowed(""),
+            id: CowStr::Borrowed(""),
+        }));
+        events.push(Event::Text(CowStr::from(url.to_owned())));
+        events.push(Event::End(TagEnd::Link));
+        rest = &rest[end..];
+    }
+    if !rest.is_empty() || events.is_empty() {
+        events.push(Event::Text(replace_shortcodes(CowStr::from(
+            rest.to_owned(),
+        ))));
+    }
+    events
+}
+
+/// The first bare URL in `text`: where it starts and ends. It starts a word, runs to white
+/// space or a character that cannot be in one, and leaves out trailing punctuation (and a
+/// closing parenthesis it did not open).
+fn find_url(text: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find("http") {
+        let start = from + found;
+        from = start + 4;
+        let after_word_break = text[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let scheme = ["https://", "http://"]
+            .into_iter()
+            .find(|s| text[start..].starts_with(s));
+        let (true, Some(scheme)) = (after_word_break, scheme) else {
+            continue;
+        };
+        let body = &text[start + scheme.len()..];
+        let mut len = body
+            .find(|c: char| {
+                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`')
+            })
+            .unwrap_or(body.len());
+        loop {
+            let url = &body[..len];
+            let Some(last) = url.chars().next_back() else {
+                break;
+            };
+            let unbalanced = last == ')' && url.matches('(').count() < url.matches(')').count();
+            if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') || unbalanced {
+                len -= last.len_utf8();
+            } else {
+                break;
+            }
+        }
+        if len > 0 {
+            return Some((start, start + scheme.len() + len));
+        }
+    }
+    None
 }
 
 /// Renders with the default [`Renderer`].
@@ -143,6 +236,48 @@ mod tests {
         );
         let mail = render_markdown("[me](mailto:me@example.com)");
         assert!(mail.contains("href=\"mailto:me@example.com\""), "{mail}");
+    }
+
+    #[test]
+    fn bare_addresses_become_links_but_not_in_code_or_links() {
+        let link = |url: &str| {
+            format!(
+                "<a href=\"{url}\" rel=\"noopener noreferrer nofollow\" target=\"_blank\">{url}</a>"
+            )
+        };
+        assert_eq!(
+            render_markdown("see https://example.com/a?b=1&c=2. ok :+1:"),
+            format!(
+                "<p>see {}. ok 👍</p>\n",
+                link("https://example.com/a?b=1&amp;c=2")
+            )
+        );
+        assert_eq!(
+            render_markdown("(docs: http://docs.rs/x_(y))"),
+            format!("<p>(docs: {})</p>\n", link("http://docs.rs/x_(y)"))
+        );
+        assert_eq!(
+            render_markdown("`https://in.code` and\n```\nhttps://in.block\n```"),
+            "<p><code>https://in.code</code> and</p>\n<pre><code>https://in.block\n</code></pre>\n"
+        );
+        let once = render_markdown("[site](https://a.example) https://b.example");
+        assert_eq!(once.matches("<a ").count(), 2, "{once}");
+        assert!(once.contains(">site</a>"), "{once}");
+        for not_a_link in [
+            "nothttps://x.y",
+            "https://",
+            "javascript:alert(1)",
+            "ftp://x.y",
+        ] {
+            let html = render_markdown(not_a_link);
+            assert!(!html.contains("<a "), "{not_a_link}: {html}");
+        }
+        let quoted = render_markdown("https://x.example/\"onmouseover=\"alert(1)");
+        // The address ends at the quote; the rest stays text, outside the tag.
+        assert!(
+            quoted.starts_with(&format!("<p>{}", link("https://x.example/"))),
+            "{quoted}"
+        );
     }
 
     #[test]
