@@ -263,6 +263,7 @@ test('keyboard only: Tab to the box, Enter sends, Up recalls, Shift+Enter breaks
   await page.getByRole('button', { name: 'Settings' }).click();
   await page.getByRole('checkbox', { name: /Send with Enter/ }).uncheck();
   await page.keyboard.press('Escape');
+  await expect(page.getByRole('button', { name: 'Settings' })).toBeFocused(); // focus comes back
   await box.focus();
   await page.keyboard.type('first');
   await page.keyboard.press('Enter');

@@ -103,6 +103,7 @@ pub fn App() -> Element {
                     }
                 }
                 button {
+                    id: "settings-button",
                     class: "settings-toggle",
                     r#type: "button",
                     "aria-label": "Settings",

@@ -1,6 +1,7 @@
 //! Settings: your name (everywhere or in this room) and how Enter behaves.
 
 use dioxus::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::Panel;
 use crate::network::Intent;
@@ -25,6 +26,16 @@ pub fn Settings() -> Element {
     let mut only_here = use_signal(|| false);
     let mut error = use_signal(|| None::<String>);
     let mut saved = use_signal(|| false);
+    // Closing the dialog (Close, Escape or a click outside) returns focus where it came from.
+    use_drop(|| {
+        if let Some(button) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id("settings-button"))
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _focus_is_a_nicety = button.focus();
+        }
+    });
 
     let save_name = move |event: FormEvent| {
         event.prevent_default();
