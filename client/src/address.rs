@@ -26,6 +26,9 @@ pub enum AddressError {
     /// A mock room name with characters other than letters, digits, `-` and `_`.
     #[error("a mock room name is 1 to 32 letters, digits, - or _")]
     MockName,
+    /// A host that is not a name, an IPv4 address or a bracketed IPv6 address (with a port).
+    #[error("the host is not a valid name or address")]
+    BadHost,
     /// Spaces or control characters inside a URL.
     #[error("the address contains spaces or control characters")]
     Whitespace,
@@ -64,6 +67,9 @@ impl Address {
                 if host.is_empty() {
                     return Err(AddressError::NoHost);
                 }
+                if !valid_host(host) {
+                    return Err(AddressError::BadHost);
+                }
                 let path = &rest[host.len()..];
                 let path = if path.is_empty() { "/" } else { path };
                 Ok(Self::WebSocket(format!(
@@ -80,6 +86,38 @@ impl Address {
     pub fn is_mock(&self) -> bool {
         matches!(self, Self::Mock(_))
     }
+}
+
+/// `name[:port]`, `1.2.3.4[:port]` or `[v6][:port]`: roughly what the browser's URL parser
+/// accepts for a WebSocket host. Anything else the browser would refuse outright.
+fn valid_host(host: &str) -> bool {
+    let (name, port) = if let Some(v6) = host.strip_prefix('[') {
+        let Some((addr, rest)) = v6.split_once(']') else {
+            return false;
+        };
+        let addr_ok = !addr.is_empty()
+            && addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+        match (addr_ok, rest) {
+            (false, _) => return false,
+            (true, "") => return true,
+            (true, rest) => match rest.strip_prefix(':') {
+                Some(port) => ("v6", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    name_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
 impl fmt::Display for Address {
@@ -134,5 +172,16 @@ mod tests {
         assert_eq!(Address::parse("mock://"), Err(AddressError::MockName));
         assert_eq!(Address::parse("mock://a<b"), Err(AddressError::MockName));
         assert_eq!(Address::parse("ws://a b"), Err(AddressError::Whitespace));
+        assert_eq!(Address::parse("ws://[nope"), Err(AddressError::BadHost));
+        assert_eq!(
+            Address::parse("ws://host:99999/"),
+            Err(AddressError::BadHost)
+        );
+        assert_eq!(Address::parse("ws://a%20b/"), Err(AddressError::BadHost));
+        assert_eq!(Address::parse("ws://[::1]x/"), Err(AddressError::BadHost));
+        assert!(Address::parse("ws://[::1]:4000/").is_ok());
+        assert!(Address::parse("ws://[::1]").is_ok());
+        assert!(Address::parse("ws://127.0.0.1:4000").is_ok());
+        assert!(Address::parse("wss://chat.example.org").is_ok());
     }
 }

@@ -183,7 +183,7 @@ impl Network {
         let transport = match self.connector.connect(&address, sink) {
             Ok(transport) => Some(transport),
             Err(error) => {
-                self.state.write().bad_frame(id, &error.to_string());
+                self.state.write().connect_refused(id, &error.to_string());
                 None
             }
         };

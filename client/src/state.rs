@@ -421,6 +421,14 @@ impl AppState {
         }
     }
 
+    /// The browser would not even start a connection (for example `ws://` from an `https://`
+    /// page); it is retried like a lost one.
+    pub fn connect_refused(&mut self, id: RoomId, reason: &str) {
+        if let Some(room) = self.room_mut(id) {
+            room.notice = Some(format!("Could not connect: {reason}."));
+        }
+    }
+
     /// A server frame that did not decode. The server is not trusted: it is reported, not
     /// acted on.
     pub fn bad_frame(&mut self, id: RoomId, reason: &str) {
