@@ -261,6 +261,7 @@ test('keyboard only: Tab to the box, Enter sends, Up recalls, Shift+Enter breaks
 
   // With "Send with Enter" off, Enter is a new line and Ctrl+Enter sends.
   await page.getByRole('button', { name: 'Settings' }).click();
+  await expect(page.getByRole('textbox', { name: 'Your name' })).toBeFocused(); // focus goes in
   await page.getByRole('checkbox', { name: /Send with Enter/ }).uncheck();
   await page.keyboard.press('Escape');
   await expect(page.getByRole('button', { name: 'Settings' })).toBeFocused(); // focus comes back

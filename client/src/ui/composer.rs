@@ -1,7 +1,6 @@
 //! The writing box: Send, Enter or Ctrl+Enter, Shift+Enter for a new line, Up/Down to recall.
 
 use dioxus::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::Panel;
 use crate::network::Intent;
@@ -24,13 +23,7 @@ pub fn Composer(id: RoomId) -> Element {
             Ok(outcome) => {
                 super::carry(net, id, outcome);
                 // Back to the box, also after a click on Send, to go on writing.
-                if let Some(textarea) = web_sys::window()
-                    .and_then(|w| w.document())
-                    .and_then(|d| d.get_element_by_id(&format!("composer-{}", id.0)))
-                    .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-                {
-                    let _focus_is_a_nicety = textarea.focus();
-                }
+                super::focus(&format!("composer-{}", id.0));
                 draft.set(String::new());
                 recall.set(None);
                 error.set(None);

@@ -270,6 +270,18 @@ fn mock_options() -> MockOptions {
     options
 }
 
+/// Moves keyboard focus to the element with this id, if it is there.
+pub fn focus(id: &str) {
+    if let Some(element) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        // Focus is a help, not a function: an element that refuses it changes nothing else.
+        let _focused = element.focus();
+    }
+}
+
 /// Sends what a state change returned to the network loop.
 pub fn carry(net: Coroutine<Intent>, id: RoomId, outcome: crate::state::Outcome) {
     if !outcome.send.is_empty() || outcome.retry_pending_in.is_some() {

@@ -1,7 +1,6 @@
 //! Settings: your name (everywhere or in this room) and how Enter behaves.
 
 use dioxus::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::Panel;
 use crate::network::Intent;
@@ -26,16 +25,12 @@ pub fn Settings() -> Element {
     let mut only_here = use_signal(|| false);
     let mut error = use_signal(|| None::<String>);
     let mut saved = use_signal(|| false);
-    // Closing the dialog (Close, Escape or a click outside) returns focus where it came from.
-    use_drop(|| {
-        if let Some(button) = web_sys::window()
-            .and_then(|w| w.document())
-            .and_then(|d| d.get_element_by_id("settings-button"))
-            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-        {
-            let _focus_is_a_nicety = button.focus();
-        }
+    // Focus moves into the dialog when it opens (after the input exists), and back to the
+    // Settings button when it closes (Close, Escape or a click outside).
+    use_effect(|| {
+        gloo_timers::callback::Timeout::new(0, || super::focus("settings-name")).forget();
     });
+    use_drop(|| super::focus("settings-button"));
 
     let save_name = move |event: FormEvent| {
         event.prevent_default();
@@ -77,10 +72,6 @@ pub fn Settings() -> Element {
                     maxlength: "32",
                     autocomplete: "nickname",
                     value: "{name}",
-                    onmounted: move |e| async move {
-                        // Focus moves into the dialog when it opens.
-                        let _focus_is_a_nicety = e.set_focus(true).await;
-                    },
                     oninput: move |e| {
                         name.set(e.value());
                         saved.set(false);
