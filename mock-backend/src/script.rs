@@ -22,7 +22,7 @@ pub const MESSAGES: &[&str] = &[
     "Lunch? :pizza: :+1:",
     "brb",
     "That was a *really* good talk.",
-    "Try `Ctrl+Enter` to send, or switch to Enter in the settings.",
+    "Shift+Enter makes a new line; Enter sends (or Ctrl+Enter, see Settings).",
     "I pushed a branch with the **fix**; reviews welcome :eyes:",
     "Release notes are up: https://blog.rust-lang.org/ :rocket:",
 ];
