@@ -50,6 +50,36 @@ pub fn day(ms: Millis) -> Day {
     }
 }
 
+/// A local calendar day and the times it covers: messages in it need no date lookup of their
+/// own (each lookup is a call into JavaScript, and the log groups every message by day).
+#[derive(Debug, Clone, Copy)]
+pub struct DaySpan {
+    pub day: Day,
+    /// Local midnight that starts the day, and the next one, in milliseconds.
+    start: Millis,
+    end: Millis,
+}
+
+impl DaySpan {
+    pub fn contains(&self, ms: Millis) -> bool {
+        (self.start..self.end).contains(&ms)
+    }
+}
+
+/// The local day of a timestamp, with its bounds (daylight saving time included).
+pub fn day_span(ms: Millis) -> DaySpan {
+    let day = day(ms);
+    let midnight = |date: u32| {
+        js_sys::Date::new_with_year_month_day(day.year, day.month as i32, date as i32).get_time()
+            as Millis
+    };
+    DaySpan {
+        day,
+        start: midnight(day.date),
+        end: midnight(day.date + 1),
+    }
+}
+
 /// `HH:MM`, 24-hour, local time.
 pub fn hh_mm(ms: Millis) -> String {
     let d = date(ms);

@@ -73,24 +73,25 @@ pub fn Composer(id: RoomId) -> Element {
                         }
                         // Recall works from an empty box, or while already recalling.
                         Key::ArrowUp if plain && (draft().is_empty() || recall().is_some()) => {
-                            let sent = state.peek().sent.clone();
-                            if sent.is_empty() {
+                            let count = state.peek().sent.len();
+                            if count == 0 {
                                 return;
                             }
                             event.prevent_default();
-                            let index = recall().map_or(sent.len() - 1, |i| i.saturating_sub(1));
+                            let index = recall().map_or(count - 1, |i| i.saturating_sub(1));
                             recall.set(Some(index));
-                            draft.set(sent[index].clone());
+                            draft.set(state.peek().sent[index].clone());
                         }
                         Key::ArrowDown if plain && recall().is_some() => {
                             event.prevent_default();
-                            let sent = state.peek().sent.clone();
-                            match recall().map(|i| i + 1) {
-                                Some(next) if next < sent.len() => {
-                                    recall.set(Some(next));
-                                    draft.set(sent[next].clone());
+                            let next = recall().map(|i| i + 1);
+                            let recalled = next.and_then(|i| state.peek().sent.get(i).cloned());
+                            match recalled {
+                                Some(text) => {
+                                    recall.set(next);
+                                    draft.set(text);
                                 }
-                                _ => {
+                                None => {
                                     recall.set(None);
                                     draft.set(String::new());
                                 }

@@ -270,13 +270,14 @@ fn mock_options() -> MockOptions {
     options
 }
 
+/// The page's element with this id, if it is there.
+pub fn element(id: &str) -> Option<web_sys::Element> {
+    web_sys::window()?.document()?.get_element_by_id(id)
+}
+
 /// Moves keyboard focus to the element with this id, if it is there.
 pub fn focus(id: &str) {
-    if let Some(element) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id))
-        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-    {
+    if let Some(element) = element(id).and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
         // Focus is a help, not a function: an element that refuses it changes nothing else.
         let _focused = element.focus();
     }

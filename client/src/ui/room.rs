@@ -6,6 +6,7 @@ use std::rc::Rc;
 use dioxus::prelude::*;
 
 use super::composer::Composer;
+use super::element;
 use super::sidebar::{link_class, link_text};
 use crate::format;
 use crate::network::Intent;
@@ -44,17 +45,16 @@ pub fn RoomView(id: RoomId) -> Element {
         use_effect(move || {
             let app = state.read();
             let Some(room) = app.room(id) else { return };
-            let all: Vec<&ChatMessage> = room.messages.iter().chain(room.pending.iter()).collect();
-            let newest = all.last().map(|m| m.key.clone());
+            let all = || room.messages.iter().chain(room.pending.iter());
+            let last = all().next_back();
+            let newest = last.map(|m| m.key.clone());
             let first = room.messages.first().map(|m| m.key.clone());
             let previous = last_key.replace(newest.clone());
             let arrived = match &previous {
-                Some(key) => all.iter().rev().take_while(|m| &m.key != key).count(),
+                Some(key) => all().rev().take_while(|m| &m.key != key).count(),
                 None => 0,
             };
-            let mine = all
-                .last()
-                .is_some_and(|m| m.delivery != Delivery::Sent || room.is_me(&m.user_id));
+            let mine = last.is_some_and(|m| m.delivery != Delivery::Sent || room.is_me(&m.user_id));
             let follow = *at_bottom.peek() || (arrived > 0 && mine);
             if !follow && arrived > 0 && previous != newest {
                 unseen += arrived;
@@ -94,8 +94,16 @@ pub fn RoomView(id: RoomId) -> Element {
     let today = format::day(now);
     let yesterday = format::day(now - 86_400_000);
     let mut days: Vec<(format::Day, Vec<&ChatMessage>)> = Vec::new();
+    let mut span: Option<format::DaySpan> = None;
     for message in room.messages.iter().chain(room.pending.iter()) {
-        let day = format::day(message.timestamp);
+        let day = match span {
+            Some(span) if span.contains(message.timestamp) => span.day,
+            _ => {
+                let found = format::day_span(message.timestamp);
+                span = Some(found);
+                found.day
+            }
+        };
         match days.last_mut() {
             Some((d, list)) if *d == day => list.push(message),
             _ => days.push((day, vec![message])),
@@ -269,8 +277,4 @@ impl Older {
         let outcome = state.write().request_history(self.id);
         super::carry(self.net, self.id, outcome);
     }
-}
-
-fn element(id: &str) -> Option<web_sys::Element> {
-    web_sys::window()?.document()?.get_element_by_id(id)
 }
