@@ -151,8 +151,13 @@ impl Network {
             .is_some_and(|r| !r.address.is_mock())
     }
 
+    /// The browser is offline and this room is on a server: it waits for `online`.
+    fn held_offline(&self, id: RoomId) -> bool {
+        self.offline && self.needs_network(id)
+    }
+
     fn open(&mut self, id: RoomId) {
-        if self.offline && self.needs_network(id) {
+        if self.held_offline(id) {
             if !self.links.contains_key(&id) {
                 let generation = self.next_generation;
                 self.next_generation += 1;
@@ -271,7 +276,7 @@ impl Network {
 
     /// Marks the room as reconnecting and opens it again after a growing, jittered delay.
     fn schedule_retry(&mut self, id: RoomId) {
-        if self.offline && self.needs_network(id) {
+        if self.held_offline(id) {
             self.state.write().link_offline(id);
             return;
         }
