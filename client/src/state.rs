@@ -178,13 +178,8 @@ pub enum ComposeError {
     NoRoom,
 }
 
-/// Why a name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a name is 1 to {} characters, without control characters",
-    protocol::room::MAX_NAME_CHARS
-)]
-pub struct NameError;
+/// Why a name was refused: the room's own rule ([`protocol::clean_name`]), checked here first.
+pub use protocol::NameProblem as NameError;
 
 /// What survives a reload (localStorage): rooms, identities, names, preferences.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -581,19 +576,19 @@ impl AppState {
             }
             ServerAction::Error(error) => {
                 let mut outcome = Outcome::default();
-                // A room answers in order, so a refusal of a message is about the oldest one
-                // still waiting for its echo.
+                // The refusal names the message's nonce (rooms that do not name one answer in
+                // order: then it is about the oldest message still waiting for its echo).
                 if matches!(
                     error.code,
                     ErrorCode::EmptyMessage
                         | ErrorCode::MessageTooLong
+                        | ErrorCode::MessageTooComplex
                         | ErrorCode::InvalidNonce
                         | ErrorCode::StorageFailed
-                ) && let Some(refused) = room
-                    .pending
-                    .iter_mut()
-                    .find(|m| m.delivery == Delivery::Pending)
-                {
+                ) && let Some(refused) = room.pending.iter_mut().find(|m| {
+                    m.delivery == Delivery::Pending
+                        && (error.nonce.is_none() || m.nonce == error.nonce)
+                }) {
                     refused.delivery = Delivery::Failed;
                 }
                 room.notice = Some(match error.code {
@@ -708,7 +703,7 @@ impl AppState {
         wanted: &str,
         scope: NameScope,
     ) -> Result<Vec<(RoomId, Outcome)>, NameError> {
-        let name = protocol::clean_name(wanted).ok_or(NameError)?;
+        let name = protocol::clean_name(wanted)?;
         match scope {
             NameScope::All => {
                 self.settings.display_name = Some(name.clone());

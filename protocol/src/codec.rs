@@ -55,6 +55,14 @@ fn decode<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<T> {
     }
     // Only the envelope's two fields are read; anything else (a legacy `wsAddress`) is dropped.
     let payload = object.remove("payload").unwrap_or(Value::Null);
+    // Every payload is an object. serde would also read a struct from a JSON array (by field
+    // position), which no client means to send.
+    if payload.is_array() {
+        return Err(DecodeError::InvalidPayload {
+            kind,
+            detail: "the payload must be an object".into(),
+        });
+    }
     let envelope = Value::Object(
         [
             ("type".to_owned(), Value::String(kind.clone())),
@@ -95,6 +103,14 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"type":"HISTORY_REQUEST","payload":{"before":-1,"limit":5}}"#),
+            Err(ErrorCode::InvalidPayload)
+        );
+        assert_eq!(
+            code(r#"{"type":"MESSAGE","payload":["hi"]}"#),
+            Err(ErrorCode::InvalidPayload)
+        );
+        assert_eq!(
+            code(r#"{"type":"HISTORY_REQUEST","payload":[5,10]}"#),
             Err(ErrorCode::InvalidPayload)
         );
         assert_eq!(

@@ -40,6 +40,14 @@ pub enum ErrorCode {
     InvalidHistoryRequest,
     /// The room could not store the message; it was not delivered to anyone.
     StorageFailed,
+    /// The message renders to more HTML than the room allows for its length (deeply nested
+    /// quotes or lists, for example); it was not stored.
+    MessageTooComplex,
+    /// Too many new identities were asked for from this network address lately; try again
+    /// later, or identify with the id and token you already have.
+    TooManyIdentities,
+    /// Older history could not be read from storage (no message is affected); try again.
+    HistoryFailed,
 }
 
 /// Why a frame could not be decoded into an action.

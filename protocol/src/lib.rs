@@ -21,7 +21,8 @@ pub use codec::{decode_client, decode_server};
 pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
-    ConnectionId, Effect, Room, RoomConfig, RoomSnapshot, StoredMessage, UserRecord, clean_name,
+    ConnectionId, Effect, NameProblem, Room, RoomConfig, RoomSnapshot, StoredMessage, UserRecord,
+    clean_name,
     hash_token,
 };
 pub use wire::*;

@@ -170,6 +170,29 @@ pub struct MessageRecord {
     pub nonce: Option<String>,
 }
 
+impl MessageRecord {
+    /// Bytes of this record's JSON, as it goes into a frame (measured, not estimated: a
+    /// message of control characters takes six bytes for each).
+    pub fn wire_len(&self) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        // Writing plain structs to a sink that cannot fail cannot fail.
+        match serde_json::to_writer(&mut count, self) {
+            Ok(()) => count.0,
+            Err(_) => usize::MAX,
+        }
+    }
+}
+
 /// Payload of `USER_INFO`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -252,6 +275,10 @@ pub struct ErrorPayload {
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
+    /// The nonce of the action refused, when it had one (ours): the client marks exactly
+    /// that message, whatever else is still waiting for its echo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 impl ServerAction {
@@ -266,6 +293,16 @@ impl ServerAction {
         ServerAction::Error(ErrorPayload {
             code,
             message: message.into(),
+            nonce: None,
+        })
+    }
+
+    /// An `ERROR` that names the nonce of the action it refuses.
+    pub fn error_for(code: ErrorCode, message: impl Into<String>, nonce: Option<String>) -> Self {
+        ServerAction::Error(ErrorPayload {
+            code,
+            message: message.into(),
+            nonce,
         })
     }
 }

@@ -83,6 +83,7 @@ fn server_actions() {
             user_names: names,
         }),
         ServerAction::error(ErrorCode::RateLimited, "slow down"),
+        ServerAction::error_for(ErrorCode::MessageTooLong, "too long", Some("n-7".into())),
     ];
     let lines: Vec<String> = actions.iter().map(ServerAction::to_json).collect();
     insta::assert_snapshot!(lines.join("\n"));
@@ -107,6 +108,9 @@ fn error_codes() {
         ErrorCode::RateLimited,
         ErrorCode::InvalidHistoryRequest,
         ErrorCode::StorageFailed,
+        ErrorCode::MessageTooComplex,
+        ErrorCode::TooManyIdentities,
+        ErrorCode::HistoryFailed,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

@@ -309,6 +309,7 @@ fn refusals_are_shown_and_rate_limits_retry() {
         ServerAction::Error(ErrorPayload {
             code: protocol::ErrorCode::RateLimited,
             message: "slow down".into(),
+            nonce: None,
         }),
     );
     assert_eq!(out.retry_pending_in, Some(RATE_LIMIT_RETRY_MS));
@@ -533,6 +534,7 @@ fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     let refusal = ServerAction::Error(ErrorPayload {
         code: protocol::ErrorCode::StorageFailed,
         message: "could not store".into(),
+        nonce: None,
     });
     s.receive(id, refusal.clone());
     let room = s.room(id).unwrap();
@@ -551,6 +553,30 @@ fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     let room = s.room(id).unwrap();
     assert_eq!(room.pending.len(), 1);
     assert_eq!(room.pending[0].raw, "second");
+}
+
+#[test]
+fn a_refusal_that_names_its_nonce_fails_that_message_not_the_oldest() {
+    // Under group commit a refusal comes at once while an accepted message's echo waits for
+    // its storage batch: A is accepted, B is refused before A's echo arrives.
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    s.compose(id, "A", 1).unwrap();
+    s.compose(id, "B", 2).unwrap();
+    let b_nonce = s.room(id).unwrap().pending[1].nonce.clone();
+    s.receive(
+        id,
+        ServerAction::Error(ErrorPayload {
+            code: protocol::ErrorCode::MessageTooLong,
+            message: "too long".into(),
+            nonce: b_nonce,
+        }),
+    );
+    let room = s.room(id).unwrap();
+    assert_eq!(room.pending[0].delivery, Delivery::Pending, "A is still sending");
+    assert_eq!(room.pending[1].delivery, Delivery::Failed, "B is not sent");
 }
 
 #[test]

@@ -39,7 +39,10 @@ impl Renderer {
         let parser = Parser::new_ext(raw, self.options);
         // First pass: raw HTML becomes text, images become links, and neighbouring texts join
         // (the parser splits text at characters that might have been markup, like `_`).
+        // Texts are gathered in one buffer and joined once, so a message the parser cuts into
+        // thousands of pieces costs linear time, not a copy of all before per piece.
         let mut events: Vec<Event<'_>> = Vec::new();
+        let mut text: Option<String> = None;
         for event in parser {
             let event = match event {
                 Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
@@ -59,12 +62,18 @@ impl Renderer {
                 Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
                 other => other,
             };
-            match (events.last_mut(), event) {
-                (Some(Event::Text(before)), Event::Text(text)) => {
-                    *before = CowStr::from(format!("{before}{text}"));
+            match event {
+                Event::Text(piece) => text.get_or_insert_with(String::new).push_str(&piece),
+                event => {
+                    if let Some(joined) = text.take() {
+                        events.push(Event::Text(CowStr::from(joined)));
+                    }
+                    events.push(event);
                 }
-                (_, event) => events.push(event),
             }
+        }
+        if let Some(joined) = text.take() {
+            events.push(Event::Text(CowStr::from(joined)));
         }
         // Second pass: emoji and bare links in text, but not in code, and no link in a link.
         let mut in_code = false;
@@ -145,17 +154,19 @@ fn find_url(text: &str) -> Option<(usize, usize)> {
                 c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`')
             })
             .unwrap_or(body.len());
-        loop {
-            let url = &body[..len];
-            let Some(last) = url.chars().next_back() else {
-                break;
-            };
-            let unbalanced = last == ')' && url.matches('(').count() < url.matches(')').count();
-            if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') || unbalanced {
-                len -= last.len_utf8();
-            } else {
+        // Trailing punctuation is trimmed, and a `)` only when the address has more `)` than
+        // `(`. Both counts are taken once and kept up to date, so trimming is linear.
+        let opens = body[..len].matches('(').count();
+        let mut closes = body[..len].matches(')').count();
+        while let Some(last) = body[..len].chars().next_back() {
+            let unbalanced = last == ')' && opens < closes;
+            if !(matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') || unbalanced) {
                 break;
             }
+            if last == ')' {
+                closes -= 1;
+            }
+            len -= last.len_utf8();
         }
         if len > 0 {
             return Some((start, start + scheme.len() + len));

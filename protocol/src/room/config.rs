@@ -20,6 +20,18 @@ pub struct RoomConfig {
     pub rate_burst: u32,
     /// Actions a connection may send per second, sustained (5).
     pub rate_per_second: u32,
+    /// A message's HTML may be at most this many times the bytes of its markdown, plus
+    /// [`HTML_ALLOWANCE`] (8). Deeply nested quotes or lists render to far more (`>` 4,000
+    /// times is 27 times its size); such a message is refused with `MESSAGE_TOO_COMPLEX`.
+    pub max_html_ratio: usize,
+    /// Bytes of messages one `HANDSHAKE`, `RESUME` or `HISTORY` frame may carry (1 MiB). A
+    /// handshake or history page carries fewer messages when they are large (the client pages
+    /// the rest); a resume that would be larger says `gapTooBig`.
+    pub max_answer_bytes: usize,
+    /// New identities one network address may be given in a burst (20).
+    pub identity_burst: u32,
+    /// New identities one network address may be given per minute, sustained (6).
+    pub identities_per_minute: u32,
 }
 
 impl Default for RoomConfig {
@@ -33,9 +45,19 @@ impl Default for RoomConfig {
             max_history_page: 100,
             rate_burst: 10,
             rate_per_second: 5,
+            max_html_ratio: 8,
+            max_answer_bytes: 1024 * 1024,
+            identity_burst: 20,
+            identities_per_minute: 6,
         }
     }
 }
+
+/// Bytes of HTML every message may have beyond `max_html_ratio` times its length.
+pub const HTML_ALLOWANCE: usize = 1024;
+/// Network addresses whose new-identity budget the room remembers at once; beyond this, the
+/// ones whose budget has refilled are forgotten.
+pub const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
 /// Longest name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;

@@ -44,13 +44,108 @@ fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// A name as it will be stored: trimmed, 1 to 32 characters, no control characters.
-/// `None` when the wanted name breaks a rule.
-pub fn clean_name(wanted: &str) -> Option<String> {
-    let name = wanted.trim();
-    let chars = name.chars().count();
-    let ok = (1..=MAX_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control);
-    ok.then(|| name.to_owned())
+/// Why a wanted name was refused. The text is what the person is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    /// Nothing visible is left after trimming (empty, white space, zero-width or blank signs).
+    #[error("a name needs at least one visible character")]
+    Invisible,
+    /// More than [`MAX_NAME_CHARS`] characters.
+    #[error("a name has at most {MAX_NAME_CHARS} characters")]
+    TooLong,
+    /// A control character (line break, tab, escape ...).
+    #[error("a name cannot contain control characters")]
+    Control,
+    /// A bidirectional override, embedding or isolate: it makes text read differently from
+    /// how it is stored (`abc\u{202e}gnp.exe` shows as `abcexe.png`).
+    #[error("a name cannot contain right-to-left or left-to-right overrides")]
+    Bidi,
+    /// More than [`MAX_COMBINING_MARKS`] combining marks on one character.
+    #[error("a name cannot stack more than {MAX_COMBINING_MARKS} accents on one letter")]
+    TooManyMarks,
+}
+
+/// Most combining marks one character of a name may carry (Vietnamese needs two).
+pub const MAX_COMBINING_MARKS: usize = 4;
+
+/// A name as it will be stored: Unicode NFC, trimmed, 1 to [`MAX_NAME_CHARS`] characters,
+/// with at least one visible character, no control characters, no bidirectional controls and
+/// no pile of combining marks.
+pub fn clean_name(wanted: &str) -> Result<String, NameProblem> {
+    use unicode_normalization::UnicodeNormalization as _;
+    let name: String = wanted.nfc().collect();
+    // Bidirectional controls are refused wherever they are, before trimming could hide them.
+    if name.chars().any(is_bidi_control) {
+        return Err(NameProblem::Bidi);
+    }
+    let name = name.trim_matches(|c: char| c.is_whitespace() || is_blank(c));
+    if !name
+        .chars()
+        .any(|c| !c.is_whitespace() && !is_blank(c) && !is_combining(c))
+    {
+        return Err(NameProblem::Invisible);
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(NameProblem::TooLong);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameProblem::Control);
+    }
+    let mut marks = 0;
+    for c in name.chars() {
+        marks = if is_combining(c) { marks + 1 } else { 0 };
+        if marks > MAX_COMBINING_MARKS {
+            return Err(NameProblem::TooManyMarks);
+        }
+    }
+    Ok(name.to_owned())
+}
+
+/// Characters that show nothing: Unicode's default-ignorable code points (zero-width space
+/// and joiners, the byte order mark, variation selectors, fillers such as U+3164) and blank
+/// look-alikes (the Braille blank). A name of only these would look empty.
+fn is_blank(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Bidirectional embeddings, overrides and isolates, and the marks that steer them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// The combining-mark blocks that stack on any letter (what "Zalgo" text piles up).
+fn is_combining(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 #[cfg(test)]
@@ -59,17 +154,51 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_checked() {
-        assert_eq!(clean_name("  Ann  ").as_deref(), Some("Ann"));
-        assert_eq!(clean_name("Zoë 🦀").as_deref(), Some("Zoë 🦀"));
-        assert_eq!(clean_name("   "), None);
-        assert_eq!(clean_name(""), None);
-        assert_eq!(clean_name("a\u{7}b"), None);
-        assert_eq!(clean_name("line\nbreak"), None);
-        assert_eq!(clean_name(&"x".repeat(32)).map(|n| n.len()), Some(32));
-        assert_eq!(clean_name(&"x".repeat(33)), None);
+        assert_eq!(clean_name("  Ann  ").as_deref(), Ok("Ann"));
+        assert_eq!(clean_name("Zoë 🦀").as_deref(), Ok("Zoë 🦀"));
+        assert_eq!(clean_name("   "), Err(NameProblem::Invisible));
+        assert_eq!(clean_name(""), Err(NameProblem::Invisible));
+        assert_eq!(clean_name("a\u{7}b"), Err(NameProblem::Control));
+        assert_eq!(clean_name("line\nbreak"), Err(NameProblem::Control));
+        assert_eq!(clean_name(&"x".repeat(32)).map(|n| n.len()), Ok(32));
+        assert_eq!(clean_name(&"x".repeat(33)), Err(NameProblem::TooLong));
         assert_eq!(
             clean_name(&"é".repeat(32)).map(|n| n.chars().count()),
-            Some(32)
+            Ok(32)
+        );
+    }
+
+    #[test]
+    fn names_are_nfc_and_visible_without_bidi_tricks() {
+        // e + combining acute becomes the one character é, and counts as one.
+        assert_eq!(clean_name("Zoe\u{301}").as_deref(), Ok("Zoé"));
+        assert_eq!(
+            clean_name(&"e\u{301}".repeat(32)).map(|n| n.chars().count()),
+            Ok(32)
+        );
+        for invisible in [
+            "\u{200B}",
+            "\u{FEFF}\u{FEFF}",
+            "\u{3164}",
+            "\u{2800}\u{2800}",
+            " \u{200B} \u{200D} ",
+            "\u{301}\u{301}",
+        ] {
+            assert_eq!(clean_name(invisible), Err(NameProblem::Invisible), "{invisible:?}");
+        }
+        // Zero-width characters around a visible name are trimmed with the spaces.
+        assert_eq!(clean_name("\u{200B}Ann\u{FEFF}").as_deref(), Ok("Ann"));
+        for bidi in ["abc\u{202E}gnp.exe", "\u{2067}x\u{2069}", "a\u{200F}b"] {
+            assert_eq!(clean_name(bidi), Err(NameProblem::Bidi), "{bidi:?}");
+        }
+        assert_eq!(clean_name("Tiê\u{301}n").as_deref(), Ok("Tiến"));
+        assert_eq!(
+            clean_name(&format!("Z{}", "\u{35C}".repeat(5))),
+            Err(NameProblem::TooManyMarks)
+        );
+        assert_eq!(
+            clean_name(&format!("Z{}a", "\u{35C}".repeat(4))).map(|n| n.chars().count()),
+            Ok(6)
         );
     }
 

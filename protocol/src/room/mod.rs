@@ -6,10 +6,14 @@ mod identity;
 mod rate;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 
-pub use config::{DEFAULT_NAME, MAX_NAME_CHARS, MAX_NONCE_CHARS, RoomConfig};
+pub use config::{
+    DEFAULT_NAME, HTML_ALLOWANCE, MAX_NAME_CHARS, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES,
+    RoomConfig,
+};
 pub use effect::{ConnectionId, Effect, StoredMessage, UserRecord};
-pub use identity::{IdSource, clean_name, hash_token};
+pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, clean_name, hash_token};
 use rate::TokenBucket;
 
 use crate::error::ErrorCode;
@@ -59,9 +63,18 @@ pub struct RoomSnapshot {
 ///   claim: if it is not the bound identity, the action is refused (`USER_MISMATCH`). A known id
 ///   is handed out again only with its token; otherwise the connection gets a new identity and
 ///   `IDENTITY_REJECTED`. Tokens are random; only their SHA-256 is stored.
-/// - Names are trimmed, 1 to [`MAX_NAME_CHARS`] characters, without control characters.
+/// - Names are NFC, trimmed, 1 to [`MAX_NAME_CHARS`] characters, with a visible character and
+///   without control characters, bidirectional overrides or piles of combining marks
+///   ([`clean_name`]).
 /// - Messages are non-blank and at most `max_message_chars` characters; their HTML is rendered
-///   here, by our sanitising [`Renderer`], never taken from a client.
+///   here, by our sanitising [`Renderer`], never taken from a client, and may be at most
+///   `max_html_ratio` times the markdown's size (plus [`HTML_ALLOWANCE`]).
+/// - A new identity costs its network address a token (`identity_burst`,
+///   `identities_per_minute`; IPv6 addresses count per /64); a connection the host gives no
+///   address for ([`handle_connect`](Self::handle_connect)) is not limited.
+/// - The messages of one `HANDSHAKE`, `RESUME` or `HISTORY` take at most `max_answer_bytes`
+///   (a handshake or page then carries fewer; a resume says `gapTooBig`).
+/// - A refusal names the nonce of the action it refuses, when that had one.
 /// - Each connection has a token bucket (`rate_burst`, `rate_per_second`) on the host's clock;
 ///   an action over the limit is dropped with `RATE_LIMITED`.
 /// - A message whose (author, nonce) was seen among the last `cache_messages` messages is not
@@ -87,11 +100,15 @@ pub struct Room {
     nonces: HashMap<(UserId, String), Seq>,
     latest_seq: Seq,
     effects: VecDeque<Effect>,
+    /// New-identity budget per network address (see [`address_key`]).
+    identity_budgets: HashMap<IpAddr, TokenBucket>,
 }
 
 #[derive(Debug)]
 struct Connection {
     user: Option<UserId>,
+    /// The peer's network address, as counted for new identities.
+    address: Option<IpAddr>,
     /// The latest seq in this connection's HANDSHAKE: everything after it reaches the
     /// connection by broadcast, so a resume only needs what came before.
     handshake_seq: Seq,
@@ -156,6 +173,7 @@ impl Room {
             nonces,
             latest_seq,
             effects: VecDeque::new(),
+            identity_budgets: HashMap::new(),
         }
     }
 
@@ -179,21 +197,29 @@ impl Room {
         self.connections.len()
     }
 
-    /// A new connection opened: it gets `HANDSHAKE`. Reusing an open id first closes the old one.
+    /// A new connection opened, from an address the host does not know or does not limit
+    /// (the in-page mock): it gets `HANDSHAKE`.
     pub fn handle_connect(&mut self, now: Millis, conn: ConnectionId) {
+        self.handle_connect_from(now, conn, None);
+    }
+
+    /// A new connection opened from `peer`: it gets `HANDSHAKE`. Reusing an open id first
+    /// closes the old one.
+    pub fn handle_connect_from(&mut self, now: Millis, conn: ConnectionId, peer: Option<IpAddr>) {
         if self.connections.contains_key(&conn) {
             self.handle_disconnect(now, conn);
         }
-        let skip = self
-            .recent
-            .len()
-            .saturating_sub(self.config.handshake_messages);
-        let messages: Vec<MessageRecord> = self
+        // The newest messages, as many as the count and the byte budget allow.
+        let mut budget = self.config.max_answer_bytes;
+        let mut messages: Vec<MessageRecord> = self
             .recent
             .iter()
-            .skip(skip)
+            .rev()
+            .take(self.config.handshake_messages)
             .map(StoredMessage::to_record)
+            .take_while(|record| take_bytes(&mut budget, record))
             .collect();
+        messages.reverse();
         let online: Vec<UserId> = {
             let mut ids: Vec<UserId> = self.online.keys().cloned().collect();
             ids.sort();
@@ -206,6 +232,7 @@ impl Room {
             conn,
             Connection {
                 user: None,
+                address: peer.map(address_key),
                 handshake_seq,
                 bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
             },
@@ -260,7 +287,7 @@ impl Room {
             return;
         }
         match action {
-            ClientAction::HandshakeUserInfo(info) => self.identify(conn, info),
+            ClientAction::HandshakeUserInfo(info) => self.identify(now, conn, info),
             ClientAction::Message(message) => self.post(now, conn, message),
             ClientAction::NameChange(change) => self.rename(now, conn, change),
             ClientAction::HistoryRequest(request) => self.history(now, conn, request),
@@ -288,13 +315,16 @@ impl Room {
         let Some(Pending { message, from }) = self.pending.remove(index) else {
             return;
         };
-        if let Some(nonce) = message.nonce {
-            self.nonces.remove(&(message.user_id, nonce));
+        if let Some(nonce) = &message.nonce {
+            self.nonces.remove(&(message.user_id, nonce.clone()));
         }
-        self.refuse(
+        self.send(
             from,
-            ErrorCode::StorageFailed,
-            "the room could not store your message; send it again",
+            ServerAction::error_for(
+                ErrorCode::StorageFailed,
+                "the room could not store your message; send it again",
+                message.nonce,
+            ),
         );
     }
 
@@ -312,7 +342,19 @@ impl Room {
         }
         messages.retain(|m| m.seq < before);
         messages.sort_by_key(|m| m.seq);
-        let records: Vec<MessageRecord> = messages.iter().map(StoredMessage::to_record).collect();
+        // The newest of the page, as many as fit the byte budget (always at least one, so that
+        // paging moves on); if some were left out, there is more.
+        let mut budget = self.config.max_answer_bytes;
+        let mut records: Vec<MessageRecord> = Vec::with_capacity(messages.len());
+        for message in messages.iter().rev() {
+            let record = message.to_record();
+            if !take_bytes(&mut budget, &record) && !records.is_empty() {
+                break;
+            }
+            records.push(record);
+        }
+        let has_more = has_more || records.len() < messages.len();
+        records.reverse();
         let user_names = self.names_of(records.iter().map(|m| &m.user_id));
         self.send(
             conn,
@@ -325,18 +367,43 @@ impl Room {
         );
     }
 
-    /// Storage could not answer an [`Effect::LoadHistory`]: the asker gets `STORAGE_FAILED`.
+    /// Storage could not answer an [`Effect::LoadHistory`]: the asker gets `HISTORY_FAILED`
+    /// (no message of theirs is affected).
     pub fn handle_history_failed(&mut self, _now: Millis, conn: ConnectionId) {
         if self.connections.contains_key(&conn) {
             self.refuse(
                 conn,
-                ErrorCode::StorageFailed,
+                ErrorCode::HistoryFailed,
                 "older history could not be read; try again",
             );
         }
     }
 
-    fn identify(&mut self, conn: ConnectionId, info: HandshakeUserInfo) {
+    /// Takes a new-identity token from `address`'s budget (always granted without one).
+    fn spend_identity(&mut self, now: Millis, address: Option<IpAddr>) -> bool {
+        let Some(address) = address else {
+            return true;
+        };
+        if self.identity_budgets.len() >= MAX_TRACKED_ADDRESSES
+            && !self.identity_budgets.contains_key(&address)
+        {
+            // Forget addresses whose budget has refilled: they are as if never seen.
+            self.identity_budgets.retain(|_, bucket| !bucket.is_full(now));
+            if self.identity_budgets.len() >= MAX_TRACKED_ADDRESSES {
+                return false;
+            }
+        }
+        let (burst, per_minute) = (
+            self.config.identity_burst,
+            self.config.identities_per_minute,
+        );
+        self.identity_budgets
+            .entry(address)
+            .or_insert_with(|| TokenBucket::per_minute(burst, per_minute, now))
+            .try_take(now)
+    }
+
+    fn identify(&mut self, now: Millis, conn: ConnectionId, info: HandshakeUserInfo) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
         };
@@ -344,6 +411,7 @@ impl Room {
             return self.refuse(conn, ErrorCode::AlreadyIdentified, "already identified");
         }
         let handshake_seq = connection.handshake_seq;
+        let address = connection.address;
         let known = info.user_id.as_ref().and_then(|id| {
             let user = self.users.get(id)?;
             let token = info.token.as_deref()?;
@@ -362,6 +430,13 @@ impl Room {
                 id
             }
             None => {
+                if !self.spend_identity(now, address) {
+                    return self.refuse(
+                        conn,
+                        ErrorCode::TooManyIdentities,
+                        "too many new identities from your network lately; try again later",
+                    );
+                }
                 if info.user_id.is_some() {
                     self.refuse(
                         conn,
@@ -426,7 +501,11 @@ impl Room {
             .filter(|m| m.seq > since && m.seq <= handshake_seq)
             .map(StoredMessage::to_record)
             .collect();
-        let gap_too_big = since < self.recent_floor || missed.len() > self.config.max_resume;
+        let mut budget = self.config.max_answer_bytes;
+        let gap_too_big = since < self.recent_floor
+            || since > self.latest_seq
+            || missed.len() > self.config.max_resume
+            || !missed.iter().all(|record| take_bytes(&mut budget, record));
         let messages = if gap_too_big { Vec::new() } else { missed };
         let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
         self.send(
@@ -441,57 +520,78 @@ impl Room {
     }
 
     /// The identity bound to `conn`, after checking the payload's claim and the rate limit.
+    /// Refusals name `nonce`, the nonce of the action being checked, if it has one.
     fn acting_user(
         &mut self,
         now: Millis,
         conn: ConnectionId,
         claim: Option<&UserId>,
+        nonce: Option<&String>,
     ) -> Option<UserId> {
         let Some(user) = self.connections.get(&conn)?.user.clone() else {
-            self.refuse(
+            self.send(
                 conn,
-                ErrorCode::NotIdentified,
-                "send HANDSHAKE_USER_INFO first",
+                ServerAction::error_for(
+                    ErrorCode::NotIdentified,
+                    "send HANDSHAKE_USER_INFO first",
+                    nonce.cloned(),
+                ),
             );
             return None;
         };
         if claim.is_some_and(|claimed| *claimed != user) {
-            self.refuse(
+            self.send(
                 conn,
-                ErrorCode::UserMismatch,
-                "you can only act as yourself",
+                ServerAction::error_for(
+                    ErrorCode::UserMismatch,
+                    "you can only act as yourself",
+                    nonce.cloned(),
+                ),
             );
             return None;
         }
-        self.spend_token(now, conn).then_some(user)
+        self.spend_token(now, conn, nonce).then_some(user)
     }
 
     /// Takes one token from the connection's bucket, or refuses with `RATE_LIMITED`.
-    fn spend_token(&mut self, now: Millis, conn: ConnectionId) -> bool {
+    fn spend_token(&mut self, now: Millis, conn: ConnectionId, nonce: Option<&String>) -> bool {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return false;
         };
         if connection.bucket.try_take(now) {
             return true;
         }
-        self.refuse(conn, ErrorCode::RateLimited, "slow down");
+        self.send(
+            conn,
+            ServerAction::error_for(ErrorCode::RateLimited, "slow down", nonce.cloned()),
+        );
         false
     }
 
     fn post(&mut self, now: Millis, conn: ConnectionId, message: SendMessage) {
-        let Some(user) = self.acting_user(now, conn, message.user_id.as_ref()) else {
+        // A nonce that breaks its rule is not echoed back (it may be huge).
+        let valid_nonce = message
+            .nonce
+            .as_ref()
+            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce)
+        else {
             return;
         };
+        let refusal_nonce = valid_nonce.cloned();
         let SendMessage {
             raw_message, nonce, ..
         } = message;
+        let refuse = |room: &mut Self, code, text: String| {
+            room.send(conn, ServerAction::error_for(code, text, refusal_nonce.clone()));
+        };
         if raw_message.trim().is_empty() {
-            return self.refuse(conn, ErrorCode::EmptyMessage, "the message is empty");
+            return refuse(self, ErrorCode::EmptyMessage, "the message is empty".into());
         }
         let max = self.config.max_message_chars;
         if raw_message.chars().count() > max {
-            return self.refuse(
-                conn,
+            return refuse(
+                self,
                 ErrorCode::MessageTooLong,
                 format!("messages are limited to {max} characters"),
             );
@@ -514,13 +614,26 @@ impl Room {
                 return;
             }
         }
+        let html = self.renderer.render(&raw_message);
+        let max_html = raw_message
+            .len()
+            .saturating_mul(self.config.max_html_ratio)
+            .saturating_add(HTML_ALLOWANCE);
+        if html.len() > max_html {
+            return refuse(
+                self,
+                ErrorCode::MessageTooComplex,
+                "the message nests too deeply (quotes or lists inside each other); flatten it"
+                    .into(),
+            );
+        }
         self.latest_seq += 1;
         let seq = self.latest_seq;
         let stored = StoredMessage {
             seq,
             id: self.ids.hex(12),
             user_id: user.clone(),
-            html: self.renderer.render(&raw_message),
+            html,
             raw: raw_message,
             timestamp: now,
             nonce: nonce.clone(),
@@ -537,15 +650,12 @@ impl Room {
     }
 
     fn rename(&mut self, now: Millis, conn: ConnectionId, change: ChangeName) {
-        let Some(user) = self.acting_user(now, conn, change.user_id.as_ref()) else {
+        let Some(user) = self.acting_user(now, conn, change.user_id.as_ref(), None) else {
             return;
         };
-        let Some(name) = clean_name(&change.name) else {
-            return self.refuse(
-                conn,
-                ErrorCode::InvalidName,
-                format!("a name has 1 to {MAX_NAME_CHARS} characters and no control characters"),
-            );
+        let name = match clean_name(&change.name) {
+            Ok(name) => name,
+            Err(problem) => return self.refuse(conn, ErrorCode::InvalidName, problem.to_string()),
         };
         let Some(entry) = self.users.get_mut(&user) else {
             return;
@@ -564,7 +674,7 @@ impl Room {
     }
 
     fn history(&mut self, now: Millis, conn: ConnectionId, request: HistoryRequest) {
-        if !self.spend_token(now, conn) {
+        if !self.spend_token(now, conn, None) {
             return;
         }
         if request.limit == 0 {
@@ -591,7 +701,8 @@ impl Room {
             return;
         }
         let skip = older.len().saturating_sub(wanted);
-        let has_more = skip > 0 || self.recent_floor > 0;
+        // Nothing has a seq below 1: a page before 1 (or 0) is the start of the room.
+        let has_more = (skip > 0 || self.recent_floor > 0) && request.before > 1;
         let page: Vec<StoredMessage> = older[skip..].iter().map(|m| (*m).clone()).collect();
         self.handle_history_loaded(now, conn, request.before, page, has_more);
     }
@@ -620,6 +731,33 @@ impl Room {
 
     fn refuse(&mut self, to: ConnectionId, code: ErrorCode, message: impl Into<String>) {
         self.send(to, ServerAction::error(code, message));
+    }
+}
+
+/// The key a network address is counted under: IPv4 addresses as they are, IPv6 by their /64
+/// (one subscriber usually has a whole /64 to pick addresses from).
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(bits.into())
+            }
+        },
+    }
+}
+
+/// Takes `record`'s wire size from `budget`; false (and nothing taken) when it does not fit.
+fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
+    let len = record.wire_len();
+    match budget.checked_sub(len) {
+        Some(rest) => {
+            *budget = rest;
+            true
+        }
+        None => false,
     }
 }
 

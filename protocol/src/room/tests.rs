@@ -654,7 +654,8 @@ fn history_pages_come_from_memory_or_storage() {
     h.act(conn, request(103, 10));
     h.room.handle_history_failed(h.now, conn);
     h.pump();
-    assert_eq!(h.errors(conn), vec![ErrorCode::StorageFailed]);
+    // With its own code: it is about no message of the asker's.
+    assert_eq!(h.errors(conn), vec![ErrorCode::HistoryFailed]);
     // Limits are capped and 0 is refused.
     h.act(conn, request(120, 0));
     assert_eq!(h.errors(conn), vec![ErrorCode::InvalidHistoryRequest]);
@@ -758,4 +759,300 @@ fn the_cache_is_bounded() {
     assert_eq!(h.room.recent.len(), 10);
     assert_eq!(h.room.nonces.len(), 10);
     assert_eq!(h.room.recent_floor, 40);
+}
+
+/// The nonce named by each `ERROR` the connection got.
+fn refusals(h: &mut Harness, conn: ConnectionId) -> Vec<(ErrorCode, Option<String>)> {
+    h.take(conn)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::Error(ErrorPayload { code, nonce, .. }) => Some((code, nonce)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_refusal_names_the_nonce_it_refuses() {
+    let config = RoomConfig {
+        max_message_chars: 10,
+        rate_burst: 3,
+        rate_per_second: 1,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness::with(config, RoomSnapshot::default());
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    h.act(a, message("far too long for it", Some("n-long")));
+    h.act(a, message("  ", Some("n-blank")));
+    h.act(a, message(&">".repeat(10), Some("n-deep")));
+    h.act(a, message("over the rate", Some("n-rate")));
+    assert_eq!(
+        refusals(&mut h, a),
+        vec![
+            (ErrorCode::MessageTooLong, Some("n-long".into())),
+            (ErrorCode::EmptyMessage, Some("n-blank".into())),
+            (ErrorCode::RateLimited, Some("n-rate".into())),
+        ],
+        "each refusal names its own message; `>` 10 times is within the allowance"
+    );
+    // A nonce that is itself invalid is not echoed back.
+    h.now += 10_000;
+    h.act(a, message("ok", Some(&"n".repeat(65))));
+    assert_eq!(refusals(&mut h, a), vec![(ErrorCode::InvalidNonce, None)]);
+    // Not identified: the refusal still names the message.
+    let b = h.connect(2);
+    h.take(b);
+    h.act(b, message("hi", Some("n-anon")));
+    assert_eq!(
+        refusals(&mut h, b),
+        vec![(ErrorCode::NotIdentified, Some("n-anon".into()))]
+    );
+}
+
+#[test]
+fn a_failed_store_names_the_message_and_a_failed_history_read_names_none() {
+    let mut h = Harness::new();
+    h.auto_persist = false;
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    h.act(a, message("first", Some("n-1")));
+    h.act(a, message("second", Some("n-2")));
+    let [first, second] = h.unconfirmed[..] else {
+        panic!("two writes pending: {:?}", h.unconfirmed)
+    };
+    // The second one fails while the first is still being written.
+    h.room.handle_persist_failed(h.now, second);
+    h.pump();
+    assert_eq!(
+        refusals(&mut h, a),
+        vec![(ErrorCode::StorageFailed, Some("n-2".into()))]
+    );
+    h.room.handle_persisted(h.now, first);
+    h.pump();
+    assert_eq!(h.messages(a).len(), 1);
+    h.room.handle_history_failed(h.now, a);
+    h.pump();
+    assert_eq!(refusals(&mut h, a), vec![(ErrorCode::HistoryFailed, None)]);
+}
+
+#[test]
+fn a_message_that_renders_to_far_more_html_is_refused() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    // 4,000 `>` render to over 100 KB of nested quotes: 27 times the source.
+    h.act(a, message(&">".repeat(4000), Some("deep")));
+    h.act(a, message(&"> - ".repeat(1000), Some("lists")));
+    assert_eq!(
+        refusals(&mut h, a),
+        vec![
+            (ErrorCode::MessageTooComplex, Some("deep".into())),
+            (ErrorCode::MessageTooComplex, Some("lists".into())),
+        ]
+    );
+    assert!(h.stored.is_empty(), "nothing refused is stored");
+    // A wide table, lists and quotes people write are accepted.
+    let table = format!(
+        "|{}|\n|{}|\n|{}|",
+        "h|".repeat(14),
+        "-|".repeat(14),
+        "x|".repeat(14)
+    );
+    for fine in [table.as_str(), "> quote\n>> reply\n\n- a\n  - b\n    - c", "**bold** _it_"] {
+        h.now += 1_000;
+        h.say(a, fine);
+    }
+    assert_eq!(h.stored.len(), 3);
+}
+
+#[test]
+fn names_refused_with_the_reason() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    h.take(a);
+    for (bad, why) in [
+        ("\u{200B}\u{200B}", "visible"),
+        ("\u{3164}", "visible"),
+        ("abc\u{202E}gnp.exe", "override"),
+        ("Z\u{35C}\u{35C}\u{35C}\u{35C}\u{35C}", "accents"),
+    ] {
+        h.now += 1_000;
+        h.act(a, rename(bad, None));
+        let got = h.take(a);
+        assert!(
+            matches!(&got[..], [ServerAction::Error(e)]
+                if e.code == ErrorCode::InvalidName && e.message.contains(why)),
+            "{bad:?}: {got:?}"
+        );
+    }
+    // Stored in NFC: the same name typed two ways is one name.
+    h.act(a, rename("Zoe\u{301}", None));
+    assert_eq!(h.users[&alice].name, "Zo\u{e9}");
+}
+
+#[test]
+fn new_identities_are_limited_per_address() {
+    let config = RoomConfig {
+        identity_burst: 3,
+        identities_per_minute: 6,
+        ..RoomConfig::default()
+    };
+    let mut h = Harness::with(config, RoomSnapshot::default());
+    let attacker: IpAddr = "192.0.2.7".parse().expect("ip");
+    let identify = |h: &mut Harness, id: u64, from: IpAddr, info: HandshakeUserInfo| {
+        let conn = ConnectionId(id);
+        h.open.push(conn);
+        h.room.handle_connect_from(h.now, conn, Some(from));
+        h.pump();
+        h.act(conn, ClientAction::HandshakeUserInfo(info));
+        conn
+    };
+    let watcher = h.connect(100);
+    h.take(watcher);
+    let mut kept = None;
+    for id in 0..3 {
+        let conn = identify(&mut h, id, attacker, HandshakeUserInfo::default());
+        let info = h.take(conn).into_iter().find_map(|a| match a {
+            ServerAction::UserInfo(info) => Some(info),
+            _ => None,
+        });
+        kept = info.map(|i| (i.user_id, i.token));
+    }
+    // The fourth new identity from that address is refused, stores nothing, announces nothing.
+    let users_before = h.users.len();
+    let names_seen = |h: &mut Harness| {
+        h.take(watcher)
+            .iter()
+            .filter(|a| matches!(a, ServerAction::NameChange(_)))
+            .count()
+    };
+    assert_eq!(names_seen(&mut h), 3);
+    let refused = identify(&mut h, 10, attacker, HandshakeUserInfo::default());
+    assert_eq!(h.errors(refused), vec![ErrorCode::TooManyIdentities]);
+    assert_eq!(h.users.len(), users_before);
+    assert_eq!(names_seen(&mut h), 0);
+    h.act(refused, message("hi", None));
+    assert_eq!(h.errors(refused), vec![ErrorCode::NotIdentified]);
+    // An IPv6 neighbour in the same /64 counts as the same subscriber; another is unaffected.
+    let v6 = |s: &str| -> IpAddr { s.parse().expect("ip") };
+    for id in 20..23 {
+        identify(&mut h, id, v6("2001:db8:1:2::1"), HandshakeUserInfo::default());
+    }
+    let same_64 = identify(&mut h, 23, v6("2001:db8:1:2:ffff::9"), HandshakeUserInfo::default());
+    assert_eq!(h.errors(same_64), vec![ErrorCode::TooManyIdentities]);
+    let other = identify(&mut h, 24, v6("2001:db8:1:3::1"), HandshakeUserInfo::default());
+    assert!(h.errors(other).is_empty());
+    // A known identity with its token is not a new one.
+    let (user_id, token) = kept.expect("an identity was issued");
+    let back = identify(
+        &mut h,
+        30,
+        attacker,
+        HandshakeUserInfo {
+            user_id: Some(user_id.clone()),
+            token,
+            since: None,
+        },
+    );
+    assert!(h.take(back).iter().any(|a| matches!(a, ServerAction::UserInfo(i) if i.user_id == user_id)));
+    // The budget refills: one new identity every ten seconds.
+    h.now += 10_000;
+    let later = identify(&mut h, 40, attacker, HandshakeUserInfo::default());
+    assert!(h.errors(later).is_empty());
+}
+
+#[test]
+fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
+    let config = RoomConfig {
+        max_answer_bytes: 20_000,
+        ..RoomConfig::default()
+    };
+    // 30 messages of about 4 KB each on the wire: 120 KB, six times the budget.
+    let big = "x".repeat(2000);
+    let snapshot = RoomSnapshot {
+        messages: (1..=30).map(|s| stored(s, "u", &big)).collect(),
+        complete: true,
+        latest_seq: 30,
+        users: Vec::new(),
+    };
+    let mut h = Harness::with(config, snapshot);
+    let conn = h.connect(1);
+    let handshake = h.take(conn).into_iter().find_map(|a| match a {
+        ServerAction::Handshake(hs) => Some(hs),
+        _ => None,
+    });
+    let handshake = handshake.expect("HANDSHAKE");
+    let size = |records: &[MessageRecord]| records.iter().map(MessageRecord::wire_len).sum::<usize>();
+    assert!(size(&handshake.messages) <= 20_000);
+    assert!(!handshake.messages.is_empty());
+    assert_eq!(handshake.messages.last().and_then(|m| m.seq), Some(30));
+    // Page back to the start: every page fits, and together they hold every message once.
+    let mut seen: Vec<Seq> = handshake.messages.iter().filter_map(|m| m.seq).collect();
+    let mut before = seen[0];
+    let mut pages = 0;
+    loop {
+        h.now += 1_000;
+        h.act(conn, ClientAction::HistoryRequest(HistoryRequest { before, limit: 100 }));
+        let page = h.take(conn).into_iter().find_map(|a| match a {
+            ServerAction::History(p) => Some(p),
+            _ => None,
+        });
+        let page = page.expect("HISTORY");
+        assert!(size(&page.messages) <= 20_000);
+        let seqs: Vec<Seq> = page.messages.iter().filter_map(|m| m.seq).collect();
+        seen.splice(0..0, seqs.iter().copied());
+        pages += 1;
+        if !page.has_more {
+            break;
+        }
+        before = seqs[0];
+        assert!(pages < 30, "paging moves on");
+    }
+    assert_eq!(seen, (1..=30).collect::<Vec<_>>());
+    // A resume that would be larger than the budget says gapTooBig instead.
+    h.act(
+        conn,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            since: Some(0),
+            ..HandshakeUserInfo::default()
+        }),
+    );
+    let resume = h.take(conn).into_iter().find_map(|a| match a {
+        ServerAction::Resume(r) => Some(r),
+        _ => None,
+    });
+    assert!(resume.is_some_and(|r| r.gap_too_big && r.messages.is_empty()));
+}
+
+#[test]
+fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
+    let snapshot = RoomSnapshot {
+        messages: (101..=120).map(|s| stored(s, "u", "x")).collect(),
+        complete: false,
+        latest_seq: 120,
+        users: Vec::new(),
+    };
+    let mut h = Harness::with(RoomConfig::default(), snapshot);
+    let conn = h.connect(1);
+    h.take(conn);
+    for before in [0, 1] {
+        h.act(conn, ClientAction::HistoryRequest(HistoryRequest { before, limit: 10 }));
+        let got = h.take(conn);
+        assert!(
+            matches!(&got[..], [ServerAction::History(p)] if p.messages.is_empty() && !p.has_more),
+            "before {before}: {got:?}"
+        );
+    }
+    // A since beyond anything this room has (it was reset, or the client is confused): the
+    // client is told to start afresh rather than given an empty resume.
+    h.act(
+        conn,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            since: Some(500),
+            ..HandshakeUserInfo::default()
+        }),
+    );
+    let got = h.take(conn);
+    assert!(got.iter().any(|a| matches!(a, ServerAction::Resume(r) if r.gap_too_big)), "{got:?}");
 }
