@@ -22,7 +22,7 @@ pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
     ConnectionId, Effect, NameProblem, Room, RoomConfig, RoomSnapshot, StoredMessage, UserRecord,
-    clean_name,
+    address_key, clean_name,
     hash_token,
 };
 pub use wire::*;

@@ -1,28 +1,39 @@
 //! The HTTP surface and the server's lifecycle: `run(listener, config, store, shutdown)`.
+//!
+//! Connections are admitted at the door ([`Admission`]): each accepted socket holds a place
+//! for as long as it lives, its HTTP request head must arrive within `--header-timeout-seconds`,
+//! and a socket over a limit is answered 503 and closed. Every connection task holds a drain
+//! token; `run` returns when the room has flushed storage and every connection task has ended
+//! (or after a grace period).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use protocol::{Room, RoomSnapshot};
-use tokio::sync::{mpsc, watch};
-use tower_http::services::ServeDir;
-use tracing::{info, warn};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tower_service::Service as _;
+use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::admission::{Admission, Admitted, Refused};
+use crate::config::{Config, MetricsBind};
 use crate::connection::{self, ConnectionContext};
 use crate::driver::Driver;
 use crate::metrics::Metrics;
+use crate::static_files::ClientDir;
 use crate::store::Store;
 
 /// Read buffer per connection. tungstenite's default is 128 KiB, far too much for thousands of
@@ -31,6 +42,14 @@ use crate::store::Store;
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Bytes gathered before a write reaches the socket (a flush always writes everything).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// Refusals (503 answers) being written at once; beyond this a refused socket is just closed.
+const MAX_REFUSALS_IN_FLIGHT: usize = 256;
+/// How long `run` waits for connection tasks to send their close frames at shutdown.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// The peer's address, put into every request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
 
 /// State shared by the HTTP handlers.
 #[derive(Debug)]
@@ -38,21 +57,23 @@ struct AppState {
     config: Config,
     connections: Arc<ConnectionContext>,
     metrics: Arc<Metrics>,
-    /// The built client's index.html, when --client-dir is set.
-    client_index: Option<String>,
+    /// The built client's index.html and directory, when --client-dir is set.
+    client: Option<(String, ClientDir)>,
+    /// Held by every connection task; `run` waits until all are dropped.
+    drain: mpsc::Sender<()>,
 }
 
 /// Serves one room on `listener` until `shutdown` completes, then closes every connection
 /// with 1001 and flushes storage before returning.
 pub async fn run<L, S>(
-    listener: L,
+    mut listener: L,
     config: Config,
     store: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: Unpin,
     S: Store,
 {
     let room_config = config.room_config();
@@ -74,10 +95,6 @@ where
     let metrics = Arc::new(Metrics::default());
     let (inputs_tx, inputs_rx) = mpsc::channel(4096);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        // An error means the sender is gone, which also means stop.
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     tokio::spawn(async move {
         shutdown.await;
         stop_tx.send_replace(true);
@@ -91,63 +108,198 @@ where
     );
     let driver = tokio::spawn(driver.run(inputs_rx, stopped(stop_rx.clone())));
 
-    let client_index = match &config.client_dir {
-        Some(dir) => Some(
-            tokio::fs::read_to_string(dir.join("index.html"))
+    let client = match &config.client_dir {
+        Some(dir) => {
+            let index = tokio::fs::read_to_string(dir.join("index.html"))
                 .await
-                .with_context(|| format!("reading {}/index.html", dir.display()))?,
-        ),
+                .with_context(|| format!("reading {}/index.html", dir.display()))?;
+            let files = ClientDir::open(dir)
+                .with_context(|| format!("opening the client directory {}", dir.display()))?;
+            Some((index, files))
+        }
         None => None,
     };
+    let (drain, mut drained) = mpsc::channel::<()>(1);
     let state = Arc::new(AppState {
         connections: Arc::new(ConnectionContext {
             inputs: inputs_tx,
             metrics: Arc::clone(&metrics),
             queue_frames: config.queue_frames,
+            queue_bytes: config.queue_bytes,
+            frame_burst: config.frame_burst,
+            frames_per_second: config.frames_per_second,
             ping_interval: config.ping_interval(),
             idle_timeout: config.idle_timeout(),
             next_id: AtomicU64::new(1),
         }),
         metrics: Arc::clone(&metrics),
-        client_index,
+        client,
+        drain,
         config,
     });
-    let mut router = Router::new()
+    let mut routes = Router::new()
         .route("/", get(root))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics_text))
-        .with_state(Arc::clone(&state));
-    if let Some(dir) = &state.config.client_dir {
-        router = router.fallback_service(ServeDir::new(dir));
+        .route("/healthz", get(|| async { "ok\n" }));
+    if state.client.is_some() {
+        routes = routes.fallback(client_file);
     }
+    match state.config.metrics_bind {
+        MetricsBind::Off => {}
+        MetricsBind::Main => routes = routes.route("/metrics", get(metrics_text)),
+        MetricsBind::Addr(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for /metrics on {addr}"))?;
+            info!(%addr, "metrics on http://{addr}/metrics");
+            let metrics_router = Router::new()
+                .route("/metrics", get(metrics_text))
+                .with_state(Arc::clone(&state));
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, metrics_router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    warn!(error = %err, "metrics listener failed");
+                }
+            });
+        }
+    }
+    let router = routes.with_state(Arc::clone(&state));
 
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stopped(stop_rx))
-        .await
-        .context("serving HTTP")?;
+    let admission = Admission::new(
+        state.config.max_connections,
+        state.config.max_connections_per_address,
+    );
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let header_timeout = state.config.header_timeout();
+    let mut stop = stop_rx.clone();
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        match admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                let io = Admitted::new(io, ticket);
+                let connection = serve_http(
+                    io,
+                    peer,
+                    router.clone(),
+                    header_timeout,
+                    stop_rx.clone(),
+                );
+                let token = state.drain.clone();
+                tokio::spawn(async move {
+                    connection.await;
+                    drop(token);
+                });
+            }
+            Err(refused) => {
+                Metrics::add(&metrics.refused_connections, 1);
+                debug!(%peer, ?refused, "connection refused at the door");
+                if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
+                    tokio::spawn(async move {
+                        answer_503(io, refused).await;
+                        drop(slot);
+                    });
+                }
+            }
+        }
+    }
+    drop(listener);
     // The driver closes every WebSocket with 1001 and flushes storage.
     driver.await.context("room driver")?;
-    // Let connection tasks send their close frames.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while metrics.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+    // Then every connection task sends its close frame and ends.
+    drop(state);
+    drop(router);
+    if tokio::time::timeout(DRAIN_GRACE, drained.recv())
+        .await
+        .is_err()
     {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        warn!("some connections did not close in time");
     }
     Ok(())
+}
+
+/// Completes when the stop flag is set (or its sender is gone, which also means stop).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// One admitted connection: HTTP/1.1 with a deadline for the request head, upgraded to a
+/// WebSocket when asked; a graceful end when the server stops.
+async fn serve_http<Io>(
+    io: Io,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    stop: watch::Receiver<bool>,
+) where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(Peer(peer));
+        let mut router = router.clone();
+        async move { router.call(request.map(axum::body::Body::new)).await }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                debug!(%peer, error = %err, "HTTP connection ended");
+            }
+        }
+        () = stopped(stop) => {
+            connection.as_mut().graceful_shutdown();
+            if let Err(err) = connection.await {
+                debug!(%peer, error = %err, "HTTP connection ended during shutdown");
+            }
+        }
+    }
+}
+
+/// Answers a refused socket with 503 and closes it. The start of its request is read first,
+/// so that closing does not reset the connection before the client reads the answer.
+async fn answer_503<Io: AsyncRead + AsyncWrite + Unpin>(mut io: Io, refused: Refused) {
+    let body = refused.text();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = async {
+        let mut request = [0u8; 4096];
+        // Whatever arrives within a moment; the answer is the same either way.
+        let _ = tokio::time::timeout(Duration::from_millis(500), io.read(&mut request)).await;
+        io.write_all(response.as_bytes()).await?;
+        io.shutdown().await
+    };
+    if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(2), answer).await {
+        debug!(error = %err, "could not answer a refused connection");
+    }
 }
 
 /// `/`: the WebSocket endpoint (legacy clients connect to the bare host), or the client's
 /// page for a plain browser visit when the client is served too.
 async fn root(
     State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(_) => {
-            return match &state.client_index {
-                Some(index) => Html(index.clone()).into_response(),
+            return match &state.client {
+                Some((index, _)) => Html(index.clone()).into_response(),
                 None => (
                     StatusCode::UPGRADE_REQUIRED,
                     [(header::UPGRADE, "websocket")],
@@ -157,29 +309,50 @@ async fn root(
             };
         }
     };
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = &state.config.allowed_origins;
-        let origin = origin.to_str().unwrap_or("");
-        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
-            warn!(origin, "WebSocket from an origin that is not allowed");
+    let allowed = &state.config.allowed_origins;
+    if !allowed.is_empty() {
+        // Every Origin header must be allowed (a request with two is judged by both, not by
+        // whichever comes first).
+        let mut origins = headers.get_all(header::ORIGIN).iter().peekable();
+        let has_origin = origins.peek().is_some();
+        let all_allowed = origins.all(|origin| {
+            let origin = origin.to_str().unwrap_or("");
+            allowed.iter().any(|a| a == origin)
+        });
+        if has_origin && !all_allowed {
+            warn!("WebSocket from an origin that is not allowed");
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
         }
     }
-    let open = usize::try_from(state.metrics.connections.load(Ordering::Relaxed)).unwrap_or(0);
-    if open >= state.config.max_connections {
-        return (StatusCode::SERVICE_UNAVAILABLE, "room is full\n").into_response();
-    }
     let max_frame = state.config.max_frame_bytes;
+    // tungstenite's own write buffer: a client that does not read (pongs to a ping flood
+    // included) can make it hold at most this much.
+    let max_write_buffer = state
+        .config
+        .queue_bytes
+        .saturating_add(2 * WRITE_BUFFER_BYTES);
     let ctx = Arc::clone(&state.connections);
+    let token = state.drain.clone();
+    let peer = peer.map(|axum::Extension(Peer(addr))| addr.ip());
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(max_write_buffer)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket: WebSocket| async move {
             let (sink, stream) = socket.split();
-            connection::serve(sink, stream, ctx).await;
+            connection::serve(sink, stream, ctx, peer).await;
+            drop(token);
         })
+}
+
+/// Any other GET, with `--client-dir`: a file of the built client.
+async fn client_file(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    match &state.client {
+        Some((_, files)) => files.serve(&uri).await,
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {

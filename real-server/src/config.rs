@@ -1,6 +1,6 @@
 //! Command-line flags and environment variables (`real-server --help` explains each).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,9 +72,19 @@ pub struct Config {
     #[arg(long, default_value_t = 4000)]
     pub max_message_chars: usize,
 
+    /// A message's HTML may be at most this many times its markdown's size (plus 1 KiB);
+    /// more (deeply nested quotes or lists) is refused with MESSAGE_TOO_COMPLEX.
+    #[arg(long, default_value_t = 8)]
+    pub max_html_ratio: usize,
+
     /// Largest WebSocket frame accepted, in bytes; a larger one closes the connection (1009).
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
+
+    /// Bytes of messages one HANDSHAKE, RESUME or HISTORY frame carries at most; clients page
+    /// the rest (a larger resume says gapTooBig).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_answer_bytes: usize,
 
     /// Actions a connection may send in a burst.
     #[arg(long, default_value_t = 10)]
@@ -84,13 +94,45 @@ pub struct Config {
     #[arg(long, default_value_t = 5)]
     pub rate_per_second: u32,
 
+    /// WebSocket frames of any kind (pings included) a connection may send in a burst; a
+    /// connection over its frame budget is closed (1008).
+    #[arg(long, default_value_t = 100)]
+    pub frame_burst: u32,
+
+    /// WebSocket frames of any kind a connection may send per second, sustained.
+    #[arg(long, default_value_t = 50)]
+    pub frames_per_second: u32,
+
+    /// New identities one network address (an IPv6 /64) may be given in a burst; more are
+    /// refused with TOO_MANY_IDENTITIES until its budget refills.
+    #[arg(long, default_value_t = 20)]
+    pub identity_burst: u32,
+
+    /// New identities one network address may be given per minute, sustained.
+    #[arg(long, default_value_t = 6)]
+    pub identities_per_minute: u32,
+
     /// Frames queued for one connection before it counts as too slow and is closed (1008).
     #[arg(long, default_value_t = 1024)]
     pub queue_frames: usize,
 
-    /// Most open connections; more are refused with HTTP 503.
+    /// Bytes queued for one connection before it counts as too slow and is closed (1008).
+    /// The socket's own write buffer holds at most as much again.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub queue_bytes: usize,
+
+    /// Most open connections, counted from the moment they are accepted (a connection still
+    /// sending its HTTP request counts). More are answered 503 and closed.
     #[arg(long, default_value_t = 20_000)]
     pub max_connections: usize,
+
+    /// Most open connections from one network address (an IPv6 /64). More are answered 503.
+    #[arg(long, default_value_t = 100)]
+    pub max_connections_per_address: usize,
+
+    /// Seconds a client may take to send its HTTP request head; slower ones are closed.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_seconds: u64,
 
     /// Seconds between pings to each client.
     #[arg(long, default_value_t = 20)]
@@ -99,6 +141,36 @@ pub struct Config {
     /// Seconds without any frame from a client (pongs included) before it is closed.
     #[arg(long, default_value_t = 60)]
     pub idle_seconds: u64,
+
+    /// Where `/metrics` (Prometheus text) is served: `off` (default), `main` (on the room's
+    /// own port, open to whoever can reach it), or an address such as `127.0.0.1:9100`.
+    #[arg(long, env = "CAHAT_METRICS_BIND", default_value = "off")]
+    pub metrics_bind: MetricsBind,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsBind {
+    /// Nowhere.
+    Off,
+    /// On the room's own port.
+    Main,
+    /// On a listener of its own.
+    Addr(SocketAddr),
+}
+
+impl std::str::FromStr for MetricsBind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "off" => Ok(Self::Off),
+            "main" => Ok(Self::Main),
+            other => other.parse().map(Self::Addr).map_err(|_| {
+                format!("expected off, main or an address with a port (127.0.0.1:9100), not {other:?}")
+            }),
+        }
+    }
 }
 
 impl Config {
@@ -114,6 +186,10 @@ impl Config {
             max_message_chars: self.max_message_chars,
             rate_burst: self.rate_burst,
             rate_per_second: self.rate_per_second,
+            max_html_ratio: self.max_html_ratio,
+            max_answer_bytes: self.max_answer_bytes,
+            identity_burst: self.identity_burst,
+            identities_per_minute: self.identities_per_minute,
             ..protocol::RoomConfig::default()
         }
     }
@@ -121,6 +197,11 @@ impl Config {
     /// Ping interval.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_seconds.max(1))
+    }
+
+    /// How long a client may take to send its request head.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_seconds.max(1))
     }
 
     /// Idle timeout.

@@ -1,14 +1,17 @@
 //! One client connection: a reader and a writer half around the room driver.
 //!
 //! The reader forwards text frames to the room, answers protocol-level faults itself (binary
-//! frames, oversized frames) and closes an idle client. The writer sends what the room queued,
+//! frames; oversized frames, invalid UTF-8 and protocol violations close with 1009, 1007 and
+//! 1002), spends every frame (pings included) from a token bucket and closes a client over it
+//! (1008), and closes an idle client. The writer sends what the room queued,
 //! coalescing whatever is waiting into one flush, pings on a timer, and sends the close frame
 //! when the room or the reader asks for one. When either half ends, the other is stopped and
 //! the room is told the connection is gone.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -16,7 +19,7 @@ use protocol::{ConnectionId, ErrorCode, ServerAction};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::driver::{CloseReason, CloseSignal, ConnectionHandle, Input};
+use crate::driver::{CloseReason, CloseSignal, ConnectionHandle, Input, Outbox};
 use crate::metrics::Metrics;
 
 /// At most this many queued frames are written between two flushes.
@@ -31,6 +34,12 @@ pub struct ConnectionContext {
     pub metrics: Arc<Metrics>,
     /// Outgoing queue bound, in frames.
     pub queue_frames: usize,
+    /// Outgoing queue bound, in bytes.
+    pub queue_bytes: usize,
+    /// Frames a client may send in a burst.
+    pub frame_burst: u32,
+    /// Frames a client may send per second, sustained.
+    pub frames_per_second: u32,
     /// Ping period.
     pub ping_interval: Duration,
     /// Close after this long without a frame from the client.
@@ -49,8 +58,12 @@ impl Drop for OpenGuard {
 }
 
 /// Serves one client until it or the server ends the session.
-pub async fn serve<Si, St, E>(sink: Si, stream: St, ctx: Arc<ConnectionContext>)
-where
+pub async fn serve<Si, St, E>(
+    sink: Si,
+    stream: St,
+    ctx: Arc<ConnectionContext>,
+    peer: Option<IpAddr>,
+) where
     Si: Sink<Message, Error = E> + Unpin,
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: std::error::Error + Send + Sync + 'static,
@@ -61,22 +74,24 @@ where
     let _open = OpenGuard(Arc::clone(&ctx.metrics));
 
     let (outbox_tx, outbox_rx) = mpsc::channel(ctx.queue_frames.max(1));
+    let outbox = Outbox::new(outbox_tx, ctx.queue_bytes);
+    let queued = outbox.bytes();
     let close = Arc::new(CloseSignal::default());
     let handle = ConnectionHandle {
-        outbox: outbox_tx.clone(),
+        outbox: outbox.clone(),
         close: Arc::clone(&close),
     };
     if ctx
         .inputs
-        .send(Input::Connect { conn, handle })
+        .send(Input::Connect { conn, handle, peer })
         .await
         .is_err()
     {
         debug!(conn = conn.0, "room stopped before the connection opened");
         return;
     }
-    let writer = write_loop(sink, outbox_rx, &close, ctx.ping_interval);
-    let reader = read_loop(stream, conn, &ctx, outbox_tx);
+    let writer = write_loop(sink, outbox_rx, &queued, &close, ctx.ping_interval);
+    let reader = read_loop(stream, conn, &ctx, outbox);
     tokio::pin!(writer, reader);
     tokio::select! {
         () = &mut writer => {}
@@ -101,7 +116,7 @@ async fn read_loop<St, E>(
     mut stream: St,
     conn: ConnectionId,
     ctx: &ConnectionContext,
-    outbox: mpsc::Sender<Utf8Bytes>,
+    outbox: Outbox,
 ) -> Option<CloseReason>
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
@@ -110,27 +125,38 @@ where
     let refuse = |code: ErrorCode, message: &str| {
         Metrics::add(&ctx.metrics.rejected_frames, 1);
         let frame = Utf8Bytes::from(ServerAction::error(code, message).to_json());
-        if outbox.try_send(frame).is_err() {
+        if outbox.offer(frame).is_err() {
             debug!(conn = conn.0, "outbox full; error not queued");
         }
     };
+    let started = Instant::now();
+    let mut budget = protocol::room::TokenBucket::new(ctx.frame_burst, ctx.frames_per_second, 0);
     loop {
         let message = match tokio::time::timeout(ctx.idle_timeout, stream.next()).await {
             Err(_) => return Some(CloseReason::IDLE),
             Ok(None) => return None,
             Ok(Some(Err(err))) => {
-                if is_too_large(&err) {
+                let Some(reason) = fault_reason(&err) else {
+                    debug!(conn = conn.0, error = %err, "read failed");
+                    return None;
+                };
+                if reason == CloseReason::TOO_LARGE {
                     refuse(
                         ErrorCode::FrameTooLarge,
                         "frame larger than the server accepts",
                     );
-                    return Some(CloseReason::TOO_LARGE);
                 }
-                debug!(conn = conn.0, error = %err, "read failed");
-                return None;
+                Metrics::add(&ctx.metrics.fault_closes, 1);
+                debug!(conn = conn.0, error = %err, "protocol fault");
+                return Some(reason);
             }
             Ok(Some(Ok(message))) => message,
         };
+        let now = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if !budget.try_take(now) {
+            Metrics::add(&ctx.metrics.fault_closes, 1);
+            return Some(CloseReason::TOO_MANY_FRAMES);
+        }
         match message {
             Message::Text(text) => {
                 if ctx.inputs.send(Input::Frame { conn, text }).await.is_err() {
@@ -144,17 +170,29 @@ where
     }
 }
 
-/// Whether a read error is tungstenite refusing a message or frame over the size limit.
-fn is_too_large<E: std::error::Error + 'static>(err: &E) -> bool {
+/// The close a read error calls for when it is the client's fault (a frame over the size
+/// limit, invalid UTF-8 in a text frame, a broken protocol rule); `None` for a lost connection.
+fn fault_reason<E: std::error::Error + 'static>(err: &E) -> Option<CloseReason> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
+        match current.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Some(CloseReason::TOO_LARGE),
+            Some(tungstenite::Error::Utf8(_)) => return Some(CloseReason::INVALID_UTF8),
+            Some(tungstenite::Error::Protocol(problem)) => {
+                use tungstenite::error::ProtocolError;
+                // A peer that vanished without a close frame is a lost connection, not a fault.
+                return match problem {
+                    ProtocolError::ResetWithoutClosingHandshake
+                    | ProtocolError::SendAfterClosing
+                    | ProtocolError::ReceivedAfterClosing => None,
+                    _ => Some(CloseReason::PROTOCOL),
+                };
+            }
+            _ => {}
         }
         source = current.source();
     }
-    false
+    None
 }
 
 enum Step {
@@ -167,6 +205,7 @@ enum Step {
 async fn write_loop<Si, E>(
     mut sink: Si,
     mut outbox: mpsc::Receiver<Utf8Bytes>,
+    queued: &AtomicUsize,
     close: &CloseSignal,
     ping_interval: Duration,
 ) where
@@ -180,7 +219,7 @@ async fn write_loop<Si, E>(
             biased;
             reason = close.requested() => Step::Close(reason),
             frame = outbox.recv() => match frame {
-                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, close).await {
+                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, queued, close).await {
                     Ok(None) => Step::Wrote,
                     Ok(Some(reason)) => Step::Close(reason),
                     Err(()) => Step::Failed,
@@ -212,16 +251,22 @@ async fn write_batch<Si, E>(
     sink: &mut Si,
     outbox: &mut mpsc::Receiver<Utf8Bytes>,
     first: Utf8Bytes,
+    queued: &AtomicUsize,
     close: &CloseSignal,
 ) -> Result<Option<CloseReason>, ()>
 where
     Si: Sink<Message, Error = E> + Unpin,
 {
     let write = async {
+        // A frame leaves the queue's byte count once the socket's writer holds it.
+        queued.fetch_sub(first.len(), Ordering::Relaxed);
         sink.feed(Message::Text(first)).await?;
         for _ in 1..COALESCE_FRAMES {
             match outbox.try_recv() {
-                Ok(frame) => sink.feed(Message::Text(frame)).await?,
+                Ok(frame) => {
+                    queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                    sink.feed(Message::Text(frame)).await?
+                }
                 Err(_) => break,
             }
         }

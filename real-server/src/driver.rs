@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
@@ -57,6 +59,24 @@ impl CloseReason {
         reason: "frame too large",
         drain: true,
     };
+    /// A text frame that is not UTF-8.
+    pub const INVALID_UTF8: Self = Self {
+        code: 1007,
+        reason: "text frame is not valid UTF-8",
+        drain: true,
+    };
+    /// A broken WebSocket rule (reserved bits, an unmasked frame, a stray continuation ...).
+    pub const PROTOCOL: Self = Self {
+        code: 1002,
+        reason: "WebSocket protocol error",
+        drain: true,
+    };
+    /// More frames (pings included) than the connection's frame budget.
+    pub const TOO_MANY_FRAMES: Self = Self {
+        code: 1008,
+        reason: "too many frames; slow down",
+        drain: false,
+    };
 }
 
 /// A one-shot "close with this reason" signal to a connection's writer. Lighter than a
@@ -93,11 +113,69 @@ impl CloseSignal {
     }
 }
 
+/// A connection's outgoing queue, bounded in frames (the channel) and in bytes.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    frames: mpsc::Sender<Utf8Bytes>,
+    /// Bytes of the frames in the channel; the writer takes a frame's bytes off as it takes
+    /// the frame.
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferError {
+    /// The queue is at its bound in frames or bytes: the client is too slow.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+impl Outbox {
+    /// A queue over `frames` holding at most `max_bytes` (a single frame larger than that is
+    /// still taken into an empty queue, or it could never be sent).
+    pub fn new(frames: mpsc::Sender<Utf8Bytes>, max_bytes: usize) -> Self {
+        Self {
+            frames,
+            bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
+        }
+    }
+
+    /// Queues `frame` without waiting.
+    pub fn offer(&self, frame: Utf8Bytes) -> Result<(), OfferError> {
+        let len = frame.len();
+        let before = self.bytes.fetch_add(len, Ordering::Relaxed);
+        let refused = if before > 0 && before.saturating_add(len) > self.max_bytes {
+            Some(OfferError::Full)
+        } else {
+            match self.frames.try_send(frame) {
+                Ok(()) => None,
+                Err(TrySendError::Full(_)) => Some(OfferError::Full),
+                Err(TrySendError::Closed(_)) => Some(OfferError::Closed),
+            }
+        };
+        match refused {
+            None => Ok(()),
+            Some(err) => {
+                self.bytes.fetch_sub(len, Ordering::Relaxed);
+                Err(err)
+            }
+        }
+    }
+
+    /// The byte count the writer takes frames off.
+    pub fn bytes(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.bytes)
+    }
+}
+
 /// How the driver reaches one connection.
 #[derive(Debug)]
 pub struct ConnectionHandle {
     /// Frames to send, already serialised (a broadcast's bytes are shared, not copied).
-    pub outbox: mpsc::Sender<Utf8Bytes>,
+    pub outbox: Outbox,
     /// Asks the connection's writer to close with a reason.
     pub close: std::sync::Arc<CloseSignal>,
 }
@@ -111,6 +189,8 @@ pub enum Input {
         conn: ConnectionId,
         /// Its queues.
         handle: ConnectionHandle,
+        /// The peer's network address, when known (new identities are limited per address).
+        peer: Option<IpAddr>,
     },
     /// A text frame arrived.
     Frame {
@@ -228,9 +308,9 @@ impl<S: Store> Driver<S> {
     fn on_input(&mut self, input: Input) {
         let now = now();
         match input {
-            Input::Connect { conn, handle } => {
+            Input::Connect { conn, handle, peer } => {
                 self.connections.insert(conn, handle);
-                self.room.handle_connect(now, conn);
+                self.room.handle_connect_from(now, conn, peer);
             }
             Input::Frame { conn, text } => self.room.handle_frame(now, conn, &text),
             Input::Disconnect { conn } => {
@@ -311,33 +391,32 @@ impl<S: Store> Driver<S> {
         let Some(handle) = self.connections.get(&to) else {
             return;
         };
-        match handle.outbox.try_send(frame) {
-            Ok(()) => Metrics::add(&self.metrics.deliveries, 1),
-            Err(TrySendError::Full(_)) => self.drop_slow(to),
-            Err(TrySendError::Closed(_)) => self.forget(to),
-        }
+        let result = handle.outbox.offer(frame);
+        self.settle([(to, result)]);
     }
 
     fn broadcast(&mut self, action: &ServerAction) {
         // Serialised once; each outbox gets a reference to the same bytes.
         let frame = Utf8Bytes::from(action.to_json());
-        let mut slow = Vec::new();
-        let mut gone = Vec::new();
+        let results: Vec<(ConnectionId, Result<(), OfferError>)> = self
+            .connections
+            .iter()
+            .map(|(conn, handle)| (*conn, handle.outbox.offer(frame.clone())))
+            .collect();
+        self.settle(results);
+    }
+
+    /// Counts what was queued; closes connections that were too slow, forgets gone ones.
+    fn settle(&mut self, results: impl IntoIterator<Item = (ConnectionId, Result<(), OfferError>)>) {
         let mut delivered = 0u64;
-        for (conn, handle) in &self.connections {
-            match handle.outbox.try_send(frame.clone()) {
+        for (conn, result) in results {
+            match result {
                 Ok(()) => delivered += 1,
-                Err(TrySendError::Full(_)) => slow.push(*conn),
-                Err(TrySendError::Closed(_)) => gone.push(*conn),
+                Err(OfferError::Full) => self.drop_slow(conn),
+                Err(OfferError::Closed) => self.forget(conn),
             }
         }
         Metrics::add(&self.metrics.deliveries, delivered);
-        for conn in slow {
-            self.drop_slow(conn);
-        }
-        for conn in gone {
-            self.forget(conn);
-        }
     }
 
     fn drop_slow(&mut self, conn: ConnectionId) {

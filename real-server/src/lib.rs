@@ -9,16 +9,20 @@
 //!   [`run`], the server's lifecycle with shutdown as a parameter.
 //! - [`driver`]: the task that owns the room engine: inputs in, effects carried out, group
 //!   commit to storage, slow clients closed.
+//! - [`admission`]: places for connections, in all and per address, held by each socket.
 //! - [`connection`]: one client's reader and writer halves.
+//! - [`static_files`]: `--client-dir`, regular files inside the directory only.
 //! - [`store`]: the `Store` trait with its SQLite (default) and MongoDB drivers.
 //! - [`tls`]: the `wss://` listener.
 //! - [`metrics`]: Prometheus counters.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod metrics;
+pub mod static_files;
 pub mod store;
 pub mod tls;
 

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub store_micros: AtomicU64,
     /// Batches that failed.
     pub store_failures: AtomicU64,
+    /// TCP connections answered 503 at once (the room or the address was at its limit).
+    pub refused_connections: AtomicU64,
+    /// Connections closed for a protocol fault or for sending too many frames.
+    pub fault_closes: AtomicU64,
 }
 
 impl Metrics {
@@ -72,6 +76,18 @@ impl Metrics {
                 "counter",
                 "Frames refused before reaching the room.",
                 get(&self.rejected_frames),
+            ),
+            (
+                "cahat_refused_connections_total",
+                "counter",
+                "Connections refused at the door (room or address at its connection limit).",
+                get(&self.refused_connections),
+            ),
+            (
+                "cahat_fault_closes_total",
+                "counter",
+                "Connections closed for a protocol fault or too many frames.",
+                get(&self.fault_closes),
             ),
             (
                 "cahat_store_batches_total",

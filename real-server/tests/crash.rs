@@ -24,6 +24,10 @@ async fn spawn_server(data: &Path) -> (Child, String) {
             "100000",
             "--rate-per-second",
             "100000",
+            "--frame-burst",
+            "100000",
+            "--frames-per-second",
+            "100000",
         ])
         .arg("--data-dir")
         .arg(data)

@@ -56,7 +56,9 @@ class Server:
             self.dir = tempfile.mkdtemp(prefix="cahat-bench-")
             cmd = [SERVER, "--port", str(self.port), "--data-dir", self.dir,
                    "--rate-burst", "1000000", "--rate-per-second", "1000000",
-                   "--queue-frames", "4096", "--max-connections", "20000"]
+                   "--frame-burst", "1000000", "--frames-per-second", "1000000",
+                   "--identity-burst", "1000000", "--queue-frames", "4096",
+                   "--max-connections", "20000", "--max-connections-per-address", "20000"]
         else:
             cmd = ["node", BASELINE, str(self.port)]
         env = dict(os.environ, RUST_LOG="warn")

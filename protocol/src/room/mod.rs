@@ -14,7 +14,7 @@ pub use config::{
 };
 pub use effect::{ConnectionId, Effect, StoredMessage, UserRecord};
 pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, clean_name, hash_token};
-use rate::TokenBucket;
+pub use rate::TokenBucket;
 
 use crate::error::ErrorCode;
 use crate::markdown::Renderer;
@@ -735,8 +735,9 @@ impl Room {
 }
 
 /// The key a network address is counted under: IPv4 addresses as they are, IPv6 by their /64
-/// (one subscriber usually has a whole /64 to pick addresses from).
-fn address_key(address: IpAddr) -> IpAddr {
+/// (one subscriber usually has a whole /64 to pick addresses from). Hosts count connections
+/// per address under the same key.
+pub fn address_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -32,6 +32,10 @@ pub fn config() -> Config {
     config.port = 0;
     config.rate_burst = 1000;
     config.rate_per_second = 1000;
+    config.frame_burst = 10_000;
+    config.frames_per_second = 10_000;
+    config.identity_burst = 1000;
+    config.metrics_bind = real_server::config::MetricsBind::Main;
     config
 }
 
