@@ -107,3 +107,17 @@ pub fn day_label(of: Day, today: Day, yesterday: Day) -> String {
         )
     }
 }
+
+/// Unicode NFC, by the browser (`String.prototype.normalize`): the same names rule as the
+/// server's without shipping normalisation tables in the WASM download. Native builds (the
+/// client's unit tests) leave text as it is.
+pub fn nfc(text: &str) -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        String::from(js_sys::JsString::from(text).normalize("NFC"))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        text.to_owned()
+    }
+}

@@ -703,7 +703,7 @@ impl AppState {
         wanted: &str,
         scope: NameScope,
     ) -> Result<Vec<(RoomId, Outcome)>, NameError> {
-        let name = protocol::clean_name(wanted)?;
+        let name = protocol::clean_name(wanted, crate::format::nfc)?;
         match scope {
             NameScope::All => {
                 self.settings.display_name = Some(name.clone());

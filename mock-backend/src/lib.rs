@@ -50,11 +50,24 @@ pub struct MockRoom {
 impl MockRoom {
     /// A room named `name` with `bots` fake users (at most [`script::NAMES`]), seeded.
     pub fn new(name: &str, bots: usize, seed: u64, now: Millis) -> Self {
+        Self::with_normalize(name, bots, seed, now, RoomConfig::default().normalize)
+    }
+
+    /// [`Self::new`], with the host's Unicode normalisation for names (the browser's, in the
+    /// client: see [`RoomConfig::normalize`]).
+    pub fn with_normalize(
+        name: &str,
+        bots: usize,
+        seed: u64,
+        now: Millis,
+        normalize: protocol::room::Normalize,
+    ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut engine_seed = [0u8; 32];
         rng.fill(&mut engine_seed);
         let config = RoomConfig {
             server_name: name.to_owned(),
+            normalize,
             ..RoomConfig::default()
         };
         let mut room = Self {

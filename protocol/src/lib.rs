@@ -22,7 +22,6 @@ pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
     ConnectionId, Effect, NameProblem, Room, RoomConfig, RoomSnapshot, StoredMessage, UserRecord,
-    address_key, clean_name,
-    hash_token,
+    address_key, clean_name, hash_token,
 };
 pub use wire::*;

@@ -41,7 +41,11 @@ fn pathological_markdown_renders_in_time_linear_in_its_size() {
         })
         .collect();
     shapes.sort();
-    assert!(shapes.len() >= 20, "the seed corpus is there: {}", shapes.len());
+    assert!(
+        shapes.len() >= 20,
+        "the seed corpus is there: {}",
+        shapes.len()
+    );
 
     let plain: String = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
         .chars()
@@ -53,7 +57,10 @@ fn pathological_markdown_renders_in_time_linear_in_its_size() {
     for (name, text) in &shapes {
         let per_byte = best_time(&renderer, text).as_secs_f64() / text.len().max(1) as f64;
         let ratio = per_byte / plain_per_byte;
-        println!("{name:>24}: {:>5} bytes, {ratio:>6.1}x plain text per byte", text.len());
+        println!(
+            "{name:>24}: {:>5} bytes, {ratio:>6.1}x plain text per byte",
+            text.len()
+        );
         if ratio > worst.0 {
             worst = (ratio, name.clone());
         }

@@ -182,13 +182,8 @@ where
         match admission.admit(peer.ip()) {
             Ok(ticket) => {
                 let io = Admitted::new(io, ticket);
-                let connection = serve_http(
-                    io,
-                    peer,
-                    router.clone(),
-                    header_timeout,
-                    stop_rx.clone(),
-                );
+                let connection =
+                    serve_http(io, peer, router.clone(), header_timeout, stop_rx.clone());
                 let token = state.drain.clone();
                 tokio::spawn(async move {
                     connection.await;

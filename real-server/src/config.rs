@@ -167,7 +167,9 @@ impl std::str::FromStr for MetricsBind {
             "off" => Ok(Self::Off),
             "main" => Ok(Self::Main),
             other => other.parse().map(Self::Addr).map_err(|_| {
-                format!("expected off, main or an address with a port (127.0.0.1:9100), not {other:?}")
+                format!(
+                    "expected off, main or an address with a port (127.0.0.1:9100), not {other:?}"
+                )
             }),
         }
     }

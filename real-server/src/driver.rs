@@ -277,15 +277,21 @@ impl<S: Store> Driver<S> {
                 },
                 () = &mut shutdown => break,
             }
-            // Take whatever else is already waiting before carrying out effects, so that a
-            // burst becomes one storage batch.
+            // Take whatever else is already waiting before starting a storage write, so that
+            // a burst becomes one storage batch. Each input's effects are carried out at once:
+            // answers are queued (or their client closed as too slow) before the next input
+            // is read, so the room never holds more than one input's answers unsent.
+            self.carry_out_effects();
             for _ in 0..256 {
                 match inputs.try_recv() {
-                    Ok(input) => self.on_input(input),
+                    Ok(input) => {
+                        self.on_input(input);
+                        self.carry_out_effects();
+                    }
                     Err(_) => break,
                 }
             }
-            self.carry_out();
+            self.start_write();
         }
         info!(connections = self.connections.len(), "room stopping");
         for (_, handle) in self.connections.drain() {
@@ -370,8 +376,15 @@ impl<S: Store> Driver<S> {
         self.carry_out();
     }
 
-    /// Carries out every effect the engine has queued.
+    /// Carries out every effect the engine has queued, and starts a storage write if one is
+    /// due.
     fn carry_out(&mut self) {
+        self.carry_out_effects();
+        self.start_write();
+    }
+
+    /// Carries out every effect the engine has queued; writes wait in the next batch.
+    fn carry_out_effects(&mut self) {
         while let Some(effect) = self.room.poll_effect() {
             match effect {
                 Effect::Send { to, action } => {
@@ -384,7 +397,6 @@ impl<S: Store> Driver<S> {
                 Effect::LoadHistory { to, before, limit } => self.load_history(to, before, limit),
             }
         }
-        self.start_write();
     }
 
     fn deliver(&mut self, to: ConnectionId, frame: Utf8Bytes) {
@@ -407,7 +419,10 @@ impl<S: Store> Driver<S> {
     }
 
     /// Counts what was queued; closes connections that were too slow, forgets gone ones.
-    fn settle(&mut self, results: impl IntoIterator<Item = (ConnectionId, Result<(), OfferError>)>) {
+    fn settle(
+        &mut self,
+        results: impl IntoIterator<Item = (ConnectionId, Result<(), OfferError>)>,
+    ) {
         let mut delivered = 0u64;
         for (conn, result) in results {
             match result {

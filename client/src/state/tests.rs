@@ -575,7 +575,11 @@ fn a_refusal_that_names_its_nonce_fails_that_message_not_the_oldest() {
         }),
     );
     let room = s.room(id).unwrap();
-    assert_eq!(room.pending[0].delivery, Delivery::Pending, "A is still sending");
+    assert_eq!(
+        room.pending[0].delivery,
+        Delivery::Pending,
+        "A is still sending"
+    );
     assert_eq!(room.pending[1].delivery, Delivery::Failed, "B is not sent");
 }
 

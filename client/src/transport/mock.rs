@@ -75,7 +75,13 @@ impl MockHub {
             let mut rooms = self.rooms.borrow_mut();
             let room = rooms.entry(name.to_owned()).or_insert_with(|| {
                 let seed = self.options.seed ^ fnv1a(name);
-                let mut room = MockRoom::new(name, BOTS, seed, now - PRE_HISTORY_MS);
+                let mut room = MockRoom::with_normalize(
+                    name,
+                    BOTS,
+                    seed,
+                    now - PRE_HISTORY_MS,
+                    crate::format::nfc,
+                );
                 room.advance(now);
                 room
             });

@@ -160,7 +160,8 @@ fn find_url(text: &str) -> Option<(usize, usize)> {
         let mut closes = body[..len].matches(')').count();
         while let Some(last) = body[..len].chars().next_back() {
             let unbalanced = last == ')' && opens < closes;
-            if !(matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') || unbalanced) {
+            if !(matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') || unbalanced)
+            {
                 break;
             }
             if last == ')' {

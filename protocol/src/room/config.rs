@@ -1,7 +1,7 @@
 //! The rules a room enforces, as numbers a host may tune.
 
 /// Limits and defaults of one room. `Default` gives the values documented on each field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RoomConfig {
     /// Display name, sent in `HANDSHAKE` (`"General"`).
     pub server_name: String,
@@ -32,6 +32,10 @@ pub struct RoomConfig {
     pub identity_burst: u32,
     /// New identities one network address may be given per minute, sustained (6).
     pub identities_per_minute: u32,
+    /// How names are brought to NFC: the host's Unicode normalisation (with the `nfc`
+    /// feature, the default is [`super::identity::nfc`]; without it, the default leaves text
+    /// as it is and the host must set one, as the browser client does).
+    pub normalize: super::identity::Normalize,
 }
 
 impl Default for RoomConfig {
@@ -49,8 +53,19 @@ impl Default for RoomConfig {
             max_answer_bytes: 1024 * 1024,
             identity_burst: 20,
             identities_per_minute: 6,
+            normalize: default_normalize,
         }
     }
+}
+
+#[cfg(feature = "nfc")]
+fn default_normalize(text: &str) -> String {
+    super::identity::nfc(text)
+}
+
+#[cfg(not(feature = "nfc"))]
+fn default_normalize(text: &str) -> String {
+    text.to_owned()
 }
 
 /// Bytes of HTML every message may have beyond `max_html_ratio` times its length.

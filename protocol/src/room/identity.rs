@@ -68,12 +68,24 @@ pub enum NameProblem {
 /// Most combining marks one character of a name may carry (Vietnamese needs two).
 pub const MAX_COMBINING_MARKS: usize = 4;
 
-/// A name as it will be stored: Unicode NFC, trimmed, 1 to [`MAX_NAME_CHARS`] characters,
-/// with at least one visible character, no control characters, no bidirectional controls and
-/// no pile of combining marks.
-pub fn clean_name(wanted: &str) -> Result<String, NameProblem> {
+/// Unicode normalisation to NFC, provided by the host as it provides the clock: the
+/// unicode-normalization crate natively ([`nfc`], feature `nfc`), the browser's
+/// `String.prototype.normalize("NFC")` in the WASM client (its tables would not fit the
+/// download budget).
+pub type Normalize = fn(&str) -> String;
+
+/// NFC from the unicode-normalization crate.
+#[cfg(feature = "nfc")]
+pub fn nfc(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
-    let name: String = wanted.nfc().collect();
+    text.nfc().collect()
+}
+
+/// A name as it will be stored: Unicode NFC (by `normalize`), trimmed, 1 to
+/// [`MAX_NAME_CHARS`] characters, with at least one visible character, no control characters,
+/// no bidirectional controls and no pile of combining marks.
+pub fn clean_name(wanted: &str, normalize: Normalize) -> Result<String, NameProblem> {
+    let name: String = normalize(wanted);
     // Bidirectional controls are refused wherever they are, before trimming could hide them.
     if name.chars().any(is_bidi_control) {
         return Err(NameProblem::Bidi);
@@ -154,16 +166,16 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_checked() {
-        assert_eq!(clean_name("  Ann  ").as_deref(), Ok("Ann"));
-        assert_eq!(clean_name("Zoë 🦀").as_deref(), Ok("Zoë 🦀"));
-        assert_eq!(clean_name("   "), Err(NameProblem::Invisible));
-        assert_eq!(clean_name(""), Err(NameProblem::Invisible));
-        assert_eq!(clean_name("a\u{7}b"), Err(NameProblem::Control));
-        assert_eq!(clean_name("line\nbreak"), Err(NameProblem::Control));
-        assert_eq!(clean_name(&"x".repeat(32)).map(|n| n.len()), Ok(32));
-        assert_eq!(clean_name(&"x".repeat(33)), Err(NameProblem::TooLong));
+        assert_eq!(clean_name("  Ann  ", nfc).as_deref(), Ok("Ann"));
+        assert_eq!(clean_name("Zoë 🦀", nfc).as_deref(), Ok("Zoë 🦀"));
+        assert_eq!(clean_name("   ", nfc), Err(NameProblem::Invisible));
+        assert_eq!(clean_name("", nfc), Err(NameProblem::Invisible));
+        assert_eq!(clean_name("a\u{7}b", nfc), Err(NameProblem::Control));
+        assert_eq!(clean_name("line\nbreak", nfc), Err(NameProblem::Control));
+        assert_eq!(clean_name(&"x".repeat(32), nfc).map(|n| n.len()), Ok(32));
+        assert_eq!(clean_name(&"x".repeat(33), nfc), Err(NameProblem::TooLong));
         assert_eq!(
-            clean_name(&"é".repeat(32)).map(|n| n.chars().count()),
+            clean_name(&"é".repeat(32), nfc).map(|n| n.chars().count()),
             Ok(32)
         );
     }
@@ -171,9 +183,9 @@ mod tests {
     #[test]
     fn names_are_nfc_and_visible_without_bidi_tricks() {
         // e + combining acute becomes the one character é, and counts as one.
-        assert_eq!(clean_name("Zoe\u{301}").as_deref(), Ok("Zoé"));
+        assert_eq!(clean_name("Zoe\u{301}", nfc).as_deref(), Ok("Zoé"));
         assert_eq!(
-            clean_name(&"e\u{301}".repeat(32)).map(|n| n.chars().count()),
+            clean_name(&"e\u{301}".repeat(32), nfc).map(|n| n.chars().count()),
             Ok(32)
         );
         for invisible in [
@@ -184,20 +196,24 @@ mod tests {
             " \u{200B} \u{200D} ",
             "\u{301}\u{301}",
         ] {
-            assert_eq!(clean_name(invisible), Err(NameProblem::Invisible), "{invisible:?}");
+            assert_eq!(
+                clean_name(invisible, nfc),
+                Err(NameProblem::Invisible),
+                "{invisible:?}"
+            );
         }
         // Zero-width characters around a visible name are trimmed with the spaces.
-        assert_eq!(clean_name("\u{200B}Ann\u{FEFF}").as_deref(), Ok("Ann"));
+        assert_eq!(clean_name("\u{200B}Ann\u{FEFF}", nfc).as_deref(), Ok("Ann"));
         for bidi in ["abc\u{202E}gnp.exe", "\u{2067}x\u{2069}", "a\u{200F}b"] {
-            assert_eq!(clean_name(bidi), Err(NameProblem::Bidi), "{bidi:?}");
+            assert_eq!(clean_name(bidi, nfc), Err(NameProblem::Bidi), "{bidi:?}");
         }
-        assert_eq!(clean_name("Tiê\u{301}n").as_deref(), Ok("Tiến"));
+        assert_eq!(clean_name("Tiê\u{301}n", nfc).as_deref(), Ok("Tiến"));
         assert_eq!(
-            clean_name(&format!("Z{}", "\u{35C}".repeat(5))),
+            clean_name(&format!("Z{}", "\u{35C}".repeat(5)), nfc),
             Err(NameProblem::TooManyMarks)
         );
         assert_eq!(
-            clean_name(&format!("Z{}a", "\u{35C}".repeat(4))).map(|n| n.chars().count()),
+            clean_name(&format!("Z{}a", "\u{35C}".repeat(4)), nfc).map(|n| n.chars().count()),
             Ok(6)
         );
     }

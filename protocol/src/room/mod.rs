@@ -13,7 +13,9 @@ pub use config::{
     RoomConfig,
 };
 pub use effect::{ConnectionId, Effect, StoredMessage, UserRecord};
-pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, clean_name, hash_token};
+#[cfg(feature = "nfc")]
+pub use identity::nfc;
+pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, Normalize, clean_name, hash_token};
 pub use rate::TokenBucket;
 
 use crate::error::ErrorCode;
@@ -388,7 +390,8 @@ impl Room {
             && !self.identity_budgets.contains_key(&address)
         {
             // Forget addresses whose budget has refilled: they are as if never seen.
-            self.identity_budgets.retain(|_, bucket| !bucket.is_full(now));
+            self.identity_budgets
+                .retain(|_, bucket| !bucket.is_full(now));
             if self.identity_budgets.len() >= MAX_TRACKED_ADDRESSES {
                 return false;
             }
@@ -574,8 +577,7 @@ impl Room {
             .nonce
             .as_ref()
             .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
-        let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce)
-        else {
+        let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce) else {
             return;
         };
         let refusal_nonce = valid_nonce.cloned();
@@ -583,7 +585,10 @@ impl Room {
             raw_message, nonce, ..
         } = message;
         let refuse = |room: &mut Self, code, text: String| {
-            room.send(conn, ServerAction::error_for(code, text, refusal_nonce.clone()));
+            room.send(
+                conn,
+                ServerAction::error_for(code, text, refusal_nonce.clone()),
+            );
         };
         if raw_message.trim().is_empty() {
             return refuse(self, ErrorCode::EmptyMessage, "the message is empty".into());
@@ -653,7 +658,7 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, change.user_id.as_ref(), None) else {
             return;
         };
-        let name = match clean_name(&change.name) {
+        let name = match clean_name(&change.name, self.config.normalize) {
             Ok(name) => name,
             Err(problem) => return self.refuse(conn, ErrorCode::InvalidName, problem.to_string()),
         };

@@ -859,7 +859,11 @@ fn a_message_that_renders_to_far_more_html_is_refused() {
         "-|".repeat(14),
         "x|".repeat(14)
     );
-    for fine in [table.as_str(), "> quote\n>> reply\n\n- a\n  - b\n    - c", "**bold** _it_"] {
+    for fine in [
+        table.as_str(),
+        "> quote\n>> reply\n\n- a\n  - b\n    - c",
+        "**bold** _it_",
+    ] {
         h.now += 1_000;
         h.say(a, fine);
     }
@@ -937,11 +941,26 @@ fn new_identities_are_limited_per_address() {
     // An IPv6 neighbour in the same /64 counts as the same subscriber; another is unaffected.
     let v6 = |s: &str| -> IpAddr { s.parse().expect("ip") };
     for id in 20..23 {
-        identify(&mut h, id, v6("2001:db8:1:2::1"), HandshakeUserInfo::default());
+        identify(
+            &mut h,
+            id,
+            v6("2001:db8:1:2::1"),
+            HandshakeUserInfo::default(),
+        );
     }
-    let same_64 = identify(&mut h, 23, v6("2001:db8:1:2:ffff::9"), HandshakeUserInfo::default());
+    let same_64 = identify(
+        &mut h,
+        23,
+        v6("2001:db8:1:2:ffff::9"),
+        HandshakeUserInfo::default(),
+    );
     assert_eq!(h.errors(same_64), vec![ErrorCode::TooManyIdentities]);
-    let other = identify(&mut h, 24, v6("2001:db8:1:3::1"), HandshakeUserInfo::default());
+    let other = identify(
+        &mut h,
+        24,
+        v6("2001:db8:1:3::1"),
+        HandshakeUserInfo::default(),
+    );
     assert!(h.errors(other).is_empty());
     // A known identity with its token is not a new one.
     let (user_id, token) = kept.expect("an identity was issued");
@@ -955,7 +974,11 @@ fn new_identities_are_limited_per_address() {
             since: None,
         },
     );
-    assert!(h.take(back).iter().any(|a| matches!(a, ServerAction::UserInfo(i) if i.user_id == user_id)));
+    assert!(
+        h.take(back)
+            .iter()
+            .any(|a| matches!(a, ServerAction::UserInfo(i) if i.user_id == user_id))
+    );
     // The budget refills: one new identity every ten seconds.
     h.now += 10_000;
     let later = identify(&mut h, 40, attacker, HandshakeUserInfo::default());
@@ -983,7 +1006,8 @@ fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
         _ => None,
     });
     let handshake = handshake.expect("HANDSHAKE");
-    let size = |records: &[MessageRecord]| records.iter().map(MessageRecord::wire_len).sum::<usize>();
+    let size =
+        |records: &[MessageRecord]| records.iter().map(MessageRecord::wire_len).sum::<usize>();
     assert!(size(&handshake.messages) <= 20_000);
     assert!(!handshake.messages.is_empty());
     assert_eq!(handshake.messages.last().and_then(|m| m.seq), Some(30));
@@ -993,7 +1017,10 @@ fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
     let mut pages = 0;
     loop {
         h.now += 1_000;
-        h.act(conn, ClientAction::HistoryRequest(HistoryRequest { before, limit: 100 }));
+        h.act(
+            conn,
+            ClientAction::HistoryRequest(HistoryRequest { before, limit: 100 }),
+        );
         let page = h.take(conn).into_iter().find_map(|a| match a {
             ServerAction::History(p) => Some(p),
             _ => None,
@@ -1037,7 +1064,10 @@ fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
     let conn = h.connect(1);
     h.take(conn);
     for before in [0, 1] {
-        h.act(conn, ClientAction::HistoryRequest(HistoryRequest { before, limit: 10 }));
+        h.act(
+            conn,
+            ClientAction::HistoryRequest(HistoryRequest { before, limit: 10 }),
+        );
         let got = h.take(conn);
         assert!(
             matches!(&got[..], [ServerAction::History(p)] if p.messages.is_empty() && !p.has_more),
@@ -1054,5 +1084,9 @@ fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
         }),
     );
     let got = h.take(conn);
-    assert!(got.iter().any(|a| matches!(a, ServerAction::Resume(r) if r.gap_too_big)), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|a| matches!(a, ServerAction::Resume(r) if r.gap_too_big)),
+        "{got:?}"
+    );
 }
