@@ -104,7 +104,11 @@ test('your name changes in every room, or only in one', async ({ page }) => {
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await dialog.getByRole('textbox', { name: 'Your name' }).fill('   ');
   await dialog.getByRole('button', { name: 'Save name' }).click();
-  await expect(dialog.getByRole('alert')).toContainText('1 to 32 characters');
+  await expect(dialog.getByRole('alert')).toContainText('at least one visible character');
+  // A name that would read differently from how it is stored (right-to-left override).
+  await dialog.getByRole('textbox', { name: 'Your name' }).fill('abc\u202Egnp.exe');
+  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await expect(dialog.getByRole('alert')).toContainText('overrides');
   await page.keyboard.press('Escape');
   await expect(dialog).toBeHidden();
 });
