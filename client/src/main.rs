@@ -13,6 +13,7 @@
 
 mod address;
 mod format;
+mod names;
 mod network;
 mod state;
 mod storage;

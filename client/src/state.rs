@@ -27,8 +27,6 @@ pub const RATE_LIMIT_RETRY_MS: u32 = 1_500;
 /// Messages kept per room: a server (trusted by no one) cannot grow the page without bound.
 /// The oldest go when new ones arrive; scrolling up pages them in again.
 pub const MAX_KEPT_MESSAGES: usize = 5_000;
-/// Shown for users whose name the client has not learnt.
-const UNKNOWN_NAME: &str = "Anonymous";
 
 /// A room's place in this page's list; never reused while the page lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,7 +127,7 @@ pub struct RoomState {
     pub messages: Vec<ChatMessage>,
     /// Your messages not yet echoed by the room, oldest first.
     pub pending: Vec<ChatMessage>,
-    pub user_names: BTreeMap<UserId, String>,
+    pub names: crate::names::Names,
     pub online: BTreeSet<UserId>,
     /// Messages from others that arrived while another room was shown.
     pub unread: u32,
@@ -461,7 +459,7 @@ impl AppState {
                     // The room has less than we saw: it is not the room we knew. Start over.
                     room.messages.clear();
                 }
-                room.user_names.extend(handshake.user_names);
+                room.names.extend(handshake.user_names);
                 if let Some(online) = handshake.online {
                     room.online = online.into_iter().collect();
                 }
@@ -491,8 +489,7 @@ impl AppState {
                     user_id: info.user_id.clone(),
                     token,
                 });
-                room.user_names
-                    .insert(info.user_id.clone(), info.name.clone());
+                room.names.insert(info.user_id.clone(), info.name.clone());
                 room.online.insert(info.user_id);
                 room.link = Link::Online;
                 let mut send = Vec::new();
@@ -519,8 +516,8 @@ impl AppState {
                 Outcome::default()
             }
             ServerAction::NameChange(change) => {
-                room.user_names.extend(change.id_name_pair);
-                room.user_names.insert(change.user_id, change.name);
+                room.names.extend(change.id_name_pair);
+                room.names.insert(change.user_id, change.name);
                 Outcome::default()
             }
             ServerAction::UserConnected(user) => {
@@ -532,7 +529,7 @@ impl AppState {
                 Outcome::default()
             }
             ServerAction::Resume(resume) => {
-                room.user_names.extend(resume.user_names);
+                room.names.extend(resume.user_names);
                 if resume.gap_too_big {
                     // Too much was missed to fill in: keep the recent messages the handshake
                     // brought, drop what is older than the gap, and let history paging fill it.
@@ -563,7 +560,7 @@ impl AppState {
                 Outcome::default()
             }
             ServerAction::History(page) => {
-                room.user_names.extend(page.user_names);
+                room.names.extend(page.user_names);
                 for record in page.messages {
                     room.insert(&renderer, record);
                 }
@@ -774,7 +771,7 @@ impl RoomState {
             name_override: None,
             messages: Vec::new(),
             pending: Vec::new(),
-            user_names: BTreeMap::new(),
+            names: Default::default(),
             online: BTreeSet::new(),
             unread: 0,
             history: History::Complete,
@@ -798,14 +795,12 @@ impl RoomState {
     /// Your name as this room knows it.
     pub fn my_name(&self) -> Option<&str> {
         let me = &self.identity.as_ref()?.user_id;
-        self.user_names.get(me).map(String::as_str)
+        self.names.get(me)
     }
 
-    /// A user's current name here.
-    pub fn name_of(&self, user: &str) -> &str {
-        self.user_names
-            .get(user)
-            .map_or(UNKNOWN_NAME, String::as_str)
+    /// A user's current name here, told apart from anyone else of the same name.
+    pub fn name_of(&self, user: &str) -> String {
+        self.names.shown(user)
     }
 
     /// Online users, by name, you first.
@@ -813,7 +808,7 @@ impl RoomState {
         let mut people: Vec<(UserId, String, bool)> = self
             .online
             .iter()
-            .map(|u| (u.clone(), self.name_of(u).to_owned(), self.is_me(u)))
+            .map(|u| (u.clone(), self.name_of(u), self.is_me(u)))
             .collect();
         people.sort_by(|a, b| {
             b.2.cmp(&a.2)

@@ -95,6 +95,24 @@ for (const store of stores()) {
       await expect(online(alice)).toContainText(['Alice']);
     });
 
+    test('two people who choose the same name are told apart', async ({ browser }) => {
+      const first = await join(browser, 'Sam');
+      const second = await join(browser, 'Sam');
+      await send(first, 'the first Sam');
+      // Both show with the start of their id, in the people list and on messages.
+      for (const p of [first, second]) {
+        await expect(online(p)).toHaveCount(2);
+        await expect(online(p).nth(0)).toHaveText(/^Sam #[0-9a-f]{4}\s*\(you\)$/);
+        await expect(online(p).nth(1)).toHaveText(/^Sam #[0-9a-f]{4}$/);
+      }
+      const shown = await message(second, 'the first Sam').locator('.author').innerText();
+      expect(shown).toMatch(/^Sam #[0-9a-f]{4}$/);
+      expect(await online(second).nth(1).innerText()).toBe(shown);
+      // Once one of them renames, the other is plain Sam again.
+      await rename(second, 'Samuel');
+      await expect(message(second, 'the first Sam').locator('.author')).toHaveText('Sam');
+    });
+
     test('a new identity (a private window) cannot act as another user', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       await send(alice, 'the real Alice');

@@ -170,7 +170,7 @@ pub fn RoomView(id: RoomId) -> Element {
                                 key: "{message.key}",
                                 room: id,
                                 message: message.clone(),
-                                author: room.name_of(&message.user_id).to_owned(),
+                                author: room.name_of(&message.user_id),
                                 mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
                             }
                         }
