@@ -288,117 +288,181 @@ async fn all_messages(addr: SocketAddr) -> Vec<String> {
     raws.into_iter().map(|(_, raw)| raw).collect()
 }
 
+/// One attack, run the same way every time: a server on its own data directory, an honest
+/// victim who has already said something, the victim's echo time before and during the
+/// attack (a ratio), the server's memory before and after, and a restart at the end that must
+/// bring back every stored message.
+struct Siege {
+    server: Server,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    open_files: Option<u32>,
+    victim: Victim,
+    quiet: Duration,
+    rss_before: u64,
+}
+
+impl Siege {
+    async fn start(args: &[&str], open_files: Option<u32>) -> Self {
+        let dir = tempfile::tempdir().expect("data dir");
+        let server = Server::start(dir.path(), args, open_files).await;
+        let mut victim = Victim::join(server.addr).await;
+        let quiet = victim.median_echo(6).await;
+        let rss_before = server.rss_kib();
+        Self {
+            server,
+            dir,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            open_files,
+            victim,
+            quiet,
+            rss_before,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// Runs `attack` while the victim keeps talking; the victim's echo may be at most
+    /// [`MAX_SLOWDOWN`] times slower than without it. Returns what the attack returns.
+    async fn during<T: Send + 'static>(
+        &mut self,
+        attack: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let attack = tokio::spawn(attack);
+        // Let the attack get going before measuring.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let attacked = self.victim.median_echo(8).await;
+        let result = attack.await.expect("attack task");
+        assert!(
+            slowdown(self.quiet, attacked) < MAX_SLOWDOWN,
+            "an honest client is slowed down too much"
+        );
+        result
+    }
+
+    /// The server's memory grew by less than `mib` since the siege began.
+    fn assert_memory_under(&self, mib: u64) {
+        let after = self.server.rss_kib();
+        println!("RSS {} -> {after} KiB", self.rss_before);
+        assert!(
+            after < self.rss_before + mib * 1024,
+            "memory stays bounded: {} -> {after} KiB",
+            self.rss_before
+        );
+    }
+
+    /// Stops the server, starts it again on the same data and checks that every message
+    /// stored before is still there.
+    async fn restart_keeps_everything(self) {
+        let before = all_messages(self.server.addr).await;
+        assert!(
+            before.iter().filter(|m| *m == "ping").count() >= 14,
+            "the victim's messages were stored"
+        );
+        drop(self.victim);
+        self.server.stop().await;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let server = Server::start(self.dir.path(), &args, self.open_files).await;
+        assert_eq!(all_messages(server.addr).await, before);
+        server.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_is_closed_and_memory_stays_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[], None).await;
-    let mut victim = Victim::join(server.addr).await;
-    let quiet = victim.median_echo(6).await;
-    let rss_before = server.rss_kib();
-
+    let mut siege = Siege::start(&[], None).await;
     // Flooders that never read: each sends pings until the server closes it, then another
     // takes its place, for three seconds.
-    let addr = server.addr;
-    let flood = tokio::spawn(async move {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let (mut pings, mut closed_1008) = (0u64, 0u32);
-        while Instant::now() < deadline {
-            let Some(mut ws) = ws_from(addr, ATTACKER).await else {
-                continue;
-            };
-            let payload = vec![7u8; 125];
+    let addr = siege.addr();
+    let (pings, closed) = siege
+        .during(async move {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let (mut pings, mut closed_1008) = (0u64, 0u32);
             while Instant::now() < deadline {
-                match tokio::time::timeout(
-                    Duration::from_secs(1),
-                    ws.send(Message::Ping(payload.clone().into())),
-                )
-                .await
-                {
-                    Ok(Ok(())) => pings += 1,
-                    _ => break,
+                let Some(mut ws) = ws_from(addr, ATTACKER).await else {
+                    continue;
+                };
+                let payload = vec![7u8; 125];
+                while Instant::now() < deadline {
+                    match tokio::time::timeout(
+                        Duration::from_secs(1),
+                        ws.send(Message::Ping(payload.clone().into())),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => pings += 1,
+                        _ => break,
+                    }
+                    if pings % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
                 }
-                if pings % 64 == 0 {
-                    tokio::task::yield_now().await;
+                if close_code(&mut ws).await == Some(CloseCode::Policy) {
+                    closed_1008 += 1;
                 }
             }
-            if close_code(&mut ws).await == Some(CloseCode::Policy) {
-                closed_1008 += 1;
-            }
-        }
-        (pings, closed_1008)
-    });
-    let attacked = victim.median_echo(8).await;
-    let (pings, closed) = flood.await.unwrap();
-    let rss_after = server.rss_kib();
-    println!(
-        "{pings} pings, {closed} flooders closed with 1008; RSS {rss_before} -> {rss_after} KiB"
-    );
+            (pings, closed_1008)
+        })
+        .await;
+    println!("{pings} pings, {closed} flooders closed with 1008");
     assert!(closed >= 1, "a flooder is closed with 1008 (policy)");
-    assert!(
-        rss_after < rss_before + 32 * 1024,
-        "memory stays bounded: {rss_before} -> {rss_after} KiB"
-    );
-    assert!(slowdown(quiet, attacked) < MAX_SLOWDOWN);
-    server.stop().await;
+    siege.assert_memory_under(32);
+    siege.restart_keeps_everything().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quadratic_markdown_does_not_stall_the_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[], None).await;
-    let mut victim = Victim::join(server.addr).await;
-    let quiet = victim.median_echo(6).await;
-
+    let mut siege = Siege::start(&[], None).await;
     // Ten attackers, each at the rate limit, each sending the shape whose link trimming was
     // once quadratic (27 ms of the room's task each in a release build).
     let poison = format!("http://a{}", ")".repeat(3992));
-    let mut attackers = Vec::new();
-    for i in 0..10 {
-        let addr = server.addr;
-        let poison = poison.clone();
-        attackers.push(tokio::spawn(async move {
-            let (mut ws, info) = join_from(addr, ATTACKER).await;
-            assert_eq!(info["type"], "USER_INFO");
-            let deadline = Instant::now() + Duration::from_secs(3);
-            let mut n = 0;
-            while Instant::now() < deadline {
-                n += 1;
-                let nonce = format!("a{i}-{n}");
-                let action =
-                    json!({"type": "MESSAGE", "payload": {"rawMessage": poison, "nonce": nonce}});
-                if ws.send(Message::text(action.to_string())).await.is_err() {
-                    break;
-                }
-                // Read what comes back so this attacker is not closed as slow.
-                let _ = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
+    let addr = siege.addr();
+    let attack_poison = poison.clone();
+    let sent = siege
+        .during(async move {
+            let mut attackers = Vec::new();
+            for i in 0..10 {
+                let poison = attack_poison.clone();
+                attackers.push(tokio::spawn(async move {
+                    let (mut ws, info) = join_from(addr, ATTACKER).await;
+                    assert_eq!(info["type"], "USER_INFO");
+                    let deadline = Instant::now() + Duration::from_secs(3);
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        n += 1;
+                        let nonce = format!("a{i}-{n}");
+                        let action = json!({"type": "MESSAGE", "payload": {"rawMessage": poison, "nonce": nonce}});
+                        if ws.send(Message::text(action.to_string())).await.is_err() {
+                            break;
+                        }
+                        // Read what comes back so this attacker is not closed as slow.
+                        let _ = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
+                    }
+                    n
+                }));
             }
-            n
-        }));
-    }
-    let attacked = victim.median_echo(8).await;
-    let mut sent = 0;
-    for attacker in attackers {
-        sent += attacker.await.unwrap();
-    }
+            let mut sent = 0;
+            for attacker in attackers {
+                sent += attacker.await.expect("attacker");
+            }
+            sent
+        })
+        .await;
     println!("{sent} poison messages sent");
-    assert!(slowdown(quiet, attacked) < MAX_SLOWDOWN);
-
-    // After a restart every stored message is still there.
-    let before = all_messages(server.addr).await;
     assert!(
-        before.iter().any(|raw| raw == &poison),
-        "poison was stored as text"
+        all_messages(siege.addr()).await.contains(&poison),
+        "the poison is stored, as text"
     );
-    server.stop().await;
-    let server = Server::start(dir.path(), &[], None).await;
-    assert_eq!(all_messages(server.addr).await, before);
-    server.stop().await;
+    siege.assert_memory_under(32);
+    siege.restart_keeps_everything().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amplification_is_refused_and_answers_are_bounded_in_bytes() {
-    let dir = tempfile::tempdir().unwrap();
     let budget = 262_144usize;
+    // Generous action rates: the hoarders below are bounded by bytes, not by the rate limit.
     let args = [
         "--max-answer-bytes",
         "262144",
@@ -409,8 +473,9 @@ async fn amplification_is_refused_and_answers_are_bounded_in_bytes() {
         "--rate-per-second",
         "1000",
     ];
-    let server = Server::start(dir.path(), &args, None).await;
-    let (mut writer, info) = join_from(server.addr, HONEST).await;
+    let mut siege = Siege::start(&args, None).await;
+    let addr = siege.addr();
+    let (mut writer, info) = join_from(addr, HONEST).await;
     assert_eq!(info["type"], "USER_INFO");
 
     // 4,000 `>` would render to 108 KB of HTML: refused, naming the message.
@@ -428,7 +493,8 @@ async fn amplification_is_refused_and_answers_are_bounded_in_bytes() {
     assert_eq!(refusal["payload"]["code"], "MESSAGE_TOO_COMPLEX");
     assert_eq!(refusal["payload"]["nonce"], "deep");
 
-    // 40 large messages that are allowed: about 17 KB each on the wire, 680 KB in all.
+    // 40 large messages that are allowed: about 17 KB each on the wire, 680 KB in all (paced
+    // within the default rate limit).
     let heavy = "**a** ".repeat(666);
     for i in 0..40 {
         send(
@@ -443,11 +509,12 @@ async fn amplification_is_refused_and_answers_are_bounded_in_bytes() {
                 break;
             }
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A new connection's HANDSHAKE, each history page and a resume from 0 stay in budget, and
+    // A new connection's HANDSHAKE, a history page and a resume from 0 stay in budget, and
     // paging still reaches every message.
-    let mut reader = ws_from(server.addr, HONEST).await.expect("connect");
+    let mut reader = ws_from(addr, HONEST).await.expect("connect");
     let Some(Ok(Message::Text(handshake))) = reader.next().await else {
         panic!("HANDSHAKE")
     };
@@ -457,11 +524,11 @@ async fn amplification_is_refused_and_answers_are_bounded_in_bytes() {
         "handshake {} bytes",
         handshake.len()
     );
-    let all = all_messages(server.addr).await;
-    assert_eq!(all.len(), 40);
+    let all = all_messages(addr).await;
+    assert_eq!(all.iter().filter(|m| m.ends_with(&heavy)).count(), 40);
     send(
         &mut reader,
-        json!({"type": "HISTORY_REQUEST", "payload": {"before": 41, "limit": 100}}),
+        json!({"type": "HISTORY_REQUEST", "payload": {"before": 1000, "limit": 100}}),
     )
     .await;
     let page = loop {
@@ -489,63 +556,56 @@ async fn amplification_is_refused_and_answers_are_bounded_in_bytes() {
         }
     };
     assert_eq!(resume["payload"]["gapTooBig"], true);
+    drop((writer, reader));
 
     // Eight clients ask for history as fast as they may (within the frame budget) and never
     // read: each is closed at its queue bound, and the server's memory stays bounded.
-    let rss_before = server.rss_kib();
-    let mut hoarders = Vec::new();
-    for _ in 0..8 {
-        let addr = server.addr;
-        hoarders.push(tokio::spawn(async move {
-            let mut ws = ws_from(addr, ATTACKER).await.expect("connect");
-            for _ in 0..90 {
-                let ask =
-                    json!({"type": "HISTORY_REQUEST", "payload": {"before": 41, "limit": 100}});
-                let sent = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    ws.send(Message::text(ask.to_string())),
-                )
-                .await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    break;
-                }
+    let held = siege
+        .during(async move {
+            let mut hoarders = Vec::new();
+            for _ in 0..8 {
+                hoarders.push(tokio::spawn(async move {
+                    let mut ws = ws_from(addr, ATTACKER).await.expect("connect");
+                    for _ in 0..90 {
+                        let ask = json!({"type": "HISTORY_REQUEST", "payload": {"before": 1000, "limit": 100}});
+                        let sent = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            ws.send(Message::text(ask.to_string())),
+                        )
+                        .await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break;
+                        }
+                    }
+                    // Hold the socket a moment without reading, as a hoarder would.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    ws
+                }));
             }
-            // Hold the socket a moment without reading, as a hoarder would.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            ws
-        }));
-    }
-    let mut held = Vec::new();
-    for hoarder in hoarders {
-        held.push(hoarder.await.unwrap());
-    }
-    let rss_after = server.rss_kib();
-    let drops = server.metric("cahat_queue_drops_total").await;
-    println!(
-        "8 hoarders: {drops} closed at their queue bound; RSS {rss_before} -> {rss_after} KiB"
-    );
+            let mut held = Vec::new();
+            for hoarder in hoarders {
+                held.push(hoarder.await.expect("hoarder"));
+            }
+            held
+        })
+        .await;
+    let drops = siege.server.metric("cahat_queue_drops_total").await;
+    println!("8 hoarders: {drops} closed at their queue bound");
     assert_eq!(drops, 8, "every hoarder is closed as too slow");
-    assert!(
-        rss_after < rss_before + 64 * 1024,
-        "memory stays bounded: {rss_before} -> {rss_after} KiB"
-    );
+    siege.assert_memory_under(64);
     drop(held);
-
-    // After a restart every stored message is still there.
-    server.stop().await;
-    let server = Server::start(dir.path(), &args, None).await;
-    assert_eq!(all_messages(server.addr).await, all);
-    server.stop().await;
+    siege.restart_keeps_everything().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_cannot_lock_out_a_server_with_1024_open_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--header-timeout-seconds", "2"], Some(1024)).await;
-    // 1,100 connections that start a request and never finish it.
+    let mut siege = Siege::start(&["--header-timeout-seconds", "5"], Some(1024)).await;
+    // 1,100 connections that start a request and never finish it, held while the victim
+    // talks.
+    let addr = siege.addr();
     let mut partial = Vec::new();
     for _ in 0..1100 {
-        if let Ok(mut tcp) = tcp_from(server.addr, ATTACKER).await
+        if let Ok(mut tcp) = tcp_from(addr, ATTACKER).await
             && tcp
                 .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
                 .await
@@ -554,6 +614,10 @@ async fn slowloris_cannot_lock_out_a_server_with_1024_open_files() {
             partial.push(tcp);
         }
     }
+    assert_eq!(partial.len(), 1100);
+    siege
+        .during(tokio::time::sleep(Duration::from_secs(2)))
+        .await;
     // Past the per-address limit they are answered 503 at once.
     let mut refused = 0;
     for tcp in partial.iter_mut().skip(100) {
@@ -567,10 +631,10 @@ async fn slowloris_cannot_lock_out_a_server_with_1024_open_files() {
     println!("{refused} of 1,000 over the limit answered 503");
     assert_eq!(refused, 1000);
     // Honest people still get in, and the health check answers.
-    let (status, body) = http(server.addr, HONEST, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    let (status, body) = http(addr, HONEST, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    let mut victim = Victim::join(server.addr).await;
-    victim.median_echo(2).await;
+    let (_newcomer, info) = join_from(addr, HONEST).await;
+    assert_eq!(info["type"], "USER_INFO");
     // The 100 admitted ones are closed once their request head is overdue.
     let started = Instant::now();
     for tcp in partial.iter_mut().take(100) {
@@ -582,33 +646,43 @@ async fn slowloris_cannot_lock_out_a_server_with_1024_open_files() {
         "the admitted partial requests were closed within {:?}",
         started.elapsed()
     );
-    assert_eq!(server.metric("cahat_refused_connections_total").await, 1000);
-    server.stop().await;
+    assert_eq!(
+        siege.server.metric("cahat_refused_connections_total").await,
+        1000
+    );
+    siege.assert_memory_under(64);
+    drop(partial);
+    siege.restart_keeps_everything().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_twice_the_connection_limit_admits_exactly_the_limit() {
-    let dir = tempfile::tempdir().unwrap();
     let args = [
         "--max-connections",
         "50",
         "--max-connections-per-address",
         "1000",
     ];
-    let server = Server::start(dir.path(), &args, None).await;
-    let addr = server.addr;
-    let attempts: Vec<_> = (0..100)
-        .map(|_| tokio::spawn(async move { ws_from(addr, ATTACKER).await }))
-        .collect();
-    let mut open = Vec::new();
-    for attempt in attempts {
-        if let Some(ws) = attempt.await.unwrap() {
-            open.push(ws);
-        }
-    }
-    assert_eq!(open.len(), 50, "exactly the limit is admitted");
-    // A refused one was told why.
-    let (status, body) = http(server.addr, HONEST, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    let mut siege = Siege::start(&args, None).await;
+    let addr = siege.addr();
+    // The victim holds one place: 99 more try at once, 49 get in.
+    let mut open = siege
+        .during(async move {
+            let attempts: Vec<_> = (0..99)
+                .map(|_| tokio::spawn(async move { ws_from(addr, ATTACKER).await }))
+                .collect();
+            let mut open = Vec::new();
+            for attempt in attempts {
+                if let Some(ws) = attempt.await.expect("attempt") {
+                    open.push(ws);
+                }
+            }
+            open
+        })
+        .await;
+    assert_eq!(open.len(), 49, "exactly the limit is admitted");
+    // A refused one is told why.
+    let (status, body) = http(addr, HONEST, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("room is full"), "{body}");
     // A place given back is a place for someone else.
@@ -620,29 +694,36 @@ async fn a_burst_of_twice_the_connection_limit_admits_exactly_the_limit() {
         again = ws_from(addr, HONEST).await;
     }
     assert!(again.is_some(), "a freed place admits a new connection");
-    drop(open);
-    server.stop().await;
+    drop((open, again));
+    siege.assert_memory_under(32);
+    // The places of closed connections come back: the restart check connects again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    siege.restart_keeps_everything().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_spam_is_limited_per_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[], None).await;
-    let (mut watcher, info) = join_from(server.addr, HONEST).await;
+    let mut siege = Siege::start(&[], None).await;
+    let addr = siege.addr();
+    let (mut watcher, info) = join_from(addr, HONEST).await;
     assert_eq!(info["type"], "USER_INFO");
-    let mut issued = 0;
-    let mut refused = 0;
-    for _ in 0..30 {
-        let (_ws, answer) = join_from(server.addr, ATTACKER).await;
-        match answer["type"].as_str() {
-            Some("USER_INFO") => issued += 1,
-            Some("ERROR") => {
-                assert_eq!(answer["payload"]["code"], "TOO_MANY_IDENTITIES");
-                refused += 1;
+    let (issued, refused) = siege
+        .during(async move {
+            let (mut issued, mut refused) = (0, 0);
+            for _ in 0..30 {
+                let (_ws, answer) = join_from(addr, ATTACKER).await;
+                match answer["type"].as_str() {
+                    Some("USER_INFO") => issued += 1,
+                    Some("ERROR") => {
+                        assert_eq!(answer["payload"]["code"], "TOO_MANY_IDENTITIES");
+                        refused += 1;
+                    }
+                    other => panic!("{other:?}"),
+                }
             }
-            other => panic!("{other:?}"),
-        }
-    }
+            (issued, refused)
+        })
+        .await;
     assert_eq!(
         (issued, refused),
         (20, 10),
@@ -660,7 +741,7 @@ async fn identity_spam_is_limited_per_address() {
     }
     assert_eq!(announced, 20);
     // Someone else still gets an identity, and bad names are refused with the reason.
-    let (mut honest, info) = join_from(server.addr, HONEST).await;
+    let (mut honest, info) = join_from(addr, HONEST).await;
     assert_eq!(info["type"], "USER_INFO");
     for name in ["abc\u{202E}gnp.exe", "\u{200B}\u{FEFF}", "\u{3164}"] {
         send(
@@ -679,7 +760,9 @@ async fn identity_spam_is_limited_per_address() {
             "{name:?}: {answer}"
         );
     }
-    server.stop().await;
+    siege.assert_memory_under(32);
+    drop((watcher, honest));
+    siege.restart_keeps_everything().await;
 }
 
 /// A client frame, masked as RFC 6455 requires (unless `masked` is false).
@@ -766,32 +849,50 @@ async fn close_after(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_faults_close_with_a_code_and_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--max-frame-bytes", "1024"], None).await;
-    let cases: [(&str, Vec<u8>, u16); 5] = [
-        (
-            "invalid UTF-8",
-            frame(0x81, &[0xff, 0xfe, 0x41], true),
-            1007,
-        ),
-        ("reserved bit", frame(0x81 | 0x40, b"{}", true), 1002),
-        ("unmasked client frame", frame(0x81, b"{}", false), 1002),
-        (
-            "continuation without a start",
-            frame(0x80, b"x", true),
-            1002,
-        ),
-        ("oversized frame", frame(0x81, &[b'a'; 2000], true), 1009),
-    ];
-    for (what, bytes, expected) in cases {
-        let closed = close_after(server.addr, &bytes).await;
-        let (code, reason) = closed.unwrap_or_else(|| panic!("{what}: no close frame"));
-        println!("{what}: {code} {reason}");
+    let mut siege = Siege::start(&["--max-frame-bytes", "1024"], None).await;
+    let addr = siege.addr();
+    let closes = siege
+        .during(async move {
+            let cases: [(&str, Vec<u8>, u16); 5] = [
+                (
+                    "invalid UTF-8",
+                    frame(0x81, &[0xff, 0xfe, 0x41], true),
+                    1007,
+                ),
+                ("reserved bit", frame(0x81 | 0x40, b"{}", true), 1002),
+                ("unmasked client frame", frame(0x81, b"{}", false), 1002),
+                (
+                    "continuation without a start",
+                    frame(0x80, b"x", true),
+                    1002,
+                ),
+                ("oversized frame", frame(0x81, &[b'a'; 2000], true), 1009),
+            ];
+            let mut closes = Vec::new();
+            // Each fault, many times over, for as long as the victim measures.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                for (what, bytes, expected) in &cases {
+                    closes.push((*what, close_after(addr, bytes).await, *expected));
+                }
+            }
+            closes
+        })
+        .await;
+    for (what, closed, expected) in &closes {
+        let (code, reason) = closed
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: no close frame"));
         assert_eq!(code, expected, "{what}");
         assert!(!reason.is_empty(), "{what}: a reason is given");
     }
-    assert!(server.metric("cahat_fault_closes_total").await >= 5);
-    server.stop().await;
+    for (what, closed, _) in closes.iter().take(5) {
+        println!("{what}: {closed:?}");
+    }
+    let faults = siege.server.metric("cahat_fault_closes_total").await;
+    assert_eq!(faults, u64::try_from(closes.len()).expect("count"));
+    siege.assert_memory_under(32);
+    siege.restart_keeps_everything().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
