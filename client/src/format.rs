@@ -121,3 +121,20 @@ pub fn nfc(text: &str) -> String {
         text.to_owned()
     }
 }
+
+/// A message's HTML with each table in a box that scrolls sideways and can be reached by
+/// keyboard, so that a wide table scrolls inside its message instead of widening the page.
+/// The HTML is our own renderer's (tables come out as a bare `<table>`), and what is added is
+/// fixed text.
+pub fn message_html(renderer: &protocol::Renderer, raw: &str) -> std::rc::Rc<str> {
+    let html = renderer.render(raw);
+    if !html.contains("<table>") {
+        return html.into();
+    }
+    html.replace(
+        "<table>",
+        "<div class=\"table-scroll\" tabindex=\"0\" role=\"group\" aria-label=\"Table\"><table>",
+    )
+    .replace("</table>", "</table></div>")
+    .into()
+}

@@ -32,6 +32,8 @@ pub enum Intent {
     Close(RoomId),
     /// Carry out what a state change returned for this room.
     Carry(RoomId, Outcome),
+    /// Reconnect to a room now instead of waiting for its next attempt.
+    RetryNow(RoomId),
 }
 
 enum Input {
@@ -98,6 +100,7 @@ pub async fn run(
             Input::Intent(Intent::Open(id)) => network.open(id),
             Input::Intent(Intent::Close(id)) => network.close(id),
             Input::Intent(Intent::Carry(id, outcome)) => network.carry(id, outcome),
+            Input::Intent(Intent::RetryNow(id)) => network.retry_now(id),
             Input::Network(online) => network.set_online(online),
             Input::Link(id, generation, event) => {
                 let current = network.links.get(&id).map(|l| l.generation);
@@ -210,6 +213,17 @@ impl Network {
         }
     }
 
+    /// Opens a room that is waiting to reconnect at once; its pending timer is ignored.
+    fn retry_now(&mut self, id: RoomId) {
+        let waiting = self
+            .links
+            .get(&id)
+            .is_some_and(|link| link.transport.is_none());
+        if waiting && !self.held_offline(id) {
+            self.open(id);
+        }
+    }
+
     fn close(&mut self, id: RoomId) {
         if let Some(link) = self.links.remove(&id)
             && let Some(transport) = link.transport
@@ -285,11 +299,13 @@ impl Network {
         };
         link.attempt += 1;
         let base = FIRST_BACKOFF_MS.saturating_mul(1 << link.attempt.min(10)) / 2;
-        let delay = base.min(MAX_BACKOFF_MS);
-        // Up to a quarter more, so that many clients of a restarted room do not return at once.
-        let delay = delay + (js_sys::Math::random() * f64::from(delay) / 4.0) as u32;
+        // Up to a quarter more, so that many clients of a restarted room do not return at
+        // once; never more than the cap.
+        let jitter = (js_sys::Math::random() * f64::from(base) / 4.0) as u32;
+        let delay = (base + jitter).min(MAX_BACKOFF_MS);
         let (attempt, generation) = (link.attempt, link.generation);
-        self.state.write().link_lost(id, attempt, delay);
+        let retry_at = js_sys::Date::now() as i64 + i64::from(delay);
+        self.state.write().link_lost(id, attempt, retry_at);
         self.after(id, generation, delay, LinkEvent::Retry);
     }
 

@@ -66,8 +66,8 @@ pub enum Link {
     Connecting,
     /// Identified: messages go out at once.
     Online,
-    /// Lost; the next attempt starts in `retry_in_ms`.
-    Reconnecting { attempt: u32, retry_in_ms: u32 },
+    /// Lost; the next attempt starts at `retry_at` (milliseconds since the epoch).
+    Reconnecting { attempt: u32, retry_at: Millis },
     /// The browser says it has no network: connecting waits until it is back.
     Offline,
 }
@@ -92,9 +92,12 @@ pub enum Delivery {
     Pending,
     /// Stored by the room and echoed back.
     Sent,
-    /// Refused by the room (too long for it, or it could not store it): kept for the user to
-    /// retry or discard, never resent by itself.
+    /// The room could not store it: kept for the user to retry or edit, never resent by
+    /// itself.
     Failed,
+    /// Refused for what it is (too long or too deeply nested for this room): sending it
+    /// again cannot succeed; kept for the user to edit.
+    Refused,
 }
 
 /// One message as shown.
@@ -385,13 +388,10 @@ impl AppState {
         Outcome::send(vec![ClientAction::HandshakeUserInfo(info)])
     }
 
-    /// The connection is gone; the next attempt is in `retry_in_ms`.
-    pub fn link_lost(&mut self, id: RoomId, attempt: u32, retry_in_ms: u32) {
+    /// The connection is gone; the next attempt is at `retry_at`.
+    pub fn link_lost(&mut self, id: RoomId, attempt: u32, retry_at: Millis) {
         if let Some(room) = self.room_mut(id) {
-            room.link = Link::Reconnecting {
-                attempt,
-                retry_in_ms,
-            };
+            room.link = Link::Reconnecting { attempt, retry_at };
             room.online.clear();
             if room.history == History::Loading {
                 room.history = History::More;
@@ -575,18 +575,21 @@ impl AppState {
                 let mut outcome = Outcome::default();
                 // The refusal names the message's nonce (rooms that do not name one answer in
                 // order: then it is about the oldest message still waiting for its echo).
-                if matches!(
-                    error.code,
+                let outcome_for_message = match error.code {
+                    ErrorCode::StorageFailed => Some(Delivery::Failed),
                     ErrorCode::EmptyMessage
-                        | ErrorCode::MessageTooLong
-                        | ErrorCode::MessageTooComplex
-                        | ErrorCode::InvalidNonce
-                        | ErrorCode::StorageFailed
-                ) && let Some(refused) = room.pending.iter_mut().find(|m| {
-                    m.delivery == Delivery::Pending
-                        && (error.nonce.is_none() || m.nonce == error.nonce)
-                }) {
-                    refused.delivery = Delivery::Failed;
+                    | ErrorCode::MessageTooLong
+                    | ErrorCode::MessageTooComplex
+                    | ErrorCode::InvalidNonce => Some(Delivery::Refused),
+                    _ => None,
+                };
+                if let Some(delivery) = outcome_for_message
+                    && let Some(refused) = room.pending.iter_mut().find(|m| {
+                        m.delivery == Delivery::Pending
+                            && (error.nonce.is_none() || m.nonce == error.nonce)
+                    })
+                {
+                    refused.delivery = delivery;
                 }
                 room.notice = Some(match error.code {
                     ErrorCode::RateLimited => {
@@ -623,7 +626,7 @@ impl AppState {
             return Err(ComposeError::TooLong);
         }
         let nonce = format!("{}-{}", self.nonce_prefix, self.next_nonce);
-        let html: Rc<str> = self.renderer.render(text).into();
+        let html: Rc<str> = crate::format::message_html(&self.renderer, text);
         let room = self
             .rooms
             .iter_mut()
@@ -685,12 +688,14 @@ impl AppState {
         }
     }
 
-    /// Forgets a refused message.
-    pub fn discard_message(&mut self, id: RoomId, key: &str) {
-        if let Some(room) = self.room_mut(id) {
-            room.pending
-                .retain(|m| !(m.key == key && m.delivery == Delivery::Failed));
-        }
+    /// Takes a message that was not sent out of the room, and gives back its text (for the
+    /// writing box).
+    pub fn take_back_message(&mut self, id: RoomId, key: &str) -> Option<String> {
+        let room = self.room_mut(id)?;
+        let index = room.pending.iter().position(|m| {
+            m.key == key && matches!(m.delivery, Delivery::Failed | Delivery::Refused)
+        })?;
+        Some(room.pending.remove(index).raw)
     }
 
     /// Sets your name everywhere or in one room. Returns, per online room whose name changes,
@@ -872,7 +877,7 @@ impl RoomState {
         let message = ChatMessage {
             key,
             seq: record.seq,
-            html: renderer.render(&record.raw_message).into(),
+            html: crate::format::message_html(renderer, &record.raw_message),
             raw: record.raw_message,
             user_id: record.user_id,
             timestamp: record.timestamp,

@@ -1,11 +1,19 @@
 //! What the client remembers across reloads, in the browser's localStorage.
 
+use std::collections::BTreeMap;
+
 use crate::state::Saved;
 
 /// The key of the saved state. A new layout gets a new key, so old data is never misread.
 const KEY: &str = "cahat.v1";
 /// Where unreadable saved state is moved, so that it is never silently overwritten.
 const BROKEN_KEY: &str = "cahat.v1.unreadable";
+/// Unsent text per room, under this prefix and the room's address: apart from the rest,
+/// because it changes with every key press.
+const DRAFT_PREFIX: &str = "cahat.v1.draft.";
+
+/// What you were writing in each room, by the room's address.
+pub type Drafts = BTreeMap<String, String>;
 
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
@@ -33,5 +41,27 @@ pub fn save(saved: &Saved) -> bool {
     match serde_json::to_string(saved) {
         Ok(text) => storage.set_item(KEY, &text).is_ok(),
         Err(_) => false,
+    }
+}
+
+/// The draft saved for the room at `address`, if any.
+pub fn load_draft(address: &str) -> Option<String> {
+    storage()?
+        .get_item(&format!("{DRAFT_PREFIX}{address}"))
+        .ok()
+        .flatten()
+}
+
+/// Saves (or, when empty, forgets) the draft of the room at `address`; false if the browser
+/// refused.
+pub fn save_draft(address: &str, text: &str) -> bool {
+    let Some(storage) = storage() else {
+        return false;
+    };
+    let key = format!("{DRAFT_PREFIX}{address}");
+    if text.is_empty() {
+        storage.remove_item(&key).is_ok()
+    } else {
+        storage.set_item(&key, text).is_ok()
     }
 }

@@ -294,7 +294,10 @@ async fn root(
         Ok(upgrade) => upgrade,
         Err(_) => {
             return match &state.client {
-                Some((index, _)) => Html(index.clone()).into_response(),
+                // The page names the hashed assets of one build: always revalidated.
+                Some((index, _)) => {
+                    ([(header::CACHE_CONTROL, "no-cache")], Html(index.clone())).into_response()
+                }
                 None => (
                     StatusCode::UPGRADE_REQUIRED,
                     [(header::UPGRADE, "websocket")],
@@ -343,9 +346,9 @@ async fn root(
 }
 
 /// Any other GET, with `--client-dir`: a file of the built client.
-async fn client_file(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+async fn client_file(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
     match &state.client {
-        Some((_, files)) => files.serve(&uri).await,
+        Some((_, files)) => files.serve(&uri, &headers).await,
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
 }

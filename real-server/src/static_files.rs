@@ -5,11 +5,16 @@
 //! resolved, must still be inside the directory (a symlink out of it is not followed). It
 //! never redirects (a `//host` redirect would send a browser to another site): what is not a
 //! file is 404.
+//!
+//! A file with a precompressed copy beside it (`FILE.br`, `FILE.gz`, written by
+//! `scripts/build-client.sh`) is sent as that copy to a browser that accepts the encoding.
+//! Files whose names carry a content hash (trunk's `client-<hash>.wasm`) may be cached for a
+//! year; anything else is revalidated.
 
 use std::path::{Path, PathBuf};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 /// The client's directory, resolved once at start.
@@ -45,12 +50,23 @@ impl ClientDir {
         (file.starts_with(&self.root) && metadata.is_file()).then_some(file)
     }
 
-    /// Answers a GET for `uri`.
-    pub async fn serve(&self, uri: &Uri) -> Response {
+    /// Answers a GET for `uri` from a browser that sent `request` headers.
+    pub async fn serve(&self, uri: &Uri, request: &HeaderMap) -> Response {
         let Some(file) = self.resolve(uri.path()) else {
             return (StatusCode::NOT_FOUND, "not found\n").into_response();
         };
-        match tokio::fs::read(&file).await {
+        let accepted = accepted_encodings(request);
+        // The best precompressed copy the browser takes, else the file itself.
+        let mut chosen = (file.clone(), None);
+        for (encoding, suffix) in [("br", "br"), ("gzip", "gz")] {
+            let copy = PathBuf::from(format!("{}.{suffix}", file.display()));
+            if accepted.contains(&encoding) && copy.is_file() {
+                chosen = (copy, Some(encoding));
+                break;
+            }
+        }
+        let (path, encoding) = chosen;
+        match tokio::fs::read(&path).await {
             Ok(bytes) => {
                 let mut response = Body::from(bytes).into_response();
                 let headers = response.headers_mut();
@@ -59,11 +75,56 @@ impl ClientDir {
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 );
+                headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                headers.insert(header::CACHE_CONTROL, cache_control(&file));
+                if let Some(encoding) = encoding {
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+                }
                 response
             }
             Err(_) => (StatusCode::NOT_FOUND, "not found\n").into_response(),
         }
     }
+}
+
+/// The encodings of an `Accept-Encoding` header that are not refused with `q=0`.
+fn accepted_encodings(request: &HeaderMap) -> Vec<&'static str> {
+    let mut accepted = Vec::new();
+    for value in request.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        for item in value.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            for known in ["br", "gzip"] {
+                if name.eq_ignore_ascii_case(known) && !refused {
+                    accepted.push(known);
+                }
+            }
+        }
+    }
+    accepted
+}
+
+/// A year for a file whose name carries a content hash (`name-<16 hex>.ext`); otherwise
+/// revalidate each time.
+fn cache_control(file: &Path) -> HeaderValue {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    let hashed = stem
+        .rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() >= 15 && hash.chars().all(|c| c.is_ascii_hexdigit()));
+    HeaderValue::from_static(if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    })
 }
 
 /// `%XX` escapes decoded; `None` for a bad escape or text that is not UTF-8.

@@ -670,3 +670,70 @@ async fn the_built_client_is_served_on_the_same_port() {
     assert_eq!(handshake["payload"]["serverName"], "General");
     server.stop().await;
 }
+
+/// A raw GET with extra request headers; returns the response head (lowercased) and body bytes.
+async fn http_get_with(server: &TestServer, path: &str, headers: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    let body = response.split_off(split);
+    (String::from_utf8_lossy(&response).to_lowercase(), body)
+}
+
+#[tokio::test]
+async fn the_client_is_sent_precompressed_with_cache_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_dir = dir.path().join("dist");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    std::fs::write(client_dir.join("index.html"), "<!doctype html>").unwrap();
+    let wasm = "client-0123456789abcdef_bg.wasm";
+    std::fs::write(client_dir.join(wasm), "PLAIN").unwrap();
+    std::fs::write(client_dir.join(format!("{wasm}.br")), "BROTLI").unwrap();
+    std::fs::write(client_dir.join(format!("{wasm}.gz")), "GZIP").unwrap();
+    std::fs::write(client_dir.join("manifest.webmanifest"), "{}").unwrap();
+    let mut cfg = config();
+    cfg.client_dir = Some(client_dir);
+    let server = TestServer::sqlite(cfg, &dir.path().join("data")).await;
+    let path = format!("/{wasm}");
+
+    let (head, body) =
+        http_get_with(&server, &path, "Accept-Encoding: gzip, deflate, br\r\n").await;
+    assert_eq!(body, b"BROTLI");
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
+    let (head, body) = http_get_with(&server, &path, "Accept-Encoding: gzip\r\n").await;
+    assert_eq!(body, b"GZIP");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let (head, body) = http_get_with(&server, &path, "Accept-Encoding: br;q=0, gzip;q=0\r\n").await;
+    assert_eq!(body, b"PLAIN");
+    assert!(!head.contains("content-encoding"), "{head}");
+    let (head, body) = http_get_with(&server, &path, "").await;
+    assert_eq!(body, b"PLAIN");
+    assert!(!head.contains("content-encoding"), "{head}");
+    // Names without a content hash, and the page itself, are revalidated every time.
+    let (head, _) = http_get_with(&server, "/manifest.webmanifest", "").await;
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    let (head, _) = http_get_with(&server, "/", "Accept: text/html\r\n").await;
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    // The precompressed copies are not a way around the rules: a dotfile stays hidden.
+    std::fs::write(dir.path().join("dist/.env.br"), "SECRET").unwrap();
+    let (head, _) = http_get_with(&server, "/.env", "Accept-Encoding: br\r\n").await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    server.stop().await;
+}

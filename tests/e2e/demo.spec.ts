@@ -239,15 +239,15 @@ test('phone layout: rooms and people are drawers at 375x667', async ({ page }) =
   expect(box && box.x + box.width).toBeLessThanOrEqual(375);
 });
 
-test('keyboard only: Tab to the box, Enter sends, Up recalls, Shift+Enter breaks lines', async ({ page }) => {
+test('keyboard only: the box has focus, Enter sends, Up recalls, Shift+Enter breaks lines', async ({ page }) => {
   await open(page);
   const box = composer(page);
-  let reached = false;
-  for (let i = 0; i < 40 && !reached; i++) {
-    await page.keyboard.press('Tab');
-    reached = await box.evaluate((el) => el === document.activeElement);
-  }
-  expect(reached).toBe(true);
+  // Focus starts in the box; Tab leaves it and Shift+Tab comes back.
+  await expect(box).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(box).not.toBeFocused();
+  await page.keyboard.press('Shift+Tab');
+  await expect(box).toBeFocused();
   await page.keyboard.type('typed with the keyboard');
   await page.keyboard.press('Enter');
   await expect(message(page, 'typed with the keyboard')).toHaveCount(1);
@@ -332,6 +332,90 @@ test('a link with ?room= opens that room (and keeps the rooms you had)', async (
   await expect(rooms(page).getByRole('listitem')).toHaveCount(2);
   await expect(roomButton(page, 'second')).toHaveAttribute('aria-current', 'page');
   await expect(roomButton(page, 'linked')).toBeVisible();
+  // Once opened, the link's rooms leave the address bar (the rest of it stays): a room you
+  // remove does not come back on reload.
+  await expect(page).toHaveURL(/\/cahat\/\?seed=7$/);
+  await page.getByRole('button', { name: 'Remove second' }).click();
+  await expect(rooms(page).getByRole('listitem')).toHaveCount(1);
+  await page.reload();
+  await expect(status(page)).toHaveText('online');
+  await expect(rooms(page).getByRole('listitem')).toHaveCount(1);
+  await expect(roomButton(page, 'linked')).toBeVisible();
+});
+
+test('a new line is a line break, and a wide table scrolls inside its message', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 667 });
+  await open(page);
+  await composer(page).fill('Shopping list:\nmilk\neggs');
+  await page.getByRole('button', { name: 'Send' }).click();
+  const list = message(page, 'Shopping list:');
+  await expect(list.locator('.message-body br')).toHaveCount(2);
+  expect(await list.locator('.message-body').innerText()).toBe('Shopping list:\nmilk\neggs');
+  // Markdown blocks still work across lines.
+  await composer(page).fill('- one\n- two');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(log(page).locator('.message-body li', { hasText: 'two' })).toHaveCount(1);
+
+  const columns = Array.from({ length: 14 }, (_, i) => `Column ${i + 1}`);
+  const table = [`| ${columns.join(' | ')} |`, `|${' --- |'.repeat(14)}`, `| ${columns.map((_, i) => `value ${i}`).join(' | ')} |`].join('\n');
+  await composer(page).fill(table);
+  await page.getByRole('button', { name: 'Send' }).click();
+  const wide = message(page, 'Column 14');
+  const scroller = wide.getByRole('group', { name: 'Table' });
+  await expect(scroller).toBeVisible();
+  // The table scrolls inside its box; the log does not widen, and cells keep words whole.
+  const [scrollWidth, clientWidth] = await scroller.evaluate((el) => [el.scrollWidth, el.clientWidth]);
+  expect(scrollWidth).toBeGreaterThan(clientWidth);
+  const logOverflow = await log(page).evaluate((el) => el.scrollWidth - el.clientWidth);
+  expect(logOverflow).toBeLessThanOrEqual(0);
+  const cell = wide.locator('th', { hasText: 'Column 1' }).first();
+  const height = await cell.evaluate((el) => el.getBoundingClientRect().height);
+  const line = await cell.evaluate((el) => parseFloat(getComputedStyle(el).lineHeight) || 20);
+  expect(height).toBeLessThan(line * 1.9);
+  // Reachable by keyboard, so it can be scrolled without a mouse.
+  await scroller.focus();
+  await page.keyboard.press('ArrowRight');
+  await expect.poll(() => scroller.evaluate((el) => el.scrollLeft)).toBeGreaterThan(0);
+});
+
+test('what you are writing stays with its room, also after a reload', async ({ page }) => {
+  await open(page);
+  await composer(page).fill('half a thought for general');
+  await roomButton(page, 'random').click();
+  await expect(page.getByRole('heading', { name: 'random', level: 2 })).toBeVisible();
+  await expect(composer(page)).toHaveValue('');
+  await composer(page).fill('something for random');
+  await roomButton(page, 'general').click();
+  await expect(composer(page)).toHaveValue('half a thought for general');
+  await page.reload();
+  await expect(status(page)).toHaveText('online');
+  await expect(composer(page)).toHaveValue('half a thought for general');
+  await roomButton(page, 'random').click();
+  await expect(composer(page)).toHaveValue('something for random');
+  // Sent, the draft is gone.
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(message(page, 'something for random')).toHaveCount(1);
+  await expect(composer(page)).toHaveValue('');
+  await page.reload();
+  await expect(status(page)).toHaveText('online');
+  await roomButton(page, 'random').click();
+  await expect(composer(page)).toHaveValue('');
+});
+
+test('Enter that confirms an input method composition does not send', async ({ page }) => {
+  await open(page);
+  const box = composer(page);
+  await box.fill('にほん');
+  // What the browser sends while a Japanese, Chinese or Korean input method composes.
+  await box.evaluate((el) => {
+    el.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', code: 'Enter', keyCode: 229, isComposing: true, bubbles: true, cancelable: true }));
+  });
+  await box.fill('日本');
+  await expect(box).toHaveValue('日本');
+  await expect(message(page, 'にほん')).toHaveCount(0);
+  // The Enter after composing sends what was composed.
+  await box.press('Enter');
+  await expect(message(page, '日本')).toHaveCount(1);
 });
 
 test('readable in dark and light color schemes', async ({ page }) => {
@@ -385,4 +469,68 @@ test('mock rooms live in the page: they keep working when the browser goes offli
   await expect(status(page)).toHaveText('online');
   await expect(roomButton(page, 'random')).toHaveAccessibleName(/, online( \d+ unread)?$/);
   await context.setOffline(false);
+});
+
+test('phone: the rooms button shows unread messages elsewhere; drawers close on Escape and when the window widens', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 667 });
+  await open(page);
+  // Fake users talk in random while general is shown: the ☰ button says so.
+  const menu = page.getByRole('button', { name: /^Rooms, \d+ unread$/ });
+  await expect(menu).toBeVisible({ timeout: 15_000 });
+  await expect(menu.locator('.badge')).toHaveText(/^\d+$/);
+  await menu.click();
+  await expect(rooms(page)).toBeVisible();
+  // Escape closes the drawer also when focus is on the page behind it.
+  await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+  await page.keyboard.press('Escape');
+  await expect(rooms(page)).toBeHidden();
+  // A drawer left open does not come back after the window is wide and narrow again.
+  await page.getByRole('button', { name: /^Rooms/ }).click();
+  await expect(rooms(page)).toBeVisible();
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await expect(page.getByRole('button', { name: /^Rooms/ })).toBeHidden();
+  await page.setViewportSize({ width: 375, height: 667 });
+  await expect(rooms(page)).toBeHidden();
+  await expect(page.getByRole('button', { name: /^Rooms/ })).toHaveAttribute('aria-expanded', 'false');
+});
+
+test('keyboard: focus starts in the box, stays in the settings dialog, and lands somewhere useful', async ({ page }) => {
+  await open(page);
+  // On load (a wide screen) the writing box has focus.
+  await expect(composer(page)).toBeFocused();
+  // The settings dialog keeps Tab inside it, both ways.
+  await page.getByRole('button', { name: 'Settings' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Settings' });
+  await expect(dialog.getByRole('textbox', { name: 'Your name' })).toBeFocused();
+  for (let i = 0; i < 12; i++) {
+    await page.keyboard.press('Tab');
+    expect(await dialog.evaluate((el) => el.contains(document.activeElement))).toBe(true);
+  }
+  await dialog.getByRole('textbox', { name: 'Your name' }).focus();
+  await page.keyboard.press('Shift+Tab');
+  await expect(dialog.getByRole('button', { name: 'Close' })).toBeFocused();
+  await page.keyboard.press('Escape');
+  await expect(dialog).toBeHidden();
+  // Choosing a room goes on to its box.
+  await roomButton(page, 'random').click();
+  await expect(composer(page)).toBeFocused();
+  // Removing a room leaves focus in the room list, on the room now shown.
+  await page.getByRole('button', { name: 'Remove random' }).click();
+  await expect(roomButton(page, 'general')).toBeFocused();
+  // "Load older messages" gives way to the page it asked for; focus stays in the log.
+  await log(page).evaluate((el) => (el.scrollTop = 0));
+  const older = page.getByRole('button', { name: 'Load older messages' });
+  if (await older.isVisible()) {
+    await older.click();
+    await expect(log(page)).toBeFocused();
+  }
+});
+
+test('a long name stays inside the people panel', async ({ page }) => {
+  await open(page);
+  await rename(page, 'W'.repeat(32));
+  const me = people(page).getByRole('listitem').first();
+  await expect(me).toContainText('W'.repeat(32));
+  const [scroll, client] = await people(page).evaluate((el) => [el.scrollWidth, el.clientWidth]);
+  expect(scroll).toBeLessThanOrEqual(client);
 });

@@ -1,7 +1,7 @@
 import { test, expect, Page, Browser, BrowserContext } from '@playwright/test';
 import WebSocket from 'ws';
 import { RoomServer, stores } from './servers';
-import { roomButton, log, online, status, message, send, rename } from './ui';
+import { roomButton, log, online, status, message, send, rename, composer } from './ui';
 
 // The client against real room servers started here (two rooms), with two people (two browser
 // contexts), through crashes and network loss, and next to a legacy v1 client. Every test
@@ -210,6 +210,28 @@ for (const store of stores()) {
       expect(texts.filter((t) => burst.includes(t))).toEqual(burst);
     });
 
+    test('a room that is down counts down to its next try, at most 15 s, and can be retried at once', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      await lounge.kill9();
+      await expect(status(alice)).toHaveText(/reconnecting/);
+      // Several failed attempts: the wait grows but never past 15 s, and it counts down.
+      for (let attempt = 0; attempt < 6; attempt++) {
+        await expect(status(alice)).toHaveText(/next in \d+ s/, { timeout: 20_000 });
+        const seconds = Number((await status(alice).innerText()).match(/next in (\d+) s/)![1]);
+        expect(seconds).toBeLessThanOrEqual(15);
+        if (seconds >= 4) {
+          await expect(status(alice)).toHaveText(new RegExp(`next in ${seconds - 2} s`), { timeout: 4_000 });
+          break;
+        }
+        await alice.waitForTimeout(seconds * 1000 + 500);
+      }
+      // The server is back: Retry now connects at once, without waiting.
+      await lounge.start();
+      await alice.getByRole('button', { name: 'Retry now' }).click();
+      await expect(status(alice)).toHaveText('online', { timeout: 3_000 });
+      await expect(alice.getByRole('button', { name: 'Retry now' })).toHaveCount(0);
+    });
+
     test('network loss of one person: offline, then back with what was missed', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');
@@ -235,7 +257,7 @@ for (const store of stores()) {
       await expect(online(alice)).toContainText(['Alice', 'Bob']);
     });
 
-    test('a message the room refuses is marked "not sent", with Retry and Discard', async ({ page }) => {
+    test('a message the room refuses is marked "not sent", and Edit puts it back into the box', async ({ page }) => {
       const strict = new RoomServer('Strict', store, ['--max-message-chars', '40']);
       await strict.start();
       try {
@@ -248,11 +270,17 @@ for (const store of stores()) {
         await expect(page.getByRole('alert')).toContainText('The room refused');
         await send(page, 'short one');
         await expect(message(page, 'short one')).not.toHaveClass(/pending/);
-        // Retry is refused again; Discard removes it.
-        await refused.getByRole('button', { name: 'Retry' }).click();
-        await expect(refused).toContainText('not sent');
-        await refused.getByRole('button', { name: 'Discard' }).click();
+        // Sending the same text again cannot succeed: no Retry. Edit puts it back into the box
+        // (after what is being written there), to be shortened.
+        await expect(refused.getByRole('button', { name: 'Retry' })).toHaveCount(0);
+        await composer(page).fill('draft');
+        await refused.getByRole('button', { name: 'Edit' }).click();
         await expect(message(page, long)).toHaveCount(0);
+        await expect(composer(page)).toBeFocused();
+        await expect(composer(page)).toHaveValue(`draft\n\n${long}`);
+        await composer(page).fill('shortened to fit');
+        await page.getByRole('button', { name: 'Send' }).click();
+        await expect(message(page, 'shortened to fit')).not.toHaveClass(/pending/);
         await expect(message(page, 'short one')).toHaveCount(1);
       } finally {
         await strict.stop();

@@ -549,7 +549,7 @@ fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     let out = s.retry_message(id, &key);
     assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "first"));
     s.receive(id, refusal);
-    s.discard_message(id, &key);
+    assert_eq!(s.take_back_message(id, &key).as_deref(), Some("first"));
     let room = s.room(id).unwrap();
     assert_eq!(room.pending.len(), 1);
     assert_eq!(room.pending[0].raw, "second");
@@ -580,7 +580,7 @@ fn a_refusal_that_names_its_nonce_fails_that_message_not_the_oldest() {
         Delivery::Pending,
         "A is still sending"
     );
-    assert_eq!(room.pending[1].delivery, Delivery::Failed, "B is not sent");
+    assert_eq!(room.pending[1].delivery, Delivery::Refused, "B is not sent");
 }
 
 #[test]

@@ -5,13 +5,46 @@ use dioxus::prelude::*;
 use super::Panel;
 use crate::network::Intent;
 use crate::state::{AppState, RoomId};
+use crate::storage::Drafts;
 
 #[component]
 pub fn Composer(id: RoomId) -> Element {
     let mut state = use_context::<Signal<AppState>>();
     let mut panel = use_context::<Signal<Panel>>();
     let net = use_coroutine_handle::<Intent>();
-    let mut draft = use_signal(String::new);
+    let mut drafts = use_context::<Signal<Drafts>>();
+    // Drafts are kept per room address (room ids change between page loads), in the page
+    // and in localStorage; this box is made anew for each room shown.
+    let address = use_signal(|| {
+        let address = state
+            .peek()
+            .room(id)
+            .map(|r| r.address.to_string())
+            .unwrap_or_default();
+        if !drafts.peek().contains_key(&address)
+            && let Some(saved) = crate::storage::load_draft(&address)
+        {
+            drafts.write().insert(address.clone(), saved);
+        }
+        address
+    });
+    let draft = move || {
+        drafts
+            .read()
+            .get(&*address.read())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut set_draft = move |text: String| {
+        let address = address();
+        crate::storage::save_draft(&address, &text);
+        let mut all = drafts.write();
+        if text.is_empty() {
+            all.remove(&address);
+        } else {
+            all.insert(address, text);
+        }
+    };
     let mut error = use_signal(|| None::<String>);
     // Position in the sent list while recalling with Up/Down; None when writing.
     let mut recall = use_signal(|| None::<usize>);
@@ -24,7 +57,7 @@ pub fn Composer(id: RoomId) -> Element {
                 super::carry(net, id, outcome);
                 // Back to the box, also after a click on Send, to go on writing.
                 super::focus(&format!("composer-{}", id.0));
-                draft.set(String::new());
+                set_draft(String::new());
                 recall.set(None);
                 error.set(None);
             }
@@ -58,12 +91,17 @@ pub fn Composer(id: RoomId) -> Element {
                 "aria-describedby": "composer-hint-{id.0}",
                 placeholder: "Write a message (markdown works)",
                 rows: "2",
-                value: "{draft}",
+                value: draft(),
                 oninput: move |e| {
-                    draft.set(e.value());
+                    set_draft(e.value());
                     recall.set(None);
                 },
                 onkeydown: move |event: KeyboardEvent| {
+                    // An input method (Japanese, Chinese, Korean) uses Enter to confirm what is
+                    // being composed: that Enter is not ours.
+                    if event.is_composing() {
+                        return;
+                    }
                     let modifiers = event.modifiers();
                     let plain = !modifiers.shift() && !modifiers.ctrl() && !modifiers.meta() && !modifiers.alt();
                     match event.key() {
@@ -80,7 +118,7 @@ pub fn Composer(id: RoomId) -> Element {
                             event.prevent_default();
                             let index = recall().map_or(count - 1, |i| i.saturating_sub(1));
                             recall.set(Some(index));
-                            draft.set(state.peek().sent[index].clone());
+                            set_draft(state.peek().sent[index].clone());
                         }
                         Key::ArrowDown if plain && recall().is_some() => {
                             event.prevent_default();
@@ -89,11 +127,11 @@ pub fn Composer(id: RoomId) -> Element {
                             match recalled {
                                 Some(text) => {
                                     recall.set(next);
-                                    draft.set(text);
+                                    set_draft(text);
                                 }
                                 None => {
                                     recall.set(None);
-                                    draft.set(String::new());
+                                    set_draft(String::new());
                                 }
                             }
                         }

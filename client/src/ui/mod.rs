@@ -35,6 +35,8 @@ pub enum Panel {
 pub fn App() -> Element {
     let state = use_context_provider(|| Signal::new(initial_state()));
     let mut panel = use_context_provider(|| Signal::new(Panel::None));
+    // What you were writing, per room: its own signal, so a key press re-renders the box only.
+    use_context_provider(|| Signal::new(storage::Drafts::new()));
     let connector = use_hook(|| Connector::new(MockHub::new(mock_options())));
     use_coroutine(move |intents| network::run(intents, state, connector.clone()));
 
@@ -48,8 +50,18 @@ pub fn App() -> Element {
         }
     });
 
-    // A hidden tab counts unread messages in the shown room too.
-    use_hook(move || Rc::new(VisibilityListener::install(state)));
+    // A hidden tab counts unread messages in the shown room too; Escape and resizing close
+    // drawers.
+    use_hook(move || Rc::new(page_listeners(state, panel)));
+    // On a wide screen the writing box has focus from the start (on a phone that would open
+    // the keyboard before the user asked for it).
+    use_hook(move || {
+        if let Some(id) = state.peek().active
+            && window_width() > ROOMS_DRAWER_MAX_WIDTH
+        {
+            focus_soon(composer_id(id));
+        }
+    });
 
     // Unread messages in the tab title.
     use_effect(move || {
@@ -72,6 +84,18 @@ pub fn App() -> Element {
         Panel::Settings => "settings",
     };
     let active = state.read().active;
+    let elsewhere: u32 = state
+        .read()
+        .rooms
+        .iter()
+        .filter(|r| Some(r.id) != active)
+        .map(|r| r.unread)
+        .sum();
+    let rooms_label = if elsewhere > 0 {
+        format!("Rooms, {elsewhere} unread")
+    } else {
+        "Rooms".to_owned()
+    };
     let title = state
         .read()
         .active_room()
@@ -87,10 +111,15 @@ pub fn App() -> Element {
                 }
             },
             header { class: "topbar",
-                DrawerToggle { which: Panel::Rooms, label: "Rooms", controls: "rooms-panel", "☰" }
+                DrawerToggle { which: Panel::Rooms, label: rooms_label, controls: "rooms-panel",
+                    "☰"
+                    // Unread messages in the rooms not shown: the sign is on the button that
+                    // opens their list.
+                    if elsewhere > 0 { span { class: "badge", "aria-hidden": "true", "{elsewhere}" } }
+                }
                 h1 { "CAHAT" }
                 span { class: "topbar-room", "{title}" }
-                DrawerToggle { which: Panel::People, label: "People online", controls: "people-panel",
+                DrawerToggle { which: Panel::People, label: "People online".to_owned(), controls: "people-panel",
                     svg {
                         "viewBox": "0 0 24 24",
                         width: "18",
@@ -141,12 +170,7 @@ pub fn App() -> Element {
 
 /// A top-bar button that opens or closes a drawer (shown on narrow screens only).
 #[component]
-fn DrawerToggle(
-    which: Panel,
-    label: &'static str,
-    controls: &'static str,
-    children: Element,
-) -> Element {
+fn DrawerToggle(which: Panel, label: String, controls: &'static str, children: Element) -> Element {
     let panel = use_context::<Signal<Panel>>();
     rsx! {
         button {
@@ -161,43 +185,97 @@ fn DrawerToggle(
     }
 }
 
-/// Tells the state when the tab is hidden or shown; removed when dropped.
-struct VisibilityListener(Option<Closure<dyn FnMut(web_sys::Event)>>);
+/// An event listener on the window or the document, removed when dropped.
+pub struct Listener {
+    target: web_sys::EventTarget,
+    event: &'static str,
+    callback: Closure<dyn FnMut(web_sys::Event)>,
+}
 
-impl VisibilityListener {
-    fn install(mut state: Signal<AppState>) -> Self {
-        let Some(document) = web_sys::window().and_then(|w| w.document()) else {
-            return Self(None);
-        };
-        let on_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
-            let hidden = web_sys::window()
-                .and_then(|w| w.document())
-                .is_some_and(|d| d.hidden());
-            state.write().set_page_visible(!hidden);
-        });
-        let added = document
-            .add_event_listener_with_callback(
-                "visibilitychange",
-                on_change.as_ref().unchecked_ref(),
-            )
-            .is_ok();
-        Self(added.then_some(on_change))
+impl Listener {
+    /// Listens to `event` on `target` (`None`: nothing to listen to, as outside a browser).
+    pub fn on(
+        target: Option<web_sys::EventTarget>,
+        event: &'static str,
+        handler: impl FnMut(web_sys::Event) + 'static,
+    ) -> Option<Self> {
+        let target = target?;
+        let callback = Closure::<dyn FnMut(web_sys::Event)>::new(handler);
+        target
+            .add_event_listener_with_callback(event, callback.as_ref().unchecked_ref())
+            .ok()?;
+        Some(Self {
+            target,
+            event,
+            callback,
+        })
     }
 }
 
-impl Drop for VisibilityListener {
+impl Drop for Listener {
     fn drop(&mut self) {
-        if let (Some(listener), Some(document)) =
-            (&self.0, web_sys::window().and_then(|w| w.document()))
-        {
-            // Removing a listener that is not there is harmless; nothing to report.
-            let _gone = document.remove_event_listener_with_callback(
-                "visibilitychange",
-                listener.as_ref().unchecked_ref(),
-            );
-        }
+        // Removing a listener that is not there is harmless; nothing to report.
+        let _gone = self.target.remove_event_listener_with_callback(
+            self.event,
+            self.callback.as_ref().unchecked_ref(),
+        );
     }
 }
+
+/// The page's document, as an event target.
+pub fn document_target() -> Option<web_sys::EventTarget> {
+    web_sys::window()?.document().map(Into::into)
+}
+
+/// The window, as an event target.
+pub fn window_target() -> Option<web_sys::EventTarget> {
+    web_sys::window().map(Into::into)
+}
+
+/// The window's inner width in CSS pixels.
+fn window_width() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.inner_width().ok())
+        .and_then(|w| w.as_f64())
+        .unwrap_or(0.0)
+}
+
+/// Listeners for the page's life: the tab hidden or shown, Escape anywhere, and resizing.
+fn page_listeners(mut state: Signal<AppState>, mut panel: Signal<Panel>) -> Vec<Listener> {
+    let visibility = Listener::on(document_target(), "visibilitychange", move |_| {
+        let hidden = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.hidden());
+        state.write().set_page_visible(!hidden);
+    });
+    // Escape closes a drawer wherever focus is (also on the page behind it).
+    let escape = Listener::on(document_target(), "keydown", move |event| {
+        let escape = event
+            .dyn_ref::<web_sys::KeyboardEvent>()
+            .is_some_and(|k| k.key() == "Escape");
+        if escape && matches!(*panel.peek(), Panel::Rooms | Panel::People) {
+            panel.set(Panel::None);
+        }
+    });
+    // A drawer exists only on narrow screens: widening the window closes it, so it does not
+    // reappear when the window narrows again.
+    let resize = Listener::on(window_target(), "resize", move |_| {
+        let width = window_width();
+        let close = match *panel.peek() {
+            Panel::Rooms => width > ROOMS_DRAWER_MAX_WIDTH,
+            Panel::People => width > PEOPLE_DRAWER_MAX_WIDTH,
+            _ => false,
+        };
+        if close {
+            panel.set(Panel::None);
+        }
+    });
+    [visibility, escape, resize].into_iter().flatten().collect()
+}
+
+/// Widest window in which the rooms, and the people, are drawers (as in style.css).
+const ROOMS_DRAWER_MAX_WIDTH: f64 = 640.0;
+const PEOPLE_DRAWER_MAX_WIDTH: f64 = 900.0;
 
 fn toggle(mut panel: Signal<Panel>, which: Panel) {
     let next = if panel() == which { Panel::None } else { which };
@@ -231,12 +309,52 @@ fn initial_state() -> AppState {
     }
     if let Some(id) = first {
         state.select(id);
+        forget_room_links();
     }
     let hidden = web_sys::window()
         .and_then(|w| w.document())
         .is_some_and(|d| d.hidden());
     state.set_page_visible(!hidden);
     state
+}
+
+/// The rooms of a `?room=` link are opened once and then remembered like any other: the
+/// parameter leaves the address bar, so that a reload cannot bring back a room you removed.
+fn forget_room_links() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let location = window.location();
+    let (Ok(search), Ok(path), Ok(hash)) =
+        (location.search(), location.pathname(), location.hash())
+    else {
+        return;
+    };
+    let Ok(params) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return;
+    };
+    params.delete("room");
+    let rest = String::from(params.to_string());
+    let url = if rest.is_empty() {
+        format!("{path}{hash}")
+    } else {
+        format!("{path}?{rest}{hash}")
+    };
+    if let Ok(history) = window.history() {
+        // Only the address bar changes; nothing depends on it succeeding.
+        let _shown = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+    }
+}
+
+/// Puts text back into a room's writing box (after what is there, if anything).
+pub fn restore_draft(mut drafts: Signal<storage::Drafts>, address: String, text: &str) {
+    let mut drafts = drafts.write();
+    let draft = drafts.entry(address.clone()).or_default();
+    if !draft.is_empty() {
+        draft.push_str("\n\n");
+    }
+    draft.push_str(text);
+    storage::save_draft(&address, draft);
 }
 
 /// Every value of a query parameter of the page's address.
@@ -273,6 +391,16 @@ fn mock_options() -> MockOptions {
 /// The page's element with this id, if it is there.
 pub fn element(id: &str) -> Option<web_sys::Element> {
     web_sys::window()?.document()?.get_element_by_id(id)
+}
+
+/// Moves focus to `id` once the current render is on the page (the element may be new).
+pub fn focus_soon(id: String) {
+    gloo_timers::callback::Timeout::new(0, move || focus(&id)).forget();
+}
+
+/// The writing box of a room, by element id.
+pub fn composer_id(room: RoomId) -> String {
+    format!("composer-{}", room.0)
 }
 
 /// Moves keyboard focus to the element with this id, if it is there.

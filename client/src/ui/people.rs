@@ -21,7 +21,7 @@ pub fn People() -> Element {
                 for (id, name, me) in people {
                     li { key: "{id}", class: if me { "me" } else { "" },
                         span { class: "presence", "aria-hidden": "true" }
-                        "{name}"
+                        span { class: "person-name", "{name}" }
                         if me { span { class: "you", " (you)" } }
                     }
                 }

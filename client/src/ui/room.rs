@@ -110,14 +110,14 @@ pub fn RoomView(id: RoomId) -> Element {
         }
     }
     let jump_log_id = log_id.clone();
-    let status = link_text(room.link);
+    let focus_log_id = log_id.clone();
 
     rsx! {
         main { class: "room", "aria-labelledby": "room-title-{id.0}",
             div { class: "room-header",
                 h2 { id: "room-title-{id.0}", "{title}" }
                 span { class: "room-address", "{room.address}" }
-                p { class: "link-status", "data-link": link_class(room.link), role: "status", "{status}" }
+                LinkStatus { id, link: room.link }
             }
             if let Some(notice) = room.notice.clone() {
                 div { class: "notice", role: "alert",
@@ -153,7 +153,12 @@ pub fn RoomView(id: RoomId) -> Element {
                     match room.history {
                         History::More => rsx! {
                             button { r#type: "button", class: "load-older",
-                                onclick: move |_| older.load(),
+                                onclick: move |_| {
+                                    older.load();
+                                    // The button gives way to the page it asked for: focus
+                                    // stays in the log, where that page appears.
+                                    super::focus(&focus_log_id);
+                                },
                                 "Load older messages"
                             }
                         },
@@ -200,14 +205,24 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
     let mut state = use_context::<Signal<AppState>>();
     let net = use_coroutine_handle::<Intent>();
     let time = format::hh_mm(message.timestamp);
+    let drafts = use_context::<Signal<crate::storage::Drafts>>();
     let class = match (mine, message.delivery) {
         (true, Delivery::Pending) => "message mine pending",
-        (true, Delivery::Failed) => "message mine failed",
+        (true, Delivery::Failed | Delivery::Refused) => "message mine failed",
         (true, Delivery::Sent) => "message mine",
         _ => "message",
     };
     let retry_key = message.key.clone();
-    let discard_key = message.key.clone();
+    let edit_key = message.key.clone();
+    // The refused text goes back into the writing box, to be changed and sent again.
+    let mut edit = move || {
+        let address = state.peek().room(room).map(|r| r.address.to_string());
+        let text = state.write().take_back_message(room, &edit_key);
+        if let (Some(address), Some(text)) = (address, text) {
+            super::restore_draft(drafts, address, &text);
+            super::focus(&format!("composer-{}", room.0));
+        }
+    };
     rsx! {
         article { class, "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
             div { class: "meta",
@@ -227,12 +242,13 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
                             },
                             "Retry"
                         }
-                        button {
-                            r#type: "button",
-                            class: "link-button",
-                            onclick: move |_| state.write().discard_message(room, &discard_key),
-                            "Discard"
-                        }
+                        button { r#type: "button", class: "link-button", onclick: move |_| edit(), "Edit" }
+                    },
+                    // Refused for what it says (too long, too deeply nested): sending it again
+                    // cannot help, changing it can.
+                    Delivery::Refused => rsx! {
+                        span { class: "delivery", "not sent" }
+                        button { r#type: "button", class: "link-button", onclick: move |_| edit(), "Edit" }
                     },
                     Delivery::Sent => rsx! {},
                 }
@@ -276,5 +292,42 @@ impl Older {
         }
         let outcome = state.write().request_history(self.id);
         super::carry(self.net, self.id, outcome);
+    }
+}
+
+/// The room's connection state; while it waits to reconnect, a countdown and "Retry now".
+/// Its own component, so that the countdown's ticks re-render only this line.
+#[component]
+fn LinkStatus(id: RoomId, link: Link) -> Element {
+    let net = use_coroutine_handle::<Intent>();
+    let mut now = use_signal(|| js_sys::Date::now() as i64);
+    let waiting = matches!(link, Link::Reconnecting { .. });
+    // Ticks once a second while there is something to count down (dropping the interval
+    // stops it).
+    let mut ticker = use_signal(|| None::<gloo_timers::callback::Interval>);
+    use_effect(use_reactive!(|waiting| {
+        if waiting {
+            now.set(js_sys::Date::now() as i64);
+            ticker.set(Some(gloo_timers::callback::Interval::new(
+                1_000,
+                move || {
+                    now.set(js_sys::Date::now() as i64);
+                },
+            )));
+        } else {
+            ticker.set(None);
+        }
+    }));
+    let status = link_text(link, now());
+    rsx! {
+        p { class: "link-status", "data-link": link_class(link), role: "status", "{status}" }
+        if waiting {
+            button {
+                r#type: "button",
+                class: "link-button",
+                onclick: move |_| net.send(Intent::RetryNow(id)),
+                "Retry now"
+            }
+        }
     }
 }

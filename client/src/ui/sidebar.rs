@@ -39,6 +39,7 @@ pub fn Sidebar() -> Element {
                 for room in app.rooms.iter() {
                     li { key: "{room.id.0}", class: "room-item",
                         button {
+                            id: "room-button-{room.id.0}",
                             class: "room-button",
                             r#type: "button",
                             "aria-current": if app.active == Some(room.id) { "page" } else { "false" },
@@ -47,6 +48,8 @@ pub fn Sidebar() -> Element {
                                 move |_| {
                                     state.write().select(id);
                                     panel.set(Panel::None);
+                                    // On to writing there (the drawer, on a phone, is closed).
+                                    super::focus_soon(super::composer_id(id));
                                 }
                             },
                             span { class: "room-name", "{room.title()}" }
@@ -55,9 +58,9 @@ pub fn Sidebar() -> Element {
                                 class: "link-dot",
                                 "data-link": link_class(room.link),
                                 "aria-hidden": "true",
-                                title: link_text(room.link),
+                                title: link_word(room.link),
                             }
-                            span { class: "visually-hidden", ", {link_text(room.link)}" }
+                            span { class: "visually-hidden", ", {link_word(room.link)}" }
                             if room.unread > 0 {
                                 span { class: "badge", "aria-label": "{room.unread} unread", "{room.unread}" }
                             }
@@ -72,6 +75,13 @@ pub fn Sidebar() -> Element {
                                 move |_| {
                                     state.write().remove_room(id);
                                     net.send(Intent::Close(id));
+                                    // Focus stays in the list: on the room now shown, or on
+                                    // the address field when no room is left.
+                                    let next = state.peek().active;
+                                    super::focus_soon(match next {
+                                        Some(next) => format!("room-button-{}", next.0),
+                                        None => "add-room-address".to_owned(),
+                                    });
                                 }
                             },
                             "×"
@@ -85,7 +95,7 @@ pub fn Sidebar() -> Element {
                     input {
                         id: "add-room-address",
                         r#type: "text",
-                        placeholder: "ws://host:4000 or mock://name",
+                        placeholder: "ws://host:port",
                         autocomplete: "off",
                         spellcheck: "false",
                         value: "{address}",
@@ -110,18 +120,25 @@ pub fn link_class(link: Link) -> &'static str {
     }
 }
 
-/// The link state in words.
-pub fn link_text(link: Link) -> String {
+/// The link state in words; `now` counts down to the next attempt.
+pub fn link_text(link: Link, now: i64) -> String {
     match link {
         Link::Online => "online".to_owned(),
         Link::Connecting => "connecting…".to_owned(),
         Link::Offline => "offline: waiting for the network".to_owned(),
-        Link::Reconnecting {
-            attempt,
-            retry_in_ms,
-        } => format!(
-            "reconnecting (attempt {attempt}, next in {} s)",
-            retry_in_ms.div_ceil(1000)
-        ),
+        Link::Reconnecting { attempt, retry_at } => {
+            let seconds = (retry_at - now).max(0).div_euclid(1000) + 1;
+            format!("reconnecting (attempt {attempt}, next in {seconds} s)")
+        }
+    }
+}
+
+/// The link state in a few words, for the room list (which does not count down).
+pub fn link_word(link: Link) -> &'static str {
+    match link {
+        Link::Online => "online",
+        Link::Connecting => "connecting…",
+        Link::Offline => "offline: waiting for the network",
+        Link::Reconnecting { .. } => "reconnecting",
     }
 }

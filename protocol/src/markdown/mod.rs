@@ -60,6 +60,8 @@ impl Renderer {
                     id,
                 }),
                 Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
+                // In a chat a new line is a new line, not a space as in a document.
+                Event::SoftBreak => Event::HardBreak,
                 other => other,
             };
             match event {
@@ -289,6 +291,22 @@ mod tests {
         assert!(
             quoted.starts_with(&format!("<p>{}", link("https://x.example/"))),
             "{quoted}"
+        );
+    }
+
+    #[test]
+    fn a_new_line_is_a_line_break_and_blocks_still_work() {
+        assert_eq!(
+            render_markdown("Shopping list:\nmilk\neggs"),
+            "<p>Shopping list:<br />\nmilk<br />\neggs</p>\n"
+        );
+        assert_eq!(
+            render_markdown("- a\n- b\n\n```\nx\ny\n```"),
+            "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n<pre><code>x\ny\n</code></pre>\n"
+        );
+        assert_eq!(
+            render_markdown("> one\n> two"),
+            "<blockquote>\n<p>one<br />\ntwo</p>\n</blockquote>\n"
         );
     }
 
