@@ -32,6 +32,10 @@ pub enum AddressError {
     /// Spaces or control characters inside a URL.
     #[error("the address contains spaces or control characters")]
     Whitespace,
+    /// A bare word (`hello`): no scheme, no port, no dot. More likely a typo or a mock room
+    /// name than a server.
+    #[error("did you mean mock://{0} (a demo room) or ws://{0}:PORT (a server)?")]
+    Unclear(String),
 }
 
 impl Address {
@@ -46,7 +50,13 @@ impl Address {
         }
         let (scheme, rest) = match input.split_once("://") {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
-            None => ("ws".to_owned(), input),
+            None => {
+                let host = input.split(['/', '?', '#']).next().unwrap_or_default();
+                if !host.contains([':', '.', '[']) && !host.eq_ignore_ascii_case("localhost") {
+                    return Err(AddressError::Unclear(host.to_owned()));
+                }
+                ("ws".to_owned(), input)
+            }
         };
         match scheme.as_str() {
             "mock" => {
@@ -74,7 +84,7 @@ impl Address {
                 let path = if path.is_empty() { "/" } else { path };
                 Ok(Self::WebSocket(format!(
                     "{scheme}://{}{path}",
-                    host.to_ascii_lowercase()
+                    same_server(&scheme, &host.to_ascii_lowercase())
                 )))
             }
             _ => Err(AddressError::Scheme),
@@ -85,6 +95,20 @@ impl Address {
     /// worth remembering across reloads except that they were open.
     pub fn is_mock(&self) -> bool {
         matches!(self, Self::Mock(_))
+    }
+}
+
+/// One spelling per server, so that two spellings of it are one room (with one identity):
+/// `localhost` is `127.0.0.1`, and the scheme's default port is left out.
+fn same_server(scheme: &str, host: &str) -> String {
+    let host = match host.strip_prefix("localhost") {
+        Some(port) if port.is_empty() || port.starts_with(':') => format!("127.0.0.1{port}"),
+        _ => host.to_owned(),
+    };
+    let default_port = if scheme == "wss" { ":443" } else { ":80" };
+    match host.strip_suffix(default_port) {
+        Some(bare) if !bare.ends_with(':') => bare.to_owned(),
+        _ => host,
     }
 }
 
@@ -135,9 +159,22 @@ mod tests {
 
     #[test]
     fn accepts_the_three_schemes_and_normalises() {
+        // One server, one room: localhost is 127.0.0.1, a default port is no port.
         assert_eq!(
             Address::parse(" ws://LocalHost:4000 "),
-            Ok(Address::WebSocket("ws://localhost:4000/".into()))
+            Ok(Address::WebSocket("ws://127.0.0.1:4000/".into()))
+        );
+        assert_eq!(
+            Address::parse("ws://127.0.0.1:4000"),
+            Address::parse("ws://localhost:4000/")
+        );
+        assert_eq!(
+            Address::parse("wss://chat.example.org:443/"),
+            Ok(Address::WebSocket("wss://chat.example.org/".into()))
+        );
+        assert_eq!(
+            Address::parse("ws://chat.example.org:8080"),
+            Ok(Address::WebSocket("ws://chat.example.org:8080/".into()))
         );
         assert_eq!(
             Address::parse("wss://chat.example.org/room?x=1"),
@@ -145,7 +182,11 @@ mod tests {
         );
         assert_eq!(
             Address::parse("localhost:4001"),
-            Ok(Address::WebSocket("ws://localhost:4001/".into()))
+            Ok(Address::WebSocket("ws://127.0.0.1:4001/".into()))
+        );
+        assert_eq!(
+            Address::parse("chat.example.org"),
+            Ok(Address::WebSocket("ws://chat.example.org/".into()))
         );
         assert_eq!(
             Address::parse("mock://Lobby"),
@@ -160,6 +201,11 @@ mod tests {
     #[test]
     fn refuses_what_cannot_be_a_room() {
         assert_eq!(Address::parse("  "), Err(AddressError::Empty));
+        // A bare word is probably a typo: say what was meant instead of retrying ws://hello/.
+        assert_eq!(
+            Address::parse("hello"),
+            Err(AddressError::Unclear("hello".into()))
+        );
         assert_eq!(
             Address::parse("http://example.org"),
             Err(AddressError::Scheme)

@@ -282,7 +282,7 @@ impl Network {
             }
             LinkEvent::Retry => self.open(id),
             LinkEvent::ResendPending => {
-                let outcome = self.state.peek().resend_pending(id);
+                let outcome = self.state.write().flush(id, js_sys::Date::now() as i64);
                 self.carry(id, outcome);
             }
         }

@@ -8,15 +8,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
+use protocol::room::TokenBucket;
 use protocol::{
     ChangeName, ClientAction, ErrorCode, HandshakeUserInfo, HistoryRequest, MessageRecord, Millis,
-    Renderer, SendMessage, Seq, ServerAction, UserId,
+    Renderer, RoomLimits, SendMessage, Seq, ServerAction, UserId,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::address::{Address, AddressError};
 
-/// Longest message the composer accepts: the room's default limit, checked before sending.
+/// Longest message the composer accepts from a room that has not announced its own limit (a
+/// v1 server): the default limit of our rooms.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// Messages asked for per history page.
 pub const HISTORY_PAGE: u32 = 50;
@@ -48,6 +50,8 @@ pub struct Settings {
     pub display_name: Option<String>,
     /// Enter sends (Shift+Enter is a new line); otherwise Ctrl+Enter sends.
     pub enter_to_send: bool,
+    /// You were offered to choose a name (and chose one or said not now): not asked again.
+    pub asked_name: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
         Self {
             display_name: None,
             enter_to_send: true,
+            asked_name: false,
         }
     }
 }
@@ -113,6 +118,8 @@ pub struct ChatMessage {
     pub timestamp: Millis,
     pub nonce: Option<String>,
     pub delivery: Delivery,
+    /// Sent on the current connection and not answered yet (pending messages only).
+    pub in_flight: bool,
 }
 
 /// One room as the client knows it.
@@ -141,6 +148,14 @@ pub struct RoomState {
     pub latest_seq: Option<Seq>,
     /// Messages without seq or id seen (from a v1 server), for their list keys.
     arrivals: u64,
+    /// What the room announced it allows (none from a v1 server).
+    pub limits: Option<RoomLimits>,
+    /// The room has answered (sent `HANDSHAKE`) since the page loaded.
+    pub reached: bool,
+    /// The room's rate limit as this client spends it, on this connection: messages go out
+    /// no faster than the room takes them, so that none is refused for rate and overtaken by
+    /// a later one.
+    bucket: Option<TokenBucket>,
 }
 
 /// What a change asks the network loop to do for one room.
@@ -173,8 +188,8 @@ pub enum NameScope {
 pub enum ComposeError {
     #[error("the message is empty")]
     Blank,
-    #[error("the message is longer than {MAX_MESSAGE_CHARS} characters")]
-    TooLong,
+    #[error("the message is longer than this room's {0} characters")]
+    TooLong(usize),
     #[error("that room is no longer open")]
     NoRoom,
 }
@@ -205,6 +220,23 @@ pub struct SavedRoom {
     pub identity: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_override: Option<String>,
+    /// The room's name, shown while it cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Messages written and not yet stored by the room: sent, once, when it is back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<SavedPending>,
+}
+
+/// A message waiting for its room, as remembered across a reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedPending {
+    pub raw: String,
+    /// The same nonce after the reload, so that the room stores it once even if the copy
+    /// sent before the reload had arrived.
+    pub nonce: String,
+    pub timestamp: Millis,
 }
 
 /// The whole client.
@@ -249,12 +281,32 @@ impl AppState {
         let mut state = Self::new(saved.settings, nonce_prefix);
         state.sent = saved.sent;
         state.past_identities = saved.past_identities;
+        let renderer = state.renderer;
         for room in saved.rooms {
             if let Ok((id, true)) = state.add_room(&room.address)
                 && let Some(added) = state.room_mut(id)
             {
                 added.identity = room.identity;
                 added.name_override = room.name_override;
+                added.server_name = room.server_name;
+                let author = added
+                    .identity
+                    .as_ref()
+                    .map(|i| i.user_id.clone())
+                    .unwrap_or_default();
+                for waiting in room.pending {
+                    added.pending.push(ChatMessage {
+                        key: format!("n{}", waiting.nonce),
+                        seq: None,
+                        user_id: author.clone(),
+                        html: crate::format::message_html(&renderer, &waiting.raw),
+                        raw: waiting.raw,
+                        timestamp: waiting.timestamp,
+                        nonce: Some(waiting.nonce),
+                        delivery: Delivery::Pending,
+                        in_flight: false,
+                    });
+                }
             }
         }
         let active = saved
@@ -286,6 +338,24 @@ impl AppState {
                         r.identity.clone()
                     },
                     name_override: r.name_override.clone(),
+                    server_name: if r.address.is_mock() {
+                        None
+                    } else {
+                        r.server_name.clone()
+                    },
+                    pending: if r.address.is_mock() {
+                        Vec::new()
+                    } else {
+                        r.waiting()
+                            .filter_map(|m| {
+                                Some(SavedPending {
+                                    raw: m.raw.clone(),
+                                    nonce: m.nonce.clone()?,
+                                    timestamp: m.timestamp,
+                                })
+                            })
+                            .collect()
+                    },
                 })
                 .collect(),
             active: self.active_room().map(|r| r.address.to_string()),
@@ -380,6 +450,11 @@ impl AppState {
             return Outcome::default();
         };
         room.link = Link::Connecting;
+        // A new connection: nothing is in flight on it, and the room's rate starts afresh.
+        room.bucket = None;
+        for message in &mut room.pending {
+            message.in_flight = false;
+        }
         let info = HandshakeUserInfo {
             user_id: room.identity.as_ref().map(|i| i.user_id.clone()),
             token: room.identity.as_ref().and_then(|i| i.token.clone()),
@@ -432,6 +507,15 @@ impl AppState {
         }
     }
 
+    /// Whether to offer a newcomer to choose a name: once, in the first room that answers,
+    /// until a name is chosen or the offer is declined.
+    pub fn offer_name(&self, room: &RoomState) -> bool {
+        !self.settings.asked_name
+            && self.settings.display_name.is_none()
+            && room.name_override.is_none()
+            && room.link == Link::Online
+    }
+
     /// The name you want in a room: the room's own, else the one for all rooms.
     pub fn wanted_name(&self, room: &RoomState) -> Option<String> {
         room.name_override
@@ -453,6 +537,8 @@ impl AppState {
         match action {
             ServerAction::Handshake(handshake) => {
                 room.server_name = Some(handshake.server_name);
+                room.limits = handshake.limits;
+                room.reached = true;
                 if let (Some(theirs), Some(ours)) = (handshake.latest_seq, room.latest_seq)
                     && theirs < ours
                 {
@@ -499,8 +585,12 @@ impl AppState {
                         user_id: None,
                     }));
                 }
-                send.extend(room.waiting().map(pending_action));
-                Outcome::send(send)
+                let mut outcome = Outcome::send(send);
+                // What waited goes out now, paced by `flush`.
+                if room.waiting().next().is_some() {
+                    outcome.retry_pending_in = Some(0);
+                }
+                outcome
             }
             ServerAction::Message(record) => {
                 let mine = room.is_me(&record.user_id);
@@ -591,6 +681,22 @@ impl AppState {
                 {
                     refused.delivery = delivery;
                 }
+                if error.code == ErrorCode::RateLimited {
+                    // The refused message and every one after it go again, in order: none
+                    // may overtake it.
+                    let from = error
+                        .nonce
+                        .as_ref()
+                        .and_then(|n| {
+                            room.pending
+                                .iter()
+                                .position(|m| m.nonce.as_ref() == Some(n))
+                        })
+                        .unwrap_or(0);
+                    for message in room.pending.iter_mut().skip(from) {
+                        message.in_flight = false;
+                    }
+                }
                 room.notice = Some(match error.code {
                     ErrorCode::RateLimited => {
                         outcome.retry_pending_in = Some(RATE_LIMIT_RETRY_MS);
@@ -622,8 +728,12 @@ impl AppState {
         if text.trim().is_empty() {
             return Err(ComposeError::Blank);
         }
-        if text.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(ComposeError::TooLong);
+        let max = self
+            .room(id)
+            .and_then(|r| r.limits)
+            .map_or(MAX_MESSAGE_CHARS, |l| l.max_message_chars as usize);
+        if text.chars().count() > max {
+            return Err(ComposeError::TooLong(max));
         }
         let nonce = format!("{}-{}", self.nonce_prefix, self.next_nonce);
         let html: Rc<str> = crate::format::message_html(&self.renderer, text);
@@ -646,11 +756,7 @@ impl AppState {
             timestamp: now,
             nonce: Some(nonce),
             delivery: Delivery::Pending,
-        };
-        let send = if room.link == Link::Online {
-            vec![pending_action(&message)]
-        } else {
-            Vec::new()
+            in_flight: false,
         };
         room.pending.push(message);
         self.sent.retain(|s| s != text);
@@ -658,17 +764,45 @@ impl AppState {
         if self.sent.len() > RECALL_LIMIT {
             self.sent.remove(0);
         }
-        Ok(Outcome::send(send))
+        Ok(self.flush(id, now))
     }
 
-    /// Pending messages to send again (after `RATE_LIMITED`), if the room is online.
-    pub fn resend_pending(&self, id: RoomId) -> Outcome {
-        match self.room(id) {
-            Some(room) if room.link == Link::Online => {
-                Outcome::send(room.waiting().map(pending_action).collect())
-            }
-            _ => Outcome::default(),
+    /// Sends, in the order they were written, the messages waiting to go, as fast as the
+    /// room's announced rate allows; if some must wait, asks to be called again when the
+    /// next can go.
+    pub fn flush(&mut self, id: RoomId, now: Millis) -> Outcome {
+        let Some(room) = self.room_mut(id) else {
+            return Outcome::default();
+        };
+        if room.link != Link::Online {
+            return Outcome::default();
         }
+        if let (None, Some(limits)) = (&room.bucket, room.limits) {
+            room.bucket = Some(TokenBucket::new(
+                limits.rate_burst,
+                limits.rate_per_second,
+                now,
+            ));
+        }
+        let mut send = Vec::new();
+        let mut held = false;
+        for message in room.pending.iter_mut() {
+            if message.delivery != Delivery::Pending || message.in_flight {
+                continue;
+            }
+            if room.bucket.as_mut().is_some_and(|b| !b.try_take(now)) {
+                held = true;
+                break;
+            }
+            message.in_flight = true;
+            send.push(pending_action(message));
+        }
+        let mut outcome = Outcome::send(send);
+        if held {
+            let per_second = room.limits.map_or(1, |l| l.rate_per_second.max(1));
+            outcome.retry_pending_in = Some(1_000 / per_second + 1);
+        }
+        outcome
     }
 
     /// Sends a refused message again (same nonce).
@@ -680,11 +814,11 @@ impl AppState {
             return Outcome::default();
         };
         message.delivery = Delivery::Pending;
-        let action = pending_action(message);
-        if room.link == Link::Online {
-            Outcome::send(vec![action])
-        } else {
-            Outcome::default()
+        message.in_flight = false;
+        // It goes out with the next flush, in its place among the others.
+        Outcome {
+            send: Vec::new(),
+            retry_pending_in: Some(0),
         }
     }
 
@@ -783,6 +917,9 @@ impl RoomState {
             notice: None,
             latest_seq: None,
             arrivals: 0,
+            limits: None,
+            bucket: None,
+            reached: false,
         }
     }
 
@@ -883,6 +1020,7 @@ impl RoomState {
             timestamp: record.timestamp,
             nonce: record.nonce,
             delivery: Delivery::Sent,
+            in_flight: false,
         };
         self.messages.insert(position, message);
         if appended && self.messages.len() > MAX_KEPT_MESSAGES {

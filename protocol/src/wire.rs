@@ -145,6 +145,24 @@ pub struct Handshake {
     /// Users online now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<Vec<UserId>>,
+    /// The room's limits (ours): a client checks and paces what it sends by them instead of
+    /// guessing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<RoomLimits>,
+}
+
+/// A room's limits, as announced in `HANDSHAKE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomLimits {
+    /// Longest message, in characters.
+    pub max_message_chars: u32,
+    /// Longest name, in characters.
+    pub max_name_chars: u32,
+    /// Actions a connection may send in a burst.
+    pub rate_burst: u32,
+    /// Actions a connection may send per second, sustained.
+    pub rate_per_second: u32,
 }
 
 /// One stored message as it goes over the wire.

@@ -56,6 +56,12 @@ fn server_actions() {
             protocol_version: Some(PROTOCOL_VERSION),
             latest_seq: Some(1),
             online: Some(vec!["u1".into()]),
+            limits: Some(RoomLimits {
+                max_message_chars: 4000,
+                max_name_chars: 32,
+                rate_burst: 10,
+                rate_per_second: 5,
+            }),
         }),
         ServerAction::UserInfo(UserInfo {
             user_id: "u1".into(),

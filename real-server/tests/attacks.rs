@@ -797,16 +797,8 @@ async fn close_after(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, String)> {
     .await
     .ok()?;
     let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        seen.extend_from_slice(&buf[..n]);
+        read_more(&mut tcp, &mut seen).await?;
     }
     let head_end = seen.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     assert!(seen.starts_with(b"HTTP/1.1 101"));
@@ -836,15 +828,22 @@ async fn close_after(addr: SocketAddr, bytes: &[u8]) -> Option<(u16, String)> {
                 return Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()));
             }
         }
-        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        rest.extend_from_slice(&buf[..n]);
+        read_more(&mut tcp, &mut rest).await?;
     }
+}
+
+/// Reads what arrives next onto `into`; `None` when the connection ended or nothing came.
+async fn read_more(tcp: &mut TcpStream, into: &mut Vec<u8>) -> Option<()> {
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    if n == 0 {
+        return None;
+    }
+    into.extend_from_slice(&buf[..n]);
+    Some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -534,3 +534,41 @@ test('a long name stays inside the people panel', async ({ page }) => {
   const [scroll, client] = await people(page).evaluate((el) => [el.scrollWidth, el.clientWidth]);
   expect(scroll).toBeLessThanOrEqual(client);
 });
+
+test('the newest message stays in view when the window gets smaller', async ({ page }) => {
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await open(page);
+  await send(page, 'the newest one');
+  await expect(message(page, 'the newest one')).toBeInViewport();
+  await expect(page.getByRole('button', { name: /new messages? ↓/ })).toHaveCount(0);
+  // Smaller, as when a phone's keyboard opens: still following the conversation.
+  await page.setViewportSize({ width: 1280, height: 420 });
+  await expect(log(page).getByRole('article').last()).toBeInViewport();
+  await page.setViewportSize({ width: 375, height: 667 });
+  await page.setViewportSize({ width: 375, height: 380 });
+  await expect(log(page).getByRole('article').last()).toBeInViewport();
+  await expect(page.getByRole('button', { name: /new messages? ↓/ })).toHaveCount(0);
+});
+
+test('a newcomer is offered, once, to choose a name', async ({ page }) => {
+  await open(page);
+  const offer = page.getByRole('form', { name: 'Choose your name' });
+  await expect(offer).toBeVisible();
+  // Not now: gone, and not offered again after a reload.
+  await offer.getByRole('button', { name: 'Not now' }).click();
+  await expect(offer).toHaveCount(0);
+  await page.reload();
+  await expect(status(page)).toHaveText('online');
+  await expect(offer).toHaveCount(0);
+  // A fresh visitor who takes the offer is named everywhere.
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await expect(offer).toBeVisible();
+  await offer.getByRole('textbox', { name: /Choose a name/ }).fill('Newcomer');
+  await offer.getByRole('button', { name: 'Use this name' }).click();
+  await expect(offer).toHaveCount(0);
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Newcomer\s*\(you\)/);
+  await roomButton(page, 'random').click();
+  await expect(people(page).getByRole('listitem').first()).toHaveText(/Newcomer\s*\(you\)/);
+  await expect(offer).toHaveCount(0);
+});

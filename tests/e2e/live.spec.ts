@@ -232,6 +232,71 @@ for (const store of stores()) {
       await expect(alice.getByRole('button', { name: 'Retry now' })).toHaveCount(0);
     });
 
+    test('quick messages reach everyone in the order they were written', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      // Twenty at once, with the room's default rate limit (10 at once, 5 a second).
+      const quick = Array.from({ length: 20 }, (_, i) => `quick ${String(i + 1).padStart(2, '0')}`);
+      for (const text of quick) await send(alice, text);
+      for (const p of [alice, bob]) {
+        await expect(message(p, 'quick 20')).toHaveCount(1, { timeout: 15_000 });
+        await expect(log(p).locator('.pending')).toHaveCount(0, { timeout: 15_000 });
+        const texts = (await log(p).getByRole('article').locator('.message-body').allInnerTexts()).map((t) => t.trim());
+        expect(texts.filter((t) => t.startsWith('quick '))).toEqual(quick);
+      }
+      // The stored history has the same order.
+      await bob.reload();
+      await expect(status(bob)).toHaveText('online');
+      const stored = (await log(bob).getByRole('article').locator('.message-body').allInnerTexts()).map((t) => t.trim());
+      expect(stored.filter((t) => t.startsWith('quick '))).toEqual(quick);
+    });
+
+    test('a message written while the room is down survives a reload and is sent once', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      await lounge.kill9();
+      await expect(status(alice)).toHaveText(/reconnecting/);
+      await send(alice, 'written while the Lounge was down');
+      await expect(message(alice, 'written while the Lounge was down')).toContainText('sending…');
+      await alice.reload();
+      // Still there after the reload, still waiting; the room keeps its name meanwhile.
+      await expect(message(alice, 'written while the Lounge was down')).toContainText('sending…');
+      await expect(alice.getByRole('heading', { level: 2, name: 'Lounge' })).toBeVisible();
+      await expect(alice.getByText('This is the start of')).toHaveCount(0);
+      await lounge.start();
+      await expect(status(alice)).toHaveText('online', { timeout: 20_000 });
+      await expect(message(alice, 'written while the Lounge was down')).not.toHaveClass(/pending/);
+      await expect(status(bob)).toHaveText('online', { timeout: 20_000 });
+      await expect(message(bob, 'written while the Lounge was down')).toHaveCount(1);
+      await bob.reload();
+      await expect(status(bob)).toHaveText('online');
+      await expect(message(bob, 'written while the Lounge was down')).toHaveCount(1);
+    });
+
+    test('an address that never answers says so and can be removed; two spellings of one server are one room', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const address = alice.getByRole('textbox', { name: 'Server address' });
+      // A bare word is not taken for a server.
+      await address.fill('hello');
+      await alice.getByRole('button', { name: 'Add' }).click();
+      await expect(alice.getByRole('navigation', { name: 'Rooms' }).getByRole('alert')).toContainText('did you mean mock://hello');
+      // A server that is not there: after a few tries the room says so and offers removal.
+      await address.fill('ws://127.0.0.1:9/');
+      await alice.getByRole('button', { name: 'Add' }).click();
+      const notice = alice.getByRole('alert').filter({ hasText: 'has not answered yet' });
+      await expect(notice).toBeVisible({ timeout: 20_000 });
+      await expect(alice.getByText('This is the start of')).toHaveCount(0);
+      await notice.getByRole('button', { name: 'Remove this room' }).click();
+      await expect(roomButton(alice, 'ws://127.0.0.1:9/', '')).toHaveCount(0);
+      // localhost and 127.0.0.1 are the same server: adding it again shows the same room.
+      const rooms = alice.getByRole('navigation', { name: 'Rooms' }).getByRole('listitem');
+      const before = await rooms.count();
+      await address.fill(lounge.url.replace('127.0.0.1', 'localhost'));
+      await alice.getByRole('button', { name: 'Add' }).click();
+      await expect(rooms).toHaveCount(before);
+      await expect(roomButton(alice, 'Lounge')).toHaveAttribute('aria-current', 'page');
+    });
+
     test('network loss of one person: offline, then back with what was missed', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');
@@ -258,32 +323,73 @@ for (const store of stores()) {
     });
 
     test('a message the room refuses is marked "not sent", and Edit puts it back into the box', async ({ page }) => {
-      const strict = new RoomServer('Strict', store, ['--max-message-chars', '40']);
+      // A room with a short limit, and one that takes only plain HTML (no nesting to speak of).
+      const strict = new RoomServer('Strict', store, ['--max-message-chars', '40', '--max-html-ratio', '0']);
       await strict.start();
       try {
         await page.goto(`./?room=${strict.url}`);
         await expect(status(page)).toHaveText('online');
+        // Over the room's announced limit: refused before sending, and the text stays.
         const long = 'this message is longer than the forty characters allowed here';
         await send(page, long);
-        const refused = message(page, long);
-        await expect(refused).toContainText('not sent');
-        await expect(page.getByRole('alert')).toContainText('The room refused');
+        await expect(page.getByRole('form', { name: 'Write a message' }).getByRole('alert')).toContainText("longer than this room's 40 characters");
+        await expect(composer(page)).toHaveValue(long);
+        await expect(message(page, long)).toHaveCount(0);
+        // Refused by the room for what it is (nested too deeply for it): "not sent".
+        const deep = '>'.repeat(39);
+        await send(page, deep);
+        const refused = log(page).getByRole('article').filter({ hasText: 'not sent' });
+        await expect(refused).toHaveCount(1);
+        await expect(page.getByRole('alert').filter({ hasText: 'The room refused' })).toBeVisible();
         await send(page, 'short one');
         await expect(message(page, 'short one')).not.toHaveClass(/pending/);
         // Sending the same text again cannot succeed: no Retry. Edit puts it back into the box
-        // (after what is being written there), to be shortened.
+        // (after what is being written there), to be changed.
         await expect(refused.getByRole('button', { name: 'Retry' })).toHaveCount(0);
         await composer(page).fill('draft');
         await refused.getByRole('button', { name: 'Edit' }).click();
-        await expect(message(page, long)).toHaveCount(0);
+        await expect(log(page).getByRole('article').filter({ hasText: 'not sent' })).toHaveCount(0);
         await expect(composer(page)).toBeFocused();
-        await expect(composer(page)).toHaveValue(`draft\n\n${long}`);
-        await composer(page).fill('shortened to fit');
+        await expect(composer(page)).toHaveValue(`draft\n\n${deep}`);
+        await composer(page).fill('flattened to fit');
         await page.getByRole('button', { name: 'Send' }).click();
-        await expect(message(page, 'shortened to fit')).not.toHaveClass(/pending/);
+        await expect(message(page, 'flattened to fit')).not.toHaveClass(/pending/);
         await expect(message(page, 'short one')).toHaveCount(1);
       } finally {
         await strict.stop();
+      }
+    });
+
+    test('scrolling up through 500 messages keeps your place and pages back to the start', async ({ page }) => {
+      const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
+      await archive.start();
+      try {
+        const writer = await LegacyClient.connect(archive.url);
+        for (let i = 1; i <= 500; i++) await writer.send('MESSAGE', { rawMessage: `archived ${i}`, userId: writer.userId });
+        await writer.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage === 'archived 500');
+        writer.close();
+        await page.goto(`./?room=${archive.url}`);
+        await expect(status(page)).toHaveText('online');
+        await expect(message(page, 'archived 500')).toBeVisible();
+        const articles = log(page).getByRole('article');
+        for (let page_ = 0; page_ < 20; page_++) {
+          if (await log(page).getByText('This is the start of Archive.').count()) break;
+          // Scroll up slowly, as a reader does, until a page is asked for.
+          const before = await articles.count();
+          const reading = articles.first();
+          const text = (await reading.locator('.message-body').innerText()).trim();
+          for (let step = 0; step < 80 && (await articles.count()) === before; step++) {
+            await log(page).evaluate((el) => el.scrollBy(0, -250));
+            await page.waitForTimeout(30);
+          }
+          await expect.poll(() => articles.count()).toBeGreaterThan(before);
+          // The message that was first is still on screen: the view did not jump.
+          await expect(message(page, text).first()).toBeInViewport();
+        }
+        await expect(log(page).getByText('This is the start of Archive.')).toBeVisible();
+        expect(await articles.count()).toBe(500);
+      } finally {
+        await archive.stop();
       }
     });
 

@@ -31,20 +31,28 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
         user_names: [("u1".to_string(), "Ada".to_string())].into(),
         protocol_version: Some(2),
         latest_seq: Some(latest),
+        limits: None,
         online: Some(vec!["u1".into()]),
     })
 }
 
 fn identified(s: &mut AppState, id: RoomId, me: &str) -> Outcome {
     s.link_opened(id);
-    s.receive(
+    let mut out = s.receive(
         id,
         ServerAction::UserInfo(UserInfo {
             user_id: me.into(),
             name: "Anonymous".into(),
             token: Some("tok".into()),
         }),
-    )
+    );
+    // As the network loop does: a zero delay means "flush now".
+    if out.retry_pending_in == Some(0) {
+        let flushed = s.flush(id, 0);
+        out.send.extend(flushed.send);
+        out.retry_pending_in = flushed.retry_pending_in;
+    }
+    out
 }
 
 /// Two rooms, both handshaken and identified as "me".
@@ -317,7 +325,7 @@ fn refusals_are_shown_and_rate_limits_retry() {
     assert_eq!(s.compose(id, "   ", 1), Err(ComposeError::Blank));
     assert_eq!(
         s.compose(id, &"x".repeat(MAX_MESSAGE_CHARS + 1), 1),
-        Err(ComposeError::TooLong)
+        Err(ComposeError::TooLong(MAX_MESSAGE_CHARS))
     );
 }
 
@@ -481,6 +489,7 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
             protocol_version: None,
             latest_seq: None,
             online: None,
+            limits: None,
         }),
     );
     assert_eq!(s.room(id).unwrap().history, History::Unsupported);
@@ -545,8 +554,10 @@ fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     s.link_lost(id, 1, 10);
     let out = identified(&mut s, id, "me");
     assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "second"));
-    // Retry sends it again with the same nonce.
+    // Retry sends it again with the same nonce, at the next flush.
     let out = s.retry_message(id, &key);
+    assert_eq!(out.retry_pending_in, Some(0));
+    let out = s.flush(id, 0);
     assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "first"));
     s.receive(id, refusal);
     assert_eq!(s.take_back_message(id, &key).as_deref(), Some("first"));
@@ -607,5 +618,99 @@ fn removing_a_room_keeps_your_identity_there_for_when_you_add_it_again() {
     assert!(
         s.to_saved().past_identities.is_empty(),
         "in use again, not kept twice"
+    );
+}
+
+#[test]
+fn quick_messages_go_out_at_the_rooms_rate_in_the_order_written() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    let mut hs = handshake(vec![], 0);
+    if let ServerAction::Handshake(h) = &mut hs {
+        h.limits = Some(protocol::RoomLimits {
+            max_message_chars: 40,
+            max_name_chars: 32,
+            rate_burst: 3,
+            rate_per_second: 2,
+        });
+    }
+    s.receive(id, hs);
+    identified(&mut s, id, "me");
+    // The room's own limit is checked before sending.
+    assert_eq!(
+        s.compose(id, &"x".repeat(41), 0),
+        Err(ComposeError::TooLong(40))
+    );
+    let mut sent: Vec<String> = Vec::new();
+    fn sent_texts(sent: &mut Vec<String>, out: Outcome) -> Option<u32> {
+        for action in out.send {
+            if let ClientAction::Message(m) = action {
+                sent.push(m.raw_message);
+            }
+        }
+        out.retry_pending_in
+    }
+    let mut wait = None;
+    for i in 0..6 {
+        wait = sent_texts(&mut sent, s.compose(id, &format!("m{i}"), 0).unwrap());
+    }
+    // Three go at once (the burst); the rest wait for tokens, in order.
+    assert_eq!(sent, ["m0", "m1", "m2"]);
+    assert_eq!(wait, Some(501));
+    sent_texts(&mut sent, s.flush(id, 500));
+    assert_eq!(sent, ["m0", "m1", "m2", "m3"]);
+    // m3 is refused for rate anyway (the room's clock differed): it and every later one go
+    // again, in order; m4 never overtakes it.
+    let nonce = s.room(id).unwrap().pending[3].nonce.clone();
+    let out = s.receive(
+        id,
+        ServerAction::Error(ErrorPayload {
+            code: protocol::ErrorCode::RateLimited,
+            message: "slow down".into(),
+            nonce,
+        }),
+    );
+    assert_eq!(out.retry_pending_in, Some(RATE_LIMIT_RETRY_MS));
+    sent_texts(&mut sent, s.flush(id, 3_000));
+    assert_eq!(sent, ["m0", "m1", "m2", "m3", "m3", "m4", "m5"]);
+}
+
+#[test]
+fn a_message_written_while_the_room_is_down_survives_a_reload_and_goes_out_once() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    s.receive(id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    s.link_lost(id, 1, 10);
+    let out = s.compose(id, "written while down", 5).unwrap();
+    assert!(
+        out.send.is_empty(),
+        "nothing goes out while the room is down"
+    );
+    let nonce = s.room(id).unwrap().pending[0].nonce.clone();
+    // Reload: the room keeps its name, and the message waits with the same nonce.
+    let mut s = AppState::from_saved(s.to_saved(), "p2".into());
+    let id = s.rooms[0].id;
+    let room = s.room(id).unwrap();
+    assert_eq!(room.title(), "General");
+    assert!(!room.reached);
+    assert_eq!(room.pending.len(), 1);
+    assert_eq!(room.pending[0].nonce, nonce);
+    assert_eq!(room.pending[0].delivery, Delivery::Pending);
+    // The room is back: it goes out once, with its nonce.
+    s.receive(id, handshake(vec![], 0));
+    let out = identified(&mut s, id, "me");
+    assert!(matches!(&out.send[..], [ClientAction::Message(m)]
+        if m.raw_message == "written while down" && m.nonce == nonce));
+    assert!(s.flush(id, 100).send.is_empty(), "sent once");
+    // Mock rooms remember nothing of the kind.
+    let (mock, _) = s.add_room("mock://x").unwrap();
+    s.compose(mock, "in a mock room", 1).unwrap();
+    let saved = s.to_saved();
+    assert!(
+        saved
+            .rooms
+            .iter()
+            .all(|r| r.address != "mock://x" || r.pending.is_empty())
     );
 }

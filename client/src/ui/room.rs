@@ -20,10 +20,23 @@ const TOP_SLACK: f64 = 80.0;
 /// Where the log was before a history page was asked for, to keep the view still when
 /// older messages are inserted above it.
 #[derive(Debug, Clone)]
+/// Where the message that was first stood when older ones were asked for: its key and its
+/// position in the log's content (not on screen: the reader may scroll while the page loads).
 struct Anchor {
-    height: i32,
-    top: i32,
     first_key: Option<String>,
+    first_at: f64,
+}
+
+/// The position of a message's element within the log's scrolled content.
+fn content_position(log: &web_sys::Element, key: &str) -> Option<f64> {
+    let message = element(&message_element_id(key))?;
+    let top = message.get_bounding_client_rect().top() - log.get_bounding_client_rect().top();
+    Some(top + f64::from(log.scroll_top()))
+}
+
+/// The element id of a shown message.
+fn message_element_id(key: &str) -> String {
+    format!("message-{key}")
 }
 
 #[component]
@@ -36,9 +49,18 @@ pub fn RoomView(id: RoomId) -> Element {
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
 
+    let older = Older {
+        state,
+        net,
+        id,
+        log_id: log_id.clone(),
+        anchor: anchor.clone(),
+    };
+
     // After each change: keep following the conversation, keep the view still when history
     // is inserted above, or count what arrived below while the user reads older messages.
     {
+        let older_after = older.clone();
         let log_id = log_id.clone();
         let last_key = last_key.clone();
         let anchor = anchor.clone();
@@ -59,14 +81,34 @@ pub fn RoomView(id: RoomId) -> Element {
             if !follow && arrived > 0 && previous != newest {
                 unseen += arrived;
             }
-            let anchor = anchor.take();
+            // The anchor is used when older messages have arrived above it, and kept for then
+            // while other changes come and go.
+            let arrived_above = match anchor.take() {
+                Some(waiting) if waiting.first_key != first => Some(waiting),
+                other => {
+                    anchor.set(other);
+                    None
+                }
+            };
             let log_id = log_id.clone();
+            let more = older_after.clone();
             // After the DOM has the change.
             gloo_timers::callback::Timeout::new(0, move || {
                 let Some(log) = element(&log_id) else { return };
-                match anchor {
-                    Some(anchor) if anchor.first_key != first => {
-                        log.set_scroll_top(log.scroll_height() - anchor.height + anchor.top);
+                match arrived_above {
+                    Some(Anchor {
+                        first_key: Some(key),
+                        first_at,
+                    }) => {
+                        // The message that was first stays where the reader sees it.
+                        if let Some(now_at) = content_position(&log, &key) {
+                            let moved = (now_at - first_at).round() as i32;
+                            log.set_scroll_top(log.scroll_top() + moved);
+                        }
+                        // Still at the top (a short page): the next page follows.
+                        if f64::from(log.scroll_top()) < TOP_SLACK {
+                            more.load();
+                        }
                     }
                     _ if follow => log.set_scroll_top(log.scroll_height()),
                     _ => {}
@@ -76,13 +118,25 @@ pub fn RoomView(id: RoomId) -> Element {
         });
     }
 
-    let older = Older {
-        state,
-        net,
-        id,
-        log_id: log_id.clone(),
-        anchor: anchor.clone(),
-    };
+    // A smaller window (or a phone's keyboard opening) keeps the newest message in view when
+    // the log was at the bottom.
+    {
+        let log_id = log_id.clone();
+        use_hook(move || {
+            Rc::new(super::Listener::on(
+                super::window_target(),
+                "resize",
+                move |_| {
+                    if *at_bottom.peek()
+                        && let Some(log) = element(&log_id)
+                    {
+                        log.set_scroll_top(log.scroll_height());
+                    }
+                },
+            ))
+        });
+    }
+
     let older_on_scroll = older.clone();
 
     let app = state.read();
@@ -118,6 +172,20 @@ pub fn RoomView(id: RoomId) -> Element {
                 h2 { id: "room-title-{id.0}", "{title}" }
                 span { class: "room-address", "{room.address}" }
                 LinkStatus { id, link: room.link }
+            }
+            if !room.reached && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
+                div { class: "notice", role: "alert",
+                    span { "{room.address} has not answered yet. Is the address right?" }
+                    button {
+                        r#type: "button",
+                        class: "link-button",
+                        onclick: move |_| {
+                            state.write().remove_room(id);
+                            net.send(Intent::Close(id));
+                        },
+                        "Remove this room"
+                    }
+                }
             }
             if let Some(notice) = room.notice.clone() {
                 div { class: "notice", role: "alert",
@@ -163,6 +231,7 @@ pub fn RoomView(id: RoomId) -> Element {
                             }
                         },
                         History::Loading => rsx! { p { "Loading older messages…" } },
+                        History::Complete if !room.reached => rsx! { p { "Messages appear here when the room answers." } },
                         History::Complete => rsx! { p { "This is the start of {title}." } },
                         History::Unsupported => rsx! {},
                     }
@@ -195,6 +264,9 @@ pub fn RoomView(id: RoomId) -> Element {
                     if unseen() == 1 { "1 new message ↓" } else { "{unseen} new messages ↓" }
                 }
             }
+            if app.offer_name(room) {
+                NameOffer {}
+            }
             Composer { id }
         }
     }
@@ -224,7 +296,7 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
         }
     };
     rsx! {
-        article { class, "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
+        article { id: message_element_id(&message.key), class, "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
             div { class: "meta",
                 span { class: "author", "{author}" }
                 if mine { span { class: "you", " (you)" } }
@@ -284,10 +356,13 @@ impl Older {
                 .peek()
                 .room(self.id)
                 .and_then(|r| r.messages.first().map(|m| m.key.clone()));
+            let first_at = first_key
+                .as_deref()
+                .and_then(|key| content_position(&log, key))
+                .unwrap_or(0.0);
             self.anchor.set(Some(Anchor {
-                height: log.scroll_height(),
-                top: log.scroll_top(),
                 first_key,
+                first_at,
             }));
         }
         let outcome = state.write().request_history(self.id);
@@ -327,6 +402,53 @@ fn LinkStatus(id: RoomId, link: Link) -> Element {
                 class: "link-button",
                 onclick: move |_| net.send(Intent::RetryNow(id)),
                 "Retry now"
+            }
+        }
+    }
+}
+
+/// Everyone starts as "Anonymous": a newcomer is offered, once, to choose a name.
+#[component]
+fn NameOffer() -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let net = use_coroutine_handle::<Intent>();
+    let mut name = use_signal(String::new);
+    let mut error = use_signal(|| None::<String>);
+    rsx! {
+        form {
+            class: "name-offer",
+            "aria-label": "Choose your name",
+            onsubmit: move |event: FormEvent| {
+                event.prevent_default();
+                let result = state.write().set_name(&name(), crate::state::NameScope::All);
+                match result {
+                    Ok(changes) => {
+                        state.write().settings.asked_name = true;
+                        for (id, outcome) in changes {
+                            super::carry(net, id, outcome);
+                        }
+                    }
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+            },
+            label { r#for: "name-offer-input", "People here see you as Anonymous. Choose a name:" }
+            input {
+                id: "name-offer-input",
+                r#type: "text",
+                maxlength: "32",
+                autocomplete: "nickname",
+                value: "{name}",
+                oninput: move |e| name.set(e.value()),
+            }
+            button { r#type: "submit", "Use this name" }
+            button {
+                r#type: "button",
+                class: "link-button",
+                onclick: move |_| state.write().settings.asked_name = true,
+                "Not now"
+            }
+            if let Some(message) = error() {
+                p { class: "form-error", role: "alert", "{message}" }
             }
         }
     }

@@ -22,8 +22,8 @@ use crate::error::ErrorCode;
 use crate::markdown::Renderer;
 use crate::wire::{
     ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
-    Millis, NameChanged, PROTOCOL_VERSION, Resume, SendMessage, Seq, ServerAction, UserId,
-    UserInfo, UserRef,
+    Millis, NameChanged, PROTOCOL_VERSION, Resume, RoomLimits, SendMessage, Seq, ServerAction,
+    UserId, UserInfo, UserRef,
 };
 
 /// What a host loads from storage before the room opens.
@@ -248,6 +248,13 @@ impl Room {
                 protocol_version: Some(PROTOCOL_VERSION),
                 latest_seq: Some(handshake_seq),
                 online: Some(online),
+                limits: Some(RoomLimits {
+                    max_message_chars: u32::try_from(self.config.max_message_chars)
+                        .unwrap_or(u32::MAX),
+                    max_name_chars: u32::try_from(MAX_NAME_CHARS).unwrap_or(u32::MAX),
+                    rate_burst: self.config.rate_burst,
+                    rate_per_second: self.config.rate_per_second,
+                }),
             }),
         );
     }

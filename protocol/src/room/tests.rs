@@ -620,14 +620,19 @@ fn resume_says_when_the_gap_is_too_big() {
     );
 }
 
-#[test]
-fn history_pages_come_from_memory_or_storage() {
-    let snapshot = RoomSnapshot {
+/// A room whose memory holds messages 101 to 120 (older ones only in storage).
+fn messages_101_to_120() -> RoomSnapshot {
+    RoomSnapshot {
         messages: (101..=120).map(|s| stored(s, "u", "x")).collect(),
         complete: false,
         latest_seq: 120,
         users: Vec::new(),
-    };
+    }
+}
+
+#[test]
+fn history_pages_come_from_memory_or_storage() {
+    let snapshot = messages_101_to_120();
     let mut h = Harness::with(RoomConfig::default(), snapshot);
     let conn = h.connect(1);
     h.take(conn);
@@ -1054,12 +1059,7 @@ fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
 
 #[test]
 fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
-    let snapshot = RoomSnapshot {
-        messages: (101..=120).map(|s| stored(s, "u", "x")).collect(),
-        complete: false,
-        latest_seq: 120,
-        users: Vec::new(),
-    };
+    let snapshot = messages_101_to_120();
     let mut h = Harness::with(RoomConfig::default(), snapshot);
     let conn = h.connect(1);
     h.take(conn);
