@@ -34,6 +34,26 @@ fn content_position(log: &web_sys::Element, key: &str) -> Option<f64> {
     Some(top + f64::from(log.scroll_top()))
 }
 
+/// The day whose messages are at the top of `log`, when its separator is above the view.
+fn day_at_top(log: &web_sys::Element) -> Option<String> {
+    let top = log.get_bounding_client_rect().top() + 1.0;
+    let sections = log.query_selector_all("section.day").ok()?;
+    let mut shown = None;
+    for i in 0..sections.length() {
+        let Some(section) = sections
+            .item(i)
+            .and_then(|n| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(n).ok())
+        else {
+            continue;
+        };
+        if section.get_bounding_client_rect().top() > top {
+            break;
+        }
+        shown = section.get_attribute("aria-label");
+    }
+    shown
+}
+
 /// The element id of a shown message.
 fn message_element_id(key: &str) -> String {
     format!("message-{key}")
@@ -46,6 +66,8 @@ pub fn RoomView(id: RoomId) -> Element {
     let log_id = format!("log-{}", id.0);
     let mut at_bottom = use_signal(|| true);
     let mut unseen = use_signal(|| 0usize);
+    // The day of the messages at the top of the view, once its separator has scrolled away.
+    let mut current_day = use_signal(|| None::<String>);
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
 
@@ -164,6 +186,7 @@ pub fn RoomView(id: RoomId) -> Element {
         }
     }
     let jump_log_id = log_id.clone();
+    let day_log_id = log_id.clone();
     let focus_log_id = log_id.clone();
 
     rsx! {
@@ -171,6 +194,9 @@ pub fn RoomView(id: RoomId) -> Element {
             div { class: "room-header",
                 h2 { id: "room-title-{id.0}", "{title}" }
                 span { class: "room-address", "{room.address}" }
+                if let Some(day) = current_day() {
+                    p { class: "current-day", title: "The day of the messages at the top", "{day}" }
+                }
                 LinkStatus { id, link: room.link }
             }
             if !room.reached && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
@@ -215,6 +241,10 @@ pub fn RoomView(id: RoomId) -> Element {
                     }
                     if top < TOP_SLACK {
                         older_on_scroll.load();
+                    }
+                    let day = element(&day_log_id).and_then(|log| day_at_top(&log));
+                    if day != *current_day.peek() {
+                        current_day.set(day);
                     }
                 },
                 div { class: "history-edge",
