@@ -29,6 +29,8 @@ pub const RATE_LIMIT_RETRY_MS: u32 = 1_500;
 /// Messages kept per room: a server (trusted by no one) cannot grow the page without bound.
 /// The oldest go when new ones arrive; scrolling up pages them in again.
 pub const MAX_KEPT_MESSAGES: usize = 5_000;
+/// Messages of each server room kept across a reload, to show while it cannot be reached.
+const KEPT_ACROSS_RELOAD: usize = 50;
 
 /// A room's place in this page's list; never reused while the page lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -322,6 +324,62 @@ impl AppState {
             state.active = Some(id);
         }
         state
+    }
+
+    /// The latest messages of a server room, to show after a reload while the room cannot be
+    /// reached (as a history page, names included). Mock rooms have none to keep.
+    pub fn history_to_keep(&self, id: RoomId) -> Option<protocol::History> {
+        let room = self.room(id).filter(|r| !r.address.is_mock())?;
+        let skip = room.messages.len().saturating_sub(KEPT_ACROSS_RELOAD);
+        let messages: Vec<MessageRecord> = room.messages[skip..]
+            .iter()
+            .filter(|m| m.seq.is_some())
+            .map(|m| MessageRecord {
+                raw_message: m.raw.clone(),
+                // Never used: the client renders the raw text itself.
+                html_message: String::new(),
+                timestamp: m.timestamp,
+                user_id: m.user_id.clone(),
+                seq: m.seq,
+                id: None,
+                nonce: None,
+            })
+            .collect();
+        let user_names = messages
+            .iter()
+            .filter_map(|m| Some((m.user_id.clone(), room.names.get(&m.user_id)?.to_owned())))
+            .collect();
+        Some(protocol::History {
+            before: 0,
+            messages,
+            has_more: true,
+            user_names,
+        })
+    }
+
+    /// Shows what [`Self::history_to_keep`] kept, until the room answers; the room is then
+    /// resumed from its newest message (the room's `RESUME` fills what was missed, or says
+    /// the gap is too big and older messages are paged in again).
+    pub fn restore_history(&mut self, id: RoomId, kept: protocol::History) {
+        let renderer = self.renderer;
+        let Some(room) = self.room_mut(id) else {
+            return;
+        };
+        room.names.extend(kept.user_names);
+        for record in kept.messages {
+            if let Some(seq) = record.seq {
+                room.latest_seq = Some(room.latest_seq.map_or(seq, |l| l.max(seq)));
+            }
+            room.insert(&renderer, record);
+        }
+        if room
+            .messages
+            .first()
+            .and_then(|m| m.seq)
+            .is_some_and(|s| s > 1)
+        {
+            room.history = History::More;
+        }
     }
 
     /// What to remember. Identities in mock rooms are not: those rooms end with the page.

@@ -12,6 +12,10 @@ const BROKEN_KEY: &str = "cahat.v1.unreadable";
 /// because it changes with every key press.
 const DRAFT_PREFIX: &str = "cahat.v1.draft.";
 
+/// The latest messages per room, under this prefix and the room's address: written when the
+/// page is hidden or left, not on every message.
+const HISTORY_PREFIX: &str = "cahat.v1.history.";
+
 /// What you were writing in each room, by the room's address.
 pub type Drafts = BTreeMap<String, String>;
 
@@ -64,4 +68,27 @@ pub fn save_draft(address: &str, text: &str) -> bool {
     } else {
         storage.set_item(&key, text).is_ok()
     }
+}
+
+/// The latest messages of the room at `address`, kept by [`save_history`].
+pub fn load_history(address: &str) -> Option<protocol::History> {
+    let text = storage()?
+        .get_item(&format!("{HISTORY_PREFIX}{address}"))
+        .ok()??;
+    // Kept as the room's own `HISTORY` action: read by the decoder every frame goes through.
+    match protocol::decode_server(&text).ok()? {
+        protocol::ServerAction::History(history) => Some(history),
+        _ => None,
+    }
+}
+
+/// Keeps the latest messages of the room at `address`; false if the browser refused.
+pub fn save_history(address: &str, history: protocol::History) -> bool {
+    let Some(storage) = storage() else {
+        return false;
+    };
+    let text = protocol::ServerAction::History(history).to_json();
+    storage
+        .set_item(&format!("{HISTORY_PREFIX}{address}"), &text)
+        .is_ok()
 }

@@ -254,18 +254,23 @@ for (const store of stores()) {
     test('a message written while the room is down survives a reload and is sent once', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');
+      await send(bob, 'said before the Lounge went down');
+      await expect(message(alice, 'said before the Lounge went down')).toHaveCount(1);
       await lounge.kill9();
       await expect(status(alice)).toHaveText(/reconnecting/);
       await send(alice, 'written while the Lounge was down');
       await expect(message(alice, 'written while the Lounge was down')).toContainText('sending…');
       await alice.reload();
-      // Still there after the reload, still waiting; the room keeps its name meanwhile.
+      // Still there after the reload, still waiting; the room keeps its name and what it
+      // showed (with who said it) meanwhile.
       await expect(message(alice, 'written while the Lounge was down')).toContainText('sending…');
       await expect(alice.getByRole('heading', { level: 2, name: 'Lounge' })).toBeVisible();
+      await expect(message(alice, 'said before the Lounge went down').locator('.author')).toHaveText('Bob');
       await expect(alice.getByText('This is the start of')).toHaveCount(0);
       await lounge.start();
       await expect(status(alice)).toHaveText('online', { timeout: 20_000 });
       await expect(message(alice, 'written while the Lounge was down')).not.toHaveClass(/pending/);
+      await expect(message(alice, 'said before the Lounge went down')).toHaveCount(1);
       await expect(status(bob)).toHaveText('online', { timeout: 20_000 });
       await expect(message(bob, 'written while the Lounge was down')).toHaveCount(1);
       await bob.reload();

@@ -714,3 +714,34 @@ fn a_message_written_while_the_room_is_down_survives_a_reload_and_goes_out_once(
             .all(|r| r.address != "mock://x" || r.pending.is_empty())
     );
 }
+
+#[test]
+fn the_latest_messages_are_kept_across_a_reload_and_the_room_resumes_after_them() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://h:1").unwrap();
+    let records: Vec<MessageRecord> = (1..=80)
+        .map(|i| record(i, "u1", &format!("m{i}"), None))
+        .collect();
+    s.receive(id, handshake(records, 80));
+    identified(&mut s, id, "me");
+    let kept = s.history_to_keep(id).unwrap();
+    assert_eq!(kept.messages.len(), 50);
+    assert_eq!(kept.messages[0].seq, Some(31));
+    assert_eq!(kept.user_names.get("u1").map(String::as_str), Some("Ada"));
+    // After a reload, before the room answers: the messages and their authors are shown.
+    let mut s = AppState::from_saved(s.to_saved(), "p2".into());
+    let id = s.rooms[0].id;
+    s.restore_history(id, kept);
+    let room = s.room(id).unwrap();
+    assert_eq!(room.messages.len(), 50);
+    assert_eq!(room.name_of("u1"), "Ada");
+    assert_eq!(room.history, History::More);
+    // The room answers: it is asked for what came after the newest kept message.
+    let out = s.link_opened(id);
+    assert!(
+        matches!(&out.send[..], [ClientAction::HandshakeUserInfo(info)] if info.since == Some(80))
+    );
+    // Mock rooms keep nothing.
+    let (mock, _) = s.add_room("mock://x").unwrap();
+    assert!(s.history_to_keep(mock).is_none());
+}

@@ -247,7 +247,12 @@ fn page_listeners(mut state: Signal<AppState>, mut panel: Signal<Panel>) -> Vec<
             .and_then(|w| w.document())
             .is_some_and(|d| d.hidden());
         state.write().set_page_visible(!hidden);
+        // A hidden page may never come back (a phone ends it): keep what it shows.
+        if hidden {
+            keep_history(state);
+        }
     });
+    let leaving = Listener::on(window_target(), "pagehide", move |_| keep_history(state));
     // Escape closes a drawer wherever focus is (also on the page behind it).
     let escape = Listener::on(document_target(), "keydown", move |event| {
         let escape = event
@@ -270,7 +275,20 @@ fn page_listeners(mut state: Signal<AppState>, mut panel: Signal<Panel>) -> Vec<
             panel.set(Panel::None);
         }
     });
-    [visibility, escape, resize].into_iter().flatten().collect()
+    [visibility, leaving, escape, resize]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Keeps the latest messages of every server room, to show after a reload.
+fn keep_history(state: Signal<AppState>) {
+    let app = state.peek();
+    for room in &app.rooms {
+        if let Some(kept) = app.history_to_keep(room.id) {
+            storage::save_history(&room.address.to_string(), kept);
+        }
+    }
 }
 
 /// Widest window in which the rooms, and the people, are drawers (as in style.css).
@@ -310,6 +328,18 @@ fn initial_state() -> AppState {
     if let Some(id) = first {
         state.select(id);
         forget_room_links();
+    }
+    // What the rooms last showed, until they answer.
+    let ids: Vec<(RoomId, String)> = state
+        .rooms
+        .iter()
+        .filter(|r| !r.address.is_mock())
+        .map(|r| (r.id, r.address.to_string()))
+        .collect();
+    for (id, address) in ids {
+        if let Some(kept) = storage::load_history(&address) {
+            state.restore_history(id, kept);
+        }
     }
     let hidden = web_sys::window()
         .and_then(|w| w.document())
