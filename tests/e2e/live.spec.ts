@@ -215,11 +215,12 @@ for (const store of stores()) {
       await lounge.kill9();
       await expect(status(alice)).toHaveText(/reconnecting/);
       // Several failed attempts: the wait grows but never past 15 s, and it counts down.
-      for (let attempt = 0; attempt < 6; attempt++) {
+      // (Waits until a try is at least 8 s away, so that "Retry now" below surely comes first.)
+      for (let attempt = 0; attempt < 8; attempt++) {
         await expect(status(alice)).toHaveText(/next in \d+ s/, { timeout: 20_000 });
         const seconds = Number((await status(alice).innerText()).match(/next in (\d+) s/)![1]);
         expect(seconds).toBeLessThanOrEqual(15);
-        if (seconds >= 4) {
+        if (seconds >= 8) {
           await expect(status(alice)).toHaveText(new RegExp(`next in ${seconds - 2} s`), { timeout: 4_000 });
           break;
         }
