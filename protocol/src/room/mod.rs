@@ -327,13 +327,11 @@ impl Room {
         if let Some(nonce) = &message.nonce {
             self.nonces.remove(&(message.user_id, nonce.clone()));
         }
-        self.send(
+        self.refuse_for(
             from,
-            ServerAction::error_for(
-                ErrorCode::StorageFailed,
-                "the room could not store your message; send it again",
-                message.nonce,
-            ),
+            ErrorCode::StorageFailed,
+            "the room could not store your message; send it again",
+            message.nonce.as_ref(),
         );
     }
 
@@ -539,25 +537,13 @@ impl Room {
         nonce: Option<&String>,
     ) -> Option<UserId> {
         let Some(user) = self.connections.get(&conn)?.user.clone() else {
-            self.send(
-                conn,
-                ServerAction::error_for(
-                    ErrorCode::NotIdentified,
-                    "send HANDSHAKE_USER_INFO first",
-                    nonce.cloned(),
-                ),
-            );
+            let code = ErrorCode::NotIdentified;
+            self.refuse_for(conn, code, "send HANDSHAKE_USER_INFO first", nonce);
             return None;
         };
         if claim.is_some_and(|claimed| *claimed != user) {
-            self.send(
-                conn,
-                ServerAction::error_for(
-                    ErrorCode::UserMismatch,
-                    "you can only act as yourself",
-                    nonce.cloned(),
-                ),
-            );
+            let code = ErrorCode::UserMismatch;
+            self.refuse_for(conn, code, "you can only act as yourself", nonce);
             return None;
         }
         self.spend_token(now, conn, nonce).then_some(user)
@@ -571,10 +557,7 @@ impl Room {
         if connection.bucket.try_take(now) {
             return true;
         }
-        self.send(
-            conn,
-            ServerAction::error_for(ErrorCode::RateLimited, "slow down", nonce.cloned()),
-        );
+        self.refuse_for(conn, ErrorCode::RateLimited, "slow down", nonce);
         false
     }
 
@@ -587,44 +570,40 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce) else {
             return;
         };
-        let refusal_nonce = valid_nonce.cloned();
+        let valid_nonce = valid_nonce.cloned();
         let SendMessage {
             raw_message, nonce, ..
         } = message;
-        let refuse = |room: &mut Self, code, text: String| {
-            room.send(
-                conn,
-                ServerAction::error_for(code, text, refusal_nonce.clone()),
-            );
-        };
+        let nonce_ref = valid_nonce.as_ref();
         if raw_message.trim().is_empty() {
-            return refuse(self, ErrorCode::EmptyMessage, "the message is empty".into());
+            return self.refuse_for(
+                conn,
+                ErrorCode::EmptyMessage,
+                "the message is empty",
+                nonce_ref,
+            );
         }
         let max = self.config.max_message_chars;
         if raw_message.chars().count() > max {
-            return refuse(
-                self,
-                ErrorCode::MessageTooLong,
-                format!("messages are limited to {max} characters"),
+            let text = format!("messages are limited to {max} characters");
+            return self.refuse_for(conn, ErrorCode::MessageTooLong, text, nonce_ref);
+        }
+        if nonce.is_some() && valid_nonce.is_none() {
+            return self.refuse(
+                conn,
+                ErrorCode::InvalidNonce,
+                format!("a nonce has 1 to {MAX_NONCE_CHARS} characters"),
             );
         }
-        if let Some(nonce) = &nonce {
-            let chars = nonce.chars().count();
-            if !(1..=MAX_NONCE_CHARS).contains(&chars) {
-                return self.refuse(
-                    conn,
-                    ErrorCode::InvalidNonce,
-                    format!("a nonce has 1 to {MAX_NONCE_CHARS} characters"),
-                );
+        if let Some(nonce) = &valid_nonce
+            && let Some(&seq) = self.nonces.get(&(user.clone(), nonce.clone()))
+        {
+            // A resend. Still waiting for storage: the broadcast will reach this sender too.
+            if let Some(stored) = self.recent.iter().find(|m| m.seq == seq) {
+                let record = stored.to_record();
+                self.send(conn, ServerAction::Message(record));
             }
-            if let Some(&seq) = self.nonces.get(&(user.clone(), nonce.clone())) {
-                // A resend. Still waiting for storage: the broadcast will reach this sender too.
-                if let Some(stored) = self.recent.iter().find(|m| m.seq == seq) {
-                    let record = stored.to_record();
-                    self.send(conn, ServerAction::Message(record));
-                }
-                return;
-            }
+            return;
         }
         let html = self.renderer.render(&raw_message);
         let max_html = raw_message
@@ -632,11 +611,11 @@ impl Room {
             .saturating_mul(self.config.max_html_ratio)
             .saturating_add(HTML_ALLOWANCE);
         if html.len() > max_html {
-            return refuse(
-                self,
+            return self.refuse_for(
+                conn,
                 ErrorCode::MessageTooComplex,
-                "the message nests too deeply (quotes or lists inside each other); flatten it"
-                    .into(),
+                "the message nests too deeply (quotes or lists inside each other); flatten it",
+                nonce_ref,
             );
         }
         self.latest_seq += 1;
@@ -742,7 +721,18 @@ impl Room {
     }
 
     fn refuse(&mut self, to: ConnectionId, code: ErrorCode, message: impl Into<String>) {
-        self.send(to, ServerAction::error(code, message));
+        self.refuse_for(to, code, message, None);
+    }
+
+    /// An `ERROR` naming the nonce of the action it refuses, when there is one.
+    fn refuse_for(
+        &mut self,
+        to: ConnectionId,
+        code: ErrorCode,
+        message: impl Into<String>,
+        nonce: Option<&String>,
+    ) {
+        self.send(to, ServerAction::error_for(code, message, nonce.cloned()));
     }
 }
 
