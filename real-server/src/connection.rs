@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -19,7 +19,7 @@ use protocol::{ConnectionId, ErrorCode, ServerAction};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::driver::{CloseReason, CloseSignal, ConnectionHandle, Input, Outbox};
+use crate::driver::{CloseReason, CloseSignal, ConnectionHandle, Inbox, Input, Outbox};
 use crate::metrics::Metrics;
 
 /// At most this many queued frames are written between two flushes.
@@ -73,9 +73,7 @@ pub async fn serve<Si, St, E>(
     Metrics::add(&ctx.metrics.connections_total, 1);
     let _open = OpenGuard(Arc::clone(&ctx.metrics));
 
-    let (outbox_tx, outbox_rx) = mpsc::channel(ctx.queue_frames.max(1));
-    let outbox = Outbox::new(outbox_tx, ctx.queue_bytes);
-    let queued = outbox.bytes();
+    let (outbox, inbox) = Outbox::channel(ctx.queue_frames, ctx.queue_bytes);
     let close = Arc::new(CloseSignal::default());
     let handle = ConnectionHandle {
         outbox: outbox.clone(),
@@ -90,7 +88,7 @@ pub async fn serve<Si, St, E>(
         debug!(conn = conn.0, "room stopped before the connection opened");
         return;
     }
-    let writer = write_loop(sink, outbox_rx, &queued, &close, ctx.ping_interval);
+    let writer = write_loop(sink, inbox, &close, ctx.ping_interval);
     let reader = read_loop(stream, conn, &ctx, outbox);
     tokio::pin!(writer, reader);
     tokio::select! {
@@ -204,8 +202,7 @@ enum Step {
 
 async fn write_loop<Si, E>(
     mut sink: Si,
-    mut outbox: mpsc::Receiver<Utf8Bytes>,
-    queued: &AtomicUsize,
+    mut outbox: Inbox,
     close: &CloseSignal,
     ping_interval: Duration,
 ) where
@@ -219,7 +216,7 @@ async fn write_loop<Si, E>(
             biased;
             reason = close.requested() => Step::Close(reason),
             frame = outbox.recv() => match frame {
-                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, queued, close).await {
+                Some(frame) => match write_batch(&mut sink, &mut outbox, frame, close).await {
                     Ok(None) => Step::Wrote,
                     Ok(Some(reason)) => Step::Close(reason),
                     Err(()) => Step::Failed,
@@ -249,25 +246,19 @@ async fn write_loop<Si, E>(
 /// A close request interrupts a write that the client is too slow to take.
 async fn write_batch<Si, E>(
     sink: &mut Si,
-    outbox: &mut mpsc::Receiver<Utf8Bytes>,
+    outbox: &mut Inbox,
     first: Utf8Bytes,
-    queued: &AtomicUsize,
     close: &CloseSignal,
 ) -> Result<Option<CloseReason>, ()>
 where
     Si: Sink<Message, Error = E> + Unpin,
 {
     let write = async {
-        // A frame leaves the queue's byte count once the socket's writer holds it.
-        queued.fetch_sub(first.len(), Ordering::Relaxed);
         sink.feed(Message::Text(first)).await?;
         for _ in 1..COALESCE_FRAMES {
             match outbox.try_recv() {
-                Ok(frame) => {
-                    queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                    sink.feed(Message::Text(frame)).await?
-                }
-                Err(_) => break,
+                Some(frame) => sink.feed(Message::Text(frame)).await?,
+                None => break,
             }
         }
         sink.flush().await
@@ -278,11 +269,8 @@ where
     }
 }
 
-async fn send_close<Si, E>(
-    sink: &mut Si,
-    outbox: &mut mpsc::Receiver<Utf8Bytes>,
-    reason: CloseReason,
-) where
+async fn send_close<Si, E>(sink: &mut Si, outbox: &mut Inbox, reason: CloseReason)
+where
     Si: Sink<Message, Error = E> + Unpin,
 {
     let frame = Message::Close(Some(CloseFrame {
@@ -291,7 +279,7 @@ async fn send_close<Si, E>(
     }));
     let finish = async {
         if reason.drain {
-            while let Ok(queued) = outbox.try_recv() {
+            while let Some(queued) = outbox.try_recv() {
                 sink.feed(Message::Text(queued)).await?;
             }
         }

@@ -132,15 +132,48 @@ pub enum OfferError {
     Closed,
 }
 
+/// The writer's end of an [`Outbox`]: a frame taken here leaves the queue's byte count.
+#[derive(Debug)]
+pub struct Inbox {
+    frames: mpsc::Receiver<Utf8Bytes>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    /// The next frame, waiting for one; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
+        let frame = self.frames.recv().await?;
+        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
+        let frame = self.frames.try_recv().ok()?;
+        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+}
+
 impl Outbox {
-    /// A queue over `frames` holding at most `max_bytes` (a single frame larger than that is
-    /// still taken into an empty queue, or it could never be sent).
-    pub fn new(frames: mpsc::Sender<Utf8Bytes>, max_bytes: usize) -> Self {
-        Self {
-            frames,
-            bytes: Arc::new(AtomicUsize::new(0)),
-            max_bytes,
-        }
+    /// A queue of at most `max_frames` frames and `max_bytes` bytes (a single frame larger
+    /// than that is still taken into an empty queue, or it could never be sent), and the
+    /// writer's end of it.
+    pub fn channel(max_frames: usize, max_bytes: usize) -> (Self, Inbox) {
+        let (frames, receiver) = mpsc::channel(max_frames.max(1));
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let inbox = Inbox {
+            frames: receiver,
+            bytes: Arc::clone(&bytes),
+        };
+        (
+            Self {
+                frames,
+                bytes,
+                max_bytes,
+            },
+            inbox,
+        )
     }
 
     /// Queues `frame` without waiting.
@@ -163,11 +196,6 @@ impl Outbox {
                 Err(err)
             }
         }
-    }
-
-    /// The byte count the writer takes frames off.
-    pub fn bytes(&self) -> Arc<AtomicUsize> {
-        Arc::clone(&self.bytes)
     }
 }
 
