@@ -13,7 +13,6 @@
 
 mod address;
 mod format;
-mod names;
 mod network;
 mod state;
 mod storage;

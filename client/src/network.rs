@@ -1,9 +1,12 @@
 //! The one owner of every connection: a loop that opens transports, feeds what they receive
-//! to the state's reducer, sends what the reducer asks, and reconnects with backoff.
+//! to the rooms' sessions, sends what the sessions ask, wakes them when they ask, and
+//! reconnects with backoff.
 //!
-//! Components never touch a transport: they change the state and send this loop an
+//! Components never touch a transport or a session's protocol: they send this loop an
 //! [`Intent`]. Everything the loop hears (intents, transport events, its own timers) arrives
-//! on one stream, so there is exactly one place where a connection changes.
+//! on one stream, and after each it drains the room it concerned ([`AppState::settle`]), so
+//! there is exactly one place where a connection changes and nothing a session wants sent
+//! can be forgotten.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -16,7 +19,7 @@ use futures_util::stream;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 
-use crate::state::{AppState, Link, Outcome, RoomId};
+use crate::state::{AppState, Link, NameScope, RoomId};
 use crate::transport::{Connector, Transport, TransportEvent};
 
 /// First reconnect delay; it doubles per failed attempt up to [`MAX_BACKOFF_MS`].
@@ -30,10 +33,16 @@ pub enum Intent {
     Open(RoomId),
     /// Disconnect from a room removed from the state.
     Close(RoomId),
-    /// Carry out what a state change returned for this room.
-    Carry(RoomId, Outcome),
     /// Reconnect to a room now instead of waiting for its next attempt.
     RetryNow(RoomId),
+    /// Send a message (already checked with the room's session).
+    Send(RoomId, String),
+    /// Send a message that was not stored again.
+    Retry(RoomId, String),
+    /// Load the page of older messages.
+    LoadOlder(RoomId),
+    /// Take this name (already checked) everywhere or in one room.
+    Rename(String, NameScope),
 }
 
 enum Input {
@@ -48,8 +57,8 @@ enum LinkEvent {
     Transport(TransportEvent),
     /// The backoff delay has passed: connect again.
     Retry,
-    /// Resend the room's pending messages (after `RATE_LIMITED`).
-    ResendPending,
+    /// The room's session asked to be woken now (pacing, or after `RATE_LIMITED`).
+    Wake,
 }
 
 struct Connection {
@@ -57,6 +66,8 @@ struct Connection {
     generation: u64,
     /// Failed attempts since the room was last online, for the backoff.
     attempt: u32,
+    /// When the session's timer is set for, so that it is set once.
+    wake_at: Option<protocol::Millis>,
 }
 
 struct Network {
@@ -72,7 +83,7 @@ struct Network {
 /// Runs for the life of the page (a root coroutine).
 pub async fn run(
     intents: UnboundedReceiver<Intent>,
-    state: Signal<AppState>,
+    mut state: Signal<AppState>,
     connector: Connector,
 ) {
     let (events, link_events) = unbounded();
@@ -99,8 +110,28 @@ pub async fn run(
         match input {
             Input::Intent(Intent::Open(id)) => network.open(id),
             Input::Intent(Intent::Close(id)) => network.close(id),
-            Input::Intent(Intent::Carry(id, outcome)) => network.carry(id, outcome),
             Input::Intent(Intent::RetryNow(id)) => network.retry_now(id),
+            Input::Intent(Intent::Send(id, text)) => {
+                state.write().compose(id, &text, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Retry(id, key)) => {
+                state.write().retry_message(id, &key, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::LoadOlder(id)) => {
+                state.write().request_history(id, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Rename(name, scope)) => {
+                let changed = state.write().set_name(&name, scope, now()).is_ok();
+                if changed {
+                    let ids: Vec<RoomId> = state.peek().rooms.iter().map(|r| r.id).collect();
+                    for id in ids {
+                        network.carry(id);
+                    }
+                }
+            }
             Input::Network(online) => network.set_online(online),
             Input::Link(id, generation, event) => {
                 let current = network.links.get(&id).map(|l| l.generation);
@@ -142,7 +173,8 @@ impl Network {
                         transport.close();
                     }
                 }
-                self.state.write().link_offline(id);
+                self.state.write().link_offline(id, now());
+                self.carry(id);
             }
         }
     }
@@ -170,10 +202,12 @@ impl Network {
                         transport: None,
                         generation,
                         attempt: 0,
+                        wake_at: None,
                     },
                 );
             }
-            self.state.write().link_offline(id);
+            self.state.write().link_offline(id, now());
+            self.carry(id);
             return;
         }
         let Some(address) = self.state.peek().room(id).map(|r| r.address.clone()) else {
@@ -202,6 +236,7 @@ impl Network {
                 transport,
                 generation,
                 attempt,
+                wake_at: None,
             },
         ) && let Some(old) = old.transport
         {
@@ -232,37 +267,39 @@ impl Network {
         }
     }
 
-    fn carry(&mut self, id: RoomId, outcome: Outcome) {
-        let Some(link) = self.links.get(&id) else {
+    /// Drains the room's session: its frames go out on the open connection (none is open:
+    /// the session sends again what matters when it identifies), and its timer is set.
+    fn carry(&mut self, id: RoomId) {
+        let settled = self.state.write().settle(id);
+        let Some(link) = self.links.get_mut(&id) else {
             return;
         };
         if let Some(transport) = &link.transport {
-            for action in &outcome.send {
+            for action in &settled.send {
                 if transport.send(&action.to_json()).is_err() {
-                    // Not open: pending messages and names are sent again on identification.
                     break;
                 }
             }
         }
-        if let Some(delay) = outcome.retry_pending_in {
-            self.after(id, link.generation, delay, LinkEvent::ResendPending);
+        if let Some(at) = settled.wake_at
+            && link.wake_at != Some(at)
+        {
+            link.wake_at = Some(at);
+            let delay = u32::try_from((at - now()).max(0)).unwrap_or(u32::MAX);
+            let generation = link.generation;
+            self.after(id, generation, delay, LinkEvent::Wake);
         }
     }
 
     fn on_event(&mut self, id: RoomId, event: LinkEvent) {
         match event {
             LinkEvent::Transport(TransportEvent::Opened) => {
-                let outcome = self.state.write().link_opened(id);
-                self.carry(id, outcome);
+                self.state.write().link_opened(id, now());
+                self.carry(id);
             }
             LinkEvent::Transport(TransportEvent::Frame(text)) => {
-                let outcome = match protocol::decode_server(&text) {
-                    Ok(action) => self.state.write().receive(id, action),
-                    Err(error) => {
-                        self.state.write().bad_frame(id, &error.to_string());
-                        Outcome::default()
-                    }
-                };
+                self.state.write().receive(id, &text, now());
+                self.carry(id);
                 if self
                     .state
                     .peek()
@@ -272,7 +309,6 @@ impl Network {
                 {
                     link.attempt = 0;
                 }
-                self.carry(id, outcome);
             }
             LinkEvent::Transport(TransportEvent::Closed { .. }) => {
                 if let Some(link) = self.links.get_mut(&id) {
@@ -281,9 +317,12 @@ impl Network {
                 self.schedule_retry(id);
             }
             LinkEvent::Retry => self.open(id),
-            LinkEvent::ResendPending => {
-                let outcome = self.state.write().flush(id, js_sys::Date::now() as i64);
-                self.carry(id, outcome);
+            LinkEvent::Wake => {
+                if let Some(link) = self.links.get_mut(&id) {
+                    link.wake_at = None;
+                }
+                self.state.write().wake(id, now());
+                self.carry(id);
             }
         }
     }
@@ -291,21 +330,24 @@ impl Network {
     /// Marks the room as reconnecting and opens it again after a growing, jittered delay.
     fn schedule_retry(&mut self, id: RoomId) {
         if self.held_offline(id) {
-            self.state.write().link_offline(id);
+            self.state.write().link_offline(id, now());
+            self.carry(id);
             return;
         }
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
         link.attempt += 1;
+        link.wake_at = None;
         let base = FIRST_BACKOFF_MS.saturating_mul(1 << link.attempt.min(10)) / 2;
         // Up to a quarter more, so that many clients of a restarted room do not return at
         // once; never more than the cap.
         let jitter = (js_sys::Math::random() * f64::from(base) / 4.0) as u32;
         let delay = (base + jitter).min(MAX_BACKOFF_MS);
         let (attempt, generation) = (link.attempt, link.generation);
-        let retry_at = js_sys::Date::now() as i64 + i64::from(delay);
-        self.state.write().link_lost(id, attempt, retry_at);
+        let retry_at = now() + i64::from(delay);
+        self.state.write().link_lost(id, attempt, retry_at, now());
+        self.carry(id);
         self.after(id, generation, delay, LinkEvent::Retry);
     }
 
@@ -316,6 +358,10 @@ impl Network {
             let _page_closing = events.unbounded_send((id, generation, event));
         });
     }
+}
+
+fn now() -> protocol::Millis {
+    js_sys::Date::now() as protocol::Millis
 }
 
 fn browser_online() -> bool {

@@ -1,49 +1,52 @@
-//! Any sequence of connects, disconnects, frames, clock steps and storage answers: the room
-//! never panics, seqs only grow, and every frame a client receives has an object payload.
+//! Any sequence of connects, disconnects, frames, clock steps, slow or failing storage and
+//! client sessions coming and going: the room never panics, stored seqs only grow, and every
+//! frame a client receives has an object payload.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use protocol::{ConnectionId, Effect, Room, RoomConfig, RoomSnapshot};
+use protocol::session::SessionConfig;
+use protocol::testing::{Pair, PeerId};
+use protocol::ConnectionId;
 
 fuzz_target!(|data: &[u8]| {
-    let mut room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [5; 32]);
-    let mut now = 1_700_000_000_000i64;
-    let mut pending = Vec::new();
-    let mut last_seq = 0;
+    let mut pair = Pair::new();
+    let peers = [
+        pair.add_session(SessionConfig::default()),
+        pair.add_session(SessionConfig::default()),
+    ];
     // Ops are separated by 0xFF: the first byte picks the op and the connection, the rest is
     // the frame text.
     for op in data.split(|b| *b == 0xFF) {
         let Some((&head, rest)) = op.split_first() else { continue };
-        let conn = ConnectionId(u64::from(head >> 4));
+        let id = u64::from(head >> 4);
+        let conn = ConnectionId(id);
+        let peer: PeerId = peers[(id & 1) as usize];
+        let byte = rest.first().copied().unwrap_or(0);
+        let now = pair.now;
         match head & 0x0F {
-            0 => room.handle_connect(now, conn),
-            1 => room.handle_disconnect(now, conn),
-            2 => now += i64::from(u16::from_le_bytes([rest.first().copied().unwrap_or(0), 0])) * 10,
-            3 => {
-                if let Some(seq) = pending.pop() {
-                    room.handle_persist_failed(now, seq);
-                }
+            0 => {
+                pair.connect(id);
             }
-            4 => {
-                if let Some(&seq) = pending.last() {
-                    room.handle_persisted(now, seq);
-                    pending.clear();
-                }
+            1 => pair.disconnect(conn),
+            2 => pair.advance(i64::from(byte) * 10),
+            3 => pair.fail_storage = !pair.fail_storage,
+            4 => pair.storage_delay = i64::from(byte),
+            5 => pair.open_session(peer),
+            6 => pair.drop_session(peer),
+            7 => {
+                let text = String::from_utf8_lossy(rest);
+                let _refused = pair.session_mut(peer).send_message(now, &text);
+                pair.run();
             }
-            _ => room.handle_frame(now, conn, &String::from_utf8_lossy(rest)),
+            8 => {
+                pair.session_mut(peer).request_history(now);
+                pair.run();
+            }
+            _ => pair.frame(conn, &String::from_utf8_lossy(rest)),
         }
-        while let Some(effect) = room.poll_effect() {
-            match effect {
-                Effect::PersistMessage(m) => {
-                    assert!(m.seq > last_seq);
-                    last_seq = m.seq;
-                    pending.push(m.seq);
-                }
-                Effect::Send { action, .. } | Effect::Broadcast(action) => {
-                    assert!(action.to_json().contains(r#""payload":{"#));
-                }
-                Effect::PersistUser(_) | Effect::LoadHistory { .. } => {}
-            }
+        for frame in pair.take(conn) {
+            assert!(frame.to_json().contains(r#""payload":{"#));
         }
+        assert!(pair.stored.windows(2).all(|w| w[0].seq < w[1].seq));
     }
 });

@@ -1,6 +1,7 @@
 //! The mock room: deterministic per seed, lively, and a real room to the page client.
 
 use super::*;
+use protocol::ServerAction;
 
 const T0: Millis = 1_800_000_000_000;
 
@@ -122,12 +123,12 @@ fn the_page_client_is_a_real_member_of_the_room() {
 fn older_history_is_served_from_memory() {
     let mut room = MockRoom::new("Demo", 4, 3, T0);
     let mut now = T0;
-    while room.stored.len() < 150 {
+    while room.pair.stored.len() < 150 {
         now += 1_000;
         room.advance(now);
     }
     let conn = room.connect(now);
-    let first = room.stored.len() as u64 - 99;
+    let first = room.pair.stored.len() as u64 - 99;
     room.send(
         now,
         conn,

@@ -10,11 +10,18 @@
 //! - [`error`]: stable error codes for `ERROR` actions, and the decode error.
 //! - [`markdown`]: markdown to sanitised HTML, used by server and client alike.
 //! - [`room`]: the sans-IO room engine ([`Room`]): inputs in, [`Effect`]s out.
+//! - [`session`]: the client half, one [`session::Session`] per room a client has open:
+//!   inputs in, frames to send and events for the view out.
+//! - `testing` (feature `testing`): a room, sessions and storage in memory, with knobs for
+//!   slow or failing storage and dropped connections.
 
 pub mod codec;
 pub mod error;
 pub mod markdown;
 pub mod room;
+pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wire;
 
 pub use codec::{decode_client, decode_server};

@@ -1,9 +1,12 @@
-//! The reducer, driven by real engine frames where it matters: what a user sees after each
-//! server action, and what the client sends back.
+//! The client state over its rooms' sessions: what a user sees after each server frame
+//! (unread counts, notices, names, what survives a reload), and what the client sends back.
+//! The session's own rules are tested in `protocol` (`session/tests.rs`), against the real
+//! room engine through `protocol::testing::Pair`.
 
+use protocol::session::{ComposeError, RATE_LIMIT_RETRY_MS};
 use protocol::{
-    ClientAction, ConnectionId, ErrorPayload, Handshake, History as HistoryPage, MessageRecord,
-    NameChanged, Resume, Room, RoomConfig, RoomSnapshot, ServerAction, UserInfo, UserRef,
+    ClientAction, ErrorPayload, Handshake, History as HistoryPage, MessageRecord, NameChanged,
+    Resume, ServerAction, UserInfo, UserRef,
 };
 
 use super::*;
@@ -36,9 +39,30 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
     })
 }
 
-fn identified(s: &mut AppState, id: RoomId, me: &str) -> Outcome {
-    s.link_opened(id);
-    let mut out = s.receive(
+/// A frame from the room, then what the network loop would do: settle the room.
+fn recv(s: &mut AppState, id: RoomId, action: ServerAction) -> Settled {
+    s.receive(id, &action.to_json(), 0);
+    s.settle(id)
+}
+
+/// The connection opens: what the session sends first.
+fn opened(s: &mut AppState, id: RoomId) -> Settled {
+    s.link_opened(id, 0);
+    s.settle(id)
+}
+
+/// You write a message (checked as the composer checks it first).
+fn compose(s: &mut AppState, id: RoomId, text: &str, now: Millis) -> Settled {
+    assert_eq!(s.room(id).unwrap().session.check_message(text), Ok(()));
+    s.compose(id, text, now);
+    s.settle(id)
+}
+
+/// The connection opens and the room identifies us as `me` (with the token "tok").
+fn identified(s: &mut AppState, id: RoomId, me: &str) -> Settled {
+    let mut out = opened(s, id);
+    let more = recv(
+        s,
         id,
         ServerAction::UserInfo(UserInfo {
             user_id: me.into(),
@@ -46,13 +70,17 @@ fn identified(s: &mut AppState, id: RoomId, me: &str) -> Outcome {
             token: Some("tok".into()),
         }),
     );
-    // As the network loop does: a zero delay means "flush now".
-    if out.retry_pending_in == Some(0) {
-        let flushed = s.flush(id, 0);
-        out.send.extend(flushed.send);
-        out.retry_pending_in = flushed.retry_pending_in;
-    }
+    out.send.extend(more.send);
+    out.wake_at = more.wake_at;
     out
+}
+
+/// Only what was sent: the first frame (identification) left out.
+fn after_hello(out: Settled) -> Vec<ClientAction> {
+    out.send
+        .into_iter()
+        .filter(|a| !matches!(a, ClientAction::HandshakeUserInfo(_)))
+        .collect()
 }
 
 /// Two rooms, both handshaken and identified as "me".
@@ -60,7 +88,7 @@ fn two_rooms(s: &mut AppState, a: &str, b: &str) -> (RoomId, RoomId) {
     let (a, _) = s.add_room(a).unwrap();
     let (b, _) = s.add_room(b).unwrap();
     for id in [a, b] {
-        s.receive(id, handshake(vec![], 0));
+        recv(s, id, handshake(vec![], 0));
         identified(s, id, "me");
     }
     (a, b)
@@ -72,7 +100,8 @@ fn a_room_shows_its_handshake_rendered_by_us_not_the_server() {
     let (id, new) = s.add_room("mock://general").unwrap();
     assert!(new);
     assert_eq!(s.active, Some(id));
-    s.receive(
+    recv(
+        &mut s,
         id,
         handshake(
             vec![record(1, "u1", "**hi** <img src=x onerror=alert(1)>", None)],
@@ -81,13 +110,13 @@ fn a_room_shows_its_handshake_rendered_by_us_not_the_server() {
     );
     let room = s.room(id).unwrap();
     assert_eq!(room.title(), "General");
-    assert_eq!(room.messages.len(), 1);
-    let html = &room.messages[0].html;
+    assert_eq!(room.session.messages().len(), 1);
+    let html = &room.session.messages()[0].html;
     assert!(html.contains("<strong>hi</strong>"), "{html}");
     assert!(!html.contains("<img"), "{html}");
     assert!(!html.contains("server html"), "{html}");
     assert_eq!(room.name_of("u1"), "Ada");
-    assert_eq!(room.history, History::Complete);
+    assert_eq!(room.session.history(), History::Complete);
 }
 
 #[test]
@@ -105,46 +134,51 @@ fn adding_the_same_address_twice_gives_the_same_room_and_bad_ones_are_refused() 
 fn a_sent_message_is_pending_until_its_echo_then_shown_once() {
     let mut s = state();
     let (id, _) = s.add_room("mock://a").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     identified(&mut s, id, "me");
-    let out = s.compose(id, "hello", 5).unwrap();
+    let out = compose(&mut s, id, "hello", 5);
     let ClientAction::Message(sent) = &out.send[0] else {
         panic!("expected MESSAGE, got {out:?}")
     };
     let nonce = sent.nonce.clone().unwrap();
-    assert_eq!(s.room(id).unwrap().pending.len(), 1);
-    assert_eq!(s.room(id).unwrap().pending[0].delivery, Delivery::Pending);
-    s.receive(
+    assert_eq!(s.room(id).unwrap().session.pending().len(), 1);
+    assert_eq!(
+        s.room(id).unwrap().session.pending()[0].delivery,
+        Delivery::Pending
+    );
+    recv(
+        &mut s,
         id,
         ServerAction::Message(record(1, "me", "hello", Some(&nonce))),
     );
     let room = s.room(id).unwrap();
-    assert!(room.pending.is_empty());
-    assert_eq!(room.messages.len(), 1);
-    assert_eq!(room.messages[0].delivery, Delivery::Sent);
+    assert!(room.session.pending().is_empty());
+    assert_eq!(room.session.messages().len(), 1);
+    assert_eq!(room.session.messages()[0].delivery, Delivery::Sent);
     // The same message again (a resend answered with the stored copy) is not shown twice.
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::Message(record(1, "me", "hello", Some(&nonce))),
     );
-    assert_eq!(s.room(id).unwrap().messages.len(), 1);
+    assert_eq!(s.room(id).unwrap().session.messages().len(), 1);
 }
 
 #[test]
 fn messages_typed_offline_are_sent_after_identification_with_the_same_nonce() {
     let mut s = state();
     let (id, _) = s.add_room("mock://a").unwrap();
-    let out = s.compose(id, "typed while connecting", 5).unwrap();
+    let out = compose(&mut s, id, "typed while connecting", 5);
     assert!(out.send.is_empty(), "not sent before the room knows us");
     let out = identified(&mut s, id, "me");
-    let first = match &out.send[..] {
+    let first = match &after_hello(out)[..] {
         [ClientAction::Message(m)] => m.nonce.clone(),
         other => panic!("{other:?}"),
     };
     // The connection drops and comes back: the same message, the same nonce.
-    s.link_lost(id, 1, 500);
+    s.link_lost(id, 1, 500, 0);
     let out = identified(&mut s, id, "me");
-    match &out.send[..] {
+    match &after_hello(out)[..] {
         [ClientAction::Message(m)] => assert_eq!(m.nonce, first),
         other => panic!("{other:?}"),
     }
@@ -154,7 +188,8 @@ fn messages_typed_offline_are_sent_after_identification_with_the_same_nonce() {
 fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(
+    recv(
+        &mut s,
         id,
         handshake(
             vec![record(1, "u1", "one", None), record(2, "u1", "two", None)],
@@ -162,8 +197,8 @@ fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
         ),
     );
     identified(&mut s, id, "me");
-    s.link_lost(id, 1, 500);
-    let out = s.link_opened(id);
+    s.link_lost(id, 1, 500, 0);
+    let out = opened(&mut s, id);
     match &out.send[..] {
         [ClientAction::HandshakeUserInfo(info)] => {
             assert_eq!(info.since, Some(2));
@@ -173,14 +208,16 @@ fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
         other => panic!("{other:?}"),
     }
     // The new handshake overlaps what we have; the resume brings what was in between.
-    s.receive(
+    recv(
+        &mut s,
         id,
         handshake(
             vec![record(2, "u1", "two", None), record(4, "u1", "four", None)],
             4,
         ),
     );
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::Resume(Resume {
             since: 2,
@@ -192,7 +229,14 @@ fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
             user_names: Default::default(),
         }),
     );
-    let seqs: Vec<_> = s.room(id).unwrap().messages.iter().map(|m| m.seq).collect();
+    let seqs: Vec<_> = s
+        .room(id)
+        .unwrap()
+        .session
+        .messages()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
     assert_eq!(seqs, vec![Some(1), Some(2), Some(3), Some(4)]);
 }
 
@@ -200,10 +244,18 @@ fn reconnect_resumes_from_the_last_seq_and_fills_the_gap_without_duplicates() {
 fn unread_counts_only_others_messages_in_rooms_not_shown() {
     let mut s = state();
     let (a, b) = two_rooms(&mut s, "mock://a", "mock://b");
-    s.receive(b, ServerAction::Message(record(1, "u1", "x", None)));
-    s.receive(b, ServerAction::Message(record(2, "u1", "y", None)));
-    s.receive(b, ServerAction::Message(record(3, "me", "mine", None)));
-    s.receive(a, ServerAction::Message(record(1, "u1", "seen", None)));
+    recv(&mut s, b, ServerAction::Message(record(1, "u1", "x", None)));
+    recv(&mut s, b, ServerAction::Message(record(2, "u1", "y", None)));
+    recv(
+        &mut s,
+        b,
+        ServerAction::Message(record(3, "me", "mine", None)),
+    );
+    recv(
+        &mut s,
+        a,
+        ServerAction::Message(record(1, "u1", "seen", None)),
+    );
     assert_eq!(s.room(b).unwrap().unread, 2);
     assert_eq!(s.room(a).unwrap().unread, 0);
     assert_eq!(s.total_unread(), 2);
@@ -215,48 +267,58 @@ fn unread_counts_only_others_messages_in_rooms_not_shown() {
 fn names_apply_everywhere_or_in_one_room_and_are_resent_after_a_reconnect() {
     let mut s = state();
     let (a, b) = two_rooms(&mut s, "mock://a", "mock://b");
-    let out = s.set_name("  Grace  ", NameScope::All).unwrap();
-    assert_eq!(out.len(), 2);
+    s.set_name("  Grace  ", NameScope::All, 0).unwrap();
+    for id in [a, b] {
+        assert!(matches!(&s.settle(id).send[..],
+            [ClientAction::NameChange(c)] if c.name == "Grace"));
+    }
     assert_eq!(s.settings.display_name.as_deref(), Some("Grace"));
-    s.receive(
+    recv(
+        &mut s,
         a,
         ServerAction::NameChange(NameChanged::new("me".into(), "Grace".into())),
     );
-    s.receive(
+    recv(
+        &mut s,
         b,
         ServerAction::NameChange(NameChanged::new("me".into(), "Grace".into())),
     );
-    let out = s.set_name("Hopper", NameScope::Room(b)).unwrap();
-    assert_eq!(out.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![b]);
+    s.set_name("Hopper", NameScope::Room(b), 0).unwrap();
+    assert!(s.settle(a).send.is_empty(), "only the one room changes");
+    assert!(matches!(&s.settle(b).send[..],
+        [ClientAction::NameChange(c)] if c.name == "Hopper"));
     assert_eq!(s.room(b).unwrap().name_override.as_deref(), Some("Hopper"));
     // A room that forgot us: the name we want is sent again when it identifies us.
-    s.link_lost(a, 1, 500);
+    s.link_lost(a, 1, 500, 0);
     let out = identified(&mut s, a, "new-me");
-    match &out.send[..] {
+    match &after_hello(out)[..] {
         [ClientAction::NameChange(change)] => assert_eq!(change.name, "Grace"),
         other => panic!("{other:?}"),
     }
-    assert!(s.set_name("   ", NameScope::All).is_err());
-    assert!(s.set_name(&"x".repeat(33), NameScope::All).is_err());
+    assert!(s.set_name("   ", NameScope::All, 0).is_err());
+    assert!(s.set_name(&"x".repeat(33), NameScope::All, 0).is_err());
 }
 
 #[test]
 fn presence_follows_the_room() {
     let mut s = state();
     let (id, _) = s.add_room("mock://a").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     identified(&mut s, id, "me");
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::UserConnected(UserRef {
             user_id: "u2".into(),
         }),
     );
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::NameChange(NameChanged::new("u2".into(), "Bob".into())),
     );
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::UserDisconnected(UserRef {
             user_id: "u1".into(),
@@ -279,21 +341,35 @@ fn presence_follows_the_room() {
 fn history_pages_go_above_and_end_when_the_room_has_no_more() {
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(id, handshake(vec![record(51, "u1", "x", None)], 51));
-    assert_eq!(s.room(id).unwrap().history, History::More);
+    recv(&mut s, id, handshake(vec![record(51, "u1", "x", None)], 51));
+    assert_eq!(s.room(id).unwrap().session.history(), History::More);
     assert!(
-        s.request_history(id).send.is_empty(),
+        {
+            s.request_history(id, 0);
+            s.settle(id)
+        }
+        .send
+        .is_empty(),
         "not before identification"
     );
     identified(&mut s, id, "me");
-    let out = s.request_history(id);
+    let out = {
+        s.request_history(id, 0);
+        s.settle(id)
+    };
     assert!(matches!(&out.send[..], [ClientAction::HistoryRequest(r)] if r.before == 51));
-    assert_eq!(s.room(id).unwrap().history, History::Loading);
+    assert_eq!(s.room(id).unwrap().session.history(), History::Loading);
     assert!(
-        s.request_history(id).send.is_empty(),
+        {
+            s.request_history(id, 0);
+            s.settle(id)
+        }
+        .send
+        .is_empty(),
         "one request at a time"
     );
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::History(HistoryPage {
             before: 51,
@@ -303,16 +379,17 @@ fn history_pages_go_above_and_end_when_the_room_has_no_more() {
         }),
     );
     let room = s.room(id).unwrap();
-    assert_eq!(room.messages.len(), 51);
-    assert_eq!(room.messages[0].seq, Some(1));
-    assert_eq!(room.history, History::Complete);
+    assert_eq!(room.session.messages().len(), 51);
+    assert_eq!(room.session.messages()[0].seq, Some(1));
+    assert_eq!(room.session.history(), History::Complete);
 }
 
 #[test]
 fn refusals_are_shown_and_rate_limits_retry() {
     let mut s = state();
     let (id, _) = s.add_room("mock://a").unwrap();
-    let out = s.receive(
+    let out = recv(
+        &mut s,
         id,
         ServerAction::Error(ErrorPayload {
             code: protocol::ErrorCode::RateLimited,
@@ -320,12 +397,14 @@ fn refusals_are_shown_and_rate_limits_retry() {
             nonce: None,
         }),
     );
-    assert_eq!(out.retry_pending_in, Some(RATE_LIMIT_RETRY_MS));
+    assert_eq!(out.wake_at, Some(RATE_LIMIT_RETRY_MS));
     assert!(s.room(id).unwrap().notice.is_some());
-    assert_eq!(s.compose(id, "   ", 1), Err(ComposeError::Blank));
+    // A room that announced no limits (a v1 server) takes the engine's default length.
+    let session = &s.room(id).unwrap().session;
+    assert_eq!(session.check_message("   "), Err(ComposeError::Blank));
     assert_eq!(
-        s.compose(id, &"x".repeat(MAX_MESSAGE_CHARS + 1), 1),
-        Err(ComposeError::TooLong(MAX_MESSAGE_CHARS))
+        session.check_message(&"x".repeat(4001)),
+        Err(ComposeError::TooLong(4000))
     );
 }
 
@@ -333,9 +412,9 @@ fn refusals_are_shown_and_rate_limits_retry() {
 fn saved_state_round_trips_without_mock_identities() {
     let mut s = state();
     let (_real, mock) = two_rooms(&mut s, "ws://h:1", "mock://m");
-    s.set_name("Grace", NameScope::All).unwrap();
+    s.set_name("Grace", NameScope::All, 0).unwrap();
     s.select(mock);
-    s.compose(mock, "recall me", 1).unwrap();
+    compose(&mut s, mock, "recall me", 1);
     let saved = s.to_saved();
     let text = serde_json::to_string(&saved).unwrap();
     let back: Saved = serde_json::from_str(&text).unwrap();
@@ -350,14 +429,15 @@ fn saved_state_round_trips_without_mock_identities() {
         restored
             .room(restored.rooms[0].id)
             .unwrap()
-            .identity
+            .session
+            .identity()
             .as_ref()
             .unwrap()
             .user_id,
         "me"
     );
     assert!(
-        restored.rooms[1].identity.is_none(),
+        restored.rooms[1].session.identity().is_none(),
         "mock rooms end with the page"
     );
     assert_eq!(restored.settings.display_name.as_deref(), Some("Grace"));
@@ -368,109 +448,25 @@ fn saved_state_round_trips_without_mock_identities() {
     assert!(AppState::from_saved(odd, "p".into()).rooms.is_empty());
 }
 
-/// The reducer against the real engine: two page clients in one room, frames as JSON.
-#[test]
-fn two_clients_through_the_real_engine_see_each_other() {
-    let mut room = Room::new(
-        RoomConfig::default(),
-        RoomSnapshot {
-            complete: true,
-            ..Default::default()
-        },
-        [7; 32],
-    );
-    let mut people = [state(), state()];
-    let ids: Vec<RoomId> = people
-        .iter_mut()
-        .map(|s| s.add_room("mock://x").unwrap().0)
-        .collect();
-    let conns = [ConnectionId(1), ConnectionId(2)];
-    let pump = |room: &mut Room, people: &mut [AppState; 2]| {
-        let mut replies = Vec::new();
-        while let Some(effect) = room.poll_effect() {
-            match effect {
-                protocol::Effect::Send { to, action } => {
-                    let i = conns.iter().position(|c| *c == to).unwrap();
-                    let action = protocol::decode_server(&action.to_json()).unwrap();
-                    replies.push((i, people[i].receive(ids[i], action)));
-                }
-                protocol::Effect::Broadcast(action) => {
-                    let frame = action.to_json();
-                    for i in 0..2 {
-                        let action = protocol::decode_server(&frame).unwrap();
-                        replies.push((i, people[i].receive(ids[i], action)));
-                    }
-                }
-                protocol::Effect::PersistMessage(m) => room.handle_persisted(0, m.seq),
-                _ => {}
-            }
-        }
-        replies
-    };
-    for i in 0..2 {
-        room.handle_connect(0, conns[i]);
-        let hello = people[i].link_opened(ids[i]);
-        for action in hello.send {
-            room.handle_frame(0, conns[i], &action.to_json());
-        }
-        let mut replies = pump(&mut room, &mut people);
-        while let Some((who, out)) = replies.pop() {
-            for action in out.send {
-                room.handle_frame(0, conns[who], &action.to_json());
-            }
-            replies.extend(pump(&mut room, &mut people));
-        }
-    }
-    for (i, name) in ["Ada", "Linus"].into_iter().enumerate() {
-        for (_, out) in people[i].set_name(name, NameScope::All).unwrap() {
-            for action in out.send {
-                room.handle_frame(0, conns[i], &action.to_json());
-            }
-        }
-        pump(&mut room, &mut people);
-    }
-    let out = people[0].compose(ids[0], "hi *Linus*", 0).unwrap();
-    for action in out.send {
-        room.handle_frame(0, conns[0], &action.to_json());
-    }
-    pump(&mut room, &mut people);
-    for p in &people {
-        let r = p.room(p.rooms[0].id).unwrap();
-        assert!(r.pending.is_empty());
-        assert_eq!(r.messages.len(), 1);
-        assert_eq!(r.name_of(&r.messages[0].user_id), "Ada");
-        assert!(r.messages[0].html.contains("<em>Linus</em>"));
-        assert_eq!(r.online.len(), 2);
-    }
-    assert!(
-        people[0]
-            .room(ids[0])
-            .unwrap()
-            .is_me(&people[0].room(ids[0]).unwrap().messages[0].user_id)
-    );
-    assert!(
-        !people[1]
-            .room(ids[1])
-            .unwrap()
-            .is_me(&people[1].room(ids[1]).unwrap().messages[0].user_id)
-    );
-}
-
 #[test]
 fn a_flooding_server_cannot_grow_a_room_without_bound() {
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     let total = MAX_KEPT_MESSAGES as u64 + 25;
     for seq in 1..=total {
-        s.receive(id, ServerAction::Message(record(seq, "u1", "spam", None)));
+        recv(
+            &mut s,
+            id,
+            ServerAction::Message(record(seq, "u1", "spam", None)),
+        );
     }
     let room = s.room(id).unwrap();
-    assert_eq!(room.messages.len(), MAX_KEPT_MESSAGES);
-    assert_eq!(room.messages.last().unwrap().seq, Some(total));
-    assert_eq!(room.messages[0].seq, Some(26));
+    assert_eq!(room.session.messages().len(), MAX_KEPT_MESSAGES);
+    assert_eq!(room.session.messages().last().unwrap().seq, Some(total));
+    assert_eq!(room.session.messages()[0].seq, Some(26));
     assert_eq!(
-        room.history,
+        room.session.history(),
         History::More,
         "the dropped ones can be paged in again"
     );
@@ -480,7 +476,8 @@ fn a_flooding_server_cannot_grow_a_room_without_bound() {
 fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_keys() {
     let mut s = state();
     let (id, _) = s.add_room("ws://legacy:4000").unwrap();
-    s.receive(
+    recv(
+        &mut s,
         id,
         ServerAction::Handshake(Handshake {
             server_name: "Old".into(),
@@ -492,9 +489,9 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
             limits: None,
         }),
     );
-    assert_eq!(s.room(id).unwrap().history, History::Unsupported);
+    assert_eq!(s.room(id).unwrap().session.history(), History::Unsupported);
     identified(&mut s, id, "me");
-    let out = s.compose(id, "same text", 1).unwrap();
+    let out = compose(&mut s, id, "same text", 1);
     assert_eq!(out.send.len(), 1);
     let v1 = |user: &str| MessageRecord {
         raw_message: "same text".into(),
@@ -506,12 +503,15 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
         nonce: None,
     };
     // A v1 echo has no nonce: it confirms the oldest pending message with the same text.
-    s.receive(id, ServerAction::Message(v1("me")));
-    s.receive(id, ServerAction::Message(v1("other")));
+    recv(&mut s, id, ServerAction::Message(v1("me")));
+    recv(&mut s, id, ServerAction::Message(v1("other")));
     let room = s.room(id).unwrap();
-    assert!(room.pending.is_empty());
-    assert_eq!(room.messages.len(), 2);
-    assert_ne!(room.messages[0].key, room.messages[1].key);
+    assert!(room.session.pending().is_empty());
+    assert_eq!(room.session.messages().len(), 2);
+    assert_ne!(
+        room.session.messages()[0].key,
+        room.session.messages()[1].key
+    );
 }
 
 #[test]
@@ -520,7 +520,8 @@ fn while_the_tab_is_hidden_the_shown_room_counts_unread_too() {
     let (a, _) = two_rooms(&mut s, "mock://a", "mock://b");
     assert_eq!(s.active, Some(a));
     s.set_page_visible(false);
-    s.receive(
+    recv(
+        &mut s,
         a,
         ServerAction::Message(record(1, "u1", "while away", None)),
     );
@@ -528,7 +529,11 @@ fn while_the_tab_is_hidden_the_shown_room_counts_unread_too() {
     assert_eq!(s.total_unread(), 1);
     s.set_page_visible(true);
     assert_eq!(s.total_unread(), 0);
-    s.receive(a, ServerAction::Message(record(2, "u1", "seen", None)));
+    recv(
+        &mut s,
+        a,
+        ServerAction::Message(record(2, "u1", "seen", None)),
+    );
     assert_eq!(s.total_unread(), 0);
 }
 
@@ -536,34 +541,35 @@ fn while_the_tab_is_hidden_the_shown_room_counts_unread_too() {
 fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     identified(&mut s, id, "me");
-    s.compose(id, "first", 1).unwrap();
-    s.compose(id, "second", 2).unwrap();
+    compose(&mut s, id, "first", 1);
+    compose(&mut s, id, "second", 2);
     let refusal = ServerAction::Error(ErrorPayload {
         code: protocol::ErrorCode::StorageFailed,
         message: "could not store".into(),
         nonce: None,
     });
-    s.receive(id, refusal.clone());
+    recv(&mut s, id, refusal.clone());
     let room = s.room(id).unwrap();
-    assert_eq!(room.pending[0].delivery, Delivery::Failed);
-    assert_eq!(room.pending[1].delivery, Delivery::Pending);
-    let key = room.pending[0].key.clone();
+    assert_eq!(room.session.pending()[0].delivery, Delivery::Failed);
+    assert_eq!(room.session.pending()[1].delivery, Delivery::Pending);
+    let key = room.session.pending()[0].key.clone();
     // A reconnect resends only what is still waiting.
-    s.link_lost(id, 1, 10);
+    s.link_lost(id, 1, 10, 0);
     let out = identified(&mut s, id, "me");
-    assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "second"));
-    // Retry sends it again with the same nonce, at the next flush.
-    let out = s.retry_message(id, &key);
-    assert_eq!(out.retry_pending_in, Some(0));
-    let out = s.flush(id, 0);
+    assert!(
+        matches!(&after_hello(out)[..], [ClientAction::Message(m)] if m.raw_message == "second")
+    );
+    // Retry sends it again with the same nonce.
+    s.retry_message(id, &key, 0);
+    let out = s.settle(id);
     assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "first"));
-    s.receive(id, refusal);
+    recv(&mut s, id, refusal);
     assert_eq!(s.take_back_message(id, &key).as_deref(), Some("first"));
     let room = s.room(id).unwrap();
-    assert_eq!(room.pending.len(), 1);
-    assert_eq!(room.pending[0].raw, "second");
+    assert_eq!(room.session.pending().len(), 1);
+    assert_eq!(room.session.pending()[0].raw, "second");
 }
 
 #[test]
@@ -572,12 +578,13 @@ fn a_refusal_that_names_its_nonce_fails_that_message_not_the_oldest() {
     // its storage batch: A is accepted, B is refused before A's echo arrives.
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     identified(&mut s, id, "me");
-    s.compose(id, "A", 1).unwrap();
-    s.compose(id, "B", 2).unwrap();
-    let b_nonce = s.room(id).unwrap().pending[1].nonce.clone();
-    s.receive(
+    compose(&mut s, id, "A", 1);
+    compose(&mut s, id, "B", 2);
+    let b_nonce = s.room(id).unwrap().session.pending()[1].nonce.clone();
+    recv(
+        &mut s,
         id,
         ServerAction::Error(ErrorPayload {
             code: protocol::ErrorCode::MessageTooLong,
@@ -587,18 +594,22 @@ fn a_refusal_that_names_its_nonce_fails_that_message_not_the_oldest() {
     );
     let room = s.room(id).unwrap();
     assert_eq!(
-        room.pending[0].delivery,
+        room.session.pending()[0].delivery,
         Delivery::Pending,
         "A is still sending"
     );
-    assert_eq!(room.pending[1].delivery, Delivery::Refused, "B is not sent");
+    assert_eq!(
+        room.session.pending()[1].delivery,
+        Delivery::Refused,
+        "B is not sent"
+    );
 }
 
 #[test]
 fn removing_a_room_keeps_your_identity_there_for_when_you_add_it_again() {
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     identified(&mut s, id, "me");
     s.remove_room(id);
     assert!(s.rooms.is_empty());
@@ -606,12 +617,12 @@ fn removing_a_room_keeps_your_identity_there_for_when_you_add_it_again() {
     let mut s = AppState::from_saved(s.to_saved(), "p2".into());
     let (again, new) = s.add_room("ws://h:1/").unwrap();
     assert!(new);
-    let identity = s.room(again).unwrap().identity.clone().unwrap();
+    let identity = s.room(again).unwrap().session.identity().cloned().unwrap();
     assert_eq!(
         (identity.user_id.as_str(), identity.token.as_deref()),
         ("me", Some("tok"))
     );
-    match &s.link_opened(again).send[..] {
+    match &opened(&mut s, again).send[..] {
         [ClientAction::HandshakeUserInfo(info)] => assert_eq!(info.user_id.as_deref(), Some("me")),
         other => panic!("{other:?}"),
     }
@@ -634,35 +645,39 @@ fn quick_messages_go_out_at_the_rooms_rate_in_the_order_written() {
             rate_per_second: 2,
         });
     }
-    s.receive(id, hs);
+    recv(&mut s, id, hs);
     identified(&mut s, id, "me");
     // The room's own limit is checked before sending.
     assert_eq!(
-        s.compose(id, &"x".repeat(41), 0),
+        s.room(id).unwrap().session.check_message(&"x".repeat(41)),
         Err(ComposeError::TooLong(40))
     );
     let mut sent: Vec<String> = Vec::new();
-    fn sent_texts(sent: &mut Vec<String>, out: Outcome) -> Option<u32> {
+    fn sent_texts(sent: &mut Vec<String>, out: Settled) -> Option<Millis> {
         for action in out.send {
             if let ClientAction::Message(m) = action {
                 sent.push(m.raw_message);
             }
         }
-        out.retry_pending_in
+        out.wake_at
     }
     let mut wait = None;
     for i in 0..6 {
-        wait = sent_texts(&mut sent, s.compose(id, &format!("m{i}"), 0).unwrap());
+        wait = sent_texts(&mut sent, compose(&mut s, id, &format!("m{i}"), 0));
     }
     // Three go at once (the burst); the rest wait for tokens, in order.
     assert_eq!(sent, ["m0", "m1", "m2"]);
     assert_eq!(wait, Some(501));
-    sent_texts(&mut sent, s.flush(id, 500));
+    sent_texts(&mut sent, {
+        s.wake(id, 501);
+        s.settle(id)
+    });
     assert_eq!(sent, ["m0", "m1", "m2", "m3"]);
     // m3 is refused for rate anyway (the room's clock differed): it and every later one go
     // again, in order; m4 never overtakes it.
-    let nonce = s.room(id).unwrap().pending[3].nonce.clone();
-    let out = s.receive(
+    let nonce = s.room(id).unwrap().session.pending()[3].nonce.clone();
+    let out = recv(
+        &mut s,
         id,
         ServerAction::Error(ErrorPayload {
             code: protocol::ErrorCode::RateLimited,
@@ -670,8 +685,11 @@ fn quick_messages_go_out_at_the_rooms_rate_in_the_order_written() {
             nonce,
         }),
     );
-    assert_eq!(out.retry_pending_in, Some(RATE_LIMIT_RETRY_MS));
-    sent_texts(&mut sent, s.flush(id, 3_000));
+    assert_eq!(out.wake_at, Some(RATE_LIMIT_RETRY_MS));
+    sent_texts(&mut sent, {
+        s.wake(id, 3_000);
+        s.settle(id)
+    });
     assert_eq!(sent, ["m0", "m1", "m2", "m3", "m3", "m4", "m5"]);
 }
 
@@ -679,33 +697,41 @@ fn quick_messages_go_out_at_the_rooms_rate_in_the_order_written() {
 fn a_message_written_while_the_room_is_down_survives_a_reload_and_goes_out_once() {
     let mut s = state();
     let (id, _) = s.add_room("ws://h:1").unwrap();
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     identified(&mut s, id, "me");
-    s.link_lost(id, 1, 10);
-    let out = s.compose(id, "written while down", 5).unwrap();
+    s.link_lost(id, 1, 10, 0);
+    let out = compose(&mut s, id, "written while down", 5);
     assert!(
         out.send.is_empty(),
         "nothing goes out while the room is down"
     );
-    let nonce = s.room(id).unwrap().pending[0].nonce.clone();
+    let nonce = s.room(id).unwrap().session.pending()[0].nonce.clone();
     // Reload: the room keeps its name, and the message waits with the same nonce.
     let mut s = AppState::from_saved(s.to_saved(), "p2".into());
     let id = s.rooms[0].id;
     let room = s.room(id).unwrap();
     assert_eq!(room.title(), "General");
-    assert!(!room.reached);
-    assert_eq!(room.pending.len(), 1);
-    assert_eq!(room.pending[0].nonce, nonce);
-    assert_eq!(room.pending[0].delivery, Delivery::Pending);
+    assert!(!room.session.reached());
+    assert_eq!(room.session.pending().len(), 1);
+    assert_eq!(room.session.pending()[0].nonce, nonce);
+    assert_eq!(room.session.pending()[0].delivery, Delivery::Pending);
     // The room is back: it goes out once, with its nonce.
-    s.receive(id, handshake(vec![], 0));
+    recv(&mut s, id, handshake(vec![], 0));
     let out = identified(&mut s, id, "me");
-    assert!(matches!(&out.send[..], [ClientAction::Message(m)]
+    assert!(matches!(&after_hello(out)[..], [ClientAction::Message(m)]
         if m.raw_message == "written while down" && m.nonce == nonce));
-    assert!(s.flush(id, 100).send.is_empty(), "sent once");
+    assert!(
+        {
+            s.wake(id, 100);
+            s.settle(id)
+        }
+        .send
+        .is_empty(),
+        "sent once"
+    );
     // Mock rooms remember nothing of the kind.
     let (mock, _) = s.add_room("mock://x").unwrap();
-    s.compose(mock, "in a mock room", 1).unwrap();
+    compose(&mut s, mock, "in a mock room", 1);
     let saved = s.to_saved();
     assert!(
         saved
@@ -722,7 +748,7 @@ fn the_latest_messages_are_kept_across_a_reload_and_the_room_resumes_after_them(
     let records: Vec<MessageRecord> = (1..=80)
         .map(|i| record(i, "u1", &format!("m{i}"), None))
         .collect();
-    s.receive(id, handshake(records, 80));
+    recv(&mut s, id, handshake(records, 80));
     identified(&mut s, id, "me");
     let kept = s.history_to_keep(id).unwrap();
     assert_eq!(kept.messages.len(), 50);
@@ -733,11 +759,11 @@ fn the_latest_messages_are_kept_across_a_reload_and_the_room_resumes_after_them(
     let id = s.rooms[0].id;
     s.restore_history(id, kept);
     let room = s.room(id).unwrap();
-    assert_eq!(room.messages.len(), 50);
+    assert_eq!(room.session.messages().len(), 50);
     assert_eq!(room.name_of("u1"), "Ada");
-    assert_eq!(room.history, History::More);
+    assert_eq!(room.session.history(), History::More);
     // The room answers: it is asked for what came after the newest kept message.
-    let out = s.link_opened(id);
+    let out = opened(&mut s, id);
     assert!(
         matches!(&out.send[..], [ClientAction::HandshakeUserInfo(info)] if info.since == Some(80))
     );

@@ -9,7 +9,7 @@ use crate::storage::Drafts;
 
 #[component]
 pub fn Composer(id: RoomId) -> Element {
-    let mut state = use_context::<Signal<AppState>>();
+    let state = use_context::<Signal<AppState>>();
     let mut panel = use_context::<Signal<Panel>>();
     let net = use_coroutine_handle::<Intent>();
     let mut drafts = use_context::<Signal<Drafts>>();
@@ -51,17 +51,21 @@ pub fn Composer(id: RoomId) -> Element {
 
     let mut send = move || {
         let text = draft();
-        let result = state.write().compose(id, &text, js_sys::Date::now() as i64);
-        match result {
-            Ok(outcome) => {
-                super::carry(net, id, outcome);
+        let checked = state
+            .peek()
+            .room(id)
+            .map(|r| r.session.check_message(&text));
+        match checked {
+            Some(Ok(())) => {
+                net.send(Intent::Send(id, text));
                 // Back to the box, also after a click on Send, to go on writing.
                 super::focus(&format!("composer-{}", id.0));
                 set_draft(String::new());
                 recall.set(None);
                 error.set(None);
             }
-            Err(e) => error.set(Some(e.to_string())),
+            Some(Err(e)) => error.set(Some(e.to_string())),
+            None => {}
         }
     };
 

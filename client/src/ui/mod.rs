@@ -14,7 +14,7 @@ use dioxus::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 
-use crate::network::{self, Intent};
+use crate::network;
 use crate::state::{AppState, RoomId, Saved};
 use crate::storage;
 use crate::transport::{Connector, MockHub, MockOptions};
@@ -438,12 +438,5 @@ pub fn focus(id: &str) {
     if let Some(element) = element(id).and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
         // Focus is a help, not a function: an element that refuses it changes nothing else.
         let _focused = element.focus();
-    }
-}
-
-/// Sends what a state change returned to the network loop.
-pub fn carry(net: Coroutine<Intent>, id: RoomId, outcome: crate::state::Outcome) {
-    if !outcome.send.is_empty() || outcome.retry_pending_in.is_some() {
-        net.send(Intent::Carry(id, outcome));
     }
 }

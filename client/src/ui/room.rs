@@ -89,10 +89,10 @@ pub fn RoomView(id: RoomId) -> Element {
         use_effect(move || {
             let app = state.read();
             let Some(room) = app.room(id) else { return };
-            let all = || room.messages.iter().chain(room.pending.iter());
+            let all = || room.session.messages().iter().chain(room.session.pending());
             let last = all().next_back();
             let newest = last.map(|m| m.key.clone());
-            let first = room.messages.first().map(|m| m.key.clone());
+            let first = room.session.messages().first().map(|m| m.key.clone());
             let previous = last_key.replace(newest.clone());
             let arrived = match &previous {
                 Some(key) => all().rev().take_while(|m| &m.key != key).count(),
@@ -171,7 +171,7 @@ pub fn RoomView(id: RoomId) -> Element {
     let yesterday = format::day(now - 86_400_000);
     let mut days: Vec<(format::Day, Vec<&ChatMessage>)> = Vec::new();
     let mut span: Option<format::DaySpan> = None;
-    for message in room.messages.iter().chain(room.pending.iter()) {
+    for message in room.shown_messages() {
         let day = match span {
             Some(span) if span.contains(message.timestamp) => span.day,
             _ => {
@@ -199,7 +199,7 @@ pub fn RoomView(id: RoomId) -> Element {
                 }
                 LinkStatus { id, link: room.link }
             }
-            if !room.reached && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
+            if !room.session.reached() && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
                 div { class: "notice", role: "alert",
                     span { "{room.address} has not answered yet. Is the address right?" }
                     button {
@@ -248,7 +248,7 @@ pub fn RoomView(id: RoomId) -> Element {
                     }
                 },
                 div { class: "history-edge",
-                    match room.history {
+                    match room.session.history() {
                         History::More => rsx! {
                             button { r#type: "button", class: "load-older",
                                 onclick: move |_| {
@@ -261,7 +261,7 @@ pub fn RoomView(id: RoomId) -> Element {
                             }
                         },
                         History::Loading => rsx! { p { "Loading older messages…" } },
-                        History::Complete if !room.reached => rsx! { p { "Messages appear here when the room answers." } },
+                        History::Complete if !room.session.reached() => rsx! { p { "Messages appear here when the room answers." } },
                         History::Complete => rsx! { p { "This is the start of {title}." } },
                         History::Unsupported => rsx! {},
                     }
@@ -338,10 +338,7 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
                         button {
                             r#type: "button",
                             class: "link-button",
-                            onclick: move |_| {
-                                let outcome = state.write().retry_message(room, &retry_key);
-                                super::carry(net, room, outcome);
-                            },
+                            onclick: move |_| net.send(Intent::Retry(room, retry_key.clone())),
                             "Retry"
                         }
                         button { r#type: "button", class: "link-button", onclick: move |_| edit(), "Edit" }
@@ -373,11 +370,11 @@ struct Older {
 
 impl Older {
     fn load(&self) {
-        let mut state = self.state;
+        let state = self.state;
         let ready = state
             .peek()
             .room(self.id)
-            .is_some_and(|r| r.history == History::More && r.link == Link::Online);
+            .is_some_and(|r| r.session.history() == History::More && r.link == Link::Online);
         if !ready {
             return;
         }
@@ -385,7 +382,7 @@ impl Older {
             let first_key = state
                 .peek()
                 .room(self.id)
-                .and_then(|r| r.messages.first().map(|m| m.key.clone()));
+                .and_then(|r| r.session.messages().first().map(|m| m.key.clone()));
             let first_at = first_key
                 .as_deref()
                 .and_then(|key| content_position(&log, key))
@@ -395,8 +392,7 @@ impl Older {
                 first_at,
             }));
         }
-        let outcome = state.write().request_history(self.id);
-        super::carry(self.net, self.id, outcome);
+        self.net.send(Intent::LoadOlder(self.id));
     }
 }
 
@@ -450,13 +446,10 @@ fn NameOffer() -> Element {
             "aria-label": "Choose your name",
             onsubmit: move |event: FormEvent| {
                 event.prevent_default();
-                let result = state.write().set_name(&name(), crate::state::NameScope::All);
-                match result {
-                    Ok(changes) => {
+                match crate::state::check_name(&name()) {
+                    Ok(name) => {
                         state.write().settings.asked_name = true;
-                        for (id, outcome) in changes {
-                            super::carry(net, id, outcome);
-                        }
+                        net.send(Intent::Rename(name, crate::state::NameScope::All));
                     }
                     Err(e) => error.set(Some(e.to_string())),
                 }

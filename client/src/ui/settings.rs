@@ -40,12 +40,9 @@ pub fn Settings() -> Element {
             (true, Some(id)) => NameScope::Room(id),
             _ => NameScope::All,
         };
-        let result = state.write().set_name(&name(), scope);
-        match result {
-            Ok(changes) => {
-                for (id, outcome) in changes {
-                    super::carry(net, id, outcome);
-                }
+        match crate::state::check_name(&name()) {
+            Ok(name) => {
+                net.send(Intent::Rename(name, scope));
                 error.set(None);
                 saved.set(true);
             }

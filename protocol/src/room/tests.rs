@@ -1,144 +1,25 @@
 //! Engine unit tests: each rule of the contract, driven through its public inputs.
 
 use super::*;
+use crate::testing::Pair;
 use crate::wire::{ErrorPayload, MessageRecord};
 
-const T0: Millis = 1_700_000_000_000;
+const T0: Millis = Pair::T0;
 
-/// A room with a tiny in-test "host" that records effects and confirms storage at once.
-struct Harness {
-    room: Room,
-    /// Everything sent, per connection (broadcasts are copied to every open connection).
-    inbox: HashMap<ConnectionId, Vec<ServerAction>>,
-    stored: Vec<StoredMessage>,
-    users: HashMap<UserId, UserRecord>,
-    /// When false, `PersistMessage` effects wait in `unconfirmed` for the test to settle them.
-    auto_persist: bool,
-    unconfirmed: Vec<Seq>,
-    history_requests: Vec<(ConnectionId, Seq, u32)>,
-    open: Vec<ConnectionId>,
-    now: Millis,
-}
+/// The room and an in-memory host (`crate::testing::Pair`), answering nothing by itself but
+/// storage writes: history requests wait for each test to answer.
+struct Harness;
 
 impl Harness {
-    fn new() -> Self {
+    #[allow(clippy::new_ret_no_self)]
+    fn new() -> Pair {
         Self::with(RoomConfig::default(), RoomSnapshot::default())
     }
 
-    fn with(config: RoomConfig, snapshot: RoomSnapshot) -> Self {
-        Self {
-            room: Room::new(config, snapshot, [1; 32]),
-            inbox: HashMap::new(),
-            stored: Vec::new(),
-            users: HashMap::new(),
-            auto_persist: true,
-            unconfirmed: Vec::new(),
-            history_requests: Vec::new(),
-            open: Vec::new(),
-            now: T0,
-        }
-    }
-
-    fn pump(&mut self) {
-        while let Some(effect) = self.room.poll_effect() {
-            match effect {
-                Effect::Send { to, action } => self.inbox.entry(to).or_default().push(action),
-                Effect::Broadcast(action) => {
-                    for conn in &self.open {
-                        self.inbox.entry(*conn).or_default().push(action.clone());
-                    }
-                }
-                Effect::PersistMessage(message) => {
-                    let seq = message.seq;
-                    self.stored.push(message);
-                    if self.auto_persist {
-                        self.room.handle_persisted(self.now, seq);
-                    } else {
-                        self.unconfirmed.push(seq);
-                    }
-                }
-                Effect::PersistUser(user) => {
-                    self.users.insert(user.id.clone(), user);
-                }
-                Effect::LoadHistory { to, before, limit } => {
-                    self.history_requests.push((to, before, limit))
-                }
-            }
-        }
-    }
-
-    fn connect(&mut self, id: u64) -> ConnectionId {
-        let conn = ConnectionId(id);
-        self.open.push(conn);
-        self.room.handle_connect(self.now, conn);
-        self.pump();
-        conn
-    }
-
-    fn disconnect(&mut self, conn: ConnectionId) {
-        self.open.retain(|c| *c != conn);
-        self.room.handle_disconnect(self.now, conn);
-        self.pump();
-    }
-
-    fn frame(&mut self, conn: ConnectionId, text: &str) {
-        self.room.handle_frame(self.now, conn, text);
-        self.pump();
-    }
-
-    fn act(&mut self, conn: ConnectionId, action: ClientAction) {
-        self.room.handle_action(self.now, conn, action);
-        self.pump();
-    }
-
-    /// Connects and identifies as a new user; returns the connection, id and token.
-    fn join(&mut self, id: u64) -> (ConnectionId, UserId, String) {
-        let conn = self.connect(id);
-        self.act(
-            conn,
-            ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
-        );
-        let info = self
-            .take(conn)
-            .into_iter()
-            .find_map(|a| match a {
-                ServerAction::UserInfo(info) => Some(info),
-                _ => None,
-            })
-            .expect("USER_INFO");
-        (
-            conn,
-            info.user_id,
-            info.token.expect("a new user gets a token"),
-        )
-    }
-
-    fn say(&mut self, conn: ConnectionId, text: &str) {
-        self.act(conn, message(text, None));
-    }
-
-    fn take(&mut self, conn: ConnectionId) -> Vec<ServerAction> {
-        self.inbox.remove(&conn).unwrap_or_default()
-    }
-
-    fn errors(&mut self, conn: ConnectionId) -> Vec<ErrorCode> {
-        self.take(conn)
-            .into_iter()
-            .filter_map(|a| match a {
-                ServerAction::Error(ErrorPayload { code, .. }) => Some(code),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn messages(&mut self, conn: ConnectionId) -> Vec<MessageRecord> {
-        self.take(conn)
-            .into_iter()
-            .filter_map(|a| match a {
-                ServerAction::Message(m) => Some(m),
-                _ => None,
-            })
-            .collect()
+    fn with(config: RoomConfig, snapshot: RoomSnapshot) -> Pair {
+        let mut pair = Pair::with(config, snapshot);
+        pair.answer_history = false;
+        pair
     }
 }
 
@@ -767,7 +648,7 @@ fn the_cache_is_bounded() {
 }
 
 /// The nonce named by each `ERROR` the connection got.
-fn refusals(h: &mut Harness, conn: ConnectionId) -> Vec<(ErrorCode, Option<String>)> {
+fn refusals(h: &mut Pair, conn: ConnectionId) -> Vec<(ErrorCode, Option<String>)> {
     h.take(conn)
         .into_iter()
         .filter_map(|a| match a {
@@ -909,11 +790,8 @@ fn new_identities_are_limited_per_address() {
     };
     let mut h = Harness::with(config, RoomSnapshot::default());
     let attacker: IpAddr = "192.0.2.7".parse().expect("ip");
-    let identify = |h: &mut Harness, id: u64, from: IpAddr, info: HandshakeUserInfo| {
-        let conn = ConnectionId(id);
-        h.open.push(conn);
-        h.room.handle_connect_from(h.now, conn, Some(from));
-        h.pump();
+    let identify = |h: &mut Pair, id: u64, from: IpAddr, info: HandshakeUserInfo| {
+        let conn = h.connect_from(id, Some(from));
         h.act(conn, ClientAction::HandshakeUserInfo(info));
         conn
     };
@@ -930,7 +808,7 @@ fn new_identities_are_limited_per_address() {
     }
     // The fourth new identity from that address is refused, stores nothing, announces nothing.
     let users_before = h.users.len();
-    let names_seen = |h: &mut Harness| {
+    let names_seen = |h: &mut Pair| {
         h.take(watcher)
             .iter()
             .filter(|a| matches!(a, ServerAction::NameChange(_)))

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use protocol::UserId;
+use crate::wire::UserId;
 
 /// Shown for an id the room never named.
 pub const UNKNOWN_NAME: &str = "Anonymous";

@@ -1,0 +1,457 @@
+//! The client's state: its rooms in the order of the sidebar, what is shown, preferences.
+//!
+//! Each room's protocol (identity, pending messages, resume, history, pacing) is its
+//! [`protocol::session::Session`]: the same rules drive the demo's fake users and the tests.
+//! What is here is the view's: which room is shown, unread counts, notices, what survives a
+//! reload. No IO and no clock: time comes in as an argument. The network loop
+//! (`network.rs`) applies the UI's intents here and drains the sessions
+//! ([`AppState::settle`]); components read this state and send intents.
+//!
+//! # Layout
+//! - this file: [`AppState`].
+//! - `room`: one room as shown ([`RoomState`], [`Link`]).
+//! - `saved`: what survives a reload ([`Saved`], [`Settings`]).
+
+mod room;
+mod saved;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use protocol::session::{Event, Identity, Session, SessionConfig};
+use protocol::{ClientAction, Millis, Renderer};
+
+use crate::address::{Address, AddressError};
+
+pub use protocol::session::{Delivery, History, Message as ChatMessage};
+pub use room::{Link, RoomId, RoomState};
+pub use saved::{Saved, SavedPending, SavedRoom, Settings};
+
+/// Sent messages kept for Up/Down recall.
+const RECALL_LIMIT: usize = 50;
+/// Messages kept per room: a server (trusted by no one) cannot grow the page without bound.
+/// The oldest go when new ones arrive; scrolling up pages them in again.
+pub const MAX_KEPT_MESSAGES: usize = 5_000;
+/// Messages of each server room kept across a reload, to show while it cannot be reached.
+const KEPT_ACROSS_RELOAD: usize = 50;
+
+/// Where a new name applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameScope {
+    All,
+    Room(RoomId),
+}
+
+/// Why a name was refused: the room's own rule ([`protocol::clean_name`]), checked here first.
+pub use protocol::NameProblem as NameError;
+
+/// Checks a name as the room will, and gives it as the room will store it.
+pub fn check_name(wanted: &str) -> Result<String, NameError> {
+    protocol::clean_name(wanted, crate::format::nfc)
+}
+
+/// What the network loop must do for a room after a change: the actions to send, in order,
+/// and when to wake the room's session.
+#[derive(Debug, Default, PartialEq)]
+pub struct Settled {
+    pub send: Vec<ClientAction>,
+    pub wake_at: Option<Millis>,
+}
+
+/// The whole client.
+#[derive(Debug)]
+pub struct AppState {
+    /// Rooms in the order of the sidebar.
+    pub rooms: Vec<RoomState>,
+    pub active: Option<RoomId>,
+    pub settings: Settings,
+    /// What you sent, oldest first, for Up/Down recall in the composer.
+    pub sent: Vec<String>,
+    /// Identities in rooms you removed, by address, restored if you add the room again.
+    past_identities: BTreeMap<String, Identity>,
+    /// False while the tab is in the background: the shown room counts unread messages too.
+    page_visible: bool,
+    next_room: u32,
+    /// Unique to this page load, so nonces never repeat across reloads.
+    nonce_prefix: String,
+}
+
+fn render(raw: &str) -> std::rc::Rc<str> {
+    crate::format::message_html(&Renderer::new(), raw)
+}
+
+impl AppState {
+    /// An empty client. `nonce_prefix` must differ between page loads (random).
+    pub fn new(settings: Settings, nonce_prefix: String) -> Self {
+        Self {
+            rooms: Vec::new(),
+            active: None,
+            settings,
+            sent: Vec::new(),
+            past_identities: BTreeMap::new(),
+            page_visible: true,
+            next_room: 1,
+            nonce_prefix,
+        }
+    }
+
+    /// The client as it was saved. Addresses that no longer parse are dropped.
+    pub fn from_saved(saved: Saved, nonce_prefix: String) -> Self {
+        let mut state = Self::new(saved.settings, nonce_prefix);
+        state.sent = saved.sent;
+        state.past_identities = saved.past_identities;
+        for room in saved.rooms {
+            if let Ok((id, true)) = state.add_room(&room.address)
+                && let Some(added) = state.room_mut(id)
+            {
+                added.session.set_identity(room.identity);
+                added.session.set_server_name(room.server_name);
+                added.name_override = room.name_override;
+                for waiting in room.pending {
+                    added
+                        .session
+                        .restore_pending(waiting.raw, waiting.nonce, waiting.timestamp);
+                }
+            }
+            state.update_wanted_name(&room.address, 0);
+        }
+        let active = saved
+            .active
+            .and_then(|address| {
+                state
+                    .rooms
+                    .iter()
+                    .find(|r| r.address.to_string() == address)
+            })
+            .map(|r| r.id);
+        if let Some(id) = active {
+            state.active = Some(id);
+        }
+        state
+    }
+
+    /// The latest messages of a server room, to show after a reload while the room cannot be
+    /// reached (as a history page, names included). Mock rooms have none to keep.
+    pub fn history_to_keep(&self, id: RoomId) -> Option<protocol::History> {
+        let room = self.room(id).filter(|r| !r.address.is_mock())?;
+        Some(room.session.history_to_keep(KEPT_ACROSS_RELOAD))
+    }
+
+    /// Shows what [`Self::history_to_keep`] kept, until the room answers.
+    pub fn restore_history(&mut self, id: RoomId, kept: protocol::History) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.restore_history(kept);
+        }
+    }
+
+    /// What to remember. Identities in mock rooms are not: those rooms end with the page.
+    pub fn to_saved(&self) -> Saved {
+        Saved {
+            rooms: self
+                .rooms
+                .iter()
+                .map(|r| {
+                    let server = !r.address.is_mock();
+                    SavedRoom {
+                        address: r.address.to_string(),
+                        identity: r.session.identity().filter(|_| server).cloned(),
+                        name_override: r.name_override.clone(),
+                        server_name: r
+                            .session
+                            .server_name()
+                            .filter(|_| server)
+                            .map(str::to_owned),
+                        pending: r
+                            .session
+                            .pending()
+                            .iter()
+                            .filter(|m| server && m.delivery == Delivery::Pending)
+                            .filter_map(|m| {
+                                Some(SavedPending {
+                                    raw: m.raw.clone(),
+                                    nonce: m.nonce.clone()?,
+                                    timestamp: m.timestamp,
+                                })
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+            active: self.active_room().map(|r| r.address.to_string()),
+            settings: self.settings.clone(),
+            sent: self.sent.clone(),
+            past_identities: self.past_identities.clone(),
+        }
+    }
+
+    pub fn room(&self, id: RoomId) -> Option<&RoomState> {
+        self.rooms.iter().find(|r| r.id == id)
+    }
+
+    fn room_mut(&mut self, id: RoomId) -> Option<&mut RoomState> {
+        self.rooms.iter_mut().find(|r| r.id == id)
+    }
+
+    pub fn active_room(&self) -> Option<&RoomState> {
+        self.active.and_then(|id| self.room(id))
+    }
+
+    /// Unread messages over all rooms, for the tab title.
+    pub fn total_unread(&self) -> u32 {
+        self.rooms.iter().map(|r| r.unread).sum()
+    }
+
+    /// Adds a room by address; returns its id and whether it is new (an address already
+    /// open returns the existing room). The first room becomes the active one.
+    pub fn add_room(&mut self, input: &str) -> Result<(RoomId, bool), AddressError> {
+        let address = Address::parse(input)?;
+        if let Some(existing) = self.rooms.iter().find(|r| r.address == address) {
+            return Ok((existing.id, false));
+        }
+        let id = RoomId(self.next_room);
+        self.next_room += 1;
+        let mut session = Session::new(SessionConfig {
+            nonce_prefix: format!("{}.{}", self.nonce_prefix, id.0),
+            keep_messages: MAX_KEPT_MESSAGES,
+            render,
+        });
+        session.set_identity(self.past_identities.remove(&address.to_string()));
+        // Not connected yet: the time is not used.
+        session.set_wanted_name(0, self.settings.display_name.clone());
+        self.rooms.push(RoomState::new(id, address, session));
+        if self.active.is_none() {
+            self.active = Some(id);
+        }
+        Ok((id, true))
+    }
+
+    /// Removes a room. Your identity there is kept aside, so adding it again brings it back.
+    /// If it was shown, its neighbour is shown instead.
+    pub fn remove_room(&mut self, id: RoomId) {
+        let Some(index) = self.rooms.iter().position(|r| r.id == id) else {
+            return;
+        };
+        let room = self.rooms.remove(index);
+        if let Some(identity) = room.session.identity()
+            && !room.address.is_mock()
+        {
+            self.past_identities
+                .insert(room.address.to_string(), identity.clone());
+        }
+        if self.active == Some(id) {
+            let next = index.min(self.rooms.len().saturating_sub(1));
+            self.active = self.rooms.get(next).map(|r| r.id);
+            if let Some(id) = self.active {
+                self.select(id);
+            }
+        }
+    }
+
+    /// Shows a room; its unread count is cleared.
+    pub fn select(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.unread = 0;
+            self.active = Some(id);
+        }
+    }
+
+    /// The tab was hidden or shown again; coming back clears the shown room's unread count.
+    pub fn set_page_visible(&mut self, visible: bool) {
+        self.page_visible = visible;
+        if visible && let Some(id) = self.active {
+            self.select(id);
+        }
+    }
+
+    pub fn dismiss_notice(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.notice = None;
+        }
+    }
+
+    /// Whether to offer a newcomer to choose a name: once, in the first room that answers,
+    /// until a name is chosen or the offer is declined.
+    pub fn offer_name(&self, room: &RoomState) -> bool {
+        !self.settings.asked_name
+            && self.settings.display_name.is_none()
+            && room.name_override.is_none()
+            && room.link == Link::Online
+    }
+
+    // ---- The network loop's inputs (each followed by `settle`) ----
+
+    /// The connection opened: the session identifies.
+    pub fn link_opened(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Connecting;
+            room.session.connected(now);
+        }
+    }
+
+    /// The connection is gone; the next attempt is at `retry_at`.
+    pub fn link_lost(&mut self, id: RoomId, attempt: u32, retry_at: Millis, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Reconnecting { attempt, retry_at };
+            room.session.disconnected(now);
+        }
+    }
+
+    /// The browser lost the network: the connection is dropped until it is back.
+    pub fn link_offline(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Offline;
+            room.session.disconnected(now);
+        }
+    }
+
+    /// The connection is being opened.
+    pub fn link_connecting(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Connecting;
+        }
+    }
+
+    /// The browser would not even start a connection (for example `ws://` from an `https://`
+    /// page); it is retried like a lost one.
+    pub fn connect_refused(&mut self, id: RoomId, reason: &str) {
+        if let Some(room) = self.room_mut(id) {
+            room.notice = Some(format!("Could not connect: {reason}."));
+        }
+    }
+
+    /// A text frame from the room's server.
+    pub fn receive(&mut self, id: RoomId, frame: &str, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.handle_frame(now, frame);
+        }
+    }
+
+    /// You wrote a message: it shows at once as pending and goes out when the room is online.
+    /// The composer checks it first ([`protocol::session::Session::check_message`]); a message
+    /// refused here all the same is said in the room's notice.
+    pub fn compose(&mut self, id: RoomId, text: &str, now: Millis) {
+        let Some(room) = self.room_mut(id) else {
+            return;
+        };
+        if let Err(error) = room.session.send_message(now, text) {
+            room.notice = Some(format!("Not sent: {error}."));
+            return;
+        }
+        self.sent.retain(|s| s != text);
+        self.sent.push(text.to_owned());
+        if self.sent.len() > RECALL_LIMIT {
+            self.sent.remove(0);
+        }
+    }
+
+    /// Sends a message that was not stored again (same nonce).
+    pub fn retry_message(&mut self, id: RoomId, key: &str, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.retry(now, key);
+        }
+    }
+
+    /// Takes a message that was not sent out of the room, and gives back its text (for the
+    /// writing box). Nothing is sent.
+    pub fn take_back_message(&mut self, id: RoomId, key: &str) -> Option<String> {
+        self.room_mut(id)?.session.take_back(key)
+    }
+
+    /// Asks for the page of messages before the first one shown.
+    pub fn request_history(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.request_history(now);
+        }
+    }
+
+    /// A room's timer is due.
+    pub fn wake(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.handle_timeout(now);
+        }
+    }
+
+    /// Sets your name everywhere or in one room; each room's session sends it when it is
+    /// online under another name.
+    pub fn set_name(
+        &mut self,
+        wanted: &str,
+        scope: NameScope,
+        now: Millis,
+    ) -> Result<(), NameError> {
+        let name = check_name(wanted)?;
+        match scope {
+            NameScope::All => {
+                self.settings.display_name = Some(name);
+                for room in &mut self.rooms {
+                    room.name_override = None;
+                }
+            }
+            NameScope::Room(id) => {
+                let everywhere = self.settings.display_name.clone();
+                if let Some(room) = self.room_mut(id) {
+                    room.name_override =
+                        (everywhere.as_deref() != Some(name.as_str())).then_some(name);
+                }
+            }
+        }
+        for address in self
+            .rooms
+            .iter()
+            .map(|r| r.address.to_string())
+            .collect::<Vec<_>>()
+        {
+            self.update_wanted_name(&address, now);
+        }
+        Ok(())
+    }
+
+    /// The name you want in a room: the room's own, else the one for all rooms.
+    pub fn wanted_name(&self, room: &RoomState) -> Option<String> {
+        room.name_override
+            .clone()
+            .or_else(|| self.settings.display_name.clone())
+    }
+
+    fn update_wanted_name(&mut self, address: &str, now: Millis) {
+        let Some(index) = self
+            .rooms
+            .iter()
+            .position(|r| r.address.to_string() == address)
+        else {
+            return;
+        };
+        let wanted = self.wanted_name(&self.rooms[index]);
+        self.rooms[index].session.set_wanted_name(now, wanted);
+    }
+
+    /// Drains a room's session after a change: what it tells the user is applied to the view
+    /// (online, unread counts, notices), and what it wants sent and when it wants waking is
+    /// returned for the network loop.
+    pub fn settle(&mut self, id: RoomId) -> Settled {
+        let shown = self.active == Some(id) && self.page_visible;
+        let Some(room) = self.room_mut(id) else {
+            return Settled::default();
+        };
+        while let Some(event) = room.session.poll_event() {
+            match event {
+                Event::Online => room.link = Link::Online,
+                Event::Arrived { .. } => {
+                    if !shown {
+                        room.unread += 1;
+                    }
+                }
+                Event::Notice(notice) => room.notice = Some(notice.to_string()),
+            }
+        }
+        let mut send = Vec::new();
+        while let Some(action) = room.session.poll_transmit() {
+            send.push(action);
+        }
+        Settled {
+            send,
+            wake_at: room.session.poll_timeout(),
+        }
+    }
+}

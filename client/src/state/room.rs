@@ -1,0 +1,99 @@
+//! One room as the page shows it: its protocol [`Session`] (what the room said, what we
+//! wrote), and what only the view needs (the connection as the user sees it, unread counts,
+//! the notice shown).
+
+use protocol::UserId;
+use protocol::session::{Message, Session};
+
+use crate::address::Address;
+
+/// A room's place in this page's list; never reused while the page lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub u32);
+
+/// The state of one room's connection, as the user sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Opening the connection, or open and waiting for the room to say who we are.
+    Connecting,
+    /// Identified: messages go out at once.
+    Online,
+    /// Lost; the next attempt starts at `retry_at` (milliseconds since the epoch).
+    Reconnecting {
+        attempt: u32,
+        retry_at: protocol::Millis,
+    },
+    /// The browser says it has no network: connecting waits until it is back.
+    Offline,
+}
+
+/// One room as the client shows it.
+#[derive(Debug)]
+pub struct RoomState {
+    pub id: RoomId,
+    pub address: Address,
+    /// Everything the room told us and everything we wrote to it.
+    pub session: Session,
+    pub link: Link,
+    /// Your name in this room only, when it differs from the one for all rooms.
+    pub name_override: Option<String>,
+    /// Messages from others that arrived while another room was shown.
+    pub unread: u32,
+    /// The last thing the room refused or warned about, shown until dismissed.
+    pub notice: Option<String>,
+}
+
+impl RoomState {
+    pub fn new(id: RoomId, address: Address, session: Session) -> Self {
+        Self {
+            id,
+            address,
+            session,
+            link: Link::Connecting,
+            name_override: None,
+            unread: 0,
+            notice: None,
+        }
+    }
+
+    /// The room's name, or its address until it has said its name.
+    pub fn title(&self) -> String {
+        self.session
+            .server_name()
+            .map_or_else(|| self.address.to_string(), str::to_owned)
+    }
+
+    /// Stored messages, then ours not stored yet.
+    pub fn shown_messages(&self) -> impl Iterator<Item = &Message> {
+        self.session.messages().iter().chain(self.session.pending())
+    }
+
+    pub fn is_me(&self, user: &str) -> bool {
+        self.session.is_me(user)
+    }
+
+    /// Your name as this room knows it.
+    pub fn my_name(&self) -> Option<&str> {
+        self.session.my_name()
+    }
+
+    /// A user's current name here, told apart from anyone else of the same name.
+    pub fn name_of(&self, user: &str) -> String {
+        self.session.names().shown(user)
+    }
+
+    /// Online users, by name, you first.
+    pub fn people(&self) -> Vec<(UserId, String, bool)> {
+        let mut people: Vec<(UserId, String, bool)> = self
+            .session
+            .online()
+            .iter()
+            .map(|u| (u.clone(), self.name_of(u), self.is_me(u)))
+            .collect();
+        people.sort_by(|a, b| {
+            b.2.cmp(&a.2)
+                .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
+        });
+        people
+    }
+}

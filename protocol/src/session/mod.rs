@@ -1,0 +1,844 @@
+//! The client half of the protocol: one [`Session`] per room a client has open, sans-IO like
+//! the room engine ([`crate::Room`]).
+//!
+//! A session holds what the client knows of one room and every rule of talking to it: who we
+//! are there (identity and token), the name we want, the messages we wrote and their nonces
+//! until the room has stored them, the room's messages as a timeline ordered by `seq`, the
+//! resume point and the history cursor, and the room's announced limits (messages go out no
+//! faster than the room takes them).
+//!
+//! It never reads a clock or a socket. The host feeds it what happens with the time
+//! (`connected`, `handle_frame`, `send_message`, `handle_timeout`, ...) and drains what it
+//! wants done: frames to send ([`Session::poll_transmit`]), things to tell the user
+//! ([`Session::poll_event`]) and when to wake it ([`Session::poll_timeout`]). The browser
+//! client, the demo's fake users and the tests all drive this one type.
+//!
+//! # Layout
+//! - this file: [`Session`] and what it gives out.
+//! - `names`: people's names as shown, told apart when two share one.
+
+mod names;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::room::TokenBucket;
+use crate::wire::{
+    ChangeName, ClientAction, Handshake, HandshakeUserInfo, History as HistoryPage, HistoryRequest,
+    MessageRecord, Millis, Resume, RoomLimits, SendMessage, Seq, ServerAction, UserId, UserInfo,
+};
+use crate::{ErrorCode, RoomConfig};
+
+pub use names::{Names, UNKNOWN_NAME};
+
+/// Messages asked for per history page.
+pub const HISTORY_PAGE: u32 = 50;
+/// How long to wait before resending after the room said `RATE_LIMITED`.
+pub const RATE_LIMIT_RETRY_MS: Millis = 1_500;
+
+/// Who you are in one room: handed out by that room, proved by the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub user_id: UserId,
+    pub token: Option<String>,
+}
+
+/// How a session is set up by its host.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Starts every nonce; unique per page load (or fake user), so nonces never repeat.
+    pub nonce_prefix: String,
+    /// Stored messages the timeline keeps; the oldest go when new ones arrive (history
+    /// paging brings them back). A server (trusted by no one) cannot grow a client without
+    /// bound. 0 keeps none (a fake user needs no timeline).
+    pub keep_messages: usize,
+    /// Renders a message's markdown for the view, once per message kept.
+    pub render: fn(&str) -> Rc<str>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            nonce_prefix: "n".to_owned(),
+            keep_messages: 5_000,
+            render: |raw| crate::Renderer::new().render(raw).into(),
+        }
+    }
+}
+
+/// Whether the room has stored a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Shown at once; kept and resent (same nonce) until the room echoes it.
+    Pending,
+    /// Stored by the room and echoed back.
+    Sent,
+    /// The room could not store it: kept for the user to retry or edit, never resent by
+    /// itself.
+    Failed,
+    /// Refused for what it is (too long or too complex for this room): sending it again
+    /// cannot succeed; kept for the user to edit.
+    Refused,
+}
+
+/// One message: stored by the room, or written here and not stored yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Stable key for a list: `s` and the seq, `i` and a v1 server's id, `a` and the arrival
+    /// count (a v1 server that gives neither), or `n` and our nonce (not stored yet).
+    pub key: String,
+    pub seq: Option<Seq>,
+    pub user_id: UserId,
+    pub raw: String,
+    /// Rendered from `raw` by the host's renderer; a server's HTML is never used.
+    pub html: Rc<str>,
+    pub timestamp: Millis,
+    pub nonce: Option<String>,
+    pub delivery: Delivery,
+    /// Sent on the current connection and not answered yet (our pending messages only).
+    pub in_flight: bool,
+}
+
+/// How far the session is with the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No connection.
+    Closed,
+    /// Connected; waiting for the room to say who we are.
+    Identifying,
+    /// Identified: messages go out.
+    Online,
+}
+
+/// How much older history the room has for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// The room has older messages than the first in the timeline.
+    More,
+    /// A page was asked for and has not arrived.
+    Loading,
+    /// The timeline starts at the room's first message.
+    Complete,
+    /// The server does not page history (a legacy v1 server).
+    Unsupported,
+}
+
+/// What the user should be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Notice {
+    #[error("You are sending too fast; your message will be sent in a moment.")]
+    RateLimited,
+    #[error("The room did not accept your saved identity; it gave you a new one.")]
+    IdentityRejected,
+    #[error("You were away for long: older messages can be loaded by scrolling up.")]
+    GapTooBig,
+    #[error("Older messages could not be loaded; scroll up to try again.")]
+    HistoryFailed,
+    #[error("The room refused: {0}")]
+    Refused(String),
+    #[error("The server sent something this client does not understand ({0}).")]
+    BadFrame(String),
+}
+
+/// What happened that the host's view may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The room said who we are: from now on messages go out.
+    Online,
+    /// A message from someone else arrived as it was written (live or on resume, not from
+    /// history): a view counts it as unread.
+    Arrived { from: UserId },
+    /// Something to tell the user.
+    Notice(Notice),
+}
+
+/// Why a message was not accepted for sending.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComposeError {
+    #[error("the message is empty")]
+    Blank,
+    #[error("the message is longer than this room's {0} characters")]
+    TooLong(usize),
+}
+
+/// One room as one client knows it, and the rules of talking to it.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    phase: Phase,
+    identity: Option<Identity>,
+    wanted_name: Option<String>,
+    server_name: Option<String>,
+    /// What the room announced it allows (none from a v1 server).
+    limits: Option<RoomLimits>,
+    /// The room's rate as we spend it on this connection: messages go out no faster than the
+    /// room takes them, so that none is refused for rate and overtaken by a later one.
+    bucket: Option<TokenBucket>,
+    /// The room's messages, in seq order (arrival order from a v1 server).
+    messages: Vec<Message>,
+    /// Ours, not stored yet, oldest first.
+    pending: Vec<Message>,
+    names: Names,
+    online: BTreeSet<UserId>,
+    history: History,
+    /// The highest seq the room has told us about: resumed from after a reconnect.
+    latest_seq: Option<Seq>,
+    /// The room has answered (sent `HANDSHAKE`) since the session began.
+    reached: bool,
+    /// Messages without seq or id seen (from a v1 server), for their keys.
+    arrivals: u64,
+    next_nonce: u64,
+    /// When held messages may go (rate) or go again (after `RATE_LIMITED`).
+    wake_at: Option<Millis>,
+    /// Actions the room counts against its rate (names, history requests), waiting for the
+    /// rate as messages do; they go before any message.
+    queued: VecDeque<ClientAction>,
+    transmit: VecDeque<ClientAction>,
+    events: VecDeque<Event>,
+}
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            config,
+            phase: Phase::Closed,
+            identity: None,
+            wanted_name: None,
+            server_name: None,
+            limits: None,
+            bucket: None,
+            messages: Vec::new(),
+            pending: Vec::new(),
+            names: Names::default(),
+            online: BTreeSet::new(),
+            history: History::Complete,
+            latest_seq: None,
+            reached: false,
+            arrivals: 0,
+            next_nonce: 1,
+            wake_at: None,
+            queued: VecDeque::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ---- What the host reads ----
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    pub fn limits(&self) -> Option<RoomLimits> {
+        self.limits
+    }
+
+    /// The room's stored messages, oldest first.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Ours, not stored yet (waiting, failed or refused), oldest first.
+    pub fn pending(&self) -> &[Message] {
+        &self.pending
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn online(&self) -> &BTreeSet<UserId> {
+        &self.online
+    }
+
+    pub fn history(&self) -> History {
+        self.history
+    }
+
+    pub fn latest_seq(&self) -> Option<Seq> {
+        self.latest_seq
+    }
+
+    /// The room has answered since the session began.
+    pub fn reached(&self) -> bool {
+        self.reached
+    }
+
+    pub fn is_me(&self, user: &str) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.user_id == user)
+    }
+
+    /// Our name as the room knows it.
+    pub fn my_name(&self) -> Option<&str> {
+        self.names.get(&self.identity.as_ref()?.user_id)
+    }
+
+    /// The longest message this room takes, in characters: as it announced, else the
+    /// engine's default (a v1 server announces none).
+    pub fn max_message_chars(&self) -> usize {
+        self.limits.map_or_else(
+            || RoomConfig::default().max_message_chars,
+            |l| l.max_message_chars as usize,
+        )
+    }
+
+    /// Whether `text` can be sent to this room, checked here as the room would.
+    pub fn check_message(&self, text: &str) -> Result<(), ComposeError> {
+        if text.trim().is_empty() {
+            return Err(ComposeError::Blank);
+        }
+        let max = self.max_message_chars();
+        if text.chars().count() > max {
+            return Err(ComposeError::TooLong(max));
+        }
+        Ok(())
+    }
+
+    // ---- What the host drains ----
+
+    /// The next action to send on the room's connection.
+    pub fn poll_transmit(&mut self) -> Option<ClientAction> {
+        self.transmit.pop_front()
+    }
+
+    /// The next thing that happened for the view.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.wake_at
+    }
+
+    // ---- Setting up (before connecting, from what the host kept) ----
+
+    /// Who we are in this room, as kept from an earlier visit.
+    pub fn set_identity(&mut self, identity: Option<Identity>) {
+        self.identity = identity;
+    }
+
+    /// The server's name, as kept from an earlier visit (shown until it answers).
+    pub fn set_server_name(&mut self, name: Option<String>) {
+        self.server_name = name;
+    }
+
+    /// A message written before a reload and not stored then: it goes out once the room is
+    /// back, with the same nonce (the room stores it once even if the first copy arrived).
+    pub fn restore_pending(&mut self, raw: String, nonce: String, timestamp: Millis) {
+        let message = self.outgoing(raw, nonce, timestamp);
+        self.pending.push(message);
+    }
+
+    /// Messages kept from an earlier visit, shown until the room answers; the room is then
+    /// resumed after the newest (its `RESUME` fills what was missed, or says the gap is too
+    /// big and older messages are paged in again).
+    pub fn restore_history(&mut self, kept: HistoryPage) {
+        self.names.extend(kept.user_names);
+        for record in kept.messages {
+            if let Some(seq) = record.seq {
+                self.latest_seq = Some(self.latest_seq.map_or(seq, |l| l.max(seq)));
+            }
+            self.insert(record);
+        }
+        if self.first_seq().is_some_and(|s| s > 1) {
+            self.history = History::More;
+        }
+    }
+
+    /// The latest `count` stored messages as a history page (names included), to keep for
+    /// the next visit.
+    pub fn history_to_keep(&self, count: usize) -> HistoryPage {
+        let skip = self.messages.len().saturating_sub(count);
+        let messages: Vec<MessageRecord> = self.messages[skip..]
+            .iter()
+            .filter(|m| m.seq.is_some())
+            .map(|m| MessageRecord {
+                raw_message: m.raw.clone(),
+                // Never used: a client renders the raw text itself.
+                html_message: String::new(),
+                timestamp: m.timestamp,
+                user_id: m.user_id.clone(),
+                seq: m.seq,
+                id: None,
+                nonce: None,
+            })
+            .collect();
+        let user_names = messages
+            .iter()
+            .filter_map(|m| Some((m.user_id.clone(), self.names.get(&m.user_id)?.to_owned())))
+            .collect();
+        HistoryPage {
+            before: 0,
+            messages,
+            has_more: true,
+            user_names,
+        }
+    }
+
+    // ---- What happens ----
+
+    /// A connection to the room opened: identify, and ask for what we missed if we were
+    /// here before.
+    pub fn connected(&mut self, _now: Millis) {
+        self.phase = Phase::Identifying;
+        // A new connection: nothing is in flight on it, and the room's rate starts afresh.
+        self.bucket = None;
+        self.wake_at = None;
+        self.transmit.clear();
+        self.queued.clear();
+        for message in &mut self.pending {
+            message.in_flight = false;
+        }
+        self.transmit
+            .push_back(ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+                user_id: self.identity.as_ref().map(|i| i.user_id.clone()),
+                token: self.identity.as_ref().and_then(|i| i.token.clone()),
+                since: self.latest_seq,
+            }));
+    }
+
+    /// The connection is gone. What was not stored stays pending, for the next one.
+    pub fn disconnected(&mut self, _now: Millis) {
+        self.phase = Phase::Closed;
+        self.online.clear();
+        self.transmit.clear();
+        self.queued.clear();
+        self.wake_at = None;
+        if self.history == History::Loading {
+            self.history = History::More;
+        }
+    }
+
+    /// A text frame from the room. A frame that does not decode is reported, not acted on:
+    /// the server is not trusted.
+    pub fn handle_frame(&mut self, now: Millis, text: &str) {
+        match crate::decode_server(text) {
+            Ok(action) => self.handle_action(now, action),
+            Err(error) => self.notice(Notice::BadFrame(error.to_string())),
+        }
+    }
+
+    /// An action from the room.
+    pub fn handle_action(&mut self, now: Millis, action: ServerAction) {
+        match action {
+            ServerAction::Handshake(handshake) => self.on_handshake(handshake),
+            ServerAction::UserInfo(info) => self.on_user_info(now, info),
+            ServerAction::Message(record) => {
+                if let Some(seq) = record.seq {
+                    self.latest_seq = Some(self.latest_seq.map_or(seq, |l| l.max(seq)));
+                }
+                self.arrive(record);
+            }
+            ServerAction::NameChange(change) => {
+                self.names.extend(change.id_name_pair);
+                self.names.insert(change.user_id, change.name);
+            }
+            ServerAction::UserConnected(user) => {
+                self.online.insert(user.user_id);
+            }
+            ServerAction::UserDisconnected(user) => {
+                self.online.remove(&user.user_id);
+            }
+            ServerAction::Resume(resume) => self.on_resume(resume),
+            ServerAction::History(page) => {
+                self.names.extend(page.user_names);
+                for record in page.messages {
+                    self.insert(record);
+                }
+                self.history = if page.has_more {
+                    History::More
+                } else {
+                    History::Complete
+                };
+            }
+            ServerAction::Error(error) => self.on_error(now, error),
+        }
+    }
+
+    /// The user wrote a message: it is pending at once, and goes out when the room is online
+    /// and its rate allows. Returns its nonce.
+    pub fn send_message(&mut self, now: Millis, text: &str) -> Result<String, ComposeError> {
+        self.check_message(text)?;
+        let nonce = format!("{}-{}", self.config.nonce_prefix, self.next_nonce);
+        self.next_nonce += 1;
+        let message = self.outgoing(text.to_owned(), nonce.clone(), now);
+        self.pending.push(message);
+        self.flush(now);
+        Ok(nonce)
+    }
+
+    /// Sends a message that failed again (same nonce), in its place among the others.
+    pub fn retry(&mut self, now: Millis, key: &str) {
+        if let Some(message) = self.pending.iter_mut().find(|m| m.key == key) {
+            message.delivery = Delivery::Pending;
+            message.in_flight = false;
+            self.flush(now);
+        }
+    }
+
+    /// Takes a message that was not sent (failed or refused) out, and gives back its text.
+    pub fn take_back(&mut self, key: &str) -> Option<String> {
+        let index = self.pending.iter().position(|m| {
+            m.key == key && matches!(m.delivery, Delivery::Failed | Delivery::Refused)
+        })?;
+        Some(self.pending.remove(index).raw)
+    }
+
+    /// The name we want here (`None`: whatever the room gives). Sent now if we are online
+    /// under another name, else when the room identifies us.
+    pub fn set_wanted_name(&mut self, now: Millis, name: Option<String>) {
+        self.wanted_name = name;
+        if self.phase == Phase::Online {
+            self.send_wanted_name();
+            self.flush(now);
+        }
+    }
+
+    /// Asks for the page before the timeline's first message, if the room has one and no
+    /// request is out.
+    pub fn request_history(&mut self, now: Millis) {
+        if let (History::More, Phase::Online, Some(before)) =
+            (self.history, self.phase, self.first_seq())
+        {
+            self.history = History::Loading;
+            self.queued
+                .push_back(ClientAction::HistoryRequest(HistoryRequest {
+                    before,
+                    limit: HISTORY_PAGE,
+                }));
+            self.flush(now);
+        }
+    }
+
+    /// Time has come ([`Self::poll_timeout`]): held messages go out.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if self.wake_at.is_some_and(|at| at <= now) {
+            self.wake_at = None;
+            self.flush(now);
+        }
+    }
+
+    // ---- Rules ----
+
+    fn on_handshake(&mut self, handshake: Handshake) {
+        self.server_name = Some(handshake.server_name);
+        self.limits = handshake.limits;
+        self.reached = true;
+        if let (Some(theirs), Some(ours)) = (handshake.latest_seq, self.latest_seq)
+            && theirs < ours
+        {
+            // The room has less than we saw: it is not the room we knew. Start over.
+            self.messages.clear();
+            self.latest_seq = None;
+        }
+        self.names.extend(handshake.user_names);
+        if let Some(online) = handshake.online {
+            self.online = online.into_iter().collect();
+        }
+        for record in handshake.messages {
+            self.insert(record);
+        }
+        self.latest_seq = self.latest_seq.max(handshake.latest_seq);
+        self.history = match (handshake.protocol_version, self.first_seq()) {
+            (None, _) => History::Unsupported,
+            (Some(_), Some(first)) if first > 1 => History::More,
+            _ => History::Complete,
+        };
+    }
+
+    fn on_user_info(&mut self, now: Millis, info: UserInfo) {
+        let same = self.is_me(&info.user_id);
+        let token = match (same, info.token) {
+            (_, Some(token)) => Some(token),
+            (true, None) => self.identity.as_ref().and_then(|i| i.token.clone()),
+            (false, None) => None,
+        };
+        self.identity = Some(Identity {
+            user_id: info.user_id.clone(),
+            token,
+        });
+        // Messages written before the room gave us an identity are ours too.
+        for message in &mut self.pending {
+            message.user_id.clone_from(&info.user_id);
+        }
+        self.names.insert(info.user_id.clone(), info.name);
+        self.online.insert(info.user_id);
+        self.phase = Phase::Online;
+        self.events.push_back(Event::Online);
+        self.send_wanted_name();
+        self.flush(now);
+    }
+
+    fn on_resume(&mut self, resume: Resume) {
+        self.names.extend(resume.user_names);
+        if resume.gap_too_big {
+            // Too much was missed to fill in: keep the recent messages the handshake brought,
+            // drop what is older than the gap, and let history paging fill it.
+            let floor = self
+                .messages
+                .iter()
+                .filter_map(|m| m.seq)
+                .filter(|&s| s > resume.since)
+                .min();
+            if let Some(floor) = floor {
+                self.messages.retain(|m| m.seq.is_none_or(|s| s >= floor));
+            }
+            self.history = History::More;
+            self.notice(Notice::GapTooBig);
+        }
+        for record in resume.messages {
+            self.arrive(record);
+        }
+    }
+
+    fn on_error(&mut self, now: Millis, error: crate::ErrorPayload) {
+        // A refusal names the nonce of the message it refuses. A room that names none (an
+        // older server) answers in order: it is about the oldest message still waiting.
+        let refused = match error.code {
+            ErrorCode::StorageFailed => Some(Delivery::Failed),
+            ErrorCode::EmptyMessage
+            | ErrorCode::MessageTooLong
+            | ErrorCode::MessageTooComplex
+            | ErrorCode::InvalidNonce => Some(Delivery::Refused),
+            _ => None,
+        };
+        if let Some(delivery) = refused
+            && let Some(message) = self.pending.iter_mut().find(|m| {
+                m.delivery == Delivery::Pending && (error.nonce.is_none() || m.nonce == error.nonce)
+            })
+        {
+            message.delivery = delivery;
+            message.in_flight = false;
+        }
+        let notice = match error.code {
+            ErrorCode::RateLimited => {
+                // The refused message and every one after it go again, in order: none may
+                // overtake it.
+                let from = error
+                    .nonce
+                    .as_ref()
+                    .and_then(|n| {
+                        self.pending
+                            .iter()
+                            .position(|m| m.nonce.as_ref() == Some(n))
+                    })
+                    .unwrap_or(0);
+                for message in self.pending.iter_mut().skip(from) {
+                    message.in_flight = false;
+                }
+                let at = now + RATE_LIMIT_RETRY_MS;
+                self.wake_at = Some(self.wake_at.map_or(at, |w| w.max(at)));
+                Notice::RateLimited
+            }
+            ErrorCode::IdentityRejected => Notice::IdentityRejected,
+            ErrorCode::HistoryFailed => {
+                if self.history == History::Loading {
+                    self.history = History::More;
+                }
+                Notice::HistoryFailed
+            }
+            ErrorCode::InvalidHistoryRequest => {
+                if self.history == History::Loading {
+                    self.history = History::Complete;
+                }
+                Notice::Refused(error.message)
+            }
+            _ => Notice::Refused(error.message),
+        };
+        self.notice(notice);
+    }
+
+    /// Sends what waits (names and history requests first, then messages in the order they
+    /// were written) as fast as the room's announced rate allows; if some must wait, wakes
+    /// when the next can go.
+    fn flush(&mut self, now: Millis) {
+        if self.phase != Phase::Online {
+            return;
+        }
+        if let (None, Some(limits)) = (&self.bucket, self.limits) {
+            self.bucket = Some(TokenBucket::new(
+                limits.rate_burst,
+                limits.rate_per_second,
+                now,
+            ));
+        }
+        if self.wake_at.is_some_and(|at| at > now) {
+            // A wait is on (the room said we were too fast): nothing overtakes it.
+            return;
+        }
+        while !self.queued.is_empty() {
+            if !self.spend(now) {
+                return;
+            }
+            if let Some(action) = self.queued.pop_front() {
+                self.transmit.push_back(action);
+            }
+        }
+        for i in 0..self.pending.len() {
+            let message = &self.pending[i];
+            if message.delivery != Delivery::Pending || message.in_flight {
+                continue;
+            }
+            if !self.spend(now) {
+                return;
+            }
+            let message = &mut self.pending[i];
+            message.in_flight = true;
+            self.transmit.push_back(ClientAction::Message(SendMessage {
+                raw_message: message.raw.clone(),
+                user_id: None,
+                nonce: message.nonce.clone(),
+            }));
+        }
+    }
+
+    /// Takes one of the room's tokens for an action, or sets the wake-up for when the next
+    /// one comes. A room that announced no rate (a v1 server) is not paced.
+    fn spend(&mut self, now: Millis) -> bool {
+        if self.bucket.as_mut().is_none_or(|b| b.try_take(now)) {
+            return true;
+        }
+        let per_second = self.limits.map_or(1, |l| l.rate_per_second.max(1));
+        self.wake_at = Some(now + Millis::from(1_000 / per_second + 1));
+        false
+    }
+
+    fn send_wanted_name(&mut self) {
+        if let Some(name) = &self.wanted_name
+            && self.my_name() != Some(name.as_str())
+        {
+            let change = ClientAction::NameChange(ChangeName {
+                name: name.clone(),
+                user_id: None,
+            });
+            // One change waits at a time: the latest wanted name.
+            self.queued
+                .retain(|a| !matches!(a, ClientAction::NameChange(_)));
+            self.queued.push_back(change);
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        self.events.push_back(Event::Notice(notice));
+    }
+
+    fn outgoing(&self, raw: String, nonce: String, timestamp: Millis) -> Message {
+        Message {
+            key: format!("n{nonce}"),
+            seq: None,
+            user_id: self
+                .identity
+                .as_ref()
+                .map(|i| i.user_id.clone())
+                .unwrap_or_default(),
+            html: (self.config.render)(&raw),
+            raw,
+            timestamp,
+            nonce: Some(nonce),
+            delivery: Delivery::Pending,
+            in_flight: false,
+        }
+    }
+
+    fn first_seq(&self) -> Option<Seq> {
+        self.messages.first().and_then(|m| m.seq)
+    }
+
+    /// A message as it was written (live or resumed): ours confirms its pending copy; one of
+    /// someone else's that is new is told to the view.
+    fn arrive(&mut self, record: MessageRecord) {
+        let mine = self.is_me(&record.user_id);
+        if mine {
+            self.confirm(&record);
+        }
+        let from = record.user_id.clone();
+        if self.insert(record) && !mine {
+            self.events.push_back(Event::Arrived { from });
+        }
+    }
+
+    /// Removes the pending message this echo confirms: by nonce, or (a v1 server echoes no
+    /// nonce) the oldest pending message with the same text.
+    fn confirm(&mut self, record: &MessageRecord) {
+        let index = match &record.nonce {
+            Some(nonce) => self
+                .pending
+                .iter()
+                .position(|p| p.nonce.as_ref() == Some(nonce)),
+            None => self
+                .pending
+                .iter()
+                .position(|p| p.raw == record.raw_message),
+        };
+        if let Some(index) = index {
+            self.pending.remove(index);
+        }
+    }
+
+    /// Adds a stored message in its place; false if it was already there (or none are kept).
+    fn insert(&mut self, record: MessageRecord) -> bool {
+        if self.config.keep_messages == 0 {
+            return true;
+        }
+        let position = match (record.seq, &record.id) {
+            (Some(seq), _) => match self
+                .messages
+                .binary_search_by(|m| m.seq.unwrap_or(0).cmp(&seq))
+            {
+                Ok(_) => return false,
+                Err(at) => at,
+            },
+            (None, Some(id)) => {
+                let key = format!("i{id}");
+                if self.messages.iter().any(|m| m.key == key) {
+                    return false;
+                }
+                self.messages.len()
+            }
+            (None, None) => self.messages.len(),
+        };
+        let key = match (record.seq, &record.id) {
+            (Some(seq), _) => format!("s{seq}"),
+            (None, Some(id)) => format!("i{id}"),
+            (None, None) => {
+                self.arrivals += 1;
+                format!("a{}", self.arrivals)
+            }
+        };
+        let appended = position == self.messages.len();
+        let message = Message {
+            key,
+            seq: record.seq,
+            html: (self.config.render)(&record.raw_message),
+            raw: record.raw_message,
+            user_id: record.user_id,
+            timestamp: record.timestamp,
+            nonce: record.nonce,
+            delivery: Delivery::Sent,
+            in_flight: false,
+        };
+        self.messages.insert(position, message);
+        if appended && self.messages.len() > self.config.keep_messages {
+            let excess = self.messages.len() - self.config.keep_messages;
+            self.messages.drain(..excess);
+            if self.history != History::Unsupported {
+                self.history = History::More;
+            }
+        }
+        true
+    }
+}
