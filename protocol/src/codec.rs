@@ -4,76 +4,79 @@
 //! to know whether its JSON, its `type` or its payload was at fault, so we look at the envelope
 //! first and only then decode the payload.
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, Result};
 use crate::wire::{ClientAction, ServerAction};
 
-const CLIENT_TYPES: &[&str] = &[
-    "MESSAGE",
-    "NAME_CHANGE",
-    "HANDSHAKE_USER_INFO",
-    "HISTORY_REQUEST",
-];
-
-const SERVER_TYPES: &[&str] = &[
-    "HANDSHAKE",
-    "USER_INFO",
-    "MESSAGE",
-    "NAME_CHANGE",
-    "USER_CONNECTED",
-    "USER_DISCONNECTED",
-    "RESUME",
-    "HISTORY",
-    "ERROR",
-];
-
-/// Decodes one frame a client sent.
-pub fn decode_client(text: &str) -> Result<ClientAction> {
-    decode(text, CLIENT_TYPES)
+/// The envelope, read without building a tree: `type` and `payload` stay text until we know
+/// which type to read the payload as. (Reading through `serde_json::Value` instead costs a
+/// second copy of every payload's decoder in the browser client, and a tree per frame on the
+/// server.)
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
 }
 
-/// Decodes one frame a server sent. Unknown types are an error here too; a client ignores them.
-pub fn decode_server(text: &str) -> Result<ServerAction> {
-    decode(text, SERVER_TYPES)
-}
-
-fn decode<T: DeserializeOwned>(text: &str, known: &[&str]) -> Result<T> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    let Value::Object(mut object) = value else {
+/// A frame's envelope: its type (a string) and its payload (JSON text, `null` if absent).
+fn envelope(text: &str) -> Result<(String, &str)> {
+    // A derived struct would also take an array, field by position.
+    if !text.trim_start().starts_with('{') {
         return Err(DecodeError::InvalidJson("expected an object".into()));
-    };
-    let kind = match object.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        Some(other) => return Err(DecodeError::UnknownType(other.to_string())),
+    }
+    let envelope: Envelope =
+        serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let kind = match envelope.kind {
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map_err(|_| DecodeError::UnknownType(raw.get().to_owned()))?,
         None => return Err(DecodeError::UnknownType(String::new())),
     };
-    if !known.contains(&kind.as_str()) {
-        return Err(DecodeError::UnknownType(kind));
+    Ok((kind, envelope.payload.map_or("null", RawValue::get)))
+}
+
+/// The payload as `T`; it must be an object (an array would fill a struct by position).
+fn payload<T: DeserializeOwned>(kind: &str, raw: &str) -> Result<T> {
+    let invalid = |detail: String| DecodeError::InvalidPayload {
+        kind: kind.to_owned(),
+        detail,
+    };
+    if raw.trim_start().starts_with('[') {
+        return Err(invalid("the payload must be an object".into()));
     }
-    // Only the envelope's two fields are read; anything else (a legacy `wsAddress`) is dropped.
-    let payload = object.remove("payload").unwrap_or(Value::Null);
-    // Every payload is an object. serde would also read a struct from a JSON array (by field
-    // position), which no client means to send.
-    if payload.is_array() {
-        return Err(DecodeError::InvalidPayload {
-            kind,
-            detail: "the payload must be an object".into(),
-        });
-    }
-    let envelope = Value::Object(
-        [
-            ("type".to_owned(), Value::String(kind.clone())),
-            ("payload".to_owned(), payload),
-        ]
-        .into_iter()
-        .collect(),
-    );
-    serde_json::from_value(envelope).map_err(|e| DecodeError::InvalidPayload {
-        kind,
-        detail: e.to_string(),
+    serde_json::from_str(raw).map_err(|e| invalid(e.to_string()))
+}
+
+/// Decodes a frame a client sent.
+pub fn decode_client(text: &str) -> Result<ClientAction> {
+    let (kind, raw) = envelope(text)?;
+    Ok(match kind.as_str() {
+        "MESSAGE" => ClientAction::Message(payload(&kind, raw)?),
+        "NAME_CHANGE" => ClientAction::NameChange(payload(&kind, raw)?),
+        "HANDSHAKE_USER_INFO" => ClientAction::HandshakeUserInfo(payload(&kind, raw)?),
+        "HISTORY_REQUEST" => ClientAction::HistoryRequest(payload(&kind, raw)?),
+        _ => return Err(DecodeError::UnknownType(kind)),
+    })
+}
+
+/// Decodes a frame a server sent.
+pub fn decode_server(text: &str) -> Result<ServerAction> {
+    let (kind, raw) = envelope(text)?;
+    Ok(match kind.as_str() {
+        "HANDSHAKE" => ServerAction::Handshake(payload(&kind, raw)?),
+        "USER_INFO" => ServerAction::UserInfo(payload(&kind, raw)?),
+        "MESSAGE" => ServerAction::Message(payload(&kind, raw)?),
+        "NAME_CHANGE" => ServerAction::NameChange(payload(&kind, raw)?),
+        "USER_CONNECTED" => ServerAction::UserConnected(payload(&kind, raw)?),
+        "USER_DISCONNECTED" => ServerAction::UserDisconnected(payload(&kind, raw)?),
+        "RESUME" => ServerAction::Resume(payload(&kind, raw)?),
+        "HISTORY" => ServerAction::History(payload(&kind, raw)?),
+        "ERROR" => ServerAction::Error(payload(&kind, raw)?),
+        _ => return Err(DecodeError::UnknownType(kind)),
     })
 }
 
