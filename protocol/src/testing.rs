@@ -10,7 +10,6 @@
 //! session tests, the demo's rooms (`mock-backend`) and the room fuzz target all drive rooms
 //! through it, so there is one pump of effects outside the real server.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::ErrorCode;
@@ -51,7 +50,8 @@ pub struct Pair {
     pub now: Millis,
     /// Messages storage holds, in the order written.
     pub stored: Vec<StoredMessage>,
-    pub users: HashMap<UserId, UserRecord>,
+    /// Users storage holds (the latest record of each).
+    pub users: Vec<UserRecord>,
     /// Storage confirms writes by itself (after [`Self::storage_delay`]); when false, the
     /// seqs wait in [`Self::unconfirmed`] for the test to answer.
     pub auto_persist: bool,
@@ -68,8 +68,10 @@ pub struct Pair {
     pub history_requests: Vec<(ConnectionId, Seq, u32)>,
     /// Open connections, in the order they connected (broadcasts reach them all).
     pub open: Vec<ConnectionId>,
-    due: VecDeque<Due>,
-    inbox: BTreeMap<ConnectionId, Vec<ServerAction>>,
+    // Plain vectors, searched: the demo runs this in the browser, where each collection type
+    // is code to download.
+    due: Vec<Due>,
+    inbox: Vec<(ConnectionId, Vec<ServerAction>)>,
     peers: Vec<Peer>,
     next_peer_conn: u64,
 }
@@ -100,7 +102,7 @@ impl Pair {
             room: Room::new(config, snapshot, seed),
             now: Self::T0,
             stored: Vec::new(),
-            users: HashMap::new(),
+            users: Vec::new(),
             auto_persist: true,
             storage_delay: 0,
             fail_storage: false,
@@ -109,8 +111,8 @@ impl Pair {
             unconfirmed: Vec::new(),
             history_requests: Vec::new(),
             open: Vec::new(),
-            due: VecDeque::new(),
-            inbox: BTreeMap::new(),
+            due: Vec::new(),
+            inbox: Vec::new(),
             peers: Vec::new(),
             next_peer_conn: PEER_CONNECTIONS,
         }
@@ -153,7 +155,22 @@ impl Pair {
 
     /// Everything a raw connection has received since the last call, oldest first.
     pub fn take(&mut self, conn: ConnectionId) -> Vec<ServerAction> {
-        self.inbox.remove(&conn).unwrap_or_default()
+        match self.inbox.iter().position(|(c, _)| *c == conn) {
+            Some(i) => self.inbox.swap_remove(i).1,
+            None => Vec::new(),
+        }
+    }
+
+    /// What storage holds of a user.
+    pub fn user(&self, id: &str) -> Option<&UserRecord> {
+        self.users.iter().find(|u| u.id == id)
+    }
+
+    fn deliver(&mut self, to: ConnectionId, action: ServerAction) {
+        match self.inbox.iter_mut().find(|(c, _)| *c == to) {
+            Some((_, queue)) => queue.push(action),
+            None => self.inbox.push((to, vec![action])),
+        }
     }
 
     /// The error codes among what a raw connection received (the rest is dropped).
@@ -281,7 +298,7 @@ impl Pair {
 
     /// When something next happens by itself (a storage answer or a session's timer).
     pub fn next_wakeup(&self) -> Option<Millis> {
-        let storage = self.due.front().map(|d| d.at);
+        let storage = self.due.first().map(|d| d.at);
         let sessions = self
             .peers
             .iter()
@@ -311,10 +328,10 @@ impl Pair {
         while let Some(effect) = self.room.poll_effect() {
             any = true;
             match effect {
-                Effect::Send { to, action } => self.inbox.entry(to).or_default().push(action),
+                Effect::Send { to, action } => self.deliver(to, action),
                 Effect::Broadcast(action) => {
-                    for conn in &self.open {
-                        self.inbox.entry(*conn).or_default().push(action.clone());
+                    for i in 0..self.open.len() {
+                        self.deliver(self.open[i], action.clone());
                     }
                 }
                 Effect::PersistMessage(message) => {
@@ -327,7 +344,7 @@ impl Pair {
                     } else if self.storage_delay == 0 {
                         self.confirm(seq, self.fail_storage);
                     } else {
-                        self.due.push_back(Due {
+                        self.due.push(Due {
                             at: self.now + self.storage_delay,
                             seq,
                             fails: self.fail_storage,
@@ -335,7 +352,10 @@ impl Pair {
                     }
                 }
                 Effect::PersistUser(user) => {
-                    self.users.insert(user.id.clone(), user);
+                    match self.users.iter_mut().find(|u| u.id == user.id) {
+                        Some(kept) => *kept = user,
+                        None => self.users.push(user),
+                    }
                 }
                 Effect::LoadHistory { to, before, limit } => {
                     self.history_requests.push((to, before, limit));
@@ -373,12 +393,9 @@ impl Pair {
 
     fn settle_due(&mut self) -> bool {
         let mut any = false;
-        while let Some(due) = self.due.front()
-            && due.at <= self.now
-        {
-            let (seq, fails) = (due.seq, due.fails);
-            self.due.pop_front();
-            self.confirm(seq, fails);
+        while self.due.first().is_some_and(|d| d.at <= self.now) {
+            let due = self.due.remove(0);
+            self.confirm(due.seq, due.fails);
             any = true;
         }
         any
@@ -395,7 +412,12 @@ impl Pair {
         if session.poll_timeout().is_some_and(|at| at <= now) {
             session.handle_timeout(now);
         }
-        for action in self.inbox.remove(&conn).unwrap_or_default() {
+        let arrived = match self.inbox.iter().position(|(c, _)| *c == conn) {
+            Some(i) => self.inbox.swap_remove(i).1,
+            None => Vec::new(),
+        };
+        let session = &mut self.peers[i].session;
+        for action in arrived {
             moved = true;
             session.handle_frame(now, &action.to_json());
         }

@@ -79,7 +79,7 @@ fn connect_sends_handshake_then_new_user_gets_the_legacy_sequence() {
     let token = info.token.as_deref().expect("token");
     assert_eq!(token.len(), 64);
     // Storage keeps the token's hash, never the token.
-    let record = &h.users[&info.user_id];
+    let record = &h.user(&info.user_id).expect("stored user");
     assert_eq!(record.token_hash, hash_token(token));
     assert_ne!(record.token_hash, token);
 }
@@ -161,7 +161,7 @@ fn a_payload_user_id_is_never_trusted() {
     assert!(h.messages(a).is_empty());
     h.act(b, rename("Mallory", Some(&alice)));
     assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
-    assert!(h.users[&alice].name == DEFAULT_NAME);
+    assert!(h.user(&alice).expect("stored user").name == DEFAULT_NAME);
     // Naming yourself correctly is fine.
     h.act(b, rename("Bob", Some(&bob)));
     assert!(
@@ -269,7 +269,7 @@ fn name_rules() {
     let got = h.take(a);
     assert!(matches!(&got[..], [ServerAction::NameChange(n)]
         if n.name == "Alice Liddell" && n.id_name_pair.get(&alice).map(String::as_str) == Some("Alice Liddell")));
-    assert_eq!(h.users[&alice].name, "Alice Liddell");
+    assert_eq!(h.user(&alice).expect("stored user").name, "Alice Liddell");
 }
 
 #[test]
@@ -778,7 +778,7 @@ fn names_refused_with_the_reason() {
     }
     // Stored in NFC: the same name typed two ways is one name.
     h.act(a, rename("Zoe\u{301}", None));
-    assert_eq!(h.users[&alice].name, "Zo\u{e9}");
+    assert_eq!(h.user(&alice).expect("stored user").name, "Zo\u{e9}");
 }
 
 #[test]

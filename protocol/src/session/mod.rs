@@ -21,7 +21,7 @@ mod names;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -197,9 +197,11 @@ pub struct Session {
     wake_at: Option<Millis>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
     /// rate as messages do; they go before any message.
-    queued: VecDeque<ClientAction>,
-    transmit: VecDeque<ClientAction>,
-    events: VecDeque<Event>,
+    queued: Vec<ClientAction>,
+    /// Queues are plain vectors taken from the front: they hold a few actions at a time, and
+    /// one more collection type would cost the browser client's download more than it saves.
+    transmit: Vec<ClientAction>,
+    events: Vec<Event>,
 }
 
 impl Session {
@@ -222,9 +224,9 @@ impl Session {
             arrivals: 0,
             next_nonce: 1,
             wake_at: None,
-            queued: VecDeque::new(),
-            transmit: VecDeque::new(),
-            events: VecDeque::new(),
+            queued: Vec::new(),
+            transmit: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -311,12 +313,12 @@ impl Session {
 
     /// The next action to send on the room's connection.
     pub fn poll_transmit(&mut self) -> Option<ClientAction> {
-        self.transmit.pop_front()
+        (!self.transmit.is_empty()).then(|| self.transmit.remove(0))
     }
 
     /// The next thing that happened for the view.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        (!self.events.is_empty()).then(|| self.events.remove(0))
     }
 
     /// When [`Self::handle_timeout`] should be called, if ever.
@@ -404,7 +406,7 @@ impl Session {
             message.in_flight = false;
         }
         self.transmit
-            .push_back(ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            .push(ClientAction::HandshakeUserInfo(HandshakeUserInfo {
                 user_id: self.identity.as_ref().map(|i| i.user_id.clone()),
                 token: self.identity.as_ref().and_then(|i| i.token.clone()),
                 since: self.latest_seq,
@@ -516,7 +518,7 @@ impl Session {
         {
             self.history = History::Loading;
             self.queued
-                .push_back(ClientAction::HistoryRequest(HistoryRequest {
+                .push(ClientAction::HistoryRequest(HistoryRequest {
                     before,
                     limit: HISTORY_PAGE,
                 }));
@@ -578,7 +580,7 @@ impl Session {
         self.names.insert(info.user_id.clone(), info.name);
         self.online.insert(info.user_id);
         self.phase = Phase::Online;
-        self.events.push_back(Event::Online);
+        self.events.push(Event::Online);
         self.send_wanted_name();
         self.flush(now);
     }
@@ -684,9 +686,8 @@ impl Session {
             if !self.spend(now) {
                 return;
             }
-            if let Some(action) = self.queued.pop_front() {
-                self.transmit.push_back(action);
-            }
+            let action = self.queued.remove(0);
+            self.transmit.push(action);
         }
         for i in 0..self.pending.len() {
             let message = &self.pending[i];
@@ -698,7 +699,7 @@ impl Session {
             }
             let message = &mut self.pending[i];
             message.in_flight = true;
-            self.transmit.push_back(ClientAction::Message(SendMessage {
+            self.transmit.push(ClientAction::Message(SendMessage {
                 raw_message: message.raw.clone(),
                 user_id: None,
                 nonce: message.nonce.clone(),
@@ -728,12 +729,12 @@ impl Session {
             // One change waits at a time: the latest wanted name.
             self.queued
                 .retain(|a| !matches!(a, ClientAction::NameChange(_)));
-            self.queued.push_back(change);
+            self.queued.push(change);
         }
     }
 
     fn notice(&mut self, notice: Notice) {
-        self.events.push_back(Event::Notice(notice));
+        self.events.push(Event::Notice(notice));
     }
 
     fn outgoing(&self, raw: String, nonce: String, timestamp: Millis) -> Message {
@@ -767,7 +768,7 @@ impl Session {
         }
         let from = record.user_id.clone();
         if self.insert(record) && !mine {
-            self.events.push_back(Event::Arrived { from });
+            self.events.push(Event::Arrived { from });
         }
     }
 
