@@ -146,6 +146,11 @@ pub struct Config {
     /// own port, open to whoever can reach it), or an address such as `127.0.0.1:9100`.
     #[arg(long, env = "CAHAT_METRICS_BIND", default_value = "off")]
     pub metrics_bind: MetricsBind,
+
+    /// Milliseconds every storage write waits first, as on a slow disk (0, no wait). For
+    /// tests and demonstrations of what users see while storage lags; never needed in use.
+    #[arg(long, default_value_t = 0)]
+    pub store_delay_ms: u64,
 }
 
 /// Where `/metrics` is served.

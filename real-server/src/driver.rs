@@ -530,3 +530,6 @@ impl<S: Store> Driver<S> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

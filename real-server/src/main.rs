@@ -1,9 +1,11 @@
 //! `real-server`: one CAHAT chat room. `real-server --help` lists the flags.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use real_server::store::Delayed;
 use real_server::{Config, MongoStore, SqliteStore, Store, run, tls};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -53,6 +55,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
+    let store = Delayed::new(store, Duration::from_millis(config.store_delay_ms));
     let listener = TcpListener::bind((config.bind, config.port))
         .await
         .with_context(|| format!("listening on {}:{}", config.bind, config.port))?;

@@ -366,6 +366,32 @@ for (const store of stores()) {
       }
     });
 
+    test('with slow storage, a refusal that overtakes an earlier echo marks only its own message "not sent"', async ({ page }) => {
+      // Storage takes 1.5 s a write: A's echo waits for it, while B's refusal (too deeply
+      // nested for this room, a rule only the room checks) needs no storage and comes first.
+      const slow = new RoomServer('Slow', store, ['--store-delay-ms', '1500', '--max-html-ratio', '0']);
+      await slow.start();
+      try {
+        await page.goto(`./?room=${slow.url}`);
+        await expect(status(page)).toHaveText('online');
+        const deep = '>'.repeat(39);
+        await send(page, 'A goes first');
+        await send(page, deep);
+        const refused = log(page).getByRole('article').filter({ hasText: 'not sent' });
+        await expect(refused).toHaveCount(1);
+        await expect(refused).not.toContainText('A goes first');
+        // A is still on its way when B is refused: it says so, and is never "not sent".
+        await expect(message(page, 'A goes first')).toHaveClass(/pending/);
+        await expect(message(page, 'A goes first')).toContainText('sending…');
+        await expect(message(page, 'A goes first')).not.toHaveClass(/pending/, { timeout: 10_000 });
+        await expect(message(page, 'A goes first')).not.toContainText('not sent');
+        await expect(refused).toHaveCount(1);
+        await expect(refused.getByRole('button', { name: 'Edit' })).toBeVisible();
+      } finally {
+        await slow.stop();
+      }
+    });
+
     test('scrolling up through 500 messages keeps your place and pages back to the start', async ({ page }) => {
       const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
       await archive.start();

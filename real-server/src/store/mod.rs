@@ -92,3 +92,44 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<(Vec<StoredMessage>, bool)>> + Send;
 }
+
+/// A store whose every batch write waits `delay` first: a slow disk, on purpose. Hosts run
+/// every store through it (`--store-delay-ms`, 0 by default, when it adds nothing); tests use
+/// it to hold echoes back while refusals, which need no storage, go out at once.
+#[derive(Debug)]
+pub struct Delayed<S> {
+    inner: S,
+    delay: std::time::Duration,
+}
+
+impl<S: Store> Delayed<S> {
+    pub fn new(inner: S, delay: std::time::Duration) -> Self {
+        Self { inner, delay }
+    }
+}
+
+impl<S: Store> Store for Delayed<S> {
+    async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
+        self.inner.load_snapshot(room, recent).await
+    }
+
+    async fn write_batch(
+        &self,
+        room: &str,
+        batch: Vec<Write>,
+    ) -> std::result::Result<(), BatchError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.write_batch(room, batch).await
+    }
+
+    async fn load_history(
+        &self,
+        room: &str,
+        before: Seq,
+        limit: u32,
+    ) -> Result<(Vec<StoredMessage>, bool)> {
+        self.inner.load_history(room, before, limit).await
+    }
+}
