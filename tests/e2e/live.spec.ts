@@ -341,6 +341,14 @@ for (const store of stores()) {
         await expect(page.getByRole('form', { name: 'Write a message' }).getByRole('alert')).toContainText("longer than this room's 40 characters");
         await expect(composer(page)).toHaveValue(long);
         await expect(message(page, long)).toHaveCount(0);
+        // The room's limit, as it announced it, counts down near the end and says how far over.
+        const form = page.getByRole('form', { name: 'Write a message' });
+        await expect(form.getByText(`${long.length - 40} characters over this room's 40`)).toBeVisible();
+        await composer(page).fill('x'.repeat(37));
+        await expect(form.getByText('3 characters left')).toBeVisible();
+        await composer(page).fill('x'.repeat(10));
+        await expect(form.getByText(/characters left/)).toHaveCount(0);
+        await composer(page).fill(long);
         // Refused by the room for what it is (nested too deeply for it): "not sent".
         const deep = '>'.repeat(39);
         await send(page, deep);

@@ -75,6 +75,13 @@ pub fn Composer(id: RoomId) -> Element {
         .room(id)
         .and_then(|r| r.my_name().map(str::to_owned))
         .unwrap_or_else(|| "…".to_owned());
+    // The room's own limit (as it announced it): how much is left is shown near the end.
+    let max = state
+        .read()
+        .room(id)
+        .map_or(0, |r| r.session.max_message_chars());
+    let left = max as i64 - draft().chars().count() as i64;
+    let near_limit = max > 0 && left <= (max / 10) as i64;
     let hint = if enter_to_send {
         "Enter to send, Shift+Enter for a new line"
     } else {
@@ -146,6 +153,11 @@ pub fn Composer(id: RoomId) -> Element {
             button { r#type: "submit", class: "send", "Send" }
             div { class: "composer-foot",
                 span { id: "composer-hint-{id.0}", class: "hint", "{hint}" }
+                if near_limit {
+                    span { class: if left < 0 { "char-count over" } else { "char-count" },
+                        if left < 0 { "{-left} characters over this room's {max}" } else { "{left} characters left" }
+                    }
+                }
                 button {
                     r#type: "button",
                     class: "link-button",

@@ -458,7 +458,7 @@ fn NameOffer() -> Element {
             input {
                 id: "name-offer-input",
                 r#type: "text",
-                maxlength: "32",
+                maxlength: "{protocol::room::MAX_NAME_CHARS}",
                 autocomplete: "nickname",
                 value: "{name}",
                 oninput: move |e| name.set(e.value()),

@@ -74,7 +74,7 @@ pub fn Settings() -> Element {
                 input {
                     id: "settings-name",
                     r#type: "text",
-                    maxlength: "32",
+                    maxlength: "{protocol::room::MAX_NAME_CHARS}",
                     autocomplete: "nickname",
                     value: "{name}",
                     oninput: move |e| {
