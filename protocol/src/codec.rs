@@ -59,6 +59,8 @@ pub fn decode_client(text: &str) -> Result<ClientAction> {
         "NAME_CHANGE" => ClientAction::NameChange(payload(&kind, raw)?),
         "HANDSHAKE_USER_INFO" => ClientAction::HandshakeUserInfo(payload(&kind, raw)?),
         "HISTORY_REQUEST" => ClientAction::HistoryRequest(payload(&kind, raw)?),
+        "EDIT_MESSAGE" => ClientAction::EditMessage(payload(&kind, raw)?),
+        "DELETE_MESSAGE" => ClientAction::DeleteMessage(payload(&kind, raw)?),
         _ => return Err(DecodeError::UnknownType(kind)),
     })
 }
@@ -76,6 +78,7 @@ pub fn decode_server(text: &str) -> Result<ServerAction> {
         "RESUME" => ServerAction::Resume(payload(&kind, raw)?),
         "HISTORY" => ServerAction::History(payload(&kind, raw)?),
         "ERROR" => ServerAction::Error(payload(&kind, raw)?),
+        "MESSAGE_CHANGED" => ServerAction::MessageChanged(payload(&kind, raw)?),
         _ => return Err(DecodeError::UnknownType(kind)),
     })
 }

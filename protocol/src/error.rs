@@ -48,6 +48,10 @@ pub enum ErrorCode {
     TooManyIdentities,
     /// Older history could not be read from storage (no message is affected); try again.
     HistoryFailed,
+    /// The message to edit or delete is not among the room's recent messages, or was deleted.
+    UnknownMessage,
+    /// Only its author may edit or delete a message.
+    NotYourMessage,
 }
 
 /// Why a frame could not be decoded into an action.

@@ -28,7 +28,7 @@ pub use codec::{decode_client, decode_server};
 pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
-    ConnectionId, Effect, NameProblem, Room, RoomConfig, RoomSnapshot, StoredMessage, UserRecord,
-    address_key, clean_name, hash_token,
+    ChangeKind, ConnectionId, DELETED_HTML, Effect, NameProblem, Room, RoomConfig, RoomSnapshot,
+    StoredChange, StoredMessage, UserRecord, address_key, clean_name, hash_token,
 };
 pub use wire::*;

@@ -339,17 +339,16 @@ impl Pair {
                     if !self.fail_storage {
                         self.stored.push(message);
                     }
-                    if !self.auto_persist {
-                        self.unconfirmed.push(seq);
-                    } else if self.storage_delay == 0 {
-                        self.confirm(seq, self.fail_storage);
-                    } else {
-                        self.due.push(Due {
-                            at: self.now + self.storage_delay,
-                            seq,
-                            fails: self.fail_storage,
-                        });
+                    self.settle_write(seq);
+                }
+                Effect::PersistChange(change) => {
+                    if !self.fail_storage
+                        && let Some(message) =
+                            self.stored.iter_mut().find(|m| m.seq == change.target)
+                    {
+                        change.apply(message);
                     }
+                    self.settle_write(change.seq);
                 }
                 Effect::PersistUser(user) => {
                     match self.users.iter_mut().find(|u| u.id == user.id) {
@@ -381,6 +380,22 @@ impl Pair {
             }
         }
         any
+    }
+
+    /// Storage answers the write of event `seq`: at once, after the delay, or when the test
+    /// says.
+    fn settle_write(&mut self, seq: Seq) {
+        if !self.auto_persist {
+            self.unconfirmed.push(seq);
+        } else if self.storage_delay == 0 {
+            self.confirm(seq, self.fail_storage);
+        } else {
+            self.due.push(Due {
+                at: self.now + self.storage_delay,
+                seq,
+                fails: self.fail_storage,
+            });
+        }
     }
 
     fn confirm(&mut self, seq: Seq, fails: bool) {

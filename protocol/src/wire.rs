@@ -39,6 +39,12 @@ pub enum ClientAction {
     /// Ask for a page of older messages (ours).
     #[serde(rename = "HISTORY_REQUEST")]
     HistoryRequest(HistoryRequest),
+    /// Change the text of one's own message (ours).
+    #[serde(rename = "EDIT_MESSAGE")]
+    EditMessage(EditMessage),
+    /// Delete one's own message for everyone (ours).
+    #[serde(rename = "DELETE_MESSAGE")]
+    DeleteMessage(DeleteMessage),
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -53,6 +59,27 @@ pub struct SendMessage {
     pub user_id: Option<UserId>,
     /// Client-chosen id of this message: a resend with the same nonce is stored once and the
     /// echo carries it back, so the sender can match it with its pending copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Payload of `EDIT_MESSAGE`: the message `target` (a seq) now says `raw_message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditMessage {
+    pub target: Seq,
+    pub raw_message: String,
+    /// Named by an `ERROR` that refuses this edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Payload of `DELETE_MESSAGE`: the message `target` (a seq) is deleted for everyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteMessage {
+    pub target: Seq,
+    /// Named by an `ERROR` that refuses this delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
 }
@@ -124,6 +151,10 @@ pub enum ServerAction {
     /// A request was refused (ours).
     #[serde(rename = "ERROR")]
     Error(ErrorPayload),
+    /// A message was edited or deleted: the message as it is now, with `changedSeq`, the seq of
+    /// the change (ours; legacy clients ignore it).
+    #[serde(rename = "MESSAGE_CHANGED")]
+    MessageChanged(MessageRecord),
 }
 
 /// Payload of `HANDSHAKE`.
@@ -166,7 +197,7 @@ pub struct RoomLimits {
 }
 
 /// One stored message as it goes over the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageRecord {
     /// Markdown as written; our client renders this itself.
@@ -186,6 +217,15 @@ pub struct MessageRecord {
     /// The author's nonce, echoed so the author can match its pending copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// When the text was last edited (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Millis>,
+    /// Deleted by its author: the text is gone, a placeholder stays (ours).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// The seq of the latest change to this message (an edit or the delete), if any (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_seq: Option<Seq>,
 }
 
 impl MessageRecord {

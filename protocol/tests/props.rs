@@ -15,11 +15,15 @@ fn frame() -> impl Strategy<Value = String> {
         Just("NAME_CHANGE".to_owned()),
         Just("HANDSHAKE_USER_INFO".to_owned()),
         Just("HISTORY_REQUEST".to_owned()),
+        Just("EDIT_MESSAGE".to_owned()),
+        Just("DELETE_MESSAGE".to_owned()),
         Just("HANDSHAKE".to_owned()),
         "[A-Z_]{0,12}",
     ];
     let value = prop_oneof![
         Just("null".to_owned()),
+        // Small numbers: seqs that exist (edit and delete targets).
+        (0u8..6).prop_map(|n| n.to_string()),
         any::<i64>().prop_map(|n| n.to_string()),
         any::<f64>().prop_map(|n| format!("{n:?}")),
         ".{0,40}".prop_map(|s| serde_json::Value::String(s).to_string()),
@@ -36,6 +40,7 @@ fn frame() -> impl Strategy<Value = String> {
         Just("since".to_owned()),
         Just("before".to_owned()),
         Just("limit".to_owned()),
+        Just("target".to_owned()),
         "[a-z]{1,6}",
     ];
     let fields = prop::collection::vec((field, value), 0..5).prop_map(|fields| {
@@ -101,6 +106,12 @@ proptest! {
                         last_persisted = m.seq;
                         prop_assert!(!m.raw.trim().is_empty());
                         room.handle_persisted(now, m.seq);
+                    }
+                    Effect::PersistChange(c) => {
+                        prop_assert!(c.seq > last_persisted, "seq must grow");
+                        last_persisted = c.seq;
+                        prop_assert!(c.target < c.seq, "a change follows its message");
+                        room.handle_persisted(now, c.seq);
                     }
                     Effect::Broadcast(ServerAction::Message(m)) => {
                         let seq = m.seq.unwrap_or(0);

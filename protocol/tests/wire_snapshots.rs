@@ -15,6 +15,7 @@ fn record(seq: u64) -> MessageRecord {
         seq: Some(seq),
         id: Some(format!("id{seq}")),
         nonce: Some("n1".into()),
+        ..MessageRecord::default()
     }
 }
 
@@ -39,6 +40,15 @@ fn client_actions() {
         ClientAction::HistoryRequest(HistoryRequest {
             before: 42,
             limit: 50,
+        }),
+        ClientAction::EditMessage(EditMessage {
+            target: 2,
+            raw_message: "hello, edited".into(),
+            nonce: Some("c-2".into()),
+        }),
+        ClientAction::DeleteMessage(DeleteMessage {
+            target: 2,
+            nonce: None,
         }),
     ];
     let lines: Vec<String> = actions.iter().map(ClientAction::to_json).collect();
@@ -69,6 +79,18 @@ fn server_actions() {
             token: Some("t0k3n".into()),
         }),
         ServerAction::Message(record(2)),
+        ServerAction::MessageChanged(MessageRecord {
+            edited_at: Some(1_502_699_200_000),
+            changed_seq: Some(3),
+            ..record(2)
+        }),
+        ServerAction::MessageChanged(MessageRecord {
+            raw_message: String::new(),
+            html_message: DELETED_HTML.into(),
+            deleted: true,
+            changed_seq: Some(4),
+            ..record(2)
+        }),
         ServerAction::NameChange(NameChanged::new("u1".into(), "Ann".into())),
         ServerAction::UserConnected(UserRef {
             user_id: "u1".into(),

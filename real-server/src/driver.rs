@@ -421,6 +421,7 @@ impl<S: Store> Driver<S> {
                 }
                 Effect::Broadcast(action) => self.broadcast(&action),
                 Effect::PersistMessage(message) => self.next_batch.push(Write::Message(message)),
+                Effect::PersistChange(change) => self.next_batch.push(Write::Change(change)),
                 Effect::PersistUser(user) => self.next_batch.push(Write::User(user)),
                 Effect::LoadHistory { to, before, limit } => self.load_history(to, before, limit),
             }
@@ -488,6 +489,7 @@ impl<S: Store> Driver<S> {
             .iter()
             .map(|w| match w {
                 Write::Message(m) => Some(m.seq),
+                Write::Change(c) => Some(c.seq),
                 Write::User(_) => None,
             })
             .collect();

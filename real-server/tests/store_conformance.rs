@@ -2,7 +2,7 @@
 //! MongoDB when `CAHAT_MONGODB_URI` names a server (SecantusDB in `.ci/run`, a real `mongo`
 //! in the GitHub workflow). Under CI the MongoDB run is required, not skipped.
 
-use protocol::{StoredMessage, UserRecord, hash_token};
+use protocol::{ChangeKind, DELETED_HTML, StoredChange, StoredMessage, UserRecord, hash_token};
 use real_server::store::{Store, Write};
 use real_server::{MongoStore, SqliteStore};
 
@@ -15,6 +15,17 @@ fn message(seq: u64, user: &str, nonce: Option<&str>) -> StoredMessage {
         html: format!("<p>raw {seq}</p>\n"),
         timestamp: 1_700_000_000_000 + i64::try_from(seq).unwrap(),
         nonce: nonce.map(str::to_owned),
+        ..StoredMessage::default()
+    }
+}
+
+fn change(seq: u64, target: u64, kind: ChangeKind) -> StoredChange {
+    StoredChange {
+        seq,
+        target,
+        user_id: "u1".into(),
+        at: 1_700_000_100_000,
+        kind,
     }
 }
 
@@ -197,6 +208,49 @@ async fn rooms_are_separate<S: Store>(store: S) {
     assert_eq!(seqs(&store, &a).await, vec![1]);
 }
 
+async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
+    let room = fresh_room("changes");
+    let edit = ChangeKind::Edit {
+        raw: "edited".into(),
+        html: "<p>edited</p>\n".into(),
+    };
+    store
+        .write_batch(
+            &room,
+            vec![
+                Write::Message(message(1, "u1", Some("n1"))),
+                Write::Message(message(2, "u1", None)),
+                Write::Message(message(3, "u1", None)),
+                Write::Change(change(4, 1, edit.clone())),
+                Write::Change(change(5, 2, ChangeKind::Delete)),
+                // An edit of a deleted message leaves it deleted (its seq is kept); a change to
+                // a message never stored changes nothing.
+                Write::Change(change(6, 2, edit)),
+                Write::Change(change(7, 99, ChangeKind::Delete)),
+            ],
+        )
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot(&room, 100).await.unwrap();
+    assert_eq!(snapshot.latest_seq, 6, "the latest seq may be a change's");
+    let [one, two, three] = &snapshot.messages[..] else {
+        panic!("{:?}", snapshot.messages);
+    };
+    assert_eq!(
+        (one.raw.as_str(), one.edited_at, one.changed_seq),
+        ("edited", Some(1_700_000_100_000), Some(4))
+    );
+    assert_eq!(one.nonce.as_deref(), Some("n1"), "the rest is kept");
+    assert!(two.deleted);
+    assert_eq!((two.raw.as_str(), two.html.as_str()), ("", DELETED_HTML));
+    assert_eq!(two.changed_seq, Some(6));
+    assert_eq!((three.changed_seq, three.deleted), (None, false));
+    // History pages bring them as they are now, too.
+    let (page, _) = store.load_history(&room, 3, 10).await.unwrap();
+    assert_eq!(page[0].raw, "edited");
+    assert!(page[1].deleted);
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -210,6 +264,7 @@ macro_rules! conformance {
                 stored_messages_are_never_overwritten,
                 a_failed_batch_reports_what_landed,
                 rooms_are_separate,
+                changes_are_folded_into_their_messages,
             );
         }
     };

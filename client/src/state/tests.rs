@@ -24,6 +24,7 @@ fn record(seq: u64, user: &str, text: &str, nonce: Option<&str>) -> MessageRecor
         seq: Some(seq),
         id: None,
         nonce: nonce.map(Into::into),
+        ..MessageRecord::default()
     }
 }
 
@@ -498,9 +499,7 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
         html_message: String::new(),
         timestamp: 5,
         user_id: user.into(),
-        seq: None,
-        id: None,
-        nonce: None,
+        ..MessageRecord::default()
     };
     // A v1 echo has no nonce: it confirms the oldest pending message with the same text.
     recv(&mut s, id, ServerAction::Message(v1("me")));

@@ -6,8 +6,8 @@ use crate::wire::{MessageRecord, Millis, Seq, ServerAction, UserId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
 
-/// One message as storage keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message as storage keeps it: as it is now, every change to it folded in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Position in the room; unique, strictly increasing.
     pub seq: Seq,
@@ -23,7 +23,16 @@ pub struct StoredMessage {
     pub timestamp: Millis,
     /// The author's de-duplication nonce, if it sent one.
     pub nonce: Option<String>,
+    /// When the text was last edited.
+    pub edited_at: Option<Millis>,
+    /// Deleted by its author: `raw` is empty and `html` says so (for legacy clients).
+    pub deleted: bool,
+    /// The seq of the latest change folded in.
+    pub changed_seq: Option<Seq>,
 }
+
+/// What legacy clients show for a deleted message (they render `htmlMessage`).
+pub const DELETED_HTML: &str = "<p><em>message deleted</em></p>\n";
 
 impl StoredMessage {
     /// The wire form.
@@ -36,7 +45,63 @@ impl StoredMessage {
             seq: Some(self.seq),
             id: Some(self.id.clone()),
             nonce: self.nonce.clone(),
+            edited_at: self.edited_at,
+            deleted: self.deleted,
+            changed_seq: self.changed_seq,
         }
+    }
+
+    /// The highest seq that says something about this message: its own, or its latest
+    /// change's.
+    pub fn last_seq(&self) -> Seq {
+        self.changed_seq.map_or(self.seq, |c| c.max(self.seq))
+    }
+}
+
+/// A change to a stored message: an event of its own in the room's order (`seq`), pointing
+/// at the message it changes (`target`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    pub seq: Seq,
+    pub target: Seq,
+    /// Who changed it (always the message's author).
+    pub user_id: UserId,
+    pub at: Millis,
+    pub kind: ChangeKind,
+}
+
+/// What a change does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New text, with its HTML rendered by the room.
+    Edit { raw: String, html: String },
+    /// The text is gone for everyone.
+    Delete,
+}
+
+impl StoredChange {
+    /// Folds this change into its message: the one rule, used by the engine, by both stores
+    /// and (through `MESSAGE_CHANGED` records) seen by clients. A deleted message stays
+    /// deleted (a later change only records its seq, so the room's order survives a restart);
+    /// a change older than the one already folded in changes nothing.
+    pub fn apply(&self, message: &mut StoredMessage) {
+        if message.seq != self.target || message.changed_seq.is_some_and(|c| c >= self.seq) {
+            return;
+        }
+        match &self.kind {
+            _ if message.deleted => {}
+            ChangeKind::Edit { raw, html } => {
+                message.raw.clone_from(raw);
+                message.html.clone_from(html);
+                message.edited_at = Some(self.at);
+            }
+            ChangeKind::Delete => {
+                message.raw.clear();
+                message.html = DELETED_HTML.to_owned();
+                message.deleted = true;
+            }
+        }
+        message.changed_seq = Some(self.seq);
     }
 }
 
@@ -67,6 +132,9 @@ pub enum Effect {
     /// Store this message durably, then call [`super::Room::handle_persisted`] (or
     /// [`super::Room::handle_persist_failed`]). Nobody sees it before that.
     PersistMessage(StoredMessage),
+    /// Store this change to a stored message (fold it in with [`StoredChange::apply`]), then
+    /// call [`super::Room::handle_persisted`] with its seq, as for a message.
+    PersistChange(StoredChange),
     /// Store (insert or replace) this user. Not awaited: the engine already acts on it.
     PersistUser(UserRecord),
     /// Read up to `limit` messages with `seq < before` from storage and hand them to

@@ -12,7 +12,9 @@ pub use config::{
     DEFAULT_NAME, HTML_ALLOWANCE, MAX_NAME_CHARS, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES,
     RoomConfig,
 };
-pub use effect::{ConnectionId, Effect, StoredMessage, UserRecord};
+pub use effect::{
+    ChangeKind, ConnectionId, DELETED_HTML, Effect, StoredChange, StoredMessage, UserRecord,
+};
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
 pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, Normalize, clean_name, hash_token};
@@ -96,6 +98,12 @@ pub struct Room {
     recent: VecDeque<StoredMessage>,
     /// Every stored message with a seq above this is in `recent`; below, only storage has it.
     recent_floor: Seq,
+    /// The latest change folded into a message that has left `recent`: a resume from before
+    /// it could miss that change, so it says the gap is too big.
+    changes_floor: Seq,
+    /// The highest seq storage has confirmed (a message or a change): what a `HANDSHAKE`
+    /// covers.
+    confirmed_seq: Seq,
     /// Accepted messages waiting for storage, in seq order.
     pending: VecDeque<Pending>,
     /// (author, nonce) of messages in `recent` and `pending`, to drop resends.
@@ -125,8 +133,27 @@ struct UserEntry {
 
 #[derive(Debug)]
 struct Pending {
-    message: StoredMessage,
+    event: PendingEvent,
     from: ConnectionId,
+}
+
+/// An event of the room's log waiting for storage.
+#[derive(Debug)]
+enum PendingEvent {
+    Message(StoredMessage),
+    Change {
+        change: StoredChange,
+        nonce: Option<String>,
+    },
+}
+
+impl PendingEvent {
+    fn seq(&self) -> Seq {
+        match self {
+            PendingEvent::Message(m) => m.seq,
+            PendingEvent::Change { change, .. } => change.seq,
+        }
+    }
 }
 
 impl Room {
@@ -147,7 +174,13 @@ impl Room {
             (false, Some(first)) => first.seq - 1,
             (false, None) => latest_seq,
         };
-        let latest_seq = latest_seq.max(recent.back().map_or(0, |m| m.seq));
+        let latest_seq = latest_seq.max(
+            recent
+                .iter()
+                .map(StoredMessage::last_seq)
+                .max()
+                .unwrap_or(0),
+        );
         let nonces = recent
             .iter()
             .filter_map(|m| Some(((m.user_id.clone(), m.nonce.clone()?), m.seq)))
@@ -171,6 +204,8 @@ impl Room {
             online: HashMap::new(),
             recent,
             recent_floor,
+            changes_floor: 0,
+            confirmed_seq: latest_seq,
             pending: VecDeque::new(),
             nonces,
             latest_seq,
@@ -229,7 +264,7 @@ impl Room {
         };
         let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
         user_names.extend(self.names_of(online.iter()));
-        let handshake_seq = self.recent.back().map_or(self.recent_floor, |m| m.seq);
+        let handshake_seq = self.confirmed_seq;
         self.connections.insert(
             conn,
             Connection {
@@ -300,38 +335,66 @@ impl Room {
             ClientAction::Message(message) => self.post(now, conn, message),
             ClientAction::NameChange(change) => self.rename(now, conn, change),
             ClientAction::HistoryRequest(request) => self.history(now, conn, request),
+            ClientAction::EditMessage(edit) => {
+                self.change(now, conn, edit.target, Some(edit.raw_message), edit.nonce);
+            }
+            ClientAction::DeleteMessage(delete) => {
+                self.change(now, conn, delete.target, None, delete.nonce);
+            }
         }
     }
 
-    /// Storage holds every accepted message up to `seq`: they are broadcast now.
+    /// Storage holds every accepted event (message or change) up to `seq`: they are broadcast
+    /// now.
     pub fn handle_persisted(&mut self, _now: Millis, seq: Seq) {
-        while self.pending.front().is_some_and(|p| p.message.seq <= seq) {
-            let Some(Pending { message, .. }) = self.pending.pop_front() else {
+        while self.pending.front().is_some_and(|p| p.event.seq() <= seq) {
+            let Some(Pending { event, .. }) = self.pending.pop_front() else {
                 break;
             };
-            let record = message.to_record();
-            self.remember(message);
-            self.effects
-                .push_back(Effect::Broadcast(ServerAction::Message(record)));
+            self.confirmed_seq = self.confirmed_seq.max(event.seq());
+            match event {
+                PendingEvent::Message(message) => {
+                    let record = message.to_record();
+                    self.remember(message);
+                    self.effects
+                        .push_back(Effect::Broadcast(ServerAction::Message(record)));
+                }
+                PendingEvent::Change { change, .. } => {
+                    let Some(message) = self.recent_mut(change.target) else {
+                        continue;
+                    };
+                    change.apply(message);
+                    let record = message.to_record();
+                    self.effects
+                        .push_back(Effect::Broadcast(ServerAction::MessageChanged(record)));
+                }
+            }
         }
     }
 
-    /// Storage could not keep message `seq`: its author is told and nobody else sees it.
+    /// Storage could not keep event `seq`: its author is told (by the nonce of the action)
+    /// and nobody else sees it.
     pub fn handle_persist_failed(&mut self, _now: Millis, seq: Seq) {
-        let Some(index) = self.pending.iter().position(|p| p.message.seq == seq) else {
+        let Some(index) = self.pending.iter().position(|p| p.event.seq() == seq) else {
             return;
         };
-        let Some(Pending { message, from }) = self.pending.remove(index) else {
+        let Some(Pending { event, from }) = self.pending.remove(index) else {
             return;
         };
-        if let Some(nonce) = &message.nonce {
-            self.nonces.remove(&(message.user_id, nonce.clone()));
-        }
+        let nonce = match event {
+            PendingEvent::Message(message) => {
+                if let Some(nonce) = &message.nonce {
+                    self.nonces.remove(&(message.user_id, nonce.clone()));
+                }
+                message.nonce
+            }
+            PendingEvent::Change { nonce, .. } => nonce,
+        };
         self.refuse_for(
             from,
             ErrorCode::StorageFailed,
             "the room could not store your message; send it again",
-            message.nonce.as_ref(),
+            nonce.as_ref(),
         );
     }
 
@@ -503,14 +566,18 @@ impl Room {
     }
 
     fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
+        // What came after `since`: new messages, and older ones changed since (as they are now).
         let missed: Vec<MessageRecord> = self
             .recent
             .iter()
-            .filter(|m| m.seq > since && m.seq <= handshake_seq)
+            .filter(|m| {
+                (m.seq > since && m.seq <= handshake_seq)
+                    || m.changed_seq.is_some_and(|c| c > since)
+            })
             .map(StoredMessage::to_record)
             .collect();
         let mut budget = self.config.max_answer_bytes;
-        let gap_too_big = since < self.recent_floor
+        let gap_too_big = since < self.recent_floor.max(self.changes_floor)
             || since > self.latest_seq
             || missed.len() > self.config.max_resume
             || !missed.iter().all(|record| take_bytes(&mut budget, record));
@@ -575,18 +642,8 @@ impl Room {
             raw_message, nonce, ..
         } = message;
         let nonce_ref = valid_nonce.as_ref();
-        if raw_message.trim().is_empty() {
-            return self.refuse_for(
-                conn,
-                ErrorCode::EmptyMessage,
-                "the message is empty",
-                nonce_ref,
-            );
-        }
-        let max = self.config.max_message_chars;
-        if raw_message.chars().count() > max {
-            let text = format!("messages are limited to {max} characters");
-            return self.refuse_for(conn, ErrorCode::MessageTooLong, text, nonce_ref);
+        if !self.text_fits(conn, &raw_message, nonce_ref) {
+            return;
         }
         if nonce.is_some() && valid_nonce.is_none() {
             return self.refuse(
@@ -605,19 +662,9 @@ impl Room {
             }
             return;
         }
-        let html = self.renderer.render(&raw_message);
-        let max_html = raw_message
-            .len()
-            .saturating_mul(self.config.max_html_ratio)
-            .saturating_add(HTML_ALLOWANCE);
-        if html.len() > max_html {
-            return self.refuse_for(
-                conn,
-                ErrorCode::MessageTooComplex,
-                "the message nests too deeply (quotes or lists inside each other); flatten it",
-                nonce_ref,
-            );
-        }
+        let Some(html) = self.render_within_bounds(conn, &raw_message, nonce_ref) else {
+            return;
+        };
         self.latest_seq += 1;
         let seq = self.latest_seq;
         let stored = StoredMessage {
@@ -628,6 +675,7 @@ impl Room {
             raw: raw_message,
             timestamp: now,
             nonce: nonce.clone(),
+            ..StoredMessage::default()
         };
         if let Some(nonce) = nonce {
             self.nonces.insert((user, nonce), seq);
@@ -635,9 +683,109 @@ impl Room {
         self.effects
             .push_back(Effect::PersistMessage(stored.clone()));
         self.pending.push_back(Pending {
-            message: stored,
+            event: PendingEvent::Message(stored),
             from: conn,
         });
+    }
+
+    /// A message's text is not blank and not too long; otherwise its sender is told.
+    fn text_fits(&mut self, conn: ConnectionId, raw: &str, nonce: Option<&String>) -> bool {
+        if raw.trim().is_empty() {
+            self.refuse_for(conn, ErrorCode::EmptyMessage, "the message is empty", nonce);
+            return false;
+        }
+        let max = self.config.max_message_chars;
+        if raw.chars().count() > max {
+            let text = format!("messages are limited to {max} characters");
+            self.refuse_for(conn, ErrorCode::MessageTooLong, text, nonce);
+            return false;
+        }
+        true
+    }
+
+    /// The message's HTML, if it is within the room's bound for its length; otherwise its
+    /// sender is told.
+    fn render_within_bounds(
+        &mut self,
+        conn: ConnectionId,
+        raw: &str,
+        nonce: Option<&String>,
+    ) -> Option<String> {
+        let html = self.renderer.render(raw);
+        let max_html = raw
+            .len()
+            .saturating_mul(self.config.max_html_ratio)
+            .saturating_add(HTML_ALLOWANCE);
+        if html.len() > max_html {
+            self.refuse_for(
+                conn,
+                ErrorCode::MessageTooComplex,
+                "the message nests too deeply (quotes or lists inside each other); flatten it",
+                nonce,
+            );
+            return None;
+        }
+        Some(html)
+    }
+
+    /// An edit (`Some(text)`) or the delete (`None`) of message `target`, by its author. The
+    /// change is an event of its own: stored, then broadcast as the message is now.
+    fn change(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        target: Seq,
+        text: Option<String>,
+        nonce: Option<String>,
+    ) {
+        let nonce = nonce.filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce_ref = nonce.as_ref();
+        let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
+            return;
+        };
+        let author = match self.recent_mut(target) {
+            Some(message) if !message.deleted => message.user_id.clone(),
+            _ => {
+                let text = "that message is not among the room's recent messages, or was deleted";
+                return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
+            }
+        };
+        if author != user {
+            let text = "only its author can change a message";
+            return self.refuse_for(conn, ErrorCode::NotYourMessage, text, nonce_ref);
+        }
+        let kind = match text {
+            Some(raw) => {
+                if !self.text_fits(conn, &raw, nonce_ref) {
+                    return;
+                }
+                let Some(html) = self.render_within_bounds(conn, &raw, nonce_ref) else {
+                    return;
+                };
+                ChangeKind::Edit { raw, html }
+            }
+            None => ChangeKind::Delete,
+        };
+        self.latest_seq += 1;
+        let change = StoredChange {
+            seq: self.latest_seq,
+            target,
+            user_id: user,
+            at: now,
+            kind,
+        };
+        self.effects
+            .push_back(Effect::PersistChange(change.clone()));
+        self.pending.push_back(Pending {
+            event: PendingEvent::Change { change, nonce },
+            from: conn,
+        });
+    }
+
+    /// A stored message still in memory.
+    fn recent_mut(&mut self, seq: Seq) -> Option<&mut StoredMessage> {
+        let index = self.recent.binary_search_by_key(&seq, |m| m.seq).ok()?;
+        self.recent.get_mut(index)
     }
 
     fn rename(&mut self, now: Millis, conn: ConnectionId, change: ChangeName) {
@@ -705,6 +853,7 @@ impl Room {
                 break;
             };
             self.recent_floor = old.seq;
+            self.changes_floor = self.changes_floor.max(old.changed_seq.unwrap_or(0));
             if let Some(nonce) = old.nonce {
                 self.nonces.remove(&(old.user_id, nonce));
             }

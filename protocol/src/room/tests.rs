@@ -46,7 +46,7 @@ fn stored(seq: Seq, user: &str, raw: &str) -> StoredMessage {
         raw: raw.to_owned(),
         html: format!("<p>{raw}</p>\n"),
         timestamp: T0 + i64::try_from(seq).unwrap_or(0),
-        nonce: None,
+        ..StoredMessage::default()
     }
 }
 
@@ -967,4 +967,199 @@ fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
             .any(|a| matches!(a, ServerAction::Resume(r) if r.gap_too_big)),
         "{got:?}"
     );
+}
+
+fn edit(target: Seq, text: &str, nonce: &str) -> ClientAction {
+    ClientAction::EditMessage(crate::wire::EditMessage {
+        target,
+        raw_message: text.to_owned(),
+        nonce: Some(nonce.to_owned()),
+    })
+}
+
+fn delete(target: Seq, nonce: &str) -> ClientAction {
+    ClientAction::DeleteMessage(crate::wire::DeleteMessage {
+        target,
+        nonce: Some(nonce.to_owned()),
+    })
+}
+
+fn changed(h: &mut Pair, conn: ConnectionId) -> Vec<MessageRecord> {
+    h.take(conn)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::MessageChanged(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_author_edits_and_deletes_their_message_and_everyone_sees_it_as_it_is_now() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.say(a, "helo");
+    h.take(a);
+    h.take(b);
+    h.now += 1_000;
+    h.act(a, edit(1, "hello **all**", "e1"));
+    let [at_b] = &changed(&mut h, b)[..] else {
+        panic!("one change");
+    };
+    assert_eq!(at_b.seq, Some(1));
+    assert_eq!(at_b.raw_message, "hello **all**");
+    assert_eq!(at_b.html_message, "<p>hello <strong>all</strong></p>\n");
+    assert_eq!(at_b.edited_at, Some(T0 + 1_000));
+    assert_eq!(at_b.changed_seq, Some(2), "the change has a seq of its own");
+    assert_eq!(changed(&mut h, a).len(), 1, "the author hears it too");
+    h.act(a, delete(1, "d1"));
+    let [gone] = &changed(&mut h, b)[..] else {
+        panic!("one change");
+    };
+    assert!(gone.deleted);
+    assert_eq!(gone.raw_message, "", "the text is gone for everyone");
+    assert_eq!(gone.html_message, DELETED_HTML);
+    assert_eq!(gone.changed_seq, Some(3));
+    // Storage holds it as it is now.
+    assert!(h.stored[0].deleted && h.stored[0].raw.is_empty());
+    // A deleted message cannot be edited or deleted again.
+    h.act(a, edit(1, "back", "e2"));
+    assert_eq!(h.errors(a), vec![ErrorCode::UnknownMessage]);
+}
+
+#[test]
+fn only_the_author_may_change_a_message_and_refusals_name_the_nonce() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.say(a, "mine");
+    h.take(b);
+    h.act(b, edit(1, "yours now", "e1"));
+    h.act(b, delete(1, "d1"));
+    h.act(b, edit(99, "nothing there", "e2"));
+    let refusals: Vec<(ErrorCode, Option<String>)> = h
+        .take(b)
+        .into_iter()
+        .filter_map(|x| match x {
+            ServerAction::Error(e) => Some((e.code, e.nonce)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![
+            (ErrorCode::NotYourMessage, Some("e1".into())),
+            (ErrorCode::NotYourMessage, Some("d1".into())),
+            (ErrorCode::UnknownMessage, Some("e2".into())),
+        ]
+    );
+    assert!(changed(&mut h, a).is_empty());
+    // An edit is checked as a message is.
+    h.act(a, edit(1, "   ", "e3"));
+    h.act(a, edit(1, &"x".repeat(4001), "e4"));
+    assert_eq!(
+        h.errors(a),
+        vec![ErrorCode::EmptyMessage, ErrorCode::MessageTooLong]
+    );
+    assert_eq!(h.stored[0].raw, "mine");
+}
+
+#[test]
+fn a_change_is_seen_only_once_stored_and_a_failed_one_is_told_to_its_author() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.say(a, "one");
+    h.take(a);
+    h.take(b);
+    h.auto_persist = false;
+    h.act(a, edit(1, "uno", "e1"));
+    assert!(changed(&mut h, b).is_empty(), "not before storage");
+    h.room.handle_persisted(h.now, 2);
+    h.pump();
+    assert_eq!(changed(&mut h, b).len(), 1);
+    h.take(a);
+    h.act(a, edit(1, "eins", "e2"));
+    h.room.handle_persist_failed(h.now, 3);
+    h.pump();
+    let refusal = h.take(a);
+    assert!(matches!(&refusal[..], [ServerAction::Error(e)]
+        if e.code == ErrorCode::StorageFailed && e.nonce.as_deref() == Some("e2")));
+    assert!(changed(&mut h, b).is_empty());
+}
+
+#[test]
+fn resume_and_handshake_bring_messages_as_they_are_now() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    for text in ["one", "two", "three"] {
+        h.say(a, text);
+    }
+    let (b, bob, token) = h.join(2);
+    h.take(b);
+    h.disconnect(b);
+    // While Bob is away: message 1 is edited, 2 is deleted, and 4 is new.
+    h.act(a, edit(1, "one, edited", "e1"));
+    h.act(a, delete(2, "d1"));
+    h.say(a, "four");
+    let back = h.connect(3);
+    h.act(
+        back,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            user_id: Some(bob),
+            token: Some(token),
+            since: Some(3),
+        }),
+    );
+    let got = h.take(back);
+    let handshake = got
+        .iter()
+        .find_map(|x| match x {
+            ServerAction::Handshake(hs) => Some(hs),
+            _ => None,
+        })
+        .expect("handshake");
+    assert_eq!(
+        handshake.latest_seq,
+        Some(6),
+        "changes count in the room's order"
+    );
+    assert_eq!(handshake.messages[0].raw_message, "one, edited");
+    assert!(handshake.messages[1].deleted);
+    let resume = got
+        .iter()
+        .find_map(|x| match x {
+            ServerAction::Resume(r) => Some(r),
+            _ => None,
+        })
+        .expect("resume");
+    assert!(!resume.gap_too_big);
+    let seqs: Vec<_> = resume
+        .messages
+        .iter()
+        .map(|m| (m.seq, m.changed_seq))
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![(Some(1), Some(4)), (Some(2), Some(5)), (Some(6), None)]
+    );
+}
+
+#[test]
+fn a_room_reopened_from_storage_continues_after_its_latest_change() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.say(a, "one");
+    h.act(a, edit(1, "uno", "e1"));
+    let snapshot = RoomSnapshot {
+        messages: h.stored.clone(),
+        complete: true,
+        latest_seq: 2,
+        users: h.users.clone(),
+    };
+    let mut again = Harness::with(RoomConfig::default(), snapshot);
+    let (c, _, _) = again.join(1);
+    again.say(c, "two");
+    assert_eq!(again.stored[0].seq, 3);
 }

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::room::TokenBucket;
 use crate::wire::{
-    ChangeName, ClientAction, Handshake, HandshakeUserInfo, History as HistoryPage, HistoryRequest,
-    MessageRecord, Millis, Resume, RoomLimits, SendMessage, Seq, ServerAction, UserId, UserInfo,
+    ChangeName, ClientAction, DeleteMessage, EditMessage, Handshake, HandshakeUserInfo,
+    History as HistoryPage, HistoryRequest, MessageRecord, Millis, Resume, RoomLimits, SendMessage,
+    Seq, ServerAction, UserId, UserInfo,
 };
 use crate::{ErrorCode, RoomConfig};
 
@@ -102,6 +103,12 @@ pub struct Message {
     pub delivery: Delivery,
     /// Sent on the current connection and not answered yet (our pending messages only).
     pub in_flight: bool,
+    /// When its author last edited it.
+    pub edited_at: Option<Millis>,
+    /// Deleted by its author: only a placeholder is shown.
+    pub deleted: bool,
+    /// The seq of the latest change folded in: an older copy never replaces a newer one.
+    pub changed_seq: Option<Seq>,
 }
 
 /// How far the session is with the room.
@@ -193,6 +200,8 @@ pub struct Session {
     /// Messages without seq or id seen (from a v1 server), for their keys.
     arrivals: u64,
     next_nonce: u64,
+    /// The seq of our latest message the room echoed.
+    last_echoed: Option<Seq>,
     /// When held messages may go (rate) or go again (after `RATE_LIMITED`).
     wake_at: Option<Millis>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
@@ -223,6 +232,7 @@ impl Session {
             reached: false,
             arrivals: 0,
             next_nonce: 1,
+            last_echoed: None,
             wake_at: None,
             queued: Vec::new(),
             transmit: Vec::new(),
@@ -375,8 +385,10 @@ impl Session {
                 timestamp: m.timestamp,
                 user_id: m.user_id.clone(),
                 seq: m.seq,
-                id: None,
-                nonce: None,
+                edited_at: m.edited_at,
+                deleted: m.deleted,
+                changed_seq: m.changed_seq,
+                ..MessageRecord::default()
             })
             .collect();
         let user_names = messages
@@ -468,6 +480,12 @@ impl Session {
                 };
             }
             ServerAction::Error(error) => self.on_error(now, error),
+            ServerAction::MessageChanged(record) => {
+                if let Some(seq) = record.changed_seq {
+                    self.latest_seq = Some(self.latest_seq.map_or(seq, |l| l.max(seq)));
+                }
+                self.insert(record);
+            }
         }
     }
 
@@ -475,12 +493,53 @@ impl Session {
     /// and its rate allows. Returns its nonce.
     pub fn send_message(&mut self, now: Millis, text: &str) -> Result<String, ComposeError> {
         self.check_message(text)?;
-        let nonce = format!("{}-{}", self.config.nonce_prefix, self.next_nonce);
-        self.next_nonce += 1;
+        let nonce = self.next_nonce();
         let message = self.outgoing(text.to_owned(), nonce.clone(), now);
         self.pending.push(message);
         self.flush(now);
         Ok(nonce)
+    }
+
+    /// Edits one of our stored messages (its seq): the room stores the change and tells
+    /// everyone the message as it is now. Checked here as the room would check a message.
+    pub fn edit_message(
+        &mut self,
+        now: Millis,
+        target: Seq,
+        text: &str,
+    ) -> Result<(), ComposeError> {
+        self.check_message(text)?;
+        let nonce = self.next_nonce();
+        self.queued.push(ClientAction::EditMessage(EditMessage {
+            target,
+            raw_message: text.to_owned(),
+            nonce: Some(nonce),
+        }));
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Deletes one of our stored messages (its seq) for everyone.
+    pub fn delete_message(&mut self, now: Millis, target: Seq) {
+        let nonce = self.next_nonce();
+        self.queued.push(ClientAction::DeleteMessage(DeleteMessage {
+            target,
+            nonce: Some(nonce),
+        }));
+        self.flush(now);
+    }
+
+    /// Our latest message the room has stored and not deleted (from the timeline, or, for a
+    /// session that keeps none, the latest echo of ours).
+    pub fn last_own_message(&self) -> Option<Seq> {
+        if self.config.keep_messages == 0 {
+            return self.last_echoed;
+        }
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| !m.deleted && self.is_me(&m.user_id))
+            .and_then(|m| m.seq)
     }
 
     /// Sends a message that failed again (same nonce), in its place among the others.
@@ -733,6 +792,12 @@ impl Session {
         }
     }
 
+    fn next_nonce(&mut self) -> String {
+        let nonce = format!("{}-{}", self.config.nonce_prefix, self.next_nonce);
+        self.next_nonce += 1;
+        nonce
+    }
+
     fn notice(&mut self, notice: Notice) {
         self.events.push(Event::Notice(notice));
     }
@@ -752,6 +817,9 @@ impl Session {
             nonce: Some(nonce),
             delivery: Delivery::Pending,
             in_flight: false,
+            edited_at: None,
+            deleted: false,
+            changed_seq: None,
         }
     }
 
@@ -788,6 +856,9 @@ impl Session {
         if let Some(index) = index {
             self.pending.remove(index);
         }
+        if record.seq.is_some() {
+            self.last_echoed = record.seq;
+        }
     }
 
     /// Adds a stored message in its place; false if it was already there (or none are kept).
@@ -800,7 +871,18 @@ impl Session {
                 .messages
                 .binary_search_by(|m| m.seq.unwrap_or(0).cmp(&seq))
             {
-                Ok(_) => return false,
+                Ok(at) => {
+                    // Known: a newer state of it (edited, deleted) replaces the one shown.
+                    let shown = &mut self.messages[at];
+                    if record.changed_seq > shown.changed_seq {
+                        shown.html = (self.config.render)(&record.raw_message);
+                        shown.raw = record.raw_message;
+                        shown.edited_at = record.edited_at;
+                        shown.deleted = record.deleted;
+                        shown.changed_seq = record.changed_seq;
+                    }
+                    return false;
+                }
                 Err(at) => at,
             },
             (None, Some(id)) => {
@@ -831,6 +913,9 @@ impl Session {
             nonce: record.nonce,
             delivery: Delivery::Sent,
             in_flight: false,
+            edited_at: record.edited_at,
+            deleted: record.deleted,
+            changed_seq: record.changed_seq,
         };
         self.messages.insert(position, message);
         if appended && self.messages.len() > self.config.keep_messages {

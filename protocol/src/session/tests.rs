@@ -256,3 +256,57 @@ fn a_name_is_asked_for_once_and_again_when_the_room_forgot_us() {
     assert!(events(&mut other, peer).contains(&Event::Notice(Notice::IdentityRejected)));
     assert_eq!(other.session(peer).my_name(), Some("Hopper"));
 }
+
+#[test]
+fn an_edit_and_a_delete_reach_everyone_live_after_a_dropped_connection_and_on_a_new_one() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    say(&mut pair, ada, "helo");
+    say(&mut pair, ada, "wrong room");
+    let first = pair.session(ada).messages()[0].seq.expect("stored");
+    assert_eq!(pair.session(ada).last_own_message(), Some(first + 1));
+    let now = pair.now;
+    pair.session_mut(ada)
+        .edit_message(now, first, "hello")
+        .expect("fits");
+    pair.run();
+    let shown = |pair: &Pair, peer| {
+        pair.session(peer)
+            .messages()
+            .iter()
+            .map(|m| (m.raw.clone(), m.edited_at.is_some(), m.deleted))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shown(&pair, linus),
+        vec![
+            ("hello".into(), true, false),
+            ("wrong room".into(), false, false)
+        ]
+    );
+    assert!(pair.session(linus).messages()[0].html.contains("hello"));
+    // Linus is away while the second message is deleted; he resumes and sees it gone.
+    pair.drop_session(linus);
+    let now = pair.now;
+    pair.session_mut(ada).delete_message(now, first + 1);
+    pair.run();
+    pair.open_session(linus);
+    let expected = vec![("hello".into(), true, false), (String::new(), false, true)];
+    assert_eq!(shown(&pair, linus), expected);
+    assert_eq!(shown(&pair, ada), expected);
+    assert_eq!(pair.session(ada).last_own_message(), Some(first));
+    // Someone new sees the same.
+    let grace = joined(&mut pair, "Grace");
+    assert_eq!(shown(&pair, grace), expected);
+    // Only the author may: Grace's try is refused, and nothing changes.
+    let now = pair.now;
+    pair.session_mut(grace).delete_message(now, first);
+    pair.run();
+    assert!(
+        events(&mut pair, grace)
+            .iter()
+            .any(|e| matches!(e, Event::Notice(Notice::Refused(text)) if text.contains("author")))
+    );
+    assert_eq!(shown(&pair, linus), expected);
+}

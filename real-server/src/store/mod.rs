@@ -7,7 +7,7 @@ mod sqlite;
 use std::future::Future;
 
 pub use mongo::MongoStore;
-use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
+use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
 pub use sqlite::{SqliteStore, SyncMode};
 
 /// One write of a batch. A batch is written in order, as one group commit.
@@ -15,6 +15,8 @@ pub use sqlite::{SqliteStore, SyncMode};
 pub enum Write {
     /// Insert a new message.
     Message(StoredMessage),
+    /// Fold a change (edit or delete) into its stored message ([`StoredChange::apply`]).
+    Change(StoredChange),
     /// Insert or replace a user.
     User(UserRecord),
 }
@@ -70,7 +72,8 @@ pub(crate) fn history_page(
 /// A room's durable storage. Every method is keyed by room, so many rooms can share one
 /// database; one room is served by one process at a time (seq numbers come from it).
 pub trait Store: Send + Sync + 'static {
-    /// The latest `recent` messages (oldest first), all users and the highest seq.
+    /// The latest `recent` messages (oldest first, changes folded in), all users and the
+    /// highest seq (of a message or of a change).
     fn load_snapshot(
         &self,
         room: &str,

@@ -1,7 +1,8 @@
 //! The MongoDB store, on the official driver.
 //!
 //! Schema: one document per message in `messages` (room, seq, id, userId, raw, html,
-//! timestamp, nonce, dedup) with unique indexes on (room, seq) and (room, userId, dedup);
+//! timestamp, nonce, dedup; and editedAt, deleted, changedSeq once changed: a change is folded
+//! into its message's document with `$set`) with unique indexes on (room, seq) and (room, userId, dedup);
 //! one document per user in `users` (room, id, name, tokenHash: a SHA-256, never the token).
 //! `dedup` is the nonce, or the message id when there is none, so the unique index needs no
 //! partial filter. No document grows without bound. Writes are ordered and not transactional
@@ -12,7 +13,7 @@ use mongodb::bson::doc;
 use mongodb::error::ErrorKind;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
-use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
+use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
 use serde::{Deserialize, Serialize};
 
 use super::{BatchError, Result, Store, StoreError, Write, history_page};
@@ -30,6 +31,12 @@ struct MessageDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nonce: Option<String>,
     dedup: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<i64>,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changed_seq: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +60,9 @@ impl MessageDoc {
             html: m.html,
             timestamp: m.timestamp,
             nonce: m.nonce,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            changed_seq: m.changed_seq.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
         }
     }
 
@@ -66,6 +76,9 @@ impl MessageDoc {
             html: self.html,
             timestamp: self.timestamp,
             nonce: self.nonce,
+            edited_at: self.edited_at,
+            deleted: self.deleted,
+            changed_seq: self.changed_seq.and_then(|c| u64::try_from(c).ok()),
         })
     }
 }
@@ -115,6 +128,34 @@ impl MongoStore {
             )
             .await?;
         Ok(store)
+    }
+
+    /// Folds a change into its stored message (read, [`StoredChange::apply`], write back the
+    /// changed fields). A change to a message storage does not have changes nothing.
+    async fn apply_change(&self, room: &str, change: &StoredChange) -> Result<()> {
+        let target = i64::try_from(change.target).unwrap_or(i64::MAX);
+        let filter = doc! { "room": room, "seq": target };
+        let Some(stored) = self.messages.find_one(filter.clone()).await? else {
+            return Ok(());
+        };
+        let mut message = stored.into_message()?;
+        change.apply(&mut message);
+        let changed = MessageDoc::new(room, message);
+        let mut set = doc! {
+            "raw": changed.raw,
+            "html": changed.html,
+            "deleted": changed.deleted,
+        };
+        if let Some(at) = changed.edited_at {
+            set.insert("editedAt", at);
+        }
+        if let Some(seq) = changed.changed_seq {
+            set.insert("changedSeq", seq);
+        }
+        self.messages
+            .update_one(filter, doc! { "$set": set })
+            .await?;
+        Ok(())
     }
 
     async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<(), (usize, StoreError)> {
@@ -169,8 +210,17 @@ impl Store for MongoStore {
             .await?
             .try_collect()
             .await?;
+        // A change has a seq of its own, above its message's: the latest may be either.
+        let latest_change = self
+            .messages
+            .find_one(doc! { "room": room, "changedSeq": { "$exists": true } })
+            .sort(doc! { "changedSeq": -1 })
+            .await?
+            .and_then(|d| d.changed_seq)
+            .and_then(|c| u64::try_from(c).ok())
+            .unwrap_or(0);
         Ok(RoomSnapshot {
-            latest_seq: messages.last().map_or(0, |m| m.seq),
+            latest_seq: messages.last().map_or(0, |m| m.seq).max(latest_change),
             complete: older.is_none(),
             messages,
             users: users
@@ -190,6 +240,20 @@ impl Store for MongoStore {
         for write in batch {
             match write {
                 Write::Message(m) => run.push(MessageDoc::new(room, m)),
+                Write::Change(c) => {
+                    let count = run.len();
+                    self.insert_messages(std::mem::take(&mut run))
+                        .await
+                        .map_err(|(landed, source)| BatchError {
+                            written: written + landed,
+                            source,
+                        })?;
+                    written += count;
+                    self.apply_change(room, &c)
+                        .await
+                        .map_err(|source| BatchError { written, source })?;
+                    written += 1;
+                }
                 Write::User(u) => {
                     let count = run.len();
                     self.insert_messages(std::mem::take(&mut run))

@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS messages (
     html TEXT NOT NULL,
     timestamp INTEGER NOT NULL,
     nonce TEXT,
+    edited_at INTEGER,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    changed_seq INTEGER,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -78,6 +81,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", level)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -98,6 +102,25 @@ impl SqliteStore {
     }
 }
 
+/// Brings a database written by an earlier version up to this schema: the columns of message
+/// changes (edits and deletes) are added, empty.
+fn migrate(conn: &Connection) -> Result<()> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('messages')")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (column, definition) in [
+        ("edited_at", "edited_at INTEGER"),
+        ("deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
+        ("changed_seq", "changed_seq INTEGER"),
+    ] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {definition}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
     Ok(StoredMessage {
         seq: row.get::<_, i64>(0)?.try_into().unwrap_or(0),
@@ -107,6 +130,11 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
         html: row.get(4)?,
         timestamp: row.get(5)?,
         nonce: row.get(6)?,
+        edited_at: row.get(7)?,
+        deleted: row.get(8)?,
+        changed_seq: row
+            .get::<_, Option<i64>>(9)?
+            .map(|c| c.try_into().unwrap_or(0)),
     })
 }
 
@@ -114,7 +142,8 @@ fn seq_param(seq: Seq) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce FROM messages";
+const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
+    changed_seq FROM messages";
 
 impl Store for SqliteStore {
     async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
@@ -146,8 +175,15 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            // A change has a seq of its own, above its message's: the latest may be either.
+            let (latest_message, latest_change): (Option<i64>, Option<i64>) = conn.query_row(
+                "SELECT MAX(seq), MAX(changed_seq) FROM messages WHERE room = ?1",
+                params![room],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let latest = latest_message.max(latest_change).unwrap_or(0);
             Ok(RoomSnapshot {
-                latest_seq: messages.last().map_or(0, |m| m.seq),
+                latest_seq: latest.try_into().unwrap_or(0),
                 complete: older.is_none(),
                 messages,
                 users,
@@ -164,6 +200,12 @@ impl Store for SqliteStore {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                let mut read =
+                    tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
+                let mut update = tx.prepare_cached(
+                    "UPDATE messages SET raw = ?3, html = ?4, edited_at = ?5, deleted = ?6,
+                         changed_seq = ?7 WHERE room = ?1 AND seq = ?2",
                 )?;
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO users (room, id, name, token_hash) VALUES (?1, ?2, ?3, ?4)
@@ -183,6 +225,24 @@ impl Store for SqliteStore {
                                 m.timestamp,
                                 m.nonce
                             ])?;
+                        }
+                        Write::Change(c) => {
+                            let stored = read
+                                .query_row(params![room, seq_param(c.target)], message_from_row)
+                                .optional()?;
+                            // A change to a message storage does not have changes nothing.
+                            if let Some(mut message) = stored {
+                                c.apply(&mut message);
+                                update.execute(params![
+                                    room,
+                                    seq_param(message.seq),
+                                    message.raw,
+                                    message.html,
+                                    message.edited_at,
+                                    message.deleted,
+                                    message.changed_seq.map(seq_param)
+                                ])?;
+                            }
                         }
                         Write::User(u) => {
                             upsert.execute(params![room, u.id, u.name, u.token_hash])?;
@@ -217,5 +277,49 @@ impl Store for SqliteStore {
             Ok(history_page(newest_first, limit))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before messages could change opens, keeps its messages and takes
+    /// changes.
+    #[tokio::test]
+    async fn a_database_from_before_changes_is_migrated_in_place() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("old.sqlite3");
+        {
+            let old = Connection::open(&path).expect("works");
+            old.execute_batch(
+                "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+                    user_id TEXT NOT NULL, raw TEXT NOT NULL, html TEXT NOT NULL,
+                    timestamp INTEGER NOT NULL, nonce TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
+                 INSERT INTO messages VALUES ('r', 1, 'id1', 'u1', 'old', '<p>old</p>', 5, NULL);",
+            )
+            .expect("works");
+        }
+        let store = SqliteStore::open(&path, SyncMode::Normal).expect("works");
+        let snapshot = store.load_snapshot("r", 10).await.expect("works");
+        assert_eq!(snapshot.messages[0].raw, "old");
+        assert_eq!(snapshot.latest_seq, 1);
+        let change = protocol::StoredChange {
+            seq: 2,
+            target: 1,
+            user_id: "u1".into(),
+            at: 9,
+            kind: protocol::ChangeKind::Delete,
+        };
+        store
+            .write_batch("r", vec![Write::Change(change)])
+            .await
+            .expect("works");
+        let snapshot = store.load_snapshot("r", 10).await.expect("works");
+        assert!(snapshot.messages[0].deleted);
+        assert_eq!(snapshot.latest_seq, 2);
+        // Opening it again finds nothing left to migrate.
+        drop(store);
+        assert!(SqliteStore::open(&path, SyncMode::Normal).is_ok());
     }
 }
