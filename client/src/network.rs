@@ -43,6 +43,10 @@ pub enum Intent {
     LoadOlder(RoomId),
     /// Take this name (already checked) everywhere or in one room.
     Rename(String, NameScope),
+    /// Edit one of your stored messages (its seq) to say this (already checked).
+    Edit(RoomId, protocol::Seq, String),
+    /// Delete one of your stored messages (its seq) for everyone.
+    Delete(RoomId, protocol::Seq),
 }
 
 enum Input {
@@ -117,6 +121,14 @@ pub async fn run(
             }
             Input::Intent(Intent::Retry(id, key)) => {
                 state.write().retry_message(id, &key, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Edit(id, seq, text)) => {
+                state.write().edit_message(id, seq, &text, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Delete(id, seq)) => {
+                state.write().delete_message(id, seq, now());
                 network.carry(id);
             }
             Input::Intent(Intent::LoadOlder(id)) => {

@@ -1,5 +1,6 @@
 //! Rooms that live in the page: the same [`protocol::Room`] engine a real server runs, with
-//! fake users who join, leave, rename themselves and post varied markdown.
+//! fake users who join, leave, rename themselves, post varied markdown, and now and then edit
+//! or delete what they posted.
 //!
 //! Built on `protocol::testing::Pair` (the room, the fake users' client sessions, storage in
 //! memory): the fake users are [`protocol::session::Session`]s like the page's own, so they
@@ -152,12 +153,26 @@ impl MockRoom {
             return;
         }
         let now = self.pair.now;
+        let last = self.pair.session(peer).last_own_message();
         match self.rng.random_range(0..100) {
-            0..=74 => {
+            0..=66 => {
                 let text = script::MESSAGES[self.rng.random_range(0..script::MESSAGES.len())];
                 // Every scripted message fits the room: a refusal would only be a bug.
                 let _nonce = self.pair.session_mut(peer).send_message(now, text);
             }
+            // Now and then a typo is fixed, or a message taken back.
+            67..=71 if last.is_some() => {
+                let text = script::EDITS[self.rng.random_range(0..script::EDITS.len())];
+                if let Some(seq) = last {
+                    let _fits = self.pair.session_mut(peer).edit_message(now, seq, text);
+                }
+            }
+            72..=74 if last.is_some() => {
+                if let Some(seq) = last {
+                    self.pair.session_mut(peer).delete_message(now, seq);
+                }
+            }
+            67..=74 => {}
             75..=84 => {
                 let suffix = script::SUFFIXES[self.rng.random_range(0..script::SUFFIXES.len())];
                 let name = format!("{}{suffix}", self.bots[i].name);

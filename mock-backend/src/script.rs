@@ -26,3 +26,10 @@ pub const MESSAGES: &[&str] = &[
     "I pushed a branch with the **fix**; reviews welcome :eyes:",
     "Release notes are up: https://blog.rust-lang.org/ :rocket:",
 ];
+
+/// What a fake user's last message becomes when they edit it.
+pub const EDITS: &[&str] = &[
+    "*Typo fixed:* the demo is at **3 pm**, not 2.",
+    "Edited: never mind, found it :sweat_smile:",
+    "(edited) `cargo check` was enough, no need for a full build.",
+];

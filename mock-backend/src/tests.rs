@@ -128,7 +128,9 @@ fn older_history_is_served_from_memory() {
         room.advance(now);
     }
     let conn = room.connect(now);
-    let first = room.pair.stored.len() as u64 - 99;
+    // Edits and deletes take seqs too: the stored messages' seqs have gaps.
+    let stored: Vec<u64> = room.pair.stored.iter().map(|m| m.seq).collect();
+    let first = stored[stored.len() - 100];
     room.send(
         now,
         conn,
@@ -143,6 +145,24 @@ fn older_history_is_served_from_memory() {
         })
         .expect("HISTORY");
     let seqs: Vec<u64> = page.messages.iter().filter_map(|m| m.seq).collect();
-    assert_eq!(seqs, (first - 20..first).collect::<Vec<_>>());
+    assert_eq!(seqs, stored[stored.len() - 120..stored.len() - 100]);
     assert!(page.has_more);
+}
+
+#[test]
+fn fake_users_sometimes_edit_or_delete_what_they_posted() {
+    let frames = run(5, 30);
+    let changes: Vec<protocol::MessageRecord> = frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::MessageChanged(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert!(changes.iter().any(|m| m.edited_at.is_some() && !m.deleted));
+    assert!(
+        changes
+            .iter()
+            .any(|m| m.deleted && m.raw_message.is_empty())
+    );
 }

@@ -204,9 +204,9 @@ test('after a reload your rooms and your name are still there', async ({ page })
   await expect(people(page).getByRole('listitem').first()).toHaveText(/Persistent\s*\(you\)/);
   await roomButton(page, 'general').click();
   await expect(people(page).getByRole('listitem').first()).toHaveText(/Persistent\s*\(you\)/);
-  // What you sent can still be recalled with Up.
+  // What you sent can still be recalled with Ctrl+Up.
   await composer(page).focus();
-  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Control+ArrowUp');
   await expect(composer(page)).toHaveValue('recall after reload');
 });
 
@@ -251,7 +251,7 @@ test('keyboard only: the box has focus, Enter sends, Up recalls, Shift+Enter bre
   await page.keyboard.press('Enter');
   await expect(message(page, 'typed with the keyboard')).toHaveCount(1);
   await expect(box).toHaveValue('');
-  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Control+ArrowUp');
   await expect(box).toHaveValue('typed with the keyboard');
   await page.keyboard.press('ArrowDown');
   await expect(box).toHaveValue('');
@@ -593,4 +593,45 @@ test('small things read right: "you" set apart from your name, the address hint 
     return [context.measureText(input.placeholder).width, input.clientWidth - padding];
   });
   expect(needed).toBeLessThanOrEqual(available);
+});
+
+test('your own message: Up edits the last one, Edit and Delete on any; everyone sees it as it is now', async ({ page }) => {
+  await open(page);
+  const box = composer(page);
+  await send(page, 'a tpyo here');
+  await expect(message(page, 'a tpyo here')).not.toHaveClass(/pending/);
+  // Up in an empty box takes your last message back into the box to be edited.
+  await box.focus();
+  await page.keyboard.press('ArrowUp');
+  await expect(box).toHaveValue('a tpyo here');
+  await expect(page.getByText('Editing your message')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Save' })).toBeVisible();
+  await box.fill('a typo *fixed*');
+  await page.keyboard.press('Enter');
+  const fixed = message(page, 'a typo fixed');
+  await expect(fixed.locator('em')).toHaveText('fixed');
+  await expect(fixed.getByText('edited', { exact: true })).toBeVisible();
+  await expect(message(page, 'a tpyo here')).toHaveCount(0);
+  await expect(box).toHaveValue('');
+  await expect(page.getByRole('button', { name: 'Send' })).toBeVisible();
+  // Escape leaves an edit and gives back what the box held.
+  await box.fill('half written');
+  await fixed.getByRole('button', { name: /^Edit your message/ }).click();
+  await expect(box).toHaveValue('a typo *fixed*');
+  await expect(box).toBeFocused();
+  await page.keyboard.press('Escape');
+  await expect(box).toHaveValue('half written');
+  // Delete asks first, then leaves a placeholder.
+  await fixed.getByRole('button', { name: /^Delete your message/ }).click();
+  const ask = page.getByRole('group', { name: 'Delete this message?' });
+  await ask.getByRole('button', { name: 'Keep it' }).click();
+  await expect(message(page, 'a typo fixed')).toHaveCount(1);
+  await fixed.getByRole('button', { name: /^Delete your message/ }).click();
+  await ask.getByRole('button', { name: 'Delete for everyone' }).click();
+  await expect(message(page, 'a typo fixed')).toHaveCount(0);
+  await expect(log(page).getByText('message deleted').first()).toBeVisible();
+  // Nobody else's message offers Edit or Delete.
+  const others = log(page).getByRole('article').filter({ hasNot: page.getByText('(you)') });
+  await expect(others.first()).toBeVisible();
+  await expect(others.getByRole('button', { name: /^(Edit|Delete) your message/ })).toHaveCount(0);
 });

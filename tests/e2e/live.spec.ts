@@ -163,6 +163,47 @@ for (const store of stores()) {
       await expect(alice.getByRole('alert')).toHaveCount(0);
     });
 
+    test('an edit and a delete are seen by the other person, after a reload and after a kill -9', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      await send(alice, 'meet at 3');
+      await send(alice, 'wrong room, sorry');
+      await expect(message(bob, 'wrong room, sorry')).toHaveCount(1);
+      // Bob cannot change Alice's messages.
+      await expect(message(bob, 'meet at 3').getByRole('button', { name: /^(Edit|Delete) your message/ })).toHaveCount(0);
+
+      await message(alice, 'meet at 3').getByRole('button', { name: /^Edit your message/ }).click();
+      await composer(alice).fill('meet at **4**');
+      await alice.getByRole('button', { name: 'Save' }).click();
+      await expect(message(bob, 'meet at 4').locator('strong')).toHaveText('4');
+      await expect(message(bob, 'meet at 4').getByText('edited', { exact: true })).toBeVisible();
+      await expect(message(bob, 'meet at 3')).toHaveCount(0);
+
+      await message(alice, 'wrong room').getByRole('button', { name: /^Delete your message/ }).click();
+      await alice.getByRole('button', { name: 'Delete for everyone' }).click();
+      await expect(message(bob, 'wrong room')).toHaveCount(0);
+      await expect(log(bob).getByText('message deleted')).toHaveCount(1);
+
+      const check = async (p: Page) => {
+        await expect(message(p, 'meet at 4').getByText('edited', { exact: true })).toBeVisible();
+        await expect(message(p, 'meet at 3')).toHaveCount(0);
+        await expect(message(p, 'wrong room')).toHaveCount(0);
+        await expect(log(p).getByText('message deleted')).toHaveCount(1);
+      };
+      await bob.reload();
+      await expect(status(bob)).toHaveText('online');
+      await check(bob);
+      await lounge.kill9();
+      await lounge.start();
+      for (const p of [alice, bob]) {
+        await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+        await check(p);
+      }
+      // Someone who comes later sees the same.
+      const carol = await join(browser, '');
+      await check(carol);
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

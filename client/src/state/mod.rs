@@ -345,6 +345,23 @@ impl AppState {
         }
     }
 
+    /// Edits one of your stored messages; a refusal is said in the room's notice.
+    pub fn edit_message(&mut self, id: RoomId, seq: protocol::Seq, text: &str, now: Millis) {
+        let Some(room) = self.room_mut(id) else {
+            return;
+        };
+        if let Err(error) = room.session.edit_message(now, seq, text) {
+            room.notice = Some(format!("Not saved: {error}."));
+        }
+    }
+
+    /// Deletes one of your stored messages for everyone.
+    pub fn delete_message(&mut self, id: RoomId, seq: protocol::Seq, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.delete_message(now, seq);
+        }
+    }
+
     /// Sends a message that was not stored again (same nonce).
     pub fn retry_message(&mut self, id: RoomId, key: &str, now: Millis) {
         if let Some(room) = self.room_mut(id) {

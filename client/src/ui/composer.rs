@@ -1,4 +1,5 @@
-//! The writing box: Send, Enter or Ctrl+Enter, Shift+Enter for a new line, Up/Down to recall.
+//! The writing box: Send, Enter or Ctrl+Enter, Shift+Enter for a new line, Up in an empty box
+//! to edit your last message, Ctrl+Up/Down to recall what you sent.
 
 use dioxus::prelude::*;
 
@@ -6,6 +7,41 @@ use super::Panel;
 use crate::network::Intent;
 use crate::state::{AppState, RoomId};
 use crate::storage::Drafts;
+
+/// A message of yours being edited in the writing box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Editing {
+    pub room: RoomId,
+    pub seq: protocol::Seq,
+    /// What the box held before, put back when the edit is saved or cancelled.
+    pub stashed: String,
+}
+
+/// Puts one of your stored messages into its room's writing box to be edited.
+pub fn start_editing(
+    state: Signal<AppState>,
+    mut drafts: Signal<Drafts>,
+    mut editing: Signal<Option<Editing>>,
+    room: RoomId,
+    seq: protocol::Seq,
+) {
+    let (address, raw) = {
+        let app = state.peek();
+        let Some(shown) = app.room(room) else { return };
+        let Some(message) = shown.session.messages().iter().find(|m| m.seq == Some(seq)) else {
+            return;
+        };
+        (shown.address.to_string(), message.raw.clone())
+    };
+    let stashed = match editing.peek().as_ref() {
+        // Already editing here: what was stashed then is still what to put back.
+        Some(current) if current.room == room => current.stashed.clone(),
+        _ => drafts.peek().get(&address).cloned().unwrap_or_default(),
+    };
+    drafts.write().insert(address, raw);
+    editing.set(Some(Editing { room, seq, stashed }));
+    super::focus(&format!("composer-{}", room.0));
+}
 
 #[component]
 pub fn Composer(id: RoomId) -> Element {
@@ -46,11 +82,41 @@ pub fn Composer(id: RoomId) -> Element {
         }
     };
     let mut error = use_signal(|| None::<String>);
-    // Position in the sent list while recalling with Up/Down; None when writing.
+    // Position in the sent list while recalling with Ctrl+Up/Down; None when writing.
     let mut recall = use_signal(|| None::<usize>);
+    let mut editing = use_context::<Signal<Option<Editing>>>();
+    let edited = move || {
+        editing
+            .read()
+            .as_ref()
+            .filter(|e| e.room == id)
+            .map(|e| e.seq)
+    };
+    // Ends an edit: what the box held before comes back.
+    let mut stop_editing = move || {
+        if let Some(done) = editing.take() {
+            set_draft(done.stashed);
+        }
+    };
 
     let mut send = move || {
         let text = draft();
+        if let Some(seq) = edited() {
+            let checked = state
+                .peek()
+                .room(id)
+                .map(|r| r.session.check_message(&text));
+            match checked {
+                Some(Ok(())) => {
+                    net.send(Intent::Edit(id, seq, text));
+                    stop_editing();
+                    error.set(None);
+                }
+                Some(Err(e)) => error.set(Some(e.to_string())),
+                None => {}
+            }
+            return;
+        }
         let checked = state
             .peek()
             .room(id)
@@ -82,10 +148,11 @@ pub fn Composer(id: RoomId) -> Element {
         .map_or(0, |r| r.session.max_message_chars());
     let left = max as i64 - draft().chars().count() as i64;
     let near_limit = max > 0 && left <= (max / 10) as i64;
-    let hint = if enter_to_send {
-        "Enter to send, Shift+Enter for a new line"
-    } else {
-        "Ctrl+Enter to send, Enter for a new line"
+    let hint = match (edited().is_some(), enter_to_send) {
+        (true, true) => "Editing your message: Enter saves, Escape cancels",
+        (true, false) => "Editing your message: Ctrl+Enter saves, Escape cancels",
+        (false, true) => "Enter to send, Shift+Enter for a new line",
+        (false, false) => "Ctrl+Enter to send, Enter for a new line",
     };
 
     rsx! {
@@ -120,8 +187,21 @@ pub fn Composer(id: RoomId) -> Element {
                             event.prevent_default();
                             send();
                         }
-                        // Recall works from an empty box, or while already recalling.
-                        Key::ArrowUp if plain && (draft().is_empty() || recall().is_some()) => {
+                        Key::Escape if edited().is_some() => {
+                            event.prevent_default();
+                            stop_editing();
+                        }
+                        // Up in an empty box edits your last message, as in most chats.
+                        Key::ArrowUp if plain && draft().is_empty() && recall().is_none() && edited().is_none() => {
+                            let last = state.peek().room(id).and_then(|r| r.session.last_own_message());
+                            if let Some(seq) = last {
+                                event.prevent_default();
+                                start_editing(state, drafts, editing, id, seq);
+                            }
+                        }
+                        // Ctrl+Up recalls what you sent, from an empty box; Up goes on while
+                        // recalling.
+                        Key::ArrowUp if (modifiers.ctrl() && draft().is_empty()) || (plain && recall().is_some()) => {
                             let count = state.peek().sent.len();
                             if count == 0 {
                                 return;
@@ -150,9 +230,12 @@ pub fn Composer(id: RoomId) -> Element {
                     }
                 },
             }
-            button { r#type: "submit", class: "send", "Send" }
+            button { r#type: "submit", class: "send", if edited().is_some() { "Save" } else { "Send" } }
             div { class: "composer-foot",
                 span { id: "composer-hint-{id.0}", class: "hint", "{hint}" }
+                if edited().is_some() {
+                    button { r#type: "button", class: "link-button", onclick: move |_| stop_editing(), "Cancel editing" }
+                }
                 if near_limit {
                     span { class: if left < 0 { "char-count over" } else { "char-count" },
                         if left < 0 { "{-left} characters over this room's {max}" } else { "{left} characters left" }

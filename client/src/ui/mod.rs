@@ -37,6 +37,8 @@ pub fn App() -> Element {
     let mut panel = use_context_provider(|| Signal::new(Panel::None));
     // What you were writing, per room: its own signal, so a key press re-renders the box only.
     use_context_provider(|| Signal::new(storage::Drafts::new()));
+    // The message being edited in the writing box, if any.
+    use_context_provider(|| Signal::new(None::<composer::Editing>));
     let connector = use_hook(|| Connector::new(MockHub::new(mock_options())));
     use_coroutine(move |intents| network::run(intents, state, connector.clone()));
 

@@ -314,6 +314,11 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
         (true, Delivery::Sent) => "message mine",
         _ => "message",
     };
+    let editing = use_context::<Signal<Option<super::composer::Editing>>>();
+    let mut confirming = use_signal(|| false);
+    let seq = message.seq;
+    let changeable = mine && message.delivery == Delivery::Sent && !message.deleted;
+    let edited_at = message.edited_at.map(format::hh_mm);
     let retry_key = message.key.clone();
     let edit_key = message.key.clone();
     // The refused text goes back into the writing box, to be changed and sent again.
@@ -351,9 +356,47 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
                     },
                     Delivery::Sent => rsx! {},
                 }
+                if let Some(at) = edited_at {
+                    span { class: "edited", title: "edited at {at}", "edited" }
+                }
+                if let (true, Some(seq)) = (changeable && !confirming(), seq) {
+                    button {
+                        r#type: "button",
+                        class: "link-button message-action",
+                        "aria-label": "Edit your message of {time}",
+                        onclick: move |_| super::composer::start_editing(state, drafts, editing, room, seq),
+                        "Edit"
+                    }
+                    button {
+                        r#type: "button",
+                        class: "link-button message-action",
+                        "aria-label": "Delete your message of {time}",
+                        onclick: move |_| confirming.set(true),
+                        "Delete"
+                    }
+                }
             }
-            // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.
-            div { class: "message-body", dangerous_inner_html: "{message.html}" }
+            if let (true, Some(seq)) = (confirming(), seq) {
+                div { class: "confirm", role: "group", "aria-label": "Delete this message?",
+                    span { "Delete this message for everyone?" }
+                    button {
+                        r#type: "button",
+                        class: "danger",
+                        onclick: move |_| {
+                            confirming.set(false);
+                            net.send(Intent::Delete(room, seq));
+                        },
+                        "Delete for everyone"
+                    }
+                    button { r#type: "button", onclick: move |_| confirming.set(false), "Keep it" }
+                }
+            }
+            if message.deleted {
+                p { class: "message-body deleted", "message deleted" }
+            } else {
+                // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.
+                div { class: "message-body", dangerous_inner_html: "{message.html}" }
+            }
         }
     }
 }
