@@ -47,6 +47,8 @@ pub enum Intent {
     Edit(RoomId, protocol::Seq, String),
     /// Delete one of your stored messages (its seq) for everyone.
     Delete(RoomId, protocol::Seq),
+    /// Add (true) or take back your reaction to a stored message.
+    React(RoomId, protocol::Seq, String, bool),
 }
 
 enum Input {
@@ -129,6 +131,10 @@ pub async fn run(
             }
             Input::Intent(Intent::Delete(id, seq)) => {
                 state.write().delete_message(id, seq, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::React(id, seq, emoji, on)) => {
+                state.write().react(id, seq, &emoji, on, now());
                 network.carry(id);
             }
             Input::Intent(Intent::LoadOlder(id)) => {

@@ -1,6 +1,6 @@
 //! Rooms that live in the page: the same [`protocol::Room`] engine a real server runs, with
-//! fake users who join, leave, rename themselves, post varied markdown, and now and then edit
-//! or delete what they posted.
+//! fake users who join, leave, rename themselves, post varied markdown, react to what others
+//! say, and now and then edit or delete what they posted.
 //!
 //! Built on `protocol::testing::Pair` (the room, the fake users' client sessions, storage in
 //! memory): the fake users are [`protocol::session::Session`]s like the page's own, so they
@@ -154,11 +154,19 @@ impl MockRoom {
         }
         let now = self.pair.now;
         let last = self.pair.session(peer).last_own_message();
+        let heard = self.pair.session(peer).last_arrived();
         match self.rng.random_range(0..100) {
-            0..=66 => {
+            0..=60 => {
                 let text = script::MESSAGES[self.rng.random_range(0..script::MESSAGES.len())];
                 // Every scripted message fits the room: a refusal would only be a bug.
                 let _nonce = self.pair.session_mut(peer).send_message(now, text);
+            }
+            // A reaction to the latest message from someone else (yours too).
+            61..=66 => {
+                let emoji = script::REACTIONS[self.rng.random_range(0..script::REACTIONS.len())];
+                if let Some(seq) = heard {
+                    self.pair.session_mut(peer).react(now, seq, emoji, true);
+                }
             }
             // Now and then a typo is fixed, or a message taken back.
             67..=71 if last.is_some() => {

@@ -33,3 +33,6 @@ pub const EDITS: &[&str] = &[
     "Edited: never mind, found it :sweat_smile:",
     "(edited) `cargo check` was enough, no need for a full build.",
 ];
+
+/// What fake users react with.
+pub const REACTIONS: &[&str] = &["👍", "🎉", "😂", "❤️", "👀"];

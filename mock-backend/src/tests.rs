@@ -166,3 +166,13 @@ fn fake_users_sometimes_edit_or_delete_what_they_posted() {
             .any(|m| m.deleted && m.raw_message.is_empty())
     );
 }
+
+#[test]
+fn fake_users_react_to_what_others_say() {
+    let frames = run(11, 20);
+    let reacted = frames.iter().any(|f| {
+        matches!(protocol::decode_server(f),
+            Ok(ServerAction::MessageChanged(m)) if !m.reactions.is_empty())
+    });
+    assert!(reacted);
+}

@@ -61,6 +61,7 @@ pub fn decode_client(text: &str) -> Result<ClientAction> {
         "HISTORY_REQUEST" => ClientAction::HistoryRequest(payload(&kind, raw)?),
         "EDIT_MESSAGE" => ClientAction::EditMessage(payload(&kind, raw)?),
         "DELETE_MESSAGE" => ClientAction::DeleteMessage(payload(&kind, raw)?),
+        "REACT" => ClientAction::React(payload(&kind, raw)?),
         _ => return Err(DecodeError::UnknownType(kind)),
     })
 }

@@ -52,6 +52,10 @@ pub enum ErrorCode {
     UnknownMessage,
     /// Only its author may edit or delete a message.
     NotYourMessage,
+    /// Not an emoji this room takes as a reaction (one of the renderer's table).
+    UnknownEmoji,
+    /// The message already has as many different reactions as a message may have.
+    TooManyReactions,
 }
 
 /// Why a frame could not be decoded into an action.

@@ -45,6 +45,9 @@ pub enum ClientAction {
     /// Delete one's own message for everyone (ours).
     #[serde(rename = "DELETE_MESSAGE")]
     DeleteMessage(DeleteMessage),
+    /// Add (`on`) or take back a reaction to a message (ours).
+    #[serde(rename = "REACT")]
+    React(React),
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -82,6 +85,27 @@ pub struct DeleteMessage {
     /// Named by an `ERROR` that refuses this delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+}
+
+/// Payload of `REACT`: `emoji` (one of the renderer's emoji table) on message `target`, added
+/// (`on`) or taken back. Each person reacts with each emoji at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct React {
+    pub target: Seq,
+    pub emoji: String,
+    pub on: bool,
+    /// Named by an `ERROR` that refuses this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// One emoji's reactions to a message: who reacted with it, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<UserId>,
 }
 
 /// Payload of a client's `NAME_CHANGE`.
@@ -223,9 +247,13 @@ pub struct MessageRecord {
     /// Deleted by its author: the text is gone, a placeholder stays (ours).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
-    /// The seq of the latest change to this message (an edit or the delete), if any (ours).
+    /// The seq of the latest change to this message (an edit, a reaction or the delete), if
+    /// any (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_seq: Option<Seq>,
+    /// Reactions, in the order they were first given (ours).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 impl MessageRecord {

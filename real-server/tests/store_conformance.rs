@@ -222,6 +222,14 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
                 Write::Message(message(2, "u1", None)),
                 Write::Message(message(3, "u1", None)),
                 Write::Change(change(4, 1, edit.clone())),
+                Write::Change(change(
+                    8,
+                    3,
+                    ChangeKind::React {
+                        emoji: "👍".into(),
+                        on: true,
+                    },
+                )),
                 Write::Change(change(5, 2, ChangeKind::Delete)),
                 // An edit of a deleted message leaves it deleted (its seq is kept); a change to
                 // a message never stored changes nothing.
@@ -232,7 +240,7 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
         .await
         .unwrap();
     let snapshot = store.load_snapshot(&room, 100).await.unwrap();
-    assert_eq!(snapshot.latest_seq, 6, "the latest seq may be a change's");
+    assert_eq!(snapshot.latest_seq, 8, "the latest seq may be a change's");
     let [one, two, three] = &snapshot.messages[..] else {
         panic!("{:?}", snapshot.messages);
     };
@@ -244,7 +252,10 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
     assert!(two.deleted);
     assert_eq!((two.raw.as_str(), two.html.as_str()), ("", DELETED_HTML));
     assert_eq!(two.changed_seq, Some(6));
-    assert_eq!((three.changed_seq, three.deleted), (None, false));
+    assert_eq!((three.changed_seq, three.deleted), (Some(8), false));
+    assert_eq!(three.reactions.len(), 1);
+    assert_eq!(three.reactions[0].emoji, "👍");
+    assert_eq!(three.reactions[0].users, vec!["u1".to_owned()]);
     // History pages bring them as they are now, too.
     let (page, _) = store.load_history(&room, 3, 10).await.unwrap();
     assert_eq!(page[0].raw, "edited");

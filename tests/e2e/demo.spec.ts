@@ -635,3 +635,17 @@ test('your own message: Up edits the last one, Edit and Delete on any; everyone 
   await expect(others.first()).toBeVisible();
   await expect(others.getByRole('button', { name: /^(Edit|Delete) your message/ })).toHaveCount(0);
 });
+
+test('reactions: add one from the quick set, see who gave it, take it back', async ({ page }) => {
+  await open(page);
+  await send(page, 'react to this');
+  const mine = message(page, 'react to this');
+  await expect(mine).not.toHaveClass(/pending/);
+  await mine.getByRole('button', { name: /^React to the message/ }).click();
+  await mine.getByRole('group', { name: 'Choose a reaction' }).getByRole('button', { name: 'React with 🎉' }).click();
+  const chip = mine.getByRole('button', { name: /^🎉 1: you$/ });
+  await expect(chip).toHaveAttribute('aria-pressed', 'true');
+  await expect(mine.getByRole('group', { name: 'Choose a reaction' })).toHaveCount(0);
+  await chip.click();
+  await expect(mine.getByRole('button', { name: /^🎉/ })).toHaveCount(0);
+});

@@ -204,6 +204,26 @@ for (const store of stores()) {
       await check(carol);
     });
 
+    test('a reaction by one is seen by the other, who can add theirs but not take back hers', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      await send(bob, 'shipped it');
+      await expect(message(alice, 'shipped it')).toHaveCount(1);
+      await message(alice, 'shipped it').getByRole('button', { name: /^React to the message/ }).click();
+      await alice.getByRole('button', { name: 'React with 🎉' }).click();
+      const atBob = message(bob, 'shipped it');
+      await expect(atBob.getByRole('button', { name: '🎉 1: Alice' })).toHaveAttribute('aria-pressed', 'false');
+      // Bob's click on it adds his own; his second click takes back his only.
+      await atBob.getByRole('button', { name: '🎉 1: Alice' }).click();
+      await expect(message(alice, 'shipped it').getByRole('button', { name: '🎉 2: you, Bob' })).toBeVisible();
+      await atBob.getByRole('button', { name: '🎉 2: Alice, you' }).click();
+      await expect(message(alice, 'shipped it').getByRole('button', { name: '🎉 1: you' })).toBeVisible();
+      // After a reload, as it is now.
+      await bob.reload();
+      await expect(status(bob)).toHaveText('online');
+      await expect(message(bob, 'shipped it').getByRole('button', { name: '🎉 1: Alice' })).toBeVisible();
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

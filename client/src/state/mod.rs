@@ -362,6 +362,13 @@ impl AppState {
         }
     }
 
+    /// Adds (`on`) or takes back your reaction to a stored message.
+    pub fn react(&mut self, id: RoomId, seq: protocol::Seq, emoji: &str, on: bool, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.react(now, seq, emoji, on);
+        }
+    }
+
     /// Sends a message that was not stored again (same nonce).
     pub fn retry_message(&mut self, id: RoomId, key: &str, now: Millis) {
         if let Some(room) = self.room_mut(id) {

@@ -276,6 +276,16 @@ pub fn RoomView(id: RoomId) -> Element {
                                 message: message.clone(),
                                 author: room.name_of(&message.user_id),
                                 mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
+                                reactions: message
+                                    .reactions
+                                    .iter()
+                                    .map(|r| Shown {
+                                        emoji: r.emoji.clone(),
+                                        count: r.users.len(),
+                                        who: r.users.iter().map(|u| if room.is_me(u) { "you".to_owned() } else { room.name_of(u) }).collect::<Vec<_>>().join(", "),
+                                        mine: r.users.iter().any(|u| room.is_me(u)),
+                                    })
+                                    .collect::<Vec<_>>(),
                             }
                         }
                     }
@@ -302,8 +312,27 @@ pub fn RoomView(id: RoomId) -> Element {
     }
 }
 
+/// One emoji's reactions to a message, as shown.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    emoji: String,
+    count: usize,
+    /// Who reacted, by name ("you" for you).
+    who: String,
+    mine: bool,
+}
+
+/// The reactions offered in one click (any emoji of the table can be sent by others).
+const QUICK_REACTIONS: [&str; 6] = ["👍", "❤️", "😂", "🎉", "👀", "🙏"];
+
 #[component]
-fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -> Element {
+fn MessageView(
+    room: RoomId,
+    message: ChatMessage,
+    author: String,
+    mine: bool,
+    reactions: Vec<Shown>,
+) -> Element {
     let mut state = use_context::<Signal<AppState>>();
     let net = use_coroutine_handle::<Intent>();
     let time = format::hh_mm(message.timestamp);
@@ -316,6 +345,8 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
     };
     let editing = use_context::<Signal<Option<super::composer::Editing>>>();
     let mut confirming = use_signal(|| false);
+    let mut picking = use_signal(|| false);
+    let reactable = message.delivery == Delivery::Sent && !message.deleted;
     let seq = message.seq;
     let changeable = mine && message.delivery == Delivery::Sent && !message.deleted;
     let edited_at = message.edited_at.map(format::hh_mm);
@@ -396,6 +427,50 @@ fn MessageView(room: RoomId, message: ChatMessage, author: String, mine: bool) -
             } else {
                 // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.
                 div { class: "message-body", dangerous_inner_html: "{message.html}" }
+            }
+            if let (true, Some(seq)) = (reactable, seq) {
+                div { class: "reactions",
+                    for shown in reactions {
+                        button {
+                            key: "{shown.emoji}",
+                            r#type: "button",
+                            class: if shown.mine { "reaction mine" } else { "reaction" },
+                            "aria-pressed": if shown.mine { "true" } else { "false" },
+                            "aria-label": "{shown.emoji} {shown.count}: {shown.who}",
+                            title: "{shown.who}",
+                            onclick: {
+                                let emoji = shown.emoji.clone();
+                                let on = !shown.mine;
+                                move |_| net.send(Intent::React(room, seq, emoji.clone(), on))
+                            },
+                            "{shown.emoji} {shown.count}"
+                        }
+                    }
+                    button {
+                        r#type: "button",
+                        class: "link-button message-action",
+                        "aria-label": "React to the message of {time} by {author}",
+                        "aria-expanded": if picking() { "true" } else { "false" },
+                        onclick: move |_| picking.toggle(),
+                        "React"
+                    }
+                    if picking() {
+                        div { class: "quick-reactions", role: "group", "aria-label": "Choose a reaction",
+                            for emoji in QUICK_REACTIONS {
+                                button {
+                                    key: "{emoji}",
+                                    r#type: "button",
+                                    "aria-label": "React with {emoji}",
+                                    onclick: move |_| {
+                                        picking.set(false);
+                                        net.send(Intent::React(room, seq, emoji.to_owned(), true));
+                                    },
+                                    "{emoji}"
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

@@ -179,6 +179,14 @@ fn find_url(text: &str) -> Option<(usize, usize)> {
 }
 
 /// Renders with the default [`Renderer`].
+/// The shortcode of an emoji of our table (`"👍"` → `"+1"`): only these can be reactions.
+pub fn shortcode_of(emoji: &str) -> Option<&'static str> {
+    emoji::SHORTCODES
+        .iter()
+        .find(|(_, e)| *e == emoji)
+        .map(|(name, _)| *name)
+}
+
 pub fn render_markdown(raw: &str) -> String {
     Renderer::new().render(raw)
 }

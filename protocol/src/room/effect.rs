@@ -1,6 +1,6 @@
 //! What the engine asks its host to do, and the records it asks it to store.
 
-use crate::wire::{MessageRecord, Millis, Seq, ServerAction, UserId};
+use crate::wire::{MessageRecord, Millis, Reaction, Seq, ServerAction, UserId};
 
 /// A host-chosen handle for one client connection (a socket, a mock tab).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,7 +29,12 @@ pub struct StoredMessage {
     pub deleted: bool,
     /// The seq of the latest change folded in.
     pub changed_seq: Option<Seq>,
+    /// Reactions, in the order each emoji was first given; at most [`MAX_REACTIONS`] emoji.
+    pub reactions: Vec<Reaction>,
 }
+
+/// Different emoji one message may carry as reactions.
+pub const MAX_REACTIONS: usize = 20;
 
 /// What legacy clients show for a deleted message (they render `htmlMessage`).
 pub const DELETED_HTML: &str = "<p><em>message deleted</em></p>\n";
@@ -48,6 +53,7 @@ impl StoredMessage {
             edited_at: self.edited_at,
             deleted: self.deleted,
             changed_seq: self.changed_seq,
+            reactions: self.reactions.clone(),
         }
     }
 
@@ -77,6 +83,8 @@ pub enum ChangeKind {
     Edit { raw: String, html: String },
     /// The text is gone for everyone.
     Delete,
+    /// `user_id` adds (`on`) or takes back `emoji`.
+    React { emoji: String, on: bool },
 }
 
 impl StoredChange {
@@ -99,6 +107,31 @@ impl StoredChange {
                 message.raw.clear();
                 message.html = DELETED_HTML.to_owned();
                 message.deleted = true;
+                message.reactions.clear();
+            }
+            ChangeKind::React { emoji, on } => {
+                let index = message.reactions.iter().position(|r| r.emoji == *emoji);
+                match (index, *on) {
+                    (Some(i), true) => {
+                        let users = &mut message.reactions[i].users;
+                        if !users.contains(&self.user_id) {
+                            users.push(self.user_id.clone());
+                        }
+                    }
+                    (None, true) if message.reactions.len() < MAX_REACTIONS => {
+                        message.reactions.push(Reaction {
+                            emoji: emoji.clone(),
+                            users: vec![self.user_id.clone()],
+                        });
+                    }
+                    (Some(i), false) => {
+                        message.reactions[i].users.retain(|u| *u != self.user_id);
+                        if message.reactions[i].users.is_empty() {
+                            message.reactions.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
         message.changed_seq = Some(self.seq);

@@ -13,7 +13,8 @@ pub use config::{
     RoomConfig,
 };
 pub use effect::{
-    ChangeKind, ConnectionId, DELETED_HTML, Effect, StoredChange, StoredMessage, UserRecord,
+    ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, StoredChange, StoredMessage,
+    UserRecord,
 };
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
@@ -135,6 +136,14 @@ struct UserEntry {
 struct Pending {
     event: PendingEvent,
     from: ConnectionId,
+}
+
+/// A change a client asks for.
+#[derive(Debug)]
+enum Asked {
+    Edit(String),
+    Delete,
+    React(String, bool),
 }
 
 /// An event of the room's log waiting for storage.
@@ -336,10 +345,15 @@ impl Room {
             ClientAction::NameChange(change) => self.rename(now, conn, change),
             ClientAction::HistoryRequest(request) => self.history(now, conn, request),
             ClientAction::EditMessage(edit) => {
-                self.change(now, conn, edit.target, Some(edit.raw_message), edit.nonce);
+                let asked = Asked::Edit(edit.raw_message);
+                self.change(now, conn, edit.target, asked, edit.nonce);
             }
             ClientAction::DeleteMessage(delete) => {
-                self.change(now, conn, delete.target, None, delete.nonce);
+                self.change(now, conn, delete.target, Asked::Delete, delete.nonce);
+            }
+            ClientAction::React(react) => {
+                let asked = Asked::React(react.emoji, react.on);
+                self.change(now, conn, react.target, asked, react.nonce);
             }
         }
     }
@@ -728,14 +742,15 @@ impl Room {
         Some(html)
     }
 
-    /// An edit (`Some(text)`) or the delete (`None`) of message `target`, by its author. The
-    /// change is an event of its own: stored, then broadcast as the message is now.
+    /// A change to message `target`: an edit or the delete (by its author only) or a
+    /// reaction (by anyone). The change is an event of its own: stored, then broadcast as the
+    /// message is now.
     fn change(
         &mut self,
         now: Millis,
         conn: ConnectionId,
         target: Seq,
-        text: Option<String>,
+        asked: Asked,
         nonce: Option<String>,
     ) {
         let nonce = nonce.filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
@@ -743,19 +758,26 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
             return;
         };
-        let author = match self.recent_mut(target) {
-            Some(message) if !message.deleted => message.user_id.clone(),
-            _ => {
-                let text = "that message is not among the room's recent messages, or was deleted";
-                return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
-            }
+        let Some(message) = self.recent_mut(target).filter(|m| !m.deleted) else {
+            let text = "that message is not among the room's recent messages, or was deleted";
+            return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
         };
-        if author != user {
-            let text = "only its author can change a message";
-            return self.refuse_for(conn, ErrorCode::NotYourMessage, text, nonce_ref);
-        }
-        let kind = match text {
-            Some(raw) => {
+        let author = message.user_id.clone();
+        let given = match &asked {
+            Asked::React(emoji, _) => message
+                .reactions
+                .iter()
+                .find(|r| r.emoji == *emoji)
+                .map(|r| r.users.contains(&user)),
+            _ => None,
+        };
+        let full = message.reactions.len() >= MAX_REACTIONS;
+        let kind = match asked {
+            Asked::Edit(_) | Asked::Delete if author != user => {
+                let text = "only its author can change a message";
+                return self.refuse_for(conn, ErrorCode::NotYourMessage, text, nonce_ref);
+            }
+            Asked::Edit(raw) => {
                 if !self.text_fits(conn, &raw, nonce_ref) {
                     return;
                 }
@@ -764,7 +786,18 @@ impl Room {
                 };
                 ChangeKind::Edit { raw, html }
             }
-            None => ChangeKind::Delete,
+            Asked::Delete => ChangeKind::Delete,
+            Asked::React(emoji, _) if crate::markdown::shortcode_of(&emoji).is_none() => {
+                let text = "reactions are emoji of the room's table";
+                return self.refuse_for(conn, ErrorCode::UnknownEmoji, text, nonce_ref);
+            }
+            // Already as asked: one reaction per person and emoji, nothing to store.
+            Asked::React(_, on) if given.unwrap_or(false) == on => return,
+            Asked::React(_, true) if given.is_none() && full => {
+                let text = format!("a message takes at most {MAX_REACTIONS} different reactions");
+                return self.refuse_for(conn, ErrorCode::TooManyReactions, text, nonce_ref);
+            }
+            Asked::React(emoji, on) => ChangeKind::React { emoji, on },
         };
         self.latest_seq += 1;
         let change = StoredChange {

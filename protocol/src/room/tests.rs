@@ -1163,3 +1163,100 @@ fn a_room_reopened_from_storage_continues_after_its_latest_change() {
     again.say(c, "two");
     assert_eq!(again.stored[0].seq, 3);
 }
+
+fn react(target: Seq, emoji: &str, on: bool) -> ClientAction {
+    ClientAction::React(crate::wire::React {
+        target,
+        emoji: emoji.to_owned(),
+        on,
+        nonce: Some(format!("r-{emoji}-{on}")),
+    })
+}
+
+#[test]
+fn reactions_are_a_set_per_person_and_emoji_and_anyone_may_react() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    let (b, bob, _) = h.join(2);
+    h.say(a, "lunch?");
+    h.take(a);
+    h.take(b);
+    h.act(b, react(1, "👍", true));
+    h.act(a, react(1, "👍", true));
+    // The same reaction twice is one: no event, nothing to store.
+    h.act(b, react(1, "👍", true));
+    h.act(b, react(1, "🍕", true));
+    let last = changed(&mut h, a).pop().expect("changes");
+    assert_eq!(
+        last.reactions,
+        vec![
+            crate::wire::Reaction {
+                emoji: "👍".into(),
+                users: vec![bob.clone(), alice.clone()],
+            },
+            crate::wire::Reaction {
+                emoji: "🍕".into(),
+                users: vec![bob.clone()],
+            },
+        ]
+    );
+    assert_eq!(
+        last.changed_seq,
+        Some(4),
+        "three changes, the repeat was none"
+    );
+    // Taking one back; the last one of an emoji takes the emoji away.
+    h.act(b, react(1, "🍕", false));
+    h.act(b, react(1, "👍", false));
+    let last = changed(&mut h, b).pop().expect("changes");
+    assert_eq!(last.reactions.len(), 1);
+    assert_eq!(last.reactions[0].users, vec![alice]);
+    assert_eq!(h.stored[0].reactions, last.reactions, "stored as it is now");
+    // Only emoji of the table.
+    h.act(b, react(1, "not an emoji", true));
+    assert_eq!(h.errors(b), vec![ErrorCode::UnknownEmoji]);
+    // A deleted message keeps no reactions and takes none.
+    h.act(a, delete(1, "d1"));
+    assert!(
+        changed(&mut h, b)
+            .pop()
+            .is_some_and(|m| m.reactions.is_empty())
+    );
+    h.act(b, react(1, "👍", true));
+    assert_eq!(h.errors(b), vec![ErrorCode::UnknownMessage]);
+}
+
+#[test]
+fn a_message_takes_a_bounded_number_of_different_reactions() {
+    let mut h = Harness::with(
+        RoomConfig {
+            rate_burst: 100,
+            ..RoomConfig::default()
+        },
+        RoomSnapshot::default(),
+    );
+    let (a, _, _) = h.join(1);
+    h.say(a, "react to me");
+    let table = [
+        "👍", "👎", "💯", "⏰", "😠", "🍎", "👶", "🎈", "🍺", "🍻", "🔔",
+    ];
+    let more = [
+        "🎉", "🍕", "👀", "🚀", "🦀", "😅", "👋", "🎂", "❤️", "🙂", "🤔",
+    ];
+    let emoji: Vec<&str> = table
+        .iter()
+        .chain(more.iter())
+        .copied()
+        .filter(|e| crate::markdown::shortcode_of(e).is_some())
+        .collect();
+    assert!(
+        emoji.len() > MAX_REACTIONS,
+        "enough emoji in the table for the test"
+    );
+    h.take(a);
+    for e in &emoji {
+        h.act(a, react(1, e, true));
+    }
+    assert_eq!(h.errors(a).len(), emoji.len() - MAX_REACTIONS);
+    assert_eq!(h.stored[0].reactions.len(), MAX_REACTIONS);
+}

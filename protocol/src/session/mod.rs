@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 use crate::room::TokenBucket;
 use crate::wire::{
     ChangeName, ClientAction, DeleteMessage, EditMessage, Handshake, HandshakeUserInfo,
-    History as HistoryPage, HistoryRequest, MessageRecord, Millis, Resume, RoomLimits, SendMessage,
-    Seq, ServerAction, UserId, UserInfo,
+    History as HistoryPage, HistoryRequest, MessageRecord, Millis, React, Reaction, Resume,
+    RoomLimits, SendMessage, Seq, ServerAction, UserId, UserInfo,
 };
 use crate::{ErrorCode, RoomConfig};
 
@@ -109,6 +109,8 @@ pub struct Message {
     pub deleted: bool,
     /// The seq of the latest change folded in: an older copy never replaces a newer one.
     pub changed_seq: Option<Seq>,
+    /// Reactions, in the order each emoji was first given.
+    pub reactions: Vec<Reaction>,
 }
 
 /// How far the session is with the room.
@@ -202,6 +204,8 @@ pub struct Session {
     next_nonce: u64,
     /// The seq of our latest message the room echoed.
     last_echoed: Option<Seq>,
+    /// The seq of the latest message from someone else that arrived as it was written.
+    last_arrived: Option<Seq>,
     /// When held messages may go (rate) or go again (after `RATE_LIMITED`).
     wake_at: Option<Millis>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
@@ -233,6 +237,7 @@ impl Session {
             arrivals: 0,
             next_nonce: 1,
             last_echoed: None,
+            last_arrived: None,
             wake_at: None,
             queued: Vec::new(),
             transmit: Vec::new(),
@@ -388,6 +393,7 @@ impl Session {
                 edited_at: m.edited_at,
                 deleted: m.deleted,
                 changed_seq: m.changed_seq,
+                reactions: m.reactions.clone(),
                 ..MessageRecord::default()
             })
             .collect();
@@ -527,6 +533,23 @@ impl Session {
             nonce: Some(nonce),
         }));
         self.flush(now);
+    }
+
+    /// Adds (`on`) or takes back our reaction `emoji` to a stored message (its seq).
+    pub fn react(&mut self, now: Millis, target: Seq, emoji: &str, on: bool) {
+        let nonce = self.next_nonce();
+        self.queued.push(ClientAction::React(React {
+            target,
+            emoji: emoji.to_owned(),
+            on,
+            nonce: Some(nonce),
+        }));
+        self.flush(now);
+    }
+
+    /// The latest message from someone else that arrived as it was written.
+    pub fn last_arrived(&self) -> Option<Seq> {
+        self.last_arrived
     }
 
     /// Our latest message the room has stored and not deleted (from the timeline, or, for a
@@ -820,6 +843,7 @@ impl Session {
             edited_at: None,
             deleted: false,
             changed_seq: None,
+            reactions: Vec::new(),
         }
     }
 
@@ -835,6 +859,9 @@ impl Session {
             self.confirm(&record);
         }
         let from = record.user_id.clone();
+        if !mine && record.seq.is_some() {
+            self.last_arrived = self.last_arrived.max(record.seq);
+        }
         if self.insert(record) && !mine {
             self.events.push(Event::Arrived { from });
         }
@@ -880,6 +907,7 @@ impl Session {
                         shown.edited_at = record.edited_at;
                         shown.deleted = record.deleted;
                         shown.changed_seq = record.changed_seq;
+                        shown.reactions = record.reactions;
                     }
                     return false;
                 }
@@ -916,6 +944,7 @@ impl Session {
             edited_at: record.edited_at,
             deleted: record.deleted,
             changed_seq: record.changed_seq,
+            reactions: record.reactions,
         };
         self.messages.insert(position, message);
         if appended && self.messages.len() > self.config.keep_messages {

@@ -310,3 +310,28 @@ fn an_edit_and_a_delete_reach_everyone_live_after_a_dropped_connection_and_on_a_
     );
     assert_eq!(shown(&pair, linus), expected);
 }
+
+#[test]
+fn a_reaction_is_seen_by_everyone_and_taken_back_only_by_who_gave_it() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    say(&mut pair, ada, "release is out");
+    let seq = pair.session(linus).messages()[0].seq.expect("stored");
+    assert_eq!(pair.session(linus).last_arrived(), Some(seq));
+    let now = pair.now;
+    pair.session_mut(linus).react(now, seq, "🎉", true);
+    pair.session_mut(ada).react(now, seq, "🎉", true);
+    pair.run();
+    let reactions = |pair: &Pair, peer| pair.session(peer).messages()[0].reactions.clone();
+    assert_eq!(reactions(&pair, ada), reactions(&pair, linus));
+    assert_eq!(reactions(&pair, ada)[0].users.len(), 2);
+    // Linus takes his back; Ada's stays.
+    pair.session_mut(linus).react(now, seq, "🎉", false);
+    pair.run();
+    let ada_id = pair.session(ada).identity().map(|i| i.user_id.clone());
+    assert_eq!(
+        reactions(&pair, linus)[0].users,
+        ada_id.into_iter().collect::<Vec<_>>()
+    );
+}

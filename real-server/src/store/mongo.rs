@@ -1,7 +1,7 @@
 //! The MongoDB store, on the official driver.
 //!
 //! Schema: one document per message in `messages` (room, seq, id, userId, raw, html,
-//! timestamp, nonce, dedup; and editedAt, deleted, changedSeq once changed: a change is folded
+//! timestamp, nonce, dedup; and editedAt, deleted, changedSeq, reactions once changed: a change is folded
 //! into its message's document with `$set`) with unique indexes on (room, seq) and (room, userId, dedup);
 //! one document per user in `users` (room, id, name, tokenHash: a SHA-256, never the token).
 //! `dedup` is the nonce, or the message id when there is none, so the unique index needs no
@@ -37,6 +37,8 @@ struct MessageDoc {
     deleted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     changed_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reactions: Vec<protocol::Reaction>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +65,7 @@ impl MessageDoc {
             edited_at: m.edited_at,
             deleted: m.deleted,
             changed_seq: m.changed_seq.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+            reactions: m.reactions,
         }
     }
 
@@ -79,6 +82,7 @@ impl MessageDoc {
             edited_at: self.edited_at,
             deleted: self.deleted,
             changed_seq: self.changed_seq.and_then(|c| u64::try_from(c).ok()),
+            reactions: self.reactions,
         })
     }
 }
@@ -141,10 +145,13 @@ impl MongoStore {
         let mut message = stored.into_message()?;
         change.apply(&mut message);
         let changed = MessageDoc::new(room, message);
+        let reactions = mongodb::bson::to_bson(&changed.reactions)
+            .map_err(|e| StoreError::Corrupt(format!("reactions: {e}")))?;
         let mut set = doc! {
             "raw": changed.raw,
             "html": changed.html,
             "deleted": changed.deleted,
+            "reactions": reactions,
         };
         if let Some(at) = changed.edited_at {
             set.insert("editedAt", at);

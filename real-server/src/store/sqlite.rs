@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS messages (
     edited_at INTEGER,
     deleted INTEGER NOT NULL DEFAULT 0,
     changed_seq INTEGER,
+    reactions TEXT,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -113,6 +114,7 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("edited_at", "edited_at INTEGER"),
         ("deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
         ("changed_seq", "changed_seq INTEGER"),
+        ("reactions", "reactions TEXT"),
     ] {
         if !columns.iter().any(|c| c == column) {
             conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {definition}"))?;
@@ -135,7 +137,20 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
         changed_seq: row
             .get::<_, Option<i64>>(9)?
             .map(|c| c.try_into().unwrap_or(0)),
+        reactions: match row.get::<_, Option<String>>(10)? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, e.into())
+            })?,
+            None => Vec::new(),
+        },
     })
+}
+
+/// Reactions as the `reactions` column keeps them: JSON, or NULL when there are none.
+fn reactions_column(reactions: &[protocol::Reaction]) -> Option<String> {
+    (!reactions.is_empty())
+        .then(|| serde_json::to_string(reactions).ok())
+        .flatten()
 }
 
 fn seq_param(seq: Seq) -> i64 {
@@ -143,7 +158,7 @@ fn seq_param(seq: Seq) -> i64 {
 }
 
 const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
-    changed_seq FROM messages";
+    changed_seq, reactions FROM messages";
 
 impl Store for SqliteStore {
     async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
@@ -205,7 +220,7 @@ impl Store for SqliteStore {
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
                 let mut update = tx.prepare_cached(
                     "UPDATE messages SET raw = ?3, html = ?4, edited_at = ?5, deleted = ?6,
-                         changed_seq = ?7 WHERE room = ?1 AND seq = ?2",
+                         changed_seq = ?7, reactions = ?8 WHERE room = ?1 AND seq = ?2",
                 )?;
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO users (room, id, name, token_hash) VALUES (?1, ?2, ?3, ?4)
@@ -240,7 +255,8 @@ impl Store for SqliteStore {
                                     message.html,
                                     message.edited_at,
                                     message.deleted,
-                                    message.changed_seq.map(seq_param)
+                                    message.changed_seq.map(seq_param),
+                                    reactions_column(&message.reactions)
                                 ])?;
                             }
                         }
