@@ -35,8 +35,8 @@ pub enum Intent {
     Close(RoomId),
     /// Reconnect to a room now instead of waiting for its next attempt.
     RetryNow(RoomId),
-    /// Send a message (already checked with the room's session).
-    Send(RoomId, String),
+    /// Send a message (already checked with the room's session), answering a message if given.
+    Send(RoomId, String, Option<protocol::Seq>),
     /// Send a message that was not stored again.
     Retry(RoomId, String),
     /// Load the page of older messages.
@@ -117,8 +117,8 @@ pub async fn run(
             Input::Intent(Intent::Open(id)) => network.open(id),
             Input::Intent(Intent::Close(id)) => network.close(id),
             Input::Intent(Intent::RetryNow(id)) => network.retry_now(id),
-            Input::Intent(Intent::Send(id, text)) => {
-                state.write().compose(id, &text, now());
+            Input::Intent(Intent::Send(id, text, reply_to)) => {
+                state.write().compose(id, &text, reply_to, now());
                 network.carry(id);
             }
             Input::Intent(Intent::Retry(id, key)) => {

@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
             6 => pair.drop_session(peer),
             7 => {
                 let text = String::from_utf8_lossy(rest);
-                let _refused = pair.session_mut(peer).send_message(now, &text);
+                let _refused = pair.session_mut(peer).send_message(now, &text, None);
                 pair.run();
             }
             8 => {

@@ -158,8 +158,13 @@ impl MockRoom {
         match self.rng.random_range(0..100) {
             0..=60 => {
                 let text = script::MESSAGES[self.rng.random_range(0..script::MESSAGES.len())];
+                // Now and then an answer to the latest message from someone else (yours too).
+                let reply_to = heard.filter(|_| self.rng.random_range(0..5) == 0);
                 // Every scripted message fits the room: a refusal would only be a bug.
-                let _nonce = self.pair.session_mut(peer).send_message(now, text);
+                let _nonce = self
+                    .pair
+                    .session_mut(peer)
+                    .send_message(now, text, reply_to);
             }
             // A reaction to the latest message from someone else (yours too).
             61..=66 => {

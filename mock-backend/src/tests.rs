@@ -176,3 +176,13 @@ fn fake_users_react_to_what_others_say() {
     });
     assert!(reacted);
 }
+
+#[test]
+fn fake_users_answer_each_other() {
+    let frames = run(11, 20);
+    let replied = frames.iter().any(|f| {
+        matches!(protocol::decode_server(f),
+            Ok(ServerAction::Message(m)) if m.reply_to.is_some())
+    });
+    assert!(replied);
+}

@@ -226,6 +226,7 @@ impl Pair {
                 raw_message: text.to_owned(),
                 user_id: None,
                 nonce: None,
+                reply_to: None,
             }),
         );
     }

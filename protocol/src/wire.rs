@@ -51,7 +51,7 @@ pub enum ClientAction {
 }
 
 /// Payload of a client's `MESSAGE`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     /// Markdown source as the user typed it.
@@ -64,6 +64,9 @@ pub struct SendMessage {
     /// echo carries it back, so the sender can match it with its pending copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The seq of the message this one answers (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
 }
 
 /// Payload of `EDIT_MESSAGE`: the message `target` (a seq) now says `raw_message`.
@@ -254,6 +257,9 @@ pub struct MessageRecord {
     /// Reactions, in the order they were first given (ours).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// The seq of the message this one answers (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
 }
 
 impl MessageRecord {

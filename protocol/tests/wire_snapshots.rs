@@ -26,6 +26,18 @@ fn client_actions() {
             raw_message: "hello".into(),
             user_id: Some("u1".into()),
             nonce: Some("c-1".into()),
+            reply_to: None,
+        }),
+        ClientAction::Message(SendMessage {
+            raw_message: "a reply".into(),
+            reply_to: Some(2),
+            ..SendMessage::default()
+        }),
+        ClientAction::React(React {
+            target: 2,
+            emoji: "🎉".into(),
+            on: true,
+            nonce: None,
         }),
         ClientAction::NameChange(ChangeName {
             name: "Ann".into(),
@@ -82,6 +94,11 @@ fn server_actions() {
         ServerAction::MessageChanged(MessageRecord {
             edited_at: Some(1_502_699_200_000),
             changed_seq: Some(3),
+            reactions: vec![Reaction {
+                emoji: "🎉".into(),
+                users: vec!["u1".into()],
+            }],
+            reply_to: Some(1),
             ..record(2)
         }),
         ServerAction::MessageChanged(MessageRecord {

@@ -220,7 +220,10 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
             vec![
                 Write::Message(message(1, "u1", Some("n1"))),
                 Write::Message(message(2, "u1", None)),
-                Write::Message(message(3, "u1", None)),
+                Write::Message(StoredMessage {
+                    reply_to: Some(1),
+                    ..message(3, "u1", None)
+                }),
                 Write::Change(change(4, 1, edit.clone())),
                 Write::Change(change(
                     8,
@@ -253,6 +256,8 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
     assert_eq!((two.raw.as_str(), two.html.as_str()), ("", DELETED_HTML));
     assert_eq!(two.changed_seq, Some(6));
     assert_eq!((three.changed_seq, three.deleted), (Some(8), false));
+    assert_eq!(three.reply_to, Some(1), "a reply keeps what it answers");
+    assert_eq!(one.reply_to, None);
     assert_eq!(three.reactions.len(), 1);
     assert_eq!(three.reactions[0].emoji, "👍");
     assert_eq!(three.reactions[0].users, vec!["u1".to_owned()]);

@@ -99,7 +99,7 @@ test('your name changes in every room, or only in one', async ({ page }) => {
   // Your earlier message now carries your current name in that room.
   await expect(message(page, 'named message one').locator('.author')).toHaveText('Tester');
   // An invalid name is refused with a reason.
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await dialog.getByRole('textbox', { name: 'Your name' }).fill('   ');
   await dialog.getByRole('button', { name: 'Save name' }).click();
@@ -263,11 +263,11 @@ test('keyboard only: the box has focus, Enter sends, Up recalls, Shift+Enter bre
   await expect(message(page, 'line one')).toContainText('line two');
 
   // With "Send with Enter" off, Enter is a new line and Ctrl+Enter sends.
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   await expect(page.getByRole('textbox', { name: 'Your name' })).toBeFocused(); // focus goes in
   await page.getByRole('checkbox', { name: /Send with Enter/ }).uncheck();
   await page.keyboard.press('Escape');
-  await expect(page.getByRole('button', { name: 'Settings' })).toBeFocused(); // focus comes back
+  await expect(page.getByRole('button', { name: 'Settings', exact: true })).toBeFocused(); // focus comes back
   await box.focus();
   await page.keyboard.type('first');
   await page.keyboard.press('Enter');
@@ -448,7 +448,7 @@ test('no accessibility violations found by axe (desktop, phone drawer, settings 
   };
   await open(page);
   await scan('desktop');
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   await expect(page.getByRole('dialog', { name: 'Settings' })).toBeVisible();
   await scan('settings');
   await page.keyboard.press('Escape');
@@ -498,7 +498,7 @@ test('keyboard: focus starts in the box, stays in the settings dialog, and lands
   // On load (a wide screen) the writing box has focus.
   await expect(composer(page)).toBeFocused();
   // The settings dialog keeps Tab inside it, both ways.
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await expect(dialog.getByRole('textbox', { name: 'Your name' })).toBeFocused();
   for (let i = 0; i < 12; i++) {
@@ -648,4 +648,24 @@ test('reactions: add one from the quick set, see who gave it, take it back', asy
   await expect(mine.getByRole('group', { name: 'Choose a reaction' })).toHaveCount(0);
   await chip.click();
   await expect(mine.getByRole('button', { name: /^🎉/ })).toHaveCount(0);
+});
+
+test('replying to a fake user: the box says what it answers, the reply quotes it, the quote shows it', async ({ page }) => {
+  await open(page);
+  const theirs = log(page).getByRole('article').filter({ hasNot: page.getByText('(you)') }).filter({ hasNot: page.getByText('message deleted') }).last();
+  await expect(theirs).toBeVisible();
+  const said = (await theirs.locator('.message-body').innerText()).trim().split(/\s+/).slice(0, 3).join(' ');
+  await theirs.getByRole('button', { name: /^Reply to the message/ }).click();
+  await expect(page.getByText(/^Replying to /)).toBeVisible();
+  // Escape takes the reply back; Reply again and send.
+  await composer(page).press('Escape');
+  await expect(page.getByText(/^Replying to /)).toHaveCount(0);
+  await theirs.getByRole('button', { name: /^Reply to the message/ }).click();
+  await page.keyboard.type('good point');
+  await page.keyboard.press('Enter');
+  const reply = message(page, 'good point');
+  const quote = reply.getByRole('button', { name: /^↪ / });
+  await expect(quote).toContainText(said.slice(0, 10));
+  await quote.click();
+  await expect(theirs).toBeFocused();
 });

@@ -461,6 +461,48 @@ for (const store of stores()) {
       }
     });
 
+    test('a reply quotes its original; activating the quote pages older history in until it shows it', async ({ page }) => {
+      const archive = new RoomServer('Replies', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
+      await archive.start();
+      try {
+        const writer = await LegacyClient.connect(archive.url);
+        await writer.send('MESSAGE', { rawMessage: 'the original question', userId: writer.userId });
+        for (let i = 1; i <= 150; i++) await writer.send('MESSAGE', { rawMessage: `filler ${i}`, userId: writer.userId });
+        await writer.send('MESSAGE', { rawMessage: 'the answer, much later', userId: writer.userId, replyTo: 1 });
+        await writer.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage === 'the answer, much later');
+        writer.close();
+        await page.goto(`./?room=${archive.url}`);
+        await expect(status(page)).toHaveText('online');
+        const answer = message(page, 'the answer, much later');
+        // The original (found by its own text, not by a quote of it) is older than what the
+        // room sent on joining.
+        const original = log(page)
+          .getByRole('article')
+          .filter({ has: page.locator('.message-body', { hasText: 'the original question' }) });
+        await expect(original).toHaveCount(0);
+        await answer.getByRole('button', { name: '↪ a message earlier in the room' }).click();
+        await expect(original).toBeFocused({ timeout: 15_000 });
+        await expect(original).toBeInViewport();
+        // Now that it is loaded, the quote shows who said what.
+        await expect(answer.getByRole('button', { name: /^↪ .*: the original question$/ })).toHaveCount(1);
+
+        // Replying from the client: the quote is on the reply, for everyone.
+        await original.getByRole('button', { name: /^Reply to the message/ }).click();
+        await expect(page.getByText(/^Replying to .*: the original question$/)).toBeVisible();
+        await expect(composer(page)).toBeFocused();
+        await page.keyboard.type('answered from the client');
+        await page.keyboard.press('Enter');
+        const mine = log(page)
+          .getByRole('article')
+          .filter({ has: page.locator('.message-body', { hasText: 'answered from the client' }) });
+        await expect(mine).not.toHaveClass(/pending/);
+        await expect(mine.getByRole('button', { name: /^↪ .*: the original question$/ })).toBeVisible();
+        await expect(page.getByText(/^Replying to/)).toHaveCount(0);
+      } finally {
+        await archive.stop();
+      }
+    });
+
     test('scrolling up through 500 messages keeps your place and pages back to the start', async ({ page }) => {
       const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
       await archive.start();

@@ -25,7 +25,7 @@ export async function send(page: Page, text: string) {
 }
 
 export async function rename(page: Page, name: string, where: 'all' | 'here' = 'all') {
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await dialog.getByRole('textbox', { name: 'Your name' }).fill(name);
   await dialog.getByRole('radio', { name: where === 'all' ? 'in all rooms' : 'only in this room' }).check();

@@ -109,9 +109,12 @@ impl AppState {
                 added.session.set_server_name(room.server_name);
                 added.name_override = room.name_override;
                 for waiting in room.pending {
-                    added
-                        .session
-                        .restore_pending(waiting.raw, waiting.nonce, waiting.timestamp);
+                    added.session.restore_pending(
+                        waiting.raw,
+                        waiting.nonce,
+                        waiting.timestamp,
+                        waiting.reply_to,
+                    );
                 }
             }
             state.update_wanted_name(&room.address, 0);
@@ -172,6 +175,7 @@ impl AppState {
                                     raw: m.raw.clone(),
                                     nonce: m.nonce.clone()?,
                                     timestamp: m.timestamp,
+                                    reply_to: m.reply_to,
                                 })
                             })
                             .collect(),
@@ -330,11 +334,17 @@ impl AppState {
     /// You wrote a message: it shows at once as pending and goes out when the room is online.
     /// The composer checks it first ([`protocol::session::Session::check_message`]); a message
     /// refused here all the same is said in the room's notice.
-    pub fn compose(&mut self, id: RoomId, text: &str, now: Millis) {
+    pub fn compose(
+        &mut self,
+        id: RoomId,
+        text: &str,
+        reply_to: Option<protocol::Seq>,
+        now: Millis,
+    ) {
         let Some(room) = self.room_mut(id) else {
             return;
         };
-        if let Err(error) = room.session.send_message(now, text) {
+        if let Err(error) = room.session.send_message(now, text, reply_to) {
             room.notice = Some(format!("Not sent: {error}."));
             return;
         }

@@ -69,4 +69,7 @@ pub struct SavedPending {
     /// sent before the reload had arrived.
     pub nonce: String,
     pub timestamp: Millis,
+    /// The message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<protocol::Seq>,
 }

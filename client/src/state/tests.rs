@@ -55,7 +55,7 @@ fn opened(s: &mut AppState, id: RoomId) -> Settled {
 /// You write a message (checked as the composer checks it first).
 fn compose(s: &mut AppState, id: RoomId, text: &str, now: Millis) -> Settled {
     assert_eq!(s.room(id).unwrap().session.check_message(text), Ok(()));
-    s.compose(id, text, now);
+    s.compose(id, text, None, now);
     s.settle(id)
 }
 

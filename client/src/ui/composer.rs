@@ -17,6 +17,13 @@ pub struct Editing {
     pub stashed: String,
 }
 
+/// The message the next one from this box answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replying {
+    pub room: RoomId,
+    pub seq: protocol::Seq,
+}
+
 /// Puts one of your stored messages into its room's writing box to be edited.
 pub fn start_editing(
     state: Signal<AppState>,
@@ -85,6 +92,24 @@ pub fn Composer(id: RoomId) -> Element {
     // Position in the sent list while recalling with Ctrl+Up/Down; None when writing.
     let mut recall = use_signal(|| None::<usize>);
     let mut editing = use_context::<Signal<Option<Editing>>>();
+    let mut replying = use_context::<Signal<Option<Replying>>>();
+    let answering = move || replying.read().filter(|r| r.room == id).map(|r| r.seq);
+    // What the reply answers, as shown above the box.
+    let answered = answering().map(|seq| {
+        let app = state.read();
+        let quoted = app.room(id).and_then(|room| {
+            let message = room
+                .session
+                .messages()
+                .iter()
+                .find(|m| m.seq == Some(seq))?;
+            Some((
+                room.name_of(&message.user_id),
+                super::room::excerpt(&message.raw),
+            ))
+        });
+        quoted.unwrap_or_else(|| ("someone".to_owned(), String::new()))
+    });
     let edited = move || {
         editing
             .read()
@@ -123,7 +148,10 @@ pub fn Composer(id: RoomId) -> Element {
             .map(|r| r.session.check_message(&text));
         match checked {
             Some(Ok(())) => {
-                net.send(Intent::Send(id, text));
+                net.send(Intent::Send(id, text, answering()));
+                if answering().is_some() {
+                    replying.set(None);
+                }
                 // Back to the box, also after a click on Send, to go on writing.
                 super::focus(&format!("composer-{}", id.0));
                 set_draft(String::new());
@@ -163,6 +191,12 @@ pub fn Composer(id: RoomId) -> Element {
                 event.prevent_default();
                 send();
             },
+            if let Some((author, text)) = answered {
+                div { class: "replying",
+                    span { "Replying to {author}: {text}" }
+                    button { r#type: "button", class: "link-button", onclick: move |_| replying.set(None), "Cancel reply" }
+                }
+            }
             textarea {
                 id: "composer-{id.0}",
                 "aria-label": "Message",
@@ -190,6 +224,10 @@ pub fn Composer(id: RoomId) -> Element {
                         Key::Escape if edited().is_some() => {
                             event.prevent_default();
                             stop_editing();
+                        }
+                        Key::Escape if answering().is_some() => {
+                            event.prevent_default();
+                            replying.set(None);
                         }
                         // Up in an empty box edits your last message, as in most chats.
                         Key::ArrowUp if plain && draft().is_empty() && recall().is_none() && edited().is_none() => {

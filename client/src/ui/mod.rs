@@ -39,6 +39,8 @@ pub fn App() -> Element {
     use_context_provider(|| Signal::new(storage::Drafts::new()));
     // The message being edited in the writing box, if any.
     use_context_provider(|| Signal::new(None::<composer::Editing>));
+    // The message the next one answers, if any.
+    use_context_provider(|| Signal::new(None::<composer::Replying>));
     let connector = use_hook(|| Connector::new(MockHub::new(mock_options())));
     use_coroutine(move |intents| network::run(intents, state, connector.clone()));
 

@@ -54,6 +54,28 @@ fn day_at_top(log: &web_sys::Element) -> Option<String> {
     shown
 }
 
+/// The start of a message's text, on one line, to quote it.
+pub fn excerpt(raw: &str) -> String {
+    const SHOWN: usize = 80;
+    let line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// How long after a page arrives the original of a reply is scrolled to, in milliseconds.
+const JUMP_AFTER_MS: u32 = 60;
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, PartialEq)]
+struct Quote {
+    seq: protocol::Seq,
+    /// The original's author and start, if it is among the messages in memory.
+    shown: Option<(String, String)>,
+    deleted: bool,
+}
+
 /// The element id of a shown message.
 fn message_element_id(key: &str) -> String {
     format!("message-{key}")
@@ -70,6 +92,8 @@ pub fn RoomView(id: RoomId) -> Element {
     let mut current_day = use_signal(|| None::<String>);
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
+    // A reply's quote was activated: the original it answers, to be shown.
+    let mut jump = use_context_provider(|| Signal::new(None::<protocol::Seq>));
 
     let older = Older {
         state,
@@ -78,6 +102,40 @@ pub fn RoomView(id: RoomId) -> Element {
         log_id: log_id.clone(),
         anchor: anchor.clone(),
     };
+
+    // Shows the original of a reply: at once if it is in memory, else after paging older
+    // history in until it is (each page's arrival runs this again).
+    {
+        let older = older.clone();
+        use_effect(move || {
+            let Some(seq) = jump() else { return };
+            let (present, history) = {
+                let app = state.read();
+                let Some(room) = app.room(id) else { return };
+                let present = room.session.messages().iter().any(|m| m.seq == Some(seq));
+                (present, room.session.history())
+            };
+            if present {
+                jump.set(None);
+                let element_id = message_element_id(&format!("s{seq}"));
+                // After the page that brought it has been put in place (which keeps the view
+                // still), so that nothing moves it away again.
+                gloo_timers::callback::Timeout::new(JUMP_AFTER_MS, move || {
+                    if let Some(original) = element(&element_id) {
+                        original.scroll_into_view_with_bool(true);
+                        super::focus(&element_id);
+                    }
+                })
+                .forget();
+            } else if history == History::More {
+                older.load();
+            } else if history != History::Loading {
+                // The start of the room is shown and it is not there (or the server pages no
+                // history): nothing more to load.
+                jump.set(None);
+            }
+        });
+    }
 
     // After each change: keep following the conversation, keep the view still when history
     // is inserted above, or count what arrived below while the user reads older messages.
@@ -276,6 +334,19 @@ pub fn RoomView(id: RoomId) -> Element {
                                 message: message.clone(),
                                 author: room.name_of(&message.user_id),
                                 mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
+                                quote: message.reply_to.map(|seq| {
+                                    let original = room
+                                        .session
+                                        .messages()
+                                        .binary_search_by_key(&Some(seq), |m| m.seq)
+                                        .ok()
+                                        .map(|i| &room.session.messages()[i]);
+                                    Quote {
+                                        seq,
+                                        shown: original.map(|m| (room.name_of(&m.user_id), excerpt(&m.raw))),
+                                        deleted: original.is_some_and(|m| m.deleted),
+                                    }
+                                }),
                                 reactions: message
                                     .reactions
                                     .iter()
@@ -331,6 +402,7 @@ fn MessageView(
     message: ChatMessage,
     author: String,
     mine: bool,
+    quote: Option<Quote>,
     reactions: Vec<Shown>,
 ) -> Element {
     let mut state = use_context::<Signal<AppState>>();
@@ -346,6 +418,8 @@ fn MessageView(
     let editing = use_context::<Signal<Option<super::composer::Editing>>>();
     let mut confirming = use_signal(|| false);
     let mut picking = use_signal(|| false);
+    let mut jump = use_context::<Signal<Option<protocol::Seq>>>();
+    let mut replying = use_context::<Signal<Option<super::composer::Replying>>>();
     let reactable = message.delivery == Delivery::Sent && !message.deleted;
     let seq = message.seq;
     let changeable = mine && message.delivery == Delivery::Sent && !message.deleted;
@@ -362,7 +436,7 @@ fn MessageView(
         }
     };
     rsx! {
-        article { id: message_element_id(&message.key), class, "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
+        article { id: message_element_id(&message.key), class, tabindex: "-1", "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
             div { class: "meta",
                 span { class: "author", "{author}" }
                 if mine { span { class: "you", " (you)" } }
@@ -422,6 +496,19 @@ fn MessageView(
                     button { r#type: "button", onclick: move |_| confirming.set(false), "Keep it" }
                 }
             }
+            if let Some(quote) = quote {
+                button {
+                    r#type: "button",
+                    class: "reply-quote",
+                    title: "Show the message this one answers",
+                    onclick: move |_| jump.set(Some(quote.seq)),
+                    match (&quote.shown, quote.deleted) {
+                        (Some((who, _)), true) => rsx! { "↪ {who}: a deleted message" },
+                        (Some((who, text)), false) => rsx! { "↪ {who}: {text}" },
+                        (None, _) => rsx! { "↪ a message earlier in the room" },
+                    }
+                }
+            }
             if message.deleted {
                 p { class: "message-body deleted", "message deleted" }
             } else {
@@ -445,6 +532,16 @@ fn MessageView(
                             },
                             "{shown.emoji} {shown.count}"
                         }
+                    }
+                    button {
+                        r#type: "button",
+                        class: "link-button message-action",
+                        "aria-label": "Reply to the message of {time} by {author}",
+                        onclick: move |_| {
+                            replying.set(Some(super::composer::Replying { room, seq }));
+                            super::focus(&format!("composer-{}", room.0));
+                        },
+                        "Reply"
                     }
                     button {
                         r#type: "button",

@@ -31,6 +31,8 @@ pub struct StoredMessage {
     pub changed_seq: Option<Seq>,
     /// Reactions, in the order each emoji was first given; at most [`MAX_REACTIONS`] emoji.
     pub reactions: Vec<Reaction>,
+    /// The seq of the message this one answers.
+    pub reply_to: Option<Seq>,
 }
 
 /// Different emoji one message may carry as reactions.
@@ -54,6 +56,7 @@ impl StoredMessage {
             deleted: self.deleted,
             changed_seq: self.changed_seq,
             reactions: self.reactions.clone(),
+            reply_to: self.reply_to,
         }
     }
 

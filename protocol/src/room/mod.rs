@@ -653,7 +653,10 @@ impl Room {
         };
         let valid_nonce = valid_nonce.cloned();
         let SendMessage {
-            raw_message, nonce, ..
+            raw_message,
+            nonce,
+            reply_to,
+            ..
         } = message;
         let nonce_ref = valid_nonce.as_ref();
         if !self.text_fits(conn, &raw_message, nonce_ref) {
@@ -676,6 +679,16 @@ impl Room {
             }
             return;
         }
+        // A reply answers a message: one the room keeps in memory is checked; an older one
+        // (only storage has it) is taken on trust, as the client will find it there.
+        if let Some(answered) = reply_to
+            && (answered == 0
+                || answered > self.latest_seq
+                || (answered > self.recent_floor && !self.is_message(answered)))
+        {
+            let text = "the message you reply to is not in this room";
+            return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
+        }
         let Some(html) = self.render_within_bounds(conn, &raw_message, nonce_ref) else {
             return;
         };
@@ -689,6 +702,7 @@ impl Room {
             raw: raw_message,
             timestamp: now,
             nonce: nonce.clone(),
+            reply_to,
             ..StoredMessage::default()
         };
         if let Some(nonce) = nonce {
@@ -813,6 +827,15 @@ impl Room {
             event: PendingEvent::Change { change, nonce },
             from: conn,
         });
+    }
+
+    /// Whether `seq` is a message (stored and in memory, or waiting for storage), not a change.
+    fn is_message(&mut self, seq: Seq) -> bool {
+        self.recent_mut(seq).is_some()
+            || self
+                .pending
+                .iter()
+                .any(|p| matches!(&p.event, PendingEvent::Message(m) if m.seq == seq))
     }
 
     /// A stored message still in memory.

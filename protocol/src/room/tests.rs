@@ -28,6 +28,7 @@ fn message(text: &str, nonce: Option<&str>) -> ClientAction {
         raw_message: text.to_owned(),
         user_id: None,
         nonce: nonce.map(str::to_owned),
+        reply_to: None,
     })
 }
 
@@ -155,6 +156,7 @@ fn a_payload_user_id_is_never_trusted() {
         raw_message: "I am alice".into(),
         user_id: Some(alice.clone()),
         nonce: None,
+        reply_to: None,
     });
     h.act(b, forged);
     assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
@@ -1259,4 +1261,68 @@ fn a_message_takes_a_bounded_number_of_different_reactions() {
     }
     assert_eq!(h.errors(a).len(), emoji.len() - MAX_REACTIONS);
     assert_eq!(h.stored[0].reactions.len(), MAX_REACTIONS);
+}
+
+#[test]
+fn a_reply_names_the_message_it_answers_which_must_be_a_message_of_the_room() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.say(a, "question");
+    h.act(a, edit(1, "the question", "e1"));
+    h.take(a);
+    let reply = |to: Seq, nonce: &str| {
+        ClientAction::Message(SendMessage {
+            raw_message: "answer".into(),
+            user_id: None,
+            nonce: Some(nonce.into()),
+            reply_to: Some(to),
+        })
+    };
+    h.act(a, reply(1, "r1"));
+    let [answer] = &h.messages(a)[..] else {
+        panic!("the reply");
+    };
+    assert_eq!(answer.reply_to, Some(1));
+    assert_eq!(h.stored[1].reply_to, Some(1));
+    // Not a message: a change's seq, nothing yet, or 0.
+    for (to, nonce) in [(2, "r2"), (99, "r3"), (0, "r4")] {
+        h.act(a, reply(to, nonce));
+    }
+    assert_eq!(h.errors(a), vec![ErrorCode::UnknownMessage; 3]);
+    // A reply to a deleted message is still a reply: the client says what it answered.
+    h.act(a, delete(1, "d1"));
+    h.act(a, reply(1, "r5"));
+    assert_eq!(h.stored.last().map(|m| m.reply_to), Some(Some(1)));
+}
+
+#[test]
+fn a_reply_to_a_message_still_being_stored_or_just_stored_is_taken() {
+    let mut h = Harness::with(
+        RoomConfig {
+            rate_burst: 100,
+            ..RoomConfig::default()
+        },
+        RoomSnapshot::default(),
+    );
+    let (a, _, _) = h.join(1);
+    h.auto_persist = false;
+    h.say(a, "orig");
+    for i in 0..20 {
+        h.say(a, &format!("f{i}"));
+        if i == 5 {
+            // Storage confirms a first batch while the rest wait.
+            h.room.handle_persisted(h.now, 3);
+            h.pump();
+        }
+    }
+    h.act(
+        a,
+        ClientAction::Message(SendMessage {
+            raw_message: "answer".into(),
+            user_id: None,
+            nonce: None,
+            reply_to: Some(1),
+        }),
+    );
+    assert_eq!(h.errors(a), Vec::<ErrorCode>::new());
 }

@@ -111,6 +111,8 @@ pub struct Message {
     pub changed_seq: Option<Seq>,
     /// Reactions, in the order each emoji was first given.
     pub reactions: Vec<Reaction>,
+    /// The seq of the message this one answers.
+    pub reply_to: Option<Seq>,
 }
 
 /// How far the session is with the room.
@@ -355,8 +357,14 @@ impl Session {
 
     /// A message written before a reload and not stored then: it goes out once the room is
     /// back, with the same nonce (the room stores it once even if the first copy arrived).
-    pub fn restore_pending(&mut self, raw: String, nonce: String, timestamp: Millis) {
-        let message = self.outgoing(raw, nonce, timestamp);
+    pub fn restore_pending(
+        &mut self,
+        raw: String,
+        nonce: String,
+        timestamp: Millis,
+        reply_to: Option<Seq>,
+    ) {
+        let message = self.outgoing(raw, nonce, timestamp, reply_to);
         self.pending.push(message);
     }
 
@@ -394,6 +402,7 @@ impl Session {
                 deleted: m.deleted,
                 changed_seq: m.changed_seq,
                 reactions: m.reactions.clone(),
+                reply_to: m.reply_to,
                 ..MessageRecord::default()
             })
             .collect();
@@ -495,12 +504,17 @@ impl Session {
         }
     }
 
-    /// The user wrote a message: it is pending at once, and goes out when the room is online
-    /// and its rate allows. Returns its nonce.
-    pub fn send_message(&mut self, now: Millis, text: &str) -> Result<String, ComposeError> {
+    /// The user wrote a message (answering message `reply_to`, if given): it is pending at
+    /// once, and goes out when the room is online and its rate allows. Returns its nonce.
+    pub fn send_message(
+        &mut self,
+        now: Millis,
+        text: &str,
+        reply_to: Option<Seq>,
+    ) -> Result<String, ComposeError> {
         self.check_message(text)?;
         let nonce = self.next_nonce();
-        let message = self.outgoing(text.to_owned(), nonce.clone(), now);
+        let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to);
         self.pending.push(message);
         self.flush(now);
         Ok(nonce)
@@ -785,6 +799,7 @@ impl Session {
                 raw_message: message.raw.clone(),
                 user_id: None,
                 nonce: message.nonce.clone(),
+                reply_to: message.reply_to,
             }));
         }
     }
@@ -825,7 +840,13 @@ impl Session {
         self.events.push(Event::Notice(notice));
     }
 
-    fn outgoing(&self, raw: String, nonce: String, timestamp: Millis) -> Message {
+    fn outgoing(
+        &self,
+        raw: String,
+        nonce: String,
+        timestamp: Millis,
+        reply_to: Option<Seq>,
+    ) -> Message {
         Message {
             key: format!("n{nonce}"),
             seq: None,
@@ -844,6 +865,7 @@ impl Session {
             deleted: false,
             changed_seq: None,
             reactions: Vec::new(),
+            reply_to,
         }
     }
 
@@ -945,6 +967,7 @@ impl Session {
             deleted: record.deleted,
             changed_seq: record.changed_seq,
             reactions: record.reactions,
+            reply_to: record.reply_to,
         };
         self.messages.insert(position, message);
         if appended && self.messages.len() > self.config.keep_messages {

@@ -21,7 +21,7 @@ fn say(pair: &mut Pair, peer: PeerId, text: &str) -> String {
     let now = pair.now;
     let nonce = pair
         .session_mut(peer)
-        .send_message(now, text)
+        .send_message(now, text, None)
         .expect("a message the room takes");
     pair.run();
     nonce

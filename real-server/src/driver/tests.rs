@@ -68,6 +68,7 @@ fn message(text: &str, nonce: &str) -> Utf8Bytes {
         raw_message: text.into(),
         user_id: None,
         nonce: Some(nonce.into()),
+        reply_to: None,
     }))
 }
 

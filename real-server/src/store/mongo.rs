@@ -39,6 +39,8 @@ struct MessageDoc {
     changed_seq: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     reactions: Vec<protocol::Reaction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply_to: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +68,7 @@ impl MessageDoc {
             deleted: m.deleted,
             changed_seq: m.changed_seq.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
             reactions: m.reactions,
+            reply_to: m.reply_to.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
         }
     }
 
@@ -83,6 +86,7 @@ impl MessageDoc {
             deleted: self.deleted,
             changed_seq: self.changed_seq.and_then(|c| u64::try_from(c).ok()),
             reactions: self.reactions,
+            reply_to: self.reply_to.and_then(|r| u64::try_from(r).ok()),
         })
     }
 }

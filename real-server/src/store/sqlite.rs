@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS messages (
     deleted INTEGER NOT NULL DEFAULT 0,
     changed_seq INTEGER,
     reactions TEXT,
+    reply_to INTEGER,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -115,6 +116,7 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
         ("changed_seq", "changed_seq INTEGER"),
         ("reactions", "reactions TEXT"),
+        ("reply_to", "reply_to INTEGER"),
     ] {
         if !columns.iter().any(|c| c == column) {
             conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {definition}"))?;
@@ -143,6 +145,9 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
             })?,
             None => Vec::new(),
         },
+        reply_to: row
+            .get::<_, Option<i64>>(11)?
+            .and_then(|r| r.try_into().ok()),
     })
 }
 
@@ -158,7 +163,7 @@ fn seq_param(seq: Seq) -> i64 {
 }
 
 const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
-    changed_seq, reactions FROM messages";
+    changed_seq, reactions, reply_to FROM messages";
 
 impl Store for SqliteStore {
     async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
@@ -213,8 +218,8 @@ impl Store for SqliteStore {
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce,
+                         reply_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
                 let mut read =
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
@@ -238,7 +243,8 @@ impl Store for SqliteStore {
                                 m.raw,
                                 m.html,
                                 m.timestamp,
-                                m.nonce
+                                m.nonce,
+                                m.reply_to.map(seq_param)
                             ])?;
                         }
                         Write::Change(c) => {
