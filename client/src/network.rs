@@ -49,6 +49,8 @@ pub enum Intent {
     Delete(RoomId, protocol::Seq),
     /// Add (true) or take back your reaction to a stored message.
     React(RoomId, protocol::Seq, String, bool),
+    /// You are typing in this room's box.
+    Typing(RoomId),
 }
 
 enum Input {
@@ -135,6 +137,10 @@ pub async fn run(
             }
             Input::Intent(Intent::React(id, seq, emoji, on)) => {
                 state.write().react(id, seq, &emoji, on, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Typing(id)) => {
+                state.write().typing(id, now());
                 network.carry(id);
             }
             Input::Intent(Intent::LoadOlder(id)) => {

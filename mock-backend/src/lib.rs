@@ -28,6 +28,8 @@ struct Bot {
     name: &'static str,
     /// When it next does something.
     next_at: Millis,
+    /// What it is typing (and what that answers), posted at `next_at`.
+    draft: Option<(&'static str, Option<protocol::Seq>)>,
 }
 
 /// An in-page chat room with fake users.
@@ -90,6 +92,7 @@ impl MockRoom {
                 peer,
                 name,
                 next_at,
+                draft: None,
             });
             room.pair.open_session(peer);
         }
@@ -134,8 +137,15 @@ impl MockRoom {
             let Some(i) = due else { break };
             let at = self.bots[i].next_at;
             self.pair.advance_to(at);
-            self.bot_act(i);
-            self.bots[i].next_at = at + self.rng.random_range(1_500..9_000);
+            let typed = self.bot_act(i);
+            // Someone who starts typing posts a little later; anyone else acts again within
+            // seconds.
+            let wait = if typed {
+                self.rng.random_range(1_500..4_000)
+            } else {
+                self.rng.random_range(1_500..9_000)
+            };
+            self.bots[i].next_at = at + wait;
         }
         self.pair.advance_to(now);
     }
@@ -146,13 +156,23 @@ impl MockRoom {
         bots.into_iter().chain(self.pair.next_wakeup()).min()
     }
 
-    fn bot_act(&mut self, i: usize) {
+    /// One action of fake user `i`; true if it started typing (and posts next time).
+    fn bot_act(&mut self, i: usize) -> bool {
         let peer = self.bots[i].peer;
         if !self.pair.is_connected(peer) {
             self.pair.open_session(peer);
-            return;
+            return false;
         }
         let now = self.pair.now;
+        if let Some((text, reply_to)) = self.bots[i].draft.take() {
+            // Every scripted message fits the room: a refusal would only be a bug.
+            let _nonce = self
+                .pair
+                .session_mut(peer)
+                .send_message(now, text, reply_to);
+            self.pair.run();
+            return false;
+        }
         let last = self.pair.session(peer).last_own_message();
         let heard = self.pair.session(peer).last_arrived();
         match self.rng.random_range(0..100) {
@@ -160,11 +180,11 @@ impl MockRoom {
                 let text = script::MESSAGES[self.rng.random_range(0..script::MESSAGES.len())];
                 // Now and then an answer to the latest message from someone else (yours too).
                 let reply_to = heard.filter(|_| self.rng.random_range(0..5) == 0);
-                // Every scripted message fits the room: a refusal would only be a bug.
-                let _nonce = self
-                    .pair
-                    .session_mut(peer)
-                    .send_message(now, text, reply_to);
+                // Typed first, posted at the next turn.
+                self.bots[i].draft = Some((text, reply_to));
+                self.pair.session_mut(peer).note_typing(now);
+                self.pair.run();
+                return true;
             }
             // A reaction to the latest message from someone else (yours too).
             61..=66 => {
@@ -194,6 +214,7 @@ impl MockRoom {
             _ => self.pair.drop_session(peer),
         }
         self.pair.run();
+        false
     }
 }
 

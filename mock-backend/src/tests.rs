@@ -186,3 +186,25 @@ fn fake_users_answer_each_other() {
     });
     assert!(replied);
 }
+
+#[test]
+fn fake_users_type_before_they_post() {
+    let mut room = MockRoom::new("Demo", 4, 3, T0);
+    let conn = room.connect(T0);
+    room.send(
+        T0,
+        conn,
+        r#"{"type":"HANDSHAKE_USER_INFO","payload":{"protocolVersion":2}}"#,
+    );
+    let mut now = T0;
+    let mut typed = false;
+    while now < T0 + 60_000 && !typed {
+        now += 250;
+        room.advance(now);
+        typed = room
+            .take_frames(conn)
+            .iter()
+            .any(|f| matches!(protocol::decode_server(f), Ok(ServerAction::Typing(_))));
+    }
+    assert!(typed);
+}

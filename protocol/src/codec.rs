@@ -62,6 +62,7 @@ pub fn decode_client(text: &str) -> Result<ClientAction> {
         "EDIT_MESSAGE" => ClientAction::EditMessage(payload(&kind, raw)?),
         "DELETE_MESSAGE" => ClientAction::DeleteMessage(payload(&kind, raw)?),
         "REACT" => ClientAction::React(payload(&kind, raw)?),
+        "TYPING" => ClientAction::Typing(payload(&kind, raw)?),
         _ => return Err(DecodeError::UnknownType(kind)),
     })
 }
@@ -80,6 +81,7 @@ pub fn decode_server(text: &str) -> Result<ServerAction> {
         "HISTORY" => ServerAction::History(payload(&kind, raw)?),
         "ERROR" => ServerAction::Error(payload(&kind, raw)?),
         "MESSAGE_CHANGED" => ServerAction::MessageChanged(payload(&kind, raw)?),
+        "TYPING" => ServerAction::Typing(payload(&kind, raw)?),
         _ => return Err(DecodeError::UnknownType(kind)),
     })
 }

@@ -48,6 +48,10 @@ pub enum ClientAction {
     /// Add (`on`) or take back a reaction to a message (ours).
     #[serde(rename = "REACT")]
     React(React),
+    /// The user is typing a message (ours): shown to the others for a few seconds, never
+    /// stored.
+    #[serde(rename = "TYPING")]
+    Typing(Typing),
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -103,6 +107,10 @@ pub struct React {
     pub nonce: Option<String>,
 }
 
+/// Payload of a client's `TYPING`: nothing (who types is the connection's identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {}
+
 /// One emoji's reactions to a message: who reacted with it, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -135,6 +143,10 @@ pub struct HandshakeUserInfo {
     /// The last sequence number the client has; the server answers with `RESUME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Seq>,
+    /// The protocol version the client speaks (ours): a client that names none is a legacy
+    /// one, and is sent nothing it would not understand (typing, for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u32>,
 }
 
 /// Payload of `HISTORY_REQUEST`: up to `limit` messages with `seq < before`, oldest first.
@@ -182,6 +194,9 @@ pub enum ServerAction {
     /// the change (ours; legacy clients ignore it).
     #[serde(rename = "MESSAGE_CHANGED")]
     MessageChanged(MessageRecord),
+    /// Someone is typing (ours; sent only to clients that speak our protocol).
+    #[serde(rename = "TYPING")]
+    Typing(UserRef),
 }
 
 /// Payload of `HANDSHAKE`.

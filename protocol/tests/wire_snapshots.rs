@@ -48,6 +48,7 @@ fn client_actions() {
             user_id: Some("u1".into()),
             token: Some("secret".into()),
             since: Some(41),
+            protocol_version: None,
         }),
         ClientAction::HistoryRequest(HistoryRequest {
             before: 42,

@@ -102,11 +102,11 @@ test('your name changes in every room, or only in one', async ({ page }) => {
   await page.getByRole('button', { name: 'Settings', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await dialog.getByRole('textbox', { name: 'Your name' }).fill('   ');
-  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await dialog.getByRole('button', { name: 'Save name', exact: true }).click();
   await expect(dialog.getByRole('alert')).toContainText('at least one visible character');
   // A name that would read differently from how it is stored (right-to-left override).
   await dialog.getByRole('textbox', { name: 'Your name' }).fill('abc\u202Egnp.exe');
-  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await dialog.getByRole('button', { name: 'Save name', exact: true }).click();
   await expect(dialog.getByRole('alert')).toContainText('overrides');
   await page.keyboard.press('Escape');
   await expect(dialog).toBeHidden();
@@ -116,11 +116,11 @@ test('adding and removing a mock room', async ({ page }) => {
   await open(page);
   const address = rooms(page).getByRole('textbox', { name: 'Server address' });
   await address.fill('http://nope');
-  await rooms(page).getByRole('button', { name: 'Add' }).click();
+  await rooms(page).getByRole('button', { name: 'Add', exact: true }).click();
   await expect(rooms(page).getByRole('alert')).toContainText('ws://, wss:// or mock://');
 
   await address.fill('mock://lab');
-  await rooms(page).getByRole('button', { name: 'Add' }).click();
+  await rooms(page).getByRole('button', { name: 'Add', exact: true }).click();
   await expect(roomButton(page, 'lab')).toHaveAttribute('aria-current', 'page');
   await expect(page.getByRole('heading', { name: 'lab', level: 2 })).toBeVisible();
   await expect(status(page)).toHaveText('online');
@@ -128,7 +128,7 @@ test('adding and removing a mock room', async ({ page }) => {
   await send(page, 'first words in the lab');
   await expect(message(page, 'first words in the lab')).toHaveCount(1);
 
-  await rooms(page).getByRole('button', { name: 'Remove lab' }).click();
+  await rooms(page).getByRole('button', { name: 'Remove lab', exact: true }).click();
   await expect(roomButton(page, 'lab')).toHaveCount(0);
   await expect(rooms(page).getByRole('listitem')).toHaveCount(2);
   // Another room is shown instead.
@@ -192,7 +192,7 @@ test('after a reload your rooms and your name are still there', async ({ page })
   await rename(page, 'Persistent');
   const address = rooms(page).getByRole('textbox', { name: 'Server address' });
   await address.fill('mock://kept');
-  await rooms(page).getByRole('button', { name: 'Add' }).click();
+  await rooms(page).getByRole('button', { name: 'Add', exact: true }).click();
   await expect(roomButton(page, 'kept')).toHaveAttribute('aria-current', 'page');
   await send(page, 'recall after reload');
   await expect(message(page, 'recall after reload')).not.toHaveClass(/pending/);
@@ -234,7 +234,7 @@ test('phone layout: rooms and people are drawers at 375x667', async ({ page }) =
 
   await send(page, 'sent from a phone');
   await expect(message(page, 'sent from a phone')).toBeInViewport();
-  const box = await page.getByRole('button', { name: 'Send' }).boundingBox();
+  const box = await page.getByRole('button', { name: 'Send', exact: true }).boundingBox();
   expect(box && box.x + box.width).toBeLessThanOrEqual(375);
 });
 
@@ -334,7 +334,7 @@ test('a link with ?room= opens that room (and keeps the rooms you had)', async (
   // Once opened, the link's rooms leave the address bar (the rest of it stays): a room you
   // remove does not come back on reload.
   await expect(page).toHaveURL(/\/cahat\/\?seed=7$/);
-  await page.getByRole('button', { name: 'Remove second' }).click();
+  await page.getByRole('button', { name: 'Remove second', exact: true }).click();
   await expect(rooms(page).getByRole('listitem')).toHaveCount(1);
   await page.reload();
   await expect(status(page)).toHaveText('online');
@@ -346,19 +346,19 @@ test('a new line is a line break, and a wide table scrolls inside its message', 
   await page.setViewportSize({ width: 375, height: 667 });
   await open(page);
   await composer(page).fill('Shopping list:\nmilk\neggs');
-  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
   const list = message(page, 'Shopping list:');
   await expect(list.locator('.message-body br')).toHaveCount(2);
   expect(await list.locator('.message-body').innerText()).toBe('Shopping list:\nmilk\neggs');
   // Markdown blocks still work across lines.
   await composer(page).fill('- one\n- two');
-  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
   await expect(log(page).locator('.message-body li', { hasText: 'two' })).toHaveCount(1);
 
   const columns = Array.from({ length: 14 }, (_, i) => `Column ${i + 1}`);
   const table = [`| ${columns.join(' | ')} |`, `|${' --- |'.repeat(14)}`, `| ${columns.map((_, i) => `value ${i}`).join(' | ')} |`].join('\n');
   await composer(page).fill(table);
-  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
   const wide = message(page, 'Column 14');
   const scroller = wide.getByRole('group', { name: 'Table' });
   await expect(scroller).toBeVisible();
@@ -392,7 +392,7 @@ test('what you are writing stays with its room, also after a reload', async ({ p
   await roomButton(page, 'random').click();
   await expect(composer(page)).toHaveValue('something for random');
   // Sent, the draft is gone.
-  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
   await expect(message(page, 'something for random')).toHaveCount(1);
   await expect(composer(page)).toHaveValue('');
   await page.reload();
@@ -507,18 +507,18 @@ test('keyboard: focus starts in the box, stays in the settings dialog, and lands
   }
   await dialog.getByRole('textbox', { name: 'Your name' }).focus();
   await page.keyboard.press('Shift+Tab');
-  await expect(dialog.getByRole('button', { name: 'Close' })).toBeFocused();
+  await expect(dialog.getByRole('button', { name: 'Close', exact: true })).toBeFocused();
   await page.keyboard.press('Escape');
   await expect(dialog).toBeHidden();
   // Choosing a room goes on to its box.
   await roomButton(page, 'random').click();
   await expect(composer(page)).toBeFocused();
   // Removing a room leaves focus in the room list, on the room now shown.
-  await page.getByRole('button', { name: 'Remove random' }).click();
+  await page.getByRole('button', { name: 'Remove random', exact: true }).click();
   await expect(roomButton(page, 'general')).toBeFocused();
   // "Load older messages" gives way to the page it asked for; focus stays in the log.
   await log(page).evaluate((el) => (el.scrollTop = 0));
-  const older = page.getByRole('button', { name: 'Load older messages' });
+  const older = page.getByRole('button', { name: 'Load older messages', exact: true });
   if (await older.isVisible()) {
     await older.click();
     await expect(log(page)).toBeFocused();
@@ -554,7 +554,7 @@ test('a newcomer is offered, once, to choose a name', async ({ page }) => {
   const offer = page.getByRole('form', { name: 'Choose your name' });
   await expect(offer).toBeVisible();
   // Not now: gone, and not offered again after a reload.
-  await offer.getByRole('button', { name: 'Not now' }).click();
+  await offer.getByRole('button', { name: 'Not now', exact: true }).click();
   await expect(offer).toHaveCount(0);
   await page.reload();
   await expect(status(page)).toHaveText('online');
@@ -564,7 +564,7 @@ test('a newcomer is offered, once, to choose a name', async ({ page }) => {
   await page.reload();
   await expect(offer).toBeVisible();
   await offer.getByRole('textbox', { name: /Choose a name/ }).fill('Newcomer');
-  await offer.getByRole('button', { name: 'Use this name' }).click();
+  await offer.getByRole('button', { name: 'Use this name', exact: true }).click();
   await expect(offer).toHaveCount(0);
   await expect(people(page).getByRole('listitem').first()).toHaveText(/Newcomer\s*\(you\)/);
   await roomButton(page, 'random').click();
@@ -605,7 +605,7 @@ test('your own message: Up edits the last one, Edit and Delete on any; everyone 
   await page.keyboard.press('ArrowUp');
   await expect(box).toHaveValue('a tpyo here');
   await expect(page.getByText('Editing your message')).toBeVisible();
-  await expect(page.getByRole('button', { name: 'Save' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Save', exact: true })).toBeVisible();
   await box.fill('a typo *fixed*');
   await page.keyboard.press('Enter');
   const fixed = message(page, 'a typo fixed');
@@ -613,7 +613,7 @@ test('your own message: Up edits the last one, Edit and Delete on any; everyone 
   await expect(fixed.getByText('edited', { exact: true })).toBeVisible();
   await expect(message(page, 'a tpyo here')).toHaveCount(0);
   await expect(box).toHaveValue('');
-  await expect(page.getByRole('button', { name: 'Send' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Send', exact: true })).toBeVisible();
   // Escape leaves an edit and gives back what the box held.
   await box.fill('half written');
   await fixed.getByRole('button', { name: /^Edit your message/ }).click();
@@ -624,10 +624,10 @@ test('your own message: Up edits the last one, Edit and Delete on any; everyone 
   // Delete asks first, then leaves a placeholder.
   await fixed.getByRole('button', { name: /^Delete your message/ }).click();
   const ask = page.getByRole('group', { name: 'Delete this message?' });
-  await ask.getByRole('button', { name: 'Keep it' }).click();
+  await ask.getByRole('button', { name: 'Keep it', exact: true }).click();
   await expect(message(page, 'a typo fixed')).toHaveCount(1);
   await fixed.getByRole('button', { name: /^Delete your message/ }).click();
-  await ask.getByRole('button', { name: 'Delete for everyone' }).click();
+  await ask.getByRole('button', { name: 'Delete for everyone', exact: true }).click();
   await expect(message(page, 'a typo fixed')).toHaveCount(0);
   await expect(log(page).getByText('message deleted').first()).toBeVisible();
   // Nobody else's message offers Edit or Delete.
@@ -642,7 +642,7 @@ test('reactions: add one from the quick set, see who gave it, take it back', asy
   const mine = message(page, 'react to this');
   await expect(mine).not.toHaveClass(/pending/);
   await mine.getByRole('button', { name: /^React to the message/ }).click();
-  await mine.getByRole('group', { name: 'Choose a reaction' }).getByRole('button', { name: 'React with 🎉' }).click();
+  await mine.getByRole('group', { name: 'Choose a reaction' }).getByRole('button', { name: 'React with 🎉', exact: true }).click();
   const chip = mine.getByRole('button', { name: /^🎉 1: you$/ });
   await expect(chip).toHaveAttribute('aria-pressed', 'true');
   await expect(mine.getByRole('group', { name: 'Choose a reaction' })).toHaveCount(0);
@@ -668,4 +668,9 @@ test('replying to a fake user: the box says what it answers, the reply quotes it
   await expect(quote).toContainText(said.slice(0, 10));
   await quote.click();
   await expect(theirs).toBeFocused();
+});
+
+test('fake users are seen typing before they post', async ({ page }) => {
+  await open(page);
+  await expect(page.locator('p.typing')).toHaveText(/ (is|are) typing…$/, { timeout: 20_000 });
 });

@@ -152,10 +152,10 @@ for (const store of stores()) {
       const alice = await join(browser, 'Alice');
       await send(alice, 'said before leaving');
       await expect(message(alice, 'said before leaving')).not.toHaveClass(/pending/);
-      await alice.getByRole('button', { name: 'Remove Lounge' }).click();
+      await alice.getByRole('button', { name: 'Remove Lounge', exact: true }).click();
       await expect(roomButton(alice, 'Lounge')).toHaveCount(0);
       await alice.getByRole('textbox', { name: 'Server address' }).fill(lounge.url);
-      await alice.getByRole('button', { name: 'Add' }).click();
+      await alice.getByRole('button', { name: 'Add', exact: true }).click();
       await expect(status(alice)).toHaveText('online');
       // The same identity: her earlier message is hers, and the room did not refuse her.
       await expect(message(alice, 'said before leaving')).toHaveClass(/\bmine\b/);
@@ -174,13 +174,13 @@ for (const store of stores()) {
 
       await message(alice, 'meet at 3').getByRole('button', { name: /^Edit your message/ }).click();
       await composer(alice).fill('meet at **4**');
-      await alice.getByRole('button', { name: 'Save' }).click();
+      await alice.getByRole('button', { name: 'Save', exact: true }).click();
       await expect(message(bob, 'meet at 4').locator('strong')).toHaveText('4');
       await expect(message(bob, 'meet at 4').getByText('edited', { exact: true })).toBeVisible();
       await expect(message(bob, 'meet at 3')).toHaveCount(0);
 
       await message(alice, 'wrong room').getByRole('button', { name: /^Delete your message/ }).click();
-      await alice.getByRole('button', { name: 'Delete for everyone' }).click();
+      await alice.getByRole('button', { name: 'Delete for everyone', exact: true }).click();
       await expect(message(bob, 'wrong room')).toHaveCount(0);
       await expect(log(bob).getByText('message deleted')).toHaveCount(1);
 
@@ -210,18 +210,38 @@ for (const store of stores()) {
       await send(bob, 'shipped it');
       await expect(message(alice, 'shipped it')).toHaveCount(1);
       await message(alice, 'shipped it').getByRole('button', { name: /^React to the message/ }).click();
-      await alice.getByRole('button', { name: 'React with 🎉' }).click();
+      await alice.getByRole('button', { name: 'React with 🎉', exact: true }).click();
       const atBob = message(bob, 'shipped it');
-      await expect(atBob.getByRole('button', { name: '🎉 1: Alice' })).toHaveAttribute('aria-pressed', 'false');
+      await expect(atBob.getByRole('button', { name: '🎉 1: Alice', exact: true })).toHaveAttribute('aria-pressed', 'false');
       // Bob's click on it adds his own; his second click takes back his only.
-      await atBob.getByRole('button', { name: '🎉 1: Alice' }).click();
-      await expect(message(alice, 'shipped it').getByRole('button', { name: '🎉 2: you, Bob' })).toBeVisible();
-      await atBob.getByRole('button', { name: '🎉 2: Alice, you' }).click();
-      await expect(message(alice, 'shipped it').getByRole('button', { name: '🎉 1: you' })).toBeVisible();
+      await atBob.getByRole('button', { name: '🎉 1: Alice', exact: true }).click();
+      await expect(message(alice, 'shipped it').getByRole('button', { name: '🎉 2: you, Bob', exact: true })).toBeVisible();
+      await atBob.getByRole('button', { name: '🎉 2: Alice, you', exact: true }).click();
+      await expect(message(alice, 'shipped it').getByRole('button', { name: '🎉 1: you', exact: true })).toBeVisible();
       // After a reload, as it is now.
       await bob.reload();
       await expect(status(bob)).toHaveText('online');
-      await expect(message(bob, 'shipped it').getByRole('button', { name: '🎉 1: Alice' })).toBeVisible();
+      await expect(message(bob, 'shipped it').getByRole('button', { name: '🎉 1: Alice', exact: true })).toBeVisible();
+    });
+
+    test('typing shows to the others (not to a legacy client) and ends with the message or by itself', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      const legacy = await LegacyClient.connect(lounge.url);
+      const line = bob.locator('p.typing');
+      await composer(alice).pressSequentially('half a thou');
+      await expect(line).toHaveText('Alice is typing…');
+      await expect(alice.locator('p.typing')).toHaveText('');
+      await composer(alice).pressSequentially('ght');
+      await alice.keyboard.press('Enter');
+      await expect(message(bob, 'half a thought')).toHaveCount(1);
+      await expect(line).toHaveText('');
+      // Typing and stopping: it goes away on its own.
+      await composer(alice).pressSequentially('never mind');
+      await expect(line).toHaveText('Alice is typing…');
+      await expect(line).toHaveText('', { timeout: 10_000 });
+      expect(legacy.received.filter((a) => a.type === 'TYPING')).toEqual([]);
+      legacy.close();
     });
 
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
@@ -289,9 +309,9 @@ for (const store of stores()) {
       }
       // The server is back: Retry now connects at once, without waiting.
       await lounge.start();
-      await alice.getByRole('button', { name: 'Retry now' }).click();
+      await alice.getByRole('button', { name: 'Retry now', exact: true }).click();
       await expect(status(alice)).toHaveText('online', { timeout: 3_000 });
-      await expect(alice.getByRole('button', { name: 'Retry now' })).toHaveCount(0);
+      await expect(alice.getByRole('button', { name: 'Retry now', exact: true })).toHaveCount(0);
     });
 
     test('quick messages reach everyone in the order they were written', async ({ browser }) => {
@@ -345,21 +365,21 @@ for (const store of stores()) {
       const address = alice.getByRole('textbox', { name: 'Server address' });
       // A bare word is not taken for a server.
       await address.fill('hello');
-      await alice.getByRole('button', { name: 'Add' }).click();
+      await alice.getByRole('button', { name: 'Add', exact: true }).click();
       await expect(alice.getByRole('navigation', { name: 'Rooms' }).getByRole('alert')).toContainText('did you mean mock://hello');
       // A server that is not there: after a few tries the room says so and offers removal.
       await address.fill('ws://127.0.0.1:9/');
-      await alice.getByRole('button', { name: 'Add' }).click();
+      await alice.getByRole('button', { name: 'Add', exact: true }).click();
       const notice = alice.getByRole('alert').filter({ hasText: 'has not answered yet' });
       await expect(notice).toBeVisible({ timeout: 20_000 });
       await expect(alice.getByText('This is the start of')).toHaveCount(0);
-      await notice.getByRole('button', { name: 'Remove this room' }).click();
+      await notice.getByRole('button', { name: 'Remove this room', exact: true }).click();
       await expect(roomButton(alice, 'ws://127.0.0.1:9/', '')).toHaveCount(0);
       // localhost and 127.0.0.1 are the same server: adding it again shows the same room.
       const rooms = alice.getByRole('navigation', { name: 'Rooms' }).getByRole('listitem');
       const before = await rooms.count();
       await address.fill(lounge.url.replace('127.0.0.1', 'localhost'));
-      await alice.getByRole('button', { name: 'Add' }).click();
+      await alice.getByRole('button', { name: 'Add', exact: true }).click();
       await expect(rooms).toHaveCount(before);
       await expect(roomButton(alice, 'Lounge')).toHaveAttribute('aria-current', 'page');
     });
@@ -420,14 +440,14 @@ for (const store of stores()) {
         await expect(message(page, 'short one')).not.toHaveClass(/pending/);
         // Sending the same text again cannot succeed: no Retry. Edit puts it back into the box
         // (after what is being written there), to be changed.
-        await expect(refused.getByRole('button', { name: 'Retry' })).toHaveCount(0);
+        await expect(refused.getByRole('button', { name: 'Retry', exact: true })).toHaveCount(0);
         await composer(page).fill('draft');
-        await refused.getByRole('button', { name: 'Edit' }).click();
+        await refused.getByRole('button', { name: 'Edit', exact: true }).click();
         await expect(log(page).getByRole('article').filter({ hasText: 'not sent' })).toHaveCount(0);
         await expect(composer(page)).toBeFocused();
         await expect(composer(page)).toHaveValue(`draft\n\n${deep}`);
         await composer(page).fill('flattened to fit');
-        await page.getByRole('button', { name: 'Send' }).click();
+        await page.getByRole('button', { name: 'Send', exact: true }).click();
         await expect(message(page, 'flattened to fit')).not.toHaveClass(/pending/);
         await expect(message(page, 'short one')).toHaveCount(1);
       } finally {
@@ -455,7 +475,7 @@ for (const store of stores()) {
         await expect(message(page, 'A goes first')).not.toHaveClass(/pending/, { timeout: 10_000 });
         await expect(message(page, 'A goes first')).not.toContainText('not sent');
         await expect(refused).toHaveCount(1);
-        await expect(refused.getByRole('button', { name: 'Edit' })).toBeVisible();
+        await expect(refused.getByRole('button', { name: 'Edit', exact: true })).toBeVisible();
       } finally {
         await slow.stop();
       }
@@ -480,7 +500,7 @@ for (const store of stores()) {
           .getByRole('article')
           .filter({ has: page.locator('.message-body', { hasText: 'the original question' }) });
         await expect(original).toHaveCount(0);
-        await answer.getByRole('button', { name: '↪ a message earlier in the room' }).click();
+        await answer.getByRole('button', { name: '↪ a message earlier in the room', exact: true }).click();
         await expect(original).toBeFocused({ timeout: 15_000 });
         await expect(original).toBeInViewport();
         // Now that it is loaded, the quote shows who said what.

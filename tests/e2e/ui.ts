@@ -15,13 +15,16 @@ export const online = (page: Page) => people(page).getByRole('listitem');
 export const status = (page: Page) => page.getByRole('main').getByRole('status');
 
 /** The message articles whose text contains `text`. */
+/** A message by its own text (not by a quote of it in a reply). */
 export function message(page: Page, text: string): Locator {
-  return log(page).getByRole('article').filter({ hasText: text });
+  return log(page)
+    .getByRole('article')
+    .filter({ has: page.locator('.message-body', { hasText: text }) });
 }
 
 export async function send(page: Page, text: string) {
   await composer(page).fill(text);
-  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
 }
 
 export async function rename(page: Page, name: string, where: 'all' | 'here' = 'all') {
@@ -29,8 +32,8 @@ export async function rename(page: Page, name: string, where: 'all' | 'here' = '
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await dialog.getByRole('textbox', { name: 'Your name' }).fill(name);
   await dialog.getByRole('radio', { name: where === 'all' ? 'in all rooms' : 'only in this room' }).check();
-  await dialog.getByRole('button', { name: 'Save name' }).click();
+  await dialog.getByRole('button', { name: 'Save name', exact: true }).click();
   await expect(dialog.getByRole('status')).toHaveText('Name saved.');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   await expect(dialog).toBeHidden();
 }

@@ -379,6 +379,13 @@ impl AppState {
         }
     }
 
+    /// You are typing in a room's box (the session says so to the others, now and then).
+    pub fn typing(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.note_typing(now);
+        }
+    }
+
     /// Sends a message that was not stored again (same nonce).
     pub fn retry_message(&mut self, id: RoomId, key: &str, now: Millis) {
         if let Some(room) = self.room_mut(id) {

@@ -82,6 +82,19 @@ impl RoomState {
         self.session.names().shown(user)
     }
 
+    /// Who is typing, said as a chat says it: "Ana is typing…", two or three names, then
+    /// "Several people are typing…". `None` when nobody is.
+    pub fn typing_line(&self) -> Option<String> {
+        let names: Vec<String> = self.session.typing().map(|u| self.name_of(u)).collect();
+        Some(match names.as_slice() {
+            [] => return None,
+            [one] => format!("{one} is typing…"),
+            [a, b] => format!("{a} and {b} are typing…"),
+            [a, b, c] => format!("{a}, {b} and {c} are typing…"),
+            _ => "Several people are typing…".to_owned(),
+        })
+    }
+
     /// Online users, by name, you first.
     pub fn people(&self) -> Vec<(UserId, String, bool)> {
         let mut people: Vec<(UserId, String, bool)> = self

@@ -205,7 +205,11 @@ pub fn Composer(id: RoomId) -> Element {
                 rows: "2",
                 value: draft(),
                 oninput: move |e| {
-                    set_draft(e.value());
+                    let text = e.value();
+                    if !text.trim().is_empty() && edited().is_none() {
+                        net.send(Intent::Typing(id));
+                    }
+                    set_draft(text);
                     recall.set(None);
                 },
                 onkeydown: move |event: KeyboardEvent| {

@@ -224,6 +224,7 @@ pub fn RoomView(id: RoomId) -> Element {
         return rsx! {};
     };
     let title = room.title();
+    let typing_line = room.typing_line().unwrap_or_default();
     let now = js_sys::Date::now() as i64;
     let today = format::day(now);
     let yesterday = format::day(now - 86_400_000);
@@ -378,6 +379,9 @@ pub fn RoomView(id: RoomId) -> Element {
             if app.offer_name(room) {
                 NameOffer {}
             }
+            // Announced politely; empty (not absent) when nobody types, so that the region
+            // exists before its first announcement.
+            p { class: "typing", "aria-live": "polite", "{typing_line}" }
             Composer { id }
         }
     }

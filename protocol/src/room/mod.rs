@@ -124,6 +124,8 @@ struct Connection {
     /// connection by broadcast, so a resume only needs what came before.
     handshake_seq: Seq,
     bucket: TokenBucket,
+    /// The client named our protocol version when it identified (not a legacy client).
+    speaks_ours: bool,
 }
 
 #[derive(Debug)]
@@ -281,6 +283,7 @@ impl Room {
                 address: peer.map(address_key),
                 handshake_seq,
                 bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
+                speaks_ours: false,
             },
         );
         self.send(
@@ -355,6 +358,7 @@ impl Room {
                 let asked = Asked::React(react.emoji, react.on);
                 self.change(now, conn, react.target, asked, react.nonce);
             }
+            ClientAction::Typing(_) => self.typing(now, conn),
         }
     }
 
@@ -534,6 +538,7 @@ impl Room {
         };
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.user = Some(user_id.clone());
+            connection.speaks_ours = info.protocol_version.is_some();
         }
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
@@ -827,6 +832,28 @@ impl Room {
             event: PendingEvent::Change { change, nonce },
             from: conn,
         });
+    }
+
+    /// A signal, not an event: the others who speak our protocol hear that this user types;
+    /// nothing is stored or replayed. It costs a token of the connection's rate like any action.
+    fn typing(&mut self, now: Millis, conn: ConnectionId) {
+        let Some(user) = self.acting_user(now, conn, None, None) else {
+            return;
+        };
+        let hearers: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.speaks_ours && c.user.as_ref().is_some_and(|u| *u != user))
+            .map(|(id, _)| *id)
+            .collect();
+        for to in hearers {
+            self.send(
+                to,
+                ServerAction::Typing(UserRef {
+                    user_id: user.clone(),
+                }),
+            );
+        }
     }
 
     /// Whether `seq` is a message (stored and in memory, or waiting for storage), not a change.

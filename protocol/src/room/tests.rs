@@ -189,6 +189,7 @@ fn resuming_an_identity_needs_its_token() {
             user_id: Some(alice.clone()),
             token: None,
             since: None,
+            protocol_version: None,
         }),
     );
     let got = h.take(thief);
@@ -213,6 +214,7 @@ fn resuming_an_identity_needs_its_token() {
             user_id: Some(alice.clone()),
             token: Some("0".repeat(64)),
             since: None,
+            protocol_version: None,
         }),
     );
     assert!(h.errors(thief2).contains(&ErrorCode::IdentityRejected));
@@ -226,6 +228,7 @@ fn resuming_an_identity_needs_its_token() {
             user_id: Some(alice.clone()),
             token: Some(token),
             since: None,
+            protocol_version: None,
         }),
     );
     let got = h.take(back);
@@ -355,6 +358,7 @@ fn a_resent_nonce_is_stored_once_and_echoed_to_the_resender() {
             user_id: Some(alice),
             token: Some(token),
             since: None,
+            protocol_version: None,
         }),
     );
     h.take(a2);
@@ -437,6 +441,7 @@ fn resume_returns_exactly_what_was_missed() {
             user_id: Some(alice),
             token: Some(token),
             since: Some(1),
+            protocol_version: None,
         }),
     );
     let got = h.take(a2);
@@ -565,6 +570,7 @@ fn presence_tracks_users_not_connections() {
             user_id: Some(alice.clone()),
             token: Some(token),
             since: None,
+            protocol_version: None,
         }),
     );
     assert!(
@@ -857,6 +863,7 @@ fn new_identities_are_limited_per_address() {
             user_id: Some(user_id.clone()),
             token,
             since: None,
+            protocol_version: None,
         },
     );
     assert!(
@@ -1112,6 +1119,7 @@ fn resume_and_handshake_bring_messages_as_they_are_now() {
             user_id: Some(bob),
             token: Some(token),
             since: Some(3),
+            protocol_version: None,
         }),
     );
     let got = h.take(back);
@@ -1325,4 +1333,37 @@ fn a_reply_to_a_message_still_being_stored_or_just_stored_is_taken() {
         }),
     );
     assert_eq!(h.errors(a), Vec::<ErrorCode>::new());
+}
+
+#[test]
+fn typing_reaches_the_others_who_speak_our_protocol_and_is_never_stored() {
+    let mut h = Harness::new();
+    let ours = |h: &mut Pair, id: u64| {
+        let conn = h.connect(id);
+        h.act(
+            conn,
+            ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+                protocol_version: Some(PROTOCOL_VERSION),
+                ..HandshakeUserInfo::default()
+            }),
+        );
+        h.take(conn);
+        conn
+    };
+    let a = ours(&mut h, 1);
+    let b = ours(&mut h, 2);
+    let (legacy, _, _) = h.join(3);
+    h.take(a);
+    h.take(b);
+    h.take(legacy);
+    h.act(a, ClientAction::Typing(crate::wire::Typing {}));
+    assert!(matches!(&h.take(b)[..], [ServerAction::Typing(_)]));
+    assert!(h.take(a).is_empty(), "not to oneself");
+    assert!(h.take(legacy).is_empty(), "not to a legacy client");
+    assert!(h.stored.is_empty());
+    // Someone not identified cannot type.
+    let stranger = h.connect(4);
+    h.take(stranger);
+    h.act(stranger, ClientAction::Typing(crate::wire::Typing {}));
+    assert_eq!(h.errors(stranger), vec![ErrorCode::NotIdentified]);
 }

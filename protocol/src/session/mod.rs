@@ -30,7 +30,7 @@ use crate::room::TokenBucket;
 use crate::wire::{
     ChangeName, ClientAction, DeleteMessage, EditMessage, Handshake, HandshakeUserInfo,
     History as HistoryPage, HistoryRequest, MessageRecord, Millis, React, Reaction, Resume,
-    RoomLimits, SendMessage, Seq, ServerAction, UserId, UserInfo,
+    RoomLimits, SendMessage, Seq, ServerAction, Typing, UserId, UserInfo,
 };
 use crate::{ErrorCode, RoomConfig};
 
@@ -40,6 +40,10 @@ pub use names::{Names, UNKNOWN_NAME};
 pub const HISTORY_PAGE: u32 = 50;
 /// How long to wait before resending after the room said `RATE_LIMITED`.
 pub const RATE_LIMIT_RETRY_MS: Millis = 1_500;
+/// While someone types, a `TYPING` goes out at most this often.
+pub const TYPING_EVERY_MS: Millis = 3_000;
+/// How long "is typing" shows after the last `TYPING` heard (it expires on its own).
+pub const TYPING_SHOWN_MS: Millis = 6_000;
 
 /// Who you are in one room: handed out by that room, proved by the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +214,10 @@ pub struct Session {
     last_arrived: Option<Seq>,
     /// When held messages may go (rate) or go again (after `RATE_LIMITED`).
     wake_at: Option<Millis>,
+    /// Who is typing, and until when it shows.
+    typing: Vec<(UserId, Millis)>,
+    /// When we last said we were typing.
+    typing_sent: Option<Millis>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
     /// rate as messages do; they go before any message.
     queued: Vec<ClientAction>,
@@ -241,6 +249,8 @@ impl Session {
             last_echoed: None,
             last_arrived: None,
             wake_at: None,
+            typing: Vec::new(),
+            typing_sent: None,
             queued: Vec::new(),
             transmit: Vec::new(),
             events: Vec::new(),
@@ -340,7 +350,13 @@ impl Session {
 
     /// When [`Self::handle_timeout`] should be called, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.wake_at
+        let typing = self.typing.iter().map(|(_, until)| *until).min();
+        self.wake_at.into_iter().chain(typing).min()
+    }
+
+    /// Who is typing now, in the order they started.
+    pub fn typing(&self) -> impl Iterator<Item = &UserId> {
+        self.typing.iter().map(|(user, _)| user)
     }
 
     // ---- Setting up (before connecting, from what the host kept) ----
@@ -437,6 +453,7 @@ impl Session {
                 user_id: self.identity.as_ref().map(|i| i.user_id.clone()),
                 token: self.identity.as_ref().and_then(|i| i.token.clone()),
                 since: self.latest_seq,
+                protocol_version: Some(crate::PROTOCOL_VERSION),
             }));
     }
 
@@ -444,6 +461,7 @@ impl Session {
     pub fn disconnected(&mut self, _now: Millis) {
         self.phase = Phase::Closed;
         self.online.clear();
+        self.typing.clear();
         self.transmit.clear();
         self.queued.clear();
         self.wake_at = None;
@@ -495,6 +513,13 @@ impl Session {
                 };
             }
             ServerAction::Error(error) => self.on_error(now, error),
+            ServerAction::Typing(user) => {
+                let until = now + TYPING_SHOWN_MS;
+                match self.typing.iter_mut().find(|(u, _)| *u == user.user_id) {
+                    Some((_, shown)) => *shown = until,
+                    None => self.typing.push((user.user_id, until)),
+                }
+            }
             ServerAction::MessageChanged(record) => {
                 if let Some(seq) = record.changed_seq {
                     self.latest_seq = Some(self.latest_seq.map_or(seq, |l| l.max(seq)));
@@ -515,6 +540,8 @@ impl Session {
         self.check_message(text)?;
         let nonce = self.next_nonce();
         let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to);
+        // Our message ends our typing for the others: the next key press says so again.
+        self.typing_sent = None;
         self.pending.push(message);
         self.flush(now);
         Ok(nonce)
@@ -622,12 +649,27 @@ impl Session {
         }
     }
 
-    /// Time has come ([`Self::poll_timeout`]): held messages go out.
+    /// Time has come ([`Self::poll_timeout`]): held messages go out, "is typing" expires.
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.typing.retain(|(_, until)| *until > now);
         if self.wake_at.is_some_and(|at| at <= now) {
             self.wake_at = None;
             self.flush(now);
         }
+    }
+
+    /// The user is typing here: the others hear so, at most every [`TYPING_EVERY_MS`].
+    pub fn note_typing(&mut self, now: Millis) {
+        if self.phase != Phase::Online
+            || self
+                .typing_sent
+                .is_some_and(|sent| now - sent < TYPING_EVERY_MS)
+        {
+            return;
+        }
+        self.typing_sent = Some(now);
+        self.queued.push(ClientAction::Typing(Typing {}));
+        self.flush(now);
     }
 
     // ---- Rules ----
@@ -881,6 +923,8 @@ impl Session {
             self.confirm(&record);
         }
         let from = record.user_id.clone();
+        // Their message is here: they are no longer typing it.
+        self.typing.retain(|(u, _)| *u != from);
         if !mine && record.seq.is_some() {
             self.last_arrived = self.last_arrived.max(record.seq);
         }

@@ -335,3 +335,34 @@ fn a_reaction_is_seen_by_everyone_and_taken_back_only_by_who_gave_it() {
         ada_id.into_iter().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn typing_shows_for_a_while_at_most_every_few_seconds_and_ends_with_the_message() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    let ada_id = pair.session(ada).identity().map(|i| i.user_id.clone());
+    let typing = |pair: &Pair| pair.session(linus).typing().cloned().collect::<Vec<_>>();
+    let now = pair.now;
+    pair.session_mut(ada).note_typing(now);
+    pair.run();
+    assert_eq!(typing(&pair), ada_id.iter().cloned().collect::<Vec<_>>());
+    // Key presses soon after say nothing new.
+    pair.session_mut(ada).note_typing(now + 1_000);
+    assert_eq!(pair.session_mut(ada).poll_transmit(), None);
+    // It expires on its own.
+    pair.advance(TYPING_SHOWN_MS);
+    assert!(typing(&pair).is_empty());
+    let now = pair.now;
+    pair.session_mut(ada).note_typing(now);
+    pair.run();
+    assert_eq!(typing(&pair).len(), 1);
+    // The message it was is here: no longer typing.
+    say(&mut pair, ada, "done");
+    assert!(typing(&pair).is_empty());
+    // Typing the next one is said again at once.
+    let now = pair.now;
+    pair.session_mut(ada).note_typing(now);
+    pair.run();
+    assert_eq!(typing(&pair).len(), 1);
+}
