@@ -298,6 +298,9 @@ impl Network {
         let Some(link) = self.links.get_mut(&id) else {
             return;
         };
+        for (title, body) in &settled.notify {
+            show_notification(title, body);
+        }
         if let Some(transport) = &link.transport {
             for action in &settled.send {
                 if transport.send(&action.to_json()).is_err() {
@@ -382,6 +385,17 @@ impl Network {
             let _page_closing = events.unbounded_send((id, generation, event));
         });
     }
+}
+
+/// A browser notification, if the page may show one (permission is asked in Settings).
+fn show_notification(title: &str, body: &str) {
+    if web_sys::Notification::permission() != web_sys::NotificationPermission::Granted {
+        return;
+    }
+    let options = web_sys::NotificationOptions::new();
+    options.set_body(body);
+    // Shown or not, nothing else depends on it.
+    let _shown = web_sys::Notification::new_with_options(title, &options);
 }
 
 fn now() -> protocol::Millis {

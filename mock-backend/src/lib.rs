@@ -29,7 +29,7 @@ struct Bot {
     /// When it next does something.
     next_at: Millis,
     /// What it is typing (and what that answers), posted at `next_at`.
-    draft: Option<(&'static str, Option<protocol::Seq>)>,
+    draft: Option<(String, Option<protocol::Seq>)>,
 }
 
 /// An in-page chat room with fake users.
@@ -156,6 +156,18 @@ impl MockRoom {
         bots.into_iter().chain(self.pair.next_wakeup()).min()
     }
 
+    /// The name of someone online other than this fake user, picked by the room's seed.
+    fn someone_else(&mut self, peer: PeerId) -> Option<String> {
+        let session = self.pair.session(peer);
+        let others: Vec<String> = session
+            .online()
+            .iter()
+            .filter(|u| !session.is_me(u))
+            .filter_map(|u| session.names().get(u).map(str::to_owned))
+            .collect();
+        (!others.is_empty()).then(|| others[self.rng.random_range(0..others.len())].clone())
+    }
+
     /// One action of fake user `i`; true if it started typing (and posts next time).
     fn bot_act(&mut self, i: usize) -> bool {
         let peer = self.bots[i].peer;
@@ -169,7 +181,7 @@ impl MockRoom {
             let _nonce = self
                 .pair
                 .session_mut(peer)
-                .send_message(now, text, reply_to);
+                .send_message(now, &text, reply_to);
             self.pair.run();
             return false;
         }
@@ -180,6 +192,13 @@ impl MockRoom {
                 let text = script::MESSAGES[self.rng.random_range(0..script::MESSAGES.len())];
                 // Now and then an answer to the latest message from someone else (yours too).
                 let reply_to = heard.filter(|_| self.rng.random_range(0..5) == 0);
+                // Now and then someone online is named (you too).
+                let text = match self.rng.random_range(0..6) {
+                    0 => self
+                        .someone_else(peer)
+                        .map_or_else(|| text.to_owned(), |name| format!("@{name} {text}")),
+                    _ => text.to_owned(),
+                };
                 // Typed first, posted at the next turn.
                 self.bots[i].draft = Some((text, reply_to));
                 self.pair.session_mut(peer).note_typing(now);

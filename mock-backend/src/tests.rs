@@ -208,3 +208,13 @@ fn fake_users_type_before_they_post() {
     }
     assert!(typed);
 }
+
+#[test]
+fn fake_users_mention_someone_now_and_then() {
+    let frames = run(11, 20);
+    let mentioned = frames.iter().any(|f| {
+        matches!(protocol::decode_server(f),
+            Ok(ServerAction::Message(m)) if m.raw_message.starts_with('@'))
+    });
+    assert!(mentioned);
+}

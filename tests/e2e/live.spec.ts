@@ -244,6 +244,79 @@ for (const store of stores()) {
       legacy.close();
     });
 
+    test('a mention: offered as you type @, highlighted for who is named, counted apart', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      await roomButton(alice, 'Games').click();
+      // Bob types @al: the people of the room are offered; the keyboard picks one.
+      await composer(bob).pressSequentially('lunch? @al');
+      const list = bob.getByRole('listbox', { name: 'People to mention' });
+      await expect(list.getByRole('option')).toHaveText(['Alice']);
+      await expect(list.getByRole('option', { name: 'Alice' })).toHaveAttribute('aria-selected', 'true');
+      await bob.keyboard.press('Tab');
+      await expect(composer(bob)).toHaveValue('lunch? @Alice ');
+      await expect(list).toHaveCount(0);
+      await bob.keyboard.press('Enter');
+      // Alice looks at Games: the Lounge counts the mention apart from plain unread.
+      await expect(roomButton(alice, 'Lounge').getByLabel('1 mention')).toBeVisible();
+      await expect(roomButton(alice, 'Lounge').getByLabel('1 unread')).toBeVisible();
+      await send(bob, 'and a plain one');
+      await expect(roomButton(alice, 'Lounge').getByLabel('2 unread')).toBeVisible();
+      await expect(roomButton(alice, 'Lounge').getByLabel('1 mention')).toBeVisible();
+      await roomButton(alice, 'Lounge').click();
+      await expect(message(alice, 'lunch? @Alice')).toHaveClass(/mention/);
+      await expect(message(alice, 'and a plain one')).not.toHaveClass(/mention/);
+      await expect(roomButton(alice, 'Lounge').getByLabel(/mention/)).toHaveCount(0);
+      // Escape closes the list and leaves what was typed.
+      await composer(alice).pressSequentially('@b');
+      await expect(alice.getByRole('listbox', { name: 'People to mention' })).toBeVisible();
+      await alice.keyboard.press('Escape');
+      await expect(alice.getByRole('listbox', { name: 'People to mention' })).toHaveCount(0);
+      await expect(composer(alice)).toHaveValue('@b');
+    });
+
+    test('a mention raises a notification once allowed in Settings, and none from a muted room', async ({ browser }) => {
+      // The browser's Notification, recorded (Chromium headless shows none to look at).
+      const alice = await join(browser, 'Alice', async (context) => {
+        await context.grantPermissions(['notifications']);
+        await context.addInitScript(() => {
+          const notes: { title: string; body?: string }[] = [];
+          (window as any).__notes = notes;
+          class Recorded {
+            static permission = 'granted';
+            static requestPermission() {
+              return Promise.resolve('granted');
+            }
+            constructor(title: string, options?: { body?: string }) {
+              notes.push({ title, body: options?.body });
+            }
+          }
+          (window as any).Notification = Recorded;
+        });
+      });
+      const bob = await join(browser, 'Bob');
+      const notes = () => alice.evaluate(() => (window as any).__notes as { title: string; body?: string }[]);
+      // Not allowed yet: nothing.
+      await roomButton(alice, 'Games').click();
+      await send(bob, '@Alice first');
+      await expect(roomButton(alice, 'Lounge').getByLabel('1 mention')).toBeVisible();
+      expect(await notes()).toEqual([]);
+      await alice.getByRole('button', { name: 'Settings', exact: true }).click();
+      await alice.getByRole('checkbox', { name: 'Notify me when someone mentions me' }).check();
+      await expect(alice.getByRole('checkbox', { name: 'Notify me when someone mentions me' })).toBeChecked();
+      await alice.getByRole('dialog', { name: 'Settings' }).getByRole('button', { name: 'Close', exact: true }).click();
+      await send(bob, '@Alice second');
+      await expect.poll(notes).toEqual([{ title: 'Bob mentioned you in Lounge', body: '@Alice second' }]);
+      // Lounge muted: mentions still counted, no notification.
+      await roomButton(alice, 'Lounge').click();
+      await alice.getByRole('button', { name: 'Mute', exact: true }).click();
+      await expect(alice.getByRole('button', { name: 'Mute', exact: true })).toHaveAttribute('aria-pressed', 'true');
+      await roomButton(alice, 'Games').click();
+      await send(bob, '@Alice third');
+      await expect(roomButton(alice, 'Lounge').getByLabel('1 mention')).toBeVisible();
+      expect(await notes()).toHaveLength(1);
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

@@ -57,6 +57,8 @@ pub fn check_name(wanted: &str) -> Result<String, NameError> {
 pub struct Settled {
     pub send: Vec<ClientAction>,
     pub wake_at: Option<Millis>,
+    /// Browser notifications to show (title, body): mentions of you, when allowed.
+    pub notify: Vec<(String, String)>,
 }
 
 /// The whole client.
@@ -108,6 +110,7 @@ impl AppState {
                 added.session.set_identity(room.identity);
                 added.session.set_server_name(room.server_name);
                 added.name_override = room.name_override;
+                added.muted = room.muted;
                 for waiting in room.pending {
                     added.session.restore_pending(
                         waiting.raw,
@@ -157,6 +160,7 @@ impl AppState {
                 .map(|r| {
                     let server = !r.address.is_mock();
                     SavedRoom {
+                        muted: r.muted,
                         address: r.address.to_string(),
                         identity: r.session.identity().filter(|_| server).cloned(),
                         name_override: r.name_override.clone(),
@@ -256,6 +260,7 @@ impl AppState {
     pub fn select(&mut self, id: RoomId) {
         if let Some(room) = self.room_mut(id) {
             room.unread = 0;
+            room.mentions = 0;
             self.active = Some(id);
         }
     }
@@ -265,6 +270,13 @@ impl AppState {
         self.page_visible = visible;
         if visible && let Some(id) = self.active {
             self.select(id);
+        }
+    }
+
+    /// Mutes (no notifications) or unmutes a room.
+    pub fn set_muted(&mut self, id: RoomId, muted: bool) {
+        if let Some(room) = self.room_mut(id) {
+            room.muted = muted;
         }
     }
 
@@ -472,15 +484,36 @@ impl AppState {
     /// returned for the network loop.
     pub fn settle(&mut self, id: RoomId) -> Settled {
         let shown = self.active == Some(id) && self.page_visible;
+        let notify_mentions = self.settings.notify_mentions;
         let Some(room) = self.room_mut(id) else {
             return Settled::default();
         };
+        let mut notify = Vec::new();
         while let Some(event) = room.session.poll_event() {
             match event {
                 Event::Online => room.link = Link::Online,
-                Event::Arrived { .. } => {
+                Event::Arrived { from, mentions_me } => {
                     if !shown {
                         room.unread += 1;
+                        room.mentions += u32::from(mentions_me);
+                        if mentions_me && notify_mentions && !room.muted {
+                            let said = room
+                                .session
+                                .messages()
+                                .iter()
+                                .rev()
+                                .find(|m| m.user_id == from)
+                                .map(|m| m.raw.clone())
+                                .unwrap_or_default();
+                            notify.push((
+                                format!(
+                                    "{} mentioned you in {}",
+                                    room.name_of(&from),
+                                    room.title()
+                                ),
+                                said,
+                            ));
+                        }
                     }
                 }
                 Event::Notice(notice) => room.notice = Some(notice.to_string()),
@@ -493,6 +526,7 @@ impl AppState {
         Settled {
             send,
             wake_at: room.session.poll_timeout(),
+            notify,
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct RoomState {
     pub name_override: Option<String>,
     /// Messages from others that arrived while another room was shown.
     pub unread: u32,
+    /// Those of them that mention you.
+    pub mentions: u32,
+    /// No notifications from this room.
+    pub muted: bool,
     /// The last thing the room refused or warned about, shown until dismissed.
     pub notice: Option<String>,
 }
@@ -52,6 +56,8 @@ impl RoomState {
             link: Link::Connecting,
             name_override: None,
             unread: 0,
+            mentions: 0,
+            muted: false,
             notice: None,
         }
     }

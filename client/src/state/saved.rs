@@ -17,6 +17,9 @@ pub struct Settings {
     pub enter_to_send: bool,
     /// You were offered to choose a name (and chose one or said not now): not asked again.
     pub asked_name: bool,
+    /// A browser notification when someone mentions you in a room you are not looking at
+    /// (turned on in Settings, which asks the browser's permission then).
+    pub notify_mentions: bool,
 }
 
 impl Default for Settings {
@@ -25,6 +28,7 @@ impl Default for Settings {
             display_name: None,
             enter_to_send: true,
             asked_name: false,
+            notify_mentions: false,
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct SavedRoom {
     /// Messages written and not yet stored by the room: sent, once, when it is back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<SavedPending>,
+    /// No notifications from this room.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 /// A message waiting for its room, as remembered across a reload.

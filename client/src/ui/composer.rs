@@ -163,6 +163,48 @@ pub fn Composer(id: RoomId) -> Element {
         }
     };
 
+    // `@` and the start of a name at the end of the box offers the people of the room.
+    let mut mention_active = use_signal(|| 0usize);
+    let mut mention_dismissed = use_signal(|| None::<String>);
+    let mention_word = {
+        let text = draft();
+        let word = text
+            .rsplit(char::is_whitespace)
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        (word.starts_with('@') && mention_dismissed.read().as_deref() != Some(text.as_str()))
+            .then_some(word)
+    };
+    let candidates: Vec<String> = match &mention_word {
+        Some(word) => {
+            let wanted = word[1..].to_lowercase();
+            let app = state.read();
+            app.room(id)
+                .map(|room| {
+                    room.people()
+                        .into_iter()
+                        .filter(|(_, _, me)| !me)
+                        .filter_map(|(user, _, _)| {
+                            room.session.names().get(&user).map(str::to_owned)
+                        })
+                        .filter(|name| name.to_lowercase().starts_with(&wanted))
+                        .take(6)
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let active = mention_active().min(candidates.len().saturating_sub(1));
+    let listed = candidates.clone();
+    let mut complete = move |name: &str| {
+        let text = draft();
+        let word_len = text.rsplit(char::is_whitespace).next().map_or(0, str::len);
+        let kept = &text[..text.len() - word_len];
+        set_draft(format!("{kept}@{name} "));
+        mention_active.set(0);
+    };
     let enter_to_send = state.read().settings.enter_to_send;
     let me = state
         .read()
@@ -197,6 +239,26 @@ pub fn Composer(id: RoomId) -> Element {
                     button { r#type: "button", class: "link-button", onclick: move |_| replying.set(None), "Cancel reply" }
                 }
             }
+            if !candidates.is_empty() {
+                ul { id: "mentions-{id.0}", class: "mention-list", role: "listbox", "aria-label": "People to mention",
+                    for (i, name) in candidates.iter().enumerate() {
+                        li {
+                            key: "{name}",
+                            id: "mention-{id.0}-{i}",
+                            role: "option",
+                            "aria-selected": if i == active { "true" } else { "false" },
+                            onclick: {
+                                let name = name.clone();
+                                move |_| {
+                                    complete(&name);
+                                    super::focus(&format!("composer-{}", id.0));
+                                }
+                            },
+                            "{name}"
+                        }
+                    }
+                }
+            }
             textarea {
                 id: "composer-{id.0}",
                 "aria-label": "Message",
@@ -220,6 +282,33 @@ pub fn Composer(id: RoomId) -> Element {
                     }
                     let modifiers = event.modifiers();
                     let plain = !modifiers.shift() && !modifiers.ctrl() && !modifiers.meta() && !modifiers.alt();
+                    // The list of people to mention, while it is open, takes the arrows, Enter,
+                    // Tab and Escape.
+                    if !listed.is_empty() {
+                        match event.key() {
+                            Key::ArrowDown => {
+                                event.prevent_default();
+                                mention_active.set((active + 1) % listed.len());
+                                return;
+                            }
+                            Key::ArrowUp => {
+                                event.prevent_default();
+                                mention_active.set((active + listed.len() - 1) % listed.len());
+                                return;
+                            }
+                            Key::Enter | Key::Tab if plain => {
+                                event.prevent_default();
+                                complete(&listed[active]);
+                                return;
+                            }
+                            Key::Escape => {
+                                event.prevent_default();
+                                mention_dismissed.set(Some(draft()));
+                                return;
+                            }
+                            _ => {}
+                        }
+                    }
                     match event.key() {
                         Key::Enter if modifiers.ctrl() || modifiers.meta() || (enter_to_send && plain) => {
                             event.prevent_default();

@@ -257,6 +257,17 @@ pub fn RoomView(id: RoomId) -> Element {
                     p { class: "current-day", title: "The day of the messages at the top", "{day}" }
                 }
                 LinkStatus { id, link: room.link }
+                button {
+                    r#type: "button",
+                    class: "mute",
+                    "aria-pressed": if room.muted { "true" } else { "false" },
+                    title: "No notifications from this room",
+                    onclick: {
+                        let muted = room.muted;
+                        move |_| state.write().set_muted(id, !muted)
+                    },
+                    "Mute"
+                }
             }
             if !room.session.reached() && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
                 div { class: "notice", role: "alert",
@@ -335,6 +346,7 @@ pub fn RoomView(id: RoomId) -> Element {
                                 message: message.clone(),
                                 author: room.name_of(&message.user_id),
                                 mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
+                                mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
                                 quote: message.reply_to.map(|seq| {
                                     let original = room
                                         .session
@@ -406,6 +418,7 @@ fn MessageView(
     message: ChatMessage,
     author: String,
     mine: bool,
+    mentioned: bool,
     quote: Option<Quote>,
     reactions: Vec<Shown>,
 ) -> Element {
@@ -417,6 +430,7 @@ fn MessageView(
         (true, Delivery::Pending) => "message mine pending",
         (true, Delivery::Failed | Delivery::Refused) => "message mine failed",
         (true, Delivery::Sent) => "message mine",
+        _ if mentioned => "message mention",
         _ => "message",
     };
     let editing = use_context::<Signal<Option<super::composer::Editing>>>();

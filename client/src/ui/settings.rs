@@ -51,6 +51,8 @@ pub fn Settings() -> Element {
     };
 
     let enter_to_send = state.read().settings.enter_to_send;
+    let notify_mentions = state.read().settings.notify_mentions;
+    let mut notify_refused = use_signal(|| false);
     let has_room = state.read().active.is_some();
     rsx! {
         div { class: "dialog-backdrop",
@@ -120,6 +122,28 @@ pub fn Settings() -> Element {
                 }
                 " Send with Enter (otherwise Ctrl+Enter)"
             }
+            label { class: "check",
+                input {
+                    r#type: "checkbox",
+                    checked: notify_mentions,
+                    onchange: move |e| {
+                        if !e.checked() {
+                            state.write().settings.notify_mentions = false;
+                            return;
+                        }
+                        // The browser is asked only now, on this click.
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let granted = ask_notification_permission().await;
+                            state.write().settings.notify_mentions = granted;
+                            notify_refused.set(!granted);
+                        });
+                    },
+                }
+                " Notify me when someone mentions me"
+            }
+            if notify_refused() {
+                p { class: "form-error", role: "alert", "This browser does not allow notifications from this page (see its site settings)." }
+            }
             button {
                 r#type: "button",
                 class: "close",
@@ -127,6 +151,17 @@ pub fn Settings() -> Element {
                 "Close"
             }
         }
+    }
+}
+
+/// Asks the browser for permission to show notifications; true if granted.
+async fn ask_notification_permission() -> bool {
+    let Ok(asked) = web_sys::Notification::request_permission() else {
+        return false;
+    };
+    match wasm_bindgen_futures::JsFuture::from(asked).await {
+        Ok(answer) => answer.as_string().as_deref() == Some("granted"),
+        Err(_) => false,
     }
 }
 

@@ -61,8 +61,13 @@ pub fn Sidebar() -> Element {
                                 title: link_word(room.link),
                             }
                             span { class: "visually-hidden", ", {link_word(room.link)}" }
-                            if room.unread > 0 {
-                                span { class: "badge", "aria-label": "{room.unread} unread", "{room.unread}" }
+                            span { class: "badges",
+                                if room.mentions > 0 {
+                                    span { class: "badge mention", "aria-label": if room.mentions == 1 { "1 mention" } else { "{room.mentions} mentions" }, "@{room.mentions}" }
+                                }
+                                if room.unread > 0 {
+                                    span { class: "badge", "aria-label": "{room.unread} unread", "{room.unread}" }
+                                }
                             }
                         }
                         button {

@@ -21,6 +21,21 @@ mod names;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod mention_tests {
+    use super::mentions;
+
+    #[test]
+    fn a_mention_is_at_and_the_whole_name_in_any_case() {
+        assert!(mentions("@Ana lunch?", "Ana"));
+        assert!(mentions("lunch, @ana?", "Ana"));
+        assert!(mentions("ask @Ken (away) later", "Ken (away)"));
+        assert!(!mentions("@Anastasia lunch?", "Ana"));
+        assert!(!mentions("Ana, lunch?", "Ana"));
+        assert!(!mentions("a@b", ""));
+    }
+}
+
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -167,7 +182,7 @@ pub enum Event {
     Online,
     /// A message from someone else arrived as it was written (live or on resume, not from
     /// history): a view counts it as unread.
-    Arrived { from: UserId },
+    Arrived { from: UserId, mentions_me: bool },
     /// Something to tell the user.
     Notice(Notice),
 }
@@ -179,6 +194,23 @@ pub enum ComposeError {
     Blank,
     #[error("the message is longer than this room's {0} characters")]
     TooLong(usize),
+}
+
+/// Whether `raw` mentions `name`: `@` and the name, in any case, not followed by a letter or a
+/// digit (`@Ana` mentions Ana, not Anastasia).
+pub fn mentions(raw: &str, name: &str) -> bool {
+    let (raw, name) = (raw.to_lowercase(), name.to_lowercase());
+    if name.is_empty() {
+        return false;
+    }
+    raw.match_indices('@').any(|(at, _)| {
+        let rest = &raw[at + 1..];
+        rest.starts_with(&name)
+            && !rest[name.len()..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric)
+    })
 }
 
 /// One room as one client knows it, and the rules of talking to it.
@@ -313,6 +345,11 @@ impl Session {
     /// Our name as the room knows it.
     pub fn my_name(&self) -> Option<&str> {
         self.names.get(&self.identity.as_ref()?.user_id)
+    }
+
+    /// Whether a message's text mentions us (`@` and our name here).
+    pub fn mentions_me(&self, raw: &str) -> bool {
+        self.my_name().is_some_and(|name| mentions(raw, name))
     }
 
     /// The longest message this room takes, in characters: as it announced, else the
@@ -928,8 +965,9 @@ impl Session {
         if !mine && record.seq.is_some() {
             self.last_arrived = self.last_arrived.max(record.seq);
         }
+        let mentions_me = !mine && self.mentions_me(&record.raw_message);
         if self.insert(record) && !mine {
-            self.events.push(Event::Arrived { from });
+            self.events.push(Event::Arrived { from, mentions_me });
         }
     }
 
