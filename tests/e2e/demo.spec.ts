@@ -439,7 +439,9 @@ test('readable in dark and light color schemes', async ({ page }) => {
   }
 });
 
-test('no accessibility violations found by axe (desktop, phone drawer, settings dialog)', async ({ page }) => {
+test('no accessibility violations found by axe (desktop, popups, phone drawer, settings dialog)', async ({ page }) => {
+  // Seven scans of a page with hundreds of messages: more than the default 30 s.
+  test.setTimeout(90_000);
   const { default: AxeBuilder } = await import('@axe-core/playwright');
   const scan = async (label: string) => {
     const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
@@ -452,6 +454,18 @@ test('no accessibility violations found by axe (desktop, phone drawer, settings 
   await expect(page.getByRole('dialog', { name: 'Settings' })).toBeVisible();
   await scan('settings');
   await page.keyboard.press('Escape');
+  // The box's popups: the emoji picker, the people to mention, a message's reactions.
+  await page.getByRole('button', { name: 'Insert an emoji', exact: true }).click();
+  await expect(page.getByRole('dialog', { name: 'Emoji' })).toBeVisible();
+  await scan('emoji picker');
+  await page.keyboard.press('Escape');
+  await composer(page).fill('@');
+  await expect(page.getByRole('listbox', { name: 'People to mention' })).toBeVisible();
+  await scan('mention list');
+  await composer(page).fill('');
+  await log(page).getByRole('button', { name: /^React to the message/ }).last().click();
+  await expect(page.getByRole('group', { name: 'Choose a reaction' })).toBeVisible();
+  await scan('reactions');
   await page.setViewportSize({ width: 375, height: 667 });
   await page.getByRole('button', { name: 'Rooms' }).click();
   await expect(rooms(page)).toBeVisible();
@@ -673,4 +687,35 @@ test('replying to a fake user: the box says what it answers, the reply quotes it
 test('fake users are seen typing before they post', async ({ page }) => {
   await open(page);
   await expect(page.locator('p.typing')).toHaveText(/ (is|are) typing…$/, { timeout: 20_000 });
+});
+
+test('emoji picker: by keyboard alone, search, insert, and what you used comes first', async ({ page }) => {
+  await open(page);
+  const box = composer(page);
+  await box.focus();
+  await box.pressSequentially('well done ');
+  // From the box, Tab reaches the picker's button (after Send).
+  const button = page.getByRole('button', { name: 'Insert an emoji', exact: true });
+  for (let i = 0; i < 6 && !(await button.evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press('Tab');
+  }
+  await expect(button).toBeFocused();
+  await page.keyboard.press('Enter');
+  const search = page.getByRole('searchbox', { name: 'Search emoji' });
+  await expect(search).toBeFocused();
+  await page.keyboard.type('tada');
+  const grid = page.getByRole('listbox', { name: 'Emoji' });
+  await expect(grid.getByRole('option').first()).toHaveAccessibleName('🎉 tada');
+  await page.keyboard.press('Enter');
+  await expect(box).toHaveValue('well done 🎉');
+  await expect(box).toBeFocused();
+  await expect(page.getByRole('dialog', { name: 'Emoji' })).toHaveCount(0);
+  // Arrows move through the grid; Escape closes and gives the box back.
+  await button.click();
+  await expect(grid.getByRole('option').first()).toHaveAccessibleName('🎉 tada');
+  await page.keyboard.press('ArrowRight');
+  await expect(grid.getByRole('option').nth(1)).toHaveAttribute('aria-selected', 'true');
+  await page.keyboard.press('Escape');
+  await expect(box).toBeFocused();
+  await expect(box).toHaveValue('well done 🎉');
 });

@@ -20,6 +20,8 @@ pub struct Settings {
     /// A browser notification when someone mentions you in a room you are not looking at
     /// (turned on in Settings, which asks the browser's permission then).
     pub notify_mentions: bool,
+    /// Emoji you picked lately, latest first: the picker offers them first.
+    pub recent_emoji: Vec<String>,
 }
 
 impl Default for Settings {
@@ -29,6 +31,7 @@ impl Default for Settings {
             enter_to_send: true,
             asked_name: false,
             notify_mentions: false,
+            recent_emoji: Vec::new(),
         }
     }
 }

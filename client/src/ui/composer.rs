@@ -50,6 +50,116 @@ pub fn start_editing(
     super::focus(&format!("composer-{}", room.0));
 }
 
+/// Emoji per row of the picker's grid (Up and Down move by a row).
+const PICKER_COLUMNS: usize = 8;
+/// Emoji kept as recently used.
+const RECENT_EMOJI: usize = 16;
+
+/// A searchable emoji picker over the renderer's table, recently used first. Keyboard: type to
+/// search, arrows to move, Enter to insert, Escape to close.
+#[component]
+fn EmojiPicker(id: RoomId, on_pick: EventHandler<String>, on_close: EventHandler<()>) -> Element {
+    let state = use_context::<Signal<AppState>>();
+    let mut query = use_signal(String::new);
+    let mut active = use_signal(|| 0usize);
+    let recent = state.read().settings.recent_emoji.clone();
+    let wanted = query().trim().trim_matches(':').to_lowercase();
+    let table = protocol::markdown::emoji_table();
+    let mut shown: Vec<(&str, &str)> = Vec::new();
+    if wanted.is_empty() {
+        for emoji in &recent {
+            if let Some(&(name, e)) = table.iter().find(|(_, e)| e == emoji) {
+                shown.push((name, e));
+            }
+        }
+    }
+    for &(name, emoji) in table {
+        if name.replace('_', " ").contains(&wanted.replace('_', " "))
+            && !shown.iter().any(|(_, e)| *e == emoji)
+        {
+            shown.push((name, emoji));
+        }
+    }
+    let current = active().min(shown.len().saturating_sub(1));
+    let picks: Vec<String> = shown.iter().map(|(_, e)| (*e).to_owned()).collect();
+    // The same keys in the search field and in the grid.
+    let keys = move || {
+        let picks = picks.clone();
+        move |event: KeyboardEvent| {
+            let count = picks.len();
+            let step = match event.key() {
+                Key::ArrowRight => 1,
+                Key::ArrowLeft => count.saturating_sub(1),
+                Key::ArrowDown => PICKER_COLUMNS,
+                Key::ArrowUp => count.saturating_sub(PICKER_COLUMNS % count.max(1)),
+                Key::Enter => {
+                    event.prevent_default();
+                    if let Some(emoji) = picks.get(current) {
+                        on_pick.call(emoji.clone());
+                    }
+                    return;
+                }
+                Key::Escape => {
+                    event.prevent_default();
+                    on_close.call(());
+                    return;
+                }
+                _ => return,
+            };
+            event.prevent_default();
+            if count > 0 {
+                active.set((current + step) % count);
+            }
+        }
+    };
+    use_effect(move || super::focus(&format!("emoji-search-{}", id.0)));
+    rsx! {
+        div { class: "emoji-picker", role: "dialog", "aria-label": "Emoji",
+            input {
+                id: "emoji-search-{id.0}",
+                r#type: "search",
+                "aria-label": "Search emoji",
+                placeholder: "Search emoji (tada, heart, …)",
+                "aria-controls": "emoji-grid-{id.0}",
+                "aria-activedescendant": "emoji-{id.0}-{current}",
+                value: "{query}",
+                oninput: move |e| {
+                    query.set(e.value());
+                    active.set(0);
+                },
+                onkeydown: keys(),
+            }
+            div {
+                id: "emoji-grid-{id.0}",
+                class: "emoji-grid",
+                role: "listbox",
+                "aria-label": "Emoji",
+                tabindex: "0",
+                "aria-activedescendant": "emoji-{id.0}-{current}",
+                onkeydown: keys(),
+                for (i, (name, emoji)) in shown.iter().enumerate() {
+                    div {
+                        key: "{name}",
+                        id: "emoji-{id.0}-{i}",
+                        role: "option",
+                        "aria-selected": if i == current { "true" } else { "false" },
+                        "aria-label": "{emoji} {name}",
+                        title: ":{name}:",
+                        onclick: {
+                            let emoji = (*emoji).to_owned();
+                            move |_| on_pick.call(emoji.clone())
+                        },
+                        "{emoji}"
+                    }
+                }
+                if shown.is_empty() {
+                    p { "No emoji matches." }
+                }
+            }
+        }
+    }
+}
+
 #[component]
 pub fn Composer(id: RoomId) -> Element {
     let state = use_context::<Signal<AppState>>();
@@ -204,6 +314,20 @@ pub fn Composer(id: RoomId) -> Element {
         let kept = &text[..text.len() - word_len];
         set_draft(format!("{kept}@{name} "));
         mention_active.set(0);
+    };
+    let mut picking = use_signal(|| false);
+    let pick_emoji = move |emoji: String| {
+        set_draft(format!("{}{emoji}", draft()));
+        {
+            let mut app = state;
+            let mut app = app.write();
+            let recent = &mut app.settings.recent_emoji;
+            recent.retain(|e| *e != emoji);
+            recent.insert(0, emoji);
+            recent.truncate(RECENT_EMOJI);
+        }
+        picking.set(false);
+        super::focus(&format!("composer-{}", id.0));
     };
     let enter_to_send = state.read().settings.enter_to_send;
     let me = state
@@ -362,10 +486,28 @@ pub fn Composer(id: RoomId) -> Element {
                 },
             }
             button { r#type: "submit", class: "send", if edited().is_some() { "Save" } else { "Send" } }
+            if picking() {
+                EmojiPicker {
+                    id,
+                    on_pick: pick_emoji,
+                    on_close: move |_| {
+                        picking.set(false);
+                        super::focus(&format!("composer-{}", id.0));
+                    },
+                }
+            }
             div { class: "composer-foot",
                 span { id: "composer-hint-{id.0}", class: "hint", "{hint}" }
                 if edited().is_some() {
                     button { r#type: "button", class: "link-button", onclick: move |_| stop_editing(), "Cancel editing" }
+                }
+                button {
+                    r#type: "button",
+                    class: "link-button",
+                    "aria-label": "Insert an emoji",
+                    "aria-expanded": if picking() { "true" } else { "false" },
+                    onclick: move |_| picking.toggle(),
+                    "😀"
                 }
                 if near_limit {
                     span { class: if left < 0 { "char-count over" } else { "char-count" },

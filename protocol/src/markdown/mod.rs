@@ -179,6 +179,11 @@ fn find_url(text: &str) -> Option<(usize, usize)> {
 }
 
 /// Renders with the default [`Renderer`].
+/// Every emoji the renderer knows, as (shortcode, emoji), by shortcode: what a picker offers.
+pub fn emoji_table() -> &'static [(&'static str, &'static str)] {
+    emoji::SHORTCODES
+}
+
 /// The shortcode of an emoji of our table (`"👍"` → `"+1"`): only these can be reactions.
 pub fn shortcode_of(emoji: &str) -> Option<&'static str> {
     emoji::SHORTCODES
