@@ -17,6 +17,8 @@ fn frame() -> impl Strategy<Value = String> {
         Just("HISTORY_REQUEST".to_owned()),
         Just("EDIT_MESSAGE".to_owned()),
         Just("DELETE_MESSAGE".to_owned()),
+        Just("REACT".to_owned()),
+        Just("TYPING".to_owned()),
         Just("HANDSHAKE".to_owned()),
         "[A-Z_]{0,12}",
     ];
@@ -30,6 +32,7 @@ fn frame() -> impl Strategy<Value = String> {
         Just("[]".to_owned()),
         Just("{}".to_owned()),
         Just("true".to_owned()),
+        Just("\"🎉\"".to_owned()),
     ];
     let field = prop_oneof![
         Just("rawMessage".to_owned()),
@@ -41,6 +44,10 @@ fn frame() -> impl Strategy<Value = String> {
         Just("before".to_owned()),
         Just("limit".to_owned()),
         Just("target".to_owned()),
+        Just("emoji".to_owned()),
+        Just("on".to_owned()),
+        Just("replyTo".to_owned()),
+        Just("protocolVersion".to_owned()),
         "[a-z]{1,6}",
     ];
     let fields = prop::collection::vec((field, value), 0..5).prop_map(|fields| {
