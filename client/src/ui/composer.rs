@@ -236,11 +236,11 @@ pub fn Composer(id: RoomId) -> Element {
 
     let mut send = move || {
         let text = draft();
+        let checked = state
+            .peek()
+            .room(id)
+            .map(|r| r.session.check_message(&text));
         if let Some(seq) = edited() {
-            let checked = state
-                .peek()
-                .room(id)
-                .map(|r| r.session.check_message(&text));
             match checked {
                 Some(Ok(())) => {
                     net.send(Intent::Edit(id, seq, text));
@@ -252,10 +252,6 @@ pub fn Composer(id: RoomId) -> Element {
             }
             return;
         }
-        let checked = state
-            .peek()
-            .room(id)
-            .map(|r| r.session.check_message(&text));
         match checked {
             Some(Ok(())) => {
                 net.send(Intent::Send(id, text, answering()));

@@ -169,6 +169,24 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Inserts the messages collected so far (writes are applied in order: a message, then
+    /// what changes it) and counts what landed.
+    async fn flush_run(
+        &self,
+        run: &mut Vec<MessageDoc>,
+        written: &mut usize,
+    ) -> std::result::Result<(), BatchError> {
+        let count = run.len();
+        self.insert_messages(std::mem::take(run))
+            .await
+            .map_err(|(landed, source)| BatchError {
+                written: *written + landed,
+                source,
+            })?;
+        *written += count;
+        Ok(())
+    }
+
     async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<(), (usize, StoreError)> {
         if docs.is_empty() {
             return Ok(());
@@ -252,28 +270,14 @@ impl Store for MongoStore {
             match write {
                 Write::Message(m) => run.push(MessageDoc::new(room, m)),
                 Write::Change(c) => {
-                    let count = run.len();
-                    self.insert_messages(std::mem::take(&mut run))
-                        .await
-                        .map_err(|(landed, source)| BatchError {
-                            written: written + landed,
-                            source,
-                        })?;
-                    written += count;
+                    self.flush_run(&mut run, &mut written).await?;
                     self.apply_change(room, &c)
                         .await
                         .map_err(|source| BatchError { written, source })?;
                     written += 1;
                 }
                 Write::User(u) => {
-                    let count = run.len();
-                    self.insert_messages(std::mem::take(&mut run))
-                        .await
-                        .map_err(|(landed, source)| BatchError {
-                            written: written + landed,
-                            source,
-                        })?;
-                    written += count;
+                    self.flush_run(&mut run, &mut written).await?;
                     let filter = doc! { "room": room, "id": &u.id };
                     let user = UserDoc {
                         room: room.to_owned(),
