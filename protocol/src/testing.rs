@@ -428,10 +428,7 @@ impl Pair {
         if session.poll_timeout().is_some_and(|at| at <= now) {
             session.handle_timeout(now);
         }
-        let arrived = match self.inbox.iter().position(|(c, _)| *c == conn) {
-            Some(i) => self.inbox.swap_remove(i).1,
-            None => Vec::new(),
-        };
+        let arrived = self.take(conn);
         let session = &mut self.peers[i].session;
         for action in arrived {
             moved = true;

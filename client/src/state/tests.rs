@@ -46,6 +46,18 @@ fn recv(s: &mut AppState, id: RoomId, action: ServerAction) -> Settled {
     s.settle(id)
 }
 
+/// Asks for the page of older messages: what goes out.
+fn load_older(s: &mut AppState, id: RoomId) -> Settled {
+    s.request_history(id, 0);
+    s.settle(id)
+}
+
+/// The room's timer comes due at `now`: what goes out.
+fn wake(s: &mut AppState, id: RoomId, now: Millis) -> Settled {
+    s.wake(id, now);
+    s.settle(id)
+}
+
 /// The connection opens: what the session sends first.
 fn opened(s: &mut AppState, id: RoomId) -> Settled {
     s.link_opened(id, 0);
@@ -345,28 +357,15 @@ fn history_pages_go_above_and_end_when_the_room_has_no_more() {
     recv(&mut s, id, handshake(vec![record(51, "u1", "x", None)], 51));
     assert_eq!(s.room(id).unwrap().session.history(), History::More);
     assert!(
-        {
-            s.request_history(id, 0);
-            s.settle(id)
-        }
-        .send
-        .is_empty(),
+        load_older(&mut s, id).send.is_empty(),
         "not before identification"
     );
     identified(&mut s, id, "me");
-    let out = {
-        s.request_history(id, 0);
-        s.settle(id)
-    };
+    let out = load_older(&mut s, id);
     assert!(matches!(&out.send[..], [ClientAction::HistoryRequest(r)] if r.before == 51));
     assert_eq!(s.room(id).unwrap().session.history(), History::Loading);
     assert!(
-        {
-            s.request_history(id, 0);
-            s.settle(id)
-        }
-        .send
-        .is_empty(),
+        load_older(&mut s, id).send.is_empty(),
         "one request at a time"
     );
     recv(
@@ -667,10 +666,7 @@ fn quick_messages_go_out_at_the_rooms_rate_in_the_order_written() {
     // Three go at once (the burst); the rest wait for tokens, in order.
     assert_eq!(sent, ["m0", "m1", "m2"]);
     assert_eq!(wait, Some(501));
-    sent_texts(&mut sent, {
-        s.wake(id, 501);
-        s.settle(id)
-    });
+    sent_texts(&mut sent, wake(&mut s, id, 501));
     assert_eq!(sent, ["m0", "m1", "m2", "m3"]);
     // m3 is refused for rate anyway (the room's clock differed): it and every later one go
     // again, in order; m4 never overtakes it.
@@ -685,10 +681,7 @@ fn quick_messages_go_out_at_the_rooms_rate_in_the_order_written() {
         }),
     );
     assert_eq!(out.wake_at, Some(RATE_LIMIT_RETRY_MS));
-    sent_texts(&mut sent, {
-        s.wake(id, 3_000);
-        s.settle(id)
-    });
+    sent_texts(&mut sent, wake(&mut s, id, 3_000));
     assert_eq!(sent, ["m0", "m1", "m2", "m3", "m3", "m4", "m5"]);
 }
 
@@ -719,15 +712,7 @@ fn a_message_written_while_the_room_is_down_survives_a_reload_and_goes_out_once(
     let out = identified(&mut s, id, "me");
     assert!(matches!(&after_hello(out)[..], [ClientAction::Message(m)]
         if m.raw_message == "written while down" && m.nonce == nonce));
-    assert!(
-        {
-            s.wake(id, 100);
-            s.settle(id)
-        }
-        .send
-        .is_empty(),
-        "sent once"
-    );
+    assert!(wake(&mut s, id, 100).send.is_empty(), "sent once");
     // Mock rooms remember nothing of the kind.
     let (mock, _) = s.add_room("mock://x").unwrap();
     compose(&mut s, mock, "in a mock room", 1);

@@ -23,6 +23,16 @@ impl Harness {
     }
 }
 
+/// A known user identifying again with its token, asking for what came after `since`.
+fn returning(user: UserId, token: String, since: Seq) -> ClientAction {
+    ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+        user_id: Some(user),
+        token: Some(token),
+        since: Some(since),
+        protocol_version: None,
+    })
+}
+
 fn message(text: &str, nonce: Option<&str>) -> ClientAction {
     ClientAction::Message(SendMessage {
         raw_message: text.to_owned(),
@@ -435,15 +445,7 @@ fn resume_returns_exactly_what_was_missed() {
     h.say(b, "three");
     let a2 = h.connect(3);
     h.say(b, "four"); // after a2's handshake: reaches it by broadcast, not by RESUME
-    h.act(
-        a2,
-        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
-            user_id: Some(alice),
-            token: Some(token),
-            since: Some(1),
-            protocol_version: None,
-        }),
-    );
+    h.act(a2, returning(alice, token, 1));
     let got = h.take(a2);
     let resume = got
         .iter()
@@ -1113,15 +1115,7 @@ fn resume_and_handshake_bring_messages_as_they_are_now() {
     h.act(a, delete(2, "d1"));
     h.say(a, "four");
     let back = h.connect(3);
-    h.act(
-        back,
-        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
-            user_id: Some(bob),
-            token: Some(token),
-            since: Some(3),
-            protocol_version: None,
-        }),
-    );
+    h.act(back, returning(bob, token, 3));
     let got = h.take(back);
     let handshake = got
         .iter()

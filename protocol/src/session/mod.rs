@@ -199,6 +199,10 @@ pub enum ComposeError {
 /// Whether `raw` mentions `name`: `@` and the name, in any case, not followed by a letter or a
 /// digit (`@Ana` mentions Ana, not Anastasia).
 pub fn mentions(raw: &str, name: &str) -> bool {
+    // Asked for every message shown: most have no `@`, and need no lowercased copy.
+    if !raw.contains('@') {
+        return false;
+    }
     let (raw, name) = (raw.to_lowercase(), name.to_lowercase());
     if name.is_empty() {
         return false;
@@ -992,6 +996,26 @@ impl Session {
         }
     }
 
+    /// A message the room stored, as the timeline keeps it, rendered here.
+    fn stored(&self, key: String, record: MessageRecord) -> Message {
+        Message {
+            key,
+            seq: record.seq,
+            html: (self.config.render)(&record.raw_message),
+            raw: record.raw_message,
+            user_id: record.user_id,
+            timestamp: record.timestamp,
+            nonce: record.nonce,
+            delivery: Delivery::Sent,
+            in_flight: false,
+            edited_at: record.edited_at,
+            deleted: record.deleted,
+            changed_seq: record.changed_seq,
+            reactions: record.reactions,
+            reply_to: record.reply_to,
+        }
+    }
+
     /// Adds a stored message in its place; false if it was already there (or none are kept).
     fn insert(&mut self, record: MessageRecord) -> bool {
         if self.config.keep_messages == 0 {
@@ -1004,14 +1028,9 @@ impl Session {
             {
                 Ok(at) => {
                     // Known: a newer state of it (edited, deleted) replaces the one shown.
-                    let shown = &mut self.messages[at];
-                    if record.changed_seq > shown.changed_seq {
-                        shown.html = (self.config.render)(&record.raw_message);
-                        shown.raw = record.raw_message;
-                        shown.edited_at = record.edited_at;
-                        shown.deleted = record.deleted;
-                        shown.changed_seq = record.changed_seq;
-                        shown.reactions = record.reactions;
+                    if record.changed_seq > self.messages[at].changed_seq {
+                        let key = self.messages[at].key.clone();
+                        self.messages[at] = self.stored(key, record);
                     }
                     return false;
                 }
@@ -1035,22 +1054,7 @@ impl Session {
             }
         };
         let appended = position == self.messages.len();
-        let message = Message {
-            key,
-            seq: record.seq,
-            html: (self.config.render)(&record.raw_message),
-            raw: record.raw_message,
-            user_id: record.user_id,
-            timestamp: record.timestamp,
-            nonce: record.nonce,
-            delivery: Delivery::Sent,
-            in_flight: false,
-            edited_at: record.edited_at,
-            deleted: record.deleted,
-            changed_seq: record.changed_seq,
-            reactions: record.reactions,
-            reply_to: record.reply_to,
-        };
+        let message = self.stored(key, record);
         self.messages.insert(position, message);
         if appended && self.messages.len() > self.config.keep_messages {
             let excess = self.messages.len() - self.config.keep_messages;
