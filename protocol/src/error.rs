@@ -56,6 +56,9 @@ pub enum ErrorCode {
     UnknownEmoji,
     /// The message already has as many different reactions as a message may have.
     TooManyReactions,
+    /// The person a direct message is for is not known in this room (or is the sender), or
+    /// the sender's client cannot show direct messages (a v1 client).
+    UnknownUser,
 }
 
 /// Why a frame could not be decoded into an action.

@@ -201,10 +201,27 @@ impl Pair {
     /// # Panics
     /// If the room gives no identity (a test's mistake).
     pub fn join(&mut self, id: u64) -> (ConnectionId, UserId, String) {
+        self.join_speaking(id, None)
+    }
+
+    /// [`Self::join`] as a client that speaks our protocol (it names its version), as ours
+    /// do; a plain [`Self::join`] is a legacy v1 client.
+    pub fn join_ours(&mut self, id: u64) -> (ConnectionId, UserId, String) {
+        self.join_speaking(id, Some(crate::PROTOCOL_VERSION))
+    }
+
+    fn join_speaking(
+        &mut self,
+        id: u64,
+        protocol_version: Option<u32>,
+    ) -> (ConnectionId, UserId, String) {
         let conn = self.connect(id);
         self.act(
             conn,
-            ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+            ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+                protocol_version,
+                ..HandshakeUserInfo::default()
+            }),
         );
         let info = self
             .take(conn)
@@ -227,6 +244,7 @@ impl Pair {
                 user_id: None,
                 nonce: None,
                 reply_to: None,
+                to: None,
             }),
         );
     }
@@ -357,7 +375,12 @@ impl Pair {
                         None => self.users.push(user),
                     }
                 }
-                Effect::LoadHistory { to, before, limit } => {
+                Effect::LoadHistory {
+                    to,
+                    viewer,
+                    before,
+                    limit,
+                } => {
                     self.history_requests.push((to, before, limit));
                     if self.fail_history {
                         self.room.handle_history_failed(self.now, to);
@@ -365,7 +388,7 @@ impl Pair {
                         let older: Vec<StoredMessage> = self
                             .stored
                             .iter()
-                            .filter(|m| m.seq < before)
+                            .filter(|m| m.seq < before && m.visible_to(viewer.as_deref()))
                             .cloned()
                             .collect();
                         let keep = older.len().saturating_sub(limit as usize);

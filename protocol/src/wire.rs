@@ -71,6 +71,9 @@ pub struct SendMessage {
     /// The seq of the message this one answers (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
+    /// A direct message (ours): only its author and this person ever see it, on every path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
 }
 
 /// Payload of `EDIT_MESSAGE`: the message `target` (a seq) now says `raw_message`.
@@ -107,9 +110,14 @@ pub struct React {
     pub nonce: Option<String>,
 }
 
-/// Payload of a client's `TYPING`: nothing (who types is the connection's identity).
+/// Payload of a client's `TYPING`: who types is the connection's identity; `to` says the
+/// typing is in a direct conversation with that person (only they hear it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Typing {}
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
+}
 
 /// One emoji's reactions to a message: who reacted with it, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +204,7 @@ pub enum ServerAction {
     MessageChanged(MessageRecord),
     /// Someone is typing (ours; sent only to clients that speak our protocol).
     #[serde(rename = "TYPING")]
-    Typing(UserRef),
+    Typing(TypingUser),
 }
 
 /// Payload of `HANDSHAKE`.
@@ -275,9 +283,23 @@ pub struct MessageRecord {
     /// The seq of the message this one answers (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
+    /// A direct message to this person (ours): only they and the author ever receive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
 }
 
 impl MessageRecord {
+    /// The other person of a direct message, seen by `me` (the recipient if `me` wrote it);
+    /// `None` for a room message.
+    pub fn peer(&self, me: &str) -> Option<&UserId> {
+        let to = self.to.as_ref()?;
+        Some(if self.user_id == me {
+            to
+        } else {
+            &self.user_id
+        })
+    }
+
     /// Bytes of this record's JSON, as it goes into a frame (measured, not estimated: a
     /// message of control characters takes six bytes for each).
     pub fn wire_len(&self) -> usize {
@@ -343,6 +365,17 @@ impl NameChanged {
 pub struct UserRef {
     /// Who.
     pub user_id: UserId,
+}
+
+/// Payload of the server's `TYPING`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingUser {
+    /// Who types.
+    pub user_id: UserId,
+    /// In their direct conversation with the receiver (not in the room).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 /// Payload of `RESUME`.

@@ -27,6 +27,17 @@ fn client_actions() {
             user_id: Some("u1".into()),
             nonce: Some("c-1".into()),
             reply_to: None,
+            to: None,
+        }),
+        ClientAction::Message(SendMessage {
+            raw_message: "just us".into(),
+            nonce: Some("c-3".into()),
+            to: Some("u2".into()),
+            ..SendMessage::default()
+        }),
+        ClientAction::Typing(Typing::default()),
+        ClientAction::Typing(Typing {
+            to: Some("u2".into()),
         }),
         ClientAction::Message(SendMessage {
             raw_message: "a reply".into(),
@@ -92,6 +103,18 @@ fn server_actions() {
             token: Some("t0k3n".into()),
         }),
         ServerAction::Message(record(2)),
+        ServerAction::Message(MessageRecord {
+            to: Some("u2".into()),
+            ..record(3)
+        }),
+        ServerAction::Typing(TypingUser {
+            user_id: "u1".into(),
+            direct: false,
+        }),
+        ServerAction::Typing(TypingUser {
+            user_id: "u1".into(),
+            direct: true,
+        }),
         ServerAction::MessageChanged(MessageRecord {
             edited_at: Some(1_502_699_200_000),
             changed_seq: Some(3),
@@ -157,6 +180,11 @@ fn error_codes() {
         ErrorCode::MessageTooComplex,
         ErrorCode::TooManyIdentities,
         ErrorCode::HistoryFailed,
+        ErrorCode::UnknownMessage,
+        ErrorCode::NotYourMessage,
+        ErrorCode::UnknownEmoji,
+        ErrorCode::TooManyReactions,
+        ErrorCode::UnknownUser,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

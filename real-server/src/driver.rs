@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage};
+use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage, UserId};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, error, info, warn};
 
@@ -423,7 +423,12 @@ impl<S: Store> Driver<S> {
                 Effect::PersistMessage(message) => self.next_batch.push(Write::Message(message)),
                 Effect::PersistChange(change) => self.next_batch.push(Write::Change(change)),
                 Effect::PersistUser(user) => self.next_batch.push(Write::User(user)),
-                Effect::LoadHistory { to, before, limit } => self.load_history(to, before, limit),
+                Effect::LoadHistory {
+                    to,
+                    viewer,
+                    before,
+                    limit,
+                } => self.load_history(to, viewer, before, limit),
             }
         }
     }
@@ -513,12 +518,14 @@ impl<S: Store> Driver<S> {
         });
     }
 
-    fn load_history(&self, to: ConnectionId, before: Seq, limit: u32) {
+    fn load_history(&self, to: ConnectionId, viewer: Option<UserId>, before: Seq, limit: u32) {
         let store = Arc::clone(&self.store);
         let room_id = Arc::clone(&self.room_id);
         let done = self.done_tx.clone();
         tokio::spawn(async move {
-            let result = store.load_history(&room_id, before, limit).await;
+            let result = store
+                .load_history(&room_id, viewer.as_deref(), before, limit)
+                .await;
             if done
                 .send(Done::History {
                     conn: to,

@@ -112,19 +112,19 @@ async fn history_pages<S: Store>(store: S) {
         .map(|s| Write::Message(message(s, "u", None)))
         .collect();
     store.write_batch(&room, batch).await.unwrap();
-    let (page, more) = store.load_history(&room, 21, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, 21, 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (11..=20).collect::<Vec<_>>()
     );
     assert!(more);
-    let (page, more) = store.load_history(&room, 11, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, 11, 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>()
     );
     assert!(!more);
-    let (page, more) = store.load_history(&room, 1, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, 1, 10).await.unwrap();
     assert!(page.is_empty() && !more);
 }
 
@@ -262,9 +262,51 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
     assert_eq!(three.reactions[0].emoji, "👍");
     assert_eq!(three.reactions[0].users, vec!["u1".to_owned()]);
     // History pages bring them as they are now, too.
-    let (page, _) = store.load_history(&room, 3, 10).await.unwrap();
+    let (page, _) = store.load_history(&room, None, 3, 10).await.unwrap();
     assert_eq!(page[0].raw, "edited");
     assert!(page[1].deleted);
+}
+
+/// Others' direct messages never leave storage for a viewer: not for a third person, not for
+/// a viewer without identity (or a legacy client); the two people get theirs in order.
+async fn direct_messages_are_read_only_for_their_two_people<S: Store>(store: S) {
+    let room = fresh_room("direct");
+    let direct = |seq, from: &str, to: &str| StoredMessage {
+        to: Some(to.to_owned()),
+        ..message(seq, from, None)
+    };
+    let batch = vec![
+        Write::Message(message(1, "carol", None)),
+        Write::Message(direct(2, "alice", "bob")),
+        Write::Message(message(3, "carol", None)),
+        Write::Message(direct(4, "bob", "alice")),
+        Write::Message(direct(5, "carol", "dave")),
+    ];
+    store.write_batch(&room, batch).await.unwrap();
+    let page = |viewer: Option<&'static str>| {
+        let store = &store;
+        let room = room.clone();
+        async move {
+            let (page, more) = store.load_history(&room, viewer, 6, 10).await.unwrap();
+            assert!(!more);
+            page.iter().map(|m| m.seq).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(Some("alice")).await, [1, 2, 3, 4]);
+    assert_eq!(page(Some("bob")).await, [1, 2, 3, 4]);
+    assert_eq!(page(Some("carol")).await, [1, 3, 5]);
+    assert_eq!(page(Some("erin")).await, [1, 3]);
+    assert_eq!(page(None).await, [1, 3]);
+    // The recipient is kept, and the snapshot (the engine's memory) has every message.
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(snapshot.messages.len(), 5);
+    assert_eq!(snapshot.messages[1], direct(2, "alice", "bob"));
+    // A page that is short of visible ones says whether older visible ones exist.
+    let (page, more) = store.load_history(&room, Some("erin"), 6, 1).await.unwrap();
+    assert_eq!(
+        (page.iter().map(|m| m.seq).collect::<Vec<_>>(), more),
+        (vec![3], true)
+    );
 }
 
 macro_rules! conformance {
@@ -281,6 +323,7 @@ macro_rules! conformance {
                 a_failed_batch_reports_what_landed,
                 rooms_are_separate,
                 changes_are_folded_into_their_messages,
+                direct_messages_are_read_only_for_their_two_people,
             );
         }
     };

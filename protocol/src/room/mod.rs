@@ -26,7 +26,7 @@ use crate::markdown::Renderer;
 use crate::wire::{
     ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
     Millis, NameChanged, PROTOCOL_VERSION, Resume, RoomLimits, SendMessage, Seq, ServerAction,
-    UserId, UserInfo, UserRef,
+    TypingUser, UserId, UserInfo, UserRef,
 };
 
 /// What a host loads from storage before the room opens.
@@ -126,6 +126,15 @@ struct Connection {
     bucket: TokenBucket,
     /// The client named our protocol version when it identified (not a legacy client).
     speaks_ours: bool,
+}
+
+impl Connection {
+    /// Who this connection is as a viewer of direct messages: its identity, when its client
+    /// speaks our protocol; a legacy client (which would show a direct message as a room
+    /// message) and an unidentified connection see room messages only.
+    fn viewer(&self) -> Option<&str> {
+        self.user.as_deref().filter(|_| self.speaks_ours)
+    }
 }
 
 #[derive(Debug)]
@@ -259,10 +268,13 @@ impl Room {
         }
         // The newest messages, as many as the count and the byte budget allow.
         let mut budget = self.config.max_answer_bytes;
+        // Sent before anyone is identified: room messages only (direct messages follow
+        // identification, see `identify`).
         let mut messages: Vec<MessageRecord> = self
             .recent
             .iter()
             .rev()
+            .filter(|m| m.visible_to(None))
             .take(self.config.handshake_messages)
             .map(StoredMessage::to_record)
             .take_while(|record| take_bytes(&mut budget, record))
@@ -358,7 +370,7 @@ impl Room {
                 let asked = Asked::React(react.emoji, react.on);
                 self.change(now, conn, react.target, asked, react.nonce);
             }
-            ClientAction::Typing(_) => self.typing(now, conn),
+            ClientAction::Typing(typing) => self.typing(now, conn, typing.to),
         }
     }
 
@@ -374,8 +386,7 @@ impl Room {
                 PendingEvent::Message(message) => {
                     let record = message.to_record();
                     self.remember(message);
-                    self.effects
-                        .push_back(Effect::Broadcast(ServerAction::Message(record)));
+                    self.deliver(ServerAction::Message(record));
                 }
                 PendingEvent::Change { change, .. } => {
                     let Some(message) = self.recent_mut(change.target) else {
@@ -383,10 +394,31 @@ impl Room {
                     };
                     change.apply(message);
                     let record = message.to_record();
-                    self.effects
-                        .push_back(Effect::Broadcast(ServerAction::MessageChanged(record)));
+                    self.deliver(ServerAction::MessageChanged(record));
                 }
             }
+        }
+    }
+
+    /// A message (new or changed) to everyone who may see it: a room message is broadcast, a
+    /// direct message goes to the open connections of its two people only.
+    fn deliver(&mut self, action: ServerAction) {
+        let (ServerAction::Message(record) | ServerAction::MessageChanged(record)) = &action else {
+            return self.effects.push_back(Effect::Broadcast(action));
+        };
+        let Some(to) = &record.to else {
+            return self.effects.push_back(Effect::Broadcast(action));
+        };
+        let author = &record.user_id;
+        let mut hearers: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.viewer().is_some_and(|v| v == to || v == author))
+            .map(|(id, _)| *id)
+            .collect();
+        hearers.sort();
+        for conn in hearers {
+            self.send(conn, action.clone());
         }
     }
 
@@ -425,10 +457,12 @@ impl Room {
         mut messages: Vec<StoredMessage>,
         has_more: bool,
     ) {
-        if !self.connections.contains_key(&conn) {
+        let Some(connection) = self.connections.get(&conn) else {
             return;
-        }
-        messages.retain(|m| m.seq < before);
+        };
+        // Storage was asked for this viewer's history only; checked again all the same.
+        let viewer = connection.viewer();
+        messages.retain(|m| m.seq < before && m.visible_to(viewer));
         messages.sort_by_key(|m| m.seq);
         // The newest of the page, as many as fit the byte budget (always at least one, so that
         // paging moves on); if some were left out, there is more.
@@ -548,9 +582,48 @@ impl Room {
                     user_id,
                 })));
         }
-        if let Some(since) = info.since {
-            self.resume(conn, since, handshake_seq);
+        match info.since {
+            Some(since) => self.resume(conn, since, handshake_seq),
+            None => self.direct_since_handshake(conn, handshake_seq),
         }
+    }
+
+    /// The `HANDSHAKE` (sent before identification) carried room messages only: a client that
+    /// identified without `since` gets the direct messages of its own among the latest it
+    /// would have seen, as a `RESUME` that only adds them.
+    fn direct_since_handshake(&mut self, conn: ConnectionId, handshake_seq: Seq) {
+        let Some(viewer) = self.connections.get(&conn).and_then(Connection::viewer) else {
+            return;
+        };
+        let mut latest: Vec<&StoredMessage> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|m| m.seq <= handshake_seq && m.visible_to(Some(viewer)))
+            .take(self.config.handshake_messages)
+            .collect();
+        latest.reverse();
+        let since = latest.first().map_or(handshake_seq, |m| m.seq - 1);
+        let mut budget = self.config.max_answer_bytes;
+        let messages: Vec<MessageRecord> = latest
+            .into_iter()
+            .filter(|m| m.to.is_some())
+            .map(StoredMessage::to_record)
+            .take_while(|record| take_bytes(&mut budget, record))
+            .collect();
+        if messages.is_empty() {
+            return;
+        }
+        let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
+        self.send(
+            conn,
+            ServerAction::Resume(Resume {
+                since,
+                messages,
+                gap_too_big: false,
+                user_names,
+            }),
+        );
     }
 
     fn new_user(&mut self, conn: ConnectionId) -> UserId {
@@ -585,13 +658,15 @@ impl Room {
     }
 
     fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
+        let viewer = self.connections.get(&conn).and_then(Connection::viewer);
         // What came after `since`: new messages, and older ones changed since (as they are now).
         let missed: Vec<MessageRecord> = self
             .recent
             .iter()
             .filter(|m| {
-                (m.seq > since && m.seq <= handshake_seq)
-                    || m.changed_seq.is_some_and(|c| c > since)
+                ((m.seq > since && m.seq <= handshake_seq)
+                    || m.changed_seq.is_some_and(|c| c > since))
+                    && m.visible_to(viewer)
             })
             .map(StoredMessage::to_record)
             .collect();
@@ -661,11 +736,25 @@ impl Room {
             raw_message,
             nonce,
             reply_to,
+            to,
             ..
         } = message;
         let nonce_ref = valid_nonce.as_ref();
         if !self.text_fits(conn, &raw_message, nonce_ref) {
             return;
+        }
+        if let Some(to) = &to {
+            let speaks_ours = self.connections.get(&conn).is_some_and(|c| c.speaks_ours);
+            let problem = if !speaks_ours {
+                Some("your client cannot show direct messages")
+            } else if *to == user || !self.users.contains_key(to) {
+                Some("a direct message goes to someone else known in this room")
+            } else {
+                None
+            };
+            if let Some(text) = problem {
+                return self.refuse_for(conn, ErrorCode::UnknownUser, text, nonce_ref);
+            }
         }
         if nonce.is_some() && valid_nonce.is_none() {
             return self.refuse(
@@ -686,10 +775,15 @@ impl Room {
         }
         // A reply answers a message: one the room keeps in memory is checked; an older one
         // (only storage has it) is taken on trust, as the client will find it there.
+        // It answers within its own conversation: a room message answers a room message, a
+        // direct message one of the same two people.
         if let Some(answered) = reply_to
             && (answered == 0
                 || answered > self.latest_seq
-                || (answered > self.recent_floor && !self.is_message(answered)))
+                || (answered > self.recent_floor
+                    && !self
+                        .find_message(answered)
+                        .is_some_and(|m| same_audience(m, &user, to.as_ref()))))
         {
             let text = "the message you reply to is not in this room";
             return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
@@ -708,6 +802,7 @@ impl Room {
             timestamp: now,
             nonce: nonce.clone(),
             reply_to,
+            to,
             ..StoredMessage::default()
         };
         if let Some(nonce) = nonce {
@@ -777,7 +872,10 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
             return;
         };
-        let Some(message) = self.recent_mut(target).filter(|m| !m.deleted) else {
+        let Some(message) = self
+            .recent_mut(target)
+            .filter(|m| !m.deleted && m.visible_to(Some(&user)))
+        else {
             let text = "that message is not among the room's recent messages, or was deleted";
             return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
         };
@@ -836,33 +934,49 @@ impl Room {
 
     /// A signal, not an event: the others who speak our protocol hear that this user types;
     /// nothing is stored or replayed. It costs a token of the connection's rate like any action.
-    fn typing(&mut self, now: Millis, conn: ConnectionId) {
+    /// Typing in a direct conversation (`to`) is heard by that person only.
+    fn typing(&mut self, now: Millis, conn: ConnectionId, to: Option<UserId>) {
         let Some(user) = self.acting_user(now, conn, None, None) else {
             return;
         };
-        let hearers: Vec<ConnectionId> = self
+        let mut hearers: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.speaks_ours && c.user.as_ref().is_some_and(|u| *u != user))
+            .filter(|(_, c)| {
+                c.viewer().is_some_and(|v| match &to {
+                    Some(to) => v == to && *to != user,
+                    None => v != user,
+                })
+            })
             .map(|(id, _)| *id)
             .collect();
-        for to in hearers {
+        hearers.sort();
+        let direct = to.is_some();
+        for hearer in hearers {
             self.send(
-                to,
-                ServerAction::Typing(UserRef {
+                hearer,
+                ServerAction::Typing(TypingUser {
                     user_id: user.clone(),
+                    direct,
                 }),
             );
         }
     }
 
-    /// Whether `seq` is a message (stored and in memory, or waiting for storage), not a change.
-    fn is_message(&mut self, seq: Seq) -> bool {
-        self.recent_mut(seq).is_some()
-            || self
-                .pending
-                .iter()
-                .any(|p| matches!(&p.event, PendingEvent::Message(m) if m.seq == seq))
+    /// Message `seq` (stored and in memory, or waiting for storage), if `seq` is a message
+    /// and not a change.
+    fn find_message(&self, seq: Seq) -> Option<&StoredMessage> {
+        let stored = self
+            .recent
+            .binary_search_by_key(&seq, |m| m.seq)
+            .ok()
+            .and_then(|i| self.recent.get(i));
+        stored.or_else(|| {
+            self.pending.iter().find_map(|p| match &p.event {
+                PendingEvent::Message(m) if m.seq == seq => Some(m),
+                _ => None,
+            })
+        })
     }
 
     /// A stored message still in memory.
@@ -908,15 +1022,18 @@ impl Room {
         }
         let limit = request.limit.min(self.config.max_history_page);
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let viewer = self.connections.get(&conn).and_then(Connection::viewer);
         let older: Vec<&StoredMessage> = self
             .recent
             .iter()
-            .filter(|m| m.seq < request.before)
+            .filter(|m| m.seq < request.before && m.visible_to(viewer))
             .collect();
         let from_memory = older.len() >= wanted || self.recent_floor == 0 || request.before <= 1;
         if !from_memory {
+            let viewer = viewer.map(str::to_owned);
             self.effects.push_back(Effect::LoadHistory {
                 to: conn,
+                viewer,
                 before: request.before,
                 limit,
             });
@@ -984,6 +1101,22 @@ pub fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `message` belongs to the conversation a new message of `author` (to `to`, if a
+/// direct one) is in: both room messages, or both between the same two people.
+fn same_audience(message: &StoredMessage, author: &str, to: Option<&UserId>) -> bool {
+    match (&message.to, to) {
+        (None, None) => true,
+        (Some(_), Some(to)) => {
+            let (a, b) = (
+                message.user_id.as_str(),
+                message.to.as_deref().unwrap_or(""),
+            );
+            (a == author && b == to) || (a == to && b == author)
+        }
+        _ => false,
+    }
+}
+
 /// Takes `record`'s wire size from `budget`; false (and nothing taken) when it does not fit.
 fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
     let len = record.wire_len();
@@ -996,5 +1129,7 @@ fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
     }
 }
 
+#[cfg(test)]
+mod direct_tests;
 #[cfg(test)]
 mod tests;

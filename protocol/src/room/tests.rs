@@ -39,6 +39,7 @@ fn message(text: &str, nonce: Option<&str>) -> ClientAction {
         user_id: None,
         nonce: nonce.map(str::to_owned),
         reply_to: None,
+        to: None,
     })
 }
 
@@ -167,6 +168,7 @@ fn a_payload_user_id_is_never_trusted() {
         user_id: Some(alice.clone()),
         nonce: None,
         reply_to: None,
+        to: None,
     });
     h.act(b, forged);
     assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
@@ -1278,6 +1280,7 @@ fn a_reply_names_the_message_it_answers_which_must_be_a_message_of_the_room() {
             user_id: None,
             nonce: Some(nonce.into()),
             reply_to: Some(to),
+            to: None,
         })
     };
     h.act(a, reply(1, "r1"));
@@ -1324,6 +1327,7 @@ fn a_reply_to_a_message_still_being_stored_or_just_stored_is_taken() {
             user_id: None,
             nonce: None,
             reply_to: Some(1),
+            to: None,
         }),
     );
     assert_eq!(h.errors(a), Vec::<ErrorCode>::new());
@@ -1350,7 +1354,7 @@ fn typing_reaches_the_others_who_speak_our_protocol_and_is_never_stored() {
     h.take(a);
     h.take(b);
     h.take(legacy);
-    h.act(a, ClientAction::Typing(crate::wire::Typing {}));
+    h.act(a, ClientAction::Typing(crate::wire::Typing::default()));
     assert!(matches!(&h.take(b)[..], [ServerAction::Typing(_)]));
     assert!(h.take(a).is_empty(), "not to oneself");
     assert!(h.take(legacy).is_empty(), "not to a legacy client");
@@ -1358,6 +1362,9 @@ fn typing_reaches_the_others_who_speak_our_protocol_and_is_never_stored() {
     // Someone not identified cannot type.
     let stranger = h.connect(4);
     h.take(stranger);
-    h.act(stranger, ClientAction::Typing(crate::wire::Typing {}));
+    h.act(
+        stranger,
+        ClientAction::Typing(crate::wire::Typing::default()),
+    );
     assert_eq!(h.errors(stranger), vec![ErrorCode::NotIdentified]);
 }

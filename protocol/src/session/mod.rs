@@ -132,9 +132,27 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// The seq of the message this one answers.
     pub reply_to: Option<Seq>,
+    /// A direct message to this person (from its author): only the two of them see it.
+    pub to: Option<UserId>,
 }
 
-/// How far the session is with the room.
+impl Message {
+    /// The other person of a direct message, seen by `me`; `None` for a room message.
+    pub fn peer(&self, me: &str) -> Option<&UserId> {
+        let to = self.to.as_ref()?;
+        Some(if self.user_id == me {
+            to
+        } else {
+            &self.user_id
+        })
+    }
+
+    /// Whether this message belongs to a conversation: the room (`None`), or the direct
+    /// conversation of `me` with that person.
+    pub fn is_in(&self, me: &str, conversation: Option<&str>) -> bool {
+        self.peer(me).map(String::as_str) == conversation
+    }
+}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// No connection.
@@ -181,8 +199,12 @@ pub enum Event {
     /// The room said who we are: from now on messages go out.
     Online,
     /// A message from someone else arrived as it was written (live or on resume, not from
-    /// history): a view counts it as unread.
-    Arrived { from: UserId, mentions_me: bool },
+    /// history): a view counts it as unread. `direct`: in their direct conversation with us.
+    Arrived {
+        from: UserId,
+        mentions_me: bool,
+        direct: bool,
+    },
     /// Something to tell the user.
     Notice(Notice),
 }
@@ -250,10 +272,10 @@ pub struct Session {
     last_arrived: Option<Seq>,
     /// When held messages may go (rate) or go again (after `RATE_LIMITED`).
     wake_at: Option<Millis>,
-    /// Who is typing, and until when it shows.
-    typing: Vec<(UserId, Millis)>,
-    /// When we last said we were typing.
-    typing_sent: Option<Millis>,
+    /// Who is typing, whether to us in a direct conversation, and until when it shows.
+    typing: Vec<(UserId, bool, Millis)>,
+    /// When we last said we were typing, and where (the room, or to whom).
+    typing_sent: Option<(Option<UserId>, Millis)>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
     /// rate as messages do; they go before any message.
     queued: Vec<ClientAction>,
@@ -391,13 +413,41 @@ impl Session {
 
     /// When [`Self::handle_timeout`] should be called, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let typing = self.typing.iter().map(|(_, until)| *until).min();
+        let typing = self.typing.iter().map(|(_, _, until)| *until).min();
         self.wake_at.into_iter().chain(typing).min()
     }
 
-    /// Who is typing now, in the order they started.
+    /// Who is typing in the room now, in the order they started.
     pub fn typing(&self) -> impl Iterator<Item = &UserId> {
-        self.typing.iter().map(|(user, _)| user)
+        self.typing_in(None)
+    }
+
+    /// Who is typing in a conversation: the room (`None`), or the direct one with that person
+    /// (they, if they are typing to us).
+    pub fn typing_in<'a>(&'a self, peer: Option<&'a str>) -> impl Iterator<Item = &'a UserId> {
+        self.typing
+            .iter()
+            .filter(move |(user, direct, _)| match peer {
+                None => !direct,
+                Some(peer) => *direct && user == peer,
+            })
+            .map(|(user, _, _)| user)
+    }
+
+    /// The people we have direct conversations with here, the latest first.
+    pub fn conversations(&self) -> Vec<UserId> {
+        let Some(me) = self.identity.as_ref().map(|i| i.user_id.as_str()) else {
+            return Vec::new();
+        };
+        let mut peers: Vec<UserId> = Vec::new();
+        for message in self.pending.iter().rev().chain(self.messages.iter().rev()) {
+            if let Some(peer) = message.peer(me)
+                && !peers.contains(peer)
+            {
+                peers.push(peer.clone());
+            }
+        }
+        peers
     }
 
     // ---- Setting up (before connecting, from what the host kept) ----
@@ -420,8 +470,9 @@ impl Session {
         nonce: String,
         timestamp: Millis,
         reply_to: Option<Seq>,
+        to: Option<UserId>,
     ) {
-        let message = self.outgoing(raw, nonce, timestamp, reply_to);
+        let message = self.outgoing(raw, nonce, timestamp, reply_to, to);
         self.pending.push(message);
     }
 
@@ -460,6 +511,7 @@ impl Session {
                 changed_seq: m.changed_seq,
                 reactions: m.reactions.clone(),
                 reply_to: m.reply_to,
+                to: m.to.clone(),
                 ..MessageRecord::default()
             })
             .collect();
@@ -556,9 +608,14 @@ impl Session {
             ServerAction::Error(error) => self.on_error(now, error),
             ServerAction::Typing(user) => {
                 let until = now + TYPING_SHOWN_MS;
-                match self.typing.iter_mut().find(|(u, _)| *u == user.user_id) {
-                    Some((_, shown)) => *shown = until,
-                    None => self.typing.push((user.user_id, until)),
+                let direct = user.direct;
+                match self
+                    .typing
+                    .iter_mut()
+                    .find(|(u, d, _)| *u == user.user_id && *d == direct)
+                {
+                    Some((_, _, shown)) => *shown = until,
+                    None => self.typing.push((user.user_id, direct, until)),
                 }
             }
             ServerAction::MessageChanged(record) => {
@@ -578,9 +635,21 @@ impl Session {
         text: &str,
         reply_to: Option<Seq>,
     ) -> Result<String, ComposeError> {
+        self.send_message_to(now, text, reply_to, None)
+    }
+
+    /// [`Self::send_message`], as a direct message to `to` when given: the room delivers it
+    /// to the two of us only. Everything else (pending, echo, refusal, pacing) is the same.
+    pub fn send_message_to(
+        &mut self,
+        now: Millis,
+        text: &str,
+        reply_to: Option<Seq>,
+        to: Option<UserId>,
+    ) -> Result<String, ComposeError> {
         self.check_message(text)?;
         let nonce = self.next_nonce();
-        let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to);
+        let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to, to);
         // Our message ends our typing for the others: the next key press says so again.
         self.typing_sent = None;
         self.pending.push(message);
@@ -692,7 +761,7 @@ impl Session {
 
     /// Time has come ([`Self::poll_timeout`]): held messages go out, "is typing" expires.
     pub fn handle_timeout(&mut self, now: Millis) {
-        self.typing.retain(|(_, until)| *until > now);
+        self.typing.retain(|(_, _, until)| *until > now);
         if self.wake_at.is_some_and(|at| at <= now) {
             self.wake_at = None;
             self.flush(now);
@@ -701,15 +770,22 @@ impl Session {
 
     /// The user is typing here: the others hear so, at most every [`TYPING_EVERY_MS`].
     pub fn note_typing(&mut self, now: Millis) {
+        self.note_typing_to(now, None);
+    }
+
+    /// The user is typing in the room (`None`) or to one person: the room, or that person
+    /// only, hears so, at most every [`TYPING_EVERY_MS`] while it stays the same.
+    pub fn note_typing_to(&mut self, now: Millis, to: Option<UserId>) {
         if self.phase != Phase::Online
             || self
                 .typing_sent
-                .is_some_and(|sent| now - sent < TYPING_EVERY_MS)
+                .as_ref()
+                .is_some_and(|(place, sent)| *place == to && now - sent < TYPING_EVERY_MS)
         {
             return;
         }
-        self.typing_sent = Some(now);
-        self.queued.push(ClientAction::Typing(Typing {}));
+        self.typing_sent = Some((to.clone(), now));
+        self.queued.push(ClientAction::Typing(Typing { to }));
         self.flush(now);
     }
 
@@ -883,6 +959,7 @@ impl Session {
                 user_id: None,
                 nonce: message.nonce.clone(),
                 reply_to: message.reply_to,
+                to: message.to.clone(),
             }));
         }
     }
@@ -929,6 +1006,7 @@ impl Session {
         nonce: String,
         timestamp: Millis,
         reply_to: Option<Seq>,
+        to: Option<UserId>,
     ) -> Message {
         Message {
             key: format!("n{nonce}"),
@@ -949,6 +1027,7 @@ impl Session {
             changed_seq: None,
             reactions: Vec::new(),
             reply_to,
+            to,
         }
     }
 
@@ -965,13 +1044,18 @@ impl Session {
         }
         let from = record.user_id.clone();
         // Their message is here: they are no longer typing it.
-        self.typing.retain(|(u, _)| *u != from);
+        let direct = record.to.is_some();
+        self.typing.retain(|(u, d, _)| *u != from || *d != direct);
         if !mine && record.seq.is_some() {
             self.last_arrived = self.last_arrived.max(record.seq);
         }
         let mentions_me = !mine && self.mentions_me(&record.raw_message);
         if self.insert(record) && !mine {
-            self.events.push(Event::Arrived { from, mentions_me });
+            self.events.push(Event::Arrived {
+                from,
+                mentions_me,
+                direct,
+            });
         }
     }
 
@@ -1013,6 +1097,7 @@ impl Session {
             changed_seq: record.changed_seq,
             reactions: record.reactions,
             reply_to: record.reply_to,
+            to: record.to,
         }
     }
 

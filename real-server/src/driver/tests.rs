@@ -52,6 +52,7 @@ impl Store for FlakyStore {
     async fn load_history(
         &self,
         _room: &str,
+        _viewer: Option<&str>,
         _before: Seq,
         _limit: u32,
     ) -> crate::store::Result<(Vec<StoredMessage>, bool)> {
@@ -69,6 +70,7 @@ fn message(text: &str, nonce: &str) -> Utf8Bytes {
         user_id: None,
         nonce: Some(nonce.into()),
         reply_to: None,
+        to: None,
     }))
 }
 

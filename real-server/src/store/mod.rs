@@ -87,10 +87,13 @@ pub trait Store: Send + Sync + 'static {
         batch: Vec<Write>,
     ) -> impl Future<Output = std::result::Result<(), BatchError>> + Send;
 
-    /// Up to `limit` messages with `seq < before`, oldest first, and whether older ones exist.
+    /// Up to `limit` messages with `seq < before` that `viewer` may see
+    /// ([`StoredMessage::visible_to`]: others' direct messages never leave storage for them),
+    /// oldest first, and whether older ones exist.
     fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> impl Future<Output = Result<(Vec<StoredMessage>, bool)>> + Send;
@@ -130,9 +133,10 @@ impl<S: Store> Store for Delayed<S> {
     async fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
-        self.inner.load_history(room, before, limit).await
+        self.inner.load_history(room, viewer, before, limit).await
     }
 }

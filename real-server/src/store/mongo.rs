@@ -41,6 +41,9 @@ struct MessageDoc {
     reactions: Vec<protocol::Reaction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reply_to: Option<i64>,
+    /// The recipient of a direct message; absent on room messages (queries rely on that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +72,7 @@ impl MessageDoc {
             changed_seq: m.changed_seq.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
             reactions: m.reactions,
             reply_to: m.reply_to.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+            to: m.to,
         }
     }
 
@@ -87,6 +91,7 @@ impl MessageDoc {
             changed_seq: self.changed_seq.and_then(|c| u64::try_from(c).ok()),
             reactions: self.reactions,
             reply_to: self.reply_to.and_then(|r| u64::try_from(r).ok()),
+            to: self.to,
         })
     }
 }
@@ -308,13 +313,16 @@ impl Store for MongoStore {
     async fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let mut filter = doc! { "room": room, "seq": { "$lt": before } };
+        filter.extend(visible_to(viewer));
         let docs: Vec<MessageDoc> = self
             .messages
-            .find(doc! { "room": room, "seq": { "$lt": before } })
+            .find(filter)
             .sort(doc! { "seq": -1 })
             .limit(i64::from(limit) + 1)
             .await?
@@ -325,5 +333,18 @@ impl Store for MongoStore {
             .map(MessageDoc::into_message)
             .collect::<Result<Vec<_>>>()?;
         Ok(history_page(newest_first, limit))
+    }
+}
+
+/// [`StoredMessage::visible_to`] as a MongoDB filter: room messages have no `to`; a viewer
+/// also sees the direct messages they wrote or were sent.
+fn visible_to(viewer: Option<&str>) -> mongodb::bson::Document {
+    match viewer {
+        None => doc! { "to": { "$exists": false } },
+        Some(viewer) => doc! { "$or": [
+            { "to": { "$exists": false } },
+            { "userId": viewer },
+            { "to": viewer },
+        ] },
     }
 }

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS messages (
     changed_seq INTEGER,
     reactions TEXT,
     reply_to INTEGER,
+    dm_to TEXT,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -117,6 +118,7 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("changed_seq", "changed_seq INTEGER"),
         ("reactions", "reactions TEXT"),
         ("reply_to", "reply_to INTEGER"),
+        ("dm_to", "dm_to TEXT"),
     ] {
         if !columns.iter().any(|c| c == column) {
             conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {definition}"))?;
@@ -148,6 +150,7 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
         reply_to: row
             .get::<_, Option<i64>>(11)?
             .and_then(|r| r.try_into().ok()),
+        to: row.get(12)?,
     })
 }
 
@@ -163,7 +166,11 @@ fn seq_param(seq: Seq) -> i64 {
 }
 
 const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
-    changed_seq, reactions, reply_to FROM messages";
+    changed_seq, reactions, reply_to, dm_to FROM messages";
+
+/// [`StoredMessage::visible_to`] in SQL, for the viewer bound to `?4` (NULL: room messages
+/// only, as `user_id = NULL` is never true).
+const VISIBLE_TO_4: &str = "(dm_to IS NULL OR user_id = ?4 OR dm_to = ?4)";
 
 impl Store for SqliteStore {
     async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
@@ -219,7 +226,7 @@ impl Store for SqliteStore {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce,
-                         reply_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         reply_to, dm_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 let mut read =
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
@@ -244,7 +251,8 @@ impl Store for SqliteStore {
                                 m.html,
                                 m.timestamp,
                                 m.nonce,
-                                m.reply_to.map(seq_param)
+                                m.reply_to.map(seq_param),
+                                m.to
                             ])?;
                         }
                         Write::Change(c) => {
@@ -282,17 +290,20 @@ impl Store for SqliteStore {
     async fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let room = room.to_owned();
+        let viewer = viewer.map(str::to_owned);
         self.with_conn(move |conn| {
             let newest_first = conn
                 .prepare_cached(&format!(
-                    "{SELECT} WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                    "{SELECT} WHERE room = ?1 AND seq < ?2 AND {VISIBLE_TO_4}
+                     ORDER BY seq DESC LIMIT ?3"
                 ))?
                 .query_map(
-                    params![room, seq_param(before), i64::from(limit) + 1],
+                    params![room, seq_param(before), i64::from(limit) + 1, viewer],
                     message_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
