@@ -230,6 +230,23 @@ pub struct Handshake {
     /// guessing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<RoomLimits>,
+    /// The people online and those here most recently (ours; their names are in
+    /// `userNames`): when they joined and when they were last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people: Option<Vec<Person>>,
+}
+
+/// Someone of the room, as the people list shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub user_id: UserId,
+    /// When the room first gave them their identity (unknown for older identities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Millis>,
+    /// When their last connection closed (none while online or never seen leave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Millis>,
 }
 
 /// A room's limits, as announced in `HANDSHAKE`.
@@ -359,12 +376,29 @@ impl NameChanged {
     }
 }
 
-/// Payload naming one user.
+/// Payload naming one user (`USER_CONNECTED`, `USER_DISCONNECTED`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRef {
     /// Who.
     pub user_id: UserId,
+    /// When they joined the room (ours, in `USER_CONNECTED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Millis>,
+    /// When they left (ours, in `USER_DISCONNECTED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Millis>,
+}
+
+impl UserRef {
+    /// Names a user, nothing more (as legacy actions do).
+    pub fn of(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            joined_at: None,
+            last_seen: None,
+        }
+    }
 }
 
 /// Payload of the server's `TYPING`.

@@ -96,6 +96,11 @@ fn server_actions() {
                 rate_burst: 10,
                 rate_per_second: 5,
             }),
+            people: Some(vec![Person {
+                user_id: "u1".into(),
+                joined_at: Some(1_502_699_000_000),
+                last_seen: None,
+            }]),
         }),
         ServerAction::UserInfo(UserInfo {
             user_id: "u1".into(),
@@ -133,11 +138,14 @@ fn server_actions() {
             ..record(2)
         }),
         ServerAction::NameChange(NameChanged::new("u1".into(), "Ann".into())),
+        ServerAction::UserConnected(UserRef::of("u1".into())),
         ServerAction::UserConnected(UserRef {
-            user_id: "u1".into(),
+            joined_at: Some(1_502_699_000_000),
+            ..UserRef::of("u1".into())
         }),
         ServerAction::UserDisconnected(UserRef {
-            user_id: "u1".into(),
+            last_seen: Some(1_502_699_300_000),
+            ..UserRef::of("u1".into())
         }),
         ServerAction::Resume(Resume {
             since: 1,

@@ -34,6 +34,8 @@ fn user(id: &str, name: &str) -> UserRecord {
         id: id.to_owned(),
         name: name.to_owned(),
         token_hash: hash_token(&format!("token of {id}")),
+        joined_at: Some(1_700_000_000_000),
+        last_seen: None,
     }
 }
 
@@ -68,7 +70,10 @@ async fn writes_come_back_in_order<S: Store>(store: S) {
         Write::Message(message(1, "u1", Some("n1"))),
         Write::Message(message(2, "u1", None)),
         Write::User(user("u1", "Ann")),
-        Write::User(user("u2", "Bob")),
+        Write::User(UserRecord {
+            last_seen: Some(1_700_000_500_000),
+            ..user("u2", "Bob")
+        }),
     ];
     store.write_batch(&room, batch).await.unwrap();
     store
@@ -88,7 +93,15 @@ async fn writes_come_back_in_order<S: Store>(store: S) {
     );
     let mut users = snapshot.users;
     users.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(users, vec![user("u1", "Ann"), user("u2", "Bob")]);
+    let bob = UserRecord {
+        last_seen: Some(1_700_000_500_000),
+        ..user("u2", "Bob")
+    };
+    assert_eq!(
+        users,
+        vec![user("u1", "Ann"), bob],
+        "when they joined and were last seen too"
+    );
 }
 
 async fn snapshots_hold_the_latest<S: Store>(store: S) {

@@ -229,7 +229,7 @@ test('phone layout: rooms and people are drawers at 375x667', async ({ page }) =
   await expect(rooms(page)).toBeHidden();
   await expect(page.getByRole('heading', { name: 'random', level: 2 })).toBeVisible();
 
-  await page.getByRole('button', { name: 'People online' }).click();
+  await page.getByRole('button', { name: 'People', exact: true }).click();
   await expect(people(page)).toBeVisible();
   await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
   await page.keyboard.press('Escape');

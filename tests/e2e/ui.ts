@@ -8,7 +8,7 @@ export const roomButton = (page: Page, name: string, scheme = '(mock|ws)://') =>
   rooms(page).getByRole('button', { name: new RegExp(`^${name} ${scheme}`) });
 export const log = (page: Page) => page.getByRole('log');
 export const composer = (page: Page) => page.getByRole('textbox', { name: 'Message' });
-export const people = (page: Page) => page.getByRole('complementary', { name: 'People online' });
+export const people = (page: Page) => page.getByRole('complementary', { name: 'People' });
 /** The people online in the room shown, one list item each (you first). */
 export const online = (page: Page) => people(page).getByRole('listitem');
 /** The shown room's connection state. */

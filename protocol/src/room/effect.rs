@@ -168,6 +168,10 @@ pub struct UserRecord {
     pub name: String,
     /// SHA-256 of the user's token, hex ([`crate::hash_token`]).
     pub token_hash: String,
+    /// When the room gave out this identity (unknown for identities from before it kept this).
+    pub joined_at: Option<Millis>,
+    /// When the user's last connection closed.
+    pub last_seen: Option<Millis>,
 }
 
 /// An instruction from the engine to its host. Hosts carry effects out in the order they

@@ -25,8 +25,8 @@ use crate::error::ErrorCode;
 use crate::markdown::Renderer;
 use crate::wire::{
     ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
-    Millis, NameChanged, PROTOCOL_VERSION, Resume, RoomLimits, SendMessage, Seq, ServerAction,
-    TypingUser, UserId, UserInfo, UserRef,
+    Millis, NameChanged, PROTOCOL_VERSION, Person, Resume, RoomLimits, SendMessage, Seq,
+    ServerAction, TypingUser, UserId, UserInfo, UserRef,
 };
 
 /// What a host loads from storage before the room opens.
@@ -141,7 +141,24 @@ impl Connection {
 struct UserEntry {
     name: String,
     token_hash: String,
+    joined_at: Option<Millis>,
+    last_seen: Option<Millis>,
 }
+
+impl UserEntry {
+    fn record(&self, id: &str) -> UserRecord {
+        UserRecord {
+            id: id.to_owned(),
+            name: self.name.clone(),
+            token_hash: self.token_hash.clone(),
+            joined_at: self.joined_at,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// People who are not online that a `HANDSHAKE` lists (the most recently seen).
+pub const RECENT_PEOPLE: usize = 50;
 
 #[derive(Debug)]
 struct Pending {
@@ -211,6 +228,8 @@ impl Room {
                 let entry = UserEntry {
                     name: u.name,
                     token_hash: u.token_hash,
+                    joined_at: u.joined_at,
+                    last_seen: u.last_seen,
                 };
                 (u.id, entry)
             })
@@ -285,8 +304,9 @@ impl Room {
             ids.sort();
             ids
         };
+        let people = self.people(&online);
         let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
-        user_names.extend(self.names_of(online.iter()));
+        user_names.extend(self.names_of(people.iter().map(|p| &p.user_id)));
         let handshake_seq = self.confirmed_seq;
         self.connections.insert(
             conn,
@@ -314,12 +334,37 @@ impl Room {
                     rate_burst: self.config.rate_burst,
                     rate_per_second: self.config.rate_per_second,
                 }),
+                people: Some(people),
             }),
         );
     }
 
+    /// Everyone online, then the [`RECENT_PEOPLE`] seen most recently, as the people list
+    /// shows them.
+    fn people(&self, online: &[UserId]) -> Vec<Person> {
+        let person = |id: &UserId, entry: &UserEntry| Person {
+            user_id: id.clone(),
+            joined_at: entry.joined_at,
+            last_seen: entry.last_seen,
+        };
+        let mut recent: Vec<(&UserId, &UserEntry)> = self
+            .users
+            .iter()
+            .filter(|(id, u)| u.last_seen.is_some() && !self.online.contains_key(*id))
+            .collect();
+        recent.sort_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen).then(a.0.cmp(b.0)));
+        let now_here = online
+            .iter()
+            .filter_map(|id| Some(person(id, self.users.get(id)?)));
+        let lately = recent
+            .into_iter()
+            .take(RECENT_PEOPLE)
+            .map(|(id, entry)| person(id, entry));
+        now_here.chain(lately).collect()
+    }
+
     /// A connection closed. Its user goes offline when this was their last connection.
-    pub fn handle_disconnect(&mut self, _now: Millis, conn: ConnectionId) {
+    pub fn handle_disconnect(&mut self, now: Millis, conn: ConnectionId) {
         let Some(connection) = self.connections.remove(&conn) else {
             return;
         };
@@ -334,9 +379,15 @@ impl Room {
         };
         if last {
             self.online.remove(&user);
+            if let Some(entry) = self.users.get_mut(&user) {
+                entry.last_seen = Some(now);
+                let record = entry.record(&user);
+                self.effects.push_back(Effect::PersistUser(record));
+            }
             self.effects
                 .push_back(Effect::Broadcast(ServerAction::UserDisconnected(UserRef {
-                    user_id: user,
+                    last_seen: Some(now),
+                    ..UserRef::of(user)
                 })));
         }
     }
@@ -567,7 +618,7 @@ impl Room {
                         "that identity needs its token; you have a new one",
                     );
                 }
-                self.new_user(conn)
+                self.new_user(now, conn)
             }
         };
         if let Some(connection) = self.connections.get_mut(&conn) {
@@ -577,9 +628,11 @@ impl Room {
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
+            let joined_at = self.users.get(&user_id).and_then(|u| u.joined_at);
             self.effects
                 .push_back(Effect::Broadcast(ServerAction::UserConnected(UserRef {
-                    user_id,
+                    joined_at,
+                    ..UserRef::of(user_id)
                 })));
         }
         match info.since {
@@ -626,22 +679,18 @@ impl Room {
         );
     }
 
-    fn new_user(&mut self, conn: ConnectionId) -> UserId {
+    fn new_user(&mut self, now: Millis, conn: ConnectionId) -> UserId {
         let id = self.ids.hex(12);
         let token = self.ids.hex(32);
-        let record = UserRecord {
-            id: id.clone(),
+        let entry = UserEntry {
             name: DEFAULT_NAME.to_owned(),
             token_hash: hash_token(&token),
+            joined_at: Some(now),
+            last_seen: None,
         };
-        self.users.insert(
-            id.clone(),
-            UserEntry {
-                name: record.name.clone(),
-                token_hash: record.token_hash.clone(),
-            },
-        );
-        self.effects.push_back(Effect::PersistUser(record));
+        self.effects
+            .push_back(Effect::PersistUser(entry.record(&id)));
+        self.users.insert(id.clone(), entry);
         self.effects
             .push_back(Effect::Broadcast(ServerAction::NameChange(
                 NameChanged::new(id.clone(), DEFAULT_NAME.to_owned()),
@@ -997,11 +1046,7 @@ impl Room {
             return;
         };
         entry.name = name.clone();
-        let record = UserRecord {
-            id: user.clone(),
-            name: name.clone(),
-            token_hash: entry.token_hash.clone(),
-        };
+        let record = entry.record(&user);
         self.effects.push_back(Effect::PersistUser(record));
         self.effects
             .push_back(Effect::Broadcast(ServerAction::NameChange(

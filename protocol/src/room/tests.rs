@@ -409,6 +409,8 @@ fn handshake_carries_the_latest_hundred_and_names() {
             id: "old".into(),
             name: "Oldtimer".into(),
             token_hash: hash_token("t"),
+            joined_at: None,
+            last_seen: None,
         }],
     };
     let mut h = Harness::with(RoomConfig::default(), snapshot);
@@ -592,7 +594,10 @@ fn presence_tracks_users_not_connections() {
     h.disconnect(a2);
     assert_eq!(
         h.take(watcher),
-        vec![ServerAction::UserDisconnected(UserRef { user_id: alice })]
+        vec![ServerAction::UserDisconnected(UserRef {
+            last_seen: Some(h.now),
+            ..UserRef::of(alice)
+        })]
     );
 }
 
@@ -1367,4 +1372,57 @@ fn typing_reaches_the_others_who_speak_our_protocol_and_is_never_stored() {
         ClientAction::Typing(crate::wire::Typing::default()),
     );
     assert_eq!(h.errors(stranger), vec![ErrorCode::NotIdentified]);
+}
+
+#[test]
+fn the_people_list_knows_who_is_online_who_was_here_lately_and_since_when() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    h.advance(60_000);
+    let (b, bob, _) = h.join(2);
+    h.advance(60_000);
+    h.disconnect(b);
+    let left = h.now;
+    // Bob's last visit is kept (for after a restart too).
+    assert_eq!(h.user(&bob).and_then(|u| u.last_seen), Some(left));
+    assert_eq!(h.user(&bob).and_then(|u| u.joined_at), Some(T0 + 60_000));
+    let said = h.take(a);
+    assert!(said.contains(&ServerAction::UserDisconnected(UserRef {
+        last_seen: Some(left),
+        ..UserRef::of(bob.clone())
+    })));
+    let c = h.connect(3);
+    let [ServerAction::Handshake(handshake)] = &h.take(c)[..] else {
+        panic!("a handshake first");
+    };
+    let people = handshake.people.clone().unwrap_or_default();
+    assert_eq!(
+        people,
+        vec![
+            crate::wire::Person {
+                user_id: alice.clone(),
+                joined_at: Some(T0),
+                last_seen: None,
+            },
+            crate::wire::Person {
+                user_id: bob.clone(),
+                joined_at: Some(T0 + 60_000),
+                last_seen: Some(left),
+            },
+        ]
+    );
+    assert!(
+        handshake.user_names.contains_key(&bob),
+        "names of the recent too"
+    );
+    // Coming online says since when they are here.
+    h.act(
+        c,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    let carol_joined = h.take(a).into_iter().find_map(|action| match action {
+        ServerAction::UserConnected(user) => Some(user.joined_at),
+        _ => None,
+    });
+    assert_eq!(carol_joined, Some(Some(h.now)));
 }

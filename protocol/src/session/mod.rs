@@ -36,7 +36,7 @@ mod mention_tests {
     }
 }
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::room::TokenBucket;
 use crate::wire::{
     ChangeName, ClientAction, DeleteMessage, EditMessage, Handshake, HandshakeUserInfo,
-    History as HistoryPage, HistoryRequest, MessageRecord, Millis, React, Reaction, Resume,
+    History as HistoryPage, HistoryRequest, MessageRecord, Millis, Person, React, Reaction, Resume,
     RoomLimits, SendMessage, Seq, ServerAction, Typing, UserId, UserInfo,
 };
 use crate::{ErrorCode, RoomConfig};
@@ -258,6 +258,8 @@ pub struct Session {
     pending: Vec<Message>,
     names: Names,
     online: BTreeSet<UserId>,
+    /// When people joined and were last seen, as the room told us.
+    people: BTreeMap<UserId, Person>,
     history: History,
     /// The highest seq the room has told us about: resumed from after a reconnect.
     latest_seq: Option<Seq>,
@@ -299,6 +301,7 @@ impl Session {
             pending: Vec::new(),
             names: Names::default(),
             online: BTreeSet::new(),
+            people: BTreeMap::new(),
             history: History::Complete,
             latest_seq: None,
             reached: false,
@@ -349,6 +352,22 @@ impl Session {
 
     pub fn online(&self) -> &BTreeSet<UserId> {
         &self.online
+    }
+
+    /// What the room told us of someone: when they joined, when they were last seen.
+    pub fn person(&self, user: &str) -> Option<&Person> {
+        self.people.get(user)
+    }
+
+    /// People not online now who were here lately, the most recent first.
+    pub fn recently_seen(&self) -> Vec<&Person> {
+        let mut recent: Vec<&Person> = self
+            .people
+            .values()
+            .filter(|p| p.last_seen.is_some() && !self.online.contains(&p.user_id))
+            .collect();
+        recent.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        recent
     }
 
     pub fn history(&self) -> History {
@@ -588,9 +607,11 @@ impl Session {
                 self.names.insert(change.user_id, change.name);
             }
             ServerAction::UserConnected(user) => {
+                self.learn(&user);
                 self.online.insert(user.user_id);
             }
             ServerAction::UserDisconnected(user) => {
+                self.learn(&user);
                 self.online.remove(&user.user_id);
             }
             ServerAction::Resume(resume) => self.on_resume(resume),
@@ -806,6 +827,9 @@ impl Session {
         if let Some(online) = handshake.online {
             self.online = online.into_iter().collect();
         }
+        for person in handshake.people.into_iter().flatten() {
+            self.people.insert(person.user_id.clone(), person);
+        }
         for record in handshake.messages {
             self.insert(record);
         }
@@ -988,6 +1012,20 @@ impl Session {
                 .retain(|a| !matches!(a, ClientAction::NameChange(_)));
             self.queued.push(change);
         }
+    }
+
+    /// What a presence change says of someone's joining and last visit.
+    fn learn(&mut self, user: &crate::wire::UserRef) {
+        let person = self
+            .people
+            .entry(user.user_id.clone())
+            .or_insert_with(|| Person {
+                user_id: user.user_id.clone(),
+                joined_at: None,
+                last_seen: None,
+            });
+        person.joined_at = person.joined_at.or(user.joined_at);
+        person.last_seen = user.last_seen.or(person.last_seen);
     }
 
     fn next_nonce(&mut self) -> String {

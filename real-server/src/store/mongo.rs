@@ -53,6 +53,10 @@ struct UserDoc {
     id: String,
     name: String,
     token_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    joined_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_seen: Option<i64>,
 }
 
 impl MessageDoc {
@@ -263,6 +267,8 @@ impl Store for MongoStore {
                     id: u.id,
                     name: u.name,
                     token_hash: u.token_hash,
+                    joined_at: u.joined_at,
+                    last_seen: u.last_seen,
                 })
                 .collect(),
         })
@@ -289,6 +295,8 @@ impl Store for MongoStore {
                         id: u.id,
                         name: u.name,
                         token_hash: u.token_hash,
+                        joined_at: u.joined_at,
+                        last_seen: u.last_seen,
                     };
                     self.users
                         .replace_one(filter, user)

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS users (
     id TEXT NOT NULL,
     name TEXT NOT NULL,
     token_hash TEXT NOT NULL,
+    joined_at INTEGER,
+    last_seen INTEGER,
     PRIMARY KEY (room, id)
 ) WITHOUT ROWID;
 ";
@@ -108,20 +110,23 @@ impl SqliteStore {
 /// Brings a database written by an earlier version up to this schema: the columns of message
 /// changes (edits and deletes) are added, empty.
 fn migrate(conn: &Connection) -> Result<()> {
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('messages')")?
-        .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (column, definition) in [
-        ("edited_at", "edited_at INTEGER"),
-        ("deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
-        ("changed_seq", "changed_seq INTEGER"),
-        ("reactions", "reactions TEXT"),
-        ("reply_to", "reply_to INTEGER"),
-        ("dm_to", "dm_to TEXT"),
+    for (table, column, definition) in [
+        ("messages", "edited_at", "edited_at INTEGER"),
+        ("messages", "deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
+        ("messages", "changed_seq", "changed_seq INTEGER"),
+        ("messages", "reactions", "reactions TEXT"),
+        ("messages", "reply_to", "reply_to INTEGER"),
+        ("messages", "dm_to", "dm_to TEXT"),
+        ("users", "joined_at", "joined_at INTEGER"),
+        ("users", "last_seen", "last_seen INTEGER"),
     ] {
-        if !columns.iter().any(|c| c == column) {
-            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {definition}"))?;
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
         }
     }
     Ok(())
@@ -193,12 +198,16 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             let users = conn
-                .prepare("SELECT id, name, token_hash FROM users WHERE room = ?1")?
+                .prepare(
+                    "SELECT id, name, token_hash, joined_at, last_seen FROM users WHERE room = ?1",
+                )?
                 .query_map(params![room], |row| {
                     Ok(UserRecord {
                         id: row.get(0)?,
                         name: row.get(1)?,
                         token_hash: row.get(2)?,
+                        joined_at: row.get(3)?,
+                        last_seen: row.get(4)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -235,9 +244,11 @@ impl Store for SqliteStore {
                          changed_seq = ?7, reactions = ?8 WHERE room = ?1 AND seq = ?2",
                 )?;
                 let mut upsert = tx.prepare_cached(
-                    "INSERT INTO users (room, id, name, token_hash) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (room, id) DO UPDATE SET name = excluded.name,
-                         token_hash = excluded.token_hash",
+                         token_hash = excluded.token_hash, joined_at = excluded.joined_at,
+                         last_seen = excluded.last_seen",
                 )?;
                 for write in &batch {
                     match write {
@@ -275,7 +286,14 @@ impl Store for SqliteStore {
                             }
                         }
                         Write::User(u) => {
-                            upsert.execute(params![room, u.id, u.name, u.token_hash])?;
+                            upsert.execute(params![
+                                room,
+                                u.id,
+                                u.name,
+                                u.token_hash,
+                                u.joined_at,
+                                u.last_seen
+                            ])?;
                         }
                     }
                 }
@@ -329,14 +347,31 @@ mod tests {
                 "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
                     user_id TEXT NOT NULL, raw TEXT NOT NULL, html TEXT NOT NULL,
                     timestamp INTEGER NOT NULL, nonce TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
-                 INSERT INTO messages VALUES ('r', 1, 'id1', 'u1', 'old', '<p>old</p>', 5, NULL);",
+                 INSERT INTO messages VALUES ('r', 1, 'id1', 'u1', 'old', '<p>old</p>', 5, NULL);
+                 CREATE TABLE users (room TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL, PRIMARY KEY (room, id)) WITHOUT ROWID;
+                 INSERT INTO users VALUES ('r', 'u1', 'Old', 'hash');",
             )
             .expect("works");
         }
         let store = SqliteStore::open(&path, SyncMode::Normal).expect("works");
         let snapshot = store.load_snapshot("r", 10).await.expect("works");
         assert_eq!(snapshot.messages[0].raw, "old");
+        assert_eq!(snapshot.messages[0].to, None);
         assert_eq!(snapshot.latest_seq, 1);
+        // Users from before kept no times: unknown, not zero.
+        assert_eq!(
+            (snapshot.users[0].name.as_str(), snapshot.users[0].joined_at),
+            ("Old", None)
+        );
+        let seen = UserRecord {
+            last_seen: Some(7),
+            ..snapshot.users[0].clone()
+        };
+        store
+            .write_batch("r", vec![Write::User(seen)])
+            .await
+            .expect("works");
         let change = protocol::StoredChange {
             seq: 2,
             target: 1,
@@ -351,6 +386,7 @@ mod tests {
         let snapshot = store.load_snapshot("r", 10).await.expect("works");
         assert!(snapshot.messages[0].deleted);
         assert_eq!(snapshot.latest_seq, 2);
+        assert_eq!(snapshot.users[0].last_seen, Some(7));
         // Opening it again finds nothing left to migrate.
         drop(store);
         assert!(SqliteStore::open(&path, SyncMode::Normal).is_ok());
