@@ -306,17 +306,6 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
-    /// The other person of a direct message, seen by `me` (the recipient if `me` wrote it);
-    /// `None` for a room message.
-    pub fn peer(&self, me: &str) -> Option<&UserId> {
-        let to = self.to.as_ref()?;
-        Some(if self.user_id == me {
-            to
-        } else {
-            &self.user_id
-        })
-    }
-
     /// Bytes of this record's JSON, as it goes into a frame (measured, not estimated: a
     /// message of control characters takes six bytes for each).
     pub fn wire_len(&self) -> usize {

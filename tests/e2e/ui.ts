@@ -10,7 +10,8 @@ export const log = (page: Page) => page.getByRole('log');
 export const composer = (page: Page) => page.getByRole('textbox', { name: 'Message' });
 export const people = (page: Page) => page.getByRole('complementary', { name: 'People' });
 /** The people online in the room shown, one list item each (you first). */
-export const online = (page: Page) => people(page).getByRole('listitem');
+export const online = (page: Page) =>
+  people(page).getByRole('list', { name: 'Online' }).getByRole('listitem');
 /** The shown room's connection state. */
 export const status = (page: Page) => page.getByRole('main').getByRole('status');
 

@@ -366,7 +366,7 @@ impl Session {
             .values()
             .filter(|p| p.last_seen.is_some() && !self.online.contains(&p.user_id))
             .collect();
-        recent.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        recent.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
         recent
     }
 
