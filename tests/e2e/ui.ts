@@ -38,3 +38,7 @@ export async function rename(page: Page, name: string, where: 'all' | 'here' = '
   await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   await expect(dialog).toBeHidden();
 }
+
+/** A direct conversation's button in the sidebar (under its room), by the other person's name. */
+export const conversationButton = (page: Page, name: string) =>
+  rooms(page).getByRole('button', { name: new RegExp(`^Direct messages with ${name}`) });

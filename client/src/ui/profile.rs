@@ -117,6 +117,8 @@ pub fn Profile(shown: Shown) -> Element {
                             move |_| {
                                 state.write().open_conversation(id, Some(user.clone()));
                                 open.set(None);
+                                // The conversation's view is a new one: its box, once it is there.
+                                super::focus_soon(super::composer_id(id));
                             }
                         },
                         "Message {name} directly"
