@@ -64,6 +64,10 @@ pub struct Pair {
     pub answer_history: bool,
     /// History reads fail.
     pub fail_history: bool,
+    /// Searches are answered from [`Self::stored`]; when false, they wait in
+    /// [`Self::held_searches`] for the test to answer.
+    pub answer_searches: bool,
+    pub held_searches: Vec<crate::room::SearchTask>,
     pub unconfirmed: Vec<Seq>,
     pub history_requests: Vec<(ConnectionId, Seq, u32)>,
     /// Open connections, in the order they connected (broadcasts reach them all).
@@ -108,6 +112,8 @@ impl Pair {
             fail_storage: false,
             answer_history: true,
             fail_history: false,
+            answer_searches: true,
+            held_searches: Vec::new(),
             unconfirmed: Vec::new(),
             history_requests: Vec::new(),
             open: Vec::new(),
@@ -374,6 +380,20 @@ impl Pair {
                         Some(kept) => *kept = user,
                         None => self.users.push(user),
                     }
+                }
+                Effect::Search(task) if !self.answer_searches => self.held_searches.push(task),
+                Effect::Search(task) => {
+                    // In memory, newest first, through the rule every store follows.
+                    let before = task.before.unwrap_or(Seq::MAX);
+                    let page = crate::search::search_newest_first(
+                        self.stored.iter().rev().filter(|m| m.seq < before),
+                        &task.query,
+                        task.viewer.as_deref(),
+                        usize::try_from(task.limit).unwrap_or(usize::MAX),
+                        task.scan,
+                    );
+                    self.room
+                        .handle_search_done(self.now, task, page.messages, page.next);
                 }
                 Effect::LoadHistory {
                     to,

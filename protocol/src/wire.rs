@@ -52,6 +52,9 @@ pub enum ClientAction {
     /// stored.
     #[serde(rename = "TYPING")]
     Typing(Typing),
+    /// Search the room's messages and one's own direct messages (ours).
+    #[serde(rename = "SEARCH")]
+    Search(Search),
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -167,6 +170,21 @@ pub struct HistoryRequest {
     pub limit: u32,
 }
 
+/// Payload of `SEARCH`: messages with every word of `query` (each the start of a word, in any
+/// case: see [`crate::search`]), newest first, older than `before` when it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Search {
+    /// What the person typed.
+    pub query: String,
+    /// Exclusive upper bound: a later page starts at the previous page's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Seq>,
+    /// Echoed in the results, or in the `ERROR` that refuses the search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
 /// What a room server sends to its clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload")]
@@ -205,6 +223,9 @@ pub enum ServerAction {
     /// Someone is typing (ours; sent only to clients that speak our protocol).
     #[serde(rename = "TYPING")]
     Typing(TypingUser),
+    /// Answer to `SEARCH` (ours).
+    #[serde(rename = "SEARCH_RESULTS")]
+    SearchResults(SearchResults),
 }
 
 /// Payload of `HANDSHAKE`.
@@ -427,6 +448,28 @@ pub struct History {
     pub messages: Vec<MessageRecord>,
     /// Whether older messages exist.
     pub has_more: bool,
+    /// Names of the authors in `messages`.
+    pub user_names: BTreeMap<UserId, String>,
+}
+
+/// Payload of `SEARCH_RESULTS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResults {
+    /// The query, as asked.
+    pub query: String,
+    /// The `before` it was asked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Seq>,
+    /// The nonce it was asked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Newest first.
+    pub messages: Vec<MessageRecord>,
+    /// Search on with `before` this seq for older results; absent when the search has
+    /// reached the start of the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Seq>,
     /// Names of the authors in `messages`.
     pub user_names: BTreeMap<UserId, String>,
 }

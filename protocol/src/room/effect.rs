@@ -208,4 +208,30 @@ pub enum Effect {
         /// How many at most.
         limit: u32,
     },
+    /// Run this search beside the room (never in the room's own task: a search may take a
+    /// while), then hand the page to [`super::Room::handle_search_done`], or say it failed
+    /// with [`super::Room::handle_search_failed`].
+    Search(SearchTask),
+}
+
+/// A search a connection asked for, as the host runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTask {
+    /// Who asked.
+    pub to: ConnectionId,
+    /// Whose search it is: others' direct messages are never found for them.
+    pub viewer: Option<UserId>,
+    /// The checked query.
+    pub query: crate::search::SearchQuery,
+    /// The query as asked (echoed in the results).
+    pub asked: String,
+    /// Only messages with `seq < before`; all when `None`.
+    pub before: Option<Seq>,
+    /// The asker's nonce.
+    pub nonce: Option<String>,
+    /// Results per page, at most.
+    pub limit: u32,
+    /// Messages a store without a text index may look at for one page, at most
+    /// ([`super::RoomConfig::search_scan`]); past that, the page says where to go on.
+    pub scan: usize,
 }

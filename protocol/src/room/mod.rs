@@ -13,8 +13,8 @@ pub use config::{
     RoomConfig,
 };
 pub use effect::{
-    ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, StoredChange, StoredMessage,
-    UserRecord,
+    ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, SearchTask, StoredChange,
+    StoredMessage, UserRecord,
 };
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
@@ -25,8 +25,8 @@ use crate::error::ErrorCode;
 use crate::markdown::Renderer;
 use crate::wire::{
     ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
-    Millis, NameChanged, PROTOCOL_VERSION, Person, Resume, RoomLimits, SendMessage, Seq,
-    ServerAction, TypingUser, UserId, UserInfo, UserRef,
+    Millis, NameChanged, PROTOCOL_VERSION, Person, Resume, RoomLimits, Search, SearchResults,
+    SendMessage, Seq, ServerAction, TypingUser, UserId, UserInfo, UserRef,
 };
 
 /// What a host loads from storage before the room opens.
@@ -126,6 +126,8 @@ struct Connection {
     bucket: TokenBucket,
     /// The client named our protocol version when it identified (not a legacy client).
     speaks_ours: bool,
+    /// A search of this connection is running: one at a time.
+    searching: bool,
 }
 
 impl Connection {
@@ -316,6 +318,7 @@ impl Room {
                 handshake_seq,
                 bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
                 speaks_ours: false,
+                searching: false,
             },
         );
         self.send(
@@ -422,6 +425,7 @@ impl Room {
                 self.change(now, conn, react.target, asked, react.nonce);
             }
             ClientAction::Typing(typing) => self.typing(now, conn, typing.to),
+            ClientAction::Search(search) => self.search(now, conn, search),
         }
     }
 
@@ -537,6 +541,70 @@ impl Room {
                 has_more,
                 user_names,
             }),
+        );
+    }
+
+    /// The host ran an [`Effect::Search`]: `messages` are its results (any order). They are
+    /// checked again (visibility, the query, `before`), cut to the page and the byte budget,
+    /// and sent as `SEARCH_RESULTS`; `next` is where the search goes on.
+    pub fn handle_search_done(
+        &mut self,
+        _now: Millis,
+        task: SearchTask,
+        mut messages: Vec<StoredMessage>,
+        mut next: Option<Seq>,
+    ) {
+        let Some(connection) = self.connections.get_mut(&task.to) else {
+            return;
+        };
+        connection.searching = false;
+        let viewer = connection.viewer();
+        let before = task.before.unwrap_or(Seq::MAX);
+        messages.retain(|m| m.seq < before && task.query.finds(m, viewer));
+        messages.sort_by_key(|m| std::cmp::Reverse(m.seq));
+        messages.dedup_by_key(|m| m.seq);
+        let limit = usize::try_from(task.limit.min(self.config.search_page)).unwrap_or(0);
+        if messages.len() > limit {
+            messages.truncate(limit);
+            next = messages.last().map(|m| m.seq);
+        }
+        let mut budget = self.config.max_answer_bytes;
+        let mut records: Vec<MessageRecord> = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let record = message.to_record();
+            if !take_bytes(&mut budget, &record) && i > 0 {
+                // Go on after the last one that fit.
+                next = Some(messages[i - 1].seq);
+                break;
+            }
+            records.push(record);
+        }
+        let user_names = self.names_of(records.iter().map(|m| &m.user_id));
+        self.send(
+            task.to,
+            ServerAction::SearchResults(SearchResults {
+                query: task.asked,
+                before: task.before,
+                nonce: task.nonce,
+                messages: records,
+                next,
+                user_names,
+            }),
+        );
+    }
+
+    /// The host could not run an [`Effect::Search`] (storage failed, or it ran out of time):
+    /// the asker gets `SEARCH_FAILED` with its nonce.
+    pub fn handle_search_failed(&mut self, _now: Millis, task: SearchTask) {
+        let Some(connection) = self.connections.get_mut(&task.to) else {
+            return;
+        };
+        connection.searching = false;
+        self.refuse_for(
+            task.to,
+            ErrorCode::SearchFailed,
+            "the search could not be finished; try again, or with other words",
+            task.nonce.as_ref(),
         );
     }
 
@@ -1091,6 +1159,49 @@ impl Room {
         self.handle_history_loaded(now, conn, request.before, page, has_more);
     }
 
+    fn search(&mut self, now: Millis, conn: ConnectionId, request: Search) {
+        let nonce = request
+            .nonce
+            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        if !self.spend_token(now, conn, nonce.as_ref()) {
+            return;
+        }
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.searching {
+            return self.refuse_for(
+                conn,
+                ErrorCode::RateLimited,
+                "one search at a time: wait for the results of the last one",
+                nonce.as_ref(),
+            );
+        }
+        let query = match crate::search::SearchQuery::parse(&request.query) {
+            Ok(query) => query,
+            Err(problem) => {
+                return self.refuse_for(
+                    conn,
+                    ErrorCode::InvalidSearch,
+                    problem.to_string(),
+                    nonce.as_ref(),
+                );
+            }
+        };
+        connection.searching = true;
+        let viewer = connection.viewer().map(str::to_owned);
+        self.effects.push_back(Effect::Search(SearchTask {
+            to: conn,
+            viewer,
+            query,
+            asked: request.query,
+            before: request.before,
+            nonce,
+            limit: self.config.search_page,
+            scan: self.config.search_scan,
+        }));
+    }
+
     fn remember(&mut self, message: StoredMessage) {
         self.recent.push_back(message);
         while self.recent.len() > self.config.cache_messages {
@@ -1176,5 +1287,7 @@ fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
 
 #[cfg(test)]
 mod direct_tests;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;

@@ -193,6 +193,33 @@ pub enum Notice {
     BadFrame(String),
 }
 
+/// A search of the room (and of one's direct messages in it), page after page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchState {
+    /// What was typed.
+    pub query: String,
+    /// Its words, for highlighting results.
+    pub words: crate::search::SearchQuery,
+    /// The nonce of the request out (or last answered): answers to older ones are dropped.
+    nonce: String,
+    /// Newest first.
+    pub results: Vec<Message>,
+    /// Older results may exist: search on before this seq.
+    pub next: Option<Seq>,
+    pub status: SearchStatus,
+}
+
+/// Where a search is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchStatus {
+    /// A page was asked for and has not come.
+    Searching,
+    /// The latest page came.
+    Done,
+    /// The room refused or could not answer (the reason, to show), or went offline.
+    Failed(String),
+}
+
 /// What happened that the host's view may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -276,6 +303,8 @@ pub struct Session {
     wake_at: Option<Millis>,
     /// Who is typing, whether to us in a direct conversation, and until when it shows.
     typing: Vec<(UserId, bool, Millis)>,
+    /// The search shown for this room, if any.
+    search: Option<SearchState>,
     /// When we last said we were typing, and where (the room, or to whom).
     typing_sent: Option<(Option<UserId>, Millis)>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
@@ -307,6 +336,7 @@ impl Session {
             reached: false,
             arrivals: 0,
             next_nonce: 1,
+            search: None,
             last_echoed: None,
             last_arrived: None,
             wake_at: None,
@@ -580,6 +610,12 @@ impl Session {
         if self.history == History::Loading {
             self.history = History::More;
         }
+        if let Some(search) = &mut self.search
+            && search.status == SearchStatus::Searching
+        {
+            search.status =
+                SearchStatus::Failed("The room went offline; search again when it is back.".into());
+        }
     }
 
     /// A text frame from the room. A frame that does not decode is reported, not acted on:
@@ -626,6 +662,7 @@ impl Session {
                     History::Complete
                 };
             }
+            ServerAction::SearchResults(page) => self.on_search_results(page),
             ServerAction::Error(error) => self.on_error(now, error),
             ServerAction::Typing(user) => {
                 let until = now + TYPING_SHOWN_MS;
@@ -780,6 +817,115 @@ impl Session {
         }
     }
 
+    /// The search shown, if any.
+    pub fn search(&self) -> Option<&SearchState> {
+        self.search.as_ref()
+    }
+
+    /// Searches the room for `query` (the room's rule, checked here first): results replace
+    /// any earlier search's.
+    pub fn start_search(
+        &mut self,
+        now: Millis,
+        query: &str,
+    ) -> Result<(), crate::search::QueryError> {
+        let words = crate::search::SearchQuery::parse(query)?;
+        let nonce = self.next_nonce();
+        self.search = Some(SearchState {
+            query: query.to_owned(),
+            words,
+            nonce: nonce.clone(),
+            results: Vec::new(),
+            next: None,
+            status: SearchStatus::Searching,
+        });
+        self.ask_search(now, None, nonce);
+        Ok(())
+    }
+
+    /// Asks for the next (older) page of results, if there is one and none is out; after a
+    /// failure, asks again for the page that failed.
+    pub fn search_more(&mut self, now: Millis) {
+        let nonce = self.next_nonce();
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        let before = match &search.status {
+            SearchStatus::Done if search.next.is_some() => search.next,
+            SearchStatus::Failed(_) => search.results.last().and_then(|m| m.seq),
+            _ => return,
+        };
+        search.status = SearchStatus::Searching;
+        search.nonce = nonce.clone();
+        self.ask_search(now, before, nonce);
+    }
+
+    /// Closes the search.
+    pub fn end_search(&mut self) {
+        self.search = None;
+    }
+
+    fn ask_search(&mut self, now: Millis, before: Option<Seq>, nonce: String) {
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        if self.phase != Phase::Online {
+            search.status =
+                SearchStatus::Failed("The room is not connected; search again when it is.".into());
+            return;
+        }
+        self.queued.push(ClientAction::Search(crate::Search {
+            query: search.query.clone(),
+            before,
+            nonce: Some(nonce),
+        }));
+        self.flush(now);
+    }
+
+    fn on_search_results(&mut self, page: crate::SearchResults) {
+        if !self
+            .search
+            .as_ref()
+            .is_some_and(|s| page.nonce.as_ref() == Some(&s.nonce))
+        {
+            return;
+        }
+        self.names.extend(page.user_names);
+        // A server is not trusted: only what matches, visible to us, newest first, once.
+        let me = self.identity.as_ref().map(|i| i.user_id.clone());
+        let results: Vec<Message> = page
+            .messages
+            .into_iter()
+            .filter(|r| {
+                r.seq.is_some()
+                    && !r.deleted
+                    && r.to
+                        .as_ref()
+                        .is_none_or(|to| me.as_ref().is_some_and(|me| to == me || r.user_id == *me))
+            })
+            .map(|r| self.stored(format!("r{}", r.seq.unwrap_or_default()), r))
+            .collect();
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        let older_than = search
+            .results
+            .last()
+            .and_then(|m| m.seq)
+            .unwrap_or(Seq::MAX);
+        for message in results {
+            if message.seq.is_some_and(|seq| seq < older_than)
+                && search.words.matches(&message.raw)
+                && !search.results.iter().any(|m| m.seq == message.seq)
+            {
+                search.results.push(message);
+            }
+        }
+        search.results.sort_by_key(|m| std::cmp::Reverse(m.seq));
+        search.next = page.next;
+        search.status = SearchStatus::Done;
+    }
+
     /// Time has come ([`Self::poll_timeout`]): held messages go out, "is typing" expires.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.typing.retain(|(_, _, until)| *until > now);
@@ -887,6 +1033,24 @@ impl Session {
     }
 
     fn on_error(&mut self, now: Millis, error: crate::ErrorPayload) {
+        // A refusal of the search out is the search's, and nobody else's.
+        if let Some(search) = &mut self.search
+            && search.status == SearchStatus::Searching
+            && (error.nonce.as_ref() == Some(&search.nonce)
+                || error.nonce.is_none()
+                    && matches!(
+                        error.code,
+                        ErrorCode::InvalidSearch | ErrorCode::SearchFailed
+                    ))
+        {
+            search.status = SearchStatus::Failed(match error.code {
+                ErrorCode::RateLimited => {
+                    "You are searching too fast; try again in a moment.".into()
+                }
+                _ => error.message,
+            });
+            return;
+        }
         // A refusal names the nonce of the message it refuses. A room that names none (an
         // older server) answers in order: it is about the oldest message still waiting.
         let refused = match error.code {
