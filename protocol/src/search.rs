@@ -123,22 +123,21 @@ pub struct SearchPage {
 /// Searches `newest_first` (messages with `seq < before`, newest first): up to `limit` results,
 /// looking at no more than `scan` messages. When the scan ends early, the page says where to go
 /// on.
-pub fn search_newest_first<'a>(
-    newest_first: impl IntoIterator<Item = &'a StoredMessage>,
+pub fn search_newest_first<M: std::borrow::Borrow<StoredMessage>>(
+    newest_first: impl IntoIterator<Item = M>,
     query: &SearchQuery,
     viewer: Option<&str>,
     limit: usize,
     scan: usize,
 ) -> SearchPage {
     let mut page = SearchPage::default();
-    let mut scanned = 0;
     let mut last = None;
-    for message in newest_first {
+    for (scanned, message) in newest_first.into_iter().enumerate() {
+        let message = message.borrow();
         if scanned == scan {
             page.next = last;
             return page;
         }
-        scanned += 1;
         last = Some(message.seq);
         if query.finds(message, viewer) {
             if page.messages.len() == limit {

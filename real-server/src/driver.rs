@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
+use protocol::room::SearchTask;
 use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage, UserId};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, error, info, warn};
@@ -249,6 +250,10 @@ enum Done {
         before: Seq,
         result: crate::store::Result<(Vec<StoredMessage>, bool)>,
     },
+    Search {
+        task: SearchTask,
+        result: crate::store::Result<protocol::search::SearchPage>,
+    },
 }
 
 /// The driver's state. Built by [`Driver::new`], consumed by [`Driver::run`].
@@ -262,6 +267,7 @@ pub struct Driver<S: Store> {
     writing: bool,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
+    search_timeout: Duration,
 }
 
 fn now() -> Millis {
@@ -284,7 +290,15 @@ impl<S: Store> Driver<S> {
             writing: false,
             done_tx,
             done_rx,
+            search_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// How long a search may run in the store before it is stopped (2 s by default).
+    #[must_use]
+    pub fn with_search_timeout(mut self, timeout: Duration) -> Self {
+        self.search_timeout = timeout;
+        self
     }
 
     /// Runs until `shutdown` completes or every input sender is gone; then closes every
@@ -400,6 +414,15 @@ impl<S: Store> Driver<S> {
                     self.room.handle_history_failed(now, conn)
                 }
             },
+            Done::Search { task, result } => match result {
+                Ok(page) => self
+                    .room
+                    .handle_search_done(now, task, page.messages, page.next),
+                Err(err) => {
+                    warn!(error = %err, "a search failed");
+                    self.room.handle_search_failed(now, task)
+                }
+            },
         }
         self.carry_out();
     }
@@ -429,6 +452,7 @@ impl<S: Store> Driver<S> {
                     before,
                     limit,
                 } => self.load_history(to, viewer, before, limit),
+                Effect::Search(task) => self.search(task),
             }
         }
     }
@@ -535,6 +559,29 @@ impl<S: Store> Driver<S> {
                 .is_err()
             {
                 debug!("room driver gone before history loaded");
+            }
+        });
+    }
+}
+
+impl<S: Store> Driver<S> {
+    /// Runs a search beside the room: its task goes on with other inputs meanwhile.
+    fn search(&self, task: SearchTask) {
+        let store = Arc::clone(&self.store);
+        let room_id = Arc::clone(&self.room_id);
+        let done = self.done_tx.clone();
+        let search = crate::store::Search {
+            viewer: task.viewer.clone(),
+            query: task.query.clone(),
+            before: task.before,
+            limit: task.limit,
+            scan: task.scan,
+            timeout: self.search_timeout,
+        };
+        tokio::spawn(async move {
+            let result = store.search(&room_id, search).await;
+            if done.send(Done::Search { task, result }).is_err() {
+                debug!("room driver gone before a search ended");
             }
         });
     }

@@ -3,7 +3,9 @@
 //! in the GitHub workflow). Under CI the MongoDB run is required, not skipped.
 
 use protocol::{ChangeKind, DELETED_HTML, StoredChange, StoredMessage, UserRecord, hash_token};
-use real_server::store::{Store, Write};
+use std::time::Duration;
+
+use real_server::store::{Search, Store, Write};
 use real_server::{MongoStore, SqliteStore};
 
 fn message(seq: u64, user: &str, nonce: Option<&str>) -> StoredMessage {
@@ -322,6 +324,100 @@ async fn direct_messages_are_read_only_for_their_two_people<S: Store>(store: S) 
     );
 }
 
+/// Search: every page checked by the one rule, paged to the start of the room however small
+/// the scan bound, following edits and deletes, never finding others' direct messages.
+async fn search_finds_what_each_viewer_may_see_page_by_page<S: Store>(store: S) {
+    let room = fresh_room("search");
+    let text = |seq: u64, raw: &str| StoredMessage {
+        raw: raw.to_owned(),
+        ..message(seq, "carol", None)
+    };
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for seq in 1..=250 {
+        if seq % 25 == 0 {
+            batch.push(Write::Message(text(
+                seq,
+                &format!("A needle in the haystack, {seq}"),
+            )));
+            expected.push(seq);
+        } else {
+            batch.push(Write::Message(text(seq, &format!("hay {seq}"))));
+        }
+    }
+    batch.push(Write::Message(StoredMessage {
+        raw: "the needle is mine".into(),
+        to: Some("bob".into()),
+        ..message(251, "alice", None)
+    }));
+    batch.push(Write::Message(text(252, "Needle, gone soon")));
+    batch.push(Write::Message(text(253, "plain words")));
+    batch.push(Write::Change(change(254, 252, ChangeKind::Delete)));
+    batch.push(Write::Change(change(
+        255,
+        253,
+        ChangeKind::Edit {
+            raw: "now with a needle".into(),
+            html: "<p>now with a needle</p>\n".into(),
+        },
+    )));
+    batch.push(Write::Change(change(
+        256,
+        100,
+        ChangeKind::Edit {
+            raw: "no longer".into(),
+            html: "<p>no longer</p>\n".into(),
+        },
+    )));
+    store.write_batch(&room, batch).await.unwrap();
+    expected.retain(|seq| *seq != 100);
+    expected.push(253);
+    expected.reverse();
+
+    let all = |viewer: Option<&'static str>, query: &'static str| {
+        let store = &store;
+        let room = room.clone();
+        async move {
+            let query = protocol::search::SearchQuery::parse(query).unwrap();
+            let mut found = Vec::new();
+            let mut before = None;
+            for _ in 0..200 {
+                let page = store
+                    .search(
+                        &room,
+                        Search {
+                            viewer: viewer.map(str::to_owned),
+                            query: query.clone(),
+                            before,
+                            limit: 4,
+                            scan: 60,
+                            timeout: Duration::from_secs(10),
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert!(page.messages.len() <= 4);
+                found.extend(page.messages.iter().map(|m| m.seq));
+                match page.next {
+                    Some(next) => before = Some(next),
+                    None => return found,
+                }
+            }
+            panic!("search never reached the start of the room");
+        }
+    };
+    assert_eq!(all(Some("carol"), "needle").await, expected);
+    assert_eq!(all(None, "NEEDLE").await, expected);
+    let mut with_direct = expected.clone();
+    with_direct.insert(1, 251);
+    assert_eq!(all(Some("alice"), "needle").await, with_direct);
+    assert_eq!(all(Some("bob"), "needle").await, with_direct);
+    assert_eq!(all(Some("carol"), "needle mine").await, Vec::<u64>::new());
+    assert_eq!(all(Some("bob"), "needle mine").await, [251]);
+    assert_eq!(all(Some("carol"), "haystack 200").await, [200]);
+    assert_eq!(all(Some("carol"), "longer").await, [100]);
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -337,6 +433,7 @@ macro_rules! conformance {
                 rooms_are_separate,
                 changes_are_folded_into_their_messages,
                 direct_messages_are_read_only_for_their_two_people,
+                search_finds_what_each_viewer_may_see_page_by_page,
             );
         }
     };

@@ -883,10 +883,10 @@ impl Session {
     }
 
     fn on_search_results(&mut self, page: crate::SearchResults) {
-        if !self
+        if self
             .search
             .as_ref()
-            .is_some_and(|s| page.nonce.as_ref() == Some(&s.nonce))
+            .is_none_or(|s| page.nonce.as_ref() != Some(&s.nonce))
         {
             return;
         }
