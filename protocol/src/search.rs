@@ -110,6 +110,50 @@ impl SearchQuery {
     }
 }
 
+/// A result's text as a list shows it: at most about `max_chars` characters around the first
+/// highlighted word, cut at character boundaries (with `…` where cut), in pieces that are
+/// highlighted (`true`) or not.
+pub fn snippet(text: &str, highlights: &[Range<usize>], max_chars: usize) -> Vec<(String, bool)> {
+    // Start a little before the first match, so that it has some context.
+    let first = highlights.first().map_or(0, |r| r.start);
+    let lead = max_chars / 4;
+    let mut start = text[..first]
+        .char_indices()
+        .rev()
+        .nth(lead.saturating_sub(1))
+        .map_or(0, |(at, _)| at);
+    if first == 0 {
+        start = 0;
+    }
+    let end = text[start..]
+        .char_indices()
+        .nth(max_chars)
+        .map_or(text.len(), |(at, _)| start + at);
+    let mut pieces = Vec::new();
+    if start > 0 {
+        pieces.push(("…".to_owned(), false));
+    }
+    let mut at = start;
+    for range in highlights {
+        let (from, to) = (range.start.max(at), range.end.min(end));
+        if from >= to {
+            continue;
+        }
+        if from > at {
+            pieces.push((text[at..from].to_owned(), false));
+        }
+        pieces.push((text[from..to].to_owned(), true));
+        at = to;
+    }
+    if at < end {
+        pieces.push((text[at..end].to_owned(), false));
+    }
+    if end < text.len() {
+        pieces.push(("…".to_owned(), false));
+    }
+    pieces
+}
+
 /// One page of results.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchPage {
@@ -215,6 +259,28 @@ mod tests {
         let text = "On Friday, lunch; not brunch.";
         let words: Vec<&str> = q.highlights(text).into_iter().map(|r| &text[r]).collect();
         assert_eq!(words, ["Friday", "lunch"]);
+    }
+
+    #[test]
+    fn a_snippet_shows_the_match_in_some_context() {
+        let q = SearchQuery::parse("needle").unwrap();
+        let text = format!("{} the Needle is here {}", "a".repeat(100), "b".repeat(100));
+        let pieces = snippet(&text, &q.highlights(&text), 40);
+        let shown: String = pieces.iter().map(|(t, _)| t.as_str()).collect();
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert!(shown.chars().count() <= 42, "{shown}");
+        let marked: Vec<&str> = pieces
+            .iter()
+            .filter(|(_, hit)| *hit)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        assert_eq!(marked, ["Needle"]);
+        // Short text: whole, nothing cut.
+        let pieces = snippet("Needle: ünïcode", &q.highlights("Needle: ünïcode"), 40);
+        assert_eq!(
+            pieces,
+            [("Needle".to_owned(), true), (": ünïcode".to_owned(), false)]
+        );
     }
 
     #[test]

@@ -313,8 +313,74 @@ impl AppState {
                 room.opened.push(peer.clone());
             }
             room.conversation = peer.filter(|p| !room.is_me(p));
+            room.opening_at = None;
         }
         self.select(id);
+    }
+
+    /// Searches a room (and your direct messages there) for `query` (checked by the room's
+    /// rule first: a refusal says why).
+    pub fn search(
+        &mut self,
+        id: RoomId,
+        query: &str,
+        now: Millis,
+    ) -> Result<(), protocol::search::QueryError> {
+        match self.room_mut(id) {
+            Some(room) => room.session.start_search(now, query),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks for the next (older) page of a room's search results.
+    pub fn search_more(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.search_more(now);
+        }
+    }
+
+    /// The view has shown the search result it was opened at.
+    pub fn opened_result(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.opening_at = None;
+        }
+    }
+
+    /// Closes a room's search.
+    pub fn end_search(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.end_search();
+        }
+    }
+
+    /// Shows a search result in its context: its conversation (the room, or the direct one
+    /// it belongs to), at the message. Returns whether the view changes conversation (when
+    /// it does not, the view shown must be told where to go).
+    pub fn open_result(&mut self, id: RoomId, seq: protocol::Seq) -> bool {
+        let Some(room) = self.room(id) else {
+            return false;
+        };
+        let me = room
+            .session
+            .identity()
+            .map(|i| i.user_id.clone())
+            .unwrap_or_default();
+        let Some(found) = room
+            .session
+            .search()
+            .and_then(|s| s.results.iter().find(|m| m.seq == Some(seq)))
+        else {
+            return false;
+        };
+        let peer = found.peer(&me).cloned();
+        let moves = room.conversation != peer || self.active != Some(id);
+        if moves {
+            self.open_conversation(id, peer);
+            if let Some(room) = self.room_mut(id) {
+                room.opening_at = Some(seq);
+            }
+        }
+        moves
     }
 
     /// Gives a person your own name for them in a room (`None` or blank takes it back). It

@@ -5,6 +5,7 @@ mod composer;
 mod people;
 mod profile;
 mod room;
+mod search;
 mod settings;
 mod sidebar;
 

@@ -93,7 +93,15 @@ pub fn RoomView(id: RoomId) -> Element {
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
     // A reply's quote was activated: the original it answers, to be shown.
-    let mut jump = use_context_provider(|| Signal::new(None::<protocol::Seq>));
+    // Or a search result was opened in this conversation's view (set before it was made).
+    let mut jump =
+        use_context_provider(|| Signal::new(state.peek().room(id).and_then(|r| r.opening_at)));
+    let mut searching = use_signal(|| {
+        state
+            .peek()
+            .room(id)
+            .is_some_and(|r| r.session.search().is_some())
+    });
 
     let older = Older {
         state,
@@ -117,6 +125,13 @@ pub fn RoomView(id: RoomId) -> Element {
             };
             if present {
                 jump.set(None);
+                if state
+                    .peek()
+                    .room(id)
+                    .is_some_and(|r| r.opening_at.is_some())
+                {
+                    state.write().opened_result(id);
+                }
                 let element_id = message_element_id(&format!("s{seq}"));
                 // After the page that brought it has been put in place (which keeps the view
                 // still), so that nothing moves it away again.
@@ -273,6 +288,22 @@ pub fn RoomView(id: RoomId) -> Element {
                 }
                 LinkStatus { id, link: room.link }
                 button {
+                    id: super::search::toggle_id(id),
+                    r#type: "button",
+                    class: "search-toggle",
+                    "aria-expanded": if searching() { "true" } else { "false" },
+                    onclick: move |_| {
+                        let open = !searching();
+                        searching.set(open);
+                        if open {
+                            super::focus_soon(super::search::input_id(id));
+                        } else {
+                            state.write().end_search(id);
+                        }
+                    },
+                    "Search"
+                }
+                button {
                     r#type: "button",
                     class: "mute",
                     "aria-pressed": if room.muted { "true" } else { "false" },
@@ -283,6 +314,9 @@ pub fn RoomView(id: RoomId) -> Element {
                     },
                     "Mute"
                 }
+            }
+            if searching() {
+                super::search::SearchPanel { id, open: searching }
             }
             if !room.session.reached() && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
                 div { class: "notice", role: "alert",
