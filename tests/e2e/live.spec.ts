@@ -417,6 +417,67 @@ for (const store of stores()) {
       await seenAsUncle('Robert');
     });
 
+    test('search finds a message long past the first pages, shows it in place, and finds your direct messages', async ({ browser }) => {
+      const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
+      await archive.start();
+      try {
+        const writer = await LegacyClient.connect(archive.url);
+        await writer.send('MESSAGE', { rawMessage: 'the **old** needle in the hay', userId: writer.userId });
+        for (let i = 1; i <= 300; i++) await writer.send('MESSAGE', { rawMessage: `filler ${i}`, userId: writer.userId });
+        await writer.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage === 'filler 300');
+        writer.close();
+        const visit = async (name: string) => {
+          const context = await browser.newContext();
+          const page = await context.newPage();
+          people.push({ page, context, problems: [] });
+          await page.goto(`./?room=${archive.url}`);
+          await expect(status(page)).toHaveText('online');
+          await rename(page, name);
+          return page;
+        };
+        const alice = await visit('Alice');
+        const bob = await visit('Bob');
+        await peoplePanel(alice).getByRole('button', { name: 'Bob', exact: true }).click();
+        await alice.getByRole('button', { name: 'Message Bob directly' }).click();
+        await send(alice, 'a needle between us');
+        await expect(message(alice, 'a needle between us')).not.toHaveClass(/pending/);
+
+        await bob.getByRole('button', { name: 'Search', exact: true }).click();
+        await bob.getByRole('searchbox', { name: 'Search messages' }).fill('Needle');
+        await bob.keyboard.press('Enter');
+        const results = bob.getByRole('list', { name: 'Search results' }).getByRole('button');
+        await expect(results).toHaveCount(2);
+        await expect(results.nth(0)).toContainText('(direct, with Alice)');
+        await expect(results.nth(1)).toContainText('the **old** needle in the hay');
+        await expect(results.nth(1).locator('mark')).toHaveText('needle');
+        // Not in memory (300 messages later): opening it pages history in up to it.
+        await expect(message(bob, 'the old needle in the hay')).toHaveCount(0);
+        await results.nth(1).click();
+        const found = message(bob, 'the old needle in the hay');
+        await expect(found).toBeFocused({ timeout: 20_000 });
+        await expect(found).toBeInViewport();
+        // From there the log scrolls both ways: what came after it is below, the latest too.
+        const exactly = (text: string) =>
+          log(bob).getByRole('article').filter({ has: bob.locator('.message-body', { hasText: new RegExp(`^\\s*${text}\\s*$`) }) });
+        await expect(exactly('filler 1')).toHaveCount(1);
+        await expect(message(bob, 'filler 300')).toHaveCount(1);
+        // The direct one opens its conversation.
+        await results.nth(0).click();
+        await expect(bob.getByRole('main').getByRole('heading', { level: 2 })).toHaveText('Direct messages with Alice');
+        await expect(message(bob, 'a needle between us')).toBeFocused();
+        // The writer's client (v1) and anyone else: no search finds it for them (engine and
+        // store tests); here a third person's search finds only the room's.
+        const carol = await visit('Carol');
+        await carol.getByRole('button', { name: 'Search', exact: true }).click();
+        await carol.getByRole('searchbox', { name: 'Search messages' }).fill('needle');
+        await carol.keyboard.press('Enter');
+        await expect(carol.getByRole('list', { name: 'Search results' }).getByRole('button')).toHaveCount(1);
+        await expect(carol.getByRole('status').filter({ hasText: 'found' })).toHaveText('1 message found.');
+      } finally {
+        await archive.stop();
+      }
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');
