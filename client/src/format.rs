@@ -91,6 +91,32 @@ pub fn iso(ms: Millis) -> String {
     String::from(date(ms).to_iso_string())
 }
 
+/// "4 December 2026", local.
+pub fn calendar_date(ms: Millis) -> String {
+    let d = date(ms);
+    format!(
+        "{} {} {}",
+        d.get_date(),
+        MONTHS[d.get_month() as usize % 12],
+        d.get_full_year()
+    )
+}
+
+/// How long ago `at` was, as a person says it: "just now", "5 minutes ago", "3 hours ago",
+/// "yesterday", or the date.
+pub fn ago(at: Millis, now: Millis) -> String {
+    let minutes = (now - at).max(0) / 60_000;
+    match minutes {
+        0 => "just now".to_owned(),
+        1 => "a minute ago".to_owned(),
+        2..=59 => format!("{minutes} minutes ago"),
+        60..=119 => "an hour ago".to_owned(),
+        120..=1439 => format!("{} hours ago", minutes / 60),
+        _ if day(at) == day(now - 86_400_000) => "yesterday".to_owned(),
+        _ => format!("on {}", calendar_date(at)),
+    }
+}
+
 /// "Today", "Yesterday", or "Saturday 28 November 2026".
 pub fn day_label(of: Day, today: Day, yesterday: Day) -> String {
     if of == today {

@@ -51,6 +51,10 @@ pub enum Intent {
     React(RoomId, protocol::Seq, String, bool),
     /// You are typing in this room's box.
     Typing(RoomId),
+    /// Search this room (the query already checked).
+    Search(RoomId, String),
+    /// The next page of this room's search.
+    SearchMore(RoomId),
 }
 
 enum Input {
@@ -141,6 +145,15 @@ pub async fn run(
             }
             Input::Intent(Intent::Typing(id)) => {
                 state.write().typing(id, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Search(id, query)) => {
+                if state.write().search(id, &query, now()).is_ok() {
+                    network.carry(id);
+                }
+            }
+            Input::Intent(Intent::SearchMore(id)) => {
+                state.write().search_more(id, now());
                 network.carry(id);
             }
             Input::Intent(Intent::LoadOlder(id)) => {

@@ -28,8 +28,17 @@ struct Bot {
     name: &'static str,
     /// When it next does something.
     next_at: Millis,
-    /// What it is typing (and what that answers), posted at `next_at`.
-    draft: Option<(String, Option<protocol::Seq>)>,
+    /// What it is typing (what that answers, and to whom directly), posted at `next_at`.
+    draft: Option<Draft>,
+    /// The latest direct message to it that it has answered.
+    answered: Option<protocol::Seq>,
+}
+
+#[derive(Debug)]
+struct Draft {
+    text: String,
+    reply_to: Option<protocol::Seq>,
+    to: Option<protocol::UserId>,
 }
 
 /// An in-page chat room with fake users.
@@ -93,6 +102,7 @@ impl MockRoom {
                 name,
                 next_at,
                 draft: None,
+                answered: None,
             });
             room.pair.open_session(peer);
         }
@@ -168,6 +178,19 @@ impl MockRoom {
         (!others.is_empty()).then(|| others[self.rng.random_range(0..others.len())].clone())
     }
 
+    /// The id of someone online other than this fake user who can read direct messages (a
+    /// client of ours: every fake user, and the page), picked by the room's seed.
+    fn someone_else_id(&mut self, peer: PeerId) -> Option<protocol::UserId> {
+        let session = self.pair.session(peer);
+        let others: Vec<protocol::UserId> = session
+            .online()
+            .iter()
+            .filter(|u| !session.is_me(u))
+            .cloned()
+            .collect();
+        (!others.is_empty()).then(|| others[self.rng.random_range(0..others.len())].clone())
+    }
+
     /// One action of fake user `i`; true if it started typing (and posts next time).
     fn bot_act(&mut self, i: usize) -> bool {
         let peer = self.bots[i].peer;
@@ -176,14 +199,40 @@ impl MockRoom {
             return false;
         }
         let now = self.pair.now;
-        if let Some((text, reply_to)) = self.bots[i].draft.take() {
+        if let Some(Draft { text, reply_to, to }) = self.bots[i].draft.take() {
             // Every scripted message fits the room: a refusal would only be a bug.
             let _nonce = self
                 .pair
                 .session_mut(peer)
-                .send_message(now, &text, reply_to);
+                .send_message_to(now, &text, reply_to, to);
             self.pair.run();
             return false;
+        }
+        // Written to directly: it answers, directly (typed first, as any message).
+        let me = self
+            .pair
+            .session(peer)
+            .identity()
+            .map(|identity| identity.user_id.clone());
+        let unanswered = self
+            .pair
+            .stored
+            .iter()
+            .rev()
+            .find(|m| m.to.is_some() && m.to == me)
+            .filter(|m| self.bots[i].answered.is_none_or(|seq| m.seq > seq))
+            .map(|m| (m.seq, m.user_id.clone()));
+        if let Some((seq, from)) = unanswered {
+            self.bots[i].answered = Some(seq);
+            let text = script::DIRECT[self.rng.random_range(0..script::DIRECT.len())];
+            self.bots[i].draft = Some(Draft {
+                text: text.to_owned(),
+                reply_to: None,
+                to: Some(from.clone()),
+            });
+            self.pair.session_mut(peer).note_typing_to(now, Some(from));
+            self.pair.run();
+            return true;
         }
         let last = self.pair.session(peer).last_own_message();
         let heard = self.pair.session(peer).last_arrived();
@@ -199,9 +248,20 @@ impl MockRoom {
                         .map_or_else(|| text.to_owned(), |name| format!("@{name} {text}")),
                     _ => text.to_owned(),
                 };
+                // Now and then to someone online directly (you too), not to the room.
+                let to = (self.rng.random_range(0..8) == 0)
+                    .then(|| self.someone_else_id(peer))
+                    .flatten();
+                let (text, reply_to) = match &to {
+                    Some(_) => {
+                        let direct = script::DIRECT[self.rng.random_range(0..script::DIRECT.len())];
+                        (direct.to_owned(), None)
+                    }
+                    None => (text, reply_to),
+                };
                 // Typed first, posted at the next turn.
-                self.bots[i].draft = Some((text, reply_to));
-                self.pair.session_mut(peer).note_typing(now);
+                self.pair.session_mut(peer).note_typing_to(now, to.clone());
+                self.bots[i].draft = Some(Draft { text, reply_to, to });
                 self.pair.run();
                 return true;
             }

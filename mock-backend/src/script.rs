@@ -36,3 +36,12 @@ pub const EDITS: &[&str] = &[
 
 /// What fake users react with.
 pub const REACTIONS: &[&str] = &["👍", "🎉", "😂", "❤️", "👀"];
+
+/// What fake users write to one person directly (to you too), and answer when written to.
+pub const DIRECT: &[&str] = &[
+    "Hi, just between us: how is your day going? :wave:",
+    "Could you **review** my branch when you have a minute?",
+    "Thanks for your message! I will look at it after lunch.",
+    "Quick question: are you coming to the demo at 3?",
+    "Sure, let us talk here :+1:",
+];

@@ -123,13 +123,20 @@ fn the_page_client_is_a_real_member_of_the_room() {
 fn older_history_is_served_from_memory() {
     let mut room = MockRoom::new("Demo", 4, 3, T0);
     let mut now = T0;
-    while room.pair.stored.len() < 150 {
+    while room.pair.stored.iter().filter(|m| m.to.is_none()).count() < 150 {
         now += 1_000;
         room.advance(now);
     }
     let conn = room.connect(now);
-    // Edits and deletes take seqs too: the stored messages' seqs have gaps.
-    let stored: Vec<u64> = room.pair.stored.iter().map(|m| m.seq).collect();
+    // Edits and deletes take seqs too: the stored messages' seqs have gaps. Fake users' direct
+    // messages to each other are not the page's to see.
+    let stored: Vec<u64> = room
+        .pair
+        .stored
+        .iter()
+        .filter(|m| m.to.is_none())
+        .map(|m| m.seq)
+        .collect();
     let first = stored[stored.len() - 100];
     room.send(
         now,
@@ -217,4 +224,87 @@ fn fake_users_mention_someone_now_and_then() {
             Ok(ServerAction::Message(m)) if m.raw_message.starts_with('@'))
     });
     assert!(mentioned);
+}
+
+/// Fake users write to the page directly now and then, and answer what it writes to them,
+/// directly; what they write to each other never reaches the page.
+#[test]
+fn fake_users_write_directly_and_answer_directly() {
+    let mut room = MockRoom::new("Demo", 3, 5, T0);
+    let conn = room.connect(T0);
+    room.send(
+        T0,
+        conn,
+        &format!(
+            r#"{{"type":"HANDSHAKE_USER_INFO","payload":{{"protocolVersion":{}}}}}"#,
+            protocol::PROTOCOL_VERSION
+        ),
+    );
+    let me = room
+        .take_frames(conn)
+        .iter()
+        .find_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::UserInfo(info)) => Some(info.user_id),
+            _ => None,
+        })
+        .expect("an identity");
+    let mut now = T0;
+    let mut frames = Vec::new();
+    let mut wrote = false;
+    while now < T0 + 20 * 60_000 {
+        now += 250;
+        room.advance(now);
+        let new = room.take_frames(conn);
+        // The first fake user who writes to the page is written back to.
+        if !wrote
+            && let Some(from) = new.iter().find_map(|f| match protocol::decode_server(f) {
+                Ok(ServerAction::Message(m)) if m.to.as_deref() == Some(me.as_str()) => {
+                    Some(m.user_id)
+                }
+                _ => None,
+            })
+        {
+            wrote = true;
+            room.send(
+                now,
+                conn,
+                &format!(
+                    r#"{{"type":"MESSAGE","payload":{{"rawMessage":"hello you","nonce":"d1","to":"{from}"}}}}"#
+                ),
+            );
+        }
+        frames.extend(new);
+    }
+    let direct: Vec<protocol::MessageRecord> = frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Message(m)) if m.to.is_some() => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert!(wrote, "no fake user wrote to the page in 20 minutes");
+    assert!(
+        direct
+            .iter()
+            .all(|m| m.user_id == me || m.to.as_deref() == Some(me.as_str())),
+        "someone else's direct message reached the page"
+    );
+    let mine = direct
+        .iter()
+        .position(|m| m.nonce.as_deref() == Some("d1"))
+        .expect("the page's direct message, echoed");
+    let to = direct[mine].to.clone();
+    assert!(
+        direct[mine + 1..]
+            .iter()
+            .any(|m| Some(&m.user_id) == to.as_ref()),
+        "the fake user did not answer"
+    );
+    // And they wrote to each other too, which the page never saw.
+    assert!(
+        room.pair
+            .stored
+            .iter()
+            .any(|m| m.to.is_some() && m.to.as_deref() != Some(me.as_str()) && m.user_id != me)
+    );
 }

@@ -56,6 +56,14 @@ pub enum ErrorCode {
     UnknownEmoji,
     /// The message already has as many different reactions as a message may have.
     TooManyReactions,
+    /// The person a direct message is for is not known in this room (or is the sender), or
+    /// the sender's client cannot show direct messages (a v1 client).
+    UnknownUser,
+    /// A search was refused: no word to search for, or too long (the message says which).
+    InvalidSearch,
+    /// A search could not be answered (storage failed, or it took longer than the room
+    /// allows); nothing else is affected. Try again, or with other words.
+    SearchFailed,
 }
 
 /// Why a frame could not be decoded into an action.

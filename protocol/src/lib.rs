@@ -19,6 +19,7 @@ pub mod codec;
 pub mod error;
 pub mod markdown;
 pub mod room;
+pub mod search;
 pub mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -64,6 +64,10 @@ pub struct Pair {
     pub answer_history: bool,
     /// History reads fail.
     pub fail_history: bool,
+    /// Searches are answered from [`Self::stored`]; when false, they wait in
+    /// [`Self::held_searches`] for the test to answer.
+    pub answer_searches: bool,
+    pub held_searches: Vec<crate::room::SearchTask>,
     pub unconfirmed: Vec<Seq>,
     pub history_requests: Vec<(ConnectionId, Seq, u32)>,
     /// Open connections, in the order they connected (broadcasts reach them all).
@@ -108,6 +112,8 @@ impl Pair {
             fail_storage: false,
             answer_history: true,
             fail_history: false,
+            answer_searches: true,
+            held_searches: Vec::new(),
             unconfirmed: Vec::new(),
             history_requests: Vec::new(),
             open: Vec::new(),
@@ -201,10 +207,27 @@ impl Pair {
     /// # Panics
     /// If the room gives no identity (a test's mistake).
     pub fn join(&mut self, id: u64) -> (ConnectionId, UserId, String) {
+        self.join_speaking(id, None)
+    }
+
+    /// [`Self::join`] as a client that speaks our protocol (it names its version), as ours
+    /// do; a plain [`Self::join`] is a legacy v1 client.
+    pub fn join_ours(&mut self, id: u64) -> (ConnectionId, UserId, String) {
+        self.join_speaking(id, Some(crate::PROTOCOL_VERSION))
+    }
+
+    fn join_speaking(
+        &mut self,
+        id: u64,
+        protocol_version: Option<u32>,
+    ) -> (ConnectionId, UserId, String) {
         let conn = self.connect(id);
         self.act(
             conn,
-            ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+            ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+                protocol_version,
+                ..HandshakeUserInfo::default()
+            }),
         );
         let info = self
             .take(conn)
@@ -227,6 +250,7 @@ impl Pair {
                 user_id: None,
                 nonce: None,
                 reply_to: None,
+                to: None,
             }),
         );
     }
@@ -357,7 +381,26 @@ impl Pair {
                         None => self.users.push(user),
                     }
                 }
-                Effect::LoadHistory { to, before, limit } => {
+                Effect::Search(task) if !self.answer_searches => self.held_searches.push(task),
+                Effect::Search(task) => {
+                    // In memory, newest first, through the rule every store follows.
+                    let before = task.before.unwrap_or(Seq::MAX);
+                    let page = crate::search::search_newest_first(
+                        self.stored.iter().rev().filter(|m| m.seq < before),
+                        &task.query,
+                        task.viewer.as_deref(),
+                        usize::try_from(task.limit).unwrap_or(usize::MAX),
+                        task.scan,
+                    );
+                    self.room
+                        .handle_search_done(self.now, task, page.messages, page.next);
+                }
+                Effect::LoadHistory {
+                    to,
+                    viewer,
+                    before,
+                    limit,
+                } => {
                     self.history_requests.push((to, before, limit));
                     if self.fail_history {
                         self.room.handle_history_failed(self.now, to);
@@ -365,7 +408,7 @@ impl Pair {
                         let older: Vec<StoredMessage> = self
                             .stored
                             .iter()
-                            .filter(|m| m.seq < before)
+                            .filter(|m| m.seq < before && m.visible_to(viewer.as_deref()))
                             .cloned()
                             .collect();
                         let keep = older.len().saturating_sub(limit as usize);

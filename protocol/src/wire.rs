@@ -52,6 +52,9 @@ pub enum ClientAction {
     /// stored.
     #[serde(rename = "TYPING")]
     Typing(Typing),
+    /// Search the room's messages and one's own direct messages (ours).
+    #[serde(rename = "SEARCH")]
+    Search(Search),
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -71,6 +74,9 @@ pub struct SendMessage {
     /// The seq of the message this one answers (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
+    /// A direct message (ours): only its author and this person ever see it, on every path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
 }
 
 /// Payload of `EDIT_MESSAGE`: the message `target` (a seq) now says `raw_message`.
@@ -107,9 +113,14 @@ pub struct React {
     pub nonce: Option<String>,
 }
 
-/// Payload of a client's `TYPING`: nothing (who types is the connection's identity).
+/// Payload of a client's `TYPING`: who types is the connection's identity; `to` says the
+/// typing is in a direct conversation with that person (only they hear it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Typing {}
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
+}
 
 /// One emoji's reactions to a message: who reacted with it, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +170,21 @@ pub struct HistoryRequest {
     pub limit: u32,
 }
 
+/// Payload of `SEARCH`: messages with every word of `query` (each the start of a word, in any
+/// case: see [`crate::search`]), newest first, older than `before` when it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Search {
+    /// What the person typed.
+    pub query: String,
+    /// Exclusive upper bound: a later page starts at the previous page's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Seq>,
+    /// Echoed in the results, or in the `ERROR` that refuses the search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
 /// What a room server sends to its clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload")]
@@ -196,7 +222,10 @@ pub enum ServerAction {
     MessageChanged(MessageRecord),
     /// Someone is typing (ours; sent only to clients that speak our protocol).
     #[serde(rename = "TYPING")]
-    Typing(UserRef),
+    Typing(TypingUser),
+    /// Answer to `SEARCH` (ours).
+    #[serde(rename = "SEARCH_RESULTS")]
+    SearchResults(SearchResults),
 }
 
 /// Payload of `HANDSHAKE`.
@@ -222,6 +251,23 @@ pub struct Handshake {
     /// guessing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<RoomLimits>,
+    /// The people online and those here most recently (ours; their names are in
+    /// `userNames`): when they joined and when they were last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people: Option<Vec<Person>>,
+}
+
+/// Someone of the room, as the people list shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub user_id: UserId,
+    /// When the room first gave them their identity (unknown for older identities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Millis>,
+    /// When their last connection closed (none while online or never seen leave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Millis>,
 }
 
 /// A room's limits, as announced in `HANDSHAKE`.
@@ -275,6 +321,9 @@ pub struct MessageRecord {
     /// The seq of the message this one answers (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
+    /// A direct message to this person (ours): only they and the author ever receive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
 }
 
 impl MessageRecord {
@@ -337,12 +386,40 @@ impl NameChanged {
     }
 }
 
-/// Payload naming one user.
+/// Payload naming one user (`USER_CONNECTED`, `USER_DISCONNECTED`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRef {
     /// Who.
     pub user_id: UserId,
+    /// When they joined the room (ours, in `USER_CONNECTED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Millis>,
+    /// When they left (ours, in `USER_DISCONNECTED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Millis>,
+}
+
+impl UserRef {
+    /// Names a user, nothing more (as legacy actions do).
+    pub fn of(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            joined_at: None,
+            last_seen: None,
+        }
+    }
+}
+
+/// Payload of the server's `TYPING`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingUser {
+    /// Who types.
+    pub user_id: UserId,
+    /// In their direct conversation with the receiver (not in the room).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 /// Payload of `RESUME`.
@@ -371,6 +448,28 @@ pub struct History {
     pub messages: Vec<MessageRecord>,
     /// Whether older messages exist.
     pub has_more: bool,
+    /// Names of the authors in `messages`.
+    pub user_names: BTreeMap<UserId, String>,
+}
+
+/// Payload of `SEARCH_RESULTS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResults {
+    /// The query, as asked.
+    pub query: String,
+    /// The `before` it was asked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Seq>,
+    /// The nonce it was asked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Newest first.
+    pub messages: Vec<MessageRecord>,
+    /// Search on with `before` this seq for older results; absent when the search has
+    /// reached the start of the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Seq>,
     /// Names of the authors in `messages`.
     pub user_names: BTreeMap<UserId, String>,
 }

@@ -130,7 +130,7 @@ proptest! {
                         let json: serde_json::Value = serde_json::from_str(&action.to_json()).unwrap();
                         prop_assert!(json["payload"].is_object());
                     }
-                    Effect::PersistUser(_) | Effect::LoadHistory { .. } => {}
+                    Effect::PersistUser(_) | Effect::LoadHistory { .. } | Effect::Search(_) => {}
                 }
             }
         }

@@ -27,6 +27,17 @@ fn client_actions() {
             user_id: Some("u1".into()),
             nonce: Some("c-1".into()),
             reply_to: None,
+            to: None,
+        }),
+        ClientAction::Message(SendMessage {
+            raw_message: "just us".into(),
+            nonce: Some("c-3".into()),
+            to: Some("u2".into()),
+            ..SendMessage::default()
+        }),
+        ClientAction::Typing(Typing::default()),
+        ClientAction::Typing(Typing {
+            to: Some("u2".into()),
         }),
         ClientAction::Message(SendMessage {
             raw_message: "a reply".into(),
@@ -85,6 +96,11 @@ fn server_actions() {
                 rate_burst: 10,
                 rate_per_second: 5,
             }),
+            people: Some(vec![Person {
+                user_id: "u1".into(),
+                joined_at: Some(1_502_699_000_000),
+                last_seen: None,
+            }]),
         }),
         ServerAction::UserInfo(UserInfo {
             user_id: "u1".into(),
@@ -92,6 +108,18 @@ fn server_actions() {
             token: Some("t0k3n".into()),
         }),
         ServerAction::Message(record(2)),
+        ServerAction::Message(MessageRecord {
+            to: Some("u2".into()),
+            ..record(3)
+        }),
+        ServerAction::Typing(TypingUser {
+            user_id: "u1".into(),
+            direct: false,
+        }),
+        ServerAction::Typing(TypingUser {
+            user_id: "u1".into(),
+            direct: true,
+        }),
         ServerAction::MessageChanged(MessageRecord {
             edited_at: Some(1_502_699_200_000),
             changed_seq: Some(3),
@@ -110,11 +138,14 @@ fn server_actions() {
             ..record(2)
         }),
         ServerAction::NameChange(NameChanged::new("u1".into(), "Ann".into())),
+        ServerAction::UserConnected(UserRef::of("u1".into())),
         ServerAction::UserConnected(UserRef {
-            user_id: "u1".into(),
+            joined_at: Some(1_502_699_000_000),
+            ..UserRef::of("u1".into())
         }),
         ServerAction::UserDisconnected(UserRef {
-            user_id: "u1".into(),
+            last_seen: Some(1_502_699_300_000),
+            ..UserRef::of("u1".into())
         }),
         ServerAction::Resume(Resume {
             since: 1,
@@ -157,6 +188,11 @@ fn error_codes() {
         ErrorCode::MessageTooComplex,
         ErrorCode::TooManyIdentities,
         ErrorCode::HistoryFailed,
+        ErrorCode::UnknownMessage,
+        ErrorCode::NotYourMessage,
+        ErrorCode::UnknownEmoji,
+        ErrorCode::TooManyReactions,
+        ErrorCode::UnknownUser,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

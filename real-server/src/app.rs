@@ -105,7 +105,8 @@ where
         config.room_id(),
         Arc::new(store),
         Arc::clone(&metrics),
-    );
+    )
+    .with_search_timeout(Duration::from_millis(config.search_timeout_ms.max(1)));
     let driver = tokio::spawn(driver.run(inputs_rx, stopped(stop_rx.clone())));
 
     let client = match &config.client_dir {

@@ -86,6 +86,20 @@ pub struct Config {
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_answer_bytes: usize,
 
+    /// Results one SEARCH_RESULTS page carries at most.
+    #[arg(long, default_value_t = 20)]
+    pub search_page: u32,
+
+    /// Messages one search page may look at where the store has no text index (a MongoDB
+    /// without text search); past that the page ends and says where to go on.
+    #[arg(long, default_value_t = 5000)]
+    pub search_scan: usize,
+
+    /// A search taking longer than this, in milliseconds, is stopped: SEARCH_FAILED. It runs
+    /// beside the room (its messages never wait for it); this bounds what it costs the store.
+    #[arg(long, default_value_t = 2000)]
+    pub search_timeout_ms: u64,
+
     /// Actions a connection may send in a burst.
     #[arg(long, default_value_t = 10)]
     pub rate_burst: u32,
@@ -197,6 +211,8 @@ impl Config {
             max_answer_bytes: self.max_answer_bytes,
             identity_burst: self.identity_burst,
             identities_per_minute: self.identities_per_minute,
+            search_page: self.search_page.max(1),
+            search_scan: self.search_scan.max(1),
             ..protocol::RoomConfig::default()
         }
     }

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage};
+use protocol::room::SearchTask;
+use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage, UserId};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, error, info, warn};
 
@@ -249,6 +250,10 @@ enum Done {
         before: Seq,
         result: crate::store::Result<(Vec<StoredMessage>, bool)>,
     },
+    Search {
+        task: SearchTask,
+        result: crate::store::Result<protocol::search::SearchPage>,
+    },
 }
 
 /// The driver's state. Built by [`Driver::new`], consumed by [`Driver::run`].
@@ -262,6 +267,7 @@ pub struct Driver<S: Store> {
     writing: bool,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
+    search_timeout: Duration,
 }
 
 fn now() -> Millis {
@@ -284,7 +290,15 @@ impl<S: Store> Driver<S> {
             writing: false,
             done_tx,
             done_rx,
+            search_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// How long a search may run in the store before it is stopped (2 s by default).
+    #[must_use]
+    pub fn with_search_timeout(mut self, timeout: Duration) -> Self {
+        self.search_timeout = timeout;
+        self
     }
 
     /// Runs until `shutdown` completes or every input sender is gone; then closes every
@@ -400,6 +414,15 @@ impl<S: Store> Driver<S> {
                     self.room.handle_history_failed(now, conn)
                 }
             },
+            Done::Search { task, result } => match result {
+                Ok(page) => self
+                    .room
+                    .handle_search_done(now, task, page.messages, page.next),
+                Err(err) => {
+                    warn!(error = %err, "a search failed");
+                    self.room.handle_search_failed(now, task)
+                }
+            },
         }
         self.carry_out();
     }
@@ -423,7 +446,13 @@ impl<S: Store> Driver<S> {
                 Effect::PersistMessage(message) => self.next_batch.push(Write::Message(message)),
                 Effect::PersistChange(change) => self.next_batch.push(Write::Change(change)),
                 Effect::PersistUser(user) => self.next_batch.push(Write::User(user)),
-                Effect::LoadHistory { to, before, limit } => self.load_history(to, before, limit),
+                Effect::LoadHistory {
+                    to,
+                    viewer,
+                    before,
+                    limit,
+                } => self.load_history(to, viewer, before, limit),
+                Effect::Search(task) => self.search(task),
             }
         }
     }
@@ -513,12 +542,14 @@ impl<S: Store> Driver<S> {
         });
     }
 
-    fn load_history(&self, to: ConnectionId, before: Seq, limit: u32) {
+    fn load_history(&self, to: ConnectionId, viewer: Option<UserId>, before: Seq, limit: u32) {
         let store = Arc::clone(&self.store);
         let room_id = Arc::clone(&self.room_id);
         let done = self.done_tx.clone();
         tokio::spawn(async move {
-            let result = store.load_history(&room_id, before, limit).await;
+            let result = store
+                .load_history(&room_id, viewer.as_deref(), before, limit)
+                .await;
             if done
                 .send(Done::History {
                     conn: to,
@@ -528,6 +559,29 @@ impl<S: Store> Driver<S> {
                 .is_err()
             {
                 debug!("room driver gone before history loaded");
+            }
+        });
+    }
+}
+
+impl<S: Store> Driver<S> {
+    /// Runs a search beside the room: its task goes on with other inputs meanwhile.
+    fn search(&self, task: SearchTask) {
+        let store = Arc::clone(&self.store);
+        let room_id = Arc::clone(&self.room_id);
+        let done = self.done_tx.clone();
+        let search = crate::store::Search {
+            viewer: task.viewer.clone(),
+            query: task.query.clone(),
+            before: task.before,
+            limit: task.limit,
+            scan: task.scan,
+            timeout: self.search_timeout,
+        };
+        tokio::spawn(async move {
+            let result = store.search(&room_id, search).await;
+            if done.send(Done::Search { task, result }).is_err() {
+                debug!("room driver gone before a search ended");
             }
         });
     }

@@ -18,7 +18,7 @@ async fn the_legacy_sequence_byte_for_byte() {
     // An empty room: the legacy fields exactly, then our optional extensions.
     assert_eq!(
         client.recv_text().await,
-        r#"{"type":"HANDSHAKE","payload":{"serverName":"General","messages":[],"userNames":{},"protocolVersion":2,"latestSeq":0,"online":[],"limits":{"maxMessageChars":4000,"maxNameChars":32,"rateBurst":1000,"ratePerSecond":1000}}}"#
+        r#"{"type":"HANDSHAKE","payload":{"serverName":"General","messages":[],"userNames":{},"protocolVersion":2,"latestSeq":0,"online":[],"limits":{"maxMessageChars":4000,"maxNameChars":32,"rateBurst":1000,"ratePerSecond":1000},"people":[]}}"#
     );
     client
         .send_text(r#"{"type":"HANDSHAKE_USER_INFO","payload":{}}"#)
@@ -34,10 +34,11 @@ async fn the_legacy_sequence_byte_for_byte() {
     );
     assert_eq!(user_info["type"], "USER_INFO");
     assert_eq!(user_info["payload"]["name"], "Anonymous");
-    assert_eq!(
-        client.recv_text().await,
-        format!(r#"{{"type":"USER_CONNECTED","payload":{{"userId":"{id}"}}}}"#)
-    );
+    // The legacy field, then ours (when the room gave this identity out).
+    let connected: Value = serde_json::from_str(&client.recv_text().await).unwrap();
+    assert_eq!(connected["type"], "USER_CONNECTED");
+    assert_eq!(connected["payload"]["userId"], id.as_str());
+    assert!(connected["payload"]["joinedAt"].as_i64().unwrap() > 1_600_000_000_000);
     // A legacy MESSAGE, with the legacy client's userId claim (its own, so accepted).
     client
         .send_text(&format!(

@@ -3,7 +3,9 @@
 //! in the GitHub workflow). Under CI the MongoDB run is required, not skipped.
 
 use protocol::{ChangeKind, DELETED_HTML, StoredChange, StoredMessage, UserRecord, hash_token};
-use real_server::store::{Store, Write};
+use std::time::Duration;
+
+use real_server::store::{Search, Store, Write};
 use real_server::{MongoStore, SqliteStore};
 
 fn message(seq: u64, user: &str, nonce: Option<&str>) -> StoredMessage {
@@ -34,6 +36,8 @@ fn user(id: &str, name: &str) -> UserRecord {
         id: id.to_owned(),
         name: name.to_owned(),
         token_hash: hash_token(&format!("token of {id}")),
+        joined_at: Some(1_700_000_000_000),
+        last_seen: None,
     }
 }
 
@@ -68,7 +72,10 @@ async fn writes_come_back_in_order<S: Store>(store: S) {
         Write::Message(message(1, "u1", Some("n1"))),
         Write::Message(message(2, "u1", None)),
         Write::User(user("u1", "Ann")),
-        Write::User(user("u2", "Bob")),
+        Write::User(UserRecord {
+            last_seen: Some(1_700_000_500_000),
+            ..user("u2", "Bob")
+        }),
     ];
     store.write_batch(&room, batch).await.unwrap();
     store
@@ -88,7 +95,15 @@ async fn writes_come_back_in_order<S: Store>(store: S) {
     );
     let mut users = snapshot.users;
     users.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(users, vec![user("u1", "Ann"), user("u2", "Bob")]);
+    let bob = UserRecord {
+        last_seen: Some(1_700_000_500_000),
+        ..user("u2", "Bob")
+    };
+    assert_eq!(
+        users,
+        vec![user("u1", "Ann"), bob],
+        "when they joined and were last seen too"
+    );
 }
 
 async fn snapshots_hold_the_latest<S: Store>(store: S) {
@@ -112,19 +127,19 @@ async fn history_pages<S: Store>(store: S) {
         .map(|s| Write::Message(message(s, "u", None)))
         .collect();
     store.write_batch(&room, batch).await.unwrap();
-    let (page, more) = store.load_history(&room, 21, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, 21, 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (11..=20).collect::<Vec<_>>()
     );
     assert!(more);
-    let (page, more) = store.load_history(&room, 11, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, 11, 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>()
     );
     assert!(!more);
-    let (page, more) = store.load_history(&room, 1, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, 1, 10).await.unwrap();
     assert!(page.is_empty() && !more);
 }
 
@@ -262,9 +277,145 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
     assert_eq!(three.reactions[0].emoji, "👍");
     assert_eq!(three.reactions[0].users, vec!["u1".to_owned()]);
     // History pages bring them as they are now, too.
-    let (page, _) = store.load_history(&room, 3, 10).await.unwrap();
+    let (page, _) = store.load_history(&room, None, 3, 10).await.unwrap();
     assert_eq!(page[0].raw, "edited");
     assert!(page[1].deleted);
+}
+
+/// Others' direct messages never leave storage for a viewer: not for a third person, not for
+/// a viewer without identity (or a legacy client); the two people get theirs in order.
+async fn direct_messages_are_read_only_for_their_two_people<S: Store>(store: S) {
+    let room = fresh_room("direct");
+    let direct = |seq, from: &str, to: &str| StoredMessage {
+        to: Some(to.to_owned()),
+        ..message(seq, from, None)
+    };
+    let batch = vec![
+        Write::Message(message(1, "carol", None)),
+        Write::Message(direct(2, "alice", "bob")),
+        Write::Message(message(3, "carol", None)),
+        Write::Message(direct(4, "bob", "alice")),
+        Write::Message(direct(5, "carol", "dave")),
+    ];
+    store.write_batch(&room, batch).await.unwrap();
+    let page = |viewer: Option<&'static str>| {
+        let store = &store;
+        let room = room.clone();
+        async move {
+            let (page, more) = store.load_history(&room, viewer, 6, 10).await.unwrap();
+            assert!(!more);
+            page.iter().map(|m| m.seq).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(Some("alice")).await, [1, 2, 3, 4]);
+    assert_eq!(page(Some("bob")).await, [1, 2, 3, 4]);
+    assert_eq!(page(Some("carol")).await, [1, 3, 5]);
+    assert_eq!(page(Some("erin")).await, [1, 3]);
+    assert_eq!(page(None).await, [1, 3]);
+    // The recipient is kept, and the snapshot (the engine's memory) has every message.
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(snapshot.messages.len(), 5);
+    assert_eq!(snapshot.messages[1], direct(2, "alice", "bob"));
+    // A page that is short of visible ones says whether older visible ones exist.
+    let (page, more) = store.load_history(&room, Some("erin"), 6, 1).await.unwrap();
+    assert_eq!(
+        (page.iter().map(|m| m.seq).collect::<Vec<_>>(), more),
+        (vec![3], true)
+    );
+}
+
+/// Search: every page checked by the one rule, paged to the start of the room however small
+/// the scan bound, following edits and deletes, never finding others' direct messages.
+async fn search_finds_what_each_viewer_may_see_page_by_page<S: Store>(store: S) {
+    let room = fresh_room("search");
+    let text = |seq: u64, raw: &str| StoredMessage {
+        raw: raw.to_owned(),
+        ..message(seq, "carol", None)
+    };
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for seq in 1..=250 {
+        if seq % 25 == 0 {
+            batch.push(Write::Message(text(
+                seq,
+                &format!("A needle in the haystack, {seq}"),
+            )));
+            expected.push(seq);
+        } else {
+            batch.push(Write::Message(text(seq, &format!("hay {seq}"))));
+        }
+    }
+    batch.push(Write::Message(StoredMessage {
+        raw: "the needle is mine".into(),
+        to: Some("bob".into()),
+        ..message(251, "alice", None)
+    }));
+    batch.push(Write::Message(text(252, "Needle, gone soon")));
+    batch.push(Write::Message(text(253, "plain words")));
+    batch.push(Write::Change(change(254, 252, ChangeKind::Delete)));
+    batch.push(Write::Change(change(
+        255,
+        253,
+        ChangeKind::Edit {
+            raw: "now with a needle".into(),
+            html: "<p>now with a needle</p>\n".into(),
+        },
+    )));
+    batch.push(Write::Change(change(
+        256,
+        100,
+        ChangeKind::Edit {
+            raw: "no longer".into(),
+            html: "<p>no longer</p>\n".into(),
+        },
+    )));
+    store.write_batch(&room, batch).await.unwrap();
+    expected.retain(|seq| *seq != 100);
+    expected.push(253);
+    expected.reverse();
+
+    let all = |viewer: Option<&'static str>, query: &'static str| {
+        let store = &store;
+        let room = room.clone();
+        async move {
+            let query = protocol::search::SearchQuery::parse(query).unwrap();
+            let mut found = Vec::new();
+            let mut before = None;
+            for _ in 0..200 {
+                let page = store
+                    .search(
+                        &room,
+                        Search {
+                            viewer: viewer.map(str::to_owned),
+                            query: query.clone(),
+                            before,
+                            limit: 4,
+                            scan: 60,
+                            timeout: Duration::from_secs(10),
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert!(page.messages.len() <= 4);
+                found.extend(page.messages.iter().map(|m| m.seq));
+                match page.next {
+                    Some(next) => before = Some(next),
+                    None => return found,
+                }
+            }
+            panic!("search never reached the start of the room");
+        }
+    };
+    assert_eq!(all(Some("carol"), "needle").await, expected);
+    assert_eq!(all(None, "NEEDLE").await, expected);
+    let mut with_direct = expected.clone();
+    with_direct.insert(1, 251);
+    assert_eq!(all(Some("alice"), "needle").await, with_direct);
+    assert_eq!(all(Some("bob"), "needle").await, with_direct);
+    assert_eq!(all(Some("carol"), "needle mine").await, Vec::<u64>::new());
+    assert_eq!(all(Some("bob"), "needle mine").await, [251]);
+    assert_eq!(all(Some("carol"), "haystack 200").await, [200]);
+    assert_eq!(all(Some("carol"), "longer").await, [100]);
 }
 
 macro_rules! conformance {
@@ -281,6 +432,8 @@ macro_rules! conformance {
                 a_failed_batch_reports_what_landed,
                 rooms_are_separate,
                 changes_are_folded_into_their_messages,
+                direct_messages_are_read_only_for_their_two_people,
+                search_finds_what_each_viewer_may_see_page_by_page,
             );
         }
     };

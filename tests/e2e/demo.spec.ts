@@ -229,7 +229,7 @@ test('phone layout: rooms and people are drawers at 375x667', async ({ page }) =
   await expect(rooms(page)).toBeHidden();
   await expect(page.getByRole('heading', { name: 'random', level: 2 })).toBeVisible();
 
-  await page.getByRole('button', { name: 'People online' }).click();
+  await page.getByRole('button', { name: 'People', exact: true }).click();
   await expect(people(page)).toBeVisible();
   await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
   await page.keyboard.press('Escape');
@@ -469,6 +469,21 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   await log(page).getByRole('button', { name: /^React to the message/ }).last().click();
   await expect(page.getByRole('group', { name: 'Choose a reaction' })).toBeVisible();
   await scan('reactions');
+  await page.keyboard.press('Escape');
+  // Search with results, and a person's profile.
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByRole('searchbox', { name: 'Search messages' }).fill('the');
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('list', { name: 'Search results' })).toBeVisible();
+  await scan('search results');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await scan('search results, dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.keyboard.press('Escape');
+  await people(page).getByRole('list', { name: 'Online' }).getByRole('button').last().click();
+  await expect(page.getByRole('dialog')).toBeVisible();
+  await scan('profile');
+  await page.keyboard.press('Escape');
   await page.setViewportSize({ width: 375, height: 667 });
   await page.getByRole('button', { name: 'Rooms' }).click();
   await expect(rooms(page)).toBeVisible();
@@ -726,4 +741,50 @@ test('emoji picker: by keyboard alone, search, insert, and what you used comes f
   await page.keyboard.press('Escape');
   await expect(box).toBeFocused();
   await expect(box).toHaveValue('well done 🎉');
+});
+
+test('search in a mock room: results marked, one opened in its place, Escape closes', async ({ page }) => {
+  await open(page);
+  await send(page, 'a rare word: zebracorn');
+  await expect(message(page, 'zebracorn')).toHaveCount(1);
+  const toggle = page.getByRole('button', { name: 'Search', exact: true });
+  await toggle.click();
+  const box = page.getByRole('searchbox', { name: 'Search messages' });
+  await expect(box).toBeFocused();
+  // A query without words is refused here, with the room's reason.
+  await box.fill('?!');
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('alert')).toHaveText('Search for at least one word.');
+  await box.fill('ZEBRA');
+  await page.keyboard.press('Enter');
+  const results = page.getByRole('list', { name: 'Search results' }).getByRole('button');
+  await expect(results).toHaveCount(1);
+  await expect(page.getByRole('status').filter({ hasText: 'found' })).toHaveText('1 message found.');
+  await expect(results.first().locator('mark')).toHaveText('zebracorn');
+  await expect(results.first()).toContainText('You');
+  await results.first().click();
+  await expect(message(page, 'zebracorn')).toBeFocused();
+  await box.fill('nothingmatchesthis');
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('status').filter({ hasText: 'found' })).toHaveText('No messages found.');
+  await box.focus();
+  await page.keyboard.press('Escape');
+  await expect(box).toHaveCount(0);
+  await expect(toggle).toBeFocused();
+});
+
+test('fake users write to you directly: the conversation shows under its room, and they answer', async ({ page }) => {
+  test.setTimeout(90_000);
+  await page.goto('./?seed=7&speed=30');
+  await expect(status(page)).toHaveText('online');
+  const conversation = rooms(page).getByRole('button', { name: /^Direct messages with/ }).first();
+  await expect(conversation).toBeVisible({ timeout: 60_000 });
+  await conversation.click();
+  await expect(page.getByRole('main').getByRole('heading', { level: 2 })).toHaveText(/^Direct messages with /);
+  await expect(log(page).getByRole('article').first()).toBeVisible();
+  await send(page, 'thanks, talk soon');
+  await expect(message(page, 'thanks, talk soon')).not.toHaveClass(/pending/);
+  // Their answer comes in this conversation.
+  await expect(log(page).getByRole('article').last()).toHaveClass(/mine/);
+  await expect(log(page).getByRole('article').last()).not.toHaveClass(/mine/, { timeout: 30_000 });
 });

@@ -1,7 +1,7 @@
 import { test, expect, Page, Browser, BrowserContext } from '@playwright/test';
 import WebSocket from 'ws';
 import { RoomServer, stores } from './servers';
-import { roomButton, log, online, status, message, send, rename, composer } from './ui';
+import { roomButton, log, online, status, message, send, rename, composer, people as peoplePanel, rooms, conversationButton } from './ui';
 
 // The client against real room servers started here (two rooms), with two people (two browser
 // contexts), through crashes and network loss, and next to a legacy v1 client. Every test
@@ -315,6 +315,167 @@ for (const store of stores()) {
       await send(bob, '@Alice third');
       await expect(roomButton(alice, 'Lounge').getByLabel('1 mention')).toBeVisible();
       expect(await notes()).toHaveLength(1);
+    });
+
+    test('a direct message: only the two see it, live, after a reload and after a kill -9', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      const carol = await join(browser, 'Carol');
+      await expect(online(alice)).toHaveCount(3);
+
+      // Alice opens Bob's profile from the people list and writes to him directly.
+      await peoplePanel(alice).getByRole('button', { name: 'Bob', exact: true }).click();
+      const profile = alice.getByRole('dialog', { name: 'Bob' });
+      await profile.getByRole('button', { name: 'Message Bob directly' }).click();
+      await expect(profile).toBeHidden();
+      await expect(heading(alice)).toHaveText('Direct messages with Bob');
+      await expect(composer(alice)).toBeFocused();
+      await send(alice, 'a secret for *Bob*');
+      await expect(message(alice, 'a secret for Bob')).not.toHaveClass(/pending/);
+
+      // Bob: the conversation appears under the Lounge with its unread count.
+      const withAlice = conversationButton(bob, 'Alice');
+      await expect(withAlice.getByLabel('1 unread')).toBeVisible();
+      await expect(message(bob, 'a secret for Bob')).toHaveCount(0);
+      await withAlice.click();
+      await expect(heading(bob)).toHaveText('Direct messages with Alice');
+      await expect(message(bob, 'a secret for Bob').locator('em')).toHaveText('Bob');
+      await expect(withAlice.getByLabel(/unread/)).toHaveCount(0);
+      await send(bob, 'only you read this, Alice');
+      await expect(message(alice, 'only you read this')).toHaveCount(1);
+      // Everyone in the room still talks in the room.
+      await send(carol, 'hello room');
+      await expect(message(bob, 'hello room')).toHaveCount(0);
+      await bob.getByRole('button', { name: 'Back to Lounge' }).click();
+      await expect(message(bob, 'hello room')).toHaveCount(1);
+      await expect(message(bob, 'a secret for Bob')).toHaveCount(0);
+
+      // Carol sees none of it: no conversation, nothing in the room's log.
+      const carolSees = async () => {
+        await expect(message(carol, 'hello room')).toHaveCount(1);
+        await expect(rooms(carol).getByRole('button', { name: /^Direct messages with/ })).toHaveCount(0);
+        await expect(log(carol)).not.toContainText('secret');
+        await expect(log(carol)).not.toContainText('only you read this');
+      };
+      await carolSees();
+      await carol.reload();
+      await expect(status(carol)).toHaveText('online');
+      await carolSees();
+
+      // A kill -9 of the room, a message while it restarts: the conversation resumes for both.
+      await lounge.kill9();
+      await expect(status(alice)).toHaveText(/reconnecting/);
+      await send(alice, 'after the crash, still between us');
+      await lounge.start();
+      for (const p of [alice, bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      await conversationButton(bob, 'Alice').click();
+      await expect(message(bob, 'after the crash, still between us')).toHaveCount(1);
+
+      // And after a reload, from storage, each once.
+      await bob.reload();
+      await expect(status(bob)).toHaveText('online');
+      await conversationButton(bob, 'Alice').click();
+      for (const text of ['a secret for Bob', 'only you read this', 'after the crash, still between us']) {
+        await expect(message(bob, text), `${text} once`).toHaveCount(1);
+      }
+      await carol.reload();
+      await expect(status(carol)).toHaveText('online');
+      await carolSees();
+      await expect(log(carol)).not.toContainText('after the crash');
+    });
+
+    test('your own name for someone: everywhere you see them, only for you, kept across a reload', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      await send(bob, 'hi, Bob here');
+      await message(alice, 'Bob here').getByRole('button', { name: 'Bob', exact: true }).click();
+      await expect(alice.getByRole('dialog', { name: 'Bob' })).toBeVisible();
+      // Saved, the profile is titled with her name for him, his own name beside it.
+      const profile = alice.getByRole('dialog');
+      await profile.getByRole('textbox', { name: 'Your name for them (only you see it)' }).fill('Uncle B');
+      await profile.getByRole('button', { name: 'Save your name for them' }).click();
+      await expect(profile.getByRole('status')).toHaveText('Saved: only you see this name.');
+      await expect(profile).toHaveAccessibleName('Uncle B');
+      await expect(profile).toContainText(/Calls themselves\s*Bob/);
+      await profile.getByRole('button', { name: 'Close', exact: true }).click();
+
+      const seenAsUncle = async (calls: string) => {
+        const author = message(alice, 'Bob here').getByRole('button', { name: 'Uncle B', exact: true });
+        await expect(author).toHaveAccessibleDescription(`calls themselves ${calls}`);
+        await expect(author).toHaveAttribute('title', `calls themselves ${calls}`);
+        await expect(online(alice)).toContainText(['Alice', 'Uncle B']);
+      };
+      await seenAsUncle('Bob');
+      await composer(bob).fill('typing something');
+      await expect(alice.getByText('Uncle B is typing…')).toBeVisible();
+      // Bob still sees his own name, and renaming himself does not undo hers.
+      await expect(online(bob)).toContainText(['Bob', 'Alice']);
+      await rename(bob, 'Robert');
+      await expect(alice.getByRole('dialog')).toHaveCount(0);
+      await alice.reload();
+      await expect(status(alice)).toHaveText('online');
+      await seenAsUncle('Robert');
+    });
+
+    test('search finds a message long past the first pages, shows it in place, and finds your direct messages', async ({ browser }) => {
+      const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
+      await archive.start();
+      try {
+        const writer = await LegacyClient.connect(archive.url);
+        await writer.send('MESSAGE', { rawMessage: 'the **old** needle in the hay', userId: writer.userId });
+        for (let i = 1; i <= 300; i++) await writer.send('MESSAGE', { rawMessage: `filler ${i}`, userId: writer.userId });
+        await writer.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage === 'filler 300');
+        writer.close();
+        const visit = async (name: string) => {
+          const context = await browser.newContext();
+          const page = await context.newPage();
+          people.push({ page, context, problems: [] });
+          await page.goto(`./?room=${archive.url}`);
+          await expect(status(page)).toHaveText('online');
+          await rename(page, name);
+          return page;
+        };
+        const alice = await visit('Alice');
+        const bob = await visit('Bob');
+        await peoplePanel(alice).getByRole('button', { name: 'Bob', exact: true }).click();
+        await alice.getByRole('button', { name: 'Message Bob directly' }).click();
+        await send(alice, 'a needle between us');
+        await expect(message(alice, 'a needle between us')).not.toHaveClass(/pending/);
+
+        await bob.getByRole('button', { name: 'Search', exact: true }).click();
+        await bob.getByRole('searchbox', { name: 'Search messages' }).fill('Needle');
+        await bob.keyboard.press('Enter');
+        const results = bob.getByRole('list', { name: 'Search results' }).getByRole('button');
+        await expect(results).toHaveCount(2);
+        await expect(results.nth(0)).toContainText('(direct, with Alice)');
+        await expect(results.nth(1)).toContainText('the **old** needle in the hay');
+        await expect(results.nth(1).locator('mark')).toHaveText('needle');
+        // Not in memory (300 messages later): opening it pages history in up to it.
+        await expect(message(bob, 'the old needle in the hay')).toHaveCount(0);
+        await results.nth(1).click();
+        const found = message(bob, 'the old needle in the hay');
+        await expect(found).toBeFocused({ timeout: 20_000 });
+        await expect(found).toBeInViewport();
+        // From there the log scrolls both ways: what came after it is below, the latest too.
+        const exactly = (text: string) =>
+          log(bob).getByRole('article').filter({ has: bob.locator('.message-body', { hasText: new RegExp(`^\\s*${text}\\s*$`) }) });
+        await expect(exactly('filler 1')).toHaveCount(1);
+        await expect(message(bob, 'filler 300')).toHaveCount(1);
+        // The direct one opens its conversation.
+        await results.nth(0).click();
+        await expect(bob.getByRole('main').getByRole('heading', { level: 2 })).toHaveText('Direct messages with Alice');
+        await expect(message(bob, 'a needle between us')).toBeFocused();
+        // The writer's client (v1) and anyone else: no search finds it for them (engine and
+        // store tests); here a third person's search finds only the room's.
+        const carol = await visit('Carol');
+        await carol.getByRole('button', { name: 'Search', exact: true }).click();
+        await carol.getByRole('searchbox', { name: 'Search messages' }).fill('needle');
+        await carol.keyboard.press('Enter');
+        await expect(carol.getByRole('list', { name: 'Search results' }).getByRole('button')).toHaveCount(1);
+        await expect(carol.getByRole('status').filter({ hasText: 'found' })).toHaveText('1 message found.');
+      } finally {
+        await archive.stop();
+      }
     });
 
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {

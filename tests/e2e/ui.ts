@@ -8,9 +8,10 @@ export const roomButton = (page: Page, name: string, scheme = '(mock|ws)://') =>
   rooms(page).getByRole('button', { name: new RegExp(`^${name} ${scheme}`) });
 export const log = (page: Page) => page.getByRole('log');
 export const composer = (page: Page) => page.getByRole('textbox', { name: 'Message' });
-export const people = (page: Page) => page.getByRole('complementary', { name: 'People online' });
+export const people = (page: Page) => page.getByRole('complementary', { name: 'People' });
 /** The people online in the room shown, one list item each (you first). */
-export const online = (page: Page) => people(page).getByRole('listitem');
+export const online = (page: Page) =>
+  people(page).getByRole('list', { name: 'Online' }).getByRole('listitem');
 /** The shown room's connection state. */
 export const status = (page: Page) => page.getByRole('main').getByRole('status');
 
@@ -37,3 +38,7 @@ export async function rename(page: Page, name: string, where: 'all' | 'here' = '
   await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   await expect(dialog).toBeHidden();
 }
+
+/** A direct conversation's button in the sidebar (under its room), by the other person's name. */
+export const conversationButton = (page: Page, name: string) =>
+  rooms(page).getByRole('button', { name: new RegExp(`^Direct messages with ${name}`) });

@@ -72,6 +72,8 @@ pub struct AppState {
     pub sent: Vec<String>,
     /// Identities in rooms you removed, by address, restored if you add the room again.
     past_identities: BTreeMap<String, Identity>,
+    /// Your names for people in rooms you removed, by address, likewise.
+    past_aliases: BTreeMap<String, BTreeMap<protocol::UserId, String>>,
     /// False while the tab is in the background: the shown room counts unread messages too.
     page_visible: bool,
     next_room: u32,
@@ -92,6 +94,7 @@ impl AppState {
             settings,
             sent: Vec::new(),
             past_identities: BTreeMap::new(),
+            past_aliases: BTreeMap::new(),
             page_visible: true,
             next_room: 1,
             nonce_prefix,
@@ -103,6 +106,7 @@ impl AppState {
         let mut state = Self::new(saved.settings, nonce_prefix);
         state.sent = saved.sent;
         state.past_identities = saved.past_identities;
+        state.past_aliases = saved.aliases;
         for room in saved.rooms {
             if let Ok((id, true)) = state.add_room(&room.address)
                 && let Some(added) = state.room_mut(id)
@@ -117,6 +121,7 @@ impl AppState {
                         waiting.nonce,
                         waiting.timestamp,
                         waiting.reply_to,
+                        waiting.to,
                     );
                 }
             }
@@ -180,6 +185,7 @@ impl AppState {
                                     nonce: m.nonce.clone()?,
                                     timestamp: m.timestamp,
                                     reply_to: m.reply_to,
+                                    to: m.to.clone(),
                                 })
                             })
                             .collect(),
@@ -190,6 +196,16 @@ impl AppState {
             settings: self.settings.clone(),
             sent: self.sent.clone(),
             past_identities: self.past_identities.clone(),
+            aliases: {
+                // Mock rooms' people end with the page, like your identity there.
+                let mut all = self.past_aliases.clone();
+                for room in self.rooms.iter().filter(|r| !r.address.is_mock()) {
+                    if !room.aliases.is_empty() {
+                        all.insert(room.address.to_string(), room.aliases.clone());
+                    }
+                }
+                all
+            },
         }
     }
 
@@ -205,9 +221,12 @@ impl AppState {
         self.active.and_then(|id| self.room(id))
     }
 
-    /// Unread messages over all rooms, for the tab title.
+    /// Unread messages over all rooms and conversations, for the tab title.
     pub fn total_unread(&self) -> u32 {
-        self.rooms.iter().map(|r| r.unread).sum()
+        self.rooms
+            .iter()
+            .map(|r| r.unread + r.direct_unread_total())
+            .sum()
     }
 
     /// Adds a room by address; returns its id and whether it is new (an address already
@@ -225,9 +244,15 @@ impl AppState {
             render,
         });
         session.set_identity(self.past_identities.remove(&address.to_string()));
+        let aliases = self
+            .past_aliases
+            .remove(&address.to_string())
+            .unwrap_or_default();
         // Not connected yet: the time is not used.
         session.set_wanted_name(0, self.settings.display_name.clone());
-        self.rooms.push(RoomState::new(id, address, session));
+        let mut room = RoomState::new(id, address, session);
+        room.aliases = aliases;
+        self.rooms.push(room);
         if self.active.is_none() {
             self.active = Some(id);
         }
@@ -247,6 +272,10 @@ impl AppState {
             self.past_identities
                 .insert(room.address.to_string(), identity.clone());
         }
+        if !room.address.is_mock() && !room.aliases.is_empty() {
+            self.past_aliases
+                .insert(room.address.to_string(), room.aliases.clone());
+        }
         if self.active == Some(id) {
             let next = index.min(self.rooms.len().saturating_sub(1));
             self.active = self.rooms.get(next).map(|r| r.id);
@@ -256,13 +285,123 @@ impl AppState {
         }
     }
 
-    /// Shows a room; its unread count is cleared.
+    /// Shows a room, in the conversation it showed last; that conversation's unread count
+    /// is cleared.
     pub fn select(&mut self, id: RoomId) {
         if let Some(room) = self.room_mut(id) {
-            room.unread = 0;
-            room.mentions = 0;
+            match &room.conversation {
+                None => {
+                    room.unread = 0;
+                    room.mentions = 0;
+                }
+                Some(peer) => {
+                    room.direct_unread.remove(peer);
+                }
+            }
             self.active = Some(id);
         }
+    }
+
+    /// Shows a conversation of a room: the room itself (`None`) or the direct one with a
+    /// person, which is listed from now on even before either of you writes.
+    pub fn open_conversation(&mut self, id: RoomId, peer: Option<protocol::UserId>) {
+        if let Some(room) = self.room_mut(id) {
+            if let Some(peer) = &peer
+                && !room.opened.contains(peer)
+                && !room.is_me(peer)
+            {
+                room.opened.push(peer.clone());
+            }
+            room.conversation = peer.filter(|p| !room.is_me(p));
+            room.opening_at = None;
+        }
+        self.select(id);
+    }
+
+    /// Searches a room (and your direct messages there) for `query` (checked by the room's
+    /// rule first: a refusal says why).
+    pub fn search(
+        &mut self,
+        id: RoomId,
+        query: &str,
+        now: Millis,
+    ) -> Result<(), protocol::search::QueryError> {
+        match self.room_mut(id) {
+            Some(room) => room.session.start_search(now, query),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks for the next (older) page of a room's search results.
+    pub fn search_more(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.search_more(now);
+        }
+    }
+
+    /// The view has shown the search result it was opened at.
+    pub fn opened_result(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.opening_at = None;
+        }
+    }
+
+    /// Closes a room's search.
+    pub fn end_search(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.end_search();
+        }
+    }
+
+    /// Shows a search result in its context: its conversation (the room, or the direct one
+    /// it belongs to), at the message. Returns whether the view changes conversation (when
+    /// it does not, the view shown must be told where to go).
+    pub fn open_result(&mut self, id: RoomId, seq: protocol::Seq) -> bool {
+        let Some(room) = self.room(id) else {
+            return false;
+        };
+        let me = room
+            .session
+            .identity()
+            .map(|i| i.user_id.clone())
+            .unwrap_or_default();
+        let Some(found) = room
+            .session
+            .search()
+            .and_then(|s| s.results.iter().find(|m| m.seq == Some(seq)))
+        else {
+            return false;
+        };
+        let peer = found.peer(&me).cloned();
+        let moves = room.conversation != peer || self.active != Some(id);
+        if moves {
+            self.open_conversation(id, peer);
+            if let Some(room) = self.room_mut(id) {
+                room.opening_at = Some(seq);
+            }
+        }
+        moves
+    }
+
+    /// Gives a person your own name for them in a room (`None` or blank takes it back). It
+    /// is checked like any name, kept across reloads, and never sent.
+    pub fn set_alias(
+        &mut self,
+        id: RoomId,
+        user: &str,
+        alias: Option<&str>,
+    ) -> Result<(), NameError> {
+        let alias = match alias.map(str::trim).filter(|a| !a.is_empty()) {
+            Some(alias) => Some(check_name(alias)?),
+            None => None,
+        };
+        if let Some(room) = self.room_mut(id) {
+            match alias {
+                Some(alias) => room.aliases.insert(user.to_owned(), alias),
+                None => room.aliases.remove(user),
+            };
+        }
+        Ok(())
     }
 
     /// The tab was hidden or shown again; coming back clears the shown room's unread count.
@@ -356,7 +495,8 @@ impl AppState {
         let Some(room) = self.room_mut(id) else {
             return;
         };
-        if let Err(error) = room.session.send_message(now, text, reply_to) {
+        let to = room.conversation.clone();
+        if let Err(error) = room.session.send_message_to(now, text, reply_to, to) {
             room.notice = Some(format!("Not sent: {error}."));
             return;
         }
@@ -394,7 +534,8 @@ impl AppState {
     /// You are typing in a room's box (the session says so to the others, now and then).
     pub fn typing(&mut self, id: RoomId, now: Millis) {
         if let Some(room) = self.room_mut(id) {
-            room.session.note_typing(now);
+            let to = room.conversation.clone();
+            room.session.note_typing_to(now, to);
         }
     }
 
@@ -483,7 +624,7 @@ impl AppState {
     /// (online, unread counts, notices), and what it wants sent and when it wants waking is
     /// returned for the network loop.
     pub fn settle(&mut self, id: RoomId) -> Settled {
-        let shown = self.active == Some(id) && self.page_visible;
+        let room_shown = self.active == Some(id) && self.page_visible;
         let notify_mentions = self.settings.notify_mentions;
         let Some(room) = self.room_mut(id) else {
             return Settled::default();
@@ -492,11 +633,22 @@ impl AppState {
         while let Some(event) = room.session.poll_event() {
             match event {
                 Event::Online => room.link = Link::Online,
-                Event::Arrived { from, mentions_me } => {
+                Event::Arrived {
+                    from,
+                    mentions_me,
+                    direct,
+                } => {
+                    let conversation = direct.then(|| from.clone());
+                    let shown = room_shown && room.conversation == conversation;
                     if !shown {
-                        room.unread += 1;
-                        room.mentions += u32::from(mentions_me);
-                        if mentions_me && notify_mentions && !room.muted {
+                        if direct {
+                            *room.direct_unread.entry(from.clone()).or_insert(0) += 1;
+                        } else {
+                            room.unread += 1;
+                            room.mentions += u32::from(mentions_me);
+                        }
+                        // A direct message is said to you: it notifies like a mention.
+                        if (mentions_me || direct) && notify_mentions && !room.muted {
                             let said = room
                                 .session
                                 .messages()
@@ -505,12 +657,13 @@ impl AppState {
                                 .find(|m| m.user_id == from)
                                 .map(|m| m.raw.clone())
                                 .unwrap_or_default();
+                            let (who, title) = (room.name_of(&from), room.title());
                             notify.push((
-                                format!(
-                                    "{} mentioned you in {}",
-                                    room.name_of(&from),
-                                    room.title()
-                                ),
+                                if direct {
+                                    format!("{who} wrote to you in {title}")
+                                } else {
+                                    format!("{who} mentioned you in {title}")
+                                },
                                 said,
                             ));
                         }

@@ -2,6 +2,8 @@
 //! wrote), and what only the view needs (the connection as the user sees it, unread counts,
 //! the notice shown).
 
+use std::collections::BTreeMap;
+
 use protocol::UserId;
 use protocol::session::{Message, Session};
 
@@ -45,6 +47,19 @@ pub struct RoomState {
     pub muted: bool,
     /// The last thing the room refused or warned about, shown until dismissed.
     pub notice: Option<String>,
+    /// The conversation shown when this room is: the room itself (`None`), or the direct one
+    /// with that person.
+    pub conversation: Option<UserId>,
+    /// Direct conversations you opened in this page, before either of you wrote (the
+    /// session lists those with messages).
+    pub opened: Vec<UserId>,
+    /// Direct messages that arrived while their conversation was not shown, by person.
+    pub direct_unread: BTreeMap<UserId, u32>,
+    /// Your own names for people here (never sent to the server).
+    pub aliases: BTreeMap<UserId, String>,
+    /// A search result was opened: the view about to show (its conversation's) scrolls to
+    /// this message, paging history in until it is there.
+    pub opening_at: Option<protocol::Seq>,
 }
 
 impl RoomState {
@@ -59,6 +74,44 @@ impl RoomState {
             mentions: 0,
             muted: false,
             notice: None,
+            conversation: None,
+            opened: Vec::new(),
+            direct_unread: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            opening_at: None,
+        }
+    }
+
+    /// The direct conversations of this room, the latest first, then those opened and not
+    /// written in yet.
+    pub fn conversations(&self) -> Vec<UserId> {
+        let mut all = self.session.conversations();
+        for peer in &self.opened {
+            if !all.contains(peer) {
+                all.push(peer.clone());
+            }
+        }
+        all
+    }
+
+    /// Unread direct messages from all conversations.
+    pub fn direct_unread_total(&self) -> u32 {
+        self.direct_unread.values().sum()
+    }
+
+    /// Where what you write here is kept: per room address, and per conversation in it.
+    pub fn draft_key(&self) -> String {
+        match &self.conversation {
+            None => self.address.to_string(),
+            Some(peer) => format!("{}#direct:{peer}", self.address),
+        }
+    }
+
+    /// What the shown conversation is called: the room's name, or the person's.
+    pub fn conversation_title(&self) -> String {
+        match &self.conversation {
+            None => self.title(),
+            Some(peer) => self.name_of(peer),
         }
     }
 
@@ -69,9 +122,19 @@ impl RoomState {
             .map_or_else(|| self.address.to_string(), str::to_owned)
     }
 
-    /// Stored messages, then ours not stored yet.
+    /// The shown conversation's stored messages, then ours not stored yet.
     pub fn shown_messages(&self) -> impl Iterator<Item = &Message> {
-        self.session.messages().iter().chain(self.session.pending())
+        let me = self
+            .session
+            .identity()
+            .map(|i| i.user_id.clone())
+            .unwrap_or_default();
+        let conversation = self.conversation.clone();
+        self.session
+            .messages()
+            .iter()
+            .chain(self.session.pending())
+            .filter(move |m| m.is_in(&me, conversation.as_deref()))
     }
 
     pub fn is_me(&self, user: &str) -> bool {
@@ -83,15 +146,37 @@ impl RoomState {
         self.session.my_name()
     }
 
-    /// A user's current name here, told apart from anyone else of the same name.
+    /// A user's name as you see it: your own name for them if you gave one, else their
+    /// current name here, told apart from anyone else of the same name.
     pub fn name_of(&self, user: &str) -> String {
+        match self.aliases.get(user) {
+            Some(alias) => alias.clone(),
+            None => self.chosen_name_of(user),
+        }
+    }
+
+    /// The name a user chose here (told apart from others of the same name), whatever you
+    /// call them.
+    pub fn chosen_name_of(&self, user: &str) -> String {
         self.session.names().shown(user)
     }
 
-    /// Who is typing, said as a chat says it: "Ana is typing…", two or three names, then
-    /// "Several people are typing…". `None` when nobody is.
+    /// What to say of a person's name where your own name for them is shown: their chosen
+    /// one (for a tooltip and the accessible description); `None` without an alias.
+    pub fn alias_note(&self, user: &str) -> Option<String> {
+        self.aliases
+            .contains_key(user)
+            .then(|| format!("calls themselves {}", self.chosen_name_of(user)))
+    }
+
+    /// Who is typing in the shown conversation, said as a chat says it: "Ana is typing…",
+    /// two or three names, then "Several people are typing…". `None` when nobody is.
     pub fn typing_line(&self) -> Option<String> {
-        let names: Vec<String> = self.session.typing().map(|u| self.name_of(u)).collect();
+        let names: Vec<String> = self
+            .session
+            .typing_in(self.conversation.as_deref())
+            .map(|u| self.name_of(u))
+            .collect();
         Some(match names.as_slice() {
             [] => return None,
             [one] => format!("{one} is typing…"),

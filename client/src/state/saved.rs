@@ -48,6 +48,10 @@ pub struct Saved {
     /// there again (a token cannot be recovered once lost).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub past_identities: BTreeMap<String, Identity>,
+    /// Your own names for people, by room address and then user id: kept with your
+    /// identities (also for rooms you removed), never sent to any server.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, BTreeMap<protocol::UserId, String>>,
 }
 
 /// One remembered room.
@@ -82,4 +86,7 @@ pub struct SavedPending {
     /// The message it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<protocol::Seq>,
+    /// A direct message to this person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<protocol::UserId>,
 }

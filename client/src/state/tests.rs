@@ -37,6 +37,7 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
         latest_seq: Some(latest),
         limits: None,
         online: Some(vec!["u1".into()]),
+        people: None,
     })
 }
 
@@ -321,9 +322,7 @@ fn presence_follows_the_room() {
     recv(
         &mut s,
         id,
-        ServerAction::UserConnected(UserRef {
-            user_id: "u2".into(),
-        }),
+        ServerAction::UserConnected(UserRef::of("u2".into())),
     );
     recv(
         &mut s,
@@ -333,9 +332,7 @@ fn presence_follows_the_room() {
     recv(
         &mut s,
         id,
-        ServerAction::UserDisconnected(UserRef {
-            user_id: "u1".into(),
-        }),
+        ServerAction::UserDisconnected(UserRef::of("u1".into())),
     );
     let people: Vec<_> = s
         .room(id)
@@ -487,6 +484,7 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
             latest_seq: None,
             online: None,
             limits: None,
+            people: None,
         }),
     );
     assert_eq!(s.room(id).unwrap().session.history(), History::Unsupported);
@@ -754,4 +752,137 @@ fn the_latest_messages_are_kept_across_a_reload_and_the_room_resumes_after_them(
     // Mock rooms keep nothing.
     let (mock, _) = s.add_room("mock://x").unwrap();
     assert!(s.history_to_keep(mock).is_none());
+}
+
+#[test]
+fn a_direct_conversation_counts_its_own_unread_and_sends_to_its_person() {
+    let mut s = state();
+    let (id, _) = two_rooms(&mut s, "ws://a:1", "ws://b:2");
+    recv(
+        &mut s,
+        id,
+        ServerAction::NameChange(NameChanged::new("u2".into(), "Ana".into())),
+    );
+    // Ana writes to me while the room itself is shown.
+    let direct = MessageRecord {
+        to: Some("me".into()),
+        ..record(1, "u2", "just us", None)
+    };
+    recv(&mut s, id, ServerAction::Message(direct));
+    let room = s.room(id).unwrap();
+    assert_eq!((room.unread, room.direct_unread.get("u2")), (0, Some(&1)));
+    assert_eq!(room.conversations(), ["u2"]);
+    assert_eq!(s.total_unread(), 1);
+    // The room's view does not show it; the conversation does, and opening it reads it.
+    assert_eq!(room.shown_messages().count(), 0);
+    s.open_conversation(id, Some("u2".into()));
+    let room = s.room(id).unwrap();
+    assert_eq!(room.direct_unread.get("u2"), None);
+    assert_eq!(room.conversation_title(), "Ana");
+    assert_eq!(
+        room.shown_messages()
+            .map(|m| m.raw.as_str())
+            .collect::<Vec<_>>(),
+        ["just us"]
+    );
+    assert_ne!(room.draft_key(), "ws://a:1/", "a draft of its own");
+    // What I write here goes to Ana only; typing is said to her only.
+    let out = compose(&mut s, id, "hi Ana", 2);
+    assert!(matches!(&out.send[..],
+        [ClientAction::Message(m)] if m.to.as_deref() == Some("u2")));
+    s.typing(id, 3);
+    assert!(matches!(&s.settle(id).send[..],
+        [ClientAction::Typing(t)] if t.to.as_deref() == Some("u2")));
+    // A room message now counts for the room, which is not shown.
+    recv(
+        &mut s,
+        id,
+        ServerAction::Message(record(2, "u2", "room talk", None)),
+    );
+    assert_eq!(s.room(id).unwrap().unread, 1);
+    // Back to the room: its unread is read.
+    s.open_conversation(id, None);
+    assert_eq!(s.room(id).unwrap().unread, 0);
+}
+
+#[test]
+fn your_own_names_for_people_show_everywhere_survive_a_reload_and_stay_yours() {
+    let mut s = state();
+    let (id, mock) = two_rooms(&mut s, "ws://a:1", "mock://b");
+    for room in [id, mock] {
+        recv(
+            &mut s,
+            room,
+            ServerAction::NameChange(NameChanged::new("u2".into(), "Sam".into())),
+        );
+    }
+    assert!(
+        s.set_alias(id, "u2", Some("   ")).is_ok(),
+        "blank takes nothing"
+    );
+    assert_eq!(s.room(id).unwrap().name_of("u2"), "Sam");
+    assert!(
+        s.set_alias(id, "u2", Some("\u{202e}evil")).is_err(),
+        "checked like a name"
+    );
+    s.set_alias(id, "u2", Some("Sam from work")).unwrap();
+    s.set_alias(mock, "u2", Some("Mock Sam")).unwrap();
+    let room = s.room(id).unwrap();
+    assert_eq!(room.name_of("u2"), "Sam from work");
+    assert_eq!(room.chosen_name_of("u2"), "Sam");
+    assert_eq!(
+        room.alias_note("u2").as_deref(),
+        Some("calls themselves Sam")
+    );
+    // Typing and the people list use it too.
+    recv(
+        &mut s,
+        id,
+        ServerAction::UserConnected(UserRef::of("u2".into())),
+    );
+    recv(
+        &mut s,
+        id,
+        ServerAction::Typing(protocol::TypingUser {
+            user_id: "u2".into(),
+            direct: false,
+        }),
+    );
+    let room = s.room(id).unwrap();
+    assert_eq!(
+        room.typing_line().as_deref(),
+        Some("Sam from work is typing…")
+    );
+    assert!(
+        room.people()
+            .iter()
+            .any(|(_, name, _)| name == "Sam from work")
+    );
+    // Their rename changes what they call themselves, not your name for them.
+    recv(
+        &mut s,
+        id,
+        ServerAction::NameChange(NameChanged::new("u2".into(), "Samuel".into())),
+    );
+    assert_eq!(s.room(id).unwrap().name_of("u2"), "Sam from work");
+    // Kept across a reload for the server room (never sent: no action went out for it), not
+    // for the mock room, whose people end with the page; and kept when the room is removed.
+    let saved = s.to_saved();
+    assert_eq!(saved.aliases.len(), 1);
+    let again = AppState::from_saved(saved, "next".into());
+    let room = again
+        .rooms
+        .iter()
+        .find(|r| r.address.to_string() == "ws://a:1/")
+        .unwrap();
+    assert_eq!(
+        room.aliases.get("u2").map(String::as_str),
+        Some("Sam from work")
+    );
+    let mut again = again;
+    let removed = again.rooms[0].id;
+    again.remove_room(removed);
+    assert_eq!(again.to_saved().aliases.len(), 1);
+    let (back, _) = again.add_room("ws://a:1").unwrap();
+    assert_eq!(again.room(back).unwrap().aliases.len(), 1);
 }

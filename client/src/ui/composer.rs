@@ -38,7 +38,7 @@ pub fn start_editing(
         let Some(message) = shown.session.messages().iter().find(|m| m.seq == Some(seq)) else {
             return;
         };
-        (shown.address.to_string(), message.raw.clone())
+        (shown.draft_key(), message.raw.clone())
     };
     let stashed = match editing.peek().as_ref() {
         // Already editing here: what was stashed then is still what to put back.
@@ -166,13 +166,14 @@ pub fn Composer(id: RoomId) -> Element {
     let mut panel = use_context::<Signal<Panel>>();
     let net = use_coroutine_handle::<Intent>();
     let mut drafts = use_context::<Signal<Drafts>>();
-    // Drafts are kept per room address (room ids change between page loads), in the page
-    // and in localStorage; this box is made anew for each room shown.
+    // Drafts are kept per room address and conversation (room ids change between page
+    // loads), in the page and in localStorage; this box is made anew for each conversation
+    // shown.
     let address = use_signal(|| {
         let address = state
             .peek()
             .room(id)
-            .map(|r| r.address.to_string())
+            .map(|r| r.draft_key())
             .unwrap_or_default();
         if !drafts.peek().contains_key(&address)
             && let Some(saved) = crate::storage::load_draft(&address)

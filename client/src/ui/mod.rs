@@ -3,7 +3,9 @@
 
 mod composer;
 mod people;
+mod profile;
 mod room;
+mod search;
 mod settings;
 mod sidebar;
 
@@ -41,6 +43,8 @@ pub fn App() -> Element {
     use_context_provider(|| Signal::new(None::<composer::Editing>));
     // The message the next one answers, if any.
     use_context_provider(|| Signal::new(None::<composer::Replying>));
+    // The person whose profile is open, if any.
+    let profile = use_context_provider(|| Signal::new(None::<profile::Shown>));
     let connector = use_hook(|| Connector::new(MockHub::new(mock_options())));
     use_coroutine(move |intents| network::run(intents, state, connector.clone()));
 
@@ -88,12 +92,19 @@ pub fn App() -> Element {
         Panel::Settings => "settings",
     };
     let active = state.read().active;
+    let conversation = state
+        .read()
+        .active_room()
+        .and_then(|r| r.conversation.clone())
+        .unwrap_or_default();
     let elsewhere: u32 = state
         .read()
         .rooms
         .iter()
-        .filter(|r| Some(r.id) != active)
-        .map(|r| r.unread)
+        .map(|r| {
+            let here = if Some(r.id) == active { 0 } else { r.unread };
+            here + r.direct_unread_total()
+        })
         .sum();
     let rooms_label = if elsewhere > 0 {
         format!("Rooms, {elsewhere} unread")
@@ -123,7 +134,7 @@ pub fn App() -> Element {
                 }
                 h1 { "CAHAT" }
                 span { class: "topbar-room", "{title}" }
-                DrawerToggle { which: Panel::People, label: "People online".to_owned(), controls: "people-panel",
+                DrawerToggle { which: Panel::People, label: "People".to_owned(), controls: "people-panel",
                     svg {
                         "viewBox": "0 0 24 24",
                         width: "18",
@@ -148,7 +159,8 @@ pub fn App() -> Element {
             div { class: "columns",
                 sidebar::Sidebar {}
                 match active {
-                    Some(id) => rsx! { room::RoomView { key: "{id.0}", id } },
+                    // Made anew for each conversation: its own log, box and draft.
+                    Some(id) => rsx! { room::RoomView { key: "{id.0}:{conversation}", id } },
                     None => rsx! {
                         main { class: "room empty", "aria-label": "No room",
                             p { "You have no rooms open. Add one with its address, for example "
@@ -167,6 +179,9 @@ pub fn App() -> Element {
             }
             if current == Panel::Settings {
                 settings::Settings {}
+            }
+            if let Some(shown) = profile() {
+                profile::Profile { shown }
             }
         }
     }
@@ -391,6 +406,17 @@ pub fn restore_draft(mut drafts: Signal<storage::Drafts>, address: String, text:
     storage::save_draft(&address, draft);
 }
 
+/// Adds text at the end of a writing box's draft (after a space, if it holds something).
+pub fn append_draft(mut drafts: Signal<storage::Drafts>, key: String, text: &str) {
+    let mut drafts = drafts.write();
+    let draft = drafts.entry(key.clone()).or_default();
+    if !draft.is_empty() && !draft.ends_with(char::is_whitespace) {
+        draft.push(' ');
+    }
+    draft.push_str(text);
+    storage::save_draft(&key, draft);
+}
+
 /// Every value of a query parameter of the page's address.
 fn query_values(name: &str) -> Vec<String> {
     let search = web_sys::window()
@@ -443,4 +469,46 @@ pub fn focus(id: &str) {
         // Focus is a help, not a function: an element that refuses it changes nothing else.
         let _focused = element.focus();
     }
+}
+
+/// With focus on a modal dialog's last control (first, going back), moves it to the first (last)
+/// and says so; otherwise leaves Tab to the browser.
+pub fn trap_focus(dialog: &str, backwards: bool) -> bool {
+    let Some(dialog) = element(dialog) else {
+        return false;
+    };
+    let Ok(controls) = dialog.query_selector_all("input:not([disabled]), button:not([disabled])")
+    else {
+        return false;
+    };
+    let count = controls.length();
+    if count == 0 {
+        return false;
+    }
+    let at = |i: u32| {
+        controls
+            .item(i)
+            .and_then(|n| n.dyn_into::<web_sys::HtmlElement>().ok())
+    };
+    let active = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element());
+    let (edge, other) = if backwards {
+        (at(0), at(count - 1))
+    } else {
+        (at(count - 1), at(0))
+    };
+    let on_edge = match (&edge, &active) {
+        (Some(edge), Some(active)) => {
+            let edge: &web_sys::Element = edge;
+            edge == active
+        }
+        _ => false,
+    };
+    if let (true, Some(other)) = (on_edge, other) {
+        // Focus is a help: an element that refuses it changes nothing else.
+        let _focused = other.focus();
+        return true;
+    }
+    false
 }

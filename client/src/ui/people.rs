@@ -1,28 +1,84 @@
-//! Who is online in the room shown.
+//! Who is in the room shown: online now, and here lately (last seen). Each person opens
+//! their profile (direct message, mention, your own name for them).
 
 use dioxus::prelude::*;
 
+use super::profile::Shown;
+use crate::format;
 use crate::state::AppState;
+
+/// People seen lately listed under those online.
+const RECENT_SHOWN: usize = 20;
 
 #[component]
 pub fn People() -> Element {
     let state = use_context::<Signal<AppState>>();
+    let mut profile = use_context::<Signal<Option<Shown>>>();
     let app = state.read();
     let Some(room) = app.active_room() else {
         return rsx! {
-            aside { id: "people-panel", class: "people", "aria-label": "People online" }
+            aside { id: "people-panel", class: "people", "aria-label": "People" }
         };
     };
+    let id = room.id;
     let people = room.people();
+    let now = js_sys::Date::now() as i64;
+    let recent: Vec<(String, String, Option<String>, String)> = room
+        .session
+        .recently_seen()
+        .into_iter()
+        .take(RECENT_SHOWN)
+        .map(|p| {
+            let seen = p
+                .last_seen
+                .map(|at| format::ago(at, now))
+                .unwrap_or_default();
+            (
+                p.user_id.clone(),
+                room.name_of(&p.user_id),
+                room.alias_note(&p.user_id),
+                seen,
+            )
+        })
+        .collect();
     rsx! {
-        aside { id: "people-panel", class: "people", "aria-label": "People online",
+        aside { id: "people-panel", class: "people", "aria-label": "People",
             h2 { "Online " span { class: "count", "({people.len()})" } }
-            ul {
-                for (id, name, me) in people {
-                    li { key: "{id}", class: if me { "me" } else { "" },
+            ul { "aria-label": "Online",
+                for (user, name, me) in people {
+                    li { key: "{user}", class: if me { "me" } else { "" },
                         span { class: "presence", "aria-hidden": "true" }
-                        span { class: "person-name", "{name}" }
+                        button {
+                            r#type: "button",
+                            class: "person-name link-button",
+                            title: room.alias_note(&user).unwrap_or_else(|| format!("About {name}")),
+                            onclick: {
+                                let user = user.clone();
+                                move |_| profile.set(Some(Shown { room: id, user: user.clone() }))
+                            },
+                            "{name}"
+                        }
                         if me { span { class: "you", " (you)" } }
+                    }
+                }
+            }
+            if !recent.is_empty() {
+                h2 { "Here lately" }
+                ul { class: "recent", "aria-label": "Here lately",
+                    for (user, name, note, seen) in recent {
+                        li { key: "{user}",
+                            button {
+                                r#type: "button",
+                                class: "person-name link-button",
+                                title: note.unwrap_or_else(|| format!("About {name}")),
+                                onclick: {
+                                    let user = user.clone();
+                                    move |_| profile.set(Some(Shown { room: id, user: user.clone() }))
+                                },
+                                "{name}"
+                            }
+                            span { class: "last-seen", " {seen}" }
+                        }
                     }
                 }
             }

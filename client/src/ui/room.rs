@@ -93,7 +93,15 @@ pub fn RoomView(id: RoomId) -> Element {
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
     // A reply's quote was activated: the original it answers, to be shown.
-    let mut jump = use_context_provider(|| Signal::new(None::<protocol::Seq>));
+    // Or a search result was opened in this conversation's view (set before it was made).
+    let mut jump =
+        use_context_provider(|| Signal::new(state.peek().room(id).and_then(|r| r.opening_at)));
+    let mut searching = use_signal(|| {
+        state
+            .peek()
+            .room(id)
+            .is_some_and(|r| r.session.search().is_some())
+    });
 
     let older = Older {
         state,
@@ -117,6 +125,13 @@ pub fn RoomView(id: RoomId) -> Element {
             };
             if present {
                 jump.set(None);
+                if state
+                    .peek()
+                    .room(id)
+                    .is_some_and(|r| r.opening_at.is_some())
+                {
+                    state.write().opened_result(id);
+                }
                 let element_id = message_element_id(&format!("s{seq}"));
                 // After the page that brought it has been put in place (which keeps the view
                 // still), so that nothing moves it away again.
@@ -223,7 +238,9 @@ pub fn RoomView(id: RoomId) -> Element {
     let Some(room) = app.room(id) else {
         return rsx! {};
     };
-    let title = room.title();
+    let title = room.conversation_title();
+    let room_title = room.title();
+    let direct = room.conversation.is_some();
     let typing_line = room.typing_line().unwrap_or_default();
     let now = js_sys::Date::now() as i64;
     let today = format::day(now);
@@ -251,12 +268,41 @@ pub fn RoomView(id: RoomId) -> Element {
     rsx! {
         main { class: "room", "aria-labelledby": "room-title-{id.0}",
             div { class: "room-header",
-                h2 { id: "room-title-{id.0}", "{title}" }
-                span { class: "room-address", "{room.address}" }
+                h2 { id: "room-title-{id.0}",
+                    if direct { span { class: "visually-hidden", "Direct messages with " } }
+                    "{title}"
+                }
+                if direct {
+                    span { class: "room-address", "in {room_title}: only the two of you see these messages" }
+                    button {
+                        r#type: "button",
+                        class: "link-button",
+                        onclick: move |_| state.write().open_conversation(id, None),
+                        "Back to {room_title}"
+                    }
+                } else {
+                    span { class: "room-address", "{room.address}" }
+                }
                 if let Some(day) = current_day() {
                     p { class: "current-day", title: "The day of the messages at the top", "{day}" }
                 }
                 LinkStatus { id, link: room.link }
+                button {
+                    id: super::search::toggle_id(id),
+                    r#type: "button",
+                    class: "search-toggle",
+                    "aria-expanded": if searching() { "true" } else { "false" },
+                    onclick: move |_| {
+                        let open = !searching();
+                        searching.set(open);
+                        if open {
+                            super::focus_soon(super::search::input_id(id));
+                        } else {
+                            state.write().end_search(id);
+                        }
+                    },
+                    "Search"
+                }
                 button {
                     r#type: "button",
                     class: "mute",
@@ -268,6 +314,9 @@ pub fn RoomView(id: RoomId) -> Element {
                     },
                     "Mute"
                 }
+            }
+            if searching() {
+                super::search::SearchPanel { id, open: searching }
             }
             if !room.session.reached() && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
                 div { class: "notice", role: "alert",
@@ -298,7 +347,7 @@ pub fn RoomView(id: RoomId) -> Element {
                 id: "{log_id}",
                 class: "log",
                 role: "log",
-                "aria-label": "Messages in {title}",
+                "aria-label": if direct { "Messages with {title}" } else { "Messages in {title}" },
                 tabindex: "0",
                 onscroll: move |event: ScrollEvent| {
                     let top = event.scroll_top();
@@ -332,6 +381,7 @@ pub fn RoomView(id: RoomId) -> Element {
                         },
                         History::Loading => rsx! { p { "Loading older messages…" } },
                         History::Complete if !room.session.reached() => rsx! { p { "Messages appear here when the room answers." } },
+                        History::Complete if direct => rsx! { p { "This is the start of your conversation with {title}." } },
                         History::Complete => rsx! { p { "This is the start of {title}." } },
                         History::Unsupported => rsx! {},
                     }
@@ -345,6 +395,7 @@ pub fn RoomView(id: RoomId) -> Element {
                                 room: id,
                                 message: message.clone(),
                                 author: room.name_of(&message.user_id),
+                                author_note: room.alias_note(&message.user_id),
                                 mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
                                 mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
                                 quote: message.reply_to.map(|seq| {
@@ -417,6 +468,8 @@ fn MessageView(
     room: RoomId,
     message: ChatMessage,
     author: String,
+    /// What the author calls themselves, when you gave them a name of your own.
+    author_note: Option<String>,
     mine: bool,
     mentioned: bool,
     quote: Option<Quote>,
@@ -435,6 +488,8 @@ fn MessageView(
     };
     let editing = use_context::<Signal<Option<super::composer::Editing>>>();
     let mut confirming = use_signal(|| false);
+    let mut profile = use_context::<Signal<Option<super::profile::Shown>>>();
+    let note_id = format!("alias-note-{}", message.key);
     let mut picking = use_signal(|| false);
     let mut jump = use_context::<Signal<Option<protocol::Seq>>>();
     let mut replying = use_context::<Signal<Option<super::composer::Replying>>>();
@@ -446,7 +501,7 @@ fn MessageView(
     let edit_key = message.key.clone();
     // The refused text goes back into the writing box, to be changed and sent again.
     let mut edit = move || {
-        let address = state.peek().room(room).map(|r| r.address.to_string());
+        let address = state.peek().room(room).map(|r| r.draft_key());
         let text = state.write().take_back_message(room, &edit_key);
         if let (Some(address), Some(text)) = (address, text) {
             super::restore_draft(drafts, address, &text);
@@ -456,8 +511,25 @@ fn MessageView(
     rsx! {
         article { id: message_element_id(&message.key), class, tabindex: "-1", "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
             div { class: "meta",
-                span { class: "author", "{author}" }
-                if mine { span { class: "you", " (you)" } }
+                if mine {
+                    span { class: "author", "{author}" }
+                    span { class: "you", " (you)" }
+                } else {
+                    button {
+                        r#type: "button",
+                        class: "author link-button",
+                        title: author_note.clone().unwrap_or_else(|| format!("About {author}")),
+                        "aria-describedby": author_note.as_ref().map(|_| note_id.clone()),
+                        onclick: {
+                            let user = message.user_id.clone();
+                            move |_| profile.set(Some(super::profile::Shown { room, user: user.clone() }))
+                        },
+                        "{author}"
+                    }
+                    if let Some(note) = &author_note {
+                        span { id: "{note_id}", class: "visually-hidden", "{note}" }
+                    }
+                }
                 time { datetime: format::iso(message.timestamp), "{time}" }
                 match message.delivery {
                     Delivery::Pending => rsx! { span { class: "delivery", "sending…" } },

@@ -1,7 +1,6 @@
 //! Settings: your name (everywhere or in this room) and how Enter behaves.
 
 use dioxus::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::Panel;
 use crate::network::Intent;
@@ -66,7 +65,7 @@ pub fn Settings() -> Element {
             "aria-labelledby": "settings-title",
             // A modal dialog keeps Tab inside it: past the last control, back to the first.
             onkeydown: move |event: KeyboardEvent| {
-                if event.key() == Key::Tab && trap_focus(event.modifiers().shift()) {
+                if event.key() == Key::Tab && super::trap_focus("settings-dialog", event.modifiers().shift()) {
                     event.prevent_default();
                 }
             },
@@ -163,46 +162,4 @@ async fn ask_notification_permission() -> bool {
         Ok(answer) => answer.as_string().as_deref() == Some("granted"),
         Err(_) => false,
     }
-}
-
-/// With focus on the dialog's last control (first, going back), moves it to the first (last)
-/// and says so; otherwise leaves Tab to the browser.
-fn trap_focus(backwards: bool) -> bool {
-    let Some(dialog) = super::element("settings-dialog") else {
-        return false;
-    };
-    let Ok(controls) = dialog.query_selector_all("input:not([disabled]), button:not([disabled])")
-    else {
-        return false;
-    };
-    let count = controls.length();
-    if count == 0 {
-        return false;
-    }
-    let at = |i: u32| {
-        controls
-            .item(i)
-            .and_then(|n| n.dyn_into::<web_sys::HtmlElement>().ok())
-    };
-    let active = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.active_element());
-    let (edge, other) = if backwards {
-        (at(0), at(count - 1))
-    } else {
-        (at(count - 1), at(0))
-    };
-    let on_edge = match (&edge, &active) {
-        (Some(edge), Some(active)) => {
-            let edge: &web_sys::Element = edge;
-            edge == active
-        }
-        _ => false,
-    };
-    if let (true, Some(other)) = (on_edge, other) {
-        // Focus is a help: an element that refuses it changes nothing else.
-        let _focused = other.focus();
-        return true;
-    }
-    false
 }

@@ -4,7 +4,7 @@ use dioxus::prelude::*;
 
 use super::Panel;
 use crate::network::Intent;
-use crate::state::{AppState, Link};
+use crate::state::{AppState, Link, RoomId};
 
 #[component]
 pub fn Sidebar() -> Element {
@@ -42,11 +42,11 @@ pub fn Sidebar() -> Element {
                             id: "room-button-{room.id.0}",
                             class: "room-button",
                             r#type: "button",
-                            "aria-current": if app.active == Some(room.id) { "page" } else { "false" },
+                            "aria-current": if app.active == Some(room.id) && room.conversation.is_none() { "page" } else { "false" },
                             onclick: {
                                 let id = room.id;
                                 move |_| {
-                                    state.write().select(id);
+                                    state.write().open_conversation(id, None);
                                     panel.set(Panel::None);
                                     // On to writing there (the drawer, on a phone, is closed).
                                     super::focus_soon(super::composer_id(id));
@@ -91,6 +91,7 @@ pub fn Sidebar() -> Element {
                             },
                             "×"
                         }
+                        Conversations { id: room.id }
                     }
                 }
             }
@@ -145,5 +146,51 @@ pub fn link_word(link: Link) -> &'static str {
         Link::Connecting => "connecting…",
         Link::Offline => "offline: waiting for the network",
         Link::Reconnecting { .. } => "reconnecting",
+    }
+}
+
+/// A room's direct conversations, under it in the list: each opens with a click, and shows
+/// its unread messages.
+#[component]
+fn Conversations(id: RoomId) -> Element {
+    let mut state = use_context::<Signal<AppState>>();
+    let mut panel = use_context::<Signal<Panel>>();
+    let app = state.read();
+    let Some(room) = app.room(id) else {
+        return rsx! {};
+    };
+    let peers = room.conversations();
+    if peers.is_empty() {
+        return rsx! {};
+    }
+    let title = room.title();
+    rsx! {
+        ul { class: "conversations", "aria-label": "Direct messages in {title}",
+            for peer in peers {
+                li { key: "{peer}",
+                    button {
+                        r#type: "button",
+                        class: "conversation-button",
+                        "aria-current": if app.active == Some(id) && room.conversation.as_ref() == Some(&peer) { "page" } else { "false" },
+                        onclick: {
+                            let peer = peer.clone();
+                            move |_| {
+                                state.write().open_conversation(id, Some(peer.clone()));
+                                panel.set(Panel::None);
+                                super::focus_soon(super::composer_id(id));
+                            }
+                        },
+                        span { class: "direct-mark", "aria-hidden": "true", "@ " }
+                        span { class: "visually-hidden", "Direct messages with " }
+                        span { class: "room-name", "{room.name_of(&peer)}" }
+                        if let Some(unread) = room.direct_unread.get(&peer).copied().filter(|n| *n > 0) {
+                            span { class: "badges",
+                                span { class: "badge", "aria-label": "{unread} unread", "{unread}" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -16,6 +16,12 @@ pub struct RoomConfig {
     pub max_resume: usize,
     /// Most messages one `HISTORY` page carries (100).
     pub max_history_page: u32,
+    /// Most results one `SEARCH_RESULTS` page carries (20).
+    pub search_page: u32,
+    /// Messages a search may look at for one page where storage has no text index (the
+    /// in-memory rooms, a MongoDB without text search) (5000): beyond, the page ends and says
+    /// where to search on, so one search's work is bounded however old the room.
+    pub search_scan: usize,
     /// Actions a connection may send in a burst (10).
     pub rate_burst: u32,
     /// Actions a connection may send per second, sustained (5).
@@ -47,6 +53,8 @@ impl Default for RoomConfig {
             cache_messages: 1000,
             max_resume: 1000,
             max_history_page: 100,
+            search_page: 20,
+            search_scan: 5000,
             rate_burst: 10,
             rate_per_second: 5,
             max_html_ratio: 8,

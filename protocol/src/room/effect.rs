@@ -33,6 +33,9 @@ pub struct StoredMessage {
     pub reactions: Vec<Reaction>,
     /// The seq of the message this one answers.
     pub reply_to: Option<Seq>,
+    /// A direct message to this person: only they and the author may ever see it
+    /// ([`StoredMessage::visible_to`]).
+    pub to: Option<UserId>,
 }
 
 /// Different emoji one message may carry as reactions.
@@ -57,6 +60,21 @@ impl StoredMessage {
             changed_seq: self.changed_seq,
             reactions: self.reactions.clone(),
             reply_to: self.reply_to,
+            to: self.to.clone(),
+        }
+    }
+
+    /// The one privacy check: whether `viewer` may see this message (or any change to it). A
+    /// room message is for everyone; a direct message only for its author and its recipient.
+    /// `None` is a viewer with no identity, or a legacy client (which cannot tell a direct
+    /// message from a room message): it sees room messages only. Every path goes through
+    /// this: live delivery, `HANDSHAKE`, `RESUME`, `HISTORY`, search, and both stores' queries
+    /// say the same in their own language.
+    pub fn visible_to(&self, viewer: Option<&str>) -> bool {
+        match (&self.to, viewer) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(to), Some(viewer)) => viewer == to || viewer == self.user_id,
         }
     }
 
@@ -150,6 +168,10 @@ pub struct UserRecord {
     pub name: String,
     /// SHA-256 of the user's token, hex ([`crate::hash_token`]).
     pub token_hash: String,
+    /// When the room gave out this identity (unknown for identities from before it kept this).
+    pub joined_at: Option<Millis>,
+    /// When the user's last connection closed.
+    pub last_seen: Option<Millis>,
 }
 
 /// An instruction from the engine to its host. Hosts carry effects out in the order they
@@ -173,14 +195,43 @@ pub enum Effect {
     PersistChange(StoredChange),
     /// Store (insert or replace) this user. Not awaited: the engine already acts on it.
     PersistUser(UserRecord),
-    /// Read up to `limit` messages with `seq < before` from storage and hand them to
+    /// Read up to `limit` messages with `seq < before` that `viewer` may see
+    /// ([`StoredMessage::visible_to`]) from storage and hand them to
     /// [`super::Room::handle_history_loaded`].
     LoadHistory {
         /// Who asked.
         to: ConnectionId,
+        /// Whose history it is: direct messages of others are never read for them.
+        viewer: Option<UserId>,
         /// Exclusive upper bound.
         before: Seq,
         /// How many at most.
         limit: u32,
     },
+    /// Run this search beside the room (never in the room's own task: a search may take a
+    /// while), then hand the page to [`super::Room::handle_search_done`], or say it failed
+    /// with [`super::Room::handle_search_failed`].
+    Search(SearchTask),
+}
+
+/// A search a connection asked for, as the host runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTask {
+    /// Who asked.
+    pub to: ConnectionId,
+    /// Whose search it is: others' direct messages are never found for them.
+    pub viewer: Option<UserId>,
+    /// The checked query.
+    pub query: crate::search::SearchQuery,
+    /// The query as asked (echoed in the results).
+    pub asked: String,
+    /// Only messages with `seq < before`; all when `None`.
+    pub before: Option<Seq>,
+    /// The asker's nonce.
+    pub nonce: Option<String>,
+    /// Results per page, at most.
+    pub limit: u32,
+    /// Messages a store without a text index may look at for one page, at most
+    /// ([`super::RoomConfig::search_scan`]); past that, the page says where to go on.
+    pub scan: usize,
 }

@@ -13,8 +13,8 @@ pub use config::{
     RoomConfig,
 };
 pub use effect::{
-    ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, StoredChange, StoredMessage,
-    UserRecord,
+    ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, SearchTask, StoredChange,
+    StoredMessage, UserRecord,
 };
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
@@ -25,8 +25,8 @@ use crate::error::ErrorCode;
 use crate::markdown::Renderer;
 use crate::wire::{
     ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
-    Millis, NameChanged, PROTOCOL_VERSION, Resume, RoomLimits, SendMessage, Seq, ServerAction,
-    UserId, UserInfo, UserRef,
+    Millis, NameChanged, PROTOCOL_VERSION, Person, Resume, RoomLimits, Search, SearchResults,
+    SendMessage, Seq, ServerAction, TypingUser, UserId, UserInfo, UserRef,
 };
 
 /// What a host loads from storage before the room opens.
@@ -126,13 +126,41 @@ struct Connection {
     bucket: TokenBucket,
     /// The client named our protocol version when it identified (not a legacy client).
     speaks_ours: bool,
+    /// A search of this connection is running: one at a time.
+    searching: bool,
+}
+
+impl Connection {
+    /// Who this connection is as a viewer of direct messages: its identity, when its client
+    /// speaks our protocol; a legacy client (which would show a direct message as a room
+    /// message) and an unidentified connection see room messages only.
+    fn viewer(&self) -> Option<&str> {
+        self.user.as_deref().filter(|_| self.speaks_ours)
+    }
 }
 
 #[derive(Debug)]
 struct UserEntry {
     name: String,
     token_hash: String,
+    joined_at: Option<Millis>,
+    last_seen: Option<Millis>,
 }
+
+impl UserEntry {
+    fn record(&self, id: &str) -> UserRecord {
+        UserRecord {
+            id: id.to_owned(),
+            name: self.name.clone(),
+            token_hash: self.token_hash.clone(),
+            joined_at: self.joined_at,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// People who are not online that a `HANDSHAKE` lists (the most recently seen).
+pub const RECENT_PEOPLE: usize = 50;
 
 #[derive(Debug)]
 struct Pending {
@@ -202,6 +230,8 @@ impl Room {
                 let entry = UserEntry {
                     name: u.name,
                     token_hash: u.token_hash,
+                    joined_at: u.joined_at,
+                    last_seen: u.last_seen,
                 };
                 (u.id, entry)
             })
@@ -259,10 +289,13 @@ impl Room {
         }
         // The newest messages, as many as the count and the byte budget allow.
         let mut budget = self.config.max_answer_bytes;
+        // Sent before anyone is identified: room messages only (direct messages follow
+        // identification, see `identify`).
         let mut messages: Vec<MessageRecord> = self
             .recent
             .iter()
             .rev()
+            .filter(|m| m.visible_to(None))
             .take(self.config.handshake_messages)
             .map(StoredMessage::to_record)
             .take_while(|record| take_bytes(&mut budget, record))
@@ -273,8 +306,9 @@ impl Room {
             ids.sort();
             ids
         };
+        let people = self.people(&online);
         let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
-        user_names.extend(self.names_of(online.iter()));
+        user_names.extend(self.names_of(people.iter().map(|p| &p.user_id)));
         let handshake_seq = self.confirmed_seq;
         self.connections.insert(
             conn,
@@ -284,6 +318,7 @@ impl Room {
                 handshake_seq,
                 bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
                 speaks_ours: false,
+                searching: false,
             },
         );
         self.send(
@@ -302,12 +337,37 @@ impl Room {
                     rate_burst: self.config.rate_burst,
                     rate_per_second: self.config.rate_per_second,
                 }),
+                people: Some(people),
             }),
         );
     }
 
+    /// Everyone online, then the [`RECENT_PEOPLE`] seen most recently, as the people list
+    /// shows them.
+    fn people(&self, online: &[UserId]) -> Vec<Person> {
+        let person = |id: &UserId, entry: &UserEntry| Person {
+            user_id: id.clone(),
+            joined_at: entry.joined_at,
+            last_seen: entry.last_seen,
+        };
+        let mut recent: Vec<(&UserId, &UserEntry)> = self
+            .users
+            .iter()
+            .filter(|(id, u)| u.last_seen.is_some() && !self.online.contains_key(*id))
+            .collect();
+        recent.sort_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen).then(a.0.cmp(b.0)));
+        let now_here = online
+            .iter()
+            .filter_map(|id| Some(person(id, self.users.get(id)?)));
+        let lately = recent
+            .into_iter()
+            .take(RECENT_PEOPLE)
+            .map(|(id, entry)| person(id, entry));
+        now_here.chain(lately).collect()
+    }
+
     /// A connection closed. Its user goes offline when this was their last connection.
-    pub fn handle_disconnect(&mut self, _now: Millis, conn: ConnectionId) {
+    pub fn handle_disconnect(&mut self, now: Millis, conn: ConnectionId) {
         let Some(connection) = self.connections.remove(&conn) else {
             return;
         };
@@ -322,9 +382,15 @@ impl Room {
         };
         if last {
             self.online.remove(&user);
+            if let Some(entry) = self.users.get_mut(&user) {
+                entry.last_seen = Some(now);
+                let record = entry.record(&user);
+                self.effects.push_back(Effect::PersistUser(record));
+            }
             self.effects
                 .push_back(Effect::Broadcast(ServerAction::UserDisconnected(UserRef {
-                    user_id: user,
+                    last_seen: Some(now),
+                    ..UserRef::of(user)
                 })));
         }
     }
@@ -358,7 +424,8 @@ impl Room {
                 let asked = Asked::React(react.emoji, react.on);
                 self.change(now, conn, react.target, asked, react.nonce);
             }
-            ClientAction::Typing(_) => self.typing(now, conn),
+            ClientAction::Typing(typing) => self.typing(now, conn, typing.to),
+            ClientAction::Search(search) => self.search(now, conn, search),
         }
     }
 
@@ -374,8 +441,7 @@ impl Room {
                 PendingEvent::Message(message) => {
                     let record = message.to_record();
                     self.remember(message);
-                    self.effects
-                        .push_back(Effect::Broadcast(ServerAction::Message(record)));
+                    self.deliver(ServerAction::Message(record));
                 }
                 PendingEvent::Change { change, .. } => {
                     let Some(message) = self.recent_mut(change.target) else {
@@ -383,10 +449,31 @@ impl Room {
                     };
                     change.apply(message);
                     let record = message.to_record();
-                    self.effects
-                        .push_back(Effect::Broadcast(ServerAction::MessageChanged(record)));
+                    self.deliver(ServerAction::MessageChanged(record));
                 }
             }
+        }
+    }
+
+    /// A message (new or changed) to everyone who may see it: a room message is broadcast, a
+    /// direct message goes to the open connections of its two people only.
+    fn deliver(&mut self, action: ServerAction) {
+        let (ServerAction::Message(record) | ServerAction::MessageChanged(record)) = &action else {
+            return self.effects.push_back(Effect::Broadcast(action));
+        };
+        let Some(to) = &record.to else {
+            return self.effects.push_back(Effect::Broadcast(action));
+        };
+        let author = &record.user_id;
+        let mut hearers: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.viewer().is_some_and(|v| v == to || v == author))
+            .map(|(id, _)| *id)
+            .collect();
+        hearers.sort();
+        for conn in hearers {
+            self.send(conn, action.clone());
         }
     }
 
@@ -425,10 +512,12 @@ impl Room {
         mut messages: Vec<StoredMessage>,
         has_more: bool,
     ) {
-        if !self.connections.contains_key(&conn) {
+        let Some(connection) = self.connections.get(&conn) else {
             return;
-        }
-        messages.retain(|m| m.seq < before);
+        };
+        // Storage was asked for this viewer's history only; checked again all the same.
+        let viewer = connection.viewer();
+        messages.retain(|m| m.seq < before && m.visible_to(viewer));
         messages.sort_by_key(|m| m.seq);
         // The newest of the page, as many as fit the byte budget (always at least one, so that
         // paging moves on); if some were left out, there is more.
@@ -452,6 +541,70 @@ impl Room {
                 has_more,
                 user_names,
             }),
+        );
+    }
+
+    /// The host ran an [`Effect::Search`]: `messages` are its results (any order). They are
+    /// checked again (visibility, the query, `before`), cut to the page and the byte budget,
+    /// and sent as `SEARCH_RESULTS`; `next` is where the search goes on.
+    pub fn handle_search_done(
+        &mut self,
+        _now: Millis,
+        task: SearchTask,
+        mut messages: Vec<StoredMessage>,
+        mut next: Option<Seq>,
+    ) {
+        let Some(connection) = self.connections.get_mut(&task.to) else {
+            return;
+        };
+        connection.searching = false;
+        let viewer = connection.viewer();
+        let before = task.before.unwrap_or(Seq::MAX);
+        messages.retain(|m| m.seq < before && task.query.finds(m, viewer));
+        messages.sort_by_key(|m| std::cmp::Reverse(m.seq));
+        messages.dedup_by_key(|m| m.seq);
+        let limit = usize::try_from(task.limit.min(self.config.search_page)).unwrap_or(0);
+        if messages.len() > limit {
+            messages.truncate(limit);
+            next = messages.last().map(|m| m.seq);
+        }
+        let mut budget = self.config.max_answer_bytes;
+        let mut records: Vec<MessageRecord> = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let record = message.to_record();
+            if !take_bytes(&mut budget, &record) && i > 0 {
+                // Go on after the last one that fit.
+                next = Some(messages[i - 1].seq);
+                break;
+            }
+            records.push(record);
+        }
+        let user_names = self.names_of(records.iter().map(|m| &m.user_id));
+        self.send(
+            task.to,
+            ServerAction::SearchResults(SearchResults {
+                query: task.asked,
+                before: task.before,
+                nonce: task.nonce,
+                messages: records,
+                next,
+                user_names,
+            }),
+        );
+    }
+
+    /// The host could not run an [`Effect::Search`] (storage failed, or it ran out of time):
+    /// the asker gets `SEARCH_FAILED` with its nonce.
+    pub fn handle_search_failed(&mut self, _now: Millis, task: SearchTask) {
+        let Some(connection) = self.connections.get_mut(&task.to) else {
+            return;
+        };
+        connection.searching = false;
+        self.refuse_for(
+            task.to,
+            ErrorCode::SearchFailed,
+            "the search could not be finished; try again, or with other words",
+            task.nonce.as_ref(),
         );
     }
 
@@ -533,7 +686,7 @@ impl Room {
                         "that identity needs its token; you have a new one",
                     );
                 }
-                self.new_user(conn)
+                self.new_user(now, conn)
             }
         };
         if let Some(connection) = self.connections.get_mut(&conn) {
@@ -543,32 +696,69 @@ impl Room {
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
+            let joined_at = self.users.get(&user_id).and_then(|u| u.joined_at);
             self.effects
                 .push_back(Effect::Broadcast(ServerAction::UserConnected(UserRef {
-                    user_id,
+                    joined_at,
+                    ..UserRef::of(user_id)
                 })));
         }
-        if let Some(since) = info.since {
-            self.resume(conn, since, handshake_seq);
+        match info.since {
+            Some(since) => self.resume(conn, since, handshake_seq),
+            None => self.direct_since_handshake(conn, handshake_seq),
         }
     }
 
-    fn new_user(&mut self, conn: ConnectionId) -> UserId {
+    /// The `HANDSHAKE` (sent before identification) carried room messages only: a client that
+    /// identified without `since` gets the direct messages of its own among the latest it
+    /// would have seen, as a `RESUME` that only adds them.
+    fn direct_since_handshake(&mut self, conn: ConnectionId, handshake_seq: Seq) {
+        let Some(viewer) = self.connections.get(&conn).and_then(Connection::viewer) else {
+            return;
+        };
+        let mut latest: Vec<&StoredMessage> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|m| m.seq <= handshake_seq && m.visible_to(Some(viewer)))
+            .take(self.config.handshake_messages)
+            .collect();
+        latest.reverse();
+        let since = latest.first().map_or(handshake_seq, |m| m.seq - 1);
+        let mut budget = self.config.max_answer_bytes;
+        let messages: Vec<MessageRecord> = latest
+            .into_iter()
+            .filter(|m| m.to.is_some())
+            .map(StoredMessage::to_record)
+            .take_while(|record| take_bytes(&mut budget, record))
+            .collect();
+        if messages.is_empty() {
+            return;
+        }
+        let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
+        self.send(
+            conn,
+            ServerAction::Resume(Resume {
+                since,
+                messages,
+                gap_too_big: false,
+                user_names,
+            }),
+        );
+    }
+
+    fn new_user(&mut self, now: Millis, conn: ConnectionId) -> UserId {
         let id = self.ids.hex(12);
         let token = self.ids.hex(32);
-        let record = UserRecord {
-            id: id.clone(),
+        let entry = UserEntry {
             name: DEFAULT_NAME.to_owned(),
             token_hash: hash_token(&token),
+            joined_at: Some(now),
+            last_seen: None,
         };
-        self.users.insert(
-            id.clone(),
-            UserEntry {
-                name: record.name.clone(),
-                token_hash: record.token_hash.clone(),
-            },
-        );
-        self.effects.push_back(Effect::PersistUser(record));
+        self.effects
+            .push_back(Effect::PersistUser(entry.record(&id)));
+        self.users.insert(id.clone(), entry);
         self.effects
             .push_back(Effect::Broadcast(ServerAction::NameChange(
                 NameChanged::new(id.clone(), DEFAULT_NAME.to_owned()),
@@ -585,13 +775,15 @@ impl Room {
     }
 
     fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
+        let viewer = self.connections.get(&conn).and_then(Connection::viewer);
         // What came after `since`: new messages, and older ones changed since (as they are now).
         let missed: Vec<MessageRecord> = self
             .recent
             .iter()
             .filter(|m| {
-                (m.seq > since && m.seq <= handshake_seq)
-                    || m.changed_seq.is_some_and(|c| c > since)
+                ((m.seq > since && m.seq <= handshake_seq)
+                    || m.changed_seq.is_some_and(|c| c > since))
+                    && m.visible_to(viewer)
             })
             .map(StoredMessage::to_record)
             .collect();
@@ -661,11 +853,25 @@ impl Room {
             raw_message,
             nonce,
             reply_to,
+            to,
             ..
         } = message;
         let nonce_ref = valid_nonce.as_ref();
         if !self.text_fits(conn, &raw_message, nonce_ref) {
             return;
+        }
+        if let Some(to) = &to {
+            let speaks_ours = self.connections.get(&conn).is_some_and(|c| c.speaks_ours);
+            let problem = if !speaks_ours {
+                Some("your client cannot show direct messages")
+            } else if *to == user || !self.users.contains_key(to) {
+                Some("a direct message goes to someone else known in this room")
+            } else {
+                None
+            };
+            if let Some(text) = problem {
+                return self.refuse_for(conn, ErrorCode::UnknownUser, text, nonce_ref);
+            }
         }
         if nonce.is_some() && valid_nonce.is_none() {
             return self.refuse(
@@ -686,10 +892,15 @@ impl Room {
         }
         // A reply answers a message: one the room keeps in memory is checked; an older one
         // (only storage has it) is taken on trust, as the client will find it there.
+        // It answers within its own conversation: a room message answers a room message, a
+        // direct message one of the same two people.
         if let Some(answered) = reply_to
             && (answered == 0
                 || answered > self.latest_seq
-                || (answered > self.recent_floor && !self.is_message(answered)))
+                || (answered > self.recent_floor
+                    && !self
+                        .find_message(answered)
+                        .is_some_and(|m| same_audience(m, &user, to.as_ref()))))
         {
             let text = "the message you reply to is not in this room";
             return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
@@ -708,6 +919,7 @@ impl Room {
             timestamp: now,
             nonce: nonce.clone(),
             reply_to,
+            to,
             ..StoredMessage::default()
         };
         if let Some(nonce) = nonce {
@@ -777,7 +989,10 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
             return;
         };
-        let Some(message) = self.recent_mut(target).filter(|m| !m.deleted) else {
+        let Some(message) = self
+            .recent_mut(target)
+            .filter(|m| !m.deleted && m.visible_to(Some(&user)))
+        else {
             let text = "that message is not among the room's recent messages, or was deleted";
             return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
         };
@@ -836,33 +1051,49 @@ impl Room {
 
     /// A signal, not an event: the others who speak our protocol hear that this user types;
     /// nothing is stored or replayed. It costs a token of the connection's rate like any action.
-    fn typing(&mut self, now: Millis, conn: ConnectionId) {
+    /// Typing in a direct conversation (`to`) is heard by that person only.
+    fn typing(&mut self, now: Millis, conn: ConnectionId, to: Option<UserId>) {
         let Some(user) = self.acting_user(now, conn, None, None) else {
             return;
         };
-        let hearers: Vec<ConnectionId> = self
+        let mut hearers: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.speaks_ours && c.user.as_ref().is_some_and(|u| *u != user))
+            .filter(|(_, c)| {
+                c.viewer().is_some_and(|v| match &to {
+                    Some(to) => v == to && *to != user,
+                    None => v != user,
+                })
+            })
             .map(|(id, _)| *id)
             .collect();
-        for to in hearers {
+        hearers.sort();
+        let direct = to.is_some();
+        for hearer in hearers {
             self.send(
-                to,
-                ServerAction::Typing(UserRef {
+                hearer,
+                ServerAction::Typing(TypingUser {
                     user_id: user.clone(),
+                    direct,
                 }),
             );
         }
     }
 
-    /// Whether `seq` is a message (stored and in memory, or waiting for storage), not a change.
-    fn is_message(&mut self, seq: Seq) -> bool {
-        self.recent_mut(seq).is_some()
-            || self
-                .pending
-                .iter()
-                .any(|p| matches!(&p.event, PendingEvent::Message(m) if m.seq == seq))
+    /// Message `seq` (stored and in memory, or waiting for storage), if `seq` is a message
+    /// and not a change.
+    fn find_message(&self, seq: Seq) -> Option<&StoredMessage> {
+        let stored = self
+            .recent
+            .binary_search_by_key(&seq, |m| m.seq)
+            .ok()
+            .and_then(|i| self.recent.get(i));
+        stored.or_else(|| {
+            self.pending.iter().find_map(|p| match &p.event {
+                PendingEvent::Message(m) if m.seq == seq => Some(m),
+                _ => None,
+            })
+        })
     }
 
     /// A stored message still in memory.
@@ -883,11 +1114,7 @@ impl Room {
             return;
         };
         entry.name = name.clone();
-        let record = UserRecord {
-            id: user.clone(),
-            name: name.clone(),
-            token_hash: entry.token_hash.clone(),
-        };
+        let record = entry.record(&user);
         self.effects.push_back(Effect::PersistUser(record));
         self.effects
             .push_back(Effect::Broadcast(ServerAction::NameChange(
@@ -908,15 +1135,18 @@ impl Room {
         }
         let limit = request.limit.min(self.config.max_history_page);
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
+        let viewer = self.connections.get(&conn).and_then(Connection::viewer);
         let older: Vec<&StoredMessage> = self
             .recent
             .iter()
-            .filter(|m| m.seq < request.before)
+            .filter(|m| m.seq < request.before && m.visible_to(viewer))
             .collect();
         let from_memory = older.len() >= wanted || self.recent_floor == 0 || request.before <= 1;
         if !from_memory {
+            let viewer = viewer.map(str::to_owned);
             self.effects.push_back(Effect::LoadHistory {
                 to: conn,
+                viewer,
                 before: request.before,
                 limit,
             });
@@ -927,6 +1157,49 @@ impl Room {
         let has_more = (skip > 0 || self.recent_floor > 0) && request.before > 1;
         let page: Vec<StoredMessage> = older[skip..].iter().map(|m| (*m).clone()).collect();
         self.handle_history_loaded(now, conn, request.before, page, has_more);
+    }
+
+    fn search(&mut self, now: Millis, conn: ConnectionId, request: Search) {
+        let nonce = request
+            .nonce
+            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        if !self.spend_token(now, conn, nonce.as_ref()) {
+            return;
+        }
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.searching {
+            return self.refuse_for(
+                conn,
+                ErrorCode::RateLimited,
+                "one search at a time: wait for the results of the last one",
+                nonce.as_ref(),
+            );
+        }
+        let query = match crate::search::SearchQuery::parse(&request.query) {
+            Ok(query) => query,
+            Err(problem) => {
+                return self.refuse_for(
+                    conn,
+                    ErrorCode::InvalidSearch,
+                    problem.to_string(),
+                    nonce.as_ref(),
+                );
+            }
+        };
+        connection.searching = true;
+        let viewer = connection.viewer().map(str::to_owned);
+        self.effects.push_back(Effect::Search(SearchTask {
+            to: conn,
+            viewer,
+            query,
+            asked: request.query,
+            before: request.before,
+            nonce,
+            limit: self.config.search_page,
+            scan: self.config.search_scan,
+        }));
     }
 
     fn remember(&mut self, message: StoredMessage) {
@@ -984,6 +1257,22 @@ pub fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `message` belongs to the conversation a new message of `author` (to `to`, if a
+/// direct one) is in: both room messages, or both between the same two people.
+fn same_audience(message: &StoredMessage, author: &str, to: Option<&UserId>) -> bool {
+    match (&message.to, to) {
+        (None, None) => true,
+        (Some(_), Some(to)) => {
+            let (a, b) = (
+                message.user_id.as_str(),
+                message.to.as_deref().unwrap_or(""),
+            );
+            (a == author && b == to) || (a == to && b == author)
+        }
+        _ => false,
+    }
+}
+
 /// Takes `record`'s wire size from `budget`; false (and nothing taken) when it does not fit.
 fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
     let len = record.wire_len();
@@ -996,5 +1285,9 @@ fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
     }
 }
 
+#[cfg(test)]
+mod direct_tests;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,7 @@ fn message(text: &str, nonce: Option<&str>) -> ClientAction {
         user_id: None,
         nonce: nonce.map(str::to_owned),
         reply_to: None,
+        to: None,
     })
 }
 
@@ -167,6 +168,7 @@ fn a_payload_user_id_is_never_trusted() {
         user_id: Some(alice.clone()),
         nonce: None,
         reply_to: None,
+        to: None,
     });
     h.act(b, forged);
     assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
@@ -407,6 +409,8 @@ fn handshake_carries_the_latest_hundred_and_names() {
             id: "old".into(),
             name: "Oldtimer".into(),
             token_hash: hash_token("t"),
+            joined_at: None,
+            last_seen: None,
         }],
     };
     let mut h = Harness::with(RoomConfig::default(), snapshot);
@@ -590,7 +594,10 @@ fn presence_tracks_users_not_connections() {
     h.disconnect(a2);
     assert_eq!(
         h.take(watcher),
-        vec![ServerAction::UserDisconnected(UserRef { user_id: alice })]
+        vec![ServerAction::UserDisconnected(UserRef {
+            last_seen: Some(h.now),
+            ..UserRef::of(alice)
+        })]
     );
 }
 
@@ -1278,6 +1285,7 @@ fn a_reply_names_the_message_it_answers_which_must_be_a_message_of_the_room() {
             user_id: None,
             nonce: Some(nonce.into()),
             reply_to: Some(to),
+            to: None,
         })
     };
     h.act(a, reply(1, "r1"));
@@ -1324,6 +1332,7 @@ fn a_reply_to_a_message_still_being_stored_or_just_stored_is_taken() {
             user_id: None,
             nonce: None,
             reply_to: Some(1),
+            to: None,
         }),
     );
     assert_eq!(h.errors(a), Vec::<ErrorCode>::new());
@@ -1350,7 +1359,7 @@ fn typing_reaches_the_others_who_speak_our_protocol_and_is_never_stored() {
     h.take(a);
     h.take(b);
     h.take(legacy);
-    h.act(a, ClientAction::Typing(crate::wire::Typing {}));
+    h.act(a, ClientAction::Typing(crate::wire::Typing::default()));
     assert!(matches!(&h.take(b)[..], [ServerAction::Typing(_)]));
     assert!(h.take(a).is_empty(), "not to oneself");
     assert!(h.take(legacy).is_empty(), "not to a legacy client");
@@ -1358,6 +1367,62 @@ fn typing_reaches_the_others_who_speak_our_protocol_and_is_never_stored() {
     // Someone not identified cannot type.
     let stranger = h.connect(4);
     h.take(stranger);
-    h.act(stranger, ClientAction::Typing(crate::wire::Typing {}));
+    h.act(
+        stranger,
+        ClientAction::Typing(crate::wire::Typing::default()),
+    );
     assert_eq!(h.errors(stranger), vec![ErrorCode::NotIdentified]);
+}
+
+#[test]
+fn the_people_list_knows_who_is_online_who_was_here_lately_and_since_when() {
+    let mut h = Harness::new();
+    let (a, alice, _) = h.join(1);
+    h.advance(60_000);
+    let (b, bob, _) = h.join(2);
+    h.advance(60_000);
+    h.disconnect(b);
+    let left = h.now;
+    // Bob's last visit is kept (for after a restart too).
+    assert_eq!(h.user(&bob).and_then(|u| u.last_seen), Some(left));
+    assert_eq!(h.user(&bob).and_then(|u| u.joined_at), Some(T0 + 60_000));
+    let said = h.take(a);
+    assert!(said.contains(&ServerAction::UserDisconnected(UserRef {
+        last_seen: Some(left),
+        ..UserRef::of(bob.clone())
+    })));
+    let c = h.connect(3);
+    let [ServerAction::Handshake(handshake)] = &h.take(c)[..] else {
+        panic!("a handshake first");
+    };
+    let people = handshake.people.clone().unwrap_or_default();
+    assert_eq!(
+        people,
+        vec![
+            crate::wire::Person {
+                user_id: alice.clone(),
+                joined_at: Some(T0),
+                last_seen: None,
+            },
+            crate::wire::Person {
+                user_id: bob.clone(),
+                joined_at: Some(T0 + 60_000),
+                last_seen: Some(left),
+            },
+        ]
+    );
+    assert!(
+        handshake.user_names.contains_key(&bob),
+        "names of the recent too"
+    );
+    // Coming online says since when they are here.
+    h.act(
+        c,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    let carol_joined = h.take(a).into_iter().find_map(|action| match action {
+        ServerAction::UserConnected(user) => Some(user.joined_at),
+        _ => None,
+    });
+    assert_eq!(carol_joined, Some(Some(h.now)));
 }

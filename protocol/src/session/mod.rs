@@ -36,7 +36,7 @@ mod mention_tests {
     }
 }
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::room::TokenBucket;
 use crate::wire::{
     ChangeName, ClientAction, DeleteMessage, EditMessage, Handshake, HandshakeUserInfo,
-    History as HistoryPage, HistoryRequest, MessageRecord, Millis, React, Reaction, Resume,
+    History as HistoryPage, HistoryRequest, MessageRecord, Millis, Person, React, Reaction, Resume,
     RoomLimits, SendMessage, Seq, ServerAction, Typing, UserId, UserInfo,
 };
 use crate::{ErrorCode, RoomConfig};
@@ -132,9 +132,27 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// The seq of the message this one answers.
     pub reply_to: Option<Seq>,
+    /// A direct message to this person (from its author): only the two of them see it.
+    pub to: Option<UserId>,
 }
 
-/// How far the session is with the room.
+impl Message {
+    /// The other person of a direct message, seen by `me`; `None` for a room message.
+    pub fn peer(&self, me: &str) -> Option<&UserId> {
+        let to = self.to.as_ref()?;
+        Some(if self.user_id == me {
+            to
+        } else {
+            &self.user_id
+        })
+    }
+
+    /// Whether this message belongs to a conversation: the room (`None`), or the direct
+    /// conversation of `me` with that person.
+    pub fn is_in(&self, me: &str, conversation: Option<&str>) -> bool {
+        self.peer(me).map(String::as_str) == conversation
+    }
+}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// No connection.
@@ -175,14 +193,45 @@ pub enum Notice {
     BadFrame(String),
 }
 
+/// A search of the room (and of one's direct messages in it), page after page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchState {
+    /// What was typed.
+    pub query: String,
+    /// Its words, for highlighting results.
+    pub words: crate::search::SearchQuery,
+    /// The nonce of the request out (or last answered): answers to older ones are dropped.
+    nonce: String,
+    /// Newest first.
+    pub results: Vec<Message>,
+    /// Older results may exist: search on before this seq.
+    pub next: Option<Seq>,
+    pub status: SearchStatus,
+}
+
+/// Where a search is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchStatus {
+    /// A page was asked for and has not come.
+    Searching,
+    /// The latest page came.
+    Done,
+    /// The room refused or could not answer (the reason, to show), or went offline.
+    Failed(String),
+}
+
 /// What happened that the host's view may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The room said who we are: from now on messages go out.
     Online,
     /// A message from someone else arrived as it was written (live or on resume, not from
-    /// history): a view counts it as unread.
-    Arrived { from: UserId, mentions_me: bool },
+    /// history): a view counts it as unread. `direct`: in their direct conversation with us.
+    Arrived {
+        from: UserId,
+        mentions_me: bool,
+        direct: bool,
+    },
     /// Something to tell the user.
     Notice(Notice),
 }
@@ -236,6 +285,8 @@ pub struct Session {
     pending: Vec<Message>,
     names: Names,
     online: BTreeSet<UserId>,
+    /// When people joined and were last seen, as the room told us.
+    people: BTreeMap<UserId, Person>,
     history: History,
     /// The highest seq the room has told us about: resumed from after a reconnect.
     latest_seq: Option<Seq>,
@@ -250,10 +301,12 @@ pub struct Session {
     last_arrived: Option<Seq>,
     /// When held messages may go (rate) or go again (after `RATE_LIMITED`).
     wake_at: Option<Millis>,
-    /// Who is typing, and until when it shows.
-    typing: Vec<(UserId, Millis)>,
-    /// When we last said we were typing.
-    typing_sent: Option<Millis>,
+    /// Who is typing, whether to us in a direct conversation, and until when it shows.
+    typing: Vec<(UserId, bool, Millis)>,
+    /// The search shown for this room, if any.
+    search: Option<SearchState>,
+    /// When we last said we were typing, and where (the room, or to whom).
+    typing_sent: Option<(Option<UserId>, Millis)>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
     /// rate as messages do; they go before any message.
     queued: Vec<ClientAction>,
@@ -277,11 +330,13 @@ impl Session {
             pending: Vec::new(),
             names: Names::default(),
             online: BTreeSet::new(),
+            people: BTreeMap::new(),
             history: History::Complete,
             latest_seq: None,
             reached: false,
             arrivals: 0,
             next_nonce: 1,
+            search: None,
             last_echoed: None,
             last_arrived: None,
             wake_at: None,
@@ -327,6 +382,22 @@ impl Session {
 
     pub fn online(&self) -> &BTreeSet<UserId> {
         &self.online
+    }
+
+    /// What the room told us of someone: when they joined, when they were last seen.
+    pub fn person(&self, user: &str) -> Option<&Person> {
+        self.people.get(user)
+    }
+
+    /// People not online now who were here lately, the most recent first.
+    pub fn recently_seen(&self) -> Vec<&Person> {
+        let mut recent: Vec<&Person> = self
+            .people
+            .values()
+            .filter(|p| p.last_seen.is_some() && !self.online.contains(&p.user_id))
+            .collect();
+        recent.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
+        recent
     }
 
     pub fn history(&self) -> History {
@@ -391,13 +462,41 @@ impl Session {
 
     /// When [`Self::handle_timeout`] should be called, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let typing = self.typing.iter().map(|(_, until)| *until).min();
+        let typing = self.typing.iter().map(|(_, _, until)| *until).min();
         self.wake_at.into_iter().chain(typing).min()
     }
 
-    /// Who is typing now, in the order they started.
+    /// Who is typing in the room now, in the order they started.
     pub fn typing(&self) -> impl Iterator<Item = &UserId> {
-        self.typing.iter().map(|(user, _)| user)
+        self.typing_in(None)
+    }
+
+    /// Who is typing in a conversation: the room (`None`), or the direct one with that person
+    /// (they, if they are typing to us).
+    pub fn typing_in<'a>(&'a self, peer: Option<&'a str>) -> impl Iterator<Item = &'a UserId> {
+        self.typing
+            .iter()
+            .filter(move |(user, direct, _)| match peer {
+                None => !direct,
+                Some(peer) => *direct && user == peer,
+            })
+            .map(|(user, _, _)| user)
+    }
+
+    /// The people we have direct conversations with here, the latest first.
+    pub fn conversations(&self) -> Vec<UserId> {
+        let Some(me) = self.identity.as_ref().map(|i| i.user_id.as_str()) else {
+            return Vec::new();
+        };
+        let mut peers: Vec<UserId> = Vec::new();
+        for message in self.pending.iter().rev().chain(self.messages.iter().rev()) {
+            if let Some(peer) = message.peer(me)
+                && !peers.contains(peer)
+            {
+                peers.push(peer.clone());
+            }
+        }
+        peers
     }
 
     // ---- Setting up (before connecting, from what the host kept) ----
@@ -420,8 +519,9 @@ impl Session {
         nonce: String,
         timestamp: Millis,
         reply_to: Option<Seq>,
+        to: Option<UserId>,
     ) {
-        let message = self.outgoing(raw, nonce, timestamp, reply_to);
+        let message = self.outgoing(raw, nonce, timestamp, reply_to, to);
         self.pending.push(message);
     }
 
@@ -460,6 +560,7 @@ impl Session {
                 changed_seq: m.changed_seq,
                 reactions: m.reactions.clone(),
                 reply_to: m.reply_to,
+                to: m.to.clone(),
                 ..MessageRecord::default()
             })
             .collect();
@@ -509,6 +610,12 @@ impl Session {
         if self.history == History::Loading {
             self.history = History::More;
         }
+        if let Some(search) = &mut self.search
+            && search.status == SearchStatus::Searching
+        {
+            search.status =
+                SearchStatus::Failed("The room went offline; search again when it is back.".into());
+        }
     }
 
     /// A text frame from the room. A frame that does not decode is reported, not acted on:
@@ -536,9 +643,11 @@ impl Session {
                 self.names.insert(change.user_id, change.name);
             }
             ServerAction::UserConnected(user) => {
+                self.learn(&user);
                 self.online.insert(user.user_id);
             }
             ServerAction::UserDisconnected(user) => {
+                self.learn(&user);
                 self.online.remove(&user.user_id);
             }
             ServerAction::Resume(resume) => self.on_resume(resume),
@@ -553,12 +662,18 @@ impl Session {
                     History::Complete
                 };
             }
+            ServerAction::SearchResults(page) => self.on_search_results(page),
             ServerAction::Error(error) => self.on_error(now, error),
             ServerAction::Typing(user) => {
                 let until = now + TYPING_SHOWN_MS;
-                match self.typing.iter_mut().find(|(u, _)| *u == user.user_id) {
-                    Some((_, shown)) => *shown = until,
-                    None => self.typing.push((user.user_id, until)),
+                let direct = user.direct;
+                match self
+                    .typing
+                    .iter_mut()
+                    .find(|(u, d, _)| *u == user.user_id && *d == direct)
+                {
+                    Some((_, _, shown)) => *shown = until,
+                    None => self.typing.push((user.user_id, direct, until)),
                 }
             }
             ServerAction::MessageChanged(record) => {
@@ -578,9 +693,21 @@ impl Session {
         text: &str,
         reply_to: Option<Seq>,
     ) -> Result<String, ComposeError> {
+        self.send_message_to(now, text, reply_to, None)
+    }
+
+    /// [`Self::send_message`], as a direct message to `to` when given: the room delivers it
+    /// to the two of us only. Everything else (pending, echo, refusal, pacing) is the same.
+    pub fn send_message_to(
+        &mut self,
+        now: Millis,
+        text: &str,
+        reply_to: Option<Seq>,
+        to: Option<UserId>,
+    ) -> Result<String, ComposeError> {
         self.check_message(text)?;
         let nonce = self.next_nonce();
-        let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to);
+        let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to, to);
         // Our message ends our typing for the others: the next key press says so again.
         self.typing_sent = None;
         self.pending.push(message);
@@ -690,9 +817,118 @@ impl Session {
         }
     }
 
+    /// The search shown, if any.
+    pub fn search(&self) -> Option<&SearchState> {
+        self.search.as_ref()
+    }
+
+    /// Searches the room for `query` (the room's rule, checked here first): results replace
+    /// any earlier search's.
+    pub fn start_search(
+        &mut self,
+        now: Millis,
+        query: &str,
+    ) -> Result<(), crate::search::QueryError> {
+        let words = crate::search::SearchQuery::parse(query)?;
+        let nonce = self.next_nonce();
+        self.search = Some(SearchState {
+            query: query.to_owned(),
+            words,
+            nonce: nonce.clone(),
+            results: Vec::new(),
+            next: None,
+            status: SearchStatus::Searching,
+        });
+        self.ask_search(now, None, nonce);
+        Ok(())
+    }
+
+    /// Asks for the next (older) page of results, if there is one and none is out; after a
+    /// failure, asks again for the page that failed.
+    pub fn search_more(&mut self, now: Millis) {
+        let nonce = self.next_nonce();
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        let before = match &search.status {
+            SearchStatus::Done if search.next.is_some() => search.next,
+            SearchStatus::Failed(_) => search.results.last().and_then(|m| m.seq),
+            _ => return,
+        };
+        search.status = SearchStatus::Searching;
+        search.nonce = nonce.clone();
+        self.ask_search(now, before, nonce);
+    }
+
+    /// Closes the search.
+    pub fn end_search(&mut self) {
+        self.search = None;
+    }
+
+    fn ask_search(&mut self, now: Millis, before: Option<Seq>, nonce: String) {
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        if self.phase != Phase::Online {
+            search.status =
+                SearchStatus::Failed("The room is not connected; search again when it is.".into());
+            return;
+        }
+        self.queued.push(ClientAction::Search(crate::Search {
+            query: search.query.clone(),
+            before,
+            nonce: Some(nonce),
+        }));
+        self.flush(now);
+    }
+
+    fn on_search_results(&mut self, page: crate::SearchResults) {
+        if self
+            .search
+            .as_ref()
+            .is_none_or(|s| page.nonce.as_ref() != Some(&s.nonce))
+        {
+            return;
+        }
+        self.names.extend(page.user_names);
+        // A server is not trusted: only what matches, visible to us, newest first, once.
+        let me = self.identity.as_ref().map(|i| i.user_id.clone());
+        let results: Vec<Message> = page
+            .messages
+            .into_iter()
+            .filter(|r| {
+                r.seq.is_some()
+                    && !r.deleted
+                    && r.to
+                        .as_ref()
+                        .is_none_or(|to| me.as_ref().is_some_and(|me| to == me || r.user_id == *me))
+            })
+            .map(|r| self.stored(format!("r{}", r.seq.unwrap_or_default()), r))
+            .collect();
+        let Some(search) = &mut self.search else {
+            return;
+        };
+        let older_than = search
+            .results
+            .last()
+            .and_then(|m| m.seq)
+            .unwrap_or(Seq::MAX);
+        for message in results {
+            if message.seq.is_some_and(|seq| seq < older_than)
+                && search.words.matches(&message.raw)
+                && !search.results.iter().any(|m| m.seq == message.seq)
+            {
+                search.results.push(message);
+            }
+        }
+        search.results.sort_by_key(|m| std::cmp::Reverse(m.seq));
+        search.next = page.next;
+        search.status = SearchStatus::Done;
+    }
+
     /// Time has come ([`Self::poll_timeout`]): held messages go out, "is typing" expires.
     pub fn handle_timeout(&mut self, now: Millis) {
-        self.typing.retain(|(_, until)| *until > now);
+        self.typing.retain(|(_, _, until)| *until > now);
         if self.wake_at.is_some_and(|at| at <= now) {
             self.wake_at = None;
             self.flush(now);
@@ -701,15 +937,22 @@ impl Session {
 
     /// The user is typing here: the others hear so, at most every [`TYPING_EVERY_MS`].
     pub fn note_typing(&mut self, now: Millis) {
+        self.note_typing_to(now, None);
+    }
+
+    /// The user is typing in the room (`None`) or to one person: the room, or that person
+    /// only, hears so, at most every [`TYPING_EVERY_MS`] while it stays the same.
+    pub fn note_typing_to(&mut self, now: Millis, to: Option<UserId>) {
         if self.phase != Phase::Online
             || self
                 .typing_sent
-                .is_some_and(|sent| now - sent < TYPING_EVERY_MS)
+                .as_ref()
+                .is_some_and(|(place, sent)| *place == to && now - sent < TYPING_EVERY_MS)
         {
             return;
         }
-        self.typing_sent = Some(now);
-        self.queued.push(ClientAction::Typing(Typing {}));
+        self.typing_sent = Some((to.clone(), now));
+        self.queued.push(ClientAction::Typing(Typing { to }));
         self.flush(now);
     }
 
@@ -729,6 +972,9 @@ impl Session {
         self.names.extend(handshake.user_names);
         if let Some(online) = handshake.online {
             self.online = online.into_iter().collect();
+        }
+        for person in handshake.people.into_iter().flatten() {
+            self.people.insert(person.user_id.clone(), person);
         }
         for record in handshake.messages {
             self.insert(record);
@@ -787,6 +1033,24 @@ impl Session {
     }
 
     fn on_error(&mut self, now: Millis, error: crate::ErrorPayload) {
+        // A refusal of the search out is the search's, and nobody else's.
+        if let Some(search) = &mut self.search
+            && search.status == SearchStatus::Searching
+            && (error.nonce.as_ref() == Some(&search.nonce)
+                || error.nonce.is_none()
+                    && matches!(
+                        error.code,
+                        ErrorCode::InvalidSearch | ErrorCode::SearchFailed
+                    ))
+        {
+            search.status = SearchStatus::Failed(match error.code {
+                ErrorCode::RateLimited => {
+                    "You are searching too fast; try again in a moment.".into()
+                }
+                _ => error.message,
+            });
+            return;
+        }
         // A refusal names the nonce of the message it refuses. A room that names none (an
         // older server) answers in order: it is about the oldest message still waiting.
         let refused = match error.code {
@@ -883,6 +1147,7 @@ impl Session {
                 user_id: None,
                 nonce: message.nonce.clone(),
                 reply_to: message.reply_to,
+                to: message.to.clone(),
             }));
         }
     }
@@ -913,6 +1178,20 @@ impl Session {
         }
     }
 
+    /// What a presence change says of someone's joining and last visit.
+    fn learn(&mut self, user: &crate::wire::UserRef) {
+        let person = self
+            .people
+            .entry(user.user_id.clone())
+            .or_insert_with(|| Person {
+                user_id: user.user_id.clone(),
+                joined_at: None,
+                last_seen: None,
+            });
+        person.joined_at = person.joined_at.or(user.joined_at);
+        person.last_seen = user.last_seen.or(person.last_seen);
+    }
+
     fn next_nonce(&mut self) -> String {
         let nonce = format!("{}-{}", self.config.nonce_prefix, self.next_nonce);
         self.next_nonce += 1;
@@ -929,6 +1208,7 @@ impl Session {
         nonce: String,
         timestamp: Millis,
         reply_to: Option<Seq>,
+        to: Option<UserId>,
     ) -> Message {
         Message {
             key: format!("n{nonce}"),
@@ -949,6 +1229,7 @@ impl Session {
             changed_seq: None,
             reactions: Vec::new(),
             reply_to,
+            to,
         }
     }
 
@@ -965,13 +1246,18 @@ impl Session {
         }
         let from = record.user_id.clone();
         // Their message is here: they are no longer typing it.
-        self.typing.retain(|(u, _)| *u != from);
+        let direct = record.to.is_some();
+        self.typing.retain(|(u, d, _)| *u != from || *d != direct);
         if !mine && record.seq.is_some() {
             self.last_arrived = self.last_arrived.max(record.seq);
         }
         let mentions_me = !mine && self.mentions_me(&record.raw_message);
         if self.insert(record) && !mine {
-            self.events.push(Event::Arrived { from, mentions_me });
+            self.events.push(Event::Arrived {
+                from,
+                mentions_me,
+                direct,
+            });
         }
     }
 
@@ -1013,6 +1299,7 @@ impl Session {
             changed_seq: record.changed_seq,
             reactions: record.reactions,
             reply_to: record.reply_to,
+            to: record.to,
         }
     }
 

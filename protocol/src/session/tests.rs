@@ -366,3 +366,76 @@ fn typing_shows_for_a_while_at_most_every_few_seconds_and_ends_with_the_message(
     pair.run();
     assert_eq!(typing(&pair).len(), 1);
 }
+
+#[test]
+fn a_direct_conversation_is_the_two_peoples_and_works_like_the_room() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    let grace = joined(&mut pair, "Grace");
+    let id = |pair: &Pair, peer| pair.session(peer).identity().map(|i| i.user_id.clone());
+    let (ada_id, linus_id) = (id(&pair, ada), id(&pair, linus));
+    let now = pair.now;
+    pair.session_mut(ada).note_typing_to(now, linus_id.clone());
+    pair.run();
+    assert_eq!(
+        pair.session(linus)
+            .typing_in(ada_id.as_deref())
+            .cloned()
+            .collect::<Vec<_>>(),
+        ada_id.iter().cloned().collect::<Vec<_>>()
+    );
+    // Typing to Linus is not typing in the room, and Grace hears nothing.
+    assert_eq!(pair.session(linus).typing().count(), 0);
+    assert_eq!(pair.session(grace).typing_in(ada_id.as_deref()).count(), 0);
+
+    let nonce = pair
+        .session_mut(ada)
+        .send_message_to(now, "just us", None, linus_id.clone())
+        .expect("taken");
+    // Pending at once, in the conversation.
+    assert_eq!(
+        pair.session(ada).conversations(),
+        linus_id.iter().cloned().collect::<Vec<_>>()
+    );
+    pair.run();
+    assert!(
+        pair.session(ada).pending().is_empty(),
+        "the echo confirmed {nonce}"
+    );
+    say(&mut pair, grace, "room talk");
+    // Linus hears of it as a direct message (unread in the conversation, not the room).
+    assert!(events(&mut pair, linus).contains(&Event::Arrived {
+        from: ada_id.clone().unwrap_or_default(),
+        mentions_me: false,
+        direct: true,
+    }));
+    assert_eq!(
+        pair.session(linus).conversations(),
+        ada_id.iter().cloned().collect::<Vec<_>>()
+    );
+    let shown = |pair: &Pair, peer: PeerId, with: Option<&str>| {
+        let session = pair.session(peer);
+        let me = session
+            .identity()
+            .map(|i| i.user_id.clone())
+            .unwrap_or_default();
+        session
+            .messages()
+            .iter()
+            .filter(|m| m.is_in(&me, with))
+            .map(|m| m.raw.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shown(&pair, linus, ada_id.as_deref()), ["just us"]);
+    assert_eq!(shown(&pair, ada, linus_id.as_deref()), ["just us"]);
+    assert_eq!(shown(&pair, linus, None), ["room talk"]);
+    assert_eq!(texts(&pair, grace), ["room talk"]);
+    assert!(pair.session(grace).conversations().is_empty());
+    // Linus reacts; both see it, Grace still knows nothing.
+    let seq = pair.session(linus).messages()[0].seq.expect("stored");
+    pair.session_mut(linus).react(now, seq, "👍", true);
+    pair.run();
+    assert_eq!(pair.session(ada).messages()[0].reactions.len(), 1);
+    assert_eq!(texts(&pair, grace), ["room talk"]);
+}

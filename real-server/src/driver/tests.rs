@@ -52,10 +52,35 @@ impl Store for FlakyStore {
     async fn load_history(
         &self,
         _room: &str,
+        _viewer: Option<&str>,
         _before: Seq,
         _limit: u32,
     ) -> crate::store::Result<(Vec<StoredMessage>, bool)> {
         Ok((Vec::new(), false))
+    }
+
+    /// A slow search: ten seconds, then (unless it runs out of time first) one result.
+    async fn search(
+        &self,
+        _room: &str,
+        search: crate::store::Search,
+    ) -> crate::store::Result<protocol::search::SearchPage> {
+        let work = tokio::time::sleep(Duration::from_secs(10));
+        if tokio::time::timeout(search.timeout, work).await.is_err() {
+            return Err(StoreError::TimedOut(search.timeout));
+        }
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let messages = written
+            .iter()
+            .filter_map(|w| match w {
+                Write::Message(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok(protocol::search::SearchPage {
+            messages,
+            next: None,
+        })
     }
 }
 
@@ -69,6 +94,7 @@ fn message(text: &str, nonce: &str) -> Utf8Bytes {
         user_id: None,
         nonce: Some(nonce.into()),
         reply_to: None,
+        to: None,
     }))
 }
 
@@ -193,6 +219,158 @@ async fn a_batch_that_fails_part_way_echoes_what_was_stored_and_refuses_the_rest
     );
 
     // Shutdown writes what is pending and ends.
+    let _stopped = stop.send(());
+    task.await.expect("the driver ends cleanly");
+}
+
+/// A search runs beside the room: while one takes ten seconds in the store, the room goes on
+/// storing and echoing messages at once; the results come when it ends, and a search past
+/// the room's time gets SEARCH_FAILED with its nonce.
+#[tokio::test(start_paused = true)]
+async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_nonce() {
+    let store = Arc::new(FlakyStore::default());
+    let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [3; 32]);
+    let driver = Driver::new(
+        room,
+        "test",
+        Arc::clone(&store),
+        Arc::new(Metrics::default()),
+    )
+    .with_search_timeout(Duration::from_secs(30));
+    let (inputs, inputs_rx) = mpsc::channel(64);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(driver.run(inputs_rx, async {
+        let _stop = stopped.await;
+    }));
+    let conn = ConnectionId(1);
+    let (outbox, mut inbox) = Outbox::channel(64, 1 << 20);
+    let send = |input| {
+        let inputs = inputs.clone();
+        async move { inputs.send(input).await.expect("driver running") }
+    };
+    send(Input::Connect {
+        conn,
+        handle: ConnectionHandle {
+            outbox,
+            close: Arc::new(CloseSignal::default()),
+        },
+        peer: None,
+    })
+    .await;
+    send(Input::Frame {
+        conn,
+        text: frame(&ClientAction::HandshakeUserInfo(
+            protocol::HandshakeUserInfo {
+                protocol_version: Some(protocol::PROTOCOL_VERSION),
+                ..Default::default()
+            },
+        )),
+    })
+    .await;
+    send(Input::Frame {
+        conn,
+        text: message("the needle", "n1"),
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    received(&mut inbox);
+
+    let search = |nonce: &str| {
+        frame(&ClientAction::Search(protocol::Search {
+            query: "needle".into(),
+            before: None,
+            nonce: Some(nonce.into()),
+        }))
+    };
+    send(Input::Frame {
+        conn,
+        text: search("s1"),
+    })
+    .await;
+    send(Input::Frame {
+        conn,
+        text: message("while it searches", "n2"),
+    })
+    .await;
+    // The message is echoed after its storage write (50 ms), long before the search ends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = received(&mut inbox);
+    assert!(
+        got.iter()
+            .any(|a| matches!(a, ServerAction::Message(m) if m.nonce.as_deref() == Some("n2"))),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter()
+            .any(|a| matches!(a, ServerAction::SearchResults(_)))
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let got = received(&mut inbox);
+    let results: Vec<_> = got
+        .iter()
+        .filter_map(|a| match a {
+            ServerAction::SearchResults(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 1, "{got:?}");
+    assert_eq!(results[0].nonce.as_deref(), Some("s1"));
+    let texts: Vec<_> = results[0]
+        .messages
+        .iter()
+        .map(|m| m.raw_message.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["the needle"],
+        "the store's extra candidates are checked away"
+    );
+
+    let _stopped = stop.send(());
+    task.await.expect("the driver ends cleanly");
+
+    // The same, with a room that allows a search one second: SEARCH_FAILED, by nonce.
+    let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [4; 32]);
+    let driver = Driver::new(
+        room,
+        "test",
+        Arc::clone(&store),
+        Arc::new(Metrics::default()),
+    )
+    .with_search_timeout(Duration::from_secs(1));
+    let (inputs, inputs_rx) = mpsc::channel(64);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(driver.run(inputs_rx, async {
+        let _stop = stopped.await;
+    }));
+    let (outbox, mut inbox) = Outbox::channel(64, 1 << 20);
+    inputs
+        .send(Input::Connect {
+            conn,
+            handle: ConnectionHandle {
+                outbox,
+                close: Arc::new(CloseSignal::default()),
+            },
+            peer: None,
+        })
+        .await
+        .expect("driver running");
+    inputs
+        .send(Input::Frame {
+            conn,
+            text: search("s2"),
+        })
+        .await
+        .expect("driver running");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let refused: Vec<_> = received(&mut inbox)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::Error(e) => Some((e.code, e.nonce)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, [(ErrorCode::SearchFailed, Some("s2".to_owned()))]);
     let _stopped = stop.send(());
     task.await.expect("the driver ends cleanly");
 }

@@ -7,6 +7,7 @@ mod sqlite;
 use std::future::Future;
 
 pub use mongo::MongoStore;
+use protocol::search::{SearchPage, SearchQuery};
 use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
 pub use sqlite::{SqliteStore, SyncMode};
 
@@ -36,6 +37,9 @@ pub enum StoreError {
     /// A stored document is not what we wrote (a field missing or of the wrong type).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A search ran out of its time ([`Search::timeout`]) and was stopped.
+    #[error("the search took longer than {0:?}")]
+    TimedOut(std::time::Duration),
     /// Opening the data directory failed.
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
@@ -69,6 +73,22 @@ pub(crate) fn history_page(
     (newest_first, has_more)
 }
 
+/// One search, as a store runs it.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// Whose search: others' direct messages are never read for them.
+    pub viewer: Option<String>,
+    pub query: SearchQuery,
+    /// Only messages with `seq < before` (all when `None`).
+    pub before: Option<Seq>,
+    /// Results at most (one more is looked for, to know whether there are more).
+    pub limit: u32,
+    /// Where a store scans (no text index), messages it may look at, at most.
+    pub scan: usize,
+    /// Stopped with [`StoreError::TimedOut`] past this.
+    pub timeout: std::time::Duration,
+}
+
 /// A room's durable storage. Every method is keyed by room, so many rooms can share one
 /// database; one room is served by one process at a time (seq numbers come from it).
 pub trait Store: Send + Sync + 'static {
@@ -87,13 +107,23 @@ pub trait Store: Send + Sync + 'static {
         batch: Vec<Write>,
     ) -> impl Future<Output = std::result::Result<(), BatchError>> + Send;
 
-    /// Up to `limit` messages with `seq < before`, oldest first, and whether older ones exist.
+    /// Up to `limit` messages with `seq < before` that `viewer` may see
+    /// ([`StoredMessage::visible_to`]: others' direct messages never leave storage for them),
+    /// oldest first, and whether older ones exist.
     fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> impl Future<Output = Result<(Vec<StoredMessage>, bool)>> + Send;
+
+    /// A page of the messages `search.viewer` may find with `search.query`
+    /// ([`SearchQuery::finds`]: visible to them, not deleted, matching), newest first. A
+    /// store's index only proposes: every candidate is checked with that one rule. The work
+    /// is bounded (by `scan` where the store scans, and by `timeout` always).
+    fn search(&self, room: &str, search: Search)
+    -> impl Future<Output = Result<SearchPage>> + Send;
 }
 
 /// A store whose every batch write waits `delay` first: a slow disk, on purpose. Hosts run
@@ -130,9 +160,14 @@ impl<S: Store> Store for Delayed<S> {
     async fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
-        self.inner.load_history(room, before, limit).await
+        self.inner.load_history(room, viewer, before, limit).await
+    }
+
+    async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {
+        self.inner.search(room, search).await
     }
 }

@@ -7,6 +7,14 @@
 //! `dedup` is the nonce, or the message id when there is none, so the unique index needs no
 //! partial filter. No document grows without bound. Writes are ordered and not transactional
 //! (a standalone `mongod` has no transactions): a failure reports how many writes landed.
+//!
+//! Search: a text index on (room, raw) where the server has text indexes (MongoDB does), with
+//! no language (no stemming): it proposes messages with any of the words, and the rule of
+//! `protocol::search` keeps those where every word starts a word, so there a word must be a
+//! whole word of the message (`hello` finds "Hello!", `hel` does not). Where the server has no
+//! text index (the test server), a search scans instead: a case-insensitive regular
+//! expression per word over at most `scan` seqs below `before`, newest first, and the page
+//! says where to go on; there the word may be the start of a word, as in SQLite.
 
 use futures_util::TryStreamExt;
 use mongodb::bson::doc;
@@ -16,7 +24,9 @@ use mongodb::{Client, Collection, IndexModel};
 use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchError, Result, Store, StoreError, Write, history_page};
+use protocol::search::{SearchPage, search_newest_first};
+
+use super::{BatchError, Result, Search, Store, StoreError, Write, history_page};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,6 +51,9 @@ struct MessageDoc {
     reactions: Vec<protocol::Reaction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reply_to: Option<i64>,
+    /// The recipient of a direct message; absent on room messages (queries rely on that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +63,10 @@ struct UserDoc {
     id: String,
     name: String,
     token_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    joined_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_seen: Option<i64>,
 }
 
 impl MessageDoc {
@@ -69,6 +86,7 @@ impl MessageDoc {
             changed_seq: m.changed_seq.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
             reactions: m.reactions,
             reply_to: m.reply_to.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+            to: m.to,
         }
     }
 
@@ -87,6 +105,7 @@ impl MessageDoc {
             changed_seq: self.changed_seq.and_then(|c| u64::try_from(c).ok()),
             reactions: self.reactions,
             reply_to: self.reply_to.and_then(|r| u64::try_from(r).ok()),
+            to: self.to,
         })
     }
 }
@@ -96,6 +115,8 @@ impl MessageDoc {
 pub struct MongoStore {
     messages: Collection<MessageDoc>,
     users: Collection<UserDoc>,
+    /// The server took the text index: searches use it; otherwise they scan.
+    text_index: bool,
 }
 
 impl MongoStore {
@@ -103,9 +124,10 @@ impl MongoStore {
     pub async fn connect(uri: &str, database: &str) -> Result<Self> {
         let client = Client::with_uri_str(uri).await?;
         let db = client.database(database);
-        let store = Self {
+        let mut store = Self {
             messages: db.collection("messages"),
             users: db.collection("users"),
+            text_index: false,
         };
         let unique = || IndexOptions::builder().unique(true).build();
         store
@@ -135,6 +157,22 @@ impl MongoStore {
                     .build(),
             )
             .await?;
+        let text = IndexModel::builder()
+            .keys(doc! { "room": 1, "raw": "text" })
+            .options(
+                IndexOptions::builder()
+                    .name("search_text".to_owned())
+                    .default_language("none".to_owned())
+                    .build(),
+            )
+            .build();
+        store.text_index = match store.messages.create_index(text).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, "this MongoDB has no text index: searches scan, bounded");
+                false
+            }
+        };
         Ok(store)
     }
 
@@ -258,6 +296,8 @@ impl Store for MongoStore {
                     id: u.id,
                     name: u.name,
                     token_hash: u.token_hash,
+                    joined_at: u.joined_at,
+                    last_seen: u.last_seen,
                 })
                 .collect(),
         })
@@ -284,6 +324,8 @@ impl Store for MongoStore {
                         id: u.id,
                         name: u.name,
                         token_hash: u.token_hash,
+                        joined_at: u.joined_at,
+                        last_seen: u.last_seen,
                     };
                     self.users
                         .replace_one(filter, user)
@@ -308,13 +350,16 @@ impl Store for MongoStore {
     async fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let mut filter = doc! { "room": room, "seq": { "$lt": before } };
+        filter.extend(visible_to(viewer));
         let docs: Vec<MessageDoc> = self
             .messages
-            .find(doc! { "room": room, "seq": { "$lt": before } })
+            .find(filter)
             .sort(doc! { "seq": -1 })
             .limit(i64::from(limit) + 1)
             .await?
@@ -325,5 +370,96 @@ impl Store for MongoStore {
             .map(MessageDoc::into_message)
             .collect::<Result<Vec<_>>>()?;
         Ok(history_page(newest_first, limit))
+    }
+
+    async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {
+        let timeout = search.timeout;
+        tokio::time::timeout(timeout, self.run_search(room, search))
+            .await
+            .map_err(|_| StoreError::TimedOut(timeout))?
+    }
+}
+
+impl MongoStore {
+    async fn run_search(&self, room: &str, search: Search) -> Result<SearchPage> {
+        let latest = || async {
+            let newest = self
+                .messages
+                .find_one(doc! { "room": room })
+                .sort(doc! { "seq": -1 })
+                .await?;
+            Ok::<_, StoreError>(newest.map_or(0, |m| m.seq.saturating_add(1)))
+        };
+        let before = match search.before {
+            Some(before) => i64::try_from(before).unwrap_or(i64::MAX),
+            None if self.text_index => i64::MAX,
+            None => latest().await?,
+        };
+        let mut filter = doc! { "room": room, "deleted": { "$ne": true } };
+        filter.extend(visible_to(search.viewer.as_deref()));
+        // A scan looks at `scan` seqs at most, from `before` down; the page then says where
+        // to go on.
+        let scan = i64::try_from(search.scan).unwrap_or(i64::MAX);
+        let floor = if self.text_index {
+            filter.insert("$text", doc! { "$search": search.query.words().join(" ") });
+            filter.insert("seq", doc! { "$lt": before });
+            None
+        } else {
+            let floor = before.saturating_sub(scan).max(0);
+            let words: Vec<_> = search
+                .query
+                .words()
+                .iter()
+                .map(|w| doc! { "raw": { "$regex": w.as_str(), "$options": "i" } })
+                .collect();
+            filter.insert("$and", words);
+            filter.insert("seq", doc! { "$lt": before, "$gte": floor });
+            Some(floor)
+        };
+        let limit = usize::try_from(search.limit).unwrap_or(usize::MAX);
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(filter)
+            .sort(doc! { "seq": -1 })
+            .max_time(search.timeout)
+            .limit(i64::try_from(limit.saturating_mul(4).max(limit + 1)).unwrap_or(i64::MAX))
+            .await?
+            .try_collect()
+            .await?;
+        let fetched = docs.len();
+        let messages = docs
+            .into_iter()
+            .map(MessageDoc::into_message)
+            .collect::<Result<Vec<_>>>()?;
+        let mut page = search_newest_first(
+            &messages,
+            &search.query,
+            search.viewer.as_deref(),
+            limit,
+            usize::MAX,
+        );
+        if page.next.is_none() {
+            let cut = limit.saturating_mul(4).max(limit + 1);
+            page.next = if fetched == cut {
+                // The candidates ran out before the page filled: go on below the last one.
+                messages.last().map(|m| m.seq)
+            } else {
+                floor.filter(|f| *f > 1).and_then(|f| u64::try_from(f).ok())
+            };
+        }
+        Ok(page)
+    }
+}
+
+/// [`StoredMessage::visible_to`] as a MongoDB filter: room messages have no `to`; a viewer
+/// also sees the direct messages they wrote or were sent.
+fn visible_to(viewer: Option<&str>) -> mongodb::bson::Document {
+    match viewer {
+        None => doc! { "to": { "$exists": false } },
+        Some(viewer) => doc! { "$or": [
+            { "to": { "$exists": false } },
+            { "userId": viewer },
+            { "to": viewer },
+        ] },
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BatchError, Result, Store, StoreError, Write, history_page};
+use protocol::search::{SearchPage, SearchQuery, search_newest_first};
+
+use super::{BatchError, Result, Search, Store, StoreError, Write, history_page};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -24,6 +26,7 @@ CREATE TABLE IF NOT EXISTS messages (
     changed_seq INTEGER,
     reactions TEXT,
     reply_to INTEGER,
+    dm_to TEXT,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -33,9 +36,27 @@ CREATE TABLE IF NOT EXISTS users (
     id TEXT NOT NULL,
     name TEXT NOT NULL,
     token_hash TEXT NOT NULL,
+    joined_at INTEGER,
+    last_seen INTEGER,
     PRIMARY KEY (room, id)
 ) WITHOUT ROWID;
+-- Full-text search: each message that can be found has an id here, which is its row in
+-- search_text (messages has no rowid of its own). Kept in step by write_batch: a new message
+-- is added, an edit replaces its text, a delete takes it out.
+CREATE TABLE IF NOT EXISTS search_ids (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    UNIQUE (room, seq)
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(
+    raw, tokenize = 'unicode61 remove_diacritics 0'
+);
 ";
+
+/// `PRAGMA user_version` once the search index holds every message written before it
+/// existed.
+const SEARCH_INDEXED: i64 = 1;
 
 /// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,9 +70,13 @@ pub enum SyncMode {
 /// SQLite store. Cloning shares the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
-    // One connection: writes are serialised by the room's single writer anyway, and reads
-    // (history pages) are rare and short. std Mutex: never held across an await.
+    // One connection for writes: they are serialised by the room's single writer anyway.
+    // std Mutex: never held across an await.
     conn: Arc<Mutex<Connection>>,
+    // Reads (history pages, searches) on a connection of their own: in WAL mode they never
+    // wait for a write, nor a write for them (a search may take a while). The same as `conn`
+    // for an in-memory database, which a second connection would not see.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -84,16 +109,39 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let reader = if path.as_os_str() == ":memory:" {
+            Arc::clone(&conn)
+        } else {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            Arc::new(Mutex::new(reader))
+        };
+        Ok(Self { conn, reader })
     }
 
     async fn with_conn<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conn = Arc::clone(&self.conn);
+        Self::on(Arc::clone(&self.conn), work).await
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        Self::on(Arc::clone(&self.reader), work).await
+    }
+
+    async fn on<T: Send + 'static>(
+        conn: Arc<Mutex<Connection>>,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         tokio::task::spawn_blocking(move || {
             // A poisoned lock means a panic mid-transaction; SQLite rolled it back, so the
             // connection itself is still consistent.
@@ -107,21 +155,67 @@ impl SqliteStore {
 /// Brings a database written by an earlier version up to this schema: the columns of message
 /// changes (edits and deletes) are added, empty.
 fn migrate(conn: &Connection) -> Result<()> {
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('messages')")?
-        .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (column, definition) in [
-        ("edited_at", "edited_at INTEGER"),
-        ("deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
-        ("changed_seq", "changed_seq INTEGER"),
-        ("reactions", "reactions TEXT"),
-        ("reply_to", "reply_to INTEGER"),
+    for (table, column, definition) in [
+        ("messages", "edited_at", "edited_at INTEGER"),
+        ("messages", "deleted", "deleted INTEGER NOT NULL DEFAULT 0"),
+        ("messages", "changed_seq", "changed_seq INTEGER"),
+        ("messages", "reactions", "reactions TEXT"),
+        ("messages", "reply_to", "reply_to INTEGER"),
+        ("messages", "dm_to", "dm_to TEXT"),
+        ("users", "joined_at", "joined_at INTEGER"),
+        ("users", "last_seen", "last_seen INTEGER"),
     ] {
-        if !columns.iter().any(|c| c == column) {
-            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {definition}"))?;
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
         }
     }
+    // Messages written before the search index existed are indexed once, in one transaction.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version < SEARCH_INDEXED {
+        conn.execute_batch(&format!(
+            "BEGIN;
+             INSERT OR IGNORE INTO search_ids (room, seq) SELECT room, seq FROM messages
+                 WHERE deleted = 0;
+             DELETE FROM search_text;
+             INSERT INTO search_text (rowid, raw) SELECT s.id, m.raw FROM search_ids s
+                 JOIN messages m ON m.room = s.room AND m.seq = s.seq WHERE m.deleted = 0;
+             PRAGMA user_version = {SEARCH_INDEXED};
+             COMMIT;"
+        ))?;
+    }
+    Ok(())
+}
+
+/// The FTS5 query for a checked search: each word as the start of a word (`"word"*`), all
+/// of them (FTS5's implicit AND). Words are letters and digits only: nothing to escape.
+fn fts_query(query: &SearchQuery) -> String {
+    let words: Vec<String> = query.words().iter().map(|w| format!("\"{w}\"*")).collect();
+    words.join(" ")
+}
+
+/// Adds a message's text to the search index (under its id in `search_ids`).
+fn index_text(tx: &rusqlite::Transaction<'_>, room: &str, seq: Seq, raw: &str) -> Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO search_ids (room, seq) VALUES (?1, ?2)")?
+        .execute(params![room, seq_param(seq)])?;
+    tx.prepare_cached(
+        "INSERT INTO search_text (rowid, raw)
+             SELECT id, ?3 FROM search_ids WHERE room = ?1 AND seq = ?2",
+    )?
+    .execute(params![room, seq_param(seq), raw])?;
+    Ok(())
+}
+
+/// Takes a message's text out of the search index.
+fn unindex_text(tx: &rusqlite::Transaction<'_>, room: &str, seq: Seq) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM search_text WHERE rowid = (SELECT id FROM search_ids WHERE room = ?1 AND seq = ?2)",
+    )?
+    .execute(params![room, seq_param(seq)])?;
     Ok(())
 }
 
@@ -148,6 +242,7 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
         reply_to: row
             .get::<_, Option<i64>>(11)?
             .and_then(|r| r.try_into().ok()),
+        to: row.get(12)?,
     })
 }
 
@@ -163,7 +258,14 @@ fn seq_param(seq: Seq) -> i64 {
 }
 
 const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
-    changed_seq, reactions, reply_to FROM messages";
+    changed_seq, reactions, reply_to, dm_to FROM messages";
+/// The columns of [`SELECT`], of `messages` joined as `m`.
+const COLUMNS_OF_M: &str = "m.seq, m.id, m.user_id, m.raw, m.html, m.timestamp, m.nonce,
+    m.edited_at, m.deleted, m.changed_seq, m.reactions, m.reply_to, m.dm_to";
+
+/// [`StoredMessage::visible_to`] in SQL, for the viewer bound to `?4` (NULL: room messages
+/// only, as `user_id = NULL` is never true).
+const VISIBLE_TO_4: &str = "(dm_to IS NULL OR user_id = ?4 OR dm_to = ?4)";
 
 impl Store for SqliteStore {
     async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
@@ -186,12 +288,16 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             let users = conn
-                .prepare("SELECT id, name, token_hash FROM users WHERE room = ?1")?
+                .prepare(
+                    "SELECT id, name, token_hash, joined_at, last_seen FROM users WHERE room = ?1",
+                )?
                 .query_map(params![room], |row| {
                     Ok(UserRecord {
                         id: row.get(0)?,
                         name: row.get(1)?,
                         token_hash: row.get(2)?,
+                        joined_at: row.get(3)?,
+                        last_seen: row.get(4)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -219,7 +325,7 @@ impl Store for SqliteStore {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce,
-                         reply_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         reply_to, dm_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 let mut read =
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
@@ -228,9 +334,11 @@ impl Store for SqliteStore {
                          changed_seq = ?7, reactions = ?8 WHERE room = ?1 AND seq = ?2",
                 )?;
                 let mut upsert = tx.prepare_cached(
-                    "INSERT INTO users (room, id, name, token_hash) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (room, id) DO UPDATE SET name = excluded.name,
-                         token_hash = excluded.token_hash",
+                         token_hash = excluded.token_hash, joined_at = excluded.joined_at,
+                         last_seen = excluded.last_seen",
                 )?;
                 for write in &batch {
                     match write {
@@ -244,8 +352,12 @@ impl Store for SqliteStore {
                                 m.html,
                                 m.timestamp,
                                 m.nonce,
-                                m.reply_to.map(seq_param)
+                                m.reply_to.map(seq_param),
+                                m.to
                             ])?;
+                            if !m.deleted {
+                                index_text(&tx, &room, m.seq, &m.raw)?;
+                            }
                         }
                         Write::Change(c) => {
                             let stored = read
@@ -253,7 +365,14 @@ impl Store for SqliteStore {
                                 .optional()?;
                             // A change to a message storage does not have changes nothing.
                             if let Some(mut message) = stored {
+                                let (raw, deleted) = (message.raw.clone(), message.deleted);
                                 c.apply(&mut message);
+                                if message.raw != raw || message.deleted != deleted {
+                                    unindex_text(&tx, &room, message.seq)?;
+                                    if !message.deleted {
+                                        index_text(&tx, &room, message.seq, &message.raw)?;
+                                    }
+                                }
                                 update.execute(params![
                                     room,
                                     seq_param(message.seq),
@@ -267,7 +386,14 @@ impl Store for SqliteStore {
                             }
                         }
                         Write::User(u) => {
-                            upsert.execute(params![room, u.id, u.name, u.token_hash])?;
+                            upsert.execute(params![
+                                room,
+                                u.id,
+                                u.name,
+                                u.token_hash,
+                                u.joined_at,
+                                u.last_seen
+                            ])?;
                         }
                     }
                 }
@@ -282,21 +408,78 @@ impl Store for SqliteStore {
     async fn load_history(
         &self,
         room: &str,
+        viewer: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let room = room.to_owned();
-        self.with_conn(move |conn| {
+        let viewer = viewer.map(str::to_owned);
+        self.with_reader(move |conn| {
             let newest_first = conn
                 .prepare_cached(&format!(
-                    "{SELECT} WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                    "{SELECT} WHERE room = ?1 AND seq < ?2 AND {VISIBLE_TO_4}
+                     ORDER BY seq DESC LIMIT ?3"
                 ))?
                 .query_map(
-                    params![room, seq_param(before), i64::from(limit) + 1],
+                    params![room, seq_param(before), i64::from(limit) + 1, viewer],
                     message_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(history_page(newest_first, limit))
+        })
+        .await
+    }
+
+    async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {
+        let room = room.to_owned();
+        self.with_reader(move |conn| {
+            // The index proposes, newest first; the one rule of `protocol::search` decides.
+            // Past the deadline SQLite stops the statement (SQLITE_INTERRUPT).
+            let deadline = std::time::Instant::now() + search.timeout;
+            conn.progress_handler(1000, Some(move || std::time::Instant::now() > deadline));
+            let result = (|| {
+                // The index drives, newest first: ids grow with seq within a room (messages
+                // are written in seq order), so rowid order is seq order, and `before` is a
+                // rowid bound. FTS5 walks its matches in that order and the walk stops as soon
+                // as the page is full.
+                let mut statement = conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS_OF_M} FROM search_text
+                         CROSS JOIN search_ids s ON s.id = search_text.rowid
+                         CROSS JOIN messages m ON m.room = s.room AND m.seq = s.seq
+                     WHERE search_text MATCH ?3
+                         AND search_text.rowid < COALESCE(
+                             (SELECT id FROM search_ids WHERE room = ?1 AND seq >= ?2
+                                  ORDER BY seq LIMIT 1),
+                             9223372036854775807)
+                         AND s.room = ?1 AND s.seq < ?2
+                         AND m.deleted = 0 AND (m.dm_to IS NULL OR m.user_id = ?4 OR m.dm_to = ?4)
+                     ORDER BY search_text.rowid DESC"
+                ))?;
+                let before = search.before.map_or(i64::MAX, seq_param);
+                let rows = statement.query_map(
+                    params![room, before, fts_query(&search.query), search.viewer],
+                    message_from_row,
+                )?;
+                let mut failed = None;
+                let page = search_newest_first(
+                    rows.map_while(|row| row.map_err(|e| failed = Some(e)).ok()),
+                    &search.query,
+                    search.viewer.as_deref(),
+                    usize::try_from(search.limit).unwrap_or(usize::MAX),
+                    usize::MAX,
+                );
+                match failed {
+                    Some(error) => Err(error),
+                    None => Ok(page),
+                }
+            })();
+            conn.progress_handler(0, None::<fn() -> bool>);
+            result.map_err(|error| match error.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                    StoreError::TimedOut(search.timeout)
+                }
+                _ => error.into(),
+            })
         })
         .await
     }
@@ -318,14 +501,33 @@ mod tests {
                 "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
                     user_id TEXT NOT NULL, raw TEXT NOT NULL, html TEXT NOT NULL,
                     timestamp INTEGER NOT NULL, nonce TEXT, PRIMARY KEY (room, seq)) WITHOUT ROWID;
-                 INSERT INTO messages VALUES ('r', 1, 'id1', 'u1', 'old', '<p>old</p>', 5, NULL);",
+                 INSERT INTO messages VALUES ('r', 1, 'id1', 'u1', 'old', '<p>old</p>', 5, NULL);
+                 CREATE TABLE users (room TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL, PRIMARY KEY (room, id)) WITHOUT ROWID;
+                 INSERT INTO users VALUES ('r', 'u1', 'Old', 'hash');",
             )
             .expect("works");
         }
         let store = SqliteStore::open(&path, SyncMode::Normal).expect("works");
+        // Messages from before search existed are found.
+        assert_eq!(find(&store, "OLD").await, [1]);
         let snapshot = store.load_snapshot("r", 10).await.expect("works");
         assert_eq!(snapshot.messages[0].raw, "old");
+        assert_eq!(snapshot.messages[0].to, None);
         assert_eq!(snapshot.latest_seq, 1);
+        // Users from before kept no times: unknown, not zero.
+        assert_eq!(
+            (snapshot.users[0].name.as_str(), snapshot.users[0].joined_at),
+            ("Old", None)
+        );
+        let seen = UserRecord {
+            last_seen: Some(7),
+            ..snapshot.users[0].clone()
+        };
+        store
+            .write_batch("r", vec![Write::User(seen)])
+            .await
+            .expect("works");
         let change = protocol::StoredChange {
             seq: 2,
             target: 1,
@@ -340,8 +542,81 @@ mod tests {
         let snapshot = store.load_snapshot("r", 10).await.expect("works");
         assert!(snapshot.messages[0].deleted);
         assert_eq!(snapshot.latest_seq, 2);
+        assert_eq!(snapshot.users[0].last_seen, Some(7));
+        assert!(find(&store, "old").await.is_empty(), "deleted: not found");
         // Opening it again finds nothing left to migrate.
         drop(store);
         assert!(SqliteStore::open(&path, SyncMode::Normal).is_ok());
+    }
+
+    fn search(query: &str, viewer: Option<&str>, timeout: std::time::Duration) -> Search {
+        Search {
+            viewer: viewer.map(str::to_owned),
+            query: SearchQuery::parse(query).expect("a query"),
+            before: None,
+            limit: 20,
+            scan: 1000,
+            timeout,
+        }
+    }
+
+    async fn find(store: &SqliteStore, query: &str) -> Vec<Seq> {
+        find_as(store, query, None).await
+    }
+
+    async fn find_as(store: &SqliteStore, query: &str, viewer: Option<&str>) -> Vec<Seq> {
+        let page = store
+            .search(
+                "r",
+                search(query, viewer, std::time::Duration::from_secs(10)),
+            )
+            .await
+            .expect("works");
+        page.messages.iter().map(|m| m.seq).collect()
+    }
+
+    /// The time bound, attacked: a search whose every candidate is someone else's direct
+    /// message walks the whole index; past its time it is stopped with `TimedOut`, and the
+    /// store goes on (the same search with time, other searches).
+    #[tokio::test]
+    async fn a_search_past_its_time_is_stopped_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open_dir(dir.path()).expect("works");
+        let message = |seq: Seq, raw: String, to: Option<&str>| {
+            Write::Message(StoredMessage {
+                seq,
+                id: format!("m{seq}"),
+                user_id: "u1".into(),
+                raw,
+                to: to.map(str::to_owned),
+                ..StoredMessage::default()
+            })
+        };
+        let mut batch = vec![message(1, "common room message".into(), None)];
+        batch
+            .extend((2..=20_001).map(|seq| message(seq, format!("common word {seq}"), Some("u2"))));
+        store.write_batch("r", batch).await.expect("works");
+        let slow = store
+            .search(
+                "r",
+                search("common", None, std::time::Duration::from_micros(1)),
+            )
+            .await;
+        assert!(
+            matches!(slow, Err(StoreError::TimedOut(_))),
+            "{:?}",
+            slow.map(|p| p.messages.len())
+        );
+        assert_eq!(find(&store, "common").await, [1]);
+        assert_eq!(find_as(&store, "word 20000", Some("u2")).await, [20_000]);
+        let page = store
+            .search(
+                "r",
+                search("common", Some("u2"), std::time::Duration::from_secs(10)),
+            )
+            .await
+            .expect("works");
+        assert_eq!(page.messages.len(), 20);
+        assert_eq!(page.next, Some(19_982));
     }
 }
