@@ -178,6 +178,16 @@ impl MockRoom {
         (!others.is_empty()).then(|| others[self.rng.random_range(0..others.len())].clone())
     }
 
+    /// Whether `user` is one of this room's fake users.
+    fn is_fake(&self, user: &str) -> bool {
+        self.bots.iter().any(|b| {
+            self.pair
+                .session(b.peer)
+                .identity()
+                .is_some_and(|identity| identity.user_id == user)
+        })
+    }
+
     /// The id of someone online other than this fake user who can read direct messages (a
     /// client of ours: every fake user, and the page), picked by the room's seed.
     fn someone_else_id(&mut self, peer: PeerId) -> Option<protocol::UserId> {
@@ -221,7 +231,9 @@ impl MockRoom {
             .rev()
             .find(|m| m.to.is_some() && m.to == me)
             .filter(|m| self.bots[i].answered.is_none_or(|seq| m.seq > seq))
-            .map(|m| (m.seq, m.user_id.clone()));
+            .map(|m| (m.seq, m.user_id.clone()))
+            // Fake users answer people, not each other (two would answer each other forever).
+            .filter(|(_, from)| !self.is_fake(from));
         if let Some((seq, from)) = unanswered {
             self.bots[i].answered = Some(seq);
             let text = script::DIRECT[self.rng.random_range(0..script::DIRECT.len())];

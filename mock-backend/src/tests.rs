@@ -308,3 +308,19 @@ fn fake_users_write_directly_and_answer_directly() {
             .any(|m| m.to.is_some() && m.to.as_deref() != Some(me.as_str()) && m.user_id != me)
     );
 }
+
+/// Direct messages stay a small part of a room's talk: fake users do not answer each other's
+/// (two of them would, forever, and the room would fall silent).
+#[test]
+fn fake_users_talk_mostly_in_the_room() {
+    let mut room = MockRoom::new("Demo", 4, 7, T0);
+    let mut now = T0;
+    while now < T0 + 30 * 60_000 {
+        now += 1_000;
+        room.advance(now);
+    }
+    let direct = room.pair.stored.iter().filter(|m| m.to.is_some()).count();
+    let all = room.pair.stored.len();
+    assert!(all >= 300, "{all}");
+    assert!(direct * 5 < all, "{direct} of {all} are direct");
+}

@@ -762,7 +762,12 @@ test('search in a mock room: results marked, one opened in its place, Escape clo
   await expect(page.getByRole('status').filter({ hasText: 'found' })).toHaveText('1 message found.');
   await expect(results.first().locator('mark')).toHaveText('zebracorn');
   await expect(results.first()).toContainText('You');
-  await results.first().click();
+  // By keyboard: Tab from the box reaches the result, Enter opens it in place.
+  for (let i = 0; i < 6 && !(await results.first().evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press('Tab');
+  }
+  await expect(results.first()).toBeFocused();
+  await page.keyboard.press('Enter');
   await expect(message(page, 'zebracorn')).toBeFocused();
   await box.fill('nothingmatchesthis');
   await page.keyboard.press('Enter');
@@ -787,4 +792,30 @@ test('fake users write to you directly: the conversation shows under its room, a
   // Their answer comes in this conversation.
   await expect(log(page).getByRole('article').last()).toHaveClass(/mine/);
   await expect(log(page).getByRole('article').last()).not.toHaveClass(/mine/, { timeout: 30_000 });
+});
+
+test('keyboard only: a profile from the people list, a direct message, and back to the room', async ({ page }) => {
+  await open(page);
+  // You are first in the list; the next is a fake user.
+  await people(page).getByRole('list', { name: 'Online' }).getByRole('button').nth(1).focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog');
+  await expect(dialog.getByRole('button', { name: 'Close', exact: true })).toBeFocused();
+  const direct = dialog.getByRole('button', { name: /^Message .* directly$/ });
+  for (let i = 0; i < 10 && !(await direct.evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press('Tab');
+  }
+  await expect(direct).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(dialog).toHaveCount(0);
+  await expect(composer(page)).toBeFocused();
+  await expect(page.getByRole('main').getByRole('heading', { level: 2 })).toHaveText(/^Direct messages with /);
+  await page.keyboard.type('hello by keyboard');
+  await page.keyboard.press('Enter');
+  await expect(message(page, 'hello by keyboard')).toHaveCount(1);
+  await expect(rooms(page).getByRole('button', { name: /^Direct messages with/ }).first()).toBeVisible();
+  const back = page.getByRole('button', { name: /^Back to / });
+  await back.focus();
+  await page.keyboard.press('Enter');
+  await expect(message(page, 'hello by keyboard')).toHaveCount(0);
 });
