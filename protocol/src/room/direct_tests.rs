@@ -277,3 +277,35 @@ fn typing_to_someone_is_heard_by_them_only() {
     assert!(t.pair.take(t.dave.0).is_empty());
     assert!(t.pair.take(t.alice.0).is_empty());
 }
+
+/// A direct message stored while its recipient's new connection has had its `HANDSHAKE` but
+/// not yet identified reaches no one there live: it comes with the identification, as
+/// missed (with `since` or without), once.
+#[test]
+fn a_direct_message_between_handshake_and_identification_is_not_lost() {
+    for since in [None, Some(0)] {
+        let mut t = three(RoomConfig::default());
+        t.pair.say(t.carol.0, "hello room");
+        let second = t.pair.connect(21);
+        t.pair.take(second);
+        t.pair
+            .act(t.alice.0, direct("while you connect", &t.bob.1, "d1"));
+        t.pair
+            .act(second, identify(&t.bob.1, &t.bob.2, since, true));
+        let got = records(&mut t.pair, second);
+        let texts = texts(&got);
+        assert_eq!(
+            texts.iter().filter(|t| **t == "while you connect").count(),
+            1,
+            "{since:?}: {texts:?}"
+        );
+        // Carol's new connection, the same way: nothing of it.
+        let third = t.pair.connect(22);
+        t.pair.take(third);
+        t.pair.act(t.alice.0, direct("again", &t.bob.1, "d2"));
+        t.pair
+            .act(third, identify(&t.carol.1, &t.carol.2, since, true));
+        let got = records(&mut t.pair, third);
+        assert!(got.iter().all(|m| m.to.is_none()), "{since:?}");
+    }
+}

@@ -724,6 +724,13 @@ impl Room {
             .take(self.config.handshake_messages)
             .collect();
         latest.reverse();
+        // And those stored between the handshake and now: they reached no one here (only
+        // identified viewers get direct messages live).
+        latest.extend(
+            self.recent
+                .iter()
+                .filter(|m| m.seq > handshake_seq && m.to.is_some() && m.visible_to(Some(viewer))),
+        );
         let since = latest.first().map_or(handshake_seq, |m| m.seq - 1);
         let mut budget = self.config.max_answer_bytes;
         let messages: Vec<MessageRecord> = latest
@@ -777,11 +784,13 @@ impl Room {
     fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
         let viewer = self.connections.get(&conn).and_then(Connection::viewer);
         // What came after `since`: new messages, and older ones changed since (as they are now).
+        // A direct message stored after the handshake and before identification reached no
+        // one on this connection (only identified viewers get them live): it is missed too.
         let missed: Vec<MessageRecord> = self
             .recent
             .iter()
             .filter(|m| {
-                ((m.seq > since && m.seq <= handshake_seq)
+                ((m.seq > since && (m.seq <= handshake_seq || m.to.is_some()))
                     || m.changed_seq.is_some_and(|c| c > since))
                     && m.visible_to(viewer)
             })
