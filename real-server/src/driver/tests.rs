@@ -117,57 +117,93 @@ fn stored_texts(store: &FlakyStore) -> Vec<String> {
         .collect()
 }
 
+/// A driver running over `store`, with one connection open on it.
+struct Running {
+    inputs: mpsc::Sender<Input>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    conn: ConnectionId,
+    inbox: Inbox,
+}
+
+impl Running {
+    async fn start(store: &Arc<FlakyStore>, seed: u8, search_timeout: Duration) -> Self {
+        let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [seed; 32]);
+        let driver = Driver::new(
+            room,
+            "test",
+            Arc::clone(store),
+            Arc::new(Metrics::default()),
+        )
+        .with_search_timeout(search_timeout);
+        let (inputs, inputs_rx) = mpsc::channel(64);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(driver.run(inputs_rx, async {
+            let _stop = stopped.await;
+        }));
+        let conn = ConnectionId(1);
+        let (outbox, inbox) = Outbox::channel(64, 1 << 20);
+        let running = Self {
+            inputs,
+            stop,
+            task,
+            conn,
+            inbox,
+        };
+        running
+            .send_input(Input::Connect {
+                conn,
+                handle: ConnectionHandle {
+                    outbox,
+                    close: Arc::new(CloseSignal::default()),
+                },
+                peer: None,
+            })
+            .await;
+        running
+    }
+
+    async fn send_input(&self, input: Input) {
+        self.inputs.send(input).await.expect("driver running");
+    }
+
+    /// A frame from the connection.
+    async fn send(&self, text: Utf8Bytes) {
+        self.send_input(Input::Frame {
+            conn: self.conn,
+            text,
+        })
+        .await;
+    }
+
+    fn received(&mut self) -> Vec<ServerAction> {
+        received(&mut self.inbox)
+    }
+
+    /// Shutdown writes what is pending and ends.
+    async fn stop(self) {
+        let _stopped = self.stop.send(());
+        self.task.await.expect("the driver ends cleanly");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_batch_that_fails_part_way_echoes_what_was_stored_and_refuses_the_rest_by_nonce() {
     let store = Arc::new(FlakyStore::default());
-    let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [3; 32]);
-    let driver = Driver::new(
-        room,
-        "test",
-        Arc::clone(&store),
-        Arc::new(Metrics::default()),
-    );
-    let (inputs, inputs_rx) = mpsc::channel(64);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(driver.run(inputs_rx, async {
-        let _stop = stopped.await;
-    }));
-
-    let conn = ConnectionId(1);
-    let (outbox, mut inbox) = Outbox::channel(64, 1 << 20);
-    let send = |input| {
-        let inputs = inputs.clone();
-        async move { inputs.send(input).await.expect("driver running") }
-    };
-    send(Input::Connect {
-        conn,
-        handle: ConnectionHandle {
-            outbox,
-            close: Arc::new(CloseSignal::default()),
-        },
-        peer: None,
-    })
-    .await;
-    send(Input::Frame {
-        conn,
-        text: frame(&ClientAction::HandshakeUserInfo(Default::default())),
-    })
-    .await;
+    let mut room = Running::start(&store, 3, Duration::from_secs(2)).await;
+    room.send(frame(&ClientAction::HandshakeUserInfo(Default::default())))
+        .await;
     // Let the identity be stored first, in a batch of its own.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    received(&mut inbox);
+    room.received();
 
     // Three messages in one storage batch, which fails after its first write.
     *store.fail_after.lock().unwrap_or_else(|p| p.into_inner()) = Some(1);
     for (text, nonce) in [("one", "n1"), ("two", "n2"), ("three", "n3")] {
-        send(Input::Frame {
-            conn,
-            text: message(text, nonce),
-        })
-        .await;
+        room.send(message(text, nonce)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = received(&mut inbox);
+    let got = room.received();
     let echoed: Vec<_> = got
         .iter()
         .filter_map(|a| match a {
@@ -193,18 +229,11 @@ async fn a_batch_that_fails_part_way_echoes_what_was_stored_and_refuses_the_rest
     assert_eq!(stored_texts(&store), vec!["one"]);
 
     // Storage works again: the refused messages are sent again (same nonces) and stored once.
-    send(Input::Frame {
-        conn,
-        text: message("two", "n2"),
-    })
-    .await;
-    send(Input::Frame {
-        conn,
-        text: message("three", "n3"),
-    })
-    .await;
+    room.send(message("two", "n2")).await;
+    room.send(message("three", "n3")).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let echoed: Vec<_> = received(&mut inbox)
+    let echoed: Vec<_> = room
+        .received()
         .into_iter()
         .filter_map(|a| match a {
             ServerAction::Message(m) => Some((m.seq, m.raw_message)),
@@ -218,9 +247,7 @@ async fn a_batch_that_fails_part_way_echoes_what_was_stored_and_refuses_the_rest
         "{echoed:?}"
     );
 
-    // Shutdown writes what is pending and ends.
-    let _stopped = stop.send(());
-    task.await.expect("the driver ends cleanly");
+    room.stop().await;
 }
 
 /// A search runs beside the room: while one takes ten seconds in the store, the room goes on
@@ -229,52 +256,6 @@ async fn a_batch_that_fails_part_way_echoes_what_was_stored_and_refuses_the_rest
 #[tokio::test(start_paused = true)]
 async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_nonce() {
     let store = Arc::new(FlakyStore::default());
-    let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [3; 32]);
-    let driver = Driver::new(
-        room,
-        "test",
-        Arc::clone(&store),
-        Arc::new(Metrics::default()),
-    )
-    .with_search_timeout(Duration::from_secs(30));
-    let (inputs, inputs_rx) = mpsc::channel(64);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(driver.run(inputs_rx, async {
-        let _stop = stopped.await;
-    }));
-    let conn = ConnectionId(1);
-    let (outbox, mut inbox) = Outbox::channel(64, 1 << 20);
-    let send = |input| {
-        let inputs = inputs.clone();
-        async move { inputs.send(input).await.expect("driver running") }
-    };
-    send(Input::Connect {
-        conn,
-        handle: ConnectionHandle {
-            outbox,
-            close: Arc::new(CloseSignal::default()),
-        },
-        peer: None,
-    })
-    .await;
-    send(Input::Frame {
-        conn,
-        text: frame(&ClientAction::HandshakeUserInfo(
-            protocol::HandshakeUserInfo {
-                protocol_version: Some(protocol::PROTOCOL_VERSION),
-                ..Default::default()
-            },
-        )),
-    })
-    .await;
-    send(Input::Frame {
-        conn,
-        text: message("the needle", "n1"),
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    received(&mut inbox);
-
     let search = |nonce: &str| {
         frame(&ClientAction::Search(protocol::Search {
             query: "needle".into(),
@@ -282,19 +263,23 @@ async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_no
             nonce: Some(nonce.into()),
         }))
     };
-    send(Input::Frame {
-        conn,
-        text: search("s1"),
-    })
+    let mut room = Running::start(&store, 3, Duration::from_secs(30)).await;
+    room.send(frame(&ClientAction::HandshakeUserInfo(
+        protocol::HandshakeUserInfo {
+            protocol_version: Some(protocol::PROTOCOL_VERSION),
+            ..Default::default()
+        },
+    )))
     .await;
-    send(Input::Frame {
-        conn,
-        text: message("while it searches", "n2"),
-    })
-    .await;
+    room.send(message("the needle", "n1")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    room.received();
+
+    room.send(search("s1")).await;
+    room.send(message("while it searches", "n2")).await;
     // The message is echoed after its storage write (50 ms), long before the search ends.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = received(&mut inbox);
+    let got = room.received();
     assert!(
         got.iter()
             .any(|a| matches!(a, ServerAction::Message(m) if m.nonce.as_deref() == Some("n2"))),
@@ -305,7 +290,7 @@ async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_no
             .any(|a| matches!(a, ServerAction::SearchResults(_)))
     );
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let got = received(&mut inbox);
+    let got = room.received();
     let results: Vec<_> = got
         .iter()
         .filter_map(|a| match a {
@@ -325,45 +310,14 @@ async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_no
         ["the needle"],
         "the store's extra candidates are checked away"
     );
-
-    let _stopped = stop.send(());
-    task.await.expect("the driver ends cleanly");
+    room.stop().await;
 
     // The same, with a room that allows a search one second: SEARCH_FAILED, by nonce.
-    let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [4; 32]);
-    let driver = Driver::new(
-        room,
-        "test",
-        Arc::clone(&store),
-        Arc::new(Metrics::default()),
-    )
-    .with_search_timeout(Duration::from_secs(1));
-    let (inputs, inputs_rx) = mpsc::channel(64);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(driver.run(inputs_rx, async {
-        let _stop = stopped.await;
-    }));
-    let (outbox, mut inbox) = Outbox::channel(64, 1 << 20);
-    inputs
-        .send(Input::Connect {
-            conn,
-            handle: ConnectionHandle {
-                outbox,
-                close: Arc::new(CloseSignal::default()),
-            },
-            peer: None,
-        })
-        .await
-        .expect("driver running");
-    inputs
-        .send(Input::Frame {
-            conn,
-            text: search("s2"),
-        })
-        .await
-        .expect("driver running");
+    let mut room = Running::start(&store, 4, Duration::from_secs(1)).await;
+    room.send(search("s2")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let refused: Vec<_> = received(&mut inbox)
+    let refused: Vec<_> = room
+        .received()
         .into_iter()
         .filter_map(|a| match a {
             ServerAction::Error(e) => Some((e.code, e.nonce)),
@@ -371,6 +325,5 @@ async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_no
         })
         .collect();
     assert_eq!(refused, [(ErrorCode::SearchFailed, Some("s2".to_owned()))]);
-    let _stopped = stop.send(());
-    task.await.expect("the driver ends cleanly");
+    room.stop().await;
 }
