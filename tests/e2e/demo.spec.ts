@@ -819,3 +819,17 @@ test('keyboard only: a profile from the people list, a direct message, and back 
   await page.keyboard.press('Enter');
   await expect(message(page, 'hello by keyboard')).toHaveCount(0);
 });
+
+test('on a phone, with fake users posting fast, the view keeps following the newest message', async ({ page }) => {
+  test.setTimeout(60_000);
+  await page.setViewportSize({ width: 375, height: 667 });
+  await page.goto('./?seed=7&speed=30');
+  await expect(status(page)).toHaveText('online');
+  const jump = page.getByRole('button', { name: /new messages? ↓/ });
+  // Nobody scrolls: 20 s of fast talk (before the fix, the view stopped following within 10).
+  for (let i = 0; i < 40; i++) {
+    await page.waitForTimeout(500);
+    expect(await jump.count(), `"new messages" offered after ${i / 2} s without scrolling`).toBe(0);
+  }
+  await expect(log(page).getByRole('article').last()).toBeInViewport();
+});

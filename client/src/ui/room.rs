@@ -77,6 +77,12 @@ struct Quote {
 }
 
 /// The element id of a shown message.
+/// Scrolls the log to its newest message and remembers where that put it (see `pinned`).
+fn pin_to_bottom(log: &web_sys::Element, pinned: &Cell<Option<i32>>) {
+    log.set_scroll_top(log.scroll_height());
+    pinned.set(Some(log.scroll_top()));
+}
+
 fn message_element_id(key: &str) -> String {
     format!("message-{key}")
 }
@@ -92,6 +98,11 @@ pub fn RoomView(id: RoomId) -> Element {
     let mut current_day = use_signal(|| None::<String>);
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
+    // Where the view last put the log's scrollTop to follow the newest message: a scroll
+    // event that finds it there (or lower) is content growing under a view that follows, not
+    // the reader scrolling up; when messages come fast, new ones land between the view's
+    // scroll and the event, and the gap alone would say the reader left the bottom.
+    let pinned = use_hook(|| Rc::new(Cell::new(None::<i32>)));
     // A reply's quote was activated: the original it answers, to be shown.
     // Or a search result was opened in this conversation's view (set before it was made).
     let mut jump =
@@ -159,6 +170,7 @@ pub fn RoomView(id: RoomId) -> Element {
         let log_id = log_id.clone();
         let last_key = last_key.clone();
         let anchor = anchor.clone();
+        let pinned = pinned.clone();
         use_effect(move || {
             let app = state.read();
             let Some(room) = app.room(id) else { return };
@@ -187,6 +199,7 @@ pub fn RoomView(id: RoomId) -> Element {
             };
             let log_id = log_id.clone();
             let more = older_after.clone();
+            let pinned = pinned.clone();
             // After the DOM has the change.
             gloo_timers::callback::Timeout::new(0, move || {
                 let Some(log) = element(&log_id) else { return };
@@ -205,7 +218,7 @@ pub fn RoomView(id: RoomId) -> Element {
                             more.load();
                         }
                     }
-                    _ if follow => log.set_scroll_top(log.scroll_height()),
+                    _ if follow => pin_to_bottom(&log, &pinned),
                     _ => {}
                 }
             })
@@ -217,6 +230,7 @@ pub fn RoomView(id: RoomId) -> Element {
     // the log was at the bottom.
     {
         let log_id = log_id.clone();
+        let pinned = pinned.clone();
         use_hook(move || {
             Rc::new(super::Listener::on(
                 super::window_target(),
@@ -225,7 +239,7 @@ pub fn RoomView(id: RoomId) -> Element {
                     if *at_bottom.peek()
                         && let Some(log) = element(&log_id)
                     {
-                        log.set_scroll_top(log.scroll_height());
+                        pin_to_bottom(&log, &pinned);
                     }
                 },
             ))
@@ -233,6 +247,8 @@ pub fn RoomView(id: RoomId) -> Element {
     }
 
     let older_on_scroll = older.clone();
+    let scroll_pinned = pinned.clone();
+    let button_pinned = pinned.clone();
 
     let app = state.read();
     let Some(room) = app.room(id) else {
@@ -351,7 +367,12 @@ pub fn RoomView(id: RoomId) -> Element {
                 tabindex: "0",
                 onscroll: move |event: ScrollEvent| {
                     let top = event.scroll_top();
-                    let bottom = f64::from(event.scroll_height()) - top - f64::from(event.client_height()) < BOTTOM_SLACK;
+                    let followed = scroll_pinned.get().is_some_and(|at| top >= f64::from(at) - 1.0);
+                    if !followed {
+                        scroll_pinned.set(None);
+                    }
+                    let bottom = followed
+                        || f64::from(event.scroll_height()) - top - f64::from(event.client_height()) < BOTTOM_SLACK;
                     if bottom != *at_bottom.peek() {
                         at_bottom.set(bottom);
                     }
@@ -432,7 +453,7 @@ pub fn RoomView(id: RoomId) -> Element {
                     class: "new-messages",
                     onclick: move |_| {
                         if let Some(log) = element(&jump_log_id) {
-                            log.set_scroll_top(log.scroll_height());
+                            pin_to_bottom(&log, &button_pinned);
                         }
                         unseen.set(0);
                     },
