@@ -21,6 +21,47 @@ use protocol::{ConnectionId, Millis, RoomConfig, RoomSnapshot};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+/// What the page must do for a fake user's side of a call: the fake user's media (a canvas
+/// stream and a tone through a real `RTCPeerConnection`) lives in the page, not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotMedia {
+    /// The fake user `bot` called and was answered: make its offer.
+    MakeOffer { bot: usize, name: String },
+    /// Answer this offer for fake user `bot`.
+    Offer {
+        bot: usize,
+        name: String,
+        sdp: String,
+    },
+    /// The answer to fake user `bot`'s offer.
+    Answer { bot: usize, sdp: String },
+    /// An ICE candidate for fake user `bot`'s peer connection.
+    Ice { bot: usize, candidate: String },
+    /// Fake user `bot`'s call is over: close its media.
+    Ended { bot: usize },
+}
+
+/// A fake user's timers for calls.
+#[derive(Debug, Default)]
+struct BotCalls {
+    /// When it takes the call ringing it.
+    answer_at: Option<Millis>,
+    /// When it hangs up the call it is in.
+    hang_up_at: Option<Millis>,
+    /// When it calls someone who wrote to it, and whom (once per fake user).
+    ring_at: Option<(Millis, protocol::UserId)>,
+    rang: bool,
+}
+
+impl BotCalls {
+    fn due(&self) -> Option<Millis> {
+        [self.answer_at, self.hang_up_at, self.ring_at.as_ref().map(|r| r.0)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
 /// One fake user: a client session like the page's, driven by a script.
 #[derive(Debug)]
 struct Bot {
@@ -32,6 +73,7 @@ struct Bot {
     draft: Option<Draft>,
     /// The latest direct message to it that it has answered.
     answered: Option<protocol::Seq>,
+    calls: BotCalls,
 }
 
 #[derive(Debug)]
@@ -49,6 +91,8 @@ pub struct MockRoom {
     rng: StdRng,
     bots: Vec<Bot>,
     next_conn: u64,
+    /// Work for the page's side of fake users' calls, oldest first.
+    media: Vec<BotMedia>,
 }
 
 impl MockRoom {
@@ -85,6 +129,7 @@ impl MockRoom {
             rng,
             bots: Vec::new(),
             next_conn: 1,
+            media: Vec::new(),
         };
         for (i, name) in script::NAMES.iter().take(bots).enumerate() {
             let peer = room.pair.add_session(SessionConfig {
@@ -103,6 +148,7 @@ impl MockRoom {
                 next_at,
                 draft: None,
                 answered: None,
+                calls: BotCalls::default(),
             });
             room.pair.open_session(peer);
         }
@@ -121,12 +167,14 @@ impl MockRoom {
     pub fn send(&mut self, now: Millis, conn: ConnectionId, text: &str) {
         self.pair.advance_to(now);
         self.pair.frame(conn, text);
+        self.hear();
     }
 
     /// A page client closes.
     pub fn disconnect(&mut self, now: Millis, conn: ConnectionId) {
         self.pair.advance_to(now);
         self.pair.disconnect(conn);
+        self.hear();
     }
 
     /// Frames the room has sent to `conn` since the last call, oldest first.
@@ -141,10 +189,22 @@ impl MockRoom {
     /// Runs every fake user's actions (and the room's own work) due up to `now`.
     pub fn advance(&mut self, now: Millis) {
         loop {
-            let due = (0..self.bots.len())
+            self.hear();
+            let call_due = (0..self.bots.len())
+                .filter_map(|i| Some((i, self.bots[i].calls.due()?)))
+                .filter(|&(_, at)| at <= now)
+                .min_by_key(|&(_, at)| at);
+            let act_due = (0..self.bots.len())
                 .filter(|&i| self.bots[i].next_at <= now)
                 .min_by_key(|&i| self.bots[i].next_at);
-            let Some(i) = due else { break };
+            if let Some((i, at)) = call_due
+                && act_due.is_none_or(|j| at <= self.bots[j].next_at)
+            {
+                self.pair.advance_to(at);
+                self.bot_call_step(i, at);
+                continue;
+            }
+            let Some(i) = act_due else { break };
             let at = self.bots[i].next_at;
             self.pair.advance_to(at);
             let typed = self.bot_act(i);
@@ -158,12 +218,103 @@ impl MockRoom {
             self.bots[i].next_at = at + wait;
         }
         self.pair.advance_to(now);
+        self.hear();
     }
 
     /// When the next fake user acts: a caller can sleep until then.
     pub fn next_event_at(&self) -> Option<Millis> {
         let bots = self.bots.iter().map(|b| b.next_at).min();
-        bots.into_iter().chain(self.pair.next_wakeup()).min()
+        let calls = self.bots.iter().filter_map(|b| b.calls.due()).min();
+        bots.into_iter()
+            .chain(calls)
+            .chain(self.pair.next_wakeup())
+            .min()
+    }
+
+    /// What the page must do for fake users' calls since the last call, oldest first.
+    pub fn take_bot_media(&mut self) -> Vec<BotMedia> {
+        std::mem::take(&mut self.media)
+    }
+
+    /// Fake user `bot`'s media made an offer, an answer or an ICE candidate: it goes to the
+    /// other side of its call.
+    pub fn bot_signal(&mut self, now: Millis, bot: usize, kind: protocol::CallKind, data: String) {
+        let Some(peer) = self.bots.get(bot).map(|b| b.peer) else {
+            return;
+        };
+        self.pair.advance_to(now);
+        self.pair.session_mut(peer).send_call_signal(kind, data);
+        self.pair.run();
+        self.hear();
+    }
+
+    /// Fake users take in what happened to them: the calls that ring them, are answered,
+    /// carry signals or end. (Everything else their sessions report is of no use to them.)
+    fn hear(&mut self) {
+        use protocol::session::{CallEvent, Event};
+        for i in 0..self.bots.len() {
+            let peer = self.bots[i].peer;
+            let now = self.pair.now;
+            while let Some(event) = self.pair.session_mut(peer).poll_event() {
+                let Event::Call(event) = event else { continue };
+                let name = self.pair.session(peer).my_name().unwrap_or("").to_owned();
+                let from_fake = self
+                    .pair
+                    .session(peer)
+                    .call()
+                    .is_some_and(|c| self.is_fake(&c.peer));
+                let bots = &mut self.bots[i].calls;
+                match event {
+                    CallEvent::Incoming if from_fake => {
+                        self.pair.session_mut(peer).decline_call(now);
+                    }
+                    CallEvent::Incoming => {
+                        bots.answer_at = Some(now + self.rng.random_range(1_500..3_500));
+                    }
+                    CallEvent::Accepted => {
+                        bots.hang_up_at = Some(now + self.rng.random_range(60_000..120_000));
+                        self.media.push(BotMedia::MakeOffer { bot: i, name });
+                    }
+                    CallEvent::Signal(protocol::CallKind::Offer, sdp) => {
+                        self.media.push(BotMedia::Offer { bot: i, name, sdp });
+                    }
+                    CallEvent::Signal(protocol::CallKind::Answer, sdp) => {
+                        self.media.push(BotMedia::Answer { bot: i, sdp });
+                    }
+                    CallEvent::Signal(_, candidate) => {
+                        self.media.push(BotMedia::Ice { bot: i, candidate });
+                    }
+                    CallEvent::Ended => {
+                        bots.answer_at = None;
+                        bots.hang_up_at = None;
+                        self.pair.session_mut(peer).dismiss_call();
+                        self.media.push(BotMedia::Ended { bot: i });
+                    }
+                }
+            }
+        }
+        self.pair.run();
+    }
+
+    /// A call timer of fake user `i` is due at `at`: it answers, hangs up, or calls.
+    fn bot_call_step(&mut self, i: usize, at: Millis) {
+        let peer = self.bots[i].peer;
+        let calls = &mut self.bots[i].calls;
+        if calls.answer_at.is_some_and(|t| t <= at) {
+            calls.answer_at = None;
+            calls.hang_up_at = Some(at + self.rng.random_range(60_000..120_000));
+            self.pair.session_mut(peer).accept_call(at, true);
+        } else if calls.hang_up_at.is_some_and(|t| t <= at) {
+            calls.hang_up_at = None;
+            self.pair.session_mut(peer).hang_up(at);
+        } else if let Some((_, user)) = calls.ring_at.take() {
+            calls.rang = true;
+            // Not online, or in a call: it does not ring (start_call says why; nobody needs
+            // to hear it).
+            let _rings = self.pair.session_mut(peer).start_call(at, &user, true);
+        }
+        self.pair.run();
+        self.hear();
     }
 
     /// The name of someone online other than this fake user, picked by the room's seed.
@@ -236,6 +387,12 @@ impl MockRoom {
             .filter(|(_, from)| !self.is_fake(from));
         if let Some((seq, from)) = unanswered {
             self.bots[i].answered = Some(seq);
+            // Someone who writes to a fake user is called back, once, a little later.
+            let calls = &mut self.bots[i].calls;
+            if !calls.rang && calls.ring_at.is_none() {
+                let at = now + self.rng.random_range(20_000..40_000);
+                calls.ring_at = Some((at, from.clone()));
+            }
             let text = script::DIRECT[self.rng.random_range(0..script::DIRECT.len())];
             self.bots[i].draft = Some(Draft {
                 text: text.to_owned(),
@@ -248,7 +405,12 @@ impl MockRoom {
         }
         let last = self.pair.session(peer).last_own_message();
         let heard = self.pair.session(peer).last_arrived();
-        match self.rng.random_range(0..100) {
+        // In a call a fake user neither leaves nor renames itself.
+        let roll = match self.rng.random_range(0..100) {
+            75.. if self.pair.session(peer).in_call() => 67,
+            roll => roll,
+        };
+        match roll {
             0..=60 => {
                 let text = script::MESSAGES[self.rng.random_range(0..script::MESSAGES.len())];
                 // Now and then an answer to the latest message from someone else (yours too).

@@ -324,3 +324,108 @@ fn fake_users_talk_mostly_in_the_room() {
     assert!(all >= 300, "{all}");
     assert!(direct * 5 < all, "{direct} of {all} are direct");
 }
+
+/// The page client, identified as a client of ours; returns (connection, its user id).
+fn page_client(room: &mut MockRoom) -> (ConnectionId, protocol::UserId) {
+    let conn = room.connect(T0);
+    room.send(
+        T0,
+        conn,
+        &format!(
+            r#"{{"type":"HANDSHAKE_USER_INFO","payload":{{"protocolVersion":{}}}}}"#,
+            protocol::PROTOCOL_VERSION
+        ),
+    );
+    let me = room
+        .take_frames(conn)
+        .iter()
+        .find_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::UserInfo(info)) => Some(info.user_id),
+            _ => None,
+        })
+        .expect("an identity");
+    (conn, me)
+}
+
+fn calls_of(frames: &[String]) -> Vec<protocol::CallSignal> {
+    frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Call(s)) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A fake user called answers, and the page gets what its media needs in the right order:
+/// the fake user's answer comes after the page's offer, through the page's media work.
+#[test]
+fn a_fake_user_answers_a_call_through_the_pages_media() {
+    let mut room = MockRoom::new("Demo", 3, 5, T0);
+    let (conn, _me) = page_client(&mut room);
+    let bob = room.pair.session(room.bots[0].peer).identity().expect("id").user_id.clone();
+    room.send(
+        T0,
+        conn,
+        &format!(r#"{{"type":"CALL","payload":{{"callId":"k1","kind":"ring","to":"{bob}","video":true}}}}"#),
+    );
+    let mut now = T0;
+    let mut accepted = false;
+    while now < T0 + 10_000 && !accepted {
+        now += 250;
+        room.advance(now);
+        accepted = calls_of(&room.take_frames(conn))
+            .iter()
+            .any(|s| s.kind == protocol::CallKind::Accept);
+    }
+    assert!(accepted, "the fake user did not answer within 10 s");
+    room.send(
+        now,
+        conn,
+        r#"{"type":"CALL","payload":{"callId":"k1","kind":"offer","data":"v=0 page"}}"#,
+    );
+    let work = room.take_bot_media();
+    assert!(
+        matches!(&work[..], [BotMedia::Offer { bot: 0, sdp, .. }] if sdp == "v=0 page"),
+        "{work:?}"
+    );
+    room.bot_signal(now, 0, protocol::CallKind::Answer, "v=0 bot".into());
+    let heard = calls_of(&room.take_frames(conn));
+    assert_eq!(heard.len(), 1);
+    assert_eq!(heard[0].kind, protocol::CallKind::Answer);
+    assert_eq!(heard[0].data.as_deref(), Some("v=0 bot"));
+    // The page hangs up: the fake user's media is told to close, and the record is the page's.
+    room.send(
+        now + 5_000,
+        conn,
+        r#"{"type":"CALL","payload":{"callId":"k1","kind":"hangup"}}"#,
+    );
+    assert_eq!(room.take_bot_media(), [BotMedia::Ended { bot: 0 }]);
+    assert_eq!(room.pair.stored.last().map(|m| m.raw.as_str()), Some("Call, 5 s"));
+}
+
+/// Someone who writes to a fake user directly is called back once, a little later.
+#[test]
+fn a_fake_user_calls_back_who_wrote_to_it() {
+    let mut room = MockRoom::new("Demo", 3, 5, T0);
+    let (conn, _me) = page_client(&mut room);
+    let bob = room.pair.session(room.bots[0].peer).identity().expect("id").user_id.clone();
+    room.send(
+        T0,
+        conn,
+        &format!(r#"{{"type":"MESSAGE","payload":{{"rawMessage":"hi","nonce":"d1","to":"{bob}"}}}}"#),
+    );
+    let mut now = T0;
+    let mut rings = Vec::new();
+    while now < T0 + 3 * 60_000 {
+        now += 250;
+        room.advance(now);
+        rings.extend(
+            calls_of(&room.take_frames(conn))
+                .into_iter()
+                .filter(|s| s.kind == protocol::CallKind::Ring),
+        );
+    }
+    assert_eq!(rings.len(), 1, "{rings:?}");
+    assert_eq!(rings[0].from.as_deref(), Some(bob.as_str()));
+}

@@ -64,6 +64,13 @@ pub enum ErrorCode {
     /// A search could not be answered (storage failed, or it took longer than the room
     /// allows); nothing else is affected. Try again, or with other words.
     SearchFailed,
+    /// A call signal was refused: no such call of yours, the wrong step for where the call
+    /// is, or too large (the message says which).
+    InvalidCall,
+    /// The person called is in another call, or so are you.
+    CallBusy,
+    /// The person called has no connection here that can take a call.
+    Unavailable,
 }
 
 /// Why a frame could not be decoded into an action.

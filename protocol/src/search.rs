@@ -214,6 +214,7 @@ mod tests {
             reactions: Vec::new(),
             reply_to: None,
             to: None,
+            call: None,
         }
     }
 

@@ -330,12 +330,19 @@ impl Pair {
             .filter(|p| p.conn.is_some())
             .filter_map(|p| p.session.poll_timeout())
             .min();
-        storage.into_iter().chain(sessions).min()
+        storage
+            .into_iter()
+            .chain(sessions)
+            .chain(self.room.poll_timeout())
+            .min()
     }
 
     /// Passes frames between the room, storage and the sessions until nothing moves.
     pub fn run(&mut self) {
         loop {
+            if self.room.poll_timeout().is_some_and(|at| at <= self.now) {
+                self.room.handle_timeout(self.now);
+            }
             let mut moved = self.pump();
             moved |= self.settle_due();
             for i in 0..self.peers.len() {

@@ -55,6 +55,10 @@ pub enum ClientAction {
     /// Search the room's messages and one's own direct messages (ours).
     #[serde(rename = "SEARCH")]
     Search(Search),
+    /// Call signalling with one person (ours): ring, accept, decline, hang up, and the
+    /// WebRTC offer, answer, candidates and media state, relayed to the other side only.
+    #[serde(rename = "CALL")]
+    Call(CallSignal),
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -226,6 +230,10 @@ pub enum ServerAction {
     /// Answer to `SEARCH` (ours).
     #[serde(rename = "SEARCH_RESULTS")]
     SearchResults(SearchResults),
+    /// Call signalling from the other person of a call, or the room saying a call ended
+    /// (ours; only to the two people's connections that speak our protocol).
+    #[serde(rename = "CALL")]
+    Call(CallSignal),
 }
 
 /// Payload of `HANDSHAKE`.
@@ -255,6 +263,142 @@ pub struct Handshake {
     /// `userNames`): when they joined and when they were last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub people: Option<Vec<Person>>,
+    /// The ICE servers (STUN, TURN) the operator offers for calls (ours); none means calls
+    /// work between people on one network only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One ICE server for calls, as `RTCPeerConnection` takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// What one `CALL` says. The caller chooses the call's id when it rings; after that every
+/// signal names it, and the room relays it only between the call's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallKind {
+    /// The caller rings `to` (the callee's connections hear it, with `from`).
+    Ring,
+    /// The callee takes the call (`video`: with camera); the caller hears it and offers.
+    Accept,
+    /// The callee does not take the call.
+    Decline,
+    /// Either ends the call (the caller, while it rings: it was not answered).
+    Hangup,
+    /// WebRTC session description of the caller (`data`: SDP).
+    Offer,
+    /// WebRTC session description of the callee (`data`: SDP).
+    Answer,
+    /// One ICE candidate (`data`: its JSON), either way.
+    Ice,
+    /// The sender's microphone (`audio`) and camera (`video`) are on or off.
+    Media,
+    /// From the room only: the call is over (`reason`).
+    Ended,
+}
+
+/// Why a call ended, as the room tells both people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallEnd {
+    /// One of them hung up after it was answered.
+    HungUp,
+    /// The callee declined.
+    Declined,
+    /// Nobody answered in time, or the caller gave up first.
+    Missed,
+    /// The callee took it on another of their connections.
+    AnsweredElsewhere,
+    /// A connection of the call closed.
+    Disconnected,
+}
+
+/// Payload of `CALL`, both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallSignal {
+    /// Chosen by the caller (1 to 64 characters), unique among the room's calls.
+    pub call_id: String,
+    pub kind: CallKind,
+    /// Ring: whom to call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
+    /// From the room: who sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<UserId>,
+    /// Ring and accept: with camera; media: the camera is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
+    /// Media: the microphone is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<bool>,
+    /// Offer and answer: SDP; ice: the candidate's JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Ended: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<CallEnd>,
+    /// Named by an `ERROR` that refuses this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+impl CallSignal {
+    /// A signal of `kind` for call `call_id`, saying nothing more.
+    pub fn new(call_id: impl Into<String>, kind: CallKind) -> Self {
+        Self {
+            call_id: call_id.into(),
+            kind,
+            to: None,
+            from: None,
+            video: None,
+            audio: None,
+            data: None,
+            reason: None,
+            nonce: None,
+        }
+    }
+}
+
+/// The record a call leaves in its conversation (a direct message from the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub outcome: CallOutcome,
+    /// How long it was connected, in seconds (0 unless answered).
+    pub secs: u32,
+}
+
+/// How a call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallOutcome {
+    /// Answered, then ended.
+    Answered,
+    /// Declined by the callee.
+    Declined,
+    /// Nobody answered.
+    Missed,
+}
+
+impl CallRecord {
+    /// The line the conversation shows: "Call, 4 min", "Missed call", "Declined call".
+    pub fn text(&self) -> String {
+        match self.outcome {
+            CallOutcome::Answered if self.secs < 60 => format!("Call, {} s", self.secs),
+            CallOutcome::Answered => format!("Call, {} min", self.secs.div_ceil(60)),
+            CallOutcome::Declined => "Declined call".to_owned(),
+            CallOutcome::Missed => "Missed call".to_owned(),
+        }
+    }
 }
 
 /// Someone of the room, as the people list shows them.
@@ -324,6 +468,9 @@ pub struct MessageRecord {
     /// A direct message to this person (ours): only they and the author ever receive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<UserId>,
+    /// The record of a call between the author (who called) and `to` (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallRecord>,
 }
 
 impl MessageRecord {

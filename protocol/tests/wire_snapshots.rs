@@ -74,6 +74,21 @@ fn client_actions() {
             target: 2,
             nonce: None,
         }),
+        ClientAction::Call(CallSignal {
+            to: Some("u2".into()),
+            video: Some(true),
+            nonce: Some("c1".into()),
+            ..CallSignal::new("c1", CallKind::Ring)
+        }),
+        ClientAction::Call(CallSignal {
+            data: Some("v=0".into()),
+            ..CallSignal::new("c1", CallKind::Offer)
+        }),
+        ClientAction::Call(CallSignal {
+            audio: Some(false),
+            video: Some(true),
+            ..CallSignal::new("c1", CallKind::Media)
+        }),
     ];
     let lines: Vec<String> = actions.iter().map(ClientAction::to_json).collect();
     insta::assert_snapshot!(lines.join("\n"));
@@ -101,6 +116,11 @@ fn server_actions() {
                 joined_at: Some(1_502_699_000_000),
                 last_seen: None,
             }]),
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:stun.example.org:3478".into()],
+                username: None,
+                credential: None,
+            }],
         }),
         ServerAction::UserInfo(UserInfo {
             user_id: "u1".into(),
@@ -159,6 +179,24 @@ fn server_actions() {
             has_more: false,
             user_names: names,
         }),
+        ServerAction::Call(CallSignal {
+            from: Some("u1".into()),
+            video: Some(false),
+            ..CallSignal::new("c1", CallKind::Ring)
+        }),
+        ServerAction::Call(CallSignal {
+            reason: Some(CallEnd::AnsweredElsewhere),
+            ..CallSignal::new("c1", CallKind::Ended)
+        }),
+        ServerAction::Message(MessageRecord {
+            to: Some("u2".into()),
+            raw_message: "Call, 4 min".into(),
+            call: Some(CallRecord {
+                outcome: CallOutcome::Answered,
+                secs: 230,
+            }),
+            ..record(5)
+        }),
         ServerAction::error(ErrorCode::RateLimited, "slow down"),
         ServerAction::error_for(ErrorCode::MessageTooLong, "too long", Some("n-7".into())),
     ];
@@ -193,6 +231,11 @@ fn error_codes() {
         ErrorCode::UnknownEmoji,
         ErrorCode::TooManyReactions,
         ErrorCode::UnknownUser,
+        ErrorCode::InvalidSearch,
+        ErrorCode::SearchFailed,
+        ErrorCode::InvalidCall,
+        ErrorCode::CallBusy,
+        ErrorCode::Unavailable,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

@@ -100,6 +100,30 @@ pub struct Config {
     #[arg(long, default_value_t = 2000)]
     pub search_timeout_ms: u64,
 
+    /// An ICE server offered to callers, announced in HANDSHAKE (repeat for more): `URL`, or
+    /// `URL|USERNAME|CREDENTIAL` for TURN (`stun:stun.example.org:3478`,
+    /// `turn:turn.example.org:3478|ann|s3cret`). None by default: calls then connect between
+    /// people on one network only.
+    #[arg(long = "ice-server", value_parser = parse_ice_server)]
+    pub ice_servers: Vec<protocol::IceServer>,
+
+    /// Seconds a call rings before it counts as missed.
+    #[arg(long, default_value_t = 30)]
+    pub call_ring_seconds: u32,
+
+    /// Largest call signal (an SDP offer or answer, an ICE candidate), in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub max_call_signal_bytes: usize,
+
+    /// Call signals (offers, answers, candidates, media state) a connection may send in a
+    /// burst; counted apart from messages.
+    #[arg(long, default_value_t = 50)]
+    pub call_signal_burst: u32,
+
+    /// Call signals a connection may send per second, sustained.
+    #[arg(long, default_value_t = 10)]
+    pub call_signals_per_second: u32,
+
     /// Actions a connection may send in a burst.
     #[arg(long, default_value_t = 10)]
     pub rate_burst: u32,
@@ -167,6 +191,41 @@ pub struct Config {
     pub store_delay_ms: u64,
 }
 
+/// `URL` or `URL|USERNAME|CREDENTIAL`, as `--ice-server` takes it.
+fn parse_ice_server(text: &str) -> Result<protocol::IceServer, String> {
+    let mut parts = text.split('|');
+    let url = parts.next().unwrap_or_default().trim();
+    let (username, credential) = (parts.next(), parts.next());
+    if parts.next().is_some() {
+        return Err("expected URL or URL|USERNAME|CREDENTIAL".into());
+    }
+    let scheme = url.split(':').next().unwrap_or_default();
+    if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || url.len() <= scheme.len() + 1 {
+        return Err(format!(
+            "an ICE server is a stun:, stuns:, turn: or turns: URL, not {url:?}"
+        ));
+    }
+    let is_turn = scheme.starts_with("turn");
+    match (is_turn, username, credential) {
+        (true, Some(user), Some(secret)) if !user.is_empty() && !secret.is_empty() => {
+            Ok(protocol::IceServer {
+                urls: vec![url.to_owned()],
+                username: Some(user.to_owned()),
+                credential: Some(secret.to_owned()),
+            })
+        }
+        (true, _, _) => Err(format!(
+            "a TURN server needs URL|USERNAME|CREDENTIAL: {url}"
+        )),
+        (false, None, None) => Ok(protocol::IceServer {
+            urls: vec![url.to_owned()],
+            username: None,
+            credential: None,
+        }),
+        (false, _, _) => Err(format!("a STUN server takes no username: {url}")),
+    }
+}
+
 /// Where `/metrics` is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsBind {
@@ -213,6 +272,11 @@ impl Config {
             identities_per_minute: self.identities_per_minute,
             search_page: self.search_page.max(1),
             search_scan: self.search_scan.max(1),
+            call_ring_ms: protocol::Millis::from(self.call_ring_seconds.max(1)) * 1000,
+            max_call_signal_bytes: self.max_call_signal_bytes,
+            call_signal_burst: self.call_signal_burst.max(1),
+            call_signals_per_second: self.call_signals_per_second.max(1),
+            ice_servers: self.ice_servers.clone(),
             ..protocol::RoomConfig::default()
         }
     }
@@ -235,5 +299,40 @@ impl Config {
     /// Defaults, as if started with no flags, for tests and embedding.
     pub fn defaults() -> Self {
         Self::parse_from(["real-server"])
+    }
+}
+
+#[cfg(test)]
+mod ice_server_tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[test]
+    fn ice_servers_are_stun_urls_or_turn_with_credentials() {
+        let config = Config::try_parse_from([
+            "real-server",
+            "--ice-server",
+            "stun:stun.example.org:3478",
+            "--ice-server",
+            "turn:turn.example.org:3478?transport=udp|ann|s3cret",
+        ])
+        .expect("two ICE servers");
+        assert_eq!(config.ice_servers.len(), 2);
+        assert_eq!(config.ice_servers[1].username.as_deref(), Some("ann"));
+        assert_eq!(config.room_config().ice_servers, config.ice_servers);
+        for bad in [
+            "http://example.org",
+            "stun:",
+            "turn:turn.example.org:3478",
+            "turn:turn.example.org:3478|ann",
+            "stun:stun.example.org|ann|x",
+            "turn:t|a|b|c",
+        ] {
+            let error = Config::try_parse_from(["real-server", "--ice-server", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("--ice-server"), "{bad}: {error}");
+        }
     }
 }

@@ -310,6 +310,11 @@ impl<S: Store> Driver<S> {
     ) {
         tokio::pin!(shutdown);
         loop {
+            // The room's own timer (a call that rings out), only while it has one.
+            let wake = self.room.poll_timeout();
+            let delay = wake.map_or(Duration::ZERO, |at| {
+                Duration::from_millis(u64::try_from(at - now()).unwrap_or(0))
+            });
             tokio::select! {
                 biased;
                 Some(done) = self.done_rx.recv() => self.on_done(done),
@@ -317,6 +322,9 @@ impl<S: Store> Driver<S> {
                     Some(input) => self.on_input(input),
                     None => break,
                 },
+                () = tokio::time::sleep(delay), if wake.is_some() => {
+                    self.room.handle_timeout(now());
+                }
                 () = &mut shutdown => break,
             }
             // Take whatever else is already waiting before starting a storage write, so that

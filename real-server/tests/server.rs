@@ -729,3 +729,59 @@ async fn the_client_is_sent_precompressed_with_cache_headers() {
     assert!(head.starts_with("http/1.1 404"), "{head}");
     server.stop().await;
 }
+
+/// Identifies as a new user of a client that speaks our protocol; returns the id.
+async fn speaks_ours(client: &mut Client) -> String {
+    let info = client.identify(json!({"protocolVersion": 2})).await;
+    info["userId"].as_str().expect("id").to_owned()
+}
+
+/// A call over real sockets: the ICE servers the operator set are announced, the ring reaches
+/// the callee only, the room's own timer ends a ring nobody answers, and the record of the
+/// call is stored and survives a restart.
+#[tokio::test]
+async fn a_call_rings_out_on_the_rooms_timer_and_leaves_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.call_ring_seconds = 1;
+    config.ice_servers = vec![protocol::IceServer {
+        urls: vec!["stun:stun.example.org:3478".into()],
+        username: None,
+        credential: None,
+    }];
+    let server = TestServer::sqlite(config.clone(), dir.path()).await;
+    let (mut ann, handshake) = Client::open(&server).await;
+    assert_eq!(
+        handshake["payload"]["iceServers"],
+        json!([{"urls": ["stun:stun.example.org:3478"]}])
+    );
+    let ann_id = speaks_ours(&mut ann).await;
+    let (mut bob, _) = Client::open(&server).await;
+    let bob_id = speaks_ours(&mut bob).await;
+    let (mut carol, _) = Client::open(&server).await;
+    speaks_ours(&mut carol).await;
+    ann.send(json!({"type": "CALL", "payload": {"callId": "c1", "kind": "ring", "to": bob_id, "video": true}}))
+        .await;
+    let ring = bob.recv_type("CALL").await;
+    assert_eq!(ring["payload"]["kind"], "ring");
+    assert_eq!(ring["payload"]["from"], ann_id.as_str());
+    // Nobody answers: after a second the room says it was missed, to both.
+    for client in [&mut ann, &mut bob] {
+        let ended = tokio::time::timeout(Duration::from_secs(5), client.recv_type("CALL"))
+            .await
+            .expect("the ring ends by itself");
+        assert_eq!(ended["payload"]["kind"], "ended");
+        assert_eq!(ended["payload"]["reason"], "missed");
+        let record = client.recv_type("MESSAGE").await;
+        assert_eq!(record["payload"]["rawMessage"], "Missed call");
+        assert_eq!(record["payload"]["call"]["outcome"], "missed");
+    }
+    carol.assert_no_message(Duration::from_millis(300)).await;
+    server.stop().await;
+    let server = TestServer::sqlite(config, dir.path()).await;
+    let (_, handshake) = Client::open(&server).await;
+    // A direct message: not in the handshake of someone unidentified, but stored.
+    assert_eq!(handshake["payload"]["messages"], json!([]));
+    assert_eq!(handshake["payload"]["latestSeq"], 1);
+    server.stop().await;
+}

@@ -296,28 +296,47 @@ async fn direct_messages_are_read_only_for_their_two_people<S: Store>(store: S) 
         Write::Message(message(3, "carol", None)),
         Write::Message(direct(4, "bob", "alice")),
         Write::Message(direct(5, "carol", "dave")),
+        // The record a call leaves is a direct message like any, with the call kept.
+        Write::Message(StoredMessage {
+            raw: "Call, 4 min".into(),
+            call: Some(protocol::CallRecord {
+                outcome: protocol::CallOutcome::Answered,
+                secs: 230,
+            }),
+            ..direct(6, "bob", "alice")
+        }),
     ];
     store.write_batch(&room, batch).await.unwrap();
     let page = |viewer: Option<&'static str>| {
         let store = &store;
         let room = room.clone();
         async move {
-            let (page, more) = store.load_history(&room, viewer, 6, 10).await.unwrap();
+            let (page, more) = store.load_history(&room, viewer, 7, 10).await.unwrap();
             assert!(!more);
             page.iter().map(|m| m.seq).collect::<Vec<_>>()
         }
     };
-    assert_eq!(page(Some("alice")).await, [1, 2, 3, 4]);
-    assert_eq!(page(Some("bob")).await, [1, 2, 3, 4]);
+    assert_eq!(page(Some("alice")).await, [1, 2, 3, 4, 6]);
+    assert_eq!(page(Some("bob")).await, [1, 2, 3, 4, 6]);
     assert_eq!(page(Some("carol")).await, [1, 3, 5]);
     assert_eq!(page(Some("erin")).await, [1, 3]);
     assert_eq!(page(None).await, [1, 3]);
     // The recipient is kept, and the snapshot (the engine's memory) has every message.
     let snapshot = store.load_snapshot(&room, 10).await.unwrap();
-    assert_eq!(snapshot.messages.len(), 5);
+    assert_eq!(snapshot.messages.len(), 6);
     assert_eq!(snapshot.messages[1], direct(2, "alice", "bob"));
+    let call = snapshot.messages[5].call.expect("the call record is kept");
+    assert_eq!(
+        (call.outcome, call.secs),
+        (protocol::CallOutcome::Answered, 230)
+    );
+    let (page, _) = store
+        .load_history(&room, Some("alice"), 7, 1)
+        .await
+        .unwrap();
+    assert_eq!(page[0].call, Some(call));
     // A page that is short of visible ones says whether older visible ones exist.
-    let (page, more) = store.load_history(&room, Some("erin"), 6, 1).await.unwrap();
+    let (page, more) = store.load_history(&room, Some("erin"), 7, 1).await.unwrap();
     assert_eq!(
         (page.iter().map(|m| m.seq).collect::<Vec<_>>(), more),
         (vec![3], true)

@@ -12,6 +12,7 @@
 //! - `room`: one room as shown ([`RoomState`], [`Link`]).
 //! - `saved`: what survives a reload ([`Saved`], [`Settings`]).
 
+mod call;
 mod room;
 mod saved;
 #[cfg(test)]
@@ -59,6 +60,8 @@ pub struct Settled {
     pub wake_at: Option<Millis>,
     /// Browser notifications to show (title, body): mentions of you, when allowed.
     pub notify: Vec<(String, String)>,
+    /// What the call's media must do, in order.
+    pub calls: Vec<protocol::session::CallEvent>,
 }
 
 /// The whole client.
@@ -625,11 +628,17 @@ impl AppState {
     /// returned for the network loop.
     pub fn settle(&mut self, id: RoomId) -> Settled {
         let room_shown = self.active == Some(id) && self.page_visible;
+        let page_visible = self.page_visible;
         let notify_mentions = self.settings.notify_mentions;
+        let call_elsewhere = self
+            .rooms
+            .iter()
+            .any(|r| r.id != id && r.session.in_call());
         let Some(room) = self.room_mut(id) else {
             return Settled::default();
         };
         let mut notify = Vec::new();
+        let mut calls = Vec::new();
         while let Some(event) = room.session.poll_event() {
             match event {
                 Event::Online => room.link = Link::Online,
@@ -670,6 +679,22 @@ impl AppState {
                     }
                 }
                 Event::Notice(notice) => room.notice = Some(notice.to_string()),
+                // One call at a time in the page: a ring while another room has a call is
+                // declined at once.
+                Event::Call(protocol::session::CallEvent::Incoming) if call_elsewhere => {
+                    room.session.decline_call(0);
+                    room.session.dismiss_call();
+                }
+                Event::Call(event) => {
+                    if event == protocol::session::CallEvent::Incoming
+                        && !page_visible
+                        && let Some(call) = room.session.call()
+                    {
+                        let (who, title) = (room.name_of(&call.peer), room.title());
+                        notify.push((format!("{who} is calling you"), format!("in {title}")));
+                    }
+                    calls.push(event);
+                }
             }
         }
         let mut send = Vec::new();
@@ -680,6 +705,7 @@ impl AppState {
             send,
             wake_at: room.session.poll_timeout(),
             notify,
+            calls,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The rules a room enforces, as numbers a host may tune.
 
+use crate::wire::{IceServer, Millis};
+
 /// Limits and defaults of one room. `Default` gives the values documented on each field.
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
@@ -42,6 +44,17 @@ pub struct RoomConfig {
     /// feature, the default is [`super::identity::nfc`]; without it, the default leaves text
     /// as it is and the host must set one, as the browser client does).
     pub normalize: super::identity::Normalize,
+    /// How long a call rings before it is missed, in milliseconds (30,000).
+    pub call_ring_ms: Millis,
+    /// Longest call signal (`data`: an SDP or a candidate), in bytes (16 KiB).
+    pub max_call_signal_bytes: usize,
+    /// Call signals (offer, answer, candidates, media) a connection may send in a burst (50)
+    /// and per second, sustained (10): counted apart from messages, as one call's candidates
+    /// come in a burst.
+    pub call_signal_burst: u32,
+    pub call_signals_per_second: u32,
+    /// The ICE servers announced in `HANDSHAKE` for calls (none).
+    pub ice_servers: Vec<IceServer>,
 }
 
 impl Default for RoomConfig {
@@ -62,6 +75,11 @@ impl Default for RoomConfig {
             identity_burst: 20,
             identities_per_minute: 6,
             normalize: default_normalize,
+            call_ring_ms: 30_000,
+            max_call_signal_bytes: 16 * 1024,
+            call_signal_burst: 50,
+            call_signals_per_second: 10,
+            ice_servers: Vec::new(),
         }
     }
 }

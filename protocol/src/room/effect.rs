@@ -1,6 +1,6 @@
 //! What the engine asks its host to do, and the records it asks it to store.
 
-use crate::wire::{MessageRecord, Millis, Reaction, Seq, ServerAction, UserId};
+use crate::wire::{CallRecord, MessageRecord, Millis, Reaction, Seq, ServerAction, UserId};
 
 /// A host-chosen handle for one client connection (a socket, a mock tab).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +36,8 @@ pub struct StoredMessage {
     /// A direct message to this person: only they and the author may ever see it
     /// ([`StoredMessage::visible_to`]).
     pub to: Option<UserId>,
+    /// The record of a call from the author to `to` (the message's text says it in words).
+    pub call: Option<CallRecord>,
 }
 
 /// Different emoji one message may carry as reactions.
@@ -61,6 +63,7 @@ impl StoredMessage {
             reactions: self.reactions.clone(),
             reply_to: self.reply_to,
             to: self.to.clone(),
+            call: self.call,
         }
     }
 

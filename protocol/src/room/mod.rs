@@ -1,5 +1,6 @@
 //! The room engine: every rule of a chat room, with no IO.
 
+mod call;
 mod config;
 mod effect;
 mod identity;
@@ -113,6 +114,8 @@ pub struct Room {
     effects: VecDeque<Effect>,
     /// New-identity budget per network address (see [`address_key`]).
     identity_budgets: HashMap<IpAddr, TokenBucket>,
+    /// Live calls (a person is in at most one): see the `call` module.
+    calls: Vec<call::Call>,
 }
 
 #[derive(Debug)]
@@ -128,6 +131,8 @@ struct Connection {
     speaks_ours: bool,
     /// A search of this connection is running: one at a time.
     searching: bool,
+    /// The budget of call signals, once the connection sends one.
+    signals: Option<TokenBucket>,
 }
 
 impl Connection {
@@ -252,6 +257,7 @@ impl Room {
             latest_seq,
             effects: VecDeque::new(),
             identity_budgets: HashMap::new(),
+            calls: Vec::new(),
         }
     }
 
@@ -319,6 +325,7 @@ impl Room {
                 bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
                 speaks_ours: false,
                 searching: false,
+                signals: None,
             },
         );
         self.send(
@@ -338,6 +345,7 @@ impl Room {
                     rate_per_second: self.config.rate_per_second,
                 }),
                 people: Some(people),
+                ice_servers: self.config.ice_servers.clone(),
             }),
         );
     }
@@ -372,6 +380,7 @@ impl Room {
             return;
         };
         let Some(user) = connection.user else { return };
+        self.calls_lose(now, conn, &user);
         let last = match self.online.get_mut(&user) {
             Some(count) if *count > 1 => {
                 *count -= 1;
@@ -426,6 +435,7 @@ impl Room {
             }
             ClientAction::Typing(typing) => self.typing(now, conn, typing.to),
             ClientAction::Search(search) => self.search(now, conn, search),
+            ClientAction::Call(signal) => self.call(now, conn, signal),
         }
     }
 
@@ -1294,6 +1304,8 @@ fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
     }
 }
 
+#[cfg(test)]
+mod call_tests;
 #[cfg(test)]
 mod direct_tests;
 #[cfg(test)]

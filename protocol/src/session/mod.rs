@@ -17,6 +17,7 @@
 //! - this file: [`Session`] and what it gives out.
 //! - `names`: people's names as shown, told apart when two share one.
 
+mod call;
 mod names;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ use crate::wire::{
 };
 use crate::{ErrorCode, RoomConfig};
 
+pub use call::{Call, CallError, CallEvent, CallPhase, RING_GIVE_UP_MS};
 pub use names::{Names, UNKNOWN_NAME};
 
 /// Messages asked for per history page.
@@ -234,6 +236,8 @@ pub enum Event {
     },
     /// Something to tell the user.
     Notice(Notice),
+    /// The call changed in a way the media must act on.
+    Call(CallEvent),
 }
 
 /// Why a message was not accepted for sending.
@@ -314,6 +318,12 @@ pub struct Session {
     /// one more collection type would cost the browser client's download more than it saves.
     transmit: Vec<ClientAction>,
     events: Vec<Event>,
+    /// The call of this session, live or just over.
+    call: Option<Call>,
+    /// The room speaks our protocol (it said its version in `HANDSHAKE`).
+    speaks_ours: bool,
+    /// The ICE servers the room offers for calls.
+    ice_servers: Vec<crate::wire::IceServer>,
 }
 
 impl Session {
@@ -345,6 +355,9 @@ impl Session {
             queued: Vec::new(),
             transmit: Vec::new(),
             events: Vec::new(),
+            call: None,
+            speaks_ours: false,
+            ice_servers: Vec::new(),
         }
     }
 
@@ -463,7 +476,11 @@ impl Session {
     /// When [`Self::handle_timeout`] should be called, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
         let typing = self.typing.iter().map(|(_, _, until)| *until).min();
-        self.wake_at.into_iter().chain(typing).min()
+        self.wake_at
+            .into_iter()
+            .chain(typing)
+            .chain(self.call_timeout())
+            .min()
     }
 
     /// Who is typing in the room now, in the order they started.
@@ -602,6 +619,7 @@ impl Session {
     /// The connection is gone. What was not stored stays pending, for the next one.
     pub fn disconnected(&mut self, _now: Millis) {
         self.phase = Phase::Closed;
+        self.call_disconnected();
         self.online.clear();
         self.typing.clear();
         self.transmit.clear();
@@ -663,6 +681,7 @@ impl Session {
                 };
             }
             ServerAction::SearchResults(page) => self.on_search_results(page),
+            ServerAction::Call(signal) => self.on_call(now, signal),
             ServerAction::Error(error) => self.on_error(now, error),
             ServerAction::Typing(user) => {
                 let until = now + TYPING_SHOWN_MS;
@@ -929,6 +948,7 @@ impl Session {
     /// Time has come ([`Self::poll_timeout`]): held messages go out, "is typing" expires.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.typing.retain(|(_, _, until)| *until > now);
+        self.call_handle_timeout(now);
         if self.wake_at.is_some_and(|at| at <= now) {
             self.wake_at = None;
             self.flush(now);
@@ -961,6 +981,8 @@ impl Session {
     fn on_handshake(&mut self, handshake: Handshake) {
         self.server_name = Some(handshake.server_name);
         self.limits = handshake.limits;
+        self.speaks_ours = handshake.protocol_version.is_some();
+        self.ice_servers = handshake.ice_servers;
         self.reached = true;
         if let (Some(theirs), Some(ours)) = (handshake.latest_seq, self.latest_seq)
             && theirs < ours
@@ -1033,6 +1055,9 @@ impl Session {
     }
 
     fn on_error(&mut self, now: Millis, error: crate::ErrorPayload) {
+        if self.call_refused(error.nonce.as_ref(), &error.message) {
+            return;
+        }
         // A refusal of the search out is the search's, and nobody else's.
         if let Some(search) = &mut self.search
             && search.status == SearchStatus::Searching

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::testing::{Pair, PeerId};
+use crate::wire::{CallEnd, CallKind, CallSignal};
 
 fn joined(pair: &mut Pair, name: &str) -> PeerId {
     let peer = pair.add_session(SessionConfig {
@@ -438,4 +439,143 @@ fn a_direct_conversation_is_the_two_peoples_and_works_like_the_room() {
     pair.run();
     assert_eq!(pair.session(ada).messages()[0].reactions.len(), 1);
     assert_eq!(texts(&pair, grace), ["room talk"]);
+}
+
+fn call_events(pair: &mut Pair, peer: PeerId) -> Vec<CallEvent> {
+    events(pair, peer)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_rings_is_answered_carries_signals_and_ends_on_both_sides() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    let grace = joined(&mut pair, "Grace");
+    let linus_id = pair.session(linus).identity().expect("id").user_id.clone();
+    let ada_id = pair.session(ada).identity().expect("id").user_id.clone();
+    for peer in [ada, linus, grace] {
+        events(&mut pair, peer);
+    }
+    let now = pair.now;
+    // Nobody calls oneself or someone not here.
+    assert_eq!(
+        pair.session_mut(ada).start_call(now, &ada_id, true),
+        Err(CallError::NotHere)
+    );
+    assert_eq!(
+        pair.session_mut(ada).start_call(now, "nobody", true),
+        Err(CallError::NotHere)
+    );
+    let id = pair
+        .session_mut(ada)
+        .start_call(now, &linus_id, true)
+        .expect("rings");
+    pair.run();
+    assert_eq!(call_events(&mut pair, linus), [CallEvent::Incoming]);
+    let incoming = pair.session(linus).call().expect("a call").clone();
+    assert_eq!(
+        (incoming.peer.as_str(), incoming.outgoing),
+        (ada_id.as_str(), false)
+    );
+    assert_eq!(incoming.phase, CallPhase::Incoming);
+    // One call at a time: Grace's ring to Linus is refused by the room, and she is told.
+    let grace_call = pair.session_mut(grace).start_call(now, &linus_id, false);
+    assert!(grace_call.is_ok());
+    pair.run();
+    assert_eq!(call_events(&mut pair, grace), [CallEvent::Ended]);
+    assert!(matches!(
+        pair.session(grace).call().map(|c| &c.phase),
+        Some(CallPhase::Refused(_))
+    ));
+    assert_eq!(
+        pair.session(linus).call().map(|c| c.id.as_str()),
+        Some(id.as_str())
+    );
+
+    pair.session_mut(linus).accept_call(now, false);
+    pair.run();
+    assert_eq!(call_events(&mut pair, ada), [CallEvent::Accepted]);
+    assert_eq!(pair.session(ada).call().map(|c| c.peer_video), Some(false));
+    pair.session_mut(ada)
+        .send_call_signal(CallKind::Offer, "v=0 offer".into());
+    pair.run();
+    assert_eq!(
+        call_events(&mut pair, linus),
+        [CallEvent::Signal(CallKind::Offer, "v=0 offer".into())]
+    );
+    pair.session_mut(linus).set_call_media(false, false);
+    pair.run();
+    let seen = pair.session(ada).call().expect("call");
+    assert_eq!((seen.peer_audio, seen.peer_video), (false, false));
+    assert!(call_events(&mut pair, grace).is_empty());
+
+    pair.advance(61_000);
+    let now = pair.now;
+    pair.session_mut(linus).hang_up(now);
+    pair.run();
+    assert_eq!(call_events(&mut pair, ada), [CallEvent::Ended]);
+    for peer in [ada, linus] {
+        let call = pair.session(peer).call().expect("the ended call shows");
+        assert_eq!(call.phase, CallPhase::Ended(CallEnd::HungUp));
+        let last = pair
+            .session(peer)
+            .messages()
+            .last()
+            .expect("the record")
+            .clone();
+        assert_eq!(last.raw, "Call, 2 min");
+    }
+    assert!(
+        pair.session(grace)
+            .messages()
+            .iter()
+            .all(|m| !m.raw.starts_with("Call"))
+    );
+}
+
+#[test]
+fn a_ring_ends_when_the_connection_goes_or_nobody_settles_it() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    let linus_id = pair.session(linus).identity().expect("id").user_id.clone();
+    let now = pair.now;
+    pair.session_mut(ada)
+        .start_call(now, &linus_id, true)
+        .expect("rings");
+    pair.run();
+    events(&mut pair, ada);
+    // The caller's connection drops: the callee's ring stops, as missed.
+    pair.drop_session(ada);
+    pair.run();
+    assert_eq!(
+        pair.session(ada).call().map(|c| &c.phase),
+        Some(&CallPhase::Ended(CallEnd::Disconnected))
+    );
+    assert_eq!(
+        pair.session(linus).call().map(|c| &c.phase),
+        Some(&CallPhase::Ended(CallEnd::Missed))
+    );
+    // A session gives up on a ring by itself too, if the room never says.
+    let mut lonely = Session::new(SessionConfig::default());
+    lonely.connected(0);
+    lonely.handle_action(
+        0,
+        ServerAction::Call(CallSignal {
+            from: Some("u9".into()),
+            ..CallSignal::new("x", CallKind::Ring)
+        }),
+    );
+    assert_eq!(lonely.poll_timeout(), Some(RING_GIVE_UP_MS));
+    lonely.handle_timeout(RING_GIVE_UP_MS);
+    assert_eq!(
+        lonely.call().map(|c| &c.phase),
+        Some(&CallPhase::Ended(CallEnd::Missed))
+    );
 }

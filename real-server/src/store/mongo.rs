@@ -54,6 +54,9 @@ struct MessageDoc {
     /// The recipient of a direct message; absent on room messages (queries rely on that).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
+    /// The record of a call (a direct message from the caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call: Option<protocol::CallRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +90,7 @@ impl MessageDoc {
             reactions: m.reactions,
             reply_to: m.reply_to.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
             to: m.to,
+            call: m.call,
         }
     }
 
@@ -106,6 +110,7 @@ impl MessageDoc {
             reactions: self.reactions,
             reply_to: self.reply_to.and_then(|r| u64::try_from(r).ok()),
             to: self.to,
+            call: self.call,
         })
     }
 }

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS messages (
     reactions TEXT,
     reply_to INTEGER,
     dm_to TEXT,
+    call TEXT,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -162,6 +163,7 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("messages", "reactions", "reactions TEXT"),
         ("messages", "reply_to", "reply_to INTEGER"),
         ("messages", "dm_to", "dm_to TEXT"),
+        ("messages", "call", "call TEXT"),
         ("users", "joined_at", "joined_at INTEGER"),
         ("users", "last_seen", "last_seen INTEGER"),
     ] {
@@ -243,6 +245,12 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
             .get::<_, Option<i64>>(11)?
             .and_then(|r| r.try_into().ok()),
         to: row.get(12)?,
+        call: match row.get::<_, Option<String>>(13)? {
+            Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, e.into())
+            })?),
+            None => None,
+        },
     })
 }
 
@@ -258,10 +266,10 @@ fn seq_param(seq: Seq) -> i64 {
 }
 
 const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
-    changed_seq, reactions, reply_to, dm_to FROM messages";
+    changed_seq, reactions, reply_to, dm_to, call FROM messages";
 /// The columns of [`SELECT`], of `messages` joined as `m`.
 const COLUMNS_OF_M: &str = "m.seq, m.id, m.user_id, m.raw, m.html, m.timestamp, m.nonce,
-    m.edited_at, m.deleted, m.changed_seq, m.reactions, m.reply_to, m.dm_to";
+    m.edited_at, m.deleted, m.changed_seq, m.reactions, m.reply_to, m.dm_to, m.call";
 
 /// [`StoredMessage::visible_to`] in SQL, for the viewer bound to `?4` (NULL: room messages
 /// only, as `user_id = NULL` is never true).
@@ -325,7 +333,8 @@ impl Store for SqliteStore {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce,
-                         reply_to, dm_to) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         reply_to, dm_to, call)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 let mut read =
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
@@ -353,7 +362,8 @@ impl Store for SqliteStore {
                                 m.timestamp,
                                 m.nonce,
                                 m.reply_to.map(seq_param),
-                                m.to
+                                m.to,
+                                m.call.and_then(|c| serde_json::to_string(&c).ok())
                             ])?;
                             if !m.deleted {
                                 index_text(&tx, &room, m.seq, &m.raw)?;

@@ -1,0 +1,359 @@
+//! Calls: the room relays WebRTC signalling between the two people of a call and nobody
+//! else, and records how each call went as an event of their conversation.
+//!
+//! A call is a signal, not an event: ringing, offers, answers and candidates are never
+//! stored. The room keeps each live call (who called whom, the connection each of them took it
+//! on, when it rang, when it was answered) and, when it ends, stores the record the call
+//! leaves: a direct message from the caller to the callee with a [`CallRecord`], which then
+//! takes every path a direct message takes (live, resume, history, search).
+//!
+//! Rules, here only:
+//! - Only two identified people whose clients speak our protocol have a call; one may not
+//!   call oneself or someone without such a connection here (`UNAVAILABLE`).
+//! - A person is in at most one call at a time (`CALL_BUSY`), so there is at most one call
+//!   per pair.
+//! - A ring reaches every connection of the callee; the first to accept takes the call, the
+//!   others hear it was answered elsewhere. It rings for at most `call_ring_ms`, then it is
+//!   missed.
+//! - Offer, answer, candidates and media state are relayed only between the call's two
+//!   connections, only once answered, each at most `max_call_signal_bytes`, at most
+//!   `call_signal_burst` / `call_signals_per_second` per connection. Anything from anyone else
+//!   is refused with `INVALID_CALL` and reaches nobody: a third person cannot inject a
+//!   candidate into someone else's call.
+//! - When a connection of a call closes, the call ends.
+
+use super::{Connection, Effect, Pending, PendingEvent, Room};
+use crate::error::ErrorCode;
+use crate::room::MAX_NONCE_CHARS;
+use crate::room::effect::{ConnectionId, StoredMessage};
+use crate::room::rate::TokenBucket;
+use crate::wire::{
+    CallEnd, CallKind, CallOutcome, CallRecord, CallSignal, Millis, ServerAction, UserId,
+};
+
+/// One live call.
+#[derive(Debug, Clone)]
+pub(super) struct Call {
+    id: String,
+    caller: UserId,
+    caller_conn: ConnectionId,
+    callee: UserId,
+    /// The connection the callee took it on, once answered.
+    callee_conn: Option<ConnectionId>,
+    rang_at: Millis,
+    answered_at: Option<Millis>,
+}
+
+impl Call {
+    fn has(&self, user: &str) -> bool {
+        self.caller == user || self.callee == user
+    }
+
+    /// The other connection of the call, if `conn` is one of its two (answered).
+    fn other_side(&self, conn: ConnectionId) -> Option<ConnectionId> {
+        let callee = self.callee_conn?;
+        match conn {
+            c if c == self.caller_conn => Some(callee),
+            c if c == callee => Some(self.caller_conn),
+            _ => None,
+        }
+    }
+}
+
+impl Room {
+    /// When the room next needs [`Room::handle_timeout`]: the first ring to run out.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.calls
+            .iter()
+            .filter(|c| c.answered_at.is_none())
+            .map(|c| c.rang_at + self.config.call_ring_ms)
+            .min()
+    }
+
+    /// Time has come ([`Room::poll_timeout`]): rings that ran out are missed.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        let ring_ms = self.config.call_ring_ms;
+        let expired: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|c| c.answered_at.is_none() && c.rang_at + ring_ms <= now)
+            .map(|c| c.id.clone())
+            .collect();
+        for id in expired {
+            self.end_call(now, &id, CallEnd::Missed);
+        }
+    }
+
+    pub(super) fn call(&mut self, now: Millis, conn: ConnectionId, signal: CallSignal) {
+        let nonce = signal
+            .nonce
+            .clone()
+            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = nonce.as_ref();
+        if signal.kind == CallKind::Ring {
+            return self.ring(now, conn, signal, nonce);
+        }
+        let Some(user) = self.call_actor(now, conn, signal.kind, nonce) else {
+            return;
+        };
+        let Some(at) = self.calls.iter().position(|c| c.id == signal.call_id) else {
+            return self.refuse_call(conn, "there is no such call", nonce);
+        };
+        let call = self.calls[at].clone();
+        let answered = call.answered_at.is_some();
+        let on_caller_side = conn == call.caller_conn;
+        let is_callee = user == call.callee && !on_caller_side;
+        match signal.kind {
+            CallKind::Ring | CallKind::Ended => {
+                self.refuse_call(conn, "a client does not say that", nonce);
+            }
+            CallKind::Accept if is_callee && !answered => {
+                let callee_conn = conn;
+                self.calls[at].callee_conn = Some(callee_conn);
+                self.calls[at].answered_at = Some(now);
+                let mut accept = CallSignal::new(&call.id, CallKind::Accept);
+                accept.from = Some(user.clone());
+                accept.video = Some(signal.video.unwrap_or(true));
+                self.send(call.caller_conn, ServerAction::Call(accept));
+                let mut elsewhere = CallSignal::new(&call.id, CallKind::Ended);
+                elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
+                for other in self.call_connections(&user) {
+                    if other != callee_conn {
+                        self.send(other, ServerAction::Call(elsewhere.clone()));
+                    }
+                }
+            }
+            CallKind::Decline if is_callee && !answered => {
+                self.end_call(now, &call.id, CallEnd::Declined);
+            }
+            CallKind::Hangup if on_caller_side || call.callee_conn == Some(conn) => {
+                let reason = if answered {
+                    CallEnd::HungUp
+                } else {
+                    CallEnd::Missed
+                };
+                self.end_call(now, &call.id, reason);
+            }
+            // Hanging up a ring on another of one's connections is declining it.
+            CallKind::Hangup if is_callee && !answered => {
+                self.end_call(now, &call.id, CallEnd::Declined);
+            }
+            CallKind::Offer | CallKind::Answer | CallKind::Ice | CallKind::Media => {
+                let Some(to) = call.other_side(conn) else {
+                    return self.refuse_call(
+                        conn,
+                        "that is not a call of yours, or not yet",
+                        nonce,
+                    );
+                };
+                let right_side = match signal.kind {
+                    CallKind::Offer => on_caller_side,
+                    CallKind::Answer => !on_caller_side,
+                    _ => true,
+                };
+                if !right_side {
+                    return self.refuse_call(conn, "the caller offers, the callee answers", nonce);
+                }
+                let size = signal.data.as_ref().map_or(0, String::len);
+                let limit = self.config.max_call_signal_bytes;
+                if size > limit {
+                    let text = format!("a call signal takes at most {limit} bytes");
+                    return self.refuse_call(conn, text, nonce);
+                }
+                if matches!(signal.kind, CallKind::Offer | CallKind::Answer) && size == 0 {
+                    return self.refuse_call(conn, "an offer or answer carries its SDP", nonce);
+                }
+                let relayed = CallSignal {
+                    from: Some(user),
+                    to: None,
+                    reason: None,
+                    nonce: None,
+                    ..signal
+                };
+                self.send(to, ServerAction::Call(relayed));
+            }
+            _ => self.refuse_call(conn, "that is not a call of yours, or not now", nonce),
+        }
+    }
+
+    fn ring(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        signal: CallSignal,
+        nonce: Option<&String>,
+    ) {
+        let Some(user) = self.acting_user(now, conn, None, nonce) else {
+            return;
+        };
+        if !self.connections.get(&conn).is_some_and(|c| c.speaks_ours) {
+            let text = "your client cannot make calls";
+            return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
+        }
+        if !(1..=MAX_NONCE_CHARS).contains(&signal.call_id.chars().count())
+            || self.calls.iter().any(|c| c.id == signal.call_id)
+        {
+            let text = format!("a call's id has 1 to {MAX_NONCE_CHARS} characters, its own");
+            return self.refuse_call(conn, text, nonce);
+        }
+        let Some(callee) = signal.to.filter(|to| *to != user) else {
+            let text = "a call is to someone else";
+            return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
+        };
+        let hearers = self.call_connections(&callee);
+        if hearers.is_empty() {
+            let text = "they are not here with a client that can take a call";
+            return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
+        }
+        if self.calls.iter().any(|c| c.has(&user) || c.has(&callee)) {
+            let text = "one of you is in a call already";
+            return self.refuse_for(conn, ErrorCode::CallBusy, text, nonce);
+        }
+        self.calls.push(super::call::Call {
+            id: signal.call_id.clone(),
+            caller: user.clone(),
+            caller_conn: conn,
+            callee,
+            callee_conn: None,
+            rang_at: now,
+            answered_at: None,
+        });
+        let mut ring = CallSignal::new(&signal.call_id, CallKind::Ring);
+        ring.from = Some(user);
+        ring.video = Some(signal.video.unwrap_or(true));
+        for hearer in hearers {
+            self.send(hearer, ServerAction::Call(ring.clone()));
+        }
+    }
+
+    /// The identity acting on a call signal, within its rate (a ring counts against the
+    /// connection's rate like any action; the rest against the call signals' own).
+    fn call_actor(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        kind: CallKind,
+        nonce: Option<&String>,
+    ) -> Option<UserId> {
+        if matches!(
+            kind,
+            CallKind::Accept | CallKind::Decline | CallKind::Hangup
+        ) {
+            return self.acting_user(now, conn, None, nonce);
+        }
+        let (burst, rate) = (
+            self.config.call_signal_burst,
+            self.config.call_signals_per_second,
+        );
+        let connection: &mut Connection = self.connections.get_mut(&conn)?;
+        let Some(user) = connection.user.clone() else {
+            self.refuse_for(conn, ErrorCode::NotIdentified, "identify first", nonce);
+            return None;
+        };
+        let bucket = connection
+            .signals
+            .get_or_insert_with(|| TokenBucket::new(burst, rate, now));
+        if !bucket.try_take(now) {
+            self.refuse_for(conn, ErrorCode::RateLimited, "slow down", nonce);
+            return None;
+        }
+        Some(user)
+    }
+
+    /// The open connections of `user` that can take a call (identified, our protocol).
+    fn call_connections(&self, user: &str) -> Vec<ConnectionId> {
+        let mut conns: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.viewer() == Some(user))
+            .map(|(id, _)| *id)
+            .collect();
+        conns.sort();
+        conns
+    }
+
+    /// A connection closed: a call it rang from, took or could still take ends.
+    pub(super) fn calls_lose(&mut self, now: Millis, conn: ConnectionId, user: &str) {
+        let ending: Vec<(String, CallEnd)> = self
+            .calls
+            .iter()
+            .filter_map(|c| {
+                let answered = c.answered_at.is_some();
+                if conn == c.caller_conn || c.callee_conn == Some(conn) {
+                    let reason = if answered {
+                        CallEnd::Disconnected
+                    } else {
+                        CallEnd::Missed
+                    };
+                    Some((c.id.clone(), reason))
+                } else if !answered && c.callee == user && self.call_connections(user).is_empty() {
+                    Some((c.id.clone(), CallEnd::Missed))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, reason) in ending {
+            self.end_call(now, &id, reason);
+        }
+    }
+
+    /// Ends call `id`: both people hear why (the callee on every connection while it rang),
+    /// and the record of the call is stored as an event of their conversation.
+    fn end_call(&mut self, now: Millis, id: &str, reason: CallEnd) {
+        let Some(at) = self.calls.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let call = self.calls.remove(at);
+        let mut ended = CallSignal::new(&call.id, CallKind::Ended);
+        ended.reason = Some(reason);
+        let mut told = vec![call.caller_conn];
+        match call.callee_conn {
+            Some(conn) => told.push(conn),
+            None => told.extend(self.call_connections(&call.callee)),
+        }
+        for conn in told {
+            if self.connections.contains_key(&conn) {
+                self.send(conn, ServerAction::Call(ended.clone()));
+            }
+        }
+        let record = match (call.answered_at, reason) {
+            (Some(answered), _) => CallRecord {
+                outcome: CallOutcome::Answered,
+                secs: u32::try_from(((now - answered).max(0) + 500) / 1000).unwrap_or(u32::MAX),
+            },
+            (None, CallEnd::Declined) => CallRecord {
+                outcome: CallOutcome::Declined,
+                secs: 0,
+            },
+            (None, _) => CallRecord {
+                outcome: CallOutcome::Missed,
+                secs: 0,
+            },
+        };
+        let raw = record.text();
+        let html = self.renderer.render(&raw);
+        self.latest_seq += 1;
+        let stored = StoredMessage {
+            seq: self.latest_seq,
+            id: self.ids.hex(12),
+            user_id: call.caller,
+            html,
+            raw,
+            timestamp: now,
+            to: Some(call.callee),
+            call: Some(record),
+            ..StoredMessage::default()
+        };
+        self.effects
+            .push_back(Effect::PersistMessage(stored.clone()));
+        self.pending.push_back(Pending {
+            event: PendingEvent::Message(stored),
+            from: call.caller_conn,
+        });
+    }
+
+    fn refuse_call(&mut self, conn: ConnectionId, text: impl Into<String>, nonce: Option<&String>) {
+        self.refuse_for(conn, ErrorCode::InvalidCall, text, nonce);
+    }
+}
