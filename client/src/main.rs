@@ -12,6 +12,7 @@
 //! - `ui`: the components; they read the state and send the network intents.
 
 mod address;
+mod call;
 mod format;
 mod network;
 mod state;

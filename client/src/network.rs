@@ -55,6 +55,16 @@ pub enum Intent {
     Search(RoomId, String),
     /// The next page of this room's search.
     SearchMore(RoomId),
+    /// Ring this person of the room (with camera if true): the devices are asked for first.
+    Call(RoomId, protocol::UserId, bool),
+    /// Take the incoming call of this room (with camera if true).
+    Answer(RoomId, bool),
+    /// Hang up (or decline) the call of this room.
+    HangUp(RoomId),
+    /// No longer show the ended call of this room.
+    DismissCall(RoomId),
+    /// Turn the call's microphone (true) or camera (false) on or off.
+    CallDevice(bool, bool),
 }
 
 enum Input {
@@ -63,6 +73,8 @@ enum Input {
     Network(bool),
     /// Something for the connection of this generation (stale generations are ignored).
     Link(RoomId, u64, LinkEvent),
+    /// The call's media reports.
+    Media(crate::call::MediaEvent),
 }
 
 enum LinkEvent {
@@ -90,6 +102,10 @@ struct Network {
     next_generation: u64,
     /// The browser reports no network: connections wait for `online` instead of retrying.
     offline: bool,
+    /// The page's call's media, while it has one.
+    media: Option<crate::call::Media>,
+    media_sink: crate::call::MediaSink,
+    call_view: Signal<crate::call::CallView>,
 }
 
 /// Runs for the life of the page (a root coroutine).
@@ -97,8 +113,13 @@ pub async fn run(
     intents: UnboundedReceiver<Intent>,
     mut state: Signal<AppState>,
     connector: Connector,
+    call_view: Signal<crate::call::CallView>,
 ) {
     let (events, link_events) = unbounded();
+    let (media_events, media) = unbounded();
+    let media_sink: crate::call::MediaSink = Rc::new(move |event| {
+        let _page_closing = media_events.unbounded_send(event);
+    });
     let mut network = Network {
         state,
         connector,
@@ -106,6 +127,9 @@ pub async fn run(
         events,
         next_generation: 1,
         offline: !browser_online(),
+        media: None,
+        media_sink,
+        call_view,
     };
     let (network_events, browser) = unbounded();
     // Listeners for the page's lifetime, like the loop itself.
@@ -115,8 +139,11 @@ pub async fn run(
         network.open(id);
     }
     let mut inputs = stream::select(
-        stream::select(intents.map(Input::Intent), browser.map(Input::Network)),
-        link_events.map(|(id, generation, event)| Input::Link(id, generation, event)),
+        stream::select(
+            stream::select(intents.map(Input::Intent), browser.map(Input::Network)),
+            link_events.map(|(id, generation, event)| Input::Link(id, generation, event)),
+        ),
+        media.map(Input::Media),
     );
     while let Some(input) = inputs.next().await {
         match input {
@@ -169,6 +196,19 @@ pub async fn run(
                     }
                 }
             }
+            Input::Intent(Intent::Call(id, peer, video)) => {
+                network.ask_devices(id, peer, video, false)
+            }
+            Input::Intent(Intent::Answer(id, video)) => {
+                network.ask_devices(id, String::new(), video, true)
+            }
+            Input::Intent(Intent::HangUp(id)) => {
+                state.write().hang_up(id, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::DismissCall(id)) => state.write().dismiss_call(id),
+            Input::Intent(Intent::CallDevice(audio, on)) => network.call_device(audio, on),
+            Input::Media(event) => network.on_media(event),
             Input::Network(online) => network.set_online(online),
             Input::Link(id, generation, event) => {
                 let current = network.links.get(&id).map(|l| l.generation);
@@ -181,6 +221,181 @@ pub async fn run(
 }
 
 impl Network {
+    /// A call is to start or be answered: the devices are asked for now, and the call goes on
+    /// when they come (or do not).
+    fn ask_devices(&mut self, id: RoomId, peer: protocol::UserId, video: bool, answer: bool) {
+        if self.media.is_some() {
+            return;
+        }
+        self.call_view.set(crate::call::CallView::default());
+        let sink = self.media_sink.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let (stream, problem) = crate::call::local_media(video).await;
+            sink(crate::call::MediaEvent::Local {
+                room: id,
+                answer,
+                peer,
+                video,
+                stream,
+                problem,
+            });
+        });
+    }
+
+    fn call_device(&mut self, audio: bool, on: bool) {
+        let Some(media) = &self.media else { return };
+        media.set_enabled(audio, on);
+        let id = media.room;
+        let mut view = self.call_view.write();
+        if audio {
+            view.mic_on = on;
+        } else {
+            view.camera_on = on;
+        }
+        let (mic, camera) = (
+            view.mic_on && view.has_mic,
+            view.camera_on && view.has_camera,
+        );
+        drop(view);
+        self.state.write().call_media(id, mic, camera);
+        self.carry(id);
+    }
+
+    fn on_media(&mut self, event: crate::call::MediaEvent) {
+        use crate::call::{Media, MediaEvent};
+        match event {
+            MediaEvent::Local {
+                room,
+                answer,
+                peer,
+                video,
+                stream,
+                problem,
+            } => {
+                // The call may have ended while the browser asked.
+                let ready = self.media.is_none()
+                    && self.state.peek().room(room).is_some_and(|r| {
+                        let incoming = r
+                            .session
+                            .call()
+                            .is_some_and(|c| c.phase == protocol::session::CallPhase::Incoming);
+                        if answer {
+                            incoming
+                        } else {
+                            !self.state.peek().in_call()
+                        }
+                    });
+                if !ready {
+                    crate::call::stop(stream.as_ref());
+                    return;
+                }
+                // The other side's video is received whenever the call was asked with it.
+                let receive_video = if answer {
+                    self.state
+                        .peek()
+                        .room(room)
+                        .and_then(|r| r.session.call())
+                        .is_some_and(|c| c.video)
+                } else {
+                    video
+                };
+                let servers = self
+                    .state
+                    .peek()
+                    .room(room)
+                    .map(|r| r.session.ice_servers().to_vec())
+                    .unwrap_or_default();
+                let media = match Media::new(
+                    room,
+                    &servers,
+                    stream,
+                    receive_video,
+                    true,
+                    self.media_sink.clone(),
+                ) {
+                    Ok(media) => media,
+                    Err(problem) => {
+                        self.call_view.write().problem = Some(problem);
+                        return;
+                    }
+                };
+                let (has_mic, has_camera) = media.devices();
+                self.call_view.set(crate::call::CallView {
+                    link: crate::call::MediaLink::Waiting,
+                    has_mic,
+                    has_camera,
+                    mic_on: has_mic,
+                    camera_on: has_camera,
+                    problem,
+                });
+                self.media = Some(media);
+                let started = if answer {
+                    self.state.write().accept_call(room, has_camera, now());
+                    Ok(())
+                } else {
+                    self.state.write().start_call(room, &peer, video, now())
+                };
+                if let Err(error) = started {
+                    self.media = None;
+                    crate::call::forget_streams();
+                    self.state.write().call_refused(room, &error);
+                }
+                if answer {
+                    self.call_view.write().link = crate::call::MediaLink::Connecting;
+                }
+                self.carry(room);
+            }
+            MediaEvent::Described { room, kind, sdp } => {
+                self.state.write().call_signal(room, kind, sdp);
+                self.carry(room);
+            }
+            MediaEvent::Ice { room, candidate } => {
+                self.state
+                    .write()
+                    .call_signal(room, protocol::CallKind::Ice, candidate);
+                self.carry(room);
+            }
+            MediaEvent::Link { room, link } => {
+                if self.media.as_ref().is_some_and(|m| m.room == room) {
+                    self.call_view.write().link = link;
+                }
+            }
+            MediaEvent::Failed { room, problem } => {
+                if self.media.as_ref().is_some_and(|m| m.room == room) {
+                    let mut view = self.call_view.write();
+                    view.link = crate::call::MediaLink::Failed;
+                    view.problem = Some(problem);
+                }
+            }
+        }
+    }
+
+    /// What a room's session says of its call, for the media.
+    fn on_call_event(&mut self, id: RoomId, event: protocol::session::CallEvent) {
+        use protocol::session::CallEvent;
+        let ours = self.media.as_ref().is_some_and(|m| m.room == id);
+        match event {
+            CallEvent::Incoming => {}
+            CallEvent::Accepted if ours => {
+                self.call_view.write().link = crate::call::MediaLink::Connecting;
+                if let Some(media) = &self.media {
+                    media.offer(self.media_sink.clone());
+                }
+            }
+            CallEvent::Signal(kind, data) if ours => {
+                if let Some(media) = &self.media {
+                    media.on_signal(kind, data, self.media_sink.clone());
+                }
+            }
+            CallEvent::Ended if ours => {
+                self.media = None;
+                crate::call::forget_streams();
+                self.call_view.write().link = crate::call::MediaLink::Waiting;
+            }
+            _ => {}
+        }
+    }
+
     /// Offline: every connection is dropped (it may still look open, but nothing reliable can
     /// pass) and waits. Online again: every room connects at once, without backoff.
     fn set_online(&mut self, online: bool) {
@@ -308,12 +523,18 @@ impl Network {
     /// the session sends again what matters when it identifies), and its timer is set.
     fn carry(&mut self, id: RoomId) {
         let settled = self.state.write().settle(id);
-        let Some(link) = self.links.get_mut(&id) else {
+        if !self.links.contains_key(&id) {
             return;
-        };
+        }
         for (title, body) in &settled.notify {
             show_notification(title, body);
         }
+        for event in settled.calls {
+            self.on_call_event(id, event);
+        }
+        let Some(link) = self.links.get_mut(&id) else {
+            return;
+        };
         if let Some(transport) = &link.transport {
             for action in &settled.send {
                 if transport.send(&action.to_json()).is_err() {

@@ -55,10 +55,14 @@ struct BotCalls {
 
 impl BotCalls {
     fn due(&self) -> Option<Millis> {
-        [self.answer_at, self.hang_up_at, self.ring_at.as_ref().map(|r| r.0)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.answer_at,
+            self.hang_up_at,
+            self.ring_at.as_ref().map(|r| r.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

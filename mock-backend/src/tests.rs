@@ -363,7 +363,13 @@ fn calls_of(frames: &[String]) -> Vec<protocol::CallSignal> {
 fn a_fake_user_answers_a_call_through_the_pages_media() {
     let mut room = MockRoom::new("Demo", 3, 5, T0);
     let (conn, _me) = page_client(&mut room);
-    let bob = room.pair.session(room.bots[0].peer).identity().expect("id").user_id.clone();
+    let bob = room
+        .pair
+        .session(room.bots[0].peer)
+        .identity()
+        .expect("id")
+        .user_id
+        .clone();
     room.send(
         T0,
         conn,
@@ -401,7 +407,10 @@ fn a_fake_user_answers_a_call_through_the_pages_media() {
         r#"{"type":"CALL","payload":{"callId":"k1","kind":"hangup"}}"#,
     );
     assert_eq!(room.take_bot_media(), [BotMedia::Ended { bot: 0 }]);
-    assert_eq!(room.pair.stored.last().map(|m| m.raw.as_str()), Some("Call, 5 s"));
+    assert_eq!(
+        room.pair.stored.last().map(|m| m.raw.as_str()),
+        Some("Call, 5 s")
+    );
 }
 
 /// Someone who writes to a fake user directly is called back once, a little later.
@@ -409,11 +418,19 @@ fn a_fake_user_answers_a_call_through_the_pages_media() {
 fn a_fake_user_calls_back_who_wrote_to_it() {
     let mut room = MockRoom::new("Demo", 3, 5, T0);
     let (conn, _me) = page_client(&mut room);
-    let bob = room.pair.session(room.bots[0].peer).identity().expect("id").user_id.clone();
+    let bob = room
+        .pair
+        .session(room.bots[0].peer)
+        .identity()
+        .expect("id")
+        .user_id
+        .clone();
     room.send(
         T0,
         conn,
-        &format!(r#"{{"type":"MESSAGE","payload":{{"rawMessage":"hi","nonce":"d1","to":"{bob}"}}}}"#),
+        &format!(
+            r#"{{"type":"MESSAGE","payload":{{"rawMessage":"hi","nonce":"d1","to":"{bob}"}}}}"#
+        ),
     );
     let mut now = T0;
     let mut rings = Vec::new();

@@ -46,6 +46,13 @@ impl AppState {
         room.session.start_call(now, peer, video).map(|_| ())
     }
 
+    /// A call could not start: the room says why.
+    pub fn call_refused(&mut self, id: RoomId, error: &CallError) {
+        if let Some(room) = self.room_mut(id) {
+            room.notice = Some(format!("The call could not start: {error}."));
+        }
+    }
+
     pub fn accept_call(&mut self, id: RoomId, video: bool, now: Millis) {
         if let Some(room) = self.room_mut(id) {
             room.session.accept_call(now, video);

@@ -630,15 +630,14 @@ impl AppState {
         let room_shown = self.active == Some(id) && self.page_visible;
         let page_visible = self.page_visible;
         let notify_mentions = self.settings.notify_mentions;
-        let call_elsewhere = self
-            .rooms
-            .iter()
-            .any(|r| r.id != id && r.session.in_call());
+        let call_elsewhere = self.rooms.iter().any(|r| r.id != id && r.session.in_call());
         let Some(room) = self.room_mut(id) else {
             return Settled::default();
         };
         let mut notify = Vec::new();
         let mut calls = Vec::new();
+        // A ring declined here ends here: its media never started.
+        let mut declined = false;
         while let Some(event) = room.session.poll_event() {
             match event {
                 Event::Online => room.link = Link::Online,
@@ -684,7 +683,9 @@ impl AppState {
                 Event::Call(protocol::session::CallEvent::Incoming) if call_elsewhere => {
                     room.session.decline_call(0);
                     room.session.dismiss_call();
+                    declined = true;
                 }
+                Event::Call(protocol::session::CallEvent::Ended) if declined => {}
                 Event::Call(event) => {
                     if event == protocol::session::CallEvent::Incoming
                         && !page_visible

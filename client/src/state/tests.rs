@@ -38,6 +38,7 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
         limits: None,
         online: Some(vec!["u1".into()]),
         people: None,
+        ice_servers: Vec::new(),
     })
 }
 
@@ -485,6 +486,7 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
             online: None,
             limits: None,
             people: None,
+            ice_servers: Vec::new(),
         }),
     );
     assert_eq!(s.room(id).unwrap().session.history(), History::Unsupported);
@@ -885,4 +887,42 @@ fn your_own_names_for_people_show_everywhere_survive_a_reload_and_stay_yours() {
     assert_eq!(again.to_saved().aliases.len(), 1);
     let (back, _) = again.add_room("ws://a:1").unwrap();
     assert_eq!(again.room(back).unwrap().aliases.len(), 1);
+}
+
+/// One call at a time in the whole page: a ring in another room while a call is on is
+/// declined at once and never shown; when it is over, the next ring is shown and notified if
+/// the tab is hidden.
+#[test]
+fn a_ring_while_another_room_has_a_call_is_declined() {
+    use protocol::{CallKind, CallSignal};
+    let mut s = state();
+    let (a, _) = s.add_room("ws://a:4000").unwrap();
+    let (b, _) = s.add_room("ws://b:4000").unwrap();
+    for id in [a, b] {
+        recv(&mut s, id, handshake(vec![], 0));
+        identified(&mut s, id, "me");
+    }
+    let ring = |from: &str, id: &str| {
+        ServerAction::Call(CallSignal {
+            from: Some(from.into()),
+            video: Some(true),
+            ..CallSignal::new(id, CallKind::Ring)
+        })
+    };
+    s.start_call(a, "u1", true, 0).expect("rings");
+    assert_eq!(s.start_call(b, "u1", true, 0), Err(protocol::session::CallError::Busy));
+    let out = recv(&mut s, b, ring("u1", "x1"));
+    assert!(out.calls.is_empty(), "{:?}", out.calls);
+    assert!(matches!(&out.send[..], [protocol::ClientAction::Call(c)]
+        if c.kind == CallKind::Decline && c.call_id == "x1"));
+    assert_eq!(s.call_room(), Some(a));
+
+    s.hang_up(a, 0);
+    s.settle(a);
+    s.set_page_visible(false);
+    let out = recv(&mut s, b, ring("u1", "x2"));
+    assert_eq!(out.calls, [protocol::session::CallEvent::Incoming]);
+    assert_eq!(out.notify.len(), 1);
+    assert_eq!(out.notify[0].0, "Ada is calling you");
+    assert_eq!(s.call_room(), Some(b));
 }

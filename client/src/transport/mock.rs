@@ -50,6 +50,8 @@ pub struct MockHub {
     rooms: RefCell<HashMap<String, MockRoom>>,
     connections: RefCell<Vec<PageConnection>>,
     ticking: std::cell::Cell<bool>,
+    /// Fake users in a call, by room and fake user: their made-up camera and tone.
+    fakes: RefCell<HashMap<(String, usize), crate::call::fake::FakeUser>>,
 }
 
 impl MockHub {
@@ -61,6 +63,7 @@ impl MockHub {
             rooms: RefCell::new(HashMap::new()),
             connections: RefCell::new(Vec::new()),
             ticking: std::cell::Cell::new(false),
+            fakes: RefCell::new(HashMap::new()),
         })
     }
 
@@ -103,7 +106,7 @@ impl MockHub {
         conn
     }
 
-    fn send(&self, name: &str, conn: ConnectionId, frame: &str) {
+    fn send(self: &Rc<Self>, name: &str, conn: ConnectionId, frame: &str) {
         let now = self.now();
         if let Some(room) = self.rooms.borrow_mut().get_mut(name) {
             room.advance(now);
@@ -112,7 +115,7 @@ impl MockHub {
         self.flush(name);
     }
 
-    fn disconnect(&self, name: &str, conn: ConnectionId) {
+    fn disconnect(self: &Rc<Self>, name: &str, conn: ConnectionId) {
         let now = self.now();
         self.connections
             .borrow_mut()
@@ -123,8 +126,79 @@ impl MockHub {
         self.flush(name);
     }
 
-    /// Hands every frame waiting in room `name` to its page connections.
-    fn flush(&self, name: &str) {
+    /// Hands every frame waiting in room `name` to its page connections, and does what fake
+    /// users' calls need of the page's media.
+    fn flush(self: &Rc<Self>, name: &str) {
+        self.fake_media(name);
+        self.deliver(name);
+    }
+
+    fn fake_media(self: &Rc<Self>, name: &str) {
+        use crate::call::fake::FakeUser;
+        use mock_backend::BotMedia;
+        let work = match self.rooms.borrow_mut().get_mut(name) {
+            Some(room) => room.take_bot_media(),
+            None => return,
+        };
+        for item in work {
+            let bot = match &item {
+                BotMedia::MakeOffer { bot, .. }
+                | BotMedia::Offer { bot, .. }
+                | BotMedia::Answer { bot, .. }
+                | BotMedia::Ice { bot, .. }
+                | BotMedia::Ended { bot } => *bot,
+            };
+            let key = (name.to_owned(), bot);
+            let hub = Rc::downgrade(self);
+            let room = name.to_owned();
+            let sink: crate::call::MediaSink = Rc::new(move |event| {
+                let Some(hub) = hub.upgrade() else { return };
+                let (kind, data) = match event {
+                    crate::call::MediaEvent::Described { kind, sdp, .. } => (kind, sdp),
+                    crate::call::MediaEvent::Ice { candidate, .. } => {
+                        (protocol::CallKind::Ice, candidate)
+                    }
+                    _ => return,
+                };
+                let now = hub.now();
+                if let Some(mock) = hub.rooms.borrow_mut().get_mut(&room) {
+                    mock.bot_signal(now, bot, kind, data);
+                }
+                hub.deliver(&room);
+            });
+            let mut fakes = self.fakes.borrow_mut();
+            match item {
+                BotMedia::MakeOffer { name, .. } => {
+                    if let Some(fake) = FakeUser::new(&name, sink.clone()) {
+                        fake.media.offer(sink);
+                        fakes.insert(key, fake);
+                    }
+                }
+                BotMedia::Offer { name, sdp, .. } => {
+                    if let Some(fake) = FakeUser::new(&name, sink.clone()) {
+                        fake.media.on_signal(protocol::CallKind::Offer, sdp, sink);
+                        fakes.insert(key, fake);
+                    }
+                }
+                BotMedia::Answer { sdp, .. } => {
+                    if let Some(fake) = fakes.get(&key) {
+                        fake.media.on_signal(protocol::CallKind::Answer, sdp, sink);
+                    }
+                }
+                BotMedia::Ice { candidate, .. } => {
+                    if let Some(fake) = fakes.get(&key) {
+                        fake.media
+                            .on_signal(protocol::CallKind::Ice, candidate, sink);
+                    }
+                }
+                BotMedia::Ended { .. } => {
+                    fakes.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, name: &str) {
         let deliveries: Vec<(EventSink, Vec<String>)> = {
             let mut rooms = self.rooms.borrow_mut();
             let Some(room) = rooms.get_mut(name) else {

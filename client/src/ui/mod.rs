@@ -1,6 +1,7 @@
 //! The components. They read [`AppState`] from context, change it through its methods and
 //! hand what those return to the network loop as an [`Intent`].
 
+mod call;
 mod composer;
 mod people;
 mod profile;
@@ -45,8 +46,10 @@ pub fn App() -> Element {
     use_context_provider(|| Signal::new(None::<composer::Replying>));
     // The person whose profile is open, if any.
     let profile = use_context_provider(|| Signal::new(None::<profile::Shown>));
+    // What the call panel shows of the call's media; the network loop keeps it.
+    let call_view = use_context_provider(|| Signal::new(crate::call::CallView::default()));
     let connector = use_hook(|| Connector::new(MockHub::new(mock_options())));
-    use_coroutine(move |intents| network::run(intents, state, connector.clone()));
+    use_coroutine(move |intents| network::run(intents, state, connector.clone(), call_view));
 
     // Remember rooms, identities and settings whenever they change (not on every message).
     let last_saved = use_hook(|| Rc::new(RefCell::new(Saved::default())));
@@ -170,6 +173,7 @@ pub fn App() -> Element {
                 }
                 people::People {}
             }
+            call::CallPanel {}
             if current == Panel::Rooms || current == Panel::People {
                 div {
                     class: "scrim",

@@ -14,6 +14,12 @@ const RECENT_SHOWN: usize = 20;
 pub fn People() -> Element {
     let state = use_context::<Signal<AppState>>();
     let mut profile = use_context::<Signal<Option<Shown>>>();
+    let network = use_coroutine_handle::<crate::network::Intent>();
+    let can_call = state
+        .read()
+        .active_room()
+        .is_some_and(|r| r.link == crate::state::Link::Online)
+        && !state.read().in_call();
     let app = state.read();
     let Some(room) = app.active_room() else {
         return rsx! {
@@ -58,7 +64,21 @@ pub fn People() -> Element {
                             },
                             "{name}"
                         }
-                        if me { span { class: "you", " (you)" } }
+                        if me {
+                            span { class: "you", " (you)" }
+                        } else if can_call {
+                            button {
+                                r#type: "button",
+                                class: "call-person",
+                                "aria-label": "Call {name}",
+                                title: "Video call {name}",
+                                onclick: {
+                                    let user = user.clone();
+                                    move |_| network.send(crate::network::Intent::Call(id, user.clone(), true))
+                                },
+                                "📞"
+                            }
+                        }
                     }
                 }
             }

@@ -139,6 +139,7 @@ pub fn Profile(shown: Shown) -> Element {
                         },
                         "Mention {name}"
                     }
+                    super::call::CallButtons { room: id, user: user.clone(), label: format!(" {name}") }
                 }
                 form { class: "alias-form", "aria-label": "Your name for them", onsubmit: save_alias,
                     label { r#for: "profile-alias", "Your name for them (only you see it)" }

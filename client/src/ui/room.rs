@@ -296,6 +296,9 @@ pub fn RoomView(id: RoomId) -> Element {
                         onclick: move |_| state.write().open_conversation(id, None),
                         "Back to {room_title}"
                     }
+                    if let Some(peer) = room.conversation.clone() {
+                        super::call::CallButtons { room: id, user: peer, label: String::new() }
+                    }
                 } else {
                     span { class: "room-address", "{room.address}" }
                 }

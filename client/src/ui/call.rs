@@ -1,0 +1,222 @@
+//! The call panel: an incoming call (accept with video, with audio only, decline), a call
+//! ringing out, the call itself (both videos, microphone, camera, hang up) and how it ended.
+//! It is a region of the page, not a modal dialog: the chat stays usable during a call.
+
+use dioxus::prelude::*;
+use protocol::CallEnd;
+use protocol::session::CallPhase;
+
+use crate::call::{CallView, LOCAL_VIDEO_ID, MediaLink, REMOTE_VIDEO_ID};
+use crate::network::Intent;
+use crate::state::AppState;
+
+/// How long an ended call stays shown before it goes by itself.
+const ENDED_SHOWN_MS: u32 = 8_000;
+
+#[component]
+pub fn CallPanel() -> Element {
+    let state = use_context::<Signal<AppState>>();
+    let view = use_context::<Signal<CallView>>();
+    let network = use_coroutine_handle::<Intent>();
+    let app = state.read();
+    let Some((id, call)) = app.shown_call() else {
+        return rsx! {};
+    };
+    let Some(room) = app.room(id) else {
+        return rsx! {};
+    };
+    let call = call.clone();
+    let name = room.name_of(&call.peer);
+    let title = room.title();
+    let media = view();
+    let kind = if call.video {
+        "Video call"
+    } else {
+        "Voice call"
+    };
+    let (status, live) = match &call.phase {
+        CallPhase::Incoming => (format!("{kind} from {name}, in {title}"), true),
+        CallPhase::Ringing => (format!("Ringing {name}…"), true),
+        CallPhase::Active => (
+            match media.link {
+                MediaLink::Waiting | MediaLink::Connecting => "Connecting…".to_owned(),
+                MediaLink::Connected => "Connected".to_owned(),
+                MediaLink::Reconnecting => "Reconnecting…".to_owned(),
+                MediaLink::Failed => "The connection failed".to_owned(),
+            },
+            true,
+        ),
+        CallPhase::Ended(end) => (
+            match end {
+                CallEnd::HungUp | CallEnd::Disconnected => "Call ended".to_owned(),
+                CallEnd::Declined if call.outgoing => format!("{name} declined"),
+                CallEnd::Declined => "Declined".to_owned(),
+                CallEnd::Missed if call.outgoing => "No answer".to_owned(),
+                CallEnd::Missed => format!("Missed call from {name}"),
+                CallEnd::AnsweredElsewhere => "Answered on another device".to_owned(),
+            },
+            false,
+        ),
+        CallPhase::Refused(reason) => (format!("The call could not start: {reason}"), false),
+    };
+    if !live {
+        gloo_timers::callback::Timeout::new(ENDED_SHOWN_MS, move || {
+            network.send(Intent::DismissCall(id));
+        })
+        .forget();
+    }
+    let active = call.phase == CallPhase::Active;
+    let peer_notes: Vec<String> = if active {
+        let mut notes = Vec::new();
+        if !call.peer_audio {
+            notes.push(format!("{name} muted their microphone"));
+        }
+        if !call.peer_video && call.video {
+            notes.push(format!("{name} turned their camera off"));
+        }
+        notes
+    } else {
+        Vec::new()
+    };
+    rsx! {
+        section {
+            id: "call-panel",
+            class: "call-panel",
+            "aria-labelledby": "call-title",
+            "data-phase": match &call.phase {
+                CallPhase::Incoming => "incoming",
+                CallPhase::Ringing => "ringing",
+                CallPhase::Active => "active",
+                CallPhase::Ended(_) | CallPhase::Refused(_) => "ended",
+            },
+            h2 { id: "call-title", class: "visually-hidden", "Call with {name}" }
+            p { id: "call-status", class: "call-status", role: "status", "{status}" }
+            if active {
+                div { class: "call-videos",
+                    video {
+                        id: REMOTE_VIDEO_ID,
+                        class: "call-remote",
+                        autoplay: true,
+                        playsinline: true,
+                        "aria-label": "{name}'s video",
+                        onmounted: move |_| crate::call::attach(REMOTE_VIDEO_ID),
+                    }
+                    if media.has_camera {
+                        video {
+                            id: LOCAL_VIDEO_ID,
+                            class: "call-local",
+                            autoplay: true,
+                            playsinline: true,
+                            muted: true,
+                            "aria-label": "Your video",
+                            onmounted: move |_| crate::call::attach(LOCAL_VIDEO_ID),
+                        }
+                    }
+                }
+                for note in peer_notes {
+                    p { class: "call-note", "{note}" }
+                }
+            }
+            if let Some(problem) = media.problem.clone().filter(|_| live) {
+                p { class: "call-problem", role: "alert", "{problem}" }
+            }
+            div { class: "call-actions",
+                match &call.phase {
+                    CallPhase::Incoming => rsx! {
+                        if call.video {
+                            button {
+                                r#type: "button",
+                                class: "accept",
+                                onclick: move |_| network.send(Intent::Answer(id, true)),
+                                "Accept with video"
+                            }
+                        }
+                        button {
+                            r#type: "button",
+                            class: "accept",
+                            onclick: move |_| network.send(Intent::Answer(id, false)),
+                            if call.video { "Accept with audio only" } else { "Accept" }
+                        }
+                        button {
+                            r#type: "button",
+                            class: "hang-up",
+                            onclick: move |_| network.send(Intent::HangUp(id)),
+                            "Decline"
+                        }
+                    },
+                    CallPhase::Ringing | CallPhase::Active => rsx! {
+                        if active && media.has_mic {
+                            button {
+                                r#type: "button",
+                                "aria-pressed": if media.mic_on { "false" } else { "true" },
+                                onclick: move |_| network.send(Intent::CallDevice(true, !media.mic_on)),
+                                "Mute microphone"
+                            }
+                        }
+                        if active && media.has_camera {
+                            button {
+                                r#type: "button",
+                                "aria-pressed": if media.camera_on { "false" } else { "true" },
+                                onclick: move |_| network.send(Intent::CallDevice(false, !media.camera_on)),
+                                "Turn off camera"
+                            }
+                        }
+                        button {
+                            r#type: "button",
+                            class: "hang-up",
+                            onclick: move |_| network.send(Intent::HangUp(id)),
+                            "Hang up"
+                        }
+                    },
+                    _ => rsx! {
+                        button {
+                            r#type: "button",
+                            onclick: move |_| network.send(Intent::DismissCall(id)),
+                            "Close"
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// The buttons that ring someone: with camera, and voice only. `suffix` tells apart where
+/// they are ("Video call Ana", or just "Video call" in a conversation with Ana).
+#[component]
+pub fn CallButtons(room: crate::state::RoomId, user: protocol::UserId, label: String) -> Element {
+    let state = use_context::<Signal<AppState>>();
+    let network = use_coroutine_handle::<Intent>();
+    let app = state.read();
+    let Some(shown) = app.room(room) else {
+        return rsx! {};
+    };
+    let online = shown.session.online().contains(&user) && !shown.is_me(&user);
+    let can = online && shown.link == crate::state::Link::Online && !app.in_call();
+    let title = if can {
+        String::new()
+    } else if app.in_call() {
+        "You are in a call".to_owned()
+    } else {
+        "They are not here now".to_owned()
+    };
+    let (video_user, voice_user) = (user.clone(), user);
+    rsx! {
+        button {
+            r#type: "button",
+            class: "call-button",
+            disabled: !can,
+            title: "{title}",
+            onclick: move |_| network.send(Intent::Call(room, video_user.clone(), true)),
+            "Video call{label}"
+        }
+        button {
+            r#type: "button",
+            class: "call-button",
+            disabled: !can,
+            title: "{title}",
+            onclick: move |_| network.send(Intent::Call(room, voice_user.clone(), false)),
+            "Voice call{label}"
+        }
+    }
+}
