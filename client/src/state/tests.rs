@@ -910,7 +910,10 @@ fn a_ring_while_another_room_has_a_call_is_declined() {
         })
     };
     s.start_call(a, "u1", true, 0).expect("rings");
-    assert_eq!(s.start_call(b, "u1", true, 0), Err(protocol::session::CallError::Busy));
+    assert_eq!(
+        s.start_call(b, "u1", true, 0),
+        Err(protocol::session::CallError::Busy)
+    );
     let out = recv(&mut s, b, ring("u1", "x1"));
     assert!(out.calls.is_empty(), "{:?}", out.calls);
     assert!(matches!(&out.send[..], [protocol::ClientAction::Call(c)]
