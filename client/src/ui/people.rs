@@ -76,7 +76,6 @@ pub fn People() -> Element {
                                     let user = user.clone();
                                     move |_| network.send(crate::network::Intent::Call(id, user.clone(), true))
                                 },
-                                "📞"
                             }
                         }
                     }
