@@ -209,7 +209,7 @@ impl Room {
             let text = "one of you is in a call already";
             return self.refuse_for(conn, ErrorCode::CallBusy, text, nonce);
         }
-        self.calls.push(super::call::Call {
+        self.calls.push(Call {
             id: signal.call_id.clone(),
             caller: user.clone(),
             caller_conn: conn,
