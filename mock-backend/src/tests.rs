@@ -231,23 +231,7 @@ fn fake_users_mention_someone_now_and_then() {
 #[test]
 fn fake_users_write_directly_and_answer_directly() {
     let mut room = MockRoom::new("Demo", 3, 5, T0);
-    let conn = room.connect(T0);
-    room.send(
-        T0,
-        conn,
-        &format!(
-            r#"{{"type":"HANDSHAKE_USER_INFO","payload":{{"protocolVersion":{}}}}}"#,
-            protocol::PROTOCOL_VERSION
-        ),
-    );
-    let me = room
-        .take_frames(conn)
-        .iter()
-        .find_map(|f| match protocol::decode_server(f) {
-            Ok(ServerAction::UserInfo(info)) => Some(info.user_id),
-            _ => None,
-        })
-        .expect("an identity");
+    let (conn, me) = page_client(&mut room);
     let mut now = T0;
     let mut frames = Vec::new();
     let mut wrote = false;

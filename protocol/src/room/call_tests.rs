@@ -1,36 +1,10 @@
 //! Calls: signalling reaches only the other person of the call, rings time out, nobody else
 //! can speak into a call, and every call leaves its record in the two people's conversation.
 
+use super::direct_tests::{identify, three};
 use super::*;
 use crate::testing::Pair;
 use crate::wire::{CallEnd, CallKind, CallOutcome, CallSignal};
-
-struct People {
-    pair: Pair,
-    alice: (ConnectionId, UserId, String),
-    bob: (ConnectionId, UserId, String),
-    carol: (ConnectionId, UserId, String),
-    /// A v1 client.
-    dave: (ConnectionId, UserId, String),
-}
-
-fn people(config: RoomConfig) -> People {
-    let mut pair = Pair::with(config, RoomSnapshot::default());
-    let alice = pair.join_ours(1);
-    let bob = pair.join_ours(2);
-    let carol = pair.join_ours(3);
-    let dave = pair.join(4);
-    for conn in [alice.0, bob.0, carol.0, dave.0] {
-        pair.take(conn);
-    }
-    People {
-        pair,
-        alice,
-        bob,
-        carol,
-        dave,
-    }
-}
 
 fn ring(id: &str, to: &str) -> ClientAction {
     ClientAction::Call(CallSignal {
@@ -64,21 +38,13 @@ fn kinds(signals: &[CallSignal]) -> Vec<CallKind> {
     signals.iter().map(|s| s.kind).collect()
 }
 
-fn identify_again(user: &(ConnectionId, UserId, String)) -> ClientAction {
-    ClientAction::HandshakeUserInfo(HandshakeUserInfo {
-        user_id: Some(user.1.clone()),
-        token: Some(user.2.clone()),
-        since: None,
-        protocol_version: Some(PROTOCOL_VERSION),
-    })
-}
-
 #[test]
 fn signalling_reaches_only_the_callee_and_the_call_leaves_its_record_with_them() {
-    let mut t = people(RoomConfig::default());
+    let mut t = three(RoomConfig::default());
     // Bob has a second tab: the ring reaches both, the one that answers takes the call.
     let bob_tab = t.pair.connect(12);
-    t.pair.act(bob_tab, identify_again(&t.bob));
+    t.pair
+        .act(bob_tab, identify(&t.bob.1, &t.bob.2, None, true));
     t.pair.take(bob_tab);
 
     t.pair.act(t.alice.0, ring("c1", &t.bob.1));
@@ -144,7 +110,7 @@ fn a_ring_nobody_answers_times_out_as_missed() {
         call_ring_ms: 20_000,
         ..RoomConfig::default()
     };
-    let mut t = people(config);
+    let mut t = three(config);
     t.pair.act(t.alice.0, ring("c1", &t.bob.1));
     t.pair.take(t.bob.0);
     assert_eq!(t.pair.room.poll_timeout(), Some(t.pair.now + 20_000));
@@ -177,7 +143,7 @@ fn a_ring_nobody_answers_times_out_as_missed() {
 
 #[test]
 fn a_third_person_cannot_speak_into_someone_elses_call() {
-    let mut t = people(RoomConfig::default());
+    let mut t = three(RoomConfig::default());
     t.pair.act(t.alice.0, ring("c1", &t.bob.1));
     // Before it is answered nobody may send media signals, Carol least of all.
     t.pair.act(t.carol.0, signal("c1", CallKind::Accept, None));
@@ -198,7 +164,8 @@ fn a_third_person_cannot_speak_into_someone_elses_call() {
     calls(&mut t.pair, t.alice.0);
     // Carol, and Alice's and Bob's other tabs, cannot inject candidates or offers.
     let alice_tab = t.pair.connect(11);
-    t.pair.act(alice_tab, identify_again(&t.alice));
+    t.pair
+        .act(alice_tab, identify(&t.alice.1, &t.alice.2, None, true));
     t.pair.take(alice_tab);
     for (conn, kind) in [
         (t.carol.0, CallKind::Ice),
@@ -237,7 +204,7 @@ fn calls_are_bounded_one_at_a_time_and_end_with_their_connection() {
         call_signals_per_second: 1,
         ..RoomConfig::default()
     };
-    let mut t = people(config);
+    let mut t = three(config);
     // Nobody calls oneself, a v1 client, or someone not here.
     t.pair.act(t.alice.0, ring("c0", &t.alice.1));
     t.pair.act(t.alice.0, ring("c0", &t.dave.1));

@@ -14,7 +14,7 @@ fn direct(text: &str, to: &str, nonce: &str) -> ClientAction {
     })
 }
 
-fn identify(user: &str, token: &str, since: Option<Seq>, ours: bool) -> ClientAction {
+pub(super) fn identify(user: &str, token: &str, since: Option<Seq>, ours: bool) -> ClientAction {
     ClientAction::HandshakeUserInfo(HandshakeUserInfo {
         user_id: Some(user.to_owned()),
         token: Some(token.to_owned()),
@@ -41,16 +41,16 @@ fn texts(records: &[MessageRecord]) -> Vec<&str> {
     records.iter().map(|m| m.raw_message.as_str()).collect()
 }
 
-struct Three {
-    pair: Pair,
-    alice: (ConnectionId, UserId, String),
-    bob: (ConnectionId, UserId, String),
-    carol: (ConnectionId, UserId, String),
+pub(super) struct Three {
+    pub(super) pair: Pair,
+    pub(super) alice: (ConnectionId, UserId, String),
+    pub(super) bob: (ConnectionId, UserId, String),
+    pub(super) carol: (ConnectionId, UserId, String),
     /// A v1 client: it would show a direct message as a room message.
-    dave: (ConnectionId, UserId, String),
+    pub(super) dave: (ConnectionId, UserId, String),
 }
 
-fn three(config: RoomConfig) -> Three {
+pub(super) fn three(config: RoomConfig) -> Three {
     let mut pair = Pair::with(config, RoomSnapshot::default());
     let alice = pair.join_ours(1);
     let bob = pair.join_ours(2);

@@ -129,11 +129,7 @@ impl Session {
 
     /// Takes the incoming call (with camera if `video`).
     pub fn accept_call(&mut self, now: Millis, video: bool) {
-        let Some(call) = self
-            .call
-            .as_mut()
-            .filter(|c| c.phase == CallPhase::Incoming)
-        else {
+        let Some(call) = self.incoming_mut() else {
             return;
         };
         call.phase = CallPhase::Active;
@@ -145,11 +141,7 @@ impl Session {
 
     /// Does not take the incoming call.
     pub fn decline_call(&mut self, _now: Millis) {
-        let Some(call) = self
-            .call
-            .as_mut()
-            .filter(|c| c.phase == CallPhase::Incoming)
-        else {
+        let Some(call) = self.incoming_mut() else {
             return;
         };
         call.phase = CallPhase::Ended(CallEnd::Declined);
@@ -201,6 +193,13 @@ impl Session {
         signal.audio = Some(audio);
         signal.video = Some(video);
         self.transmit.push(ClientAction::Call(signal));
+    }
+
+    /// The call ringing us, if one does.
+    fn incoming_mut(&mut self) -> Option<&mut Call> {
+        self.call
+            .as_mut()
+            .filter(|c| c.phase == CallPhase::Incoming)
     }
 
     /// Forgets a call that is over (the view has shown how it ended).
