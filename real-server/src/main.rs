@@ -69,7 +69,7 @@ async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => {
             let tls = tls::server_config(cert, key)?;
             info!(%addr, room = %config.name, backend, "listening on wss://{addr}/");
-            println!("CAHAT room \"{}\" at wss://{addr}/", config.name);
+            announce(&format!("CAHAT room \"{}\" at wss://{addr}/", config.name));
             run(
                 tls::TlsListener::new(listener, tls)?,
                 config,
@@ -80,14 +80,23 @@ async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
         }
         _ => {
             info!(%addr, room = %config.name, backend, "listening on ws://{addr}/");
-            println!("CAHAT room \"{}\" at ws://{addr}/", config.name);
+            announce(&format!("CAHAT room \"{}\" at ws://{addr}/", config.name));
             if config.client_dir.is_some() {
                 // The link opens the client with this room in it.
-                println!("CAHAT client at http://{addr}/?room=ws://{addr}/");
+                announce(&format!("CAHAT client at http://{addr}/?room=ws://{addr}/"));
             }
             run(listener, config, store, shutdown_signal()).await
         }
     }
+}
+
+/// Tells whoever started the server where it listens, on standard output. Whoever reads it may
+/// have stopped reading (a script that took the first line, a closed pipe): the room keeps
+/// running, never panics over it.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Completes on Ctrl-C or SIGTERM.
