@@ -41,9 +41,17 @@ fn fake_users_chat_rename_leave_and_come_back() {
     let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
     assert_eq!(kinds[0], "HANDSHAKE");
     assert!(count("MESSAGE") >= 30, "{}", count("MESSAGE"));
-    assert!(count("NAME_CHANGE") >= 2);
-    assert!(count("USER_DISCONNECTED") >= 1);
-    assert!(count("USER_CONNECTED") >= 1);
+    let presence: Vec<protocol::Presence> = frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Presence(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let sum = |f: fn(&protocol::Presence) -> usize| presence.iter().map(f).sum::<usize>();
+    assert!(sum(|p| p.names.len()) >= 2, "renames");
+    assert!(sum(|p| p.left.len()) >= 1, "someone left");
+    assert!(sum(|p| p.joined.len()) >= 1, "someone came");
     // Varied markdown reaches the page.
     let raws: Vec<String> = frames
         .iter()
@@ -74,10 +82,11 @@ fn a_user_who_leaves_comes_back_as_themselves() {
     let frames = run(42, 10);
     let mut left = Vec::new();
     for frame in &frames {
-        match protocol::decode_server(frame) {
-            Ok(ServerAction::UserDisconnected(u)) => left.push(u.user_id),
-            Ok(ServerAction::UserConnected(u)) if left.contains(&u.user_id) => return,
-            _ => {}
+        if let Ok(ServerAction::Presence(p)) = protocol::decode_server(frame) {
+            if p.joined.iter().any(|u| left.contains(&u.user_id)) {
+                return;
+            }
+            left.extend(p.left.into_iter().map(|u| u.user_id));
         }
     }
     panic!("nobody came back under the same id");

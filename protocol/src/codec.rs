@@ -79,6 +79,7 @@ pub fn decode_server(text: &str) -> Result<ServerAction> {
         "NAME_CHANGE" => ServerAction::NameChange(payload(&kind, raw)?),
         "USER_CONNECTED" => ServerAction::UserConnected(payload(&kind, raw)?),
         "USER_DISCONNECTED" => ServerAction::UserDisconnected(payload(&kind, raw)?),
+        "PRESENCE" => ServerAction::Presence(payload(&kind, raw)?),
         "RESUME" => ServerAction::Resume(payload(&kind, raw)?),
         "HISTORY" => ServerAction::History(payload(&kind, raw)?),
         "SEARCH_RESULTS" => ServerAction::SearchResults(payload(&kind, raw)?),

@@ -202,7 +202,8 @@ impl Pair {
     }
 
     /// Connects raw connection `id` and identifies as a new user: its connection, user id
-    /// and token. What it received is left for [`Self::take`], from USER_INFO on.
+    /// and token; then the presence tick passes. What it received after USER_INFO (its
+    /// `PRESENCE`) is left for [`Self::take`].
     ///
     /// # Panics
     /// If the room gives no identity (a test's mistake).
@@ -238,6 +239,9 @@ impl Pair {
             })
             .expect("the room identifies a new user");
         let token = info.token.expect("a new user gets a token");
+        // Let the presence tick pass, so everyone has heard of them (`PRESENCE`).
+        let tick = self.room.config().presence_tick_ms;
+        self.advance(tick);
         (conn, info.user_id, token)
     }
 

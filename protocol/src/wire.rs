@@ -211,6 +211,10 @@ pub enum ServerAction {
     /// A user's last connection closed (ours).
     #[serde(rename = "USER_DISCONNECTED")]
     UserDisconnected(UserRef),
+    /// Who came online, went offline or renamed in the last presence tick (ours): one frame
+    /// per tick for everyone, instead of one per change.
+    #[serde(rename = "PRESENCE")]
+    Presence(Presence),
     /// Answer to `since` in `HANDSHAKE_USER_INFO` (ours).
     #[serde(rename = "RESUME")]
     Resume(Resume),
@@ -530,6 +534,30 @@ impl NameChanged {
             name,
             id_name_pair,
         }
+    }
+}
+
+/// Payload of the server's `PRESENCE`: the changes of one presence tick, each person at most
+/// once, as they are at its end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    /// Came online (with `joinedAt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<UserRef>,
+    /// Went offline (with `lastSeen`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<UserRef>,
+    /// Names: of those who renamed, and of those who came online under a name other than
+    /// the default one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<UserId, String>,
+}
+
+impl Presence {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.joined.is_empty() && self.left.is_empty() && self.names.is_empty()
     }
 }
 

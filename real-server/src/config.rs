@@ -124,6 +124,12 @@ pub struct Config {
     #[arg(long, default_value_t = 10)]
     pub call_signals_per_second: u32,
 
+    /// Milliseconds presence changes (who came online, went offline, renamed) collect before
+    /// one PRESENCE frame tells everyone of them: joining N people costs each connection one
+    /// frame per tick, not N.
+    #[arg(long, default_value_t = 100)]
+    pub presence_tick_ms: u32,
+
     /// Actions a connection may send in a burst.
     #[arg(long, default_value_t = 10)]
     pub rate_burst: u32,
@@ -277,6 +283,7 @@ impl Config {
             call_signal_burst: self.call_signal_burst.max(1),
             call_signals_per_second: self.call_signals_per_second.max(1),
             ice_servers: self.ice_servers.clone(),
+            presence_tick_ms: protocol::Millis::from(self.presence_tick_ms),
             ..protocol::RoomConfig::default()
         }
     }

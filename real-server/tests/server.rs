@@ -45,6 +45,11 @@ async fn the_legacy_sequence_byte_for_byte() {
             r#"{{"type":"MESSAGE","payload":{{"rawMessage":"**hi**","userId":"{id}"}}}}"#
         ))
         .await;
+    // Ours, which a v1 reducer ignores: the presence tick that names this client ends before
+    // its own message goes out.
+    let presence = client.recv().await;
+    assert_eq!(presence["type"], "PRESENCE");
+    assert_eq!(presence["payload"]["joined"][0]["userId"], id.as_str());
     let message = client.recv().await;
     assert_eq!(message["type"], "MESSAGE");
     let payload = &message["payload"];

@@ -61,17 +61,21 @@ impl Call {
 }
 
 impl Room {
-    /// When the room next needs [`Room::handle_timeout`]: the first ring to run out.
+    /// When the room next needs [`Room::handle_timeout`]: the first ring to run out, or the
+    /// end of the presence tick.
     pub fn poll_timeout(&self) -> Option<Millis> {
         self.calls
             .iter()
             .filter(|c| c.answered_at.is_none())
             .map(|c| c.rang_at + self.config.call_ring_ms)
+            .chain(self.presence_due())
             .min()
     }
 
-    /// Time has come ([`Room::poll_timeout`]): rings that ran out are missed.
+    /// Time has come ([`Room::poll_timeout`]): a presence tick that is over is told, rings
+    /// that ran out are missed.
     pub fn handle_timeout(&mut self, now: Millis) {
+        self.presence_timeout(now);
         let ring_ms = self.config.call_ring_ms;
         let expired: Vec<String> = self
             .calls

@@ -55,6 +55,9 @@ pub struct RoomConfig {
     pub call_signals_per_second: u32,
     /// The ICE servers announced in `HANDSHAKE` for calls (none).
     pub ice_servers: Vec<IceServer>,
+    /// How long presence changes collect before one `PRESENCE` frame tells everyone, in
+    /// milliseconds (100).
+    pub presence_tick_ms: Millis,
 }
 
 impl Default for RoomConfig {
@@ -80,6 +83,7 @@ impl Default for RoomConfig {
             call_signal_burst: 50,
             call_signals_per_second: 10,
             ice_servers: Vec::new(),
+            presence_tick_ms: 100,
         }
     }
 }

@@ -4,9 +4,10 @@ mod call;
 mod config;
 mod effect;
 mod identity;
+mod presence;
 mod rate;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 pub use config::{
@@ -95,7 +96,13 @@ pub struct Room {
     connections: HashMap<ConnectionId, Connection>,
     users: HashMap<UserId, UserEntry>,
     /// How many open, identified connections each online user has.
-    online: HashMap<UserId, u32>,
+    online: BTreeMap<UserId, u32>,
+    /// Offline people with a `last_seen`, by it: the most recently seen are the last.
+    seen_order: BTreeSet<(Millis, UserId)>,
+    /// The running presence tick (see the `presence` module).
+    presence: presence::Tick,
+    /// Identified connections of legacy clients, which are told names lazily.
+    legacy: BTreeSet<ConnectionId>,
     /// Recent stored messages, oldest first, at most `cache_messages`.
     recent: VecDeque<StoredMessage>,
     /// Every stored message with a seq above this is in `recent`; below, only storage has it.
@@ -133,6 +140,8 @@ struct Connection {
     searching: bool,
     /// The budget of call signals, once the connection sends one.
     signals: Option<TokenBucket>,
+    /// A legacy client's: the names it has been told, by version (empty for ours).
+    legacy_names: BTreeMap<UserId, u32>,
 }
 
 impl Connection {
@@ -150,6 +159,8 @@ struct UserEntry {
     token_hash: String,
     joined_at: Option<Millis>,
     last_seen: Option<Millis>,
+    /// Counts renames (for the names told to legacy clients).
+    name_version: u32,
 }
 
 impl UserEntry {
@@ -237,9 +248,14 @@ impl Room {
                     token_hash: u.token_hash,
                     joined_at: u.joined_at,
                     last_seen: u.last_seen,
+                    name_version: 0,
                 };
                 (u.id, entry)
             })
+            .collect::<HashMap<UserId, UserEntry>>();
+        let seen_order = users
+            .iter()
+            .filter_map(|(id, u)| Some((u.last_seen?, id.clone())))
             .collect();
         Self {
             config,
@@ -247,7 +263,10 @@ impl Room {
             ids: IdSource::from_seed(seed),
             connections: HashMap::new(),
             users,
-            online: HashMap::new(),
+            online: BTreeMap::new(),
+            seen_order,
+            presence: presence::Tick::default(),
+            legacy: BTreeSet::new(),
             recent,
             recent_floor,
             changes_floor: 0,
@@ -307,11 +326,7 @@ impl Room {
             .take_while(|record| take_bytes(&mut budget, record))
             .collect();
         messages.reverse();
-        let online: Vec<UserId> = {
-            let mut ids: Vec<UserId> = self.online.keys().cloned().collect();
-            ids.sort();
-            ids
-        };
+        let online: Vec<UserId> = self.online.keys().cloned().collect();
         let people = self.people(&online);
         let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
         user_names.extend(self.names_of(people.iter().map(|p| &p.user_id)));
@@ -326,6 +341,7 @@ impl Room {
                 speaks_ours: false,
                 searching: false,
                 signals: None,
+                legacy_names: BTreeMap::new(),
             },
         );
         self.send(
@@ -358,19 +374,15 @@ impl Room {
             joined_at: entry.joined_at,
             last_seen: entry.last_seen,
         };
-        let mut recent: Vec<(&UserId, &UserEntry)> = self
-            .users
-            .iter()
-            .filter(|(id, u)| u.last_seen.is_some() && !self.online.contains_key(*id))
-            .collect();
-        recent.sort_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen).then(a.0.cmp(b.0)));
         let now_here = online
             .iter()
             .filter_map(|id| Some(person(id, self.users.get(id)?)));
-        let lately = recent
-            .into_iter()
-            .take(RECENT_PEOPLE)
-            .map(|(id, entry)| person(id, entry));
+        let lately = self
+            .seen_order
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| Some(person(id, self.users.get(id)?)))
+            .take(RECENT_PEOPLE);
         now_here.chain(lately).collect()
     }
 
@@ -379,6 +391,7 @@ impl Room {
         let Some(connection) = self.connections.remove(&conn) else {
             return;
         };
+        self.legacy.remove(&conn);
         let Some(user) = connection.user else { return };
         self.calls_lose(now, conn, &user);
         let last = match self.online.get_mut(&user) {
@@ -392,15 +405,14 @@ impl Room {
         if last {
             self.online.remove(&user);
             if let Some(entry) = self.users.get_mut(&user) {
-                entry.last_seen = Some(now);
+                if let Some(before) = entry.last_seen.replace(now) {
+                    self.seen_order.remove(&(before, user.clone()));
+                }
+                self.seen_order.insert((now, user.clone()));
                 let record = entry.record(&user);
                 self.effects.push_back(Effect::PersistUser(record));
             }
-            self.effects
-                .push_back(Effect::Broadcast(ServerAction::UserDisconnected(UserRef {
-                    last_seen: Some(now),
-                    ..UserRef::of(user)
-                })));
+            self.presence_left(now, user);
         }
     }
 
@@ -471,7 +483,11 @@ impl Room {
         let (ServerAction::Message(record) | ServerAction::MessageChanged(record)) = &action else {
             return self.effects.push_back(Effect::Broadcast(action));
         };
+        // Whoever reads it has been told of its author first.
+        self.presence_flush_for(&record.user_id);
         let Some(to) = &record.to else {
+            let author = record.user_id.clone();
+            self.tell_legacy_name(&author);
             return self.effects.push_back(Effect::Broadcast(action));
         };
         let author = &record.user_id;
@@ -699,19 +715,36 @@ impl Room {
                 self.new_user(now, conn)
             }
         };
+        let speaks_ours = info.protocol_version.is_some();
+        let version = self.users.get(&user_id).map_or(0, |u| u.name_version);
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.user = Some(user_id.clone());
-            connection.speaks_ours = info.protocol_version.is_some();
+            connection.speaks_ours = speaks_ours;
+            if !speaks_ours {
+                // It knows its own name (USER_INFO); others' it is told lazily.
+                connection.legacy_names.insert(user_id.clone(), version);
+            }
+        }
+        let joined_at = self.users.get(&user_id).and_then(|u| u.joined_at);
+        if !speaks_ours {
+            self.legacy.insert(conn);
+            // Legacy order: USER_INFO, then USER_CONNECTED (its own only: others' presence
+            // would cost every legacy client a frame per person).
+            self.send(
+                conn,
+                ServerAction::UserConnected(UserRef {
+                    joined_at,
+                    ..UserRef::of(user_id.clone())
+                }),
+            );
         }
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
-            let joined_at = self.users.get(&user_id).and_then(|u| u.joined_at);
-            self.effects
-                .push_back(Effect::Broadcast(ServerAction::UserConnected(UserRef {
-                    joined_at,
-                    ..UserRef::of(user_id)
-                })));
+            if let Some(seen) = self.users.get(&user_id).and_then(|u| u.last_seen) {
+                self.seen_order.remove(&(seen, user_id.clone()));
+            }
+            self.presence_joined(now, user_id, joined_at);
         }
         match info.since {
             Some(since) => self.resume(conn, since, handshake_seq),
@@ -772,14 +805,17 @@ impl Room {
             token_hash: hash_token(&token),
             joined_at: Some(now),
             last_seen: None,
+            name_version: 0,
         };
         self.effects
             .push_back(Effect::PersistUser(entry.record(&id)));
         self.users.insert(id.clone(), entry);
-        self.effects
-            .push_back(Effect::Broadcast(ServerAction::NameChange(
-                NameChanged::new(id.clone(), DEFAULT_NAME.to_owned()),
-            )));
+        // Legacy order: the new id's NAME_CHANGE first (to it; everyone else learns the name
+        // with the next presence tick, or lazily before its first message).
+        self.send(
+            conn,
+            ServerAction::NameChange(NameChanged::new(id.clone(), DEFAULT_NAME.to_owned())),
+        );
         self.send(
             conn,
             ServerAction::UserInfo(UserInfo {
@@ -1133,12 +1169,22 @@ impl Room {
             return;
         };
         entry.name = name.clone();
+        entry.name_version += 1;
+        let version = entry.name_version;
         let record = entry.record(&user);
         self.effects.push_back(Effect::PersistUser(record));
-        self.effects
-            .push_back(Effect::Broadcast(ServerAction::NameChange(
-                NameChanged::new(user, name),
-            )));
+        // The echo to the connection that asked (legacy clients wait for it); everyone else
+        // hears it with the presence tick (legacy clients: before this person's next message).
+        if let Some(connection) = self.connections.get_mut(&conn)
+            && !connection.speaks_ours
+        {
+            connection.legacy_names.insert(user.clone(), version);
+        }
+        self.send(
+            conn,
+            ServerAction::NameChange(NameChanged::new(user.clone(), name.clone())),
+        );
+        self.presence_renamed(now, user, name);
     }
 
     fn history(&mut self, now: Millis, conn: ConnectionId, request: HistoryRequest) {

@@ -62,6 +62,19 @@ fn stored(seq: Seq, user: &str, raw: &str) -> StoredMessage {
     }
 }
 
+/// Lets the presence tick pass; the `PRESENCE` frames `conn` got.
+fn presence_after_tick(h: &mut Pair, conn: ConnectionId) -> Vec<crate::wire::Presence> {
+    let tick = h.room.config().presence_tick_ms;
+    h.advance(tick);
+    h.take(conn)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::Presence(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn connect_sends_handshake_then_new_user_gets_the_legacy_sequence() {
     let mut h = Harness::new();
@@ -76,7 +89,7 @@ fn connect_sends_handshake_then_new_user_gets_the_legacy_sequence() {
         ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
     );
     let got = h.take(conn);
-    // Legacy order: NAME_CHANGE (Anonymous) broadcast, USER_INFO, then USER_CONNECTED.
+    // Legacy order: NAME_CHANGE (Anonymous), USER_INFO, then USER_CONNECTED.
     let [
         ServerAction::NameChange(named),
         ServerAction::UserInfo(info),
@@ -110,7 +123,7 @@ fn two_users_chat_and_everyone_gets_each_message_once() {
     assert_eq!(at_a[0].user_id, alice);
     assert_eq!(at_a[0].seq, Some(1));
     assert_eq!(at_a[0].html_message, "<p>hello <strong>bob</strong></p>\n");
-    assert_eq!(at_a[0].timestamp, T0);
+    assert_eq!(at_a[0].timestamp, h.now);
     assert_eq!(h.stored.len(), 1);
 }
 
@@ -176,12 +189,22 @@ fn a_payload_user_id_is_never_trusted() {
     h.act(b, rename("Mallory", Some(&alice)));
     assert_eq!(h.errors(b), vec![ErrorCode::UserMismatch]);
     assert!(h.user(&alice).expect("stored user").name == DEFAULT_NAME);
-    // Naming yourself correctly is fine.
+    // Naming yourself correctly is fine: the asker hears its echo at once, everyone with
+    // the presence tick.
     h.act(b, rename("Bob", Some(&bob)));
+    assert!(matches!(&h.take(b)[..], [ServerAction::NameChange(n)] if n.name == "Bob"));
+    let told = presence_after_tick(&mut h, a);
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].names.get(&bob).map(String::as_str), Some("Bob"));
+    // A legacy client ignores PRESENCE: it is told the name just before Bob's next message,
+    // once.
+    h.say(b, "hi");
+    h.say(b, "again");
+    let got = h.take(a);
     assert!(
-        h.take(a).iter().any(
-            |x| matches!(x, ServerAction::NameChange(n) if n.name == "Bob" && n.user_id == bob)
-        )
+        matches!(&got[..], [ServerAction::NameChange(n), ServerAction::Message(_), ServerAction::Message(_)]
+            if n.user_id == bob && n.name == "Bob"),
+        "{got:?}"
     );
 }
 
@@ -568,7 +591,7 @@ fn presence_tracks_users_not_connections() {
     let (a, alice, token) = h.join(1);
     let watcher = h.connect(9);
     h.take(watcher);
-    // A second tab of the same user: no new USER_CONNECTED.
+    // A second tab of the same user: no presence change.
     let a2 = h.connect(2);
     h.act(
         a2,
@@ -579,25 +602,105 @@ fn presence_tracks_users_not_connections() {
             protocol_version: None,
         }),
     );
-    assert!(
-        !h.take(watcher)
-            .iter()
-            .any(|x| matches!(x, ServerAction::UserConnected(_)))
-    );
+    assert!(presence_after_tick(&mut h, watcher).is_empty());
     let late = h.connect(3);
     let got = h.take(late);
     assert!(
         matches!(&got[0], ServerAction::Handshake(hs) if hs.online.as_deref() == Some(&[alice.clone()][..]))
     );
     h.disconnect(a);
-    assert!(h.take(watcher).is_empty(), "still online in the other tab");
+    assert!(
+        presence_after_tick(&mut h, watcher).is_empty(),
+        "still online in the other tab"
+    );
     h.disconnect(a2);
+    let left = h.now;
     assert_eq!(
-        h.take(watcher),
-        vec![ServerAction::UserDisconnected(UserRef {
-            last_seen: Some(h.now),
-            ..UserRef::of(alice)
-        })]
+        presence_after_tick(&mut h, watcher),
+        vec![crate::wire::Presence {
+            left: vec![UserRef {
+                last_seen: Some(left),
+                ..UserRef::of(alice)
+            }],
+            ..crate::wire::Presence::default()
+        }]
+    );
+}
+
+#[test]
+fn presence_is_one_frame_per_tick_for_everyone_however_many_change() {
+    let mut h = Harness::new();
+    let watcher = h.connect(1);
+    h.act(
+        watcher,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            protocol_version: Some(PROTOCOL_VERSION),
+            ..HandshakeUserInfo::default()
+        }),
+    );
+    presence_after_tick(&mut h, watcher);
+    let start = h.now;
+    // Fifty people identify within one tick; one leaves again, one renames.
+    let mut joined = Vec::new();
+    for id in 10..60 {
+        let conn = h.connect(id);
+        h.act(
+            conn,
+            ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+        );
+        let user = h.take(conn).into_iter().find_map(|a| match a {
+            ServerAction::UserInfo(info) => Some(info.user_id),
+            _ => None,
+        });
+        joined.push((conn, user.expect("identified")));
+    }
+    h.act(joined[1].0, rename("Ana", None));
+    h.disconnect(joined[2].0);
+    assert_eq!(
+        h.room.poll_timeout(),
+        Some(start + h.room.config().presence_tick_ms)
+    );
+    assert!(
+        h.take(watcher).is_empty(),
+        "nothing before the tick ends, however many changed"
+    );
+    let told = presence_after_tick(&mut h, watcher);
+    let [presence] = &told[..] else {
+        panic!("one frame for the tick: {told:?}");
+    };
+    let mut online: Vec<&str> = presence.joined.iter().map(|u| u.user_id.as_str()).collect();
+    online.sort_unstable();
+    let mut expected: Vec<&str> = joined
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, (_, u))| u.as_str())
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(online, expected, "each person once, as at the tick's end");
+    assert!(presence.joined.iter().all(|u| u.joined_at == Some(start)));
+    assert_eq!(presence.left.len(), 1);
+    assert_eq!(presence.left[0].user_id, joined[2].1);
+    assert_eq!(
+        presence.names,
+        BTreeMap::from([(joined[1].1.clone(), "Ana".to_owned())])
+    );
+    // Each of the fifty legacy clients heard that one frame too (and ignores it).
+    assert_eq!(presence_after_tick(&mut h, joined[0].0).len(), 1);
+    // Nothing changed since: no frame, no timer.
+    assert_eq!(h.room.poll_timeout(), None);
+    // A message of someone whose presence is still in a running tick tells the tick first.
+    let late = h.connect(99);
+    h.act(
+        late,
+        ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
+    );
+    h.take(late);
+    h.say(late, "hi, I just came");
+    let got = h.take(watcher);
+    assert!(
+        matches!(&got[..], [ServerAction::Presence(p), ServerAction::Message(_)] if p.joined.len() == 1),
+        "{got:?}"
     );
 }
 
@@ -826,10 +929,10 @@ fn new_identities_are_limited_per_address() {
     // The fourth new identity from that address is refused, stores nothing, announces nothing.
     let users_before = h.users.len();
     let names_seen = |h: &mut Pair| {
-        h.take(watcher)
+        presence_after_tick(h, watcher)
             .iter()
-            .filter(|a| matches!(a, ServerAction::NameChange(_)))
-            .count()
+            .map(|p| p.joined.len())
+            .sum::<usize>()
     };
     assert_eq!(names_seen(&mut h), 3);
     let refused = identify(&mut h, 10, attacker, HandshakeUserInfo::default());
@@ -1021,6 +1124,7 @@ fn an_author_edits_and_deletes_their_message_and_everyone_sees_it_as_it_is_now()
     h.take(a);
     h.take(b);
     h.now += 1_000;
+    let edited = h.now;
     h.act(a, edit(1, "hello **all**", "e1"));
     let [at_b] = &changed(&mut h, b)[..] else {
         panic!("one change");
@@ -1028,7 +1132,7 @@ fn an_author_edits_and_deletes_their_message_and_everyone_sees_it_as_it_is_now()
     assert_eq!(at_b.seq, Some(1));
     assert_eq!(at_b.raw_message, "hello **all**");
     assert_eq!(at_b.html_message, "<p>hello <strong>all</strong></p>\n");
-    assert_eq!(at_b.edited_at, Some(T0 + 1_000));
+    assert_eq!(at_b.edited_at, Some(edited));
     assert_eq!(at_b.changed_seq, Some(2), "the change has a seq of its own");
     assert_eq!(changed(&mut h, a).len(), 1, "the author hears it too");
     h.act(a, delete(1, "d1"));
@@ -1379,18 +1483,20 @@ fn the_people_list_knows_who_is_online_who_was_here_lately_and_since_when() {
     let mut h = Harness::new();
     let (a, alice, _) = h.join(1);
     h.advance(60_000);
+    let bob_came = h.now;
     let (b, bob, _) = h.join(2);
     h.advance(60_000);
     h.disconnect(b);
     let left = h.now;
     // Bob's last visit is kept (for after a restart too).
     assert_eq!(h.user(&bob).and_then(|u| u.last_seen), Some(left));
-    assert_eq!(h.user(&bob).and_then(|u| u.joined_at), Some(T0 + 60_000));
-    let said = h.take(a);
-    assert!(said.contains(&ServerAction::UserDisconnected(UserRef {
-        last_seen: Some(left),
-        ..UserRef::of(bob.clone())
-    })));
+    assert_eq!(h.user(&bob).and_then(|u| u.joined_at), Some(bob_came));
+    let said = presence_after_tick(&mut h, a);
+    assert!(said.iter().any(|p| p.left
+        == [UserRef {
+            last_seen: Some(left),
+            ..UserRef::of(bob.clone())
+        }]));
     let c = h.connect(3);
     let [ServerAction::Handshake(handshake)] = &h.take(c)[..] else {
         panic!("a handshake first");
@@ -1406,7 +1512,7 @@ fn the_people_list_knows_who_is_online_who_was_here_lately_and_since_when() {
             },
             crate::wire::Person {
                 user_id: bob.clone(),
-                joined_at: Some(T0 + 60_000),
+                joined_at: Some(bob_came),
                 last_seen: Some(left),
             },
         ]
@@ -1420,9 +1526,9 @@ fn the_people_list_knows_who_is_online_who_was_here_lately_and_since_when() {
         c,
         ClientAction::HandshakeUserInfo(HandshakeUserInfo::default()),
     );
-    let carol_joined = h.take(a).into_iter().find_map(|action| match action {
-        ServerAction::UserConnected(user) => Some(user.joined_at),
-        _ => None,
-    });
-    assert_eq!(carol_joined, Some(Some(h.now)));
+    let came = h.now;
+    let carol_joined = presence_after_tick(&mut h, a)
+        .into_iter()
+        .find_map(|p| Some(p.joined.first()?.joined_at));
+    assert_eq!(carol_joined, Some(Some(came)));
 }

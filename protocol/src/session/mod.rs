@@ -668,6 +668,17 @@ impl Session {
                 self.learn(&user);
                 self.online.remove(&user.user_id);
             }
+            ServerAction::Presence(presence) => {
+                for user in &presence.left {
+                    self.learn(user);
+                    self.online.remove(&user.user_id);
+                }
+                for user in presence.joined {
+                    self.learn(&user);
+                    self.online.insert(user.user_id);
+                }
+                self.names.extend(presence.names);
+            }
             ServerAction::Resume(resume) => self.on_resume(resume),
             ServerAction::History(page) => {
                 self.names.extend(page.user_names);

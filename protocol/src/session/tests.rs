@@ -15,6 +15,9 @@ fn joined(pair: &mut Pair, name: &str) -> PeerId {
         .set_wanted_name(now, Some(name.to_owned()));
     pair.open_session(peer);
     assert_eq!(pair.session(peer).phase(), Phase::Online);
+    // Everyone hears of them with the presence tick.
+    let tick = pair.room.config().presence_tick_ms;
+    pair.advance(tick);
     peer
 }
 

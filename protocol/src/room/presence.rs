@@ -1,0 +1,151 @@
+//! Presence in O(N): who came online, went offline or renamed is collected for one short tick
+//! (`RoomConfig::presence_tick_ms`) and then told to everyone in one `PRESENCE` frame, each
+//! person at most once, as they are at the tick's end. So N people joining cost each
+//! connection one frame per tick, not N.
+//!
+//! Legacy v1 clients ignore `PRESENCE` (an unknown type). They get what they need from us
+//! instead, lazily: their own `NAME_CHANGE`, `USER_INFO` and `USER_CONNECTED` when they
+//! identify, the echo of their own rename, and the `NAME_CHANGE` of a person just before the
+//! first message of that person's name they receive (see [`Room::tell_legacy_name`]).
+
+use std::collections::BTreeMap;
+
+use super::{DEFAULT_NAME, Effect, Room};
+use crate::wire::{Millis, NameChanged, Presence, ServerAction, UserId, UserRef};
+
+/// A person's presence at the end of the tick so far.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Online { joined_at: Option<Millis> },
+    Offline { last_seen: Millis },
+}
+
+/// The changes of the running tick.
+#[derive(Debug, Default)]
+pub(super) struct Tick {
+    states: BTreeMap<UserId, State>,
+    renamed: BTreeMap<UserId, String>,
+    /// When the tick ends: set by its first change.
+    due: Option<Millis>,
+}
+
+impl Tick {
+    /// Whether the tick holds a change of this person.
+    fn touches(&self, user: &str) -> bool {
+        self.states.contains_key(user) || self.renamed.contains_key(user)
+    }
+}
+
+impl Room {
+    /// When the running presence tick ends, if one runs.
+    pub(super) fn presence_due(&self) -> Option<Millis> {
+        self.presence.due
+    }
+
+    fn presence_started(&mut self, now: Millis) {
+        if self.presence.due.is_none() {
+            self.presence.due = Some(now + self.config.presence_tick_ms);
+        }
+    }
+
+    /// `user`'s first connection was identified.
+    pub(super) fn presence_joined(&mut self, now: Millis, user: UserId, joined_at: Option<Millis>) {
+        self.presence_started(now);
+        self.presence
+            .states
+            .insert(user, State::Online { joined_at });
+    }
+
+    /// `user`'s last connection closed.
+    pub(super) fn presence_left(&mut self, now: Millis, user: UserId) {
+        self.presence_started(now);
+        self.presence
+            .states
+            .insert(user, State::Offline { last_seen: now });
+    }
+
+    /// `user` took a new name.
+    pub(super) fn presence_renamed(&mut self, now: Millis, user: UserId, name: String) {
+        self.presence_started(now);
+        self.presence.renamed.insert(user, name);
+    }
+
+    /// The tick is over when it is due; [`Room::handle_timeout`] calls this.
+    pub(super) fn presence_timeout(&mut self, now: Millis) {
+        if self.presence.due.is_some_and(|due| due <= now) {
+            self.presence_flush();
+        }
+    }
+
+    /// Tells everyone the tick's changes now (its end, or earlier: before a message of a person
+    /// it names, so nobody sees a message of someone they have not been told of).
+    pub(super) fn presence_flush_for(&mut self, author: &str) {
+        if self.presence.touches(author) {
+            self.presence_flush();
+        }
+    }
+
+    fn presence_flush(&mut self) {
+        let Tick {
+            states, renamed, ..
+        } = std::mem::take(&mut self.presence);
+        let mut presence = Presence {
+            names: renamed,
+            ..Presence::default()
+        };
+        for (user, state) in states {
+            match state {
+                State::Online { joined_at } => {
+                    if let Some(entry) = self.users.get(&user)
+                        && entry.name != DEFAULT_NAME
+                    {
+                        presence
+                            .names
+                            .entry(user.clone())
+                            .or_insert_with(|| entry.name.clone());
+                    }
+                    presence.joined.push(UserRef {
+                        joined_at,
+                        ..UserRef::of(user)
+                    });
+                }
+                State::Offline { last_seen } => presence.left.push(UserRef {
+                    last_seen: Some(last_seen),
+                    ..UserRef::of(user)
+                }),
+            }
+        }
+        if !presence.is_empty() {
+            self.effects
+                .push_back(Effect::Broadcast(ServerAction::Presence(presence)));
+        }
+    }
+
+    /// Before a room message of `author` reaches the legacy connections, each of them that has
+    /// not been told `author`'s current name is told it (`NAME_CHANGE`, to it alone).
+    pub(super) fn tell_legacy_name(&mut self, author: &str) {
+        if self.legacy.is_empty() {
+            return;
+        }
+        let Some(entry) = self.users.get(author) else {
+            return;
+        };
+        let (name, version) = (entry.name.clone(), entry.name_version);
+        let mut told = Vec::new();
+        for conn in &self.legacy {
+            let Some(connection) = self.connections.get_mut(conn) else {
+                continue;
+            };
+            if connection.legacy_names.get(author) != Some(&version) {
+                connection.legacy_names.insert(author.to_owned(), version);
+                told.push(*conn);
+            }
+        }
+        for to in told {
+            self.effects.push_back(Effect::Send {
+                to,
+                action: ServerAction::NameChange(NameChanged::new(author.to_owned(), name.clone())),
+            });
+        }
+    }
+}
