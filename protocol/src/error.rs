@@ -48,7 +48,8 @@ pub enum ErrorCode {
     TooManyIdentities,
     /// Older history could not be read from storage (no message is affected); try again.
     HistoryFailed,
-    /// The message to edit or delete is not among the room's recent messages, or was deleted.
+    /// The message to change is not among the room's recent messages (or is not one the
+    /// sender may see).
     UnknownMessage,
     /// Only its author may edit or delete a message.
     NotYourMessage,
@@ -71,6 +72,9 @@ pub enum ErrorCode {
     CallBusy,
     /// The person called has no connection here that can take a call.
     Unavailable,
+    /// The message was deleted (perhaps a moment ago, by a delete not yet stored): it takes
+    /// no edit, reaction or second delete.
+    MessageDeleted,
 }
 
 /// Why a frame could not be decoded into an action.

@@ -236,6 +236,7 @@ fn error_codes() {
         ErrorCode::InvalidCall,
         ErrorCode::CallBusy,
         ErrorCode::Unavailable,
+        ErrorCode::MessageDeleted,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

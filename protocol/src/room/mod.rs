@@ -86,6 +86,9 @@ pub struct RoomSnapshot {
 ///   an action over the limit is dropped with `RATE_LIMITED`.
 /// - A message whose (author, nonce) was seen among the last `cache_messages` messages is not
 ///   stored again: its sender gets the stored copy back.
+/// - A change (edit, delete, reaction) is judged against its message as it will be once every
+///   change already accepted is stored (`as_it_will_be`), so everyone is told only of changes
+///   storage will hold, and changes sent at once end as the same changes one by one.
 ///
 /// A room never panics on any input; every refusal is an `ERROR` action to its sender.
 #[derive(Debug)]
@@ -1044,13 +1047,20 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
             return;
         };
+        // Checked against the message as it will be once every change already accepted is
+        // stored, not as storage has confirmed it so far: an "on" then "off" a moment apart
+        // ends off, pending reactions count towards the cap, nothing follows a delete.
         let Some(message) = self
-            .recent_mut(target)
-            .filter(|m| !m.deleted && m.visible_to(Some(&user)))
+            .as_it_will_be(target)
+            .filter(|m| m.visible_to(Some(&user)))
         else {
-            let text = "that message is not among the room's recent messages, or was deleted";
+            let text = "that message is not among the room's recent messages";
             return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
         };
+        if message.deleted {
+            let text = "that message was deleted";
+            return self.refuse_for(conn, ErrorCode::MessageDeleted, text, nonce_ref);
+        }
         let author = message.user_id.clone();
         let given = match &asked {
             Asked::React(emoji, _) => message
@@ -1149,6 +1159,22 @@ impl Room {
                 _ => None,
             })
         })
+    }
+
+    /// Stored message `target` (still in memory) as it will be once every change already
+    /// accepted for it and waiting for storage is stored: what the next change to it is
+    /// checked against. The changes are folded in by the one rule ([`StoredChange::apply`]).
+    fn as_it_will_be(&self, target: Seq) -> Option<StoredMessage> {
+        let index = self.recent.binary_search_by_key(&target, |m| m.seq).ok()?;
+        let mut message = self.recent.get(index)?.clone();
+        for pending in &self.pending {
+            if let PendingEvent::Change { change, .. } = &pending.event
+                && change.target == target
+            {
+                change.apply(&mut message);
+            }
+        }
+        Some(message)
     }
 
     /// A stored message still in memory.
@@ -1352,6 +1378,8 @@ fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
 
 #[cfg(test)]
 mod call_tests;
+#[cfg(test)]
+mod change_tests;
 #[cfg(test)]
 mod direct_tests;
 #[cfg(test)]

@@ -1147,7 +1147,7 @@ fn an_author_edits_and_deletes_their_message_and_everyone_sees_it_as_it_is_now()
     assert!(h.stored[0].deleted && h.stored[0].raw.is_empty());
     // A deleted message cannot be edited or deleted again.
     h.act(a, edit(1, "back", "e2"));
-    assert_eq!(h.errors(a), vec![ErrorCode::UnknownMessage]);
+    assert_eq!(h.errors(a), vec![ErrorCode::MessageDeleted]);
 }
 
 #[test]
@@ -1338,7 +1338,7 @@ fn reactions_are_a_set_per_person_and_emoji_and_anyone_may_react() {
             .is_some_and(|m| m.reactions.is_empty())
     );
     h.act(b, react(1, "👍", true));
-    assert_eq!(h.errors(b), vec![ErrorCode::UnknownMessage]);
+    assert_eq!(h.errors(b), vec![ErrorCode::MessageDeleted]);
 }
 
 #[test]
