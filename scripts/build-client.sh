@@ -9,7 +9,7 @@ cd "$CAHAT_ROOT"
 trunk build --release --offline --public-url "${1:-./}"
 
 target=$((250 * 1024))
-ceiling=$((500 * 1024))
+ceiling=$((516 * 1024))
 total=0
 while IFS= read -r file; do
   size=$(gzip -9 -c "$file" | wc -c)
