@@ -49,6 +49,10 @@ pub enum Intent {
     Delete(RoomId, protocol::Seq),
     /// Add (true) or take back your reaction to a stored message.
     React(RoomId, protocol::Seq, String, bool),
+    /// Ask again for a change of yours (by its nonce) the room did not store.
+    RetryChange(RoomId, String),
+    /// Give up a change of yours (by its nonce) the room did not store.
+    DismissChange(RoomId, String),
     /// You are typing in this room's box.
     Typing(RoomId),
     /// Search this room (the query already checked).
@@ -169,6 +173,13 @@ pub async fn run(
             Input::Intent(Intent::React(id, seq, emoji, on)) => {
                 state.write().react(id, seq, &emoji, on, now());
                 network.carry(id);
+            }
+            Input::Intent(Intent::RetryChange(id, nonce)) => {
+                state.write().retry_change(id, &nonce, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::DismissChange(id, nonce)) => {
+                state.write().dismiss_change(id, &nonce);
             }
             Input::Intent(Intent::Typing(id)) => {
                 state.write().typing(id, now());

@@ -15,7 +15,7 @@
 
 mod script;
 
-use protocol::session::SessionConfig;
+use protocol::session::{Delivery, SessionConfig};
 use protocol::testing::{Pair, PeerId};
 use protocol::{ConnectionId, Millis, RoomConfig, RoomSnapshot};
 use rand::rngs::StdRng;
@@ -364,6 +364,19 @@ impl MockRoom {
             return false;
         }
         let now = self.pair.now;
+        // A change the room would not take (a reaction to a message deleted meanwhile, say):
+        // a fake user lets it go, as a person would dismiss it.
+        let given_up: Vec<String> = self
+            .pair
+            .session(peer)
+            .changes()
+            .iter()
+            .filter(|c| c.delivery != Delivery::Pending)
+            .map(|c| c.nonce.clone())
+            .collect();
+        for nonce in given_up {
+            self.pair.session_mut(peer).dismiss_change(&nonce);
+        }
         if let Some(Draft { text, reply_to, to }) = self.bots[i].draft.take() {
             // Every scripted message fits the room: a refusal would only be a bug.
             let _nonce = self

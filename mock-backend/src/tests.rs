@@ -439,3 +439,62 @@ fn a_fake_user_calls_back_who_wrote_to_it() {
     assert_eq!(rings.len(), 1, "{rings:?}");
     assert_eq!(rings[0].from.as_deref(), Some(bob.as_str()));
 }
+
+#[test]
+fn a_change_the_room_refuses_a_fake_user_lets_go() {
+    let mut room = MockRoom::new("Demo", 4, 11, T0);
+    let conn = room.connect(T0);
+    room.send(
+        T0,
+        conn,
+        r#"{"type":"HANDSHAKE_USER_INFO","payload":{"protocolVersion":2}}"#,
+    );
+    let mut now = T0;
+    let mut refused = std::collections::BTreeSet::new();
+    let mut said = 0;
+    while now < T0 + 20 * 60_000 {
+        now += 250;
+        // The page says something every 20 s and takes it back a moment later: fake users
+        // who react to it then are refused (MESSAGE_DELETED).
+        if (now - T0) % 20_000 == 0 {
+            said += 1;
+            let text = format!(
+                r#"{{"type":"MESSAGE","payload":{{"rawMessage":"taken back soon {said}","nonce":"p{said}"}}}}"#
+            );
+            room.send(now, conn, &text);
+        }
+        room.advance(now);
+        for frame in room.take_frames(conn) {
+            if let Ok(ServerAction::Message(m)) = protocol::decode_server(&frame)
+                && m.nonce.as_deref().is_some_and(|n| n.starts_with('p'))
+                && let Some(seq) = m.seq
+            {
+                let delete = format!(
+                    r#"{{"type":"DELETE_MESSAGE","payload":{{"target":{seq},"nonce":"d{seq}"}}}}"#
+                );
+                room.send(now + 2_000, conn, &delete);
+            }
+        }
+        for bot in &room.bots {
+            for change in room.pair.session(bot.peer).changes() {
+                if change.delivery != Delivery::Pending {
+                    refused.insert(change.nonce.clone());
+                }
+            }
+        }
+    }
+    let kept: usize = room
+        .bots
+        .iter()
+        .map(|bot| room.pair.session(bot.peer).changes().len())
+        .sum();
+    assert!(
+        refused.len() >= 3,
+        "fake users were refused now and then: {refused:?}"
+    );
+    assert!(
+        kept < refused.len(),
+        "{kept} kept of {} refused",
+        refused.len()
+    );
+}

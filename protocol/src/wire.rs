@@ -475,6 +475,10 @@ pub struct MessageRecord {
     /// The record of a call between the author (who called) and `to` (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallRecord>,
+    /// In a live `MESSAGE_CHANGED` only: the nonce of the change (edit, delete, reaction) that
+    /// made this copy, so that whoever asked for it knows it is stored (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_nonce: Option<String>,
 }
 
 impl MessageRecord {

@@ -534,6 +534,20 @@ impl AppState {
         }
     }
 
+    /// Asks again (same nonce) for a change of yours that the room did not store.
+    pub fn retry_change(&mut self, id: RoomId, nonce: &str, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.retry_change(now, nonce);
+        }
+    }
+
+    /// Gives up a change of yours that the room did not store.
+    pub fn dismiss_change(&mut self, id: RoomId, nonce: &str) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.dismiss_change(nonce);
+        }
+    }
+
     /// You are typing in a room's box (the session says so to the others, now and then).
     pub fn typing(&mut self, id: RoomId, now: Millis) {
         if let Some(room) = self.room_mut(id) {

@@ -11,6 +11,7 @@ use super::sidebar::{link_class, link_text};
 use crate::format;
 use crate::network::Intent;
 use crate::state::{AppState, ChatMessage, Delivery, History, Link, RoomId};
+use protocol::session::{ChangeAsk, PendingChange};
 
 /// How close to the bottom (px) still counts as "at the bottom" (follow new messages).
 const BOTTOM_SLACK: f64 = 48.0;
@@ -435,6 +436,10 @@ pub fn RoomView(id: RoomId) -> Element {
                                         deleted: original.is_some_and(|m| m.deleted),
                                     }
                                 }),
+                                changes: message
+                                    .seq
+                                    .map(|seq| room.session.changes_to(seq).cloned().collect::<Vec<_>>())
+                                    .unwrap_or_default(),
                                 reactions: message
                                     .reactions
                                     .iter()
@@ -497,6 +502,8 @@ fn MessageView(
     mine: bool,
     mentioned: bool,
     quote: Option<Quote>,
+    /// Your changes to it that the room has not stored yet, or refused.
+    changes: Vec<PendingChange>,
     reactions: Vec<Shown>,
 ) -> Element {
     let mut state = use_context::<Signal<AppState>>();
@@ -629,6 +636,9 @@ fn MessageView(
                 // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.
                 div { class: "message-body", dangerous_inner_html: "{message.html}" }
             }
+            for change in changes {
+                ChangeLine { key: "{change.nonce}", room, change }
+            }
             if let (true, Some(seq)) = (reactable, seq) {
                 div { class: "reactions",
                     for shown in reactions {
@@ -681,6 +691,58 @@ fn MessageView(
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// One change of yours to a message, as far as it has come: on its way, waiting to go again,
+/// failed (Retry, Dismiss) or refused (Dismiss, with the room's reason).
+#[component]
+fn ChangeLine(room: RoomId, change: PendingChange) -> Element {
+    let net = use_coroutine_handle::<Intent>();
+    let what = match &change.ask {
+        ChangeAsk::Edit(_) => "Your edit".to_owned(),
+        ChangeAsk::Delete => "Deleting it".to_owned(),
+        ChangeAsk::React { emoji, on: true } => format!("Your reaction {emoji}"),
+        ChangeAsk::React { emoji, on: false } => format!("Taking back {emoji}"),
+    };
+    let reason = change.reason.clone().unwrap_or_default();
+    let (class, text) = match change.delivery {
+        Delivery::Pending if change.reason.is_some() => (
+            "change-status waiting",
+            format!("{what}: {reason}; trying again in a moment…"),
+        ),
+        Delivery::Pending => ("change-status pending", format!("{what}: saving…")),
+        Delivery::Failed | Delivery::Refused => (
+            "change-status failed",
+            format!("{what}: not saved, {reason}."),
+        ),
+        Delivery::Sent => ("change-status", String::new()),
+    };
+    let retry_nonce = change.nonce.clone();
+    let dismiss_nonce = change.nonce.clone();
+    let lower = what.to_lowercase();
+    rsx! {
+        p { class, "aria-live": "polite",
+            span { "{text}" }
+            if change.delivery == Delivery::Failed {
+                button {
+                    r#type: "button",
+                    class: "link-button",
+                    "aria-label": "Retry: {lower}",
+                    onclick: move |_| net.send(Intent::RetryChange(room, retry_nonce.clone())),
+                    "Retry"
+                }
+            }
+            if matches!(change.delivery, Delivery::Failed | Delivery::Refused) {
+                button {
+                    r#type: "button",
+                    class: "link-button",
+                    "aria-label": "Dismiss: {lower}",
+                    onclick: move |_| net.send(Intent::DismissChange(room, dismiss_nonce.clone())),
+                    "Dismiss"
                 }
             }
         }

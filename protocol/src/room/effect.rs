@@ -64,6 +64,7 @@ impl StoredMessage {
             reply_to: self.reply_to,
             to: self.to.clone(),
             call: self.call,
+            change_nonce: None,
         }
     }
 

@@ -468,12 +468,15 @@ impl Room {
                     self.remember(message);
                     self.deliver(ServerAction::Message(record));
                 }
-                PendingEvent::Change { change, .. } => {
+                PendingEvent::Change { change, nonce } => {
                     let Some(message) = self.recent_mut(change.target) else {
                         continue;
                     };
                     change.apply(message);
-                    let record = message.to_record();
+                    let record = MessageRecord {
+                        change_nonce: nonce,
+                        ..message.to_record()
+                    };
                     self.deliver(ServerAction::MessageChanged(record));
                 }
             }
@@ -1090,8 +1093,18 @@ impl Room {
                 let text = "reactions are emoji of the room's table";
                 return self.refuse_for(conn, ErrorCode::UnknownEmoji, text, nonce_ref);
             }
-            // Already as asked: one reaction per person and emoji, nothing to store.
-            Asked::React(_, on) if given.unwrap_or(false) == on => return,
+            // Already as asked (one reaction per person and emoji): nothing to store. The
+            // asker is told so, with the message as stored and its nonce, as for a change.
+            Asked::React(_, on) if given.unwrap_or(false) == on => {
+                if let Some(stored) = self.find_message(target) {
+                    let record = MessageRecord {
+                        change_nonce: nonce,
+                        ..stored.to_record()
+                    };
+                    self.send(conn, ServerAction::MessageChanged(record));
+                }
+                return;
+            }
             Asked::React(_, true) if given.is_none() && full => {
                 let text = format!("a message takes at most {MAX_REACTIONS} different reactions");
                 return self.refuse_for(conn, ErrorCode::TooManyReactions, text, nonce_ref);

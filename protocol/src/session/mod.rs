@@ -16,9 +16,13 @@
 //! # Layout
 //! - this file: [`Session`] and what it gives out.
 //! - `names`: people's names as shown, told apart when two share one.
+//! - `outbox`: our changes (edits, deletes, reactions) until the room has stored them.
 
 mod call;
 mod names;
+mod outbox;
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 mod tests;
 
@@ -44,14 +48,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::room::TokenBucket;
 use crate::wire::{
-    ChangeName, ClientAction, DeleteMessage, EditMessage, Handshake, HandshakeUserInfo,
-    History as HistoryPage, HistoryRequest, MessageRecord, Millis, Person, React, Reaction, Resume,
-    RoomLimits, SendMessage, Seq, ServerAction, Typing, UserId, UserInfo,
+    ChangeName, ClientAction, Handshake, HandshakeUserInfo, History as HistoryPage, HistoryRequest,
+    MessageRecord, Millis, Person, Reaction, Resume, RoomLimits, SendMessage, Seq, ServerAction,
+    Typing, UserId, UserInfo,
 };
 use crate::{ErrorCode, RoomConfig};
 
 pub use call::{Call, CallError, CallEvent, CallPhase, RING_GIVE_UP_MS};
 pub use names::{Names, UNKNOWN_NAME};
+pub use outbox::{ChangeAsk, PendingChange};
 
 /// Messages asked for per history page.
 pub const HISTORY_PAGE: u32 = 50;
@@ -314,6 +319,9 @@ pub struct Session {
     /// Actions the room counts against its rate (names, history requests), waiting for the
     /// rate as messages do; they go before any message.
     queued: Vec<ClientAction>,
+    /// Our changes to messages, until the room stores them (see the `outbox` module); they go
+    /// after `queued` and before messages.
+    changes: Vec<PendingChange>,
     /// Queues are plain vectors taken from the front: they hold a few actions at a time, and
     /// one more collection type would cost the browser client's download more than it saves.
     transmit: Vec<ClientAction>,
@@ -353,6 +361,7 @@ impl Session {
             typing: Vec::new(),
             typing_sent: None,
             queued: Vec::new(),
+            changes: Vec::new(),
             transmit: Vec::new(),
             events: Vec::new(),
             call: None,
@@ -607,6 +616,10 @@ impl Session {
         for message in &mut self.pending {
             message.in_flight = false;
         }
+        // What the room has not confirmed goes again, once, on this connection.
+        for change in &mut self.changes {
+            change.in_flight = false;
+        }
         self.transmit
             .push(ClientAction::HandshakeUserInfo(HandshakeUserInfo {
                 user_id: self.identity.as_ref().map(|i| i.user_id.clone()),
@@ -707,6 +720,9 @@ impl Session {
                 }
             }
             ServerAction::MessageChanged(record) => {
+                if let Some(nonce) = &record.change_nonce {
+                    self.change_stored(nonce);
+                }
                 if let Some(seq) = record.changed_seq {
                     self.latest_seq = Some(self.latest_seq.map_or(seq, |l| l.max(seq)));
                 }
@@ -754,36 +770,19 @@ impl Session {
         text: &str,
     ) -> Result<(), ComposeError> {
         self.check_message(text)?;
-        let nonce = self.next_nonce();
-        self.queued.push(ClientAction::EditMessage(EditMessage {
-            target,
-            raw_message: text.to_owned(),
-            nonce: Some(nonce),
-        }));
-        self.flush(now);
+        self.ask_change(now, target, ChangeAsk::Edit(text.to_owned()));
         Ok(())
     }
 
     /// Deletes one of our stored messages (its seq) for everyone.
     pub fn delete_message(&mut self, now: Millis, target: Seq) {
-        let nonce = self.next_nonce();
-        self.queued.push(ClientAction::DeleteMessage(DeleteMessage {
-            target,
-            nonce: Some(nonce),
-        }));
-        self.flush(now);
+        self.ask_change(now, target, ChangeAsk::Delete);
     }
 
     /// Adds (`on`) or takes back our reaction `emoji` to a stored message (its seq).
     pub fn react(&mut self, now: Millis, target: Seq, emoji: &str, on: bool) {
-        let nonce = self.next_nonce();
-        self.queued.push(ClientAction::React(React {
-            target,
-            emoji: emoji.to_owned(),
-            on,
-            nonce: Some(nonce),
-        }));
-        self.flush(now);
+        let emoji = emoji.to_owned();
+        self.ask_change(now, target, ChangeAsk::React { emoji, on });
     }
 
     /// The latest message from someone else that arrived as it was written.
@@ -1087,6 +1086,14 @@ impl Session {
             });
             return;
         }
+        // A refusal of one of our changes is that change's (its state, kept for the person);
+        // a rate refusal sends it, and the messages after it, again.
+        if let Some(nonce) = error.nonce.as_deref()
+            && let Some(answer) = self.change_refused(nonce, error.code, &error.message)
+            && matches!(answer, outbox::Answer::Done)
+        {
+            return;
+        }
         // A refusal names the nonce of the message it refuses. A room that names none (an
         // older server) answers in order: it is about the oldest message still waiting.
         let refused = match error.code {
@@ -1167,6 +1174,9 @@ impl Session {
             }
             let action = self.queued.remove(0);
             self.transmit.push(action);
+        }
+        if !self.flush_changes(now) {
+            return;
         }
         for i in 0..self.pending.len() {
             let message = &self.pending[i];
