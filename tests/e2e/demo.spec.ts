@@ -1,5 +1,5 @@
-import { test, expect, Page, Locator } from '@playwright/test';
-import { rooms, roomButton, log, composer, people, status, message, send, rename } from './ui';
+import { test, expect, Page, Locator, ElementHandle } from '@playwright/test';
+import { rooms, roomButton, log, composer, people, status, message, send, rename, expectSoundLayout } from './ui';
 
 // The static demo (release build, served from a sub-path by a plain file server): mock rooms
 // in the page, fake users, no server. Elements are found by role and accessible name.
@@ -453,9 +453,11 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   };
   await open(page);
   await scan('desktop');
+  await expectSoundLayout(page, 'desktop');
   await page.getByRole('button', { name: 'Settings', exact: true }).click();
   await expect(page.getByRole('dialog', { name: 'Settings' })).toBeVisible();
   await scan('settings');
+  await expectSoundLayout(page, 'settings', '[role="dialog"]');
   await page.keyboard.press('Escape');
   // The box's popups: the emoji picker, the people to mention, a message's reactions.
   await page.getByRole('button', { name: 'Insert an emoji', exact: true }).click();
@@ -484,11 +486,13 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   await people(page).getByRole('list', { name: 'Online' }).getByRole('button', { name: /^(?!Call )/ }).last().click();
   await expect(page.getByRole('dialog')).toBeVisible();
   await scan('profile');
+  await expectSoundLayout(page, 'profile', '[role="dialog"]');
   await page.keyboard.press('Escape');
   await page.setViewportSize({ width: 375, height: 667 });
   await page.getByRole('button', { name: 'Rooms' }).click();
   await expect(rooms(page)).toBeVisible();
   await scan('phone drawer');
+  await expectSoundLayout(page, 'phone drawer', '#rooms-panel');
   await page.emulateMedia({ colorScheme: 'dark' });
   await scan('phone drawer, dark');
 });
@@ -833,4 +837,101 @@ test('on a phone, with fake users posting fast, the view keeps following the new
     expect(await jump.count(), `"new messages" offered after ${i / 2} s without scrolling`).toBe(0);
   }
   await expect(log(page).getByRole('article').last()).toBeInViewport();
+});
+
+// Layout: the tests above find controls by role and name, which a missing stylesheet rule
+// never fails. These look at where things are, on desktop and phone, light and dark.
+
+/** The demo, fast, until a fake user has written to you directly (within a minute); on a
+ *  phone, `drawer` opens the rooms drawer first (the room list is hidden until then). */
+async function openWithConversation(page: Page, drawer?: () => Promise<void>): Promise<Locator> {
+  await page.goto('./?seed=7&speed=30');
+  await expect(status(page)).toHaveText('online');
+  if (drawer) await drawer();
+  const conversation = rooms(page).getByRole('button', { name: /^Direct messages with/ }).first();
+  await expect(conversation).toBeVisible({ timeout: 60_000 });
+  return conversation;
+}
+
+async function box(locator: Locator | ElementHandle) {
+  const b = await locator.boundingBox();
+  expect(b, 'laid out').not.toBeNull();
+  return b!;
+}
+
+/** A conversation's line under its room: below it, indented, one line, no bullet, and the
+ *  room's own button keeps its width. */
+async function expectConversationUnderItsRoom(page: Page, conversation: Locator | ElementHandle) {
+  const room = roomButton(page, 'general');
+  const [r, c] = [await box(room), await box(conversation)];
+  expect(c.y, 'under its room').toBeGreaterThanOrEqual(r.y + r.height - 1);
+  expect(c.x, 'indented').toBeGreaterThan(r.x + 4);
+  expect(c.height, 'one line').toBeLessThan(40);
+  expect(r.width, "the room's name keeps its room").toBeGreaterThan(120);
+  const bullet = await conversation.evaluate((el: Element) => getComputedStyle(el.closest('li')!).listStyleType);
+  expect(bullet).toBe('none');
+}
+
+for (const scheme of ['light', 'dark'] as const) {
+  test(`direct conversations sit under their room, one line each, the open one marked (desktop, ${scheme})`, async ({ page }) => {
+    test.setTimeout(90_000);
+    await page.emulateMedia({ colorScheme: scheme });
+    // This conversation's own element: more conversations may start and come first, and
+    // fake users rename themselves, while the test runs.
+    const conversation = (await (await openWithConversation(page)).elementHandle())!;
+    await expectConversationUnderItsRoom(page, conversation);
+    await expectSoundLayout(page, 'a room with a conversation');
+    const background = () => conversation.evaluate((el) => getComputedStyle(el).backgroundColor);
+    const before = await background();
+    await conversation.click();
+    await expect.poll(() => conversation.getAttribute('aria-current')).toBe('page');
+    expect(await background(), 'the open conversation is marked').not.toBe(before);
+    await expect(roomButton(page, 'general')).toHaveAttribute('aria-current', 'false');
+    await expectSoundLayout(page, 'a conversation open');
+  });
+}
+
+test('direct conversations in the phone drawer: under their room, one line, nothing overflows', async ({ page }) => {
+  test.setTimeout(90_000);
+  await page.setViewportSize({ width: 375, height: 740 });
+  const conversation = await openWithConversation(page, async () => {
+    await expectSoundLayout(page, 'phone, drawer closed');
+    await page.getByRole('button', { name: 'Rooms' }).click();
+  });
+  await expectConversationUnderItsRoom(page, conversation);
+  await expectSoundLayout(page, 'phone, rooms drawer open', '#rooms-panel');
+  await conversation.click();
+  await expect(page.getByRole('main').getByRole('heading', { level: 2 })).toHaveText(/^Direct messages with /);
+  await expectSoundLayout(page, 'phone, a conversation open');
+});
+
+test('only the log scrolls: your own name for someone, wheeling past the end and jumping to an original leave the page in place', async ({ page }) => {
+  test.setTimeout(60_000);
+  await page.goto('./?seed=7&speed=30');
+  await expect(status(page)).toHaveText('online');
+  // Give a fake user a name of your own: each of their messages then carries a hidden note
+  // ("calls themselves …").
+  const author = log(page).getByRole('article').filter({ hasNot: page.locator('.you') }).first().locator('.meta button.author');
+  await author.click();
+  const profile = page.getByRole('dialog');
+  await profile.getByRole('textbox', { name: 'Your name for them (only you see it)' }).fill('My friend');
+  await profile.getByRole('button', { name: 'Save your name for them' }).click();
+  await expect(profile.getByRole('status')).toHaveText('Saved: only you see this name.');
+  await profile.getByRole('button', { name: 'Close', exact: true }).click();
+  await expect(log(page).getByRole('button', { name: 'My friend', exact: true }).first()).toBeVisible();
+  // Enough of their messages to scroll through.
+  await expect(log(page).getByRole('button', { name: 'My friend', exact: true })).not.toHaveCount(0);
+  await page.waitForTimeout(3_000);
+  const logBox = await box(log(page));
+  await page.mouse.move(logBox.x + logBox.width / 2, logBox.y + logBox.height / 2);
+  for (let i = 0; i < 15; i++) await page.mouse.wheel(0, 2_000);
+  await expect(page.getByRole('heading', { name: 'CAHAT', level: 1 })).toBeInViewport();
+  await expectSoundLayout(page, 'after wheeling past the end of the log');
+  // Jump to the original of a reply: the log scrolls, the header stays.
+  const quote = log(page).getByRole('button', { name: /^↪/ }).first();
+  await expect(quote).toBeAttached({ timeout: 30_000 });
+  await quote.scrollIntoViewIfNeeded();
+  await quote.click();
+  await expect(page.getByRole('main').getByRole('heading', { level: 2 })).toBeInViewport();
+  await expectSoundLayout(page, 'after jumping to an original');
 });
