@@ -75,6 +75,9 @@ pub enum ErrorCode {
     /// The message was deleted (perhaps a moment ago, by a delete not yet stored): it takes
     /// no edit, reaction or second delete.
     MessageDeleted,
+    /// The message is a record the room wrote (a call's): nobody edits, deletes or reacts to
+    /// it.
+    Unchangeable,
 }
 
 /// Why a frame could not be decoded into an action.

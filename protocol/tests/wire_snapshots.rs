@@ -237,6 +237,7 @@ fn error_codes() {
         ErrorCode::CallBusy,
         ErrorCode::Unavailable,
         ErrorCode::MessageDeleted,
+        ErrorCode::Unchangeable,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

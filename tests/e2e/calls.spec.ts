@@ -1,6 +1,6 @@
 import { test, expect, Page, Browser, BrowserContext } from '@playwright/test';
 import { RoomServer } from './servers';
-import { roomButton, people as peoplePanel, rename, conversationButton, message } from './ui';
+import { roomButton, people as peoplePanel, rename, conversationButton, message, composer } from './ui';
 
 // Calls between two browser contexts on 127.0.0.1, through a real room server: Chromium's
 // fake camera and microphone, loopback candidates allowed, mDNS hiding off so that they
@@ -100,6 +100,17 @@ test.describe('calls between two people of a live room', () => {
     await expect(message(bob, 'Call,')).toHaveCount(1);
     await conversationButton(alice, 'Bob').click();
     await expect(message(alice, 'Call,')).toHaveCount(1);
+    // It is the room's line: nobody edits, deletes or reacts to it, the caller neither; Up in
+    // an empty box (edit your latest message) passes it by.
+    for (const page of [alice, bob]) {
+      const record = message(page, 'Call,');
+      await expect(record).toHaveClass(/call-record/);
+      await expect(record.getByRole('button', { name: /^(Edit|Delete|React|Reply)/ })).toHaveCount(0);
+    }
+    await composer(alice).fill('');
+    await composer(alice).press('ArrowUp');
+    await expect(composer(alice)).toHaveValue('');
+    await expect(alice.getByRole('button', { name: 'Save', exact: true })).toHaveCount(0);
   });
 
   test('a declined call and a missed one are recorded; a third person sees neither', async ({ browser }) => {

@@ -510,7 +510,10 @@ fn MessageView(
     let net = use_coroutine_handle::<Intent>();
     let time = format::hh_mm(message.timestamp);
     let drafts = use_context::<Signal<crate::storage::Drafts>>();
+    // A call's record is the room's line, not a message anyone wrote: nobody changes it.
+    let call = message.call;
     let class = match (mine, message.delivery) {
+        _ if call.is_some() => "message call-record",
         (true, Delivery::Pending) => "message mine pending",
         (true, Delivery::Failed | Delivery::Refused) => "message mine failed",
         (true, Delivery::Sent) => "message mine",
@@ -524,9 +527,10 @@ fn MessageView(
     let mut picking = use_signal(|| false);
     let mut jump = use_context::<Signal<Option<protocol::Seq>>>();
     let mut replying = use_context::<Signal<Option<super::composer::Replying>>>();
-    let reactable = message.delivery == Delivery::Sent && !message.deleted;
+    let reactable = message.delivery == Delivery::Sent && !message.deleted && call.is_none();
     let seq = message.seq;
-    let changeable = mine && message.delivery == Delivery::Sent && !message.deleted;
+    let changeable =
+        mine && message.delivery == Delivery::Sent && !message.deleted && call.is_none();
     let edited_at = message.edited_at.map(format::hh_mm);
     let retry_key = message.key.clone();
     let edit_key = message.key.clone();
@@ -630,7 +634,9 @@ fn MessageView(
                     }
                 }
             }
-            if message.deleted {
+            if let Some(call) = call {
+                p { class: "message-body call-line", span { "aria-hidden": "true", "📞 " } "{call.text()}" }
+            } else if message.deleted {
                 p { class: "message-body deleted", "message deleted" }
             } else {
                 // Our own renderer's sanitised HTML of the raw markdown; never a server's HTML.

@@ -253,3 +253,58 @@ fn calls_are_bounded_one_at_a_time_and_end_with_their_connection() {
     t.pair.act(t.alice.0, ring("c3", &t.carol.1));
     assert_eq!(kinds(&calls(&mut t.pair, t.carol.0)), [CallKind::Ring]);
 }
+
+#[test]
+fn nobody_edits_deletes_or_reacts_to_a_calls_record() {
+    let mut t = three(RoomConfig::default());
+    t.pair.act(t.alice.0, ring("c1", &t.bob.1));
+    t.pair.act(t.bob.0, signal("c1", CallKind::Accept, None));
+    t.pair.advance(26_000);
+    t.pair.act(t.alice.0, signal("c1", CallKind::Hangup, None));
+    let stored = t.pair.stored.last().expect("the call's record").clone();
+    assert_eq!(stored.raw, "Call, 26 s");
+    t.pair.take(t.alice.0);
+    t.pair.take(t.bob.0);
+    let changes = [
+        ClientAction::EditMessage(crate::wire::EditMessage {
+            target: stored.seq,
+            raw_message: "Call, 3 h".into(),
+            nonce: Some("e1".into()),
+        }),
+        ClientAction::DeleteMessage(crate::wire::DeleteMessage {
+            target: stored.seq,
+            nonce: Some("d1".into()),
+        }),
+        ClientAction::React(crate::wire::React {
+            target: stored.seq,
+            emoji: "👍".into(),
+            on: true,
+            nonce: Some("r1".into()),
+        }),
+    ];
+    // Not the caller, whose message it is, nor the one called.
+    for (who, action) in [
+        (t.alice.0, &changes[0]),
+        (t.alice.0, &changes[1]),
+        (t.bob.0, &changes[2]),
+    ] {
+        t.pair.act(who, action.clone());
+        let refused: Vec<(ErrorCode, Option<String>)> = t
+            .pair
+            .take(who)
+            .into_iter()
+            .filter_map(|a| match a {
+                ServerAction::Error(e) => Some((e.code, e.nonce)),
+                ServerAction::MessageChanged(m) => panic!("changed: {m:?}"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, ErrorCode::Unchangeable);
+    }
+    assert_eq!(
+        t.pair.stored.last(),
+        Some(&stored),
+        "stored as the room wrote it"
+    );
+}

@@ -1064,6 +1064,10 @@ impl Room {
             let text = "that message was deleted";
             return self.refuse_for(conn, ErrorCode::MessageDeleted, text, nonce_ref);
         }
+        if message.call.is_some() {
+            let text = "a call's record stays as the room wrote it";
+            return self.refuse_for(conn, ErrorCode::Unchangeable, text, nonce_ref);
+        }
         let author = message.user_id.clone();
         let given = match &asked {
             Asked::React(emoji, _) => message

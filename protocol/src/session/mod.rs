@@ -141,6 +141,9 @@ pub struct Message {
     pub reply_to: Option<Seq>,
     /// A direct message to this person (from its author): only the two of them see it.
     pub to: Option<UserId>,
+    /// The room's record of a call from the author to `to`: shown as a line of the room's,
+    /// never changed by anyone.
+    pub call: Option<crate::wire::CallRecord>,
 }
 
 impl Message {
@@ -587,6 +590,7 @@ impl Session {
                 reactions: m.reactions.clone(),
                 reply_to: m.reply_to,
                 to: m.to.clone(),
+                call: m.call,
                 ..MessageRecord::default()
             })
             .collect();
@@ -790,8 +794,9 @@ impl Session {
         self.last_arrived
     }
 
-    /// Our latest message the room has stored and not deleted (from the timeline, or, for a
-    /// session that keeps none, the latest echo of ours).
+    /// Our latest message the room has stored and not deleted, and not a call's record (from
+    /// the timeline, or, for a session that keeps none, the latest echo of ours): what Up in
+    /// an empty box edits.
     pub fn last_own_message(&self) -> Option<Seq> {
         if self.config.keep_messages == 0 {
             return self.last_echoed;
@@ -799,7 +804,7 @@ impl Session {
         self.messages
             .iter()
             .rev()
-            .find(|m| !m.deleted && self.is_me(&m.user_id))
+            .find(|m| !m.deleted && m.call.is_none() && self.is_me(&m.user_id))
             .and_then(|m| m.seq)
     }
 
@@ -1276,6 +1281,7 @@ impl Session {
             reactions: Vec::new(),
             reply_to,
             to,
+            call: None,
         }
     }
 
@@ -1323,7 +1329,7 @@ impl Session {
         if let Some(index) = index {
             self.pending.remove(index);
         }
-        if record.seq.is_some() {
+        if record.seq.is_some() && record.call.is_none() {
             self.last_echoed = record.seq;
         }
     }
@@ -1346,6 +1352,7 @@ impl Session {
             reactions: record.reactions,
             reply_to: record.reply_to,
             to: record.to,
+            call: record.call,
         }
     }
 

@@ -533,6 +533,9 @@ fn a_call_rings_is_answered_carries_signals_and_ends_on_both_sides() {
             .expect("the record")
             .clone();
         assert_eq!(last.raw, "Call, 2 min");
+        assert!(last.call.is_some(), "kept as the call's record");
+        // Up in an empty box edits one's own latest message: never the call's record.
+        assert_ne!(pair.session(peer).last_own_message(), last.seq);
     }
     assert!(
         pair.session(grace)
