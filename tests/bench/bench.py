@@ -6,6 +6,10 @@ generator pinned to core 1; the two servers take turns. Our server runs with per
 (the embedded SQLite store in a fresh directory). Only 127.0.0.1 is used; every run is bounded.
 
 Usage: python3 tests/bench/bench.py [--quick]    (prints a Markdown report)
+       python3 tests/bench/bench.py --join [--ours-bin PATH]...
+           only the join figure: N people connect and identify at once, until the room is
+           quiet; each --ours-bin adds another build of our server (an earlier one, say) to
+           the same run.
 """
 import os
 import re
@@ -46,15 +50,16 @@ def wait_port(port, proc, timeout=20):
 
 
 class Server:
+    """A fresh server process on core 0: ours (`bin`, our build by default) or the baseline."""
     """A fresh server process for one trial."""
 
-    def __init__(self, kind):
+    def __init__(self, kind, bin=None):
         self.kind = kind
         self.port = free_port()
         self.dir = None
         if kind == "ours":
             self.dir = tempfile.mkdtemp(prefix="cahat-bench-")
-            cmd = [SERVER, "--port", str(self.port), "--data-dir", self.dir,
+            cmd = [bin or SERVER, "--port", str(self.port), "--data-dir", self.dir,
                    "--rate-burst", "1000000", "--rate-per-second", "1000000",
                    "--frame-burst", "1000000", "--frames-per-second", "1000000",
                    "--identity-burst", "1000000", "--queue-frames", "4096",
@@ -166,6 +171,37 @@ def idle_memory(kind, connections):
         server.close()
 
 
+def join(kind, connections, bin=None):
+    """N connections open and identify at once (the baseline gets the same frames and
+    broadcasts each, as the design it stands for announced every join to everyone); how long
+    until the room is quiet, and how many frames that cost each connection."""
+    server = Server(kind, bin)
+    try:
+        cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port), "--connections",
+               str(connections), "--senders", str(connections), "--identify", "--join"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            return {"error": out.stderr.strip()[-300:]}
+        line = out.stdout.strip().splitlines()[-1]
+        return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+)", line)} | {"line": line}
+    finally:
+        server.close()
+
+
+def join_only():
+    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
+    runs = [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
+    print("| N | server | joined_s | frames per connection | closed |")
+    print("| --- | --- | --- | --- | --- |")
+    for n in (1000, 5000):
+        for kind, bin in runs:
+            r = join(kind, n, bin)
+            name = "baseline (Node ws)" if kind == "baseline" else (bin or "ours")
+            print(f"  {name} N={n}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
+            print(f"| {n} | {name} | {fmt(r.get('joined_s'))} | "
+                  f"{fmt(r.get('frames_per_connection'))} | {fmt(r.get('closed'))} |", flush=True)
+
+
 def fmt(value, unit=""):
     return "n/a" if value is None else f"{value:,.{0 if value >= 100 else 2}f}{unit}"
 
@@ -204,6 +240,13 @@ def main():
     rows.append(("resident bytes per idle connection, N=5000", bv, ov,
                  ov / bv if bv and ov else None, "lower is better"))
 
+    # 5. Joining: 5,000 people connect and identify at once; until the room is quiet.
+    jb, jo = join("baseline", 5000), join("ours", 5000)
+    for key, label in (("joined_s", "seconds until 5,000 joining people are all told"),
+                       ("frames_per_connection", "frames per connection for 5,000 joins")):
+        bv, ov = jb.get(key), jo.get(key)
+        rows.append((label, bv, ov, ov / bv if bv and ov else None, "lower is better"))
+
     print("| measure | baseline (Node ws) | ours | ours/baseline | |")
     print("| --- | --- | --- | --- | --- |")
     for name, bv, ov, ratio, note in rows:
@@ -211,4 +254,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if "--join" in sys.argv:
+        join_only()
+    else:
+        main()

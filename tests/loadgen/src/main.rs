@@ -51,6 +51,11 @@ struct Args {
     /// Only open the connections, measure memory, and close (no messages).
     #[arg(long)]
     idle: bool,
+    /// Only open (and, with --identify, identify) the connections, wait until the room is
+    /// quiet, and report how long joining took and how many frames it cost each connection
+    /// (no messages).
+    #[arg(long)]
+    join: bool,
     /// Calibration: no room server. A trivial broadcast server in this process (its own
     /// thread: run with two cores) sends `--rate` messages/s to every connection, each message
     /// framed once and the same bytes written to every socket; the report shows what this load
@@ -65,6 +70,10 @@ struct Tally {
     seen: Vec<Vec<bool>>,
     latencies_us: Vec<u32>,
     duplicates: u64,
+    /// Text frames received, of any kind.
+    frames: u64,
+    /// The server closed the connection (or it broke).
+    closed: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -96,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
         (None, None, SocketAddr::from(([127, 0, 0, 1], port)))
     };
     let identify = args.identify && !args.calibrate;
+    if args.join {
+        return join(addr, &args, identify, start).await;
+    }
 
     let rss_before = args.server_pid.map(rss_kib);
     // Connect in waves so the accept backlog is never the limit.
@@ -133,6 +145,8 @@ async fn main() -> anyhow::Result<()> {
             seen: vec![vec![false; per_sender_total]; senders],
             latencies_us: Vec::new(),
             duplicates: 0,
+            frames: 0,
+            closed: false,
         }));
         if index < senders && !args.calibrate {
             writers.push((index, Arc::clone(&raw.write)));
@@ -306,6 +320,64 @@ async fn open(addr: SocketAddr, identify: bool) -> anyhow::Result<Raw> {
     Ok(raw)
 }
 
+/// `--join`: every connection reads from the moment it is open (a join storm must not be
+/// slowed by a client that is not reading yet); once all are open, waits until the room has
+/// been quiet for 500 ms, and reports when joining ended and what it cost each connection.
+async fn join(addr: SocketAddr, args: &Args, identify: bool, start: Instant) -> anyhow::Result<()> {
+    let last_frame = Arc::new(AtomicU64::new(0));
+    let mut tallies = Vec::with_capacity(args.connections);
+    for chunk_start in (0..args.connections).step_by(200) {
+        let chunk_end = (chunk_start + 200).min(args.connections);
+        let opened = futures_util::future::try_join_all(
+            (chunk_start..chunk_end).map(|i| open(addr, identify && i < args.senders)),
+        )
+        .await?;
+        for raw in opened {
+            let tally = Arc::new(Mutex::new(Tally {
+                seen: Vec::new(),
+                latencies_us: Vec::new(),
+                duplicates: 0,
+                frames: 0,
+                closed: false,
+            }));
+            tokio::spawn(read(
+                raw.read,
+                raw.write,
+                Arc::clone(&tally),
+                start,
+                Arc::clone(&last_frame),
+            ));
+            tallies.push(tally);
+        }
+    }
+    let connect_time = start.elapsed();
+    let settle_start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let quiet_for = start.elapsed().as_micros() as u64 - last_frame.load(Ordering::Relaxed);
+        if quiet_for > 500_000 || settle_start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    // The last frame ended the joining (or the connecting did, when it came later).
+    let last = Duration::from_micros(last_frame.load(Ordering::Relaxed)).max(connect_time);
+    let (mut frames, mut closed) = (0u64, 0u64);
+    for tally in &tallies {
+        let tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+        frames += tally.frames;
+        closed += u64::from(tally.closed);
+    }
+    println!(
+        "join connections={} identified={} connect_s={:.2} joined_s={:.2} frames={frames} frames_per_connection={:.1} closed={closed}",
+        args.connections,
+        if identify { args.senders } else { 0 },
+        connect_time.as_secs_f64(),
+        last.as_secs_f64(),
+        frames as f64 / args.connections as f64,
+    );
+    Ok(())
+}
+
 /// An HTTP head, up to its blank line (read a byte at a time: nothing after it is taken).
 async fn read_head(tcp: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
     let mut head = Vec::new();
@@ -393,7 +465,10 @@ async fn read(
     let mut pongs: Vec<Vec<u8>> = Vec::new();
     loop {
         let n = match raw.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                tally.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+                return;
+            }
             Ok(n) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -405,11 +480,15 @@ async fn read(
             while let Some((opcode, payload, next)) = next_frame(&buf, at) {
                 match opcode {
                     0x0 | 0x1 => {
+                        tally.frames += 1;
                         if let Some(found) = finder.find(payload) {
                             count(&mut tally, &payload[found + COUNTED.len()..], now);
                         }
                     }
-                    0x8 => return,
+                    0x8 => {
+                        tally.closed = true;
+                        return;
+                    }
                     0x9 => pongs.push(client_frame(0xA, payload)),
                     _ => {}
                 }
