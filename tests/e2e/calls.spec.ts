@@ -34,6 +34,11 @@ async function remoteVideoWidth(page: Page): Promise<number> {
   return page.evaluate(() => (document.getElementById('call-remote-video') as HTMLVideoElement | null)?.videoWidth ?? 0);
 }
 
+/** The width of the picture in your own video (the self-view); 0 while it shows nothing. */
+async function localVideoWidth(page: Page): Promise<number> {
+  return page.evaluate(() => (document.getElementById('call-local-video') as HTMLVideoElement | null)?.videoWidth ?? 0);
+}
+
 test.describe('calls between two people of a live room', () => {
   let lounge: RoomServer;
   let everyone: Person[] = [];
@@ -80,6 +85,9 @@ test.describe('calls between two people of a live room', () => {
     for (const page of [alice, bob]) {
       await expect(callStatus(page)).toHaveText('Connected', { timeout: 20_000 });
       await expect.poll(() => remoteVideoWidth(page), { timeout: 20_000 }).toBeGreaterThan(0);
+      // Your own camera shows in the self-view, too.
+      await expect.poll(() => localVideoWidth(page), { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(await page.evaluate(() => (document.getElementById('call-local-video') as HTMLVideoElement).muted), 'you never hear yourself').toBe(true);
       await expect(panel(page).getByRole('button', { name: 'Mute microphone' })).toHaveAttribute('aria-pressed', 'false');
     }
 

@@ -92,22 +92,36 @@ thread_local! {
         const { RefCell::new((None, None)) };
 }
 
-/// Sets the video element `id` (if it is in the page) to show the stream kept for it.
-pub fn attach(id: &str) {
-    let stream = STREAMS.with(|s| {
+/// The stream kept for the video element `id`.
+fn kept(id: &str) -> Option<MediaStream> {
+    STREAMS.with(|s| {
         let s = s.borrow();
         if id == REMOTE_VIDEO_ID {
             s.0.clone()
         } else {
             s.1.clone()
         }
-    });
+    })
+}
+
+/// Sets the video element `id` (if it is in the page) to show the stream kept for it.
+pub fn attach(id: &str) {
     let element = web_sys::window()
         .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id))
-        .and_then(|e| e.dyn_into::<web_sys::HtmlMediaElement>().ok());
+        .and_then(|d| d.get_element_by_id(id));
     if let Some(element) = element {
-        element.set_src_object(stream.as_ref());
+        attach_to(id, &element);
+    }
+}
+
+/// Sets this video element (the call panel's `id`) to show the stream kept for it; your own is
+/// muted, whatever the markup said (you never hear yourself).
+fn attach_to(id: &str, element: &web_sys::Element) {
+    if let Some(video) = element.dyn_ref::<web_sys::HtmlMediaElement>() {
+        if id == LOCAL_VIDEO_ID {
+            video.set_muted(true);
+        }
+        video.set_src_object(kept(id).as_ref());
     }
 }
 

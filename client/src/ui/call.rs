@@ -13,6 +13,40 @@ use crate::state::AppState;
 /// How long an ended call stays shown before it goes by itself.
 const ENDED_SHOWN_MS: u32 = 8_000;
 
+/// Both videos of a call: the other person's, and your own (muted: you never hear yourself).
+/// The streams are set on the elements once they are in the page (an effect runs after the
+/// render), and again whenever the media keeps a new one (`crate::call::attach`).
+#[component]
+fn CallVideos(name: String, has_camera: bool) -> Element {
+    use_effect(use_reactive!(|has_camera| {
+        crate::call::attach(REMOTE_VIDEO_ID);
+        if has_camera {
+            crate::call::attach(LOCAL_VIDEO_ID);
+        }
+    }));
+    rsx! {
+        div { class: "call-videos",
+            video {
+                id: REMOTE_VIDEO_ID,
+                class: "call-remote",
+                autoplay: true,
+                playsinline: true,
+                "aria-label": "{name}'s video",
+            }
+            if has_camera {
+                video {
+                    id: LOCAL_VIDEO_ID,
+                    class: "call-local",
+                    autoplay: true,
+                    playsinline: true,
+                    muted: true,
+                    "aria-label": "Your video",
+                }
+            }
+        }
+    }
+}
+
 #[component]
 pub fn CallPanel() -> Element {
     let state = use_context::<Signal<AppState>>();
@@ -92,27 +126,7 @@ pub fn CallPanel() -> Element {
             h2 { id: "call-title", class: "visually-hidden", "Call with {name}" }
             p { id: "call-status", class: "call-status", role: "status", "{status}" }
             if active {
-                div { class: "call-videos",
-                    video {
-                        id: REMOTE_VIDEO_ID,
-                        class: "call-remote",
-                        autoplay: true,
-                        playsinline: true,
-                        "aria-label": "{name}'s video",
-                        onmounted: move |_| crate::call::attach(REMOTE_VIDEO_ID),
-                    }
-                    if media.has_camera {
-                        video {
-                            id: LOCAL_VIDEO_ID,
-                            class: "call-local",
-                            autoplay: true,
-                            playsinline: true,
-                            muted: true,
-                            "aria-label": "Your video",
-                            onmounted: move |_| crate::call::attach(LOCAL_VIDEO_ID),
-                        }
-                    }
-                }
+                CallVideos { name: name.clone(), has_camera: media.has_camera }
                 for note in peer_notes {
                     p { class: "call-note", "{note}" }
                 }
