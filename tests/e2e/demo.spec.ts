@@ -935,3 +935,45 @@ test('only the log scrolls: your own name for someone, wheeling past the end and
   await expect(page.getByRole('main').getByRole('heading', { level: 2 })).toBeInViewport();
   await expectSoundLayout(page, 'after jumping to an original');
 });
+
+test('keyboard only: focus stays where the work is after choosing a name, deleting and reacting', async ({ page }) => {
+  await open(page);
+  // Choosing a name: on to writing.
+  const offer = page.getByRole('form', { name: 'Choose your name' });
+  await offer.getByRole('textbox', { name: /Choose a name/ }).fill('Keys');
+  await offer.getByRole('textbox', { name: /Choose a name/ }).press('Enter');
+  await expect(offer).toHaveCount(0);
+  await expect(composer(page)).toBeFocused();
+  await page.keyboard.type('one to take back');
+  await page.keyboard.press('Enter');
+  await expect(message(page, 'one to take back')).not.toHaveClass(/pending/);
+  // By its element id: its text goes when it is deleted.
+  const mine = page.locator(`#${await message(page, 'one to take back').getAttribute('id')}`);
+  // Delete asks first, with focus on the safe answer; keeping it goes back to Delete.
+  const del = mine.getByRole('button', { name: /^Delete your message of / });
+  await del.focus();
+  await page.keyboard.press('Enter');
+  const ask = page.getByRole('group', { name: 'Delete this message?' });
+  await expect(ask.getByRole('button', { name: 'Keep it' })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(ask).toHaveCount(0);
+  await expect(del).toBeFocused();
+  // Deleting for everyone leaves focus on the message, now deleted.
+  await page.keyboard.press('Enter');
+  await expect(ask.getByRole('button', { name: 'Keep it' })).toBeFocused();
+  await page.keyboard.press('Shift+Tab');
+  await expect(ask.getByRole('button', { name: 'Delete for everyone' })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(mine).toContainText('message deleted');
+  await expect(mine).toBeFocused();
+  // Picking a reaction: back on React (on one message of theirs, by its id: more arrive).
+  const someone = log(page).getByRole('article').filter({ hasNot: page.locator('.you') }).last();
+  const theirs = page.locator(`#${await someone.getAttribute('id')}`);
+  const react = theirs.getByRole('button', { name: /^React to the message of / });
+  await react.focus();
+  await page.keyboard.press('Enter');
+  await theirs.getByRole('button', { name: 'React with 🎉' }).focus();
+  await page.keyboard.press('Enter');
+  await expect(theirs.getByRole('group', { name: 'Choose a reaction' })).toHaveCount(0);
+  await expect(react).toBeFocused();
+});

@@ -84,6 +84,15 @@ fn pin_to_bottom(log: &web_sys::Element, pinned: &Cell<Option<i32>>) {
     pinned.set(Some(log.scroll_top()));
 }
 
+/// The reader has scrolled up from where the view was last pinned to the newest message, and
+/// the scroll event that says so may not have come yet: a message arriving in that moment must
+/// not pull the view down again (it did, now and then, while older messages paged in).
+fn left_pin(log: &web_sys::Element, pinned: &Cell<Option<i32>>) -> bool {
+    let top = log.scroll_top();
+    let to_bottom = f64::from(log.scroll_height() - top - log.client_height());
+    pinned.get().is_some_and(|at| top < at - 1) && to_bottom > BOTTOM_SLACK
+}
+
 fn message_element_id(key: &str) -> String {
     format!("message-{key}")
 }
@@ -185,7 +194,9 @@ pub fn RoomView(id: RoomId) -> Element {
                 None => 0,
             };
             let mine = last.is_some_and(|m| m.delivery != Delivery::Sent || room.is_me(&m.user_id));
-            let follow = *at_bottom.peek() || (arrived > 0 && mine);
+            let left = element(&log_id).is_some_and(|log| left_pin(&log, &pinned));
+            let own = arrived > 0 && mine;
+            let follow = (*at_bottom.peek() && !left) || own;
             if !follow && arrived > 0 && previous != newest {
                 unseen += arrived;
             }
@@ -219,7 +230,9 @@ pub fn RoomView(id: RoomId) -> Element {
                             more.load();
                         }
                     }
-                    _ if follow => pin_to_bottom(&log, &pinned),
+                    _ if follow && (own || !left_pin(&log, &pinned)) => {
+                        pin_to_bottom(&log, &pinned);
+                    }
                     _ => {}
                 }
             })
@@ -534,6 +547,11 @@ fn MessageView(
     let edited_at = message.edited_at.map(format::hh_mm);
     let retry_key = message.key.clone();
     let edit_key = message.key.clone();
+    // Where focus goes as the controls it was on go away (keyboard use never drops to the page).
+    let delete_id = format!("delete-{}", message.key);
+    let keep_id = format!("keep-{}", message.key);
+    let react_id = format!("react-{}", message.key);
+    let article_id = message_element_id(&message.key);
     // The refused text goes back into the writing box, to be changed and sent again.
     let mut edit = move || {
         let address = state.peek().room(room).map(|r| r.draft_key());
@@ -598,10 +616,17 @@ fn MessageView(
                         "Edit"
                     }
                     button {
+                        id: "{delete_id}",
                         r#type: "button",
                         class: "link-button message-action",
                         "aria-label": "Delete your message of {time}",
-                        onclick: move |_| confirming.set(true),
+                        onclick: {
+                            let keep_id = keep_id.clone();
+                            move |_| {
+                                confirming.set(true);
+                                super::focus_soon(keep_id.clone());
+                            }
+                        },
                         "Delete"
                     }
                 }
@@ -612,13 +637,28 @@ fn MessageView(
                     button {
                         r#type: "button",
                         class: "danger",
-                        onclick: move |_| {
-                            confirming.set(false);
-                            net.send(Intent::Delete(room, seq));
+                        onclick: {
+                            let article_id = article_id.clone();
+                            move |_| {
+                                confirming.set(false);
+                                net.send(Intent::Delete(room, seq));
+                                super::focus_soon(article_id.clone());
+                            }
                         },
                         "Delete for everyone"
                     }
-                    button { r#type: "button", onclick: move |_| confirming.set(false), "Keep it" }
+                    button {
+                        id: "{keep_id}",
+                        r#type: "button",
+                        onclick: {
+                            let delete_id = delete_id.clone();
+                            move |_| {
+                                confirming.set(false);
+                                super::focus_soon(delete_id.clone());
+                            }
+                        },
+                        "Keep it"
+                    }
                 }
             }
             if let Some(quote) = quote {
@@ -674,6 +714,7 @@ fn MessageView(
                         "Reply"
                     }
                     button {
+                        id: "{react_id}",
                         r#type: "button",
                         class: "link-button message-action",
                         "aria-label": "React to the message of {time} by {author}",
@@ -688,9 +729,13 @@ fn MessageView(
                                     key: "{emoji}",
                                     r#type: "button",
                                     "aria-label": "React with {emoji}",
-                                    onclick: move |_| {
-                                        picking.set(false);
-                                        net.send(Intent::React(room, seq, emoji.to_owned(), true));
+                                    onclick: {
+                                        let react_id = react_id.clone();
+                                        move |_| {
+                                            picking.set(false);
+                                            net.send(Intent::React(room, seq, emoji.to_owned(), true));
+                                            super::focus_soon(react_id.clone());
+                                        }
                                     },
                                     "{emoji}"
                                 }
@@ -847,6 +892,10 @@ fn NameOffer() -> Element {
                     Ok(name) => {
                         state.write().settings.asked_name = true;
                         net.send(Intent::Rename(name, crate::state::NameScope::All));
+                        // The offer goes away: on to writing.
+                        if let Some(id) = state.peek().active {
+                            super::focus_soon(super::composer_id(id));
+                        }
                     }
                     Err(e) => error.set(Some(e.to_string())),
                 }
@@ -864,7 +913,12 @@ fn NameOffer() -> Element {
             button {
                 r#type: "button",
                 class: "link-button",
-                onclick: move |_| state.write().settings.asked_name = true,
+                onclick: move |_| {
+                    state.write().settings.asked_name = true;
+                    if let Some(id) = state.peek().active {
+                        super::focus_soon(super::composer_id(id));
+                    }
+                },
                 "Not now"
             }
             if let Some(message) = error() {
