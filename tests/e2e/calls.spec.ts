@@ -1,6 +1,6 @@
 import { test, expect, Page, Browser, BrowserContext } from '@playwright/test';
 import { RoomServer } from './servers';
-import { roomButton, people as peoplePanel, rename, conversationButton, message, composer } from './ui';
+import { roomButton, people as peoplePanel, rename, conversationButton, message, composer, expectSoundLayout } from './ui';
 
 // Calls between two browser contexts on 127.0.0.1, through a real room server: Chromium's
 // fake camera and microphone, loopback candidates allowed, mDNS hiding off so that they
@@ -81,6 +81,9 @@ test.describe('calls between two people of a live room', () => {
     await ring(alice, 'Bob');
     await expect(callStatus(alice)).toHaveText('Ringing Bob…');
     await expect(callStatus(bob)).toHaveText('Video call from Alice, in Lounge');
+    // The call panel covers nothing people need (the writing box, Send, the messages).
+    await expectSoundLayout(alice, 'ringing');
+    await expectSoundLayout(bob, 'a call coming in');
     await panel(bob).getByRole('button', { name: 'Accept with video' }).click();
     for (const page of [alice, bob]) {
       await expect(callStatus(page)).toHaveText('Connected', { timeout: 20_000 });
@@ -88,6 +91,10 @@ test.describe('calls between two people of a live room', () => {
       // Your own camera shows in the self-view, too.
       await expect.poll(() => localVideoWidth(page), { timeout: 10_000 }).toBeGreaterThan(0);
       expect(await page.evaluate(() => (document.getElementById('call-local-video') as HTMLVideoElement).muted), 'you never hear yourself').toBe(true);
+      await expectSoundLayout(page, 'in a call');
+      await page.setViewportSize({ width: 375, height: 740 });
+      await expectSoundLayout(page, 'in a call, on a phone');
+      await page.setViewportSize({ width: 1280, height: 720 });
       await expect(panel(page).getByRole('button', { name: 'Mute microphone' })).toHaveAttribute('aria-pressed', 'false');
     }
 
