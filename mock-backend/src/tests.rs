@@ -443,12 +443,7 @@ fn a_fake_user_calls_back_who_wrote_to_it() {
 #[test]
 fn a_change_the_room_refuses_a_fake_user_lets_go() {
     let mut room = MockRoom::new("Demo", 4, 11, T0);
-    let conn = room.connect(T0);
-    room.send(
-        T0,
-        conn,
-        r#"{"type":"HANDSHAKE_USER_INFO","payload":{"protocolVersion":2}}"#,
-    );
+    let (conn, _) = page_client(&mut room);
     let mut now = T0;
     let mut refused = std::collections::BTreeSet::new();
     let mut said = 0;

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 
+use super::tests::{delete, edit};
 use super::*;
 use crate::markdown::emoji_table;
 use crate::testing::Pair;
@@ -38,21 +39,6 @@ fn react(target: Seq, emoji: &str, on: bool, nonce: &str) -> ClientAction {
         target,
         emoji: emoji.to_owned(),
         on,
-        nonce: Some(nonce.to_owned()),
-    })
-}
-
-fn edit(target: Seq, text: &str, nonce: &str) -> ClientAction {
-    ClientAction::EditMessage(crate::wire::EditMessage {
-        target,
-        raw_message: text.to_owned(),
-        nonce: Some(nonce.to_owned()),
-    })
-}
-
-fn delete(target: Seq, nonce: &str) -> ClientAction {
-    ClientAction::DeleteMessage(crate::wire::DeleteMessage {
-        target,
         nonce: Some(nonce.to_owned()),
     })
 }

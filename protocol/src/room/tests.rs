@@ -1090,7 +1090,7 @@ fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
     );
 }
 
-fn edit(target: Seq, text: &str, nonce: &str) -> ClientAction {
+pub(super) fn edit(target: Seq, text: &str, nonce: &str) -> ClientAction {
     ClientAction::EditMessage(crate::wire::EditMessage {
         target,
         raw_message: text.to_owned(),
@@ -1098,7 +1098,7 @@ fn edit(target: Seq, text: &str, nonce: &str) -> ClientAction {
     })
 }
 
-fn delete(target: Seq, nonce: &str) -> ClientAction {
+pub(super) fn delete(target: Seq, nonce: &str) -> ClientAction {
     ClientAction::DeleteMessage(crate::wire::DeleteMessage {
         target,
         nonce: Some(nonce.to_owned()),

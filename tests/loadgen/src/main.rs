@@ -141,36 +141,15 @@ async fn main() -> anyhow::Result<()> {
     let mut tallies = Vec::new();
     let mut writers = Vec::new();
     for (index, raw) in sockets.into_iter().enumerate() {
-        let tally = Arc::new(Mutex::new(Tally {
-            seen: vec![vec![false; per_sender_total]; senders],
-            latencies_us: Vec::new(),
-            duplicates: 0,
-            frames: 0,
-            closed: false,
-        }));
         if index < senders && !args.calibrate {
             writers.push((index, Arc::clone(&raw.write)));
         }
-        tokio::spawn(read(
-            raw.read,
-            raw.write,
-            Arc::clone(&tally),
-            start,
-            Arc::clone(&last_frame),
-        ));
-        tallies.push(tally);
+        let seen = vec![vec![false; per_sender_total]; senders];
+        tallies.push(start_reading(raw, seen, start, &last_frame));
     }
     // Settle: the room may still be delivering what the connections caused (a CAHAT room tells
     // everyone about each new user). Measure only once nothing has arrived for 500 ms.
-    let settle_start = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let quiet_for = start.elapsed().as_micros() as u64 - last_frame.load(Ordering::Relaxed);
-        if quiet_for > 500_000 || settle_start.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-    }
-    let settle_time = settle_start.elapsed();
+    let settle_time = settle(start, &last_frame).await;
     let interval = Duration::from_secs_f64(senders as f64 / args.rate);
     if args.warmup > 0.0 && !args.calibrate {
         let per_sender = ((args.rate * args.warmup) / senders.max(1) as f64).ceil() as usize;
@@ -320,6 +299,44 @@ async fn open(addr: SocketAddr, identify: bool) -> anyhow::Result<Raw> {
     Ok(raw)
 }
 
+/// A connection's reader, started: what it counts goes into the returned tally (`seen`: per
+/// sender, a flag per message expected).
+fn start_reading(
+    raw: Raw,
+    seen: Vec<Vec<bool>>,
+    start: Instant,
+    last_frame: &Arc<AtomicU64>,
+) -> Arc<Mutex<Tally>> {
+    let tally = Arc::new(Mutex::new(Tally {
+        seen,
+        latencies_us: Vec::new(),
+        duplicates: 0,
+        frames: 0,
+        closed: false,
+    }));
+    tokio::spawn(read(
+        raw.read,
+        raw.write,
+        Arc::clone(&tally),
+        start,
+        Arc::clone(last_frame),
+    ));
+    tally
+}
+
+/// Waits until no connection has received anything for 500 ms (at most 120 s); how long that
+/// took.
+async fn settle(start: Instant, last_frame: &AtomicU64) -> Duration {
+    let settle_start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let quiet_for = start.elapsed().as_micros() as u64 - last_frame.load(Ordering::Relaxed);
+        if quiet_for > 500_000 || settle_start.elapsed() > Duration::from_secs(120) {
+            return settle_start.elapsed();
+        }
+    }
+}
+
 /// `--join`: every connection reads from the moment it is open (a join storm must not be
 /// slowed by a client that is not reading yet); once all are open, waits until the room has
 /// been quiet for 500 ms, and reports when joining ended and what it cost each connection.
@@ -333,32 +350,11 @@ async fn join(addr: SocketAddr, args: &Args, identify: bool, start: Instant) -> 
         )
         .await?;
         for raw in opened {
-            let tally = Arc::new(Mutex::new(Tally {
-                seen: Vec::new(),
-                latencies_us: Vec::new(),
-                duplicates: 0,
-                frames: 0,
-                closed: false,
-            }));
-            tokio::spawn(read(
-                raw.read,
-                raw.write,
-                Arc::clone(&tally),
-                start,
-                Arc::clone(&last_frame),
-            ));
-            tallies.push(tally);
+            tallies.push(start_reading(raw, Vec::new(), start, &last_frame));
         }
     }
     let connect_time = start.elapsed();
-    let settle_start = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let quiet_for = start.elapsed().as_micros() as u64 - last_frame.load(Ordering::Relaxed);
-        if quiet_for > 500_000 || settle_start.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-    }
+    settle(start, &last_frame).await;
     // The last frame ended the joining (or the connecting did, when it came later).
     let last = Duration::from_micros(last_frame.load(Ordering::Relaxed)).max(connect_time);
     let (mut frames, mut closed) = (0u64, 0u64);
