@@ -437,6 +437,70 @@ async fn search_finds_what_each_viewer_may_see_page_by_page<S: Store>(store: S) 
     assert_eq!(all(Some("carol"), "longer").await, [100]);
 }
 
+/// Each store says the privacy rule in its own language (SQL, a BSON filter); over generated
+/// messages (three authors, each message to the room or to one of the others) and every kind
+/// of viewer (each of them, a stranger, none), history and search give each viewer exactly
+/// what `protocol::may_see`, the rule itself, lets them see.
+async fn each_viewer_reads_exactly_what_the_rule_lets_them<S: Store>(store: S) {
+    let room = fresh_room("visible");
+    let people = ["ann", "bob", "cy"];
+    // A fixed pseudo-random sequence (an LCG): the same messages on every run and store.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from((state >> 33) % n).unwrap()
+    };
+    let written: Vec<StoredMessage> = (1..=120u64)
+        .map(|seq| {
+            let author = people[next(3)];
+            let to = people.get(next(5)).filter(|to| **to != author);
+            StoredMessage {
+                raw: format!("word {seq}"),
+                to: to.map(|to| (*to).to_owned()),
+                ..message(seq, author, None)
+            }
+        })
+        .collect();
+    assert!(written.iter().any(|m| m.to.is_some()) && written.iter().any(|m| m.to.is_none()));
+    let batch = written.iter().cloned().map(Write::Message).collect();
+    store.write_batch(&room, batch).await.unwrap();
+    let query = protocol::search::SearchQuery::parse("word").unwrap();
+    for viewer in [None, Some("ann"), Some("bob"), Some("cy"), Some("dee")] {
+        let expected: Vec<u64> = written
+            .iter()
+            .filter(|m| protocol::may_see(viewer, &m.user_id, m.to.as_deref()))
+            .map(|m| m.seq)
+            .collect();
+        let (page, more) = store.load_history(&room, viewer, 1000, 1000).await.unwrap();
+        assert!(!more);
+        let mut read: Vec<u64> = page.iter().map(|m| m.seq).collect();
+        read.sort_unstable();
+        assert_eq!(read, expected, "history read by {viewer:?}");
+        let mut found = Vec::new();
+        let mut before = None;
+        loop {
+            let search = Search {
+                viewer: viewer.map(str::to_owned),
+                query: query.clone(),
+                before,
+                limit: 50,
+                scan: 1000,
+                timeout: Duration::from_secs(10),
+            };
+            let page = store.search(&room, search).await.unwrap();
+            found.extend(page.messages.iter().map(|m| m.seq));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        found.sort_unstable();
+        assert_eq!(found, expected, "search by {viewer:?}");
+    }
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -453,6 +517,7 @@ macro_rules! conformance {
                 changes_are_folded_into_their_messages,
                 direct_messages_are_read_only_for_their_two_people,
                 search_finds_what_each_viewer_may_see_page_by_page,
+                each_viewer_reads_exactly_what_the_rule_lets_them,
             );
         }
     };

@@ -40,6 +40,25 @@ pub struct StoredMessage {
     pub call: Option<CallRecord>,
 }
 
+/// The one privacy rule: whether `viewer` may see a message by `author`, written `to` one
+/// person (a direct message) or to the room (`None`), or any change to it. A room message is
+/// for everyone; a direct message only for its author and its recipient. A `None` viewer has
+/// no identity, or is a legacy client (which cannot tell a direct message from a room
+/// message): it sees room messages only.
+///
+/// Every path out of the room asks this: live delivery, `HANDSHAKE`, `RESUME`, `HISTORY`,
+/// search, the client session's check of what a server sends. Each store says the same in its
+/// own language in one place (SQLite: `store::sqlite::visible_to`, MongoDB:
+/// `store::mongo::visible_to`), and the store conformance suite checks that they agree with
+/// this function over generated messages and viewers.
+pub fn may_see(viewer: Option<&str>, author: &str, to: Option<&str>) -> bool {
+    match (to, viewer) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(to), Some(viewer)) => viewer == to || viewer == author,
+    }
+}
+
 /// Different emoji one message may carry as reactions.
 pub const MAX_REACTIONS: usize = 20;
 
@@ -68,18 +87,9 @@ impl StoredMessage {
         }
     }
 
-    /// The one privacy check: whether `viewer` may see this message (or any change to it). A
-    /// room message is for everyone; a direct message only for its author and its recipient.
-    /// `None` is a viewer with no identity, or a legacy client (which cannot tell a direct
-    /// message from a room message): it sees room messages only. Every path goes through
-    /// this: live delivery, `HANDSHAKE`, `RESUME`, `HISTORY`, search, and both stores' queries
-    /// say the same in their own language.
+    /// Whether `viewer` may see this message (or any change to it): [`may_see`].
     pub fn visible_to(&self, viewer: Option<&str>) -> bool {
-        match (&self.to, viewer) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(to), Some(viewer)) => viewer == to || viewer == self.user_id,
-        }
+        may_see(viewer, &self.user_id, self.to.as_deref())
     }
 
     /// The highest seq that says something about this message: its own, or its latest

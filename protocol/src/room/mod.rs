@@ -16,7 +16,7 @@ pub use config::{
 };
 pub use effect::{
     ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, SearchTask, StoredChange,
-    StoredMessage, UserRecord,
+    StoredMessage, UserRecord, may_see,
 };
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
@@ -500,7 +500,7 @@ impl Room {
         let mut hearers: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.viewer().is_some_and(|v| v == to || v == author))
+            .filter(|(_, c)| may_see(c.viewer(), author, Some(to)))
             .map(|(id, _)| *id)
             .collect();
         hearers.sort();

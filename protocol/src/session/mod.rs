@@ -933,9 +933,7 @@ impl Session {
             .filter(|r| {
                 r.seq.is_some()
                     && !r.deleted
-                    && r.to
-                        .as_ref()
-                        .is_none_or(|to| me.as_ref().is_some_and(|me| to == me || r.user_id == *me))
+                    && crate::room::may_see(me.as_deref(), &r.user_id, r.to.as_deref())
             })
             .map(|r| self.stored(format!("r{}", r.seq.unwrap_or_default()), r))
             .collect();

@@ -456,8 +456,9 @@ impl MongoStore {
     }
 }
 
-/// [`StoredMessage::visible_to`] as a MongoDB filter: room messages have no `to`; a viewer
-/// also sees the direct messages they wrote or were sent.
+/// The privacy rule ([`protocol::may_see`]) as a MongoDB filter, the one place this store
+/// says it: room messages have no `to`; a viewer also sees the direct messages they wrote or
+/// were sent.
 fn visible_to(viewer: Option<&str>) -> mongodb::bson::Document {
     match viewer {
         None => doc! { "to": { "$exists": false } },

@@ -271,9 +271,12 @@ const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edit
 const COLUMNS_OF_M: &str = "m.seq, m.id, m.user_id, m.raw, m.html, m.timestamp, m.nonce,
     m.edited_at, m.deleted, m.changed_seq, m.reactions, m.reply_to, m.dm_to, m.call";
 
-/// [`StoredMessage::visible_to`] in SQL, for the viewer bound to `?4` (NULL: room messages
-/// only, as `user_id = NULL` is never true).
-const VISIBLE_TO_4: &str = "(dm_to IS NULL OR user_id = ?4 OR dm_to = ?4)";
+/// The privacy rule ([`protocol::may_see`]) in SQL, the one place this store says it: for the
+/// viewer bound to `?4` (NULL: room messages only, as `user_id = NULL` is never true), on the
+/// messages table named `table` ("" when it is the only one).
+fn visible_to(table: &str) -> String {
+    format!("({table}dm_to IS NULL OR {table}user_id = ?4 OR {table}dm_to = ?4)")
+}
 
 impl Store for SqliteStore {
     async fn load_snapshot(&self, room: &str, recent: usize) -> Result<RoomSnapshot> {
@@ -427,8 +430,9 @@ impl Store for SqliteStore {
         self.with_reader(move |conn| {
             let newest_first = conn
                 .prepare_cached(&format!(
-                    "{SELECT} WHERE room = ?1 AND seq < ?2 AND {VISIBLE_TO_4}
-                     ORDER BY seq DESC LIMIT ?3"
+                    "{SELECT} WHERE room = ?1 AND seq < ?2 AND {visible}
+                     ORDER BY seq DESC LIMIT ?3",
+                    visible = visible_to("")
                 ))?
                 .query_map(
                     params![room, seq_param(before), i64::from(limit) + 1, viewer],
@@ -462,8 +466,9 @@ impl Store for SqliteStore {
                                   ORDER BY seq LIMIT 1),
                              9223372036854775807)
                          AND s.room = ?1 AND s.seq < ?2
-                         AND m.deleted = 0 AND (m.dm_to IS NULL OR m.user_id = ?4 OR m.dm_to = ?4)
-                     ORDER BY search_text.rowid DESC"
+                         AND m.deleted = 0 AND {visible}
+                     ORDER BY search_text.rowid DESC",
+                    visible = visible_to("m.")
                 ))?;
                 let before = search.before.map_or(i64::MAX, seq_param);
                 let rows = statement.query_map(
