@@ -69,12 +69,12 @@ pub struct Config {
     pub client_dir: Option<PathBuf>,
 
     /// Longest message, in characters.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = room().max_message_chars)]
     pub max_message_chars: usize,
 
     /// A message's HTML may be at most this many times its markdown's size (plus 1 KiB);
     /// more (deeply nested quotes or lists) is refused with MESSAGE_TOO_COMPLEX.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = room().max_html_ratio)]
     pub max_html_ratio: usize,
 
     /// Largest WebSocket frame accepted, in bytes; a larger one closes the connection (1009).
@@ -83,16 +83,16 @@ pub struct Config {
 
     /// Bytes of messages one HANDSHAKE, RESUME or HISTORY frame carries at most; clients page
     /// the rest (a larger resume says gapTooBig).
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = room().max_answer_bytes)]
     pub max_answer_bytes: usize,
 
     /// Results one SEARCH_RESULTS page carries at most.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = room().search_page)]
     pub search_page: u32,
 
     /// Messages one search page may look at where the store has no text index (a MongoDB
     /// without text search); past that the page ends and says where to go on.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = room().search_scan)]
     pub search_scan: usize,
 
     /// A search taking longer than this, in milliseconds, is stopped: SEARCH_FAILED. It runs
@@ -108,34 +108,34 @@ pub struct Config {
     pub ice_servers: Vec<protocol::IceServer>,
 
     /// Seconds a call rings before it counts as missed.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = seconds(room().call_ring_ms))]
     pub call_ring_seconds: u32,
 
     /// Largest call signal (an SDP offer or answer, an ICE candidate), in bytes.
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, default_value_t = room().max_call_signal_bytes)]
     pub max_call_signal_bytes: usize,
 
     /// Call signals (offers, answers, candidates, media state) a connection may send in a
     /// burst; counted apart from messages.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = room().call_signal_burst)]
     pub call_signal_burst: u32,
 
     /// Call signals a connection may send per second, sustained.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = room().call_signals_per_second)]
     pub call_signals_per_second: u32,
 
     /// Milliseconds presence changes (who came online, went offline, renamed) collect before
     /// one PRESENCE frame tells everyone of them: joining N people costs each connection one
     /// frame per tick, not N.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = millis(room().presence_tick_ms))]
     pub presence_tick_ms: u32,
 
     /// Actions a connection may send in a burst.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = room().rate_burst)]
     pub rate_burst: u32,
 
     /// Actions a connection may send per second, sustained.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = room().rate_per_second)]
     pub rate_per_second: u32,
 
     /// WebSocket frames of any kind (pings included) a connection may send in a burst; a
@@ -149,11 +149,11 @@ pub struct Config {
 
     /// New identities one network address (an IPv6 /64) may be given in a burst; more are
     /// refused with TOO_MANY_IDENTITIES until its budget refills.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = room().identity_burst)]
     pub identity_burst: u32,
 
     /// New identities one network address may be given per minute, sustained.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = room().identities_per_minute)]
     pub identities_per_minute: u32,
 
     /// Frames queued for one connection before it counts as too slow and is closed (1008).
@@ -259,6 +259,22 @@ impl std::str::FromStr for MetricsBind {
     }
 }
 
+/// The engine's own defaults: every flag of the room's rules starts from these, so that each
+/// number is written once (in `protocol::RoomConfig::default`).
+fn room() -> protocol::RoomConfig {
+    protocol::RoomConfig::default()
+}
+
+/// Milliseconds as a flag's `u32`.
+fn millis(ms: protocol::Millis) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
+}
+
+/// Milliseconds as a flag's whole seconds.
+fn seconds(ms: protocol::Millis) -> u32 {
+    millis(ms / 1000)
+}
+
 impl Config {
     /// The storage key of the room.
     pub fn room_id(&self) -> &str {
@@ -341,5 +357,23 @@ mod ice_server_tests {
                 .to_string();
             assert!(error.contains("--ice-server"), "{bad}: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    /// With no flags, the room runs by the engine's own defaults, every rule of them.
+    #[test]
+    fn no_flags_is_the_engines_defaults() {
+        let flags = super::Config::defaults().room_config();
+        let engine = protocol::RoomConfig::default();
+        // Debug shows every field but the normalisation function, which is not a flag.
+        let shown = |c: &protocol::RoomConfig| {
+            let text = format!("{c:?}");
+            let cut = text.find("normalize").unwrap_or(text.len());
+            let rest = text[cut..].find(", ").map_or("", |i| &text[cut + i..]);
+            format!("{}{rest}", &text[..cut])
+        };
+        assert_eq!(shown(&flags), shown(&engine));
     }
 }
