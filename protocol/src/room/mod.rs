@@ -6,6 +6,7 @@ mod effect;
 mod identity;
 mod presence;
 mod rate;
+mod text;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ pub use effect::{
 pub use identity::nfc;
 pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, Normalize, clean_name, hash_token};
 pub use rate::TokenBucket;
+pub use text::{TextProblem, check_text};
 
 use crate::error::ErrorCode;
 use crate::markdown::Renderer;
@@ -73,7 +75,8 @@ pub struct RoomSnapshot {
 /// - Names are NFC, trimmed, 1 to [`MAX_NAME_CHARS`] characters, with a visible character and
 ///   without control characters, bidirectional overrides or piles of combining marks
 ///   ([`clean_name`]).
-/// - Messages are non-blank and at most `max_message_chars` characters; their HTML is rendered
+/// - Messages are non-blank and at most `max_message_chars` characters ([`check_text`], the
+///   check the client session makes too); their HTML is rendered
 ///   here, by our sanitising [`Renderer`], never taken from a client, and may be at most
 ///   `max_html_ratio` times the markdown's size (plus [`HTML_ALLOWANCE`]).
 /// - A new identity costs its network address a token (`identity_burst`,
@@ -996,17 +999,15 @@ impl Room {
 
     /// A message's text is not blank and not too long; otherwise its sender is told.
     fn text_fits(&mut self, conn: ConnectionId, raw: &str, nonce: Option<&String>) -> bool {
-        if raw.trim().is_empty() {
-            self.refuse_for(conn, ErrorCode::EmptyMessage, "the message is empty", nonce);
-            return false;
-        }
-        let max = self.config.max_message_chars;
-        if raw.chars().count() > max {
-            let text = format!("messages are limited to {max} characters");
-            self.refuse_for(conn, ErrorCode::MessageTooLong, text, nonce);
-            return false;
-        }
-        true
+        let Err(problem) = check_text(raw, self.config.max_message_chars) else {
+            return true;
+        };
+        let code = match problem {
+            TextProblem::Blank => ErrorCode::EmptyMessage,
+            TextProblem::TooLong(_) => ErrorCode::MessageTooLong,
+        };
+        self.refuse_for(conn, code, problem.to_string(), nonce);
+        false
     }
 
     /// The message's HTML, if it is within the room's bound for its length; otherwise its

@@ -248,14 +248,9 @@ pub enum Event {
     Call(CallEvent),
 }
 
-/// Why a message was not accepted for sending.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ComposeError {
-    #[error("the message is empty")]
-    Blank,
-    #[error("the message is longer than this room's {0} characters")]
-    TooLong(usize),
-}
+/// Why a message was not accepted for sending: the room's own check of a message's text
+/// ([`crate::room::check_text`]), made here before it is sent.
+pub use crate::room::TextProblem as ComposeError;
 
 /// Whether `raw` mentions `name`: `@` and the name, in any case, not followed by a letter or a
 /// digit (`@Ana` mentions Ana, not Anastasia).
@@ -463,14 +458,7 @@ impl Session {
 
     /// Whether `text` can be sent to this room, checked here as the room would.
     pub fn check_message(&self, text: &str) -> Result<(), ComposeError> {
-        if text.trim().is_empty() {
-            return Err(ComposeError::Blank);
-        }
-        let max = self.max_message_chars();
-        if text.chars().count() > max {
-            return Err(ComposeError::TooLong(max));
-        }
-        Ok(())
+        crate::room::check_text(text, self.max_message_chars())
     }
 
     // ---- What the host drains ----
