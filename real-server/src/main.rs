@@ -60,6 +60,8 @@ async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}:{}", config.bind, config.port))?;
     let addr = listener.local_addr()?;
+    // Listening for the stop signals before anyone is told where the room is.
+    let shutdown = shutdown_signal();
     let backend = if config.mongodb_uri.is_some() {
         "MongoDB"
     } else {
@@ -74,7 +76,7 @@ async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
                 tls::TlsListener::new(listener, tls)?,
                 config,
                 store,
-                shutdown_signal(),
+                shutdown,
             )
             .await
         }
@@ -85,7 +87,7 @@ async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
                 // The link opens the client with this room in it.
                 announce(&format!("CAHAT client at http://{addr}/?room=ws://{addr}/"));
             }
-            run(listener, config, store, shutdown_signal()).await
+            run(listener, config, store, shutdown).await
         }
     }
 }
@@ -99,27 +101,42 @@ fn announce(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Completes on Ctrl-C or SIGTERM. The signals are listened for from the moment this is
+/// called, before the address is announced: a supervisor (or a test) that stops the server
+/// as soon as it has said where it listens still gets the graceful stop, storage flushed (it
+/// was killed by the signal's default action now and then, when the handler was set up only on
+/// the future's first poll).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, interrupt) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        info!("shutting down");
     }
-    info!("shutting down");
 }

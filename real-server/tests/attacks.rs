@@ -1028,3 +1028,15 @@ async fn every_origin_header_is_checked() {
     );
     server.stop().await;
 }
+
+/// A supervisor (or a script) may stop the server the moment it has said where it listens:
+/// the stop is graceful every time (a clean exit, storage flushed), never the signal's default
+/// kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_right_after_start_is_graceful() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..30 {
+        let server = Server::start(dir.path(), &[], None).await;
+        server.stop().await;
+    }
+}
