@@ -725,7 +725,10 @@ impl Room {
             }
         };
         let speaks_ours = info.protocol_version.is_some();
-        let version = self.users.get(&user_id).map_or(0, |u| u.name_version);
+        let (version, joined_at, last_seen) =
+            self.users.get(&user_id).map_or((0, None, None), |u| {
+                (u.name_version, u.joined_at, u.last_seen)
+            });
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.user = Some(user_id.clone());
             connection.speaks_ours = speaks_ours;
@@ -734,7 +737,6 @@ impl Room {
                 connection.legacy_names.insert(user_id.clone(), version);
             }
         }
-        let joined_at = self.users.get(&user_id).and_then(|u| u.joined_at);
         if !speaks_ours {
             self.legacy.insert(conn);
             // Legacy order: USER_INFO, then USER_CONNECTED (its own only: others' presence
@@ -750,7 +752,7 @@ impl Room {
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
-            if let Some(seen) = self.users.get(&user_id).and_then(|u| u.last_seen) {
+            if let Some(seen) = last_seen {
                 self.seen_order.remove(&(seen, user_id.clone()));
             }
             self.presence_joined(now, user_id, joined_at);
@@ -1101,7 +1103,7 @@ impl Room {
             // Already as asked (one reaction per person and emoji): nothing to store. The
             // asker is told so, with the message as stored and its nonce, as for a change.
             Asked::React(_, on) if given.unwrap_or(false) == on => {
-                if let Some(stored) = self.find_message(target) {
+                if let Some(stored) = self.recent_message(target) {
                     let record = MessageRecord {
                         change_nonce: nonce,
                         ..stored.to_record()
@@ -1166,12 +1168,7 @@ impl Room {
     /// Message `seq` (stored and in memory, or waiting for storage), if `seq` is a message
     /// and not a change.
     fn find_message(&self, seq: Seq) -> Option<&StoredMessage> {
-        let stored = self
-            .recent
-            .binary_search_by_key(&seq, |m| m.seq)
-            .ok()
-            .and_then(|i| self.recent.get(i));
-        stored.or_else(|| {
+        self.recent_message(seq).or_else(|| {
             self.pending.iter().find_map(|p| match &p.event {
                 PendingEvent::Message(m) if m.seq == seq => Some(m),
                 _ => None,
@@ -1183,8 +1180,7 @@ impl Room {
     /// accepted for it and waiting for storage is stored: what the next change to it is
     /// checked against. The changes are folded in by the one rule ([`StoredChange::apply`]).
     fn as_it_will_be(&self, target: Seq) -> Option<StoredMessage> {
-        let index = self.recent.binary_search_by_key(&target, |m| m.seq).ok()?;
-        let mut message = self.recent.get(index)?.clone();
+        let mut message = self.recent_message(target)?.clone();
         for pending in &self.pending {
             if let PendingEvent::Change { change, .. } = &pending.event
                 && change.target == target
@@ -1196,6 +1192,12 @@ impl Room {
     }
 
     /// A stored message still in memory.
+    fn recent_message(&self, seq: Seq) -> Option<&StoredMessage> {
+        let index = self.recent.binary_search_by_key(&seq, |m| m.seq).ok()?;
+        self.recent.get(index)
+    }
+
+    /// A stored message still in memory, to change.
     fn recent_mut(&mut self, seq: Seq) -> Option<&mut StoredMessage> {
         let index = self.recent.binary_search_by_key(&seq, |m| m.seq).ok()?;
         self.recent.get_mut(index)

@@ -665,22 +665,14 @@ impl Session {
                 self.names.extend(change.id_name_pair);
                 self.names.insert(change.user_id, change.name);
             }
-            ServerAction::UserConnected(user) => {
-                self.learn(&user);
-                self.online.insert(user.user_id);
-            }
-            ServerAction::UserDisconnected(user) => {
-                self.learn(&user);
-                self.online.remove(&user.user_id);
-            }
+            ServerAction::UserConnected(user) => self.came_or_went(user, true),
+            ServerAction::UserDisconnected(user) => self.came_or_went(user, false),
             ServerAction::Presence(presence) => {
-                for user in &presence.left {
-                    self.learn(user);
-                    self.online.remove(&user.user_id);
+                for user in presence.left {
+                    self.came_or_went(user, false);
                 }
                 for user in presence.joined {
-                    self.learn(&user);
-                    self.online.insert(user.user_id);
+                    self.came_or_went(user, true);
                 }
                 self.names.extend(presence.names);
             }
@@ -1080,8 +1072,7 @@ impl Session {
         // A refusal of one of our changes is that change's (its state, kept for the person);
         // a rate refusal sends it, and the messages after it, again.
         if let Some(nonce) = error.nonce.as_deref()
-            && let Some(answer) = self.change_refused(nonce, error.code, &error.message)
-            && matches!(answer, outbox::Answer::Done)
+            && self.change_refused(nonce, error.code, &error.message)
         {
             return;
         }
@@ -1215,8 +1206,9 @@ impl Session {
         }
     }
 
-    /// What a presence change says of someone's joining and last visit.
-    fn learn(&mut self, user: &crate::wire::UserRef) {
+    /// Someone came online (`online`) or went offline, as `USER_CONNECTED`,
+    /// `USER_DISCONNECTED` or a `PRESENCE` tick says, with when they joined or were last seen.
+    fn came_or_went(&mut self, user: crate::wire::UserRef, online: bool) {
         let person = self
             .people
             .entry(user.user_id.clone())
@@ -1227,6 +1219,11 @@ impl Session {
             });
         person.joined_at = person.joined_at.or(user.joined_at);
         person.last_seen = user.last_seen.or(person.last_seen);
+        if online {
+            self.online.insert(user.user_id);
+        } else {
+            self.online.remove(&user.user_id);
+        }
     }
 
     fn next_nonce(&mut self) -> String {

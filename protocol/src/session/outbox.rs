@@ -62,16 +62,6 @@ impl PendingChange {
     }
 }
 
-/// What the room said to a change of ours.
-pub(super) enum Answer {
-    /// Not taken now: it and everything after it go again after the wait.
-    Later,
-    /// Done with (stored, or as asked already): gone from the outbox.
-    Done,
-    /// Kept, failed or refused, for the person.
-    Kept,
-}
-
 impl Session {
     /// Changes of ours not stored yet, or refused, in the order they were asked for.
     pub fn changes(&self) -> &[PendingChange] {
@@ -118,42 +108,39 @@ impl Session {
         self.changes.retain(|c| c.nonce != nonce);
     }
 
-    /// A refusal that names one of our changes; `None` when it names none.
-    pub(super) fn change_refused(
-        &mut self,
-        nonce: &str,
-        code: ErrorCode,
-        message: &str,
-    ) -> Option<Answer> {
-        let index = self.changes.iter().position(|c| c.nonce == nonce)?;
+    /// A refusal that names one of our changes sets that change's state (a rate refusal: it
+    /// and the changes after it go again after the wait). True when it was as asked after all
+    /// (a second delete), so there is nothing to tell; false otherwise, or when it names none
+    /// of our changes.
+    pub(super) fn change_refused(&mut self, nonce: &str, code: ErrorCode, message: &str) -> bool {
+        let Some(index) = self.changes.iter().position(|c| c.nonce == nonce) else {
+            return false;
+        };
         let change = &mut self.changes[index];
-        let answer = match code {
+        match code {
             ErrorCode::RateLimited => {
                 change.reason = Some("not saved yet: the room asked to slow down".to_owned());
                 for later in &mut self.changes[index..] {
                     later.in_flight = false;
                 }
-                Answer::Later
             }
             // Deleting what is deleted already is as asked.
             ErrorCode::MessageDeleted if change.ask == ChangeAsk::Delete => {
                 self.changes.remove(index);
-                Answer::Done
+                return true;
             }
             ErrorCode::StorageFailed => {
                 change.delivery = Delivery::Failed;
                 change.in_flight = false;
                 change.reason = Some("the room could not store it".to_owned());
-                Answer::Kept
             }
             _ => {
                 change.delivery = Delivery::Refused;
                 change.in_flight = false;
                 change.reason = Some(message.to_owned());
-                Answer::Kept
             }
-        };
-        Some(answer)
+        }
+        false
     }
 
     /// Sends the changes waiting, in order, as the room's rate allows; false when the rate
