@@ -453,6 +453,15 @@ impl Pair {
         }
     }
 
+    /// Storage confirms every write it holds for the test ([`Self::unconfirmed`]), in order,
+    /// and everything runs until quiet.
+    pub fn confirm_held(&mut self) {
+        for seq in std::mem::take(&mut self.unconfirmed) {
+            self.room.handle_persisted(self.now, seq);
+        }
+        self.run();
+    }
+
     fn confirm(&mut self, seq: Seq, fails: bool) {
         if fails {
             self.room.handle_persist_failed(self.now, seq);

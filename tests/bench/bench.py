@@ -82,17 +82,22 @@ class Server:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def load(server, *args):
-    cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port),
-           "--server-pid", str(server.proc.pid), *map(str, args)]
-    if server.kind == "ours":
-        cmd.append("--identify")
+def run_loadgen(cmd):
+    """Runs the load generator: the figures of its report line (and the line), or its error."""
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         return {"error": out.stderr.strip()[-300:]}
     line = out.stdout.strip().splitlines()[-1]
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+|NaN|nan|inf)", line)
             if v.lower() not in ("nan", "inf")} | {"line": line}
+
+
+def load(server, *args):
+    cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port),
+           "--server-pid", str(server.proc.pid), *map(str, args)]
+    if server.kind == "ours":
+        cmd.append("--identify")
+    return run_loadgen(cmd)
 
 
 def trial(kind, connections, rate):
@@ -177,13 +182,9 @@ def join(kind, connections, bin=None):
     until the room is quiet, and how many frames that cost each connection."""
     server = Server(kind, bin)
     try:
-        cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port), "--connections",
-               str(connections), "--senders", str(connections), "--identify", "--join"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if out.returncode != 0:
-            return {"error": out.stderr.strip()[-300:]}
-        line = out.stdout.strip().splitlines()[-1]
-        return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+)", line)} | {"line": line}
+        return run_loadgen(["taskset", "-c", "1", LOADGEN, "--port", str(server.port),
+                            "--connections", str(connections), "--senders", str(connections),
+                            "--identify", "--join"])
     finally:
         server.close()
 

@@ -36,6 +36,12 @@ class BusyRoom {
 
   private serve(ws: WebSocket) {
     const send = (type: string, payload: unknown) => ws.send(JSON.stringify({ type, payload }));
+    /** A change to my message, stored as the next event, and said with the change's nonce. */
+    const stored = (change: object, nonce: string) => {
+      this.seq += 1;
+      this.mine = { ...this.mine, ...change, changedSeq: this.seq };
+      send('MESSAGE_CHANGED', { ...this.mine, changeNonce: nonce });
+    };
     send('HANDSHAKE', {
       serverName: 'Busy',
       messages: [
@@ -60,21 +66,17 @@ class BusyRoom {
           if (this.editsRefused > 0) {
             this.editsRefused -= 1;
             send('ERROR', { code: 'RATE_LIMITED', message: 'too many actions; slow down', nonce: p.nonce });
-            break;
+          } else {
+            stored({ rawMessage: p.rawMessage, editedAt: Date.now() }, p.nonce);
           }
-          this.seq += 1;
-          this.mine = { ...this.mine, rawMessage: p.rawMessage, editedAt: Date.now(), changedSeq: this.seq };
-          send('MESSAGE_CHANGED', { ...this.mine, changeNonce: p.nonce });
           break;
         case 'REACT':
           if (this.reactionsLost > 0) {
             this.reactionsLost -= 1;
             send('ERROR', { code: 'STORAGE_FAILED', message: 'the room could not store your message; send it again', nonce: p.nonce });
-            break;
+          } else {
+            stored({ reactions: [{ emoji: p.emoji, users: ['me'] }] }, p.nonce);
           }
-          this.seq += 1;
-          this.mine = { ...this.mine, reactions: [{ emoji: p.emoji, users: ['me'] }], changedSeq: this.seq };
-          send('MESSAGE_CHANGED', { ...this.mine, changeNonce: p.nonce });
           break;
       }
     });

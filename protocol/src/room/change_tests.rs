@@ -25,15 +25,6 @@ fn slow_storage() -> Pair {
     pair
 }
 
-/// Storage confirms everything written so far, in order.
-fn confirm_all(h: &mut Pair) {
-    let seqs = std::mem::take(&mut h.unconfirmed);
-    for seq in seqs {
-        h.room.handle_persisted(h.now, seq);
-    }
-    h.run();
-}
-
 fn react(target: Seq, emoji: &str, on: bool, nonce: &str) -> ClientAction {
     ClientAction::React(React {
         target,
@@ -71,7 +62,7 @@ fn one_message() -> (Pair, ConnectionId, ConnectionId) {
     let (a, _, _) = h.join_ours(1);
     let (b, _, _) = h.join_ours(2);
     h.say(a, "lunch?");
-    confirm_all(&mut h);
+    h.confirm_held();
     h.take(a);
     h.take(b);
     (h, a, b)
@@ -84,7 +75,7 @@ fn a_reaction_on_then_off_at_once_ends_off_a_thousand_times() {
         // Both in the same instant, before storage has confirmed the first.
         h.act(b, react(1, "👍", true, &format!("on{round}")));
         h.act(b, react(1, "👍", false, &format!("off{round}")));
-        confirm_all(&mut h);
+        h.confirm_held();
         assert!(
             h.take(b)
                 .iter()
@@ -98,7 +89,7 @@ fn a_reaction_on_then_off_at_once_ends_off_a_thousand_times() {
     h.act(b, react(1, "👍", true, "x1"));
     h.act(b, react(1, "👍", false, "x2"));
     h.act(b, react(1, "👍", true, "x3"));
-    confirm_all(&mut h);
+    h.confirm_held();
     assert_eq!(h.stored[0].reactions.len(), 1);
     assert_eq!(last_change(&mut h, a).map(|m| m.reactions.len()), Some(1));
 }
@@ -113,7 +104,7 @@ fn forty_different_reactions_at_once_twenty_are_taken_twenty_refused_by_nonce() 
     }
     // Only the accepted ones were handed to storage.
     assert_eq!(h.unconfirmed.len(), MAX_REACTIONS);
-    confirm_all(&mut h);
+    h.confirm_held();
     let refused = refusals(&mut h, b);
     let expected: Vec<(ErrorCode, Option<String>)> = (MAX_REACTIONS..40)
         .map(|i| (ErrorCode::TooManyReactions, Some(format!("r{i}"))))
@@ -138,7 +129,7 @@ fn forty_different_reactions_at_once_twenty_are_taken_twenty_refused_by_nonce() 
     assert_eq!(told.last().map(|m| m.reactions.len()), Some(MAX_REACTIONS));
     // A reaction already on the message is still welcome from someone else.
     h.act(a, react(1, emoji[0], true, "again"));
-    confirm_all(&mut h);
+    h.confirm_held();
     assert!(refusals(&mut h, a).is_empty());
     assert_eq!(h.stored[0].reactions[0].users.len(), 2);
 }
@@ -151,7 +142,7 @@ fn after_a_delete_not_yet_stored_an_edit_or_reaction_is_refused_by_its_nonce() {
     h.act(b, react(1, "👍", true, "r1"));
     h.act(a, delete(1, "d2"));
     assert_eq!(h.unconfirmed.len(), 1, "only the delete goes to storage");
-    confirm_all(&mut h);
+    h.confirm_held();
     assert_eq!(
         refusals(&mut h, a),
         vec![
@@ -199,7 +190,7 @@ fn a_change_judged_on_one_that_storage_then_failed_leaves_the_message_consistent
 fn whoever_asked_for_a_change_is_told_it_is_stored_by_its_nonce_even_when_it_changed_nothing() {
     let (mut h, a, b) = one_message();
     h.act(b, react(1, "👍", true, "on"));
-    confirm_all(&mut h);
+    h.confirm_held();
     let stored = last_change(&mut h, b).expect("the change, stored");
     assert_eq!(stored.change_nonce.as_deref(), Some("on"));
     assert_eq!(stored.reactions.len(), 1);
@@ -248,7 +239,7 @@ fn run_script(script: &[(usize, Op, bool)], one_by_one: bool) -> Outcome {
     let people: Vec<ConnectionId> = (1..=3).map(|i| h.join_ours(i).0).collect();
     let watcher = h.join_ours(9).0;
     h.say(people[0], "a message");
-    confirm_all(&mut h);
+    h.confirm_held();
     for conn in people.iter().chain([&watcher]) {
         h.take(*conn);
     }
@@ -263,10 +254,10 @@ fn run_script(script: &[(usize, Op, bool)], one_by_one: bool) -> Outcome {
         };
         h.act(conn, action);
         if one_by_one || *confirm_now {
-            confirm_all(&mut h);
+            h.confirm_held();
         }
     }
-    confirm_all(&mut h);
+    h.confirm_held();
     let mut told = Vec::new();
     for conn in &people {
         told.push(refusals(&mut h, *conn));

@@ -196,10 +196,7 @@ fn a_refused_change_is_kept_with_its_reason_until_dismissed_and_a_second_delete_
     pair.session_mut(ada).delete_message(now, seq);
     pair.session_mut(ada).delete_message(now, seq);
     pair.run();
-    for seq in std::mem::take(&mut pair.unconfirmed) {
-        pair.room.handle_persisted(now, seq);
-    }
-    pair.run();
+    pair.confirm_held();
     assert!(pair.session(ada).changes().is_empty());
     assert!(pair.session(ada).messages()[0].deleted);
 }
@@ -224,10 +221,7 @@ fn a_change_in_flight_when_the_connection_drops_goes_again_once_and_is_stored_on
     pair.open_session(linus);
     // The reaction went again; the room already has it on its way: no second event.
     assert_eq!(pair.unconfirmed.len(), 1);
-    for seq in std::mem::take(&mut pair.unconfirmed) {
-        pair.room.handle_persisted(pair.now, seq);
-    }
-    pair.run();
+    pair.confirm_held();
     assert_eq!(
         states(pair.session(linus)),
         vec![(ChangeAsk::Edit("not his".into()), Delivery::Refused, true)],
