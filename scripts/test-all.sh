@@ -10,6 +10,9 @@ bash scripts/setup.sh
 step "GitHub workflows (actionlint; any finding fails)"
 "$CAHAT_VENV/bin/actionlint" -shellcheck shellcheck .github/workflows/*.yml
 
+step "module cycles (no two files of a crate import each other)"
+python3 scripts/module-cycles.py protocol/src client/src real-server/src mock-backend/src
+
 step "format"
 cargo fmt --all --check
 

@@ -1,6 +1,17 @@
-//! Times and dates as people read them, in the browser's time zone.
+//! Times and dates as people read them (in the browser's time zone), and quotes of a
+//! message.
 
 use protocol::Millis;
+
+/// The start of a message's text, on one line, to quote it.
+pub fn excerpt(raw: &str) -> String {
+    const SHOWN: usize = 80;
+    let line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
 
 const WEEKDAYS: [&str; 7] = [
     "Sunday",

@@ -29,10 +29,10 @@ const MAX_BACKOFF_MS: u32 = 15_000;
 /// What the UI asks of the network.
 #[derive(Debug)]
 pub enum Intent {
-    /// Connect to a room just added to the state.
-    Open(RoomId),
-    /// Disconnect from a room removed from the state.
-    Close(RoomId),
+    /// Add a room (the address already checked) and show it; connect if it is new.
+    AddRoom(crate::address::Address),
+    /// Remove a room and disconnect from it.
+    RemoveRoom(RoomId),
     /// Reconnect to a room now instead of waiting for its next attempt.
     RetryNow(RoomId),
     /// Send a message (already checked with the room's session), answering a message if given.
@@ -41,6 +41,16 @@ pub enum Intent {
     Retry(RoomId, String),
     /// Load the page of older messages.
     LoadOlder(RoomId),
+    /// Show this message of the room (a reply's original): its session pages history in
+    /// until it is there.
+    Reveal(RoomId, protocol::Seq),
+    /// Show this search result in its conversation, revealed as `Reveal` does.
+    OpenResult(RoomId, protocol::Seq),
+    /// Close the room's search.
+    EndSearch(RoomId),
+    /// Take a message that was not sent (its key) out of the room; its text went back to the
+    /// writing box.
+    TakeBack(RoomId, String),
     /// Take this name (already checked) everywhere or in one room.
     Rename(String, NameScope),
     /// Edit one of your stored messages (its seq) to say this (already checked).
@@ -151,8 +161,17 @@ pub async fn run(
     );
     while let Some(input) = inputs.next().await {
         match input {
-            Input::Intent(Intent::Open(id)) => network.open(id),
-            Input::Intent(Intent::Close(id)) => network.close(id),
+            Input::Intent(Intent::AddRoom(address)) => {
+                let (id, is_new) = state.write().add_address(address);
+                if is_new {
+                    network.open(id);
+                }
+                state.write().select(id);
+            }
+            Input::Intent(Intent::RemoveRoom(id)) => {
+                state.write().remove_room(id);
+                network.close(id);
+            }
             Input::Intent(Intent::RetryNow(id)) => network.retry_now(id),
             Input::Intent(Intent::Send(id, text, reply_to)) => {
                 state.write().compose(id, &text, reply_to, now());
@@ -196,6 +215,22 @@ pub async fn run(
             }
             Input::Intent(Intent::LoadOlder(id)) => {
                 state.write().request_history(id, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Reveal(id, seq)) => {
+                state.write().reveal(id, seq, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::OpenResult(id, seq)) => {
+                state.write().open_result(id, seq, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::EndSearch(id)) => {
+                state.write().end_search(id);
+                network.carry(id);
+            }
+            Input::Intent(Intent::TakeBack(id, key)) => {
+                let _text_already_in_the_box = state.write().take_back_message(id, &key);
                 network.carry(id);
             }
             Input::Intent(Intent::Rename(name, scope)) => {
@@ -283,32 +318,14 @@ impl Network {
                 stream,
                 problem,
             } => {
-                // The call may have ended while the browser asked.
-                let ready = self.media.is_none()
-                    && self.state.peek().room(room).is_some_and(|r| {
-                        let incoming = r
-                            .session
-                            .call()
-                            .is_some_and(|c| c.phase == protocol::session::CallPhase::Incoming);
-                        if answer {
-                            incoming
-                        } else {
-                            !self.state.peek().in_call()
-                        }
-                    });
-                if !ready {
+                // The call may have ended (or its ring run out) while the browser asked.
+                let go_ahead = match self.media {
+                    Some(_) => None,
+                    None => self.state.peek().call_go_ahead(room, answer, video, now()),
+                };
+                let Some(receive_video) = go_ahead else {
                     crate::call::stop(stream.as_ref());
                     return;
-                }
-                // The other side's video is received whenever the call was asked with it.
-                let receive_video = if answer {
-                    self.state
-                        .peek()
-                        .room(room)
-                        .and_then(|r| r.session.call())
-                        .is_some_and(|c| c.video)
-                } else {
-                    video
                 };
                 let servers = self
                     .state
@@ -533,7 +550,7 @@ impl Network {
     /// Drains the room's session: its frames go out on the open connection (none is open:
     /// the session sends again what matters when it identifies), and its timer is set.
     fn carry(&mut self, id: RoomId) {
-        let settled = self.state.write().settle(id);
+        let settled = self.state.write().settle(id, now());
         if !self.links.contains_key(&id) {
             return;
         }

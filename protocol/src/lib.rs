@@ -9,6 +9,9 @@
 //! - [`codec`]: frame text to action, with errors that say what was wrong.
 //! - [`error`]: stable error codes for `ERROR` actions, and the decode error.
 //! - [`markdown`]: markdown to sanitised HTML, used by server and client alike.
+//! - [`stored`]: the room's records as storage keeps them (messages, changes, people) and
+//!   the one rule of who may see a message.
+//! - [`search`]: search queries and how a message matches one.
 //! - [`room`]: the sans-IO room engine ([`Room`]): inputs in, [`Effect`]s out.
 //! - [`session`]: the client half, one [`session::Session`] per room a client has open:
 //!   inputs in, frames to send and events for the view out.
@@ -21,6 +24,7 @@ pub mod markdown;
 pub mod room;
 pub mod search;
 pub mod session;
+pub mod stored;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wire;

@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use crate::Seq;
-use crate::room::StoredMessage;
+use crate::stored::StoredMessage;
 
 /// Longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;

@@ -27,6 +27,27 @@ impl AppState {
         self.rooms.iter().any(|r| r.session.in_call())
     }
 
+    /// Whether a call may go on now that the browser gave (or refused) the devices, which
+    /// takes a while: an answer while the ring is still on (by the clock: a ring runs out
+    /// even if nobody says so), a new call while the page has none. With it, whether the
+    /// other side's video is to be received (an answer: if the caller asked for video).
+    pub fn call_go_ahead(
+        &self,
+        id: RoomId,
+        answer: bool,
+        video: bool,
+        now: Millis,
+    ) -> Option<bool> {
+        let room = self.room(id)?;
+        if answer {
+            room.session
+                .may_answer(now)
+                .then(|| room.session.call().is_some_and(|c| c.video))
+        } else {
+            (!self.in_call()).then_some(video)
+        }
+    }
+
     /// Rings `peer` in room `id` (with camera if `video`).
     pub fn start_call(
         &mut self,

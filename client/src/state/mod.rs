@@ -235,9 +235,13 @@ impl AppState {
     /// Adds a room by address; returns its id and whether it is new (an address already
     /// open returns the existing room). The first room becomes the active one.
     pub fn add_room(&mut self, input: &str) -> Result<(RoomId, bool), AddressError> {
-        let address = Address::parse(input)?;
+        Ok(self.add_address(Address::parse(input)?))
+    }
+
+    /// [`Self::add_room`], with the address checked already.
+    pub fn add_address(&mut self, address: Address) -> (RoomId, bool) {
         if let Some(existing) = self.rooms.iter().find(|r| r.address == address) {
-            return Ok((existing.id, false));
+            return (existing.id, false);
         }
         let id = RoomId(self.next_room);
         self.next_room += 1;
@@ -259,7 +263,7 @@ impl AppState {
         if self.active.is_none() {
             self.active = Some(id);
         }
-        Ok((id, true))
+        (id, true)
     }
 
     /// Removes a room. Your identity there is kept aside, so adding it again brings it back.
@@ -316,7 +320,7 @@ impl AppState {
                 room.opened.push(peer.clone());
             }
             room.conversation = peer.filter(|p| !room.is_me(p));
-            room.opening_at = None;
+            room.revealed = None;
         }
         self.select(id);
     }
@@ -342,10 +346,19 @@ impl AppState {
         }
     }
 
-    /// The view has shown the search result it was opened at.
-    pub fn opened_result(&mut self, id: RoomId) {
+    /// Shows message `seq` of a room (a reply's original): its session pages history in
+    /// until it is there, then says so ([`RoomState::revealed`]).
+    pub fn reveal(&mut self, id: RoomId, seq: protocol::Seq, now: Millis) {
         if let Some(room) = self.room_mut(id) {
-            room.opening_at = None;
+            room.revealed = None;
+            room.session.reveal(now, seq);
+        }
+    }
+
+    /// The view has scrolled to the message revealed.
+    pub fn shown_revealed(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.revealed = None;
         }
     }
 
@@ -357,11 +370,10 @@ impl AppState {
     }
 
     /// Shows a search result in its context: its conversation (the room, or the direct one
-    /// it belongs to), at the message. Returns whether the view changes conversation (when
-    /// it does not, the view shown must be told where to go).
-    pub fn open_result(&mut self, id: RoomId, seq: protocol::Seq) -> bool {
+    /// it belongs to), at the message (revealed as [`Self::reveal`] does).
+    pub fn open_result(&mut self, id: RoomId, seq: protocol::Seq, now: Millis) {
         let Some(room) = self.room(id) else {
-            return false;
+            return;
         };
         let me = room
             .session
@@ -373,17 +385,13 @@ impl AppState {
             .search()
             .and_then(|s| s.results.iter().find(|m| m.seq == Some(seq)))
         else {
-            return false;
+            return;
         };
         let peer = found.peer(&me).cloned();
-        let moves = room.conversation != peer || self.active != Some(id);
-        if moves {
+        if room.conversation != peer || self.active != Some(id) {
             self.open_conversation(id, peer);
-            if let Some(room) = self.room_mut(id) {
-                room.opening_at = Some(seq);
-            }
         }
-        moves
+        self.reveal(id, seq, now);
     }
 
     /// Gives a person your own name for them in a room (`None` or blank takes it back). It
@@ -640,7 +648,7 @@ impl AppState {
     /// Drains a room's session after a change: what it tells the user is applied to the view
     /// (online, unread counts, notices), and what it wants sent and when it wants waking is
     /// returned for the network loop.
-    pub fn settle(&mut self, id: RoomId) -> Settled {
+    pub fn settle(&mut self, id: RoomId, now: Millis) -> Settled {
         let room_shown = self.active == Some(id) && self.page_visible;
         let page_visible = self.page_visible;
         let notify_mentions = self.settings.notify_mentions;
@@ -692,10 +700,11 @@ impl AppState {
                     }
                 }
                 Event::Notice(notice) => room.notice = Some(notice.to_string()),
+                Event::Revealed(seq) => room.revealed = Some(seq),
                 // One call at a time in the page: a ring while another room has a call is
                 // declined at once.
                 Event::Call(protocol::session::CallEvent::Incoming) if call_elsewhere => {
-                    room.session.decline_call(0);
+                    room.session.decline_call(now);
                     room.session.dismiss_call();
                     declined = true;
                 }

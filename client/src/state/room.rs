@@ -57,9 +57,9 @@ pub struct RoomState {
     pub direct_unread: BTreeMap<UserId, u32>,
     /// Your own names for people here (never sent to the server).
     pub aliases: BTreeMap<UserId, String>,
-    /// A search result was opened: the view about to show (its conversation's) scrolls to
-    /// this message, paging history in until it is there.
-    pub opening_at: Option<protocol::Seq>,
+    /// A message the session has revealed ([`protocol::session::Event::Revealed`]): in the
+    /// timeline now, for the view to scroll to (and then clear).
+    pub revealed: Option<protocol::Seq>,
 }
 
 impl RoomState {
@@ -78,7 +78,7 @@ impl RoomState {
             opened: Vec::new(),
             direct_unread: BTreeMap::new(),
             aliases: BTreeMap::new(),
-            opening_at: None,
+            revealed: None,
         }
     }
 

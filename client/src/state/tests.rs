@@ -45,32 +45,32 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
 /// A frame from the room, then what the network loop would do: settle the room.
 fn recv(s: &mut AppState, id: RoomId, action: ServerAction) -> Settled {
     s.receive(id, &action.to_json(), 0);
-    s.settle(id)
+    s.settle(id, 0)
 }
 
 /// Asks for the page of older messages: what goes out.
 fn load_older(s: &mut AppState, id: RoomId) -> Settled {
     s.request_history(id, 0);
-    s.settle(id)
+    s.settle(id, 0)
 }
 
 /// The room's timer comes due at `now`: what goes out.
 fn wake(s: &mut AppState, id: RoomId, now: Millis) -> Settled {
     s.wake(id, now);
-    s.settle(id)
+    s.settle(id, now)
 }
 
 /// The connection opens: what the session sends first.
 fn opened(s: &mut AppState, id: RoomId) -> Settled {
     s.link_opened(id, 0);
-    s.settle(id)
+    s.settle(id, 0)
 }
 
 /// You write a message (checked as the composer checks it first).
 fn compose(s: &mut AppState, id: RoomId, text: &str, now: Millis) -> Settled {
     assert_eq!(s.room(id).unwrap().session.check_message(text), Ok(()));
     s.compose(id, text, None, now);
-    s.settle(id)
+    s.settle(id, now)
 }
 
 /// The connection opens and the room identifies us as `me` (with the token "tok").
@@ -284,7 +284,7 @@ fn names_apply_everywhere_or_in_one_room_and_are_resent_after_a_reconnect() {
     let (a, b) = two_rooms(&mut s, "mock://a", "mock://b");
     s.set_name("  Grace  ", NameScope::All, 0).unwrap();
     for id in [a, b] {
-        assert!(matches!(&s.settle(id).send[..],
+        assert!(matches!(&s.settle(id, 0).send[..],
             [ClientAction::NameChange(c)] if c.name == "Grace"));
     }
     assert_eq!(s.settings.display_name.as_deref(), Some("Grace"));
@@ -299,8 +299,8 @@ fn names_apply_everywhere_or_in_one_room_and_are_resent_after_a_reconnect() {
         ServerAction::NameChange(NameChanged::new("me".into(), "Grace".into())),
     );
     s.set_name("Hopper", NameScope::Room(b), 0).unwrap();
-    assert!(s.settle(a).send.is_empty(), "only the one room changes");
-    assert!(matches!(&s.settle(b).send[..],
+    assert!(s.settle(a, 0).send.is_empty(), "only the one room changes");
+    assert!(matches!(&s.settle(b, 0).send[..],
         [ClientAction::NameChange(c)] if c.name == "Hopper"));
     assert_eq!(s.room(b).unwrap().name_override.as_deref(), Some("Hopper"));
     // A room that forgot us: the name we want is sent again when it identifies us.
@@ -561,7 +561,7 @@ fn a_refused_message_is_kept_as_failed_until_retried_or_discarded() {
     );
     // Retry sends it again with the same nonce.
     s.retry_message(id, &key, 0);
-    let out = s.settle(id);
+    let out = s.settle(id, 0);
     assert!(matches!(&out.send[..], [ClientAction::Message(m)] if m.raw_message == "first"));
     recv(&mut s, id, refusal);
     assert_eq!(s.take_back_message(id, &key).as_deref(), Some("first"));
@@ -793,7 +793,7 @@ fn a_direct_conversation_counts_its_own_unread_and_sends_to_its_person() {
     assert!(matches!(&out.send[..],
         [ClientAction::Message(m)] if m.to.as_deref() == Some("u2")));
     s.typing(id, 3);
-    assert!(matches!(&s.settle(id).send[..],
+    assert!(matches!(&s.settle(id, 0).send[..],
         [ClientAction::Typing(t)] if t.to.as_deref() == Some("u2")));
     // A room message now counts for the room, which is not shown.
     recv(
@@ -921,11 +921,61 @@ fn a_ring_while_another_room_has_a_call_is_declined() {
     assert_eq!(s.call_room(), Some(a));
 
     s.hang_up(a, 0);
-    s.settle(a);
+    s.settle(a, 0);
     s.set_page_visible(false);
     let out = recv(&mut s, b, ring("u1", "x2"));
     assert_eq!(out.calls, [protocol::session::CallEvent::Incoming]);
     assert_eq!(out.notify.len(), 1);
     assert_eq!(out.notify[0].0, "Ada is calling you");
     assert_eq!(s.call_room(), Some(b));
+}
+
+/// The devices come a while after a call is asked for: the call goes on only if it still may,
+/// by the clock (a ring runs out even when nobody has said so yet).
+#[test]
+fn a_call_goes_ahead_when_the_devices_come_only_if_it_still_may() {
+    use protocol::session::RING_GIVE_UP_MS;
+    use protocol::{CallKind, CallSignal};
+    let mut s = state();
+    let (a, _) = s.add_room("ws://a:4000").unwrap();
+    recv(&mut s, a, handshake(vec![], 0));
+    identified(&mut s, a, "me");
+    // Nothing rings: a new call may go ahead, and sends video as asked.
+    assert_eq!(s.call_go_ahead(a, false, true, 0), Some(true));
+    assert_eq!(
+        s.call_go_ahead(a, true, false, 0),
+        None,
+        "no ring to answer"
+    );
+    let rang = ServerAction::Call(CallSignal {
+        from: Some("u1".into()),
+        video: Some(true),
+        ..CallSignal::new("x1", CallKind::Ring)
+    });
+    recv(&mut s, a, rang);
+    // The answer receives the caller's video; a new call waits for this one.
+    assert_eq!(s.call_go_ahead(a, true, false, 1_000), Some(true));
+    assert_eq!(s.call_go_ahead(a, false, true, 1_000), None);
+    // The ring has run out by the time the devices come: no answer goes.
+    assert_eq!(s.call_go_ahead(a, true, false, RING_GIVE_UP_MS), None);
+}
+
+/// A reply's original (or a search result) is revealed by the session: the state says so
+/// for the view once it is in the timeline, and opening another conversation forgets it.
+#[test]
+fn a_revealed_message_is_told_to_the_view_once_it_is_there() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://a:4000").unwrap();
+    let messages = (1..=3).map(|seq| record(seq, "u1", "hi", None)).collect();
+    recv(&mut s, id, handshake(messages, 3));
+    identified(&mut s, id, "me");
+    s.reveal(id, 2, 0);
+    s.settle(id, 0);
+    assert_eq!(s.room(id).unwrap().revealed, Some(2));
+    s.shown_revealed(id);
+    assert_eq!(s.room(id).unwrap().revealed, None);
+    s.reveal(id, 3, 0);
+    s.settle(id, 0);
+    s.open_conversation(id, Some("u1".into()));
+    assert_eq!(s.room(id).unwrap().revealed, None);
 }

@@ -216,7 +216,7 @@ pub fn Composer(id: RoomId) -> Element {
                 .find(|m| m.seq == Some(seq))?;
             Some((
                 room.name_of(&message.user_id),
-                super::room::excerpt(&message.raw),
+                crate::format::excerpt(&message.raw),
             ))
         });
         quoted.unwrap_or_else(|| ("someone".to_owned(), String::new()))

@@ -55,16 +55,6 @@ fn day_at_top(log: &web_sys::Element) -> Option<String> {
     shown
 }
 
-/// The start of a message's text, on one line, to quote it.
-pub fn excerpt(raw: &str) -> String {
-    const SHOWN: usize = 80;
-    let line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
-}
-
 /// How long after a page arrives the original of a reply is scrolled to, in milliseconds.
 const JUMP_AFTER_MS: u32 = 60;
 
@@ -113,10 +103,6 @@ pub fn RoomView(id: RoomId) -> Element {
     // the reader scrolling up; when messages come fast, new ones land between the view's
     // scroll and the event, and the gap alone would say the reader left the bottom.
     let pinned = use_hook(|| Rc::new(Cell::new(None::<i32>)));
-    // A reply's quote was activated: the original it answers, to be shown.
-    // Or a search result was opened in this conversation's view (set before it was made).
-    let mut jump =
-        use_context_provider(|| Signal::new(state.peek().room(id).and_then(|r| r.opening_at)));
     let mut searching = use_signal(|| {
         state
             .peek()
@@ -132,46 +118,28 @@ pub fn RoomView(id: RoomId) -> Element {
         anchor: anchor.clone(),
     };
 
-    // Shows the original of a reply: at once if it is in memory, else after paging older
-    // history in until it is (each page's arrival runs this again).
-    {
-        let older = older.clone();
-        use_effect(move || {
-            let Some(seq) = jump() else { return };
-            let (present, history) = {
-                let app = state.read();
-                let Some(room) = app.room(id) else { return };
-                let present = room.session.messages().iter().any(|m| m.seq == Some(seq));
-                (present, room.session.history())
-            };
-            if present {
-                jump.set(None);
-                if state
-                    .peek()
-                    .room(id)
-                    .is_some_and(|r| r.opening_at.is_some())
-                {
-                    state.write().opened_result(id);
-                }
-                let element_id = message_element_id(&format!("s{seq}"));
-                // After the page that brought it has been put in place (which keeps the view
-                // still), so that nothing moves it away again.
-                gloo_timers::callback::Timeout::new(JUMP_AFTER_MS, move || {
-                    if let Some(original) = element(&element_id) {
-                        original.scroll_into_view_with_bool(true);
-                        super::focus(&element_id);
-                    }
-                })
-                .forget();
-            } else if history == History::More {
-                older.load();
-            } else if history != History::Loading {
-                // The start of the room is shown and it is not there (or the server pages no
-                // history): nothing more to load.
-                jump.set(None);
+    // The session revealed a message (a reply's original, a search result): it is in the
+    // timeline now; the view scrolls to it, once the page that brought it is in place.
+    use_effect(move || {
+        let key = {
+            let app = state.read();
+            let Some(room) = app.room(id) else { return };
+            let Some(seq) = room.revealed else { return };
+            room.session.find(seq).map(|m| m.key.clone())
+        };
+        state.write().shown_revealed(id);
+        let Some(key) = key else { return };
+        let element_id = message_element_id(&key);
+        // After the page that brought it has been put in place (which keeps the view still),
+        // so that nothing moves it away again.
+        gloo_timers::callback::Timeout::new(JUMP_AFTER_MS, move || {
+            if let Some(original) = element(&element_id) {
+                original.scroll_into_view_with_bool(true);
+                super::focus(&element_id);
             }
-        });
-    }
+        })
+        .forget();
+    });
 
     // After each change: keep following the conversation, keep the view still when history
     // is inserted above, or count what arrived below while the user reads older messages.
@@ -331,7 +299,7 @@ pub fn RoomView(id: RoomId) -> Element {
                         if open {
                             super::focus_soon(super::search::input_id(id));
                         } else {
-                            state.write().end_search(id);
+                            net.send(Intent::EndSearch(id));
                         }
                     },
                     "Search"
@@ -358,8 +326,8 @@ pub fn RoomView(id: RoomId) -> Element {
                         r#type: "button",
                         class: "link-button",
                         onclick: move |_| {
-                            state.write().remove_room(id);
-                            net.send(Intent::Close(id));
+                            net.send(Intent::RemoveRoom(id));
+                            super::sidebar::focus_after_removal(state);
                         },
                         "Remove this room"
                     }
@@ -434,18 +402,15 @@ pub fn RoomView(id: RoomId) -> Element {
                                 message: message.clone(),
                                 author: room.name_of(&message.user_id),
                                 author_note: room.alias_note(&message.user_id),
-                                mine: message.delivery != Delivery::Sent || room.is_me(&message.user_id),
+                                mine: room.session.is_mine(message),
+                                may_change: room.session.may_change(message),
+                                may_react: room.session.may_react(message),
                                 mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
                                 quote: message.reply_to.map(|seq| {
-                                    let original = room
-                                        .session
-                                        .messages()
-                                        .binary_search_by_key(&Some(seq), |m| m.seq)
-                                        .ok()
-                                        .map(|i| &room.session.messages()[i]);
+                                    let original = room.session.find(seq);
                                     Quote {
                                         seq,
-                                        shown: original.map(|m| (room.name_of(&m.user_id), excerpt(&m.raw))),
+                                        shown: original.map(|m| (room.name_of(&m.user_id), format::excerpt(&m.raw))),
                                         deleted: original.is_some_and(|m| m.deleted),
                                     }
                                 }),
@@ -513,13 +478,17 @@ fn MessageView(
     /// What the author calls themselves, when you gave them a name of your own.
     author_note: Option<String>,
     mine: bool,
+    /// Yours to edit or delete (the session says).
+    may_change: bool,
+    /// Open to reactions (the session says).
+    may_react: bool,
     mentioned: bool,
     quote: Option<Quote>,
     /// Your changes to it that the room has not stored yet, or refused.
     changes: Vec<PendingChange>,
     reactions: Vec<Shown>,
 ) -> Element {
-    let mut state = use_context::<Signal<AppState>>();
+    let state = use_context::<Signal<AppState>>();
     let net = use_coroutine_handle::<Intent>();
     let time = format::hh_mm(message.timestamp);
     let drafts = use_context::<Signal<crate::storage::Drafts>>();
@@ -538,12 +507,9 @@ fn MessageView(
     let mut profile = use_context::<Signal<Option<super::profile::Shown>>>();
     let note_id = format!("alias-note-{}", message.key);
     let mut picking = use_signal(|| false);
-    let mut jump = use_context::<Signal<Option<protocol::Seq>>>();
     let mut replying = use_context::<Signal<Option<super::composer::Replying>>>();
-    let reactable = message.delivery == Delivery::Sent && !message.deleted && call.is_none();
+    let (reactable, changeable) = (may_react, may_change);
     let seq = message.seq;
-    let changeable =
-        mine && message.delivery == Delivery::Sent && !message.deleted && call.is_none();
     let edited_at = message.edited_at.map(format::hh_mm);
     let retry_key = message.key.clone();
     let edit_key = message.key.clone();
@@ -553,11 +519,11 @@ fn MessageView(
     let react_id = format!("react-{}", message.key);
     let article_id = message_element_id(&message.key);
     // The refused text goes back into the writing box, to be changed and sent again.
-    let mut edit = move || {
-        let address = state.peek().room(room).map(|r| r.draft_key());
-        let text = state.write().take_back_message(room, &edit_key);
-        if let (Some(address), Some(text)) = (address, text) {
-            super::restore_draft(drafts, address, &text);
+    let refused_text = message.raw.clone();
+    let edit = move || {
+        if let Some(address) = state.peek().room(room).map(|r| r.draft_key()) {
+            super::restore_draft(drafts, address, &refused_text);
+            net.send(Intent::TakeBack(room, edit_key.clone()));
             super::focus(&format!("composer-{}", room.0));
         }
     };
@@ -666,7 +632,7 @@ fn MessageView(
                     r#type: "button",
                     class: "reply-quote",
                     title: "Show the message this one answers",
-                    onclick: move |_| jump.set(Some(quote.seq)),
+                    onclick: move |_| net.send(Intent::Reveal(room, quote.seq)),
                     match (&quote.shown, quote.deleted) {
                         (Some((who, _)), true) => rsx! { "↪ {who}: a deleted message" },
                         (Some((who, text)), false) => rsx! { "↪ {who}: {text}" },

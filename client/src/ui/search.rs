@@ -22,9 +22,8 @@ pub fn toggle_id(room: RoomId) -> String {
 
 #[component]
 pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
-    let mut state = use_context::<Signal<AppState>>();
+    let state = use_context::<Signal<AppState>>();
     let net = use_coroutine_handle::<Intent>();
-    let mut jump = use_context::<Signal<Option<protocol::Seq>>>();
     let mut open = open;
     let mut query = use_signal(|| {
         state
@@ -35,7 +34,7 @@ pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
     });
     let mut problem = use_signal(|| None::<String>);
     let mut close = move || {
-        state.write().end_search(id);
+        net.send(Intent::EndSearch(id));
         open.set(false);
         super::focus_soon(toggle_id(id));
     };
@@ -148,12 +147,7 @@ pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
                             button {
                                 r#type: "button",
                                 class: "search-result",
-                                onclick: move |_| {
-                                    let moves = state.write().open_result(id, seq);
-                                    if !moves {
-                                        jump.set(Some(seq));
-                                    }
-                                },
+                                onclick: move |_| net.send(Intent::OpenResult(id, seq)),
                                 span { class: "meta",
                                     span { class: "author", "{author}" }
                                     if let Some(with) = with {

@@ -3,8 +3,21 @@
 use dioxus::prelude::*;
 
 use super::Panel;
+use crate::address::Address;
 use crate::network::Intent;
 use crate::state::{AppState, Link, RoomId};
+
+/// After a room is removed (by the network loop, before the next task), focus stays in the
+/// list: on the room now shown, or on the address field when no room is left.
+pub fn focus_after_removal(state: Signal<AppState>) {
+    gloo_timers::callback::Timeout::new(0, move || {
+        super::focus(&match state.peek().active {
+            Some(next) => format!("room-button-{}", next.0),
+            None => "add-room-address".to_owned(),
+        });
+    })
+    .forget();
+}
 
 #[component]
 pub fn Sidebar() -> Element {
@@ -16,13 +29,9 @@ pub fn Sidebar() -> Element {
 
     let add = move |event: FormEvent| {
         event.prevent_default();
-        let result = state.write().add_room(&address());
-        match result {
-            Ok((id, is_new)) => {
-                if is_new {
-                    net.send(Intent::Open(id));
-                }
-                state.write().select(id);
+        match Address::parse(&address()) {
+            Ok(parsed) => {
+                net.send(Intent::AddRoom(parsed));
                 address.set(String::new());
                 error.set(None);
                 panel.set(Panel::None);
@@ -78,15 +87,8 @@ pub fn Sidebar() -> Element {
                             onclick: {
                                 let id = room.id;
                                 move |_| {
-                                    state.write().remove_room(id);
-                                    net.send(Intent::Close(id));
-                                    // Focus stays in the list: on the room now shown, or on
-                                    // the address field when no room is left.
-                                    let next = state.peek().active;
-                                    super::focus_soon(match next {
-                                        Some(next) => format!("room-button-{}", next.0),
-                                        None => "add-room-address".to_owned(),
-                                    });
+                                    net.send(Intent::RemoveRoom(id));
+                                    focus_after_removal(state);
                                 }
                             },
                             "×"

@@ -22,11 +22,13 @@
 //!   candidate into someone else's call.
 //! - When a connection of a call closes, the call ends.
 
-use super::{Connection, Effect, Pending, PendingEvent, Room};
+use super::post::PendingEvent;
+use super::{Connection, Room};
 use crate::error::ErrorCode;
 use crate::room::MAX_NONCE_CHARS;
-use crate::room::effect::{ConnectionId, StoredMessage};
+use crate::room::effect::ConnectionId;
 use crate::room::rate::TokenBucket;
+use crate::stored::StoredMessage;
 use crate::wire::{
     CallEnd, CallKind, CallOutcome, CallRecord, CallSignal, Millis, ServerAction, UserId,
 };
@@ -61,21 +63,17 @@ impl Call {
 }
 
 impl Room {
-    /// When the room next needs [`Room::handle_timeout`]: the first ring to run out, or the
-    /// end of the presence tick.
-    pub fn poll_timeout(&self) -> Option<Millis> {
+    /// When the first unanswered ring runs out.
+    pub(super) fn calls_due(&self) -> Option<Millis> {
         self.calls
             .iter()
             .filter(|c| c.answered_at.is_none())
             .map(|c| c.rang_at + self.config.call_ring_ms)
-            .chain(self.presence_due())
             .min()
     }
 
-    /// Time has come ([`Room::poll_timeout`]): a presence tick that is over is told, rings
-    /// that ran out are missed.
-    pub fn handle_timeout(&mut self, now: Millis) {
-        self.presence_timeout(now);
+    /// Rings that ran out by `now` are missed calls.
+    pub(super) fn calls_timeout(&mut self, now: Millis) {
         let ring_ms = self.config.call_ring_ms;
         let expired: Vec<String> = self
             .calls
@@ -349,12 +347,7 @@ impl Room {
             call: Some(record),
             ..StoredMessage::default()
         };
-        self.effects
-            .push_back(Effect::PersistMessage(stored.clone()));
-        self.pending.push_back(Pending {
-            event: PendingEvent::Message(stored),
-            from: call.caller_conn,
-        });
+        self.accept(PendingEvent::Message(stored), call.caller_conn);
     }
 
     fn refuse_call(&mut self, conn: ConnectionId, text: impl Into<String>, nonce: Option<&String>) {

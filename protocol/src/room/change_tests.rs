@@ -9,7 +9,7 @@ use super::tests::{delete, edit};
 use super::*;
 use crate::markdown::emoji_table;
 use crate::testing::Pair;
-use crate::wire::React;
+use crate::wire::*;
 
 /// A room whose storage answers only when the test says (`Pair::unconfirmed`), with a rate
 /// limit out of the way: these tests are about order, not speed.

@@ -104,8 +104,6 @@ pub const HTML_ALLOWANCE: usize = 1024;
 /// ones whose budget has refilled are forgotten.
 pub const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
-/// Longest name, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
 /// Longest nonce, in characters.
 pub const MAX_NONCE_CHARS: usize = 64;
 /// The name every new user starts with (legacy).

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::testing::Pair;
+use crate::wire::*;
 
 fn direct(text: &str, to: &str, nonce: &str) -> ClientAction {
     ClientAction::Message(SendMessage {

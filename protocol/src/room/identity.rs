@@ -4,8 +4,6 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 
-use super::config::MAX_NAME_CHARS;
-
 /// The room's random source. Seeded by the host: from the OS on a server, from `?seed=` in
 /// the mock, from a constant in tests, so the engine itself stays deterministic.
 #[derive(Debug)]
@@ -64,6 +62,9 @@ pub enum NameProblem {
     #[error("a name cannot stack more than {MAX_COMBINING_MARKS} accents on one letter")]
     TooManyMarks,
 }
+
+/// Longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
 
 /// Most combining marks one character of a name may carry (Vietnamese needs two).
 pub const MAX_COMBINING_MARKS: usize = 4;

@@ -1,9 +1,11 @@
 //! The room engine: every rule of a chat room, with no IO.
 
+mod answers;
 mod call;
 mod config;
 mod effect;
 mod identity;
+mod post;
 mod presence;
 mod rate;
 mod text;
@@ -11,27 +13,28 @@ mod text;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
+pub use crate::stored::{
+    ChangeKind, DELETED_HTML, MAX_REACTIONS, StoredChange, StoredMessage, UserRecord, may_see,
+};
 pub use config::{
-    DEFAULT_NAME, HTML_ALLOWANCE, MAX_NAME_CHARS, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES,
-    RoomConfig,
+    DEFAULT_NAME, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES, RoomConfig,
 };
-pub use effect::{
-    ChangeKind, ConnectionId, DELETED_HTML, Effect, MAX_REACTIONS, SearchTask, StoredChange,
-    StoredMessage, UserRecord, may_see,
-};
+pub use effect::{ConnectionId, Effect, SearchTask};
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
-pub use identity::{IdSource, MAX_COMBINING_MARKS, NameProblem, Normalize, clean_name, hash_token};
+pub use identity::{
+    IdSource, MAX_COMBINING_MARKS, MAX_NAME_CHARS, NameProblem, Normalize, clean_name, hash_token,
+};
 pub use rate::TokenBucket;
 pub use text::{TextProblem, check_text};
 
 use crate::error::ErrorCode;
 use crate::markdown::Renderer;
 use crate::wire::{
-    ChangeName, ClientAction, Handshake, HandshakeUserInfo, History, HistoryRequest, MessageRecord,
-    Millis, NameChanged, PROTOCOL_VERSION, Person, Resume, RoomLimits, Search, SearchResults,
-    SendMessage, Seq, ServerAction, TypingUser, UserId, UserInfo, UserRef,
+    ChangeName, ClientAction, HandshakeUserInfo, Millis, NameChanged, Seq, ServerAction,
+    TypingUser, UserId, UserInfo, UserRef,
 };
+use post::{Asked, Pending};
 
 /// What a host loads from storage before the room opens.
 #[derive(Debug, Clone, Default)]
@@ -50,22 +53,40 @@ pub struct RoomSnapshot {
 ///
 /// # Contract
 /// A host (the `real-server` socket server, or the in-page mock) feeds the room inputs and
-/// carries out what it asks, and nothing else:
+/// carries out what it asks, and nothing else. Every input takes `now`, milliseconds since the
+/// epoch, from the host's clock: the room never reads a clock, a socket or a disk.
 ///
-/// - **Inputs.** [`handle_connect`](Self::handle_connect), [`handle_frame`](Self::handle_frame)
-///   (or [`handle_action`](Self::handle_action) for an already decoded action),
-///   [`handle_disconnect`](Self::handle_disconnect), and the answers to storage requests
-///   ([`handle_persisted`](Self::handle_persisted),
-///   [`handle_persist_failed`](Self::handle_persist_failed),
-///   [`handle_history_loaded`](Self::handle_history_loaded),
-///   [`handle_history_failed`](Self::handle_history_failed)). Each takes `now`, milliseconds
-///   since the epoch, from the host's clock: the room never reads a clock, a socket or a disk.
-/// - **Outputs.** [`Effect`]s, taken with [`poll_effect`](Self::poll_effect) in order and carried
-///   out in that order: send to one connection, broadcast, persist, load history.
-/// - **Durability.** An accepted message is first only a [`Effect::PersistMessage`]; it is
-///   broadcast (and enters the room's memory) after the host reports it stored with
-///   `handle_persisted`. A host confirms in sequence order. A failed store is reported with
-///   `handle_persist_failed`; its author gets `STORAGE_FAILED` and nobody else sees it.
+/// - **Connections.** [`handle_connect`](Self::handle_connect) (or
+///   [`handle_connect_from`](Self::handle_connect_from) with the peer's address, for the
+///   new-identity budget), [`handle_frame`](Self::handle_frame) (or
+///   [`handle_action`](Self::handle_action) for an already decoded action),
+///   [`handle_disconnect`](Self::handle_disconnect).
+/// - **Answers to its effects.** For [`Effect::PersistMessage`] and [`Effect::PersistChange`]:
+///   [`handle_persisted`](Self::handle_persisted) or
+///   [`handle_persist_failed`](Self::handle_persist_failed). For [`Effect::LoadHistory`]:
+///   [`handle_history_loaded`](Self::handle_history_loaded) or
+///   [`handle_history_failed`](Self::handle_history_failed). For [`Effect::Search`]:
+///   [`handle_search_done`](Self::handle_search_done) or
+///   [`handle_search_failed`](Self::handle_search_failed). [`Effect::PersistUser`] is not
+///   answered.
+/// - **Time.** [`poll_timeout`](Self::poll_timeout) says when the room next needs
+///   [`handle_timeout`](Self::handle_timeout) (the presence tick, a ring running out).
+/// - **Outputs.** [`Effect`]s, taken with [`poll_effect`](Self::poll_effect) in order and
+///   carried out in that order: [`Effect::Send`] to one connection, [`Effect::Broadcast`],
+///   the three `Persist` effects, [`Effect::LoadHistory`], [`Effect::Search`] (run beside the
+///   room's task, never in it).
+/// - **Durability.** An accepted event (a message or a change) is first only a `Persist`
+///   effect; it is delivered (and enters the room's memory) after the host reports it stored
+///   with `handle_persisted`. A host confirms in sequence order. A failed store is reported
+///   with `handle_persist_failed`; its author gets `STORAGE_FAILED` and nobody else sees it.
+///
+/// # Layout
+/// - this file: [`Room`], connections, identity and names, typing, time;
+/// - `post`: messages and changes, from the checks to delivery;
+/// - `answers`: `HANDSHAKE`, `RESUME`, `HISTORY`, `SEARCH_RESULTS` and their byte budget;
+/// - `presence`: who is online, told by tick; `call`: calls and their records;
+/// - `config`, `identity`, `text`, `rate`, `effect`: the rules' numbers and pure checks, and
+///   what the room asks of its host.
 ///
 /// # Rules it enforces
 /// - Identity is bound to the connection by `HANDSHAKE_USER_INFO`. A `userId` in a payload is a
@@ -184,39 +205,6 @@ impl UserEntry {
 /// People who are not online that a `HANDSHAKE` lists (the most recently seen).
 pub const RECENT_PEOPLE: usize = 50;
 
-#[derive(Debug)]
-struct Pending {
-    event: PendingEvent,
-    from: ConnectionId,
-}
-
-/// A change a client asks for.
-#[derive(Debug)]
-enum Asked {
-    Edit(String),
-    Delete,
-    React(String, bool),
-}
-
-/// An event of the room's log waiting for storage.
-#[derive(Debug)]
-enum PendingEvent {
-    Message(StoredMessage),
-    Change {
-        change: StoredChange,
-        nonce: Option<String>,
-    },
-}
-
-impl PendingEvent {
-    fn seq(&self) -> Seq {
-        match self {
-            PendingEvent::Message(m) => m.seq,
-            PendingEvent::Change { change, .. } => change.seq,
-        }
-    }
-}
-
 impl Room {
     /// Opens a room on what storage holds. `seed` feeds the generator of ids and tokens: from
     /// the OS in production, fixed in tests and the mock.
@@ -291,6 +279,22 @@ impl Room {
         self.effects.pop_front()
     }
 
+    /// When the room next needs [`handle_timeout`](Self::handle_timeout), if ever: the end of
+    /// the presence tick, or the first unanswered ring to run out.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.presence_due()
+            .into_iter()
+            .chain(self.calls_due())
+            .min()
+    }
+
+    /// Time has come ([`poll_timeout`](Self::poll_timeout)): a presence tick that is over is
+    /// told, rings that ran out are missed calls.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.presence_timeout(now);
+        self.calls_timeout(now);
+    }
+
     /// The room's configuration.
     pub fn config(&self) -> &RoomConfig {
         &self.config
@@ -318,24 +322,6 @@ impl Room {
         if self.connections.contains_key(&conn) {
             self.handle_disconnect(now, conn);
         }
-        // The newest messages, as many as the count and the byte budget allow.
-        let mut budget = self.config.max_answer_bytes;
-        // Sent before anyone is identified: room messages only (direct messages follow
-        // identification, see `identify`).
-        let mut messages: Vec<MessageRecord> = self
-            .recent
-            .iter()
-            .rev()
-            .filter(|m| m.visible_to(None))
-            .take(self.config.handshake_messages)
-            .map(StoredMessage::to_record)
-            .take_while(|record| take_bytes(&mut budget, record))
-            .collect();
-        messages.reverse();
-        let online: Vec<UserId> = self.online.keys().cloned().collect();
-        let people = self.people(&online);
-        let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
-        user_names.extend(self.names_of(people.iter().map(|p| &p.user_id)));
         let handshake_seq = self.confirmed_seq;
         self.connections.insert(
             conn,
@@ -350,46 +336,8 @@ impl Room {
                 legacy_names: BTreeMap::new(),
             },
         );
-        self.send(
-            conn,
-            ServerAction::Handshake(Handshake {
-                server_name: self.config.server_name.clone(),
-                messages,
-                user_names,
-                protocol_version: Some(PROTOCOL_VERSION),
-                latest_seq: Some(handshake_seq),
-                online: Some(online),
-                limits: Some(RoomLimits {
-                    max_message_chars: u32::try_from(self.config.max_message_chars)
-                        .unwrap_or(u32::MAX),
-                    max_name_chars: u32::try_from(MAX_NAME_CHARS).unwrap_or(u32::MAX),
-                    rate_burst: self.config.rate_burst,
-                    rate_per_second: self.config.rate_per_second,
-                }),
-                people: Some(people),
-                ice_servers: self.config.ice_servers.clone(),
-            }),
-        );
-    }
-
-    /// Everyone online, then the [`RECENT_PEOPLE`] seen most recently, as the people list
-    /// shows them.
-    fn people(&self, online: &[UserId]) -> Vec<Person> {
-        let person = |id: &UserId, entry: &UserEntry| Person {
-            user_id: id.clone(),
-            joined_at: entry.joined_at,
-            last_seen: entry.last_seen,
-        };
-        let now_here = online
-            .iter()
-            .filter_map(|id| Some(person(id, self.users.get(id)?)));
-        let lately = self
-            .seen_order
-            .iter()
-            .rev()
-            .filter_map(|(_, id)| Some(person(id, self.users.get(id)?)))
-            .take(RECENT_PEOPLE);
-        now_here.chain(lately).collect()
+        let handshake = self.handshake();
+        self.send(conn, ServerAction::Handshake(handshake));
     }
 
     /// A connection closed. Its user goes offline when this was their last connection.
@@ -454,204 +402,6 @@ impl Room {
             ClientAction::Typing(typing) => self.typing(now, conn, typing.to),
             ClientAction::Search(search) => self.search(now, conn, search),
             ClientAction::Call(signal) => self.call(now, conn, signal),
-        }
-    }
-
-    /// Storage holds every accepted event (message or change) up to `seq`: they are broadcast
-    /// now.
-    pub fn handle_persisted(&mut self, _now: Millis, seq: Seq) {
-        while self.pending.front().is_some_and(|p| p.event.seq() <= seq) {
-            let Some(Pending { event, .. }) = self.pending.pop_front() else {
-                break;
-            };
-            self.confirmed_seq = self.confirmed_seq.max(event.seq());
-            match event {
-                PendingEvent::Message(message) => {
-                    let record = message.to_record();
-                    self.remember(message);
-                    self.deliver(ServerAction::Message(record));
-                }
-                PendingEvent::Change { change, nonce } => {
-                    let Some(message) = self.recent_mut(change.target) else {
-                        continue;
-                    };
-                    change.apply(message);
-                    let record = MessageRecord {
-                        change_nonce: nonce,
-                        ..message.to_record()
-                    };
-                    self.deliver(ServerAction::MessageChanged(record));
-                }
-            }
-        }
-    }
-
-    /// A message (new or changed) to everyone who may see it: a room message is broadcast, a
-    /// direct message goes to the open connections of its two people only.
-    fn deliver(&mut self, action: ServerAction) {
-        let (ServerAction::Message(record) | ServerAction::MessageChanged(record)) = &action else {
-            return self.effects.push_back(Effect::Broadcast(action));
-        };
-        // Whoever reads it has been told of its author first.
-        self.presence_flush_for(&record.user_id);
-        let Some(to) = &record.to else {
-            let author = record.user_id.clone();
-            self.tell_legacy_name(&author);
-            return self.effects.push_back(Effect::Broadcast(action));
-        };
-        let author = &record.user_id;
-        let mut hearers: Vec<ConnectionId> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| may_see(c.viewer(), author, Some(to)))
-            .map(|(id, _)| *id)
-            .collect();
-        hearers.sort();
-        for conn in hearers {
-            self.send(conn, action.clone());
-        }
-    }
-
-    /// Storage could not keep event `seq`: its author is told (by the nonce of the action)
-    /// and nobody else sees it.
-    pub fn handle_persist_failed(&mut self, _now: Millis, seq: Seq) {
-        let Some(index) = self.pending.iter().position(|p| p.event.seq() == seq) else {
-            return;
-        };
-        let Some(Pending { event, from }) = self.pending.remove(index) else {
-            return;
-        };
-        let nonce = match event {
-            PendingEvent::Message(message) => {
-                if let Some(nonce) = &message.nonce {
-                    self.nonces.remove(&(message.user_id, nonce.clone()));
-                }
-                message.nonce
-            }
-            PendingEvent::Change { nonce, .. } => nonce,
-        };
-        self.refuse_for(
-            from,
-            ErrorCode::StorageFailed,
-            "the room could not store your message; send it again",
-            nonce.as_ref(),
-        );
-    }
-
-    /// Storage answered an [`Effect::LoadHistory`]: `messages` (any order) have `seq < before`.
-    pub fn handle_history_loaded(
-        &mut self,
-        _now: Millis,
-        conn: ConnectionId,
-        before: Seq,
-        mut messages: Vec<StoredMessage>,
-        has_more: bool,
-    ) {
-        let Some(connection) = self.connections.get(&conn) else {
-            return;
-        };
-        // Storage was asked for this viewer's history only; checked again all the same.
-        let viewer = connection.viewer();
-        messages.retain(|m| m.seq < before && m.visible_to(viewer));
-        messages.sort_by_key(|m| m.seq);
-        // The newest of the page, as many as fit the byte budget (always at least one, so that
-        // paging moves on); if some were left out, there is more.
-        let mut budget = self.config.max_answer_bytes;
-        let mut records: Vec<MessageRecord> = Vec::with_capacity(messages.len());
-        for message in messages.iter().rev() {
-            let record = message.to_record();
-            if !take_bytes(&mut budget, &record) && !records.is_empty() {
-                break;
-            }
-            records.push(record);
-        }
-        let has_more = has_more || records.len() < messages.len();
-        records.reverse();
-        let user_names = self.names_of(records.iter().map(|m| &m.user_id));
-        self.send(
-            conn,
-            ServerAction::History(History {
-                before,
-                messages: records,
-                has_more,
-                user_names,
-            }),
-        );
-    }
-
-    /// The host ran an [`Effect::Search`]: `messages` are its results (any order). They are
-    /// checked again (visibility, the query, `before`), cut to the page and the byte budget,
-    /// and sent as `SEARCH_RESULTS`; `next` is where the search goes on.
-    pub fn handle_search_done(
-        &mut self,
-        _now: Millis,
-        task: SearchTask,
-        mut messages: Vec<StoredMessage>,
-        mut next: Option<Seq>,
-    ) {
-        let Some(connection) = self.connections.get_mut(&task.to) else {
-            return;
-        };
-        connection.searching = false;
-        let viewer = connection.viewer();
-        let before = task.before.unwrap_or(Seq::MAX);
-        messages.retain(|m| m.seq < before && task.query.finds(m, viewer));
-        messages.sort_by_key(|m| std::cmp::Reverse(m.seq));
-        messages.dedup_by_key(|m| m.seq);
-        let limit = usize::try_from(task.limit.min(self.config.search_page)).unwrap_or(0);
-        if messages.len() > limit {
-            messages.truncate(limit);
-            next = messages.last().map(|m| m.seq);
-        }
-        let mut budget = self.config.max_answer_bytes;
-        let mut records: Vec<MessageRecord> = Vec::with_capacity(messages.len());
-        for (i, message) in messages.iter().enumerate() {
-            let record = message.to_record();
-            if !take_bytes(&mut budget, &record) && i > 0 {
-                // Go on after the last one that fit.
-                next = Some(messages[i - 1].seq);
-                break;
-            }
-            records.push(record);
-        }
-        let user_names = self.names_of(records.iter().map(|m| &m.user_id));
-        self.send(
-            task.to,
-            ServerAction::SearchResults(SearchResults {
-                query: task.asked,
-                before: task.before,
-                nonce: task.nonce,
-                messages: records,
-                next,
-                user_names,
-            }),
-        );
-    }
-
-    /// The host could not run an [`Effect::Search`] (storage failed, or it ran out of time):
-    /// the asker gets `SEARCH_FAILED` with its nonce.
-    pub fn handle_search_failed(&mut self, _now: Millis, task: SearchTask) {
-        let Some(connection) = self.connections.get_mut(&task.to) else {
-            return;
-        };
-        connection.searching = false;
-        self.refuse_for(
-            task.to,
-            ErrorCode::SearchFailed,
-            "the search could not be finished; try again, or with other words",
-            task.nonce.as_ref(),
-        );
-    }
-
-    /// Storage could not answer an [`Effect::LoadHistory`]: the asker gets `HISTORY_FAILED`
-    /// (no message of theirs is affected).
-    pub fn handle_history_failed(&mut self, _now: Millis, conn: ConnectionId) {
-        if self.connections.contains_key(&conn) {
-            self.refuse(
-                conn,
-                ErrorCode::HistoryFailed,
-                "older history could not be read; try again",
-            );
         }
     }
 
@@ -763,51 +513,6 @@ impl Room {
         }
     }
 
-    /// The `HANDSHAKE` (sent before identification) carried room messages only: a client that
-    /// identified without `since` gets the direct messages of its own among the latest it
-    /// would have seen, as a `RESUME` that only adds them.
-    fn direct_since_handshake(&mut self, conn: ConnectionId, handshake_seq: Seq) {
-        let Some(viewer) = self.connections.get(&conn).and_then(Connection::viewer) else {
-            return;
-        };
-        let mut latest: Vec<&StoredMessage> = self
-            .recent
-            .iter()
-            .rev()
-            .filter(|m| m.seq <= handshake_seq && m.visible_to(Some(viewer)))
-            .take(self.config.handshake_messages)
-            .collect();
-        latest.reverse();
-        // And those stored between the handshake and now: they reached no one here (only
-        // identified viewers get direct messages live).
-        latest.extend(
-            self.recent
-                .iter()
-                .filter(|m| m.seq > handshake_seq && m.to.is_some() && m.visible_to(Some(viewer))),
-        );
-        let since = latest.first().map_or(handshake_seq, |m| m.seq - 1);
-        let mut budget = self.config.max_answer_bytes;
-        let messages: Vec<MessageRecord> = latest
-            .into_iter()
-            .filter(|m| m.to.is_some())
-            .map(StoredMessage::to_record)
-            .take_while(|record| take_bytes(&mut budget, record))
-            .collect();
-        if messages.is_empty() {
-            return;
-        }
-        let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
-        self.send(
-            conn,
-            ServerAction::Resume(Resume {
-                since,
-                messages,
-                gap_too_big: false,
-                user_names,
-            }),
-        );
-    }
-
     fn new_user(&mut self, now: Millis, conn: ConnectionId) -> UserId {
         let id = self.ids.hex(12);
         let token = self.ids.hex(32);
@@ -836,39 +541,6 @@ impl Room {
             }),
         );
         id
-    }
-
-    fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
-        let viewer = self.connections.get(&conn).and_then(Connection::viewer);
-        // What came after `since`: new messages, and older ones changed since (as they are now).
-        // A direct message stored after the handshake and before identification reached no
-        // one on this connection (only identified viewers get them live): it is missed too.
-        let missed: Vec<MessageRecord> = self
-            .recent
-            .iter()
-            .filter(|m| {
-                ((m.seq > since && (m.seq <= handshake_seq || m.to.is_some()))
-                    || m.changed_seq.is_some_and(|c| c > since))
-                    && m.visible_to(viewer)
-            })
-            .map(StoredMessage::to_record)
-            .collect();
-        let mut budget = self.config.max_answer_bytes;
-        let gap_too_big = since < self.recent_floor.max(self.changes_floor)
-            || since > self.latest_seq
-            || missed.len() > self.config.max_resume
-            || !missed.iter().all(|record| take_bytes(&mut budget, record));
-        let messages = if gap_too_big { Vec::new() } else { missed };
-        let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
-        self.send(
-            conn,
-            ServerAction::Resume(Resume {
-                since,
-                messages,
-                gap_too_big,
-                user_names,
-            }),
-        );
     }
 
     /// The identity bound to `conn`, after checking the payload's claim and the rate limit.
@@ -905,235 +577,6 @@ impl Room {
         false
     }
 
-    fn post(&mut self, now: Millis, conn: ConnectionId, message: SendMessage) {
-        // A nonce that breaks its rule is not echoed back (it may be huge).
-        let valid_nonce = message
-            .nonce
-            .as_ref()
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
-        let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce) else {
-            return;
-        };
-        let valid_nonce = valid_nonce.cloned();
-        let SendMessage {
-            raw_message,
-            nonce,
-            reply_to,
-            to,
-            ..
-        } = message;
-        let nonce_ref = valid_nonce.as_ref();
-        if !self.text_fits(conn, &raw_message, nonce_ref) {
-            return;
-        }
-        if let Some(to) = &to {
-            let speaks_ours = self.connections.get(&conn).is_some_and(|c| c.speaks_ours);
-            let problem = if !speaks_ours {
-                Some("your client cannot show direct messages")
-            } else if *to == user || !self.users.contains_key(to) {
-                Some("a direct message goes to someone else known in this room")
-            } else {
-                None
-            };
-            if let Some(text) = problem {
-                return self.refuse_for(conn, ErrorCode::UnknownUser, text, nonce_ref);
-            }
-        }
-        if nonce.is_some() && valid_nonce.is_none() {
-            return self.refuse(
-                conn,
-                ErrorCode::InvalidNonce,
-                format!("a nonce has 1 to {MAX_NONCE_CHARS} characters"),
-            );
-        }
-        if let Some(nonce) = &valid_nonce
-            && let Some(&seq) = self.nonces.get(&(user.clone(), nonce.clone()))
-        {
-            // A resend. Still waiting for storage: the broadcast will reach this sender too.
-            if let Some(stored) = self.recent.iter().find(|m| m.seq == seq) {
-                let record = stored.to_record();
-                self.send(conn, ServerAction::Message(record));
-            }
-            return;
-        }
-        // A reply answers a message: one the room keeps in memory is checked; an older one
-        // (only storage has it) is taken on trust, as the client will find it there.
-        // It answers within its own conversation: a room message answers a room message, a
-        // direct message one of the same two people.
-        if let Some(answered) = reply_to
-            && (answered == 0
-                || answered > self.latest_seq
-                || (answered > self.recent_floor
-                    && !self
-                        .find_message(answered)
-                        .is_some_and(|m| same_audience(m, &user, to.as_ref()))))
-        {
-            let text = "the message you reply to is not in this room";
-            return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
-        }
-        let Some(html) = self.render_within_bounds(conn, &raw_message, nonce_ref) else {
-            return;
-        };
-        self.latest_seq += 1;
-        let seq = self.latest_seq;
-        let stored = StoredMessage {
-            seq,
-            id: self.ids.hex(12),
-            user_id: user.clone(),
-            html,
-            raw: raw_message,
-            timestamp: now,
-            nonce: nonce.clone(),
-            reply_to,
-            to,
-            ..StoredMessage::default()
-        };
-        if let Some(nonce) = nonce {
-            self.nonces.insert((user, nonce), seq);
-        }
-        self.effects
-            .push_back(Effect::PersistMessage(stored.clone()));
-        self.pending.push_back(Pending {
-            event: PendingEvent::Message(stored),
-            from: conn,
-        });
-    }
-
-    /// A message's text is not blank and not too long; otherwise its sender is told.
-    fn text_fits(&mut self, conn: ConnectionId, raw: &str, nonce: Option<&String>) -> bool {
-        let Err(problem) = check_text(raw, self.config.max_message_chars) else {
-            return true;
-        };
-        let code = match problem {
-            TextProblem::Blank => ErrorCode::EmptyMessage,
-            TextProblem::TooLong(_) => ErrorCode::MessageTooLong,
-        };
-        self.refuse_for(conn, code, problem.to_string(), nonce);
-        false
-    }
-
-    /// The message's HTML, if it is within the room's bound for its length; otherwise its
-    /// sender is told.
-    fn render_within_bounds(
-        &mut self,
-        conn: ConnectionId,
-        raw: &str,
-        nonce: Option<&String>,
-    ) -> Option<String> {
-        let html = self.renderer.render(raw);
-        let max_html = raw
-            .len()
-            .saturating_mul(self.config.max_html_ratio)
-            .saturating_add(HTML_ALLOWANCE);
-        if html.len() > max_html {
-            self.refuse_for(
-                conn,
-                ErrorCode::MessageTooComplex,
-                "the message nests too deeply (quotes or lists inside each other); flatten it",
-                nonce,
-            );
-            return None;
-        }
-        Some(html)
-    }
-
-    /// A change to message `target`: an edit or the delete (by its author only) or a
-    /// reaction (by anyone). The change is an event of its own: stored, then broadcast as the
-    /// message is now.
-    fn change(
-        &mut self,
-        now: Millis,
-        conn: ConnectionId,
-        target: Seq,
-        asked: Asked,
-        nonce: Option<String>,
-    ) {
-        let nonce = nonce.filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
-        let nonce_ref = nonce.as_ref();
-        let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
-            return;
-        };
-        // Checked against the message as it will be once every change already accepted is
-        // stored, not as storage has confirmed it so far: an "on" then "off" a moment apart
-        // ends off, pending reactions count towards the cap, nothing follows a delete.
-        let Some(message) = self
-            .as_it_will_be(target)
-            .filter(|m| m.visible_to(Some(&user)))
-        else {
-            let text = "that message is not among the room's recent messages";
-            return self.refuse_for(conn, ErrorCode::UnknownMessage, text, nonce_ref);
-        };
-        if message.deleted {
-            let text = "that message was deleted";
-            return self.refuse_for(conn, ErrorCode::MessageDeleted, text, nonce_ref);
-        }
-        if message.call.is_some() {
-            let text = "a call's record stays as the room wrote it";
-            return self.refuse_for(conn, ErrorCode::Unchangeable, text, nonce_ref);
-        }
-        let author = message.user_id.clone();
-        let given = match &asked {
-            Asked::React(emoji, _) => message
-                .reactions
-                .iter()
-                .find(|r| r.emoji == *emoji)
-                .map(|r| r.users.contains(&user)),
-            _ => None,
-        };
-        let full = message.reactions.len() >= MAX_REACTIONS;
-        let kind = match asked {
-            Asked::Edit(_) | Asked::Delete if author != user => {
-                let text = "only its author can change a message";
-                return self.refuse_for(conn, ErrorCode::NotYourMessage, text, nonce_ref);
-            }
-            Asked::Edit(raw) => {
-                if !self.text_fits(conn, &raw, nonce_ref) {
-                    return;
-                }
-                let Some(html) = self.render_within_bounds(conn, &raw, nonce_ref) else {
-                    return;
-                };
-                ChangeKind::Edit { raw, html }
-            }
-            Asked::Delete => ChangeKind::Delete,
-            Asked::React(emoji, _) if crate::markdown::shortcode_of(&emoji).is_none() => {
-                let text = "reactions are emoji of the room's table";
-                return self.refuse_for(conn, ErrorCode::UnknownEmoji, text, nonce_ref);
-            }
-            // Already as asked (one reaction per person and emoji): nothing to store. The
-            // asker is told so, with the message as stored and its nonce, as for a change.
-            Asked::React(_, on) if given.unwrap_or(false) == on => {
-                if let Some(stored) = self.recent_message(target) {
-                    let record = MessageRecord {
-                        change_nonce: nonce,
-                        ..stored.to_record()
-                    };
-                    self.send(conn, ServerAction::MessageChanged(record));
-                }
-                return;
-            }
-            Asked::React(_, true) if given.is_none() && full => {
-                let text = format!("a message takes at most {MAX_REACTIONS} different reactions");
-                return self.refuse_for(conn, ErrorCode::TooManyReactions, text, nonce_ref);
-            }
-            Asked::React(emoji, on) => ChangeKind::React { emoji, on },
-        };
-        self.latest_seq += 1;
-        let change = StoredChange {
-            seq: self.latest_seq,
-            target,
-            user_id: user,
-            at: now,
-            kind,
-        };
-        self.effects
-            .push_back(Effect::PersistChange(change.clone()));
-        self.pending.push_back(Pending {
-            event: PendingEvent::Change { change, nonce },
-            from: conn,
-        });
-    }
-
     /// A signal, not an event: the others who speak our protocol hear that this user types;
     /// nothing is stored or replayed. It costs a token of the connection's rate like any action.
     /// Typing in a direct conversation (`to`) is heard by that person only.
@@ -1165,44 +608,6 @@ impl Room {
         }
     }
 
-    /// Message `seq` (stored and in memory, or waiting for storage), if `seq` is a message
-    /// and not a change.
-    fn find_message(&self, seq: Seq) -> Option<&StoredMessage> {
-        self.recent_message(seq).or_else(|| {
-            self.pending.iter().find_map(|p| match &p.event {
-                PendingEvent::Message(m) if m.seq == seq => Some(m),
-                _ => None,
-            })
-        })
-    }
-
-    /// Stored message `target` (still in memory) as it will be once every change already
-    /// accepted for it and waiting for storage is stored: what the next change to it is
-    /// checked against. The changes are folded in by the one rule ([`StoredChange::apply`]).
-    fn as_it_will_be(&self, target: Seq) -> Option<StoredMessage> {
-        let mut message = self.recent_message(target)?.clone();
-        for pending in &self.pending {
-            if let PendingEvent::Change { change, .. } = &pending.event
-                && change.target == target
-            {
-                change.apply(&mut message);
-            }
-        }
-        Some(message)
-    }
-
-    /// A stored message still in memory.
-    fn recent_message(&self, seq: Seq) -> Option<&StoredMessage> {
-        let index = self.recent.binary_search_by_key(&seq, |m| m.seq).ok()?;
-        self.recent.get(index)
-    }
-
-    /// A stored message still in memory, to change.
-    fn recent_mut(&mut self, seq: Seq) -> Option<&mut StoredMessage> {
-        let index = self.recent.binary_search_by_key(&seq, |m| m.seq).ok()?;
-        self.recent.get_mut(index)
-    }
-
     fn rename(&mut self, now: Millis, conn: ConnectionId, change: ChangeName) {
         let Some(user) = self.acting_user(now, conn, change.user_id.as_ref(), None) else {
             return;
@@ -1231,100 +636,6 @@ impl Room {
             ServerAction::NameChange(NameChanged::new(user.clone(), name.clone())),
         );
         self.presence_renamed(now, user, name);
-    }
-
-    fn history(&mut self, now: Millis, conn: ConnectionId, request: HistoryRequest) {
-        if !self.spend_token(now, conn, None) {
-            return;
-        }
-        if request.limit == 0 {
-            return self.refuse(
-                conn,
-                ErrorCode::InvalidHistoryRequest,
-                "limit must be at least 1",
-            );
-        }
-        let limit = request.limit.min(self.config.max_history_page);
-        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let viewer = self.connections.get(&conn).and_then(Connection::viewer);
-        let older: Vec<&StoredMessage> = self
-            .recent
-            .iter()
-            .filter(|m| m.seq < request.before && m.visible_to(viewer))
-            .collect();
-        let from_memory = older.len() >= wanted || self.recent_floor == 0 || request.before <= 1;
-        if !from_memory {
-            let viewer = viewer.map(str::to_owned);
-            self.effects.push_back(Effect::LoadHistory {
-                to: conn,
-                viewer,
-                before: request.before,
-                limit,
-            });
-            return;
-        }
-        let skip = older.len().saturating_sub(wanted);
-        // Nothing has a seq below 1: a page before 1 (or 0) is the start of the room.
-        let has_more = (skip > 0 || self.recent_floor > 0) && request.before > 1;
-        let page: Vec<StoredMessage> = older[skip..].iter().map(|m| (*m).clone()).collect();
-        self.handle_history_loaded(now, conn, request.before, page, has_more);
-    }
-
-    fn search(&mut self, now: Millis, conn: ConnectionId, request: Search) {
-        let nonce = request
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
-        if !self.spend_token(now, conn, nonce.as_ref()) {
-            return;
-        }
-        let Some(connection) = self.connections.get_mut(&conn) else {
-            return;
-        };
-        if connection.searching {
-            return self.refuse_for(
-                conn,
-                ErrorCode::RateLimited,
-                "one search at a time: wait for the results of the last one",
-                nonce.as_ref(),
-            );
-        }
-        let query = match crate::search::SearchQuery::parse(&request.query) {
-            Ok(query) => query,
-            Err(problem) => {
-                return self.refuse_for(
-                    conn,
-                    ErrorCode::InvalidSearch,
-                    problem.to_string(),
-                    nonce.as_ref(),
-                );
-            }
-        };
-        connection.searching = true;
-        let viewer = connection.viewer().map(str::to_owned);
-        self.effects.push_back(Effect::Search(SearchTask {
-            to: conn,
-            viewer,
-            query,
-            asked: request.query,
-            before: request.before,
-            nonce,
-            limit: self.config.search_page,
-            scan: self.config.search_scan,
-        }));
-    }
-
-    fn remember(&mut self, message: StoredMessage) {
-        self.recent.push_back(message);
-        while self.recent.len() > self.config.cache_messages {
-            let Some(old) = self.recent.pop_front() else {
-                break;
-            };
-            self.recent_floor = old.seq;
-            self.changes_floor = self.changes_floor.max(old.changed_seq.unwrap_or(0));
-            if let Some(nonce) = old.nonce {
-                self.nonces.remove(&(old.user_id, nonce));
-            }
-        }
     }
 
     fn names_of<'a>(&self, ids: impl Iterator<Item = &'a UserId>) -> BTreeMap<UserId, String> {
@@ -1365,34 +676,6 @@ pub fn address_key(address: IpAddr) -> IpAddr {
                 IpAddr::V6(bits.into())
             }
         },
-    }
-}
-
-/// Whether `message` belongs to the conversation a new message of `author` (to `to`, if a
-/// direct one) is in: both room messages, or both between the same two people.
-fn same_audience(message: &StoredMessage, author: &str, to: Option<&UserId>) -> bool {
-    match (&message.to, to) {
-        (None, None) => true,
-        (Some(_), Some(to)) => {
-            let (a, b) = (
-                message.user_id.as_str(),
-                message.to.as_deref().unwrap_or(""),
-            );
-            (a == author && b == to) || (a == to && b == author)
-        }
-        _ => false,
-    }
-}
-
-/// Takes `record`'s wire size from `budget`; false (and nothing taken) when it does not fit.
-fn take_bytes(budget: &mut usize, record: &MessageRecord) -> bool {
-    let len = record.wire_len();
-    match budget.checked_sub(len) {
-        Some(rest) => {
-            *budget = rest;
-            true
-        }
-        None => false,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::testing::Pair;
+use crate::wire::*;
 
 fn search(query: &str, before: Option<Seq>, nonce: &str) -> ClientAction {
     ClientAction::Search(Search {

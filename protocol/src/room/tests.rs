@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::testing::Pair;
-use crate::wire::{ErrorPayload, MessageRecord};
+use crate::wire::*;
 
 const T0: Millis = Pair::T0;
 

@@ -90,6 +90,14 @@ impl Session {
         &self.ice_servers
     }
 
+    /// Whether a ring to us may be answered at `now`: it rings, and has not run out
+    /// ([`RING_GIVE_UP_MS`], even if the room has not said so yet).
+    pub fn may_answer(&self, now: Millis) -> bool {
+        self.call
+            .as_ref()
+            .is_some_and(|c| c.phase == CallPhase::Incoming && now < c.rang_at + RING_GIVE_UP_MS)
+    }
+
     /// Rings `to` (with camera if `video`). Returns the call's id.
     pub fn start_call(&mut self, now: Millis, to: &str, video: bool) -> Result<String, CallError> {
         if self.phase != Phase::Online {

@@ -585,3 +585,110 @@ fn a_ring_ends_when_the_connection_goes_or_nobody_settles_it() {
         Some(&CallPhase::Ended(CallEnd::Missed))
     );
 }
+
+#[test]
+fn a_message_asked_for_is_revealed_once_history_paged_in_reaches_it_or_given_up() {
+    // A room that keeps few messages in memory: older pages come from storage.
+    let config = crate::RoomConfig {
+        cache_messages: 30,
+        handshake_messages: 20,
+        ..crate::RoomConfig::default()
+    };
+    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
+    let writer = joined(&mut pair, "Ada");
+    for i in 0..200 {
+        pair.advance(1_000);
+        say(&mut pair, writer, &format!("m{i}"));
+    }
+    let me = joined(&mut pair, "Linus");
+    let first = pair.session(me).messages()[0].seq.expect("stored");
+    events(&mut pair, me);
+    // One the timeline has: revealed at once, nothing asked of the room.
+    let now = pair.now;
+    pair.session_mut(me).reveal(now, first + 3);
+    assert_eq!(pair.history_requests.len(), 0);
+    assert_eq!(events(&mut pair, me), vec![Event::Revealed(first + 3)]);
+    // One far back: pages come, one after the other, until it is there; then it is said.
+    let now = pair.now;
+    pair.session_mut(me).reveal(now, 5);
+    assert_eq!(pair.session(me).revealing(), Some(5));
+    pair.run();
+    assert!(
+        pair.history_requests.len() >= 2,
+        "{:?}",
+        pair.history_requests
+    );
+    assert!(pair.session(me).find(5).is_some());
+    assert_eq!(pair.session(me).revealing(), None);
+    assert_eq!(events(&mut pair, me), vec![Event::Revealed(5)]);
+    // One that is not there (a seq the timeline reaches back past): given up, no page asked.
+    let asked = pair.history_requests.len();
+    let now = pair.now;
+    let missing = pair.session(me).latest_seq().unwrap_or(0) + 50;
+    pair.session_mut(me).reveal(now, missing);
+    pair.run();
+    assert_eq!(pair.session(me).revealing(), None);
+    assert_eq!(pair.history_requests.len(), asked);
+    assert!(!events(&mut pair, me).contains(&Event::Revealed(missing)));
+}
+
+#[test]
+fn a_reveal_does_not_page_on_through_a_failing_store() {
+    let config = crate::RoomConfig {
+        cache_messages: 30,
+        handshake_messages: 20,
+        ..crate::RoomConfig::default()
+    };
+    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
+    let writer = joined(&mut pair, "Ada");
+    for i in 0..120 {
+        pair.advance(1_000);
+        say(&mut pair, writer, &format!("m{i}"));
+    }
+    let me = joined(&mut pair, "Linus");
+    pair.fail_history = true;
+    let now = pair.now;
+    pair.session_mut(me).reveal(now, 2);
+    pair.run();
+    assert_eq!(
+        pair.history_requests.len(),
+        1,
+        "one page asked, not one after another"
+    );
+    assert_eq!(pair.session(me).revealing(), None);
+    assert_eq!(pair.session(me).history(), History::More);
+}
+
+#[test]
+fn the_session_says_what_may_be_changed_or_reacted_to() {
+    let mut pair = Pair::new();
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    say(&mut pair, ada, "mine");
+    let now = pair.now;
+    pair.session_mut(ada).delete_message(now, 1);
+    pair.run();
+    say(&mut pair, ada, "kept");
+    let session = pair.session(ada);
+    let [deleted, kept] = session.messages() else {
+        panic!("{:?}", session.messages());
+    };
+    assert!(session.may_change(kept) && session.may_react(kept) && session.is_mine(kept));
+    assert!(!session.may_change(deleted) && !session.may_react(deleted));
+    let theirs = pair.session(linus);
+    let kept = theirs.find(kept.seq.unwrap_or(0)).expect("seen by both");
+    assert!(!theirs.may_change(kept) && theirs.may_react(kept) && !theirs.is_mine(kept));
+    // Not stored yet: ours, and nothing to change or react to until it is.
+    pair.storage_delay = 1_000;
+    let now = pair.now;
+    pair.session_mut(ada)
+        .send_message(now, "on its way", None)
+        .expect("a message the room takes");
+    let session = pair.session(ada);
+    let [waiting] = session.pending() else {
+        panic!("{:?}", session.pending());
+    };
+    assert!(
+        session.is_mine(waiting) && !session.may_change(waiting) && !session.may_react(waiting)
+    );
+}

@@ -1,0 +1,187 @@
+//! The room's records as storage keeps them: messages (every change folded in), their
+//! changes, and people; and the one rule of who may see a message. The engine, both stores,
+//! search and the client session all read these; none of them depends on the engine.
+
+use crate::wire::{CallRecord, MessageRecord, Millis, Reaction, Seq, UserId};
+
+/// One message as storage keeps it: as it is now, every change to it folded in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Position in the room; unique, strictly increasing.
+    pub seq: Seq,
+    /// Stable, globally unique id.
+    pub id: String,
+    /// Author, as bound to the author's connection.
+    pub user_id: UserId,
+    /// Markdown as written.
+    pub raw: String,
+    /// Sanitised HTML rendered from `raw` (for legacy clients).
+    pub html: String,
+    /// When the room accepted it.
+    pub timestamp: Millis,
+    /// The author's de-duplication nonce, if it sent one.
+    pub nonce: Option<String>,
+    /// When the text was last edited.
+    pub edited_at: Option<Millis>,
+    /// Deleted by its author: `raw` is empty and `html` says so (for legacy clients).
+    pub deleted: bool,
+    /// The seq of the latest change folded in.
+    pub changed_seq: Option<Seq>,
+    /// Reactions, in the order each emoji was first given; at most [`MAX_REACTIONS`] emoji.
+    pub reactions: Vec<Reaction>,
+    /// The seq of the message this one answers.
+    pub reply_to: Option<Seq>,
+    /// A direct message to this person: only they and the author may ever see it
+    /// ([`StoredMessage::visible_to`]).
+    pub to: Option<UserId>,
+    /// The record of a call from the author to `to` (the message's text says it in words).
+    pub call: Option<CallRecord>,
+}
+
+/// The one privacy rule: whether `viewer` may see a message by `author`, written `to` one
+/// person (a direct message) or to the room (`None`), or any change to it. A room message is
+/// for everyone; a direct message only for its author and its recipient. A `None` viewer has
+/// no identity, or is a legacy client (which cannot tell a direct message from a room
+/// message): it sees room messages only.
+///
+/// Every path out of the room asks this: live delivery, `HANDSHAKE`, `RESUME`, `HISTORY`,
+/// search, the client session's check of what a server sends. Each store says the same in its
+/// own language in one place (SQLite: `store::sqlite::visible_to`, MongoDB:
+/// `store::mongo::visible_to`), and the store conformance suite checks that they agree with
+/// this function over generated messages and viewers.
+pub fn may_see(viewer: Option<&str>, author: &str, to: Option<&str>) -> bool {
+    match (to, viewer) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(to), Some(viewer)) => viewer == to || viewer == author,
+    }
+}
+
+/// Different emoji one message may carry as reactions.
+pub const MAX_REACTIONS: usize = 20;
+
+/// What legacy clients show for a deleted message (they render `htmlMessage`).
+pub const DELETED_HTML: &str = "<p><em>message deleted</em></p>\n";
+
+impl StoredMessage {
+    /// The wire form.
+    pub fn to_record(&self) -> MessageRecord {
+        MessageRecord {
+            raw_message: self.raw.clone(),
+            html_message: self.html.clone(),
+            timestamp: self.timestamp,
+            user_id: self.user_id.clone(),
+            seq: Some(self.seq),
+            id: Some(self.id.clone()),
+            nonce: self.nonce.clone(),
+            edited_at: self.edited_at,
+            deleted: self.deleted,
+            changed_seq: self.changed_seq,
+            reactions: self.reactions.clone(),
+            reply_to: self.reply_to,
+            to: self.to.clone(),
+            call: self.call,
+            change_nonce: None,
+        }
+    }
+
+    /// Whether `viewer` may see this message (or any change to it): [`may_see`].
+    pub fn visible_to(&self, viewer: Option<&str>) -> bool {
+        may_see(viewer, &self.user_id, self.to.as_deref())
+    }
+
+    /// The highest seq that says something about this message: its own, or its latest
+    /// change's.
+    pub fn last_seq(&self) -> Seq {
+        self.changed_seq.map_or(self.seq, |c| c.max(self.seq))
+    }
+}
+
+/// A change to a stored message: an event of its own in the room's order (`seq`), pointing
+/// at the message it changes (`target`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    pub seq: Seq,
+    pub target: Seq,
+    /// Who changed it (always the message's author).
+    pub user_id: UserId,
+    pub at: Millis,
+    pub kind: ChangeKind,
+}
+
+/// What a change does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New text, with its HTML rendered by the room.
+    Edit { raw: String, html: String },
+    /// The text is gone for everyone.
+    Delete,
+    /// `user_id` adds (`on`) or takes back `emoji`.
+    React { emoji: String, on: bool },
+}
+
+impl StoredChange {
+    /// Folds this change into its message: the one rule, used by the engine, by both stores
+    /// and (through `MESSAGE_CHANGED` records) seen by clients. A deleted message stays
+    /// deleted (a later change only records its seq, so the room's order survives a restart);
+    /// a change older than the one already folded in changes nothing.
+    pub fn apply(&self, message: &mut StoredMessage) {
+        if message.seq != self.target || message.changed_seq.is_some_and(|c| c >= self.seq) {
+            return;
+        }
+        match &self.kind {
+            _ if message.deleted => {}
+            ChangeKind::Edit { raw, html } => {
+                message.raw.clone_from(raw);
+                message.html.clone_from(html);
+                message.edited_at = Some(self.at);
+            }
+            ChangeKind::Delete => {
+                message.raw.clear();
+                message.html = DELETED_HTML.to_owned();
+                message.deleted = true;
+                message.reactions.clear();
+            }
+            ChangeKind::React { emoji, on } => {
+                let index = message.reactions.iter().position(|r| r.emoji == *emoji);
+                match (index, *on) {
+                    (Some(i), true) => {
+                        let users = &mut message.reactions[i].users;
+                        if !users.contains(&self.user_id) {
+                            users.push(self.user_id.clone());
+                        }
+                    }
+                    (None, true) if message.reactions.len() < MAX_REACTIONS => {
+                        message.reactions.push(Reaction {
+                            emoji: emoji.clone(),
+                            users: vec![self.user_id.clone()],
+                        });
+                    }
+                    (Some(i), false) => {
+                        message.reactions[i].users.retain(|u| *u != self.user_id);
+                        if message.reactions[i].users.is_empty() {
+                            message.reactions.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        message.changed_seq = Some(self.seq);
+    }
+}
+
+/// One user as storage keeps it. The token itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable id.
+    pub id: UserId,
+    /// Current name.
+    pub name: String,
+    /// SHA-256 of the user's token, hex ([`crate::hash_token`]).
+    pub token_hash: String,
+    /// When the room gave out this identity (unknown for identities from before it kept this).
+    pub joined_at: Option<Millis>,
+    /// When the user's last connection closed.
+    pub last_seen: Option<Millis>,
+}
