@@ -782,7 +782,7 @@ impl Older {
         let ready = state
             .peek()
             .room(self.id)
-            .is_some_and(|r| r.session.history() == History::More && r.link == Link::Online);
+            .is_some_and(|r| r.session.may_request_history());
         if !ready {
             return;
         }

@@ -63,7 +63,7 @@ use crate::{ErrorCode, RoomConfig};
 
 pub use call::{Call, CallError, CallEvent, CallPhase, RING_GIVE_UP_MS};
 pub use names::{Names, UNKNOWN_NAME};
-pub use outbox::{ChangeAsk, Delivery, PendingChange};
+pub use outbox::{ChangeAsk, Delivery, Outgoing, PendingChange};
 pub use search::{SearchState, SearchStatus};
 pub use timeline::{History, Message};
 
@@ -195,8 +195,9 @@ pub struct Session {
     bucket: Option<TokenBucket>,
     /// The room's messages, in seq order (arrival order from a v1 server).
     messages: Vec<Message>,
-    /// Ours, not stored yet, oldest first.
-    pending: Vec<Message>,
+    /// Our messages and changes until the room stores them, in the order asked for (see the
+    /// `outbox` module); they go after `queued`.
+    outbox: Vec<Outgoing>,
     names: Names,
     online: BTreeSet<UserId>,
     /// When people joined and were last seen, as the room told us.
@@ -226,9 +227,6 @@ pub struct Session {
     /// Actions the room counts against its rate (names, history requests), waiting for the
     /// rate as messages do; they go before any message.
     queued: Vec<ClientAction>,
-    /// Our changes to messages, until the room stores them (see the `outbox` module); they go
-    /// after `queued` and before messages.
-    changes: Vec<PendingChange>,
     /// Queues are plain vectors taken from the front: they hold a few actions at a time, and
     /// one more collection type would cost the browser client's download more than it saves.
     transmit: Vec<ClientAction>,
@@ -252,7 +250,7 @@ impl Session {
             limits: None,
             bucket: None,
             messages: Vec::new(),
-            pending: Vec::new(),
+            outbox: Vec::new(),
             names: Names::default(),
             online: BTreeSet::new(),
             people: BTreeMap::new(),
@@ -269,7 +267,6 @@ impl Session {
             typing: Vec::new(),
             typing_sent: None,
             queued: Vec::new(),
-            changes: Vec::new(),
             transmit: Vec::new(),
             events: Vec::new(),
             call: None,
@@ -402,13 +399,7 @@ impl Session {
         self.wake_at = None;
         self.transmit.clear();
         self.queued.clear();
-        for message in &mut self.pending {
-            message.in_flight = false;
-        }
-        // What the room has not confirmed goes again, once, on this connection.
-        for change in &mut self.changes {
-            change.in_flight = false;
-        }
+        self.outbox_reconnected();
         self.transmit
             .push(ClientAction::HandshakeUserInfo(HandshakeUserInfo {
                 user_id: self.identity.as_ref().map(|i| i.user_id.clone()),
@@ -574,10 +565,7 @@ impl Session {
             user_id: info.user_id.clone(),
             token,
         });
-        // Messages written before the room gave us an identity are ours too.
-        for message in &mut self.pending {
-            message.user_id.clone_from(&info.user_id);
-        }
+        self.outbox_identified(&info.user_id);
         self.names.insert(info.user_id.clone(), info.name);
         self.online.insert(info.user_id);
         self.phase = Phase::Online;
@@ -595,14 +583,11 @@ impl Session {
         if self.search_refused(&error) {
             return;
         }
-        // A refusal of one of our changes is that change's (its state, kept for the person);
-        // a rate refusal sends it, and the messages after it, again.
-        if let Some(nonce) = error.nonce.as_deref()
-            && self.change_refused(nonce, error.code, &error.message)
-        {
+        // A refusal of one of our messages or changes is that one's (its state, kept for the
+        // person); a rate refusal sends it, and everything after it, again.
+        if self.outbox_refused(now, &error) {
             return;
         }
-        self.message_refused(now, &error);
         let notice = match error.code {
             ErrorCode::RateLimited => Notice::RateLimited,
             ErrorCode::IdentityRejected => Notice::IdentityRejected,

@@ -1,13 +1,14 @@
-//! What we send the room until it says it stored it: our messages (pending, each with its
-//! nonce, resent with the same nonce until echoed) and our changes to messages (edits,
-//! deletes, reactions), each kept with its own state until the room says it stored it: the room's `MESSAGE_CHANGED` names the change's nonce
-//! (`changeNonce`), and a refusal names it too. Nothing here is dropped by a reconnect: a
-//! change not confirmed goes again (once) on the next connection, with the same nonce; one the
-//! room refused stays, with the reason, for the person to retry or dismiss.
+//! What we send the room until it says it stored it, in one queue ([`Outgoing`]): our
+//! messages (each with its nonce, resent with the same nonce until echoed) and our changes to
+//! messages (edits, deletes, reactions), each with its nonce and its own state. The room
+//! confirms a message by its echo, a change by the `changeNonce` of its `MESSAGE_CHANGED`, and a
+//! refusal names the nonce of what it refuses. Nothing here is dropped by a reconnect: what was
+//! not confirmed goes again (once) on the next connection, with the same nonce; what the room
+//! refused stays, with the reason, for the person to retry, edit or dismiss.
 //!
-//! Changes share the room's rate with messages, in one order: the changes waiting go before
-//! the messages waiting (as they always did), and a `RATE_LIMITED` that names one of them
-//! sends it and everything after it again, after the wait.
+//! Everything in the queue goes in the order it was asked for, at the room's rate (after the
+//! few actions that are not kept: names, history requests, typing, searches); a
+//! `RATE_LIMITED` that names one sends it and everything after it again, after the wait.
 
 use super::{ComposeError, Message, Phase, RATE_LIMIT_RETRY_MS, Session};
 use crate::ErrorCode;
@@ -81,111 +82,79 @@ impl PendingChange {
     }
 }
 
-impl Session {
-    /// Changes of ours not stored yet, or refused, in the order they were asked for.
-    pub fn changes(&self) -> &[PendingChange] {
-        &self.changes
-    }
+/// One thing of ours in the queue until the room has stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Message(Message),
+    Change(PendingChange),
+}
 
-    /// Our changes to message `target`, not stored yet or refused.
-    pub fn changes_to(&self, target: Seq) -> impl Iterator<Item = &PendingChange> {
-        self.changes.iter().filter(move |c| c.target == target)
-    }
-
-    /// Asks again for a change that failed or was refused (same nonce).
-    pub fn retry_change(&mut self, now: Millis, nonce: &str) {
-        if let Some(change) = self.changes.iter_mut().find(|c| c.nonce == nonce) {
-            change.delivery = Delivery::Pending;
-            change.in_flight = false;
-            change.reason = None;
-            self.flush(now);
+impl Outgoing {
+    fn nonce(&self) -> Option<&str> {
+        match self {
+            Outgoing::Message(m) => m.nonce.as_deref(),
+            Outgoing::Change(c) => Some(&c.nonce),
         }
     }
 
-    /// Gives up a change that failed or was refused (one on its way cannot be taken back).
-    pub fn dismiss_change(&mut self, nonce: &str) {
-        self.changes
-            .retain(|c| c.nonce != nonce || c.delivery == Delivery::Pending);
-    }
-
-    pub(super) fn ask_change(&mut self, now: Millis, target: Seq, ask: ChangeAsk) -> String {
-        let nonce = self.next_nonce();
-        self.changes.push(PendingChange {
-            nonce: nonce.clone(),
-            target,
-            ask,
-            delivery: Delivery::Pending,
-            in_flight: false,
-            reason: None,
-        });
-        self.flush(now);
-        nonce
-    }
-
-    /// The room stored the change with this nonce (or it was as asked already).
-    pub(super) fn change_stored(&mut self, nonce: &str) {
-        self.changes.retain(|c| c.nonce != nonce);
-    }
-
-    /// A refusal that names one of our changes sets that change's state (a rate refusal: it
-    /// and the changes after it go again after the wait). True when it was as asked after all
-    /// (a second delete), so there is nothing to tell; false otherwise, or when it names none
-    /// of our changes.
-    pub(super) fn change_refused(&mut self, nonce: &str, code: ErrorCode, message: &str) -> bool {
-        let Some(index) = self.changes.iter().position(|c| c.nonce == nonce) else {
-            return false;
-        };
-        let change = &mut self.changes[index];
-        match code {
-            ErrorCode::RateLimited => {
-                change.reason = Some("not saved yet: the room asked to slow down".to_owned());
-                for later in &mut self.changes[index..] {
-                    later.in_flight = false;
-                }
-            }
-            // Deleting what is deleted already is as asked.
-            ErrorCode::MessageDeleted if change.ask == ChangeAsk::Delete => {
-                self.changes.remove(index);
-                return true;
-            }
-            ErrorCode::StorageFailed => {
-                change.delivery = Delivery::Failed;
-                change.in_flight = false;
-                change.reason = Some("the room could not store it".to_owned());
-            }
-            _ => {
-                change.delivery = Delivery::Refused;
-                change.in_flight = false;
-                change.reason = Some(message.to_owned());
-            }
+    /// Its delivery state and whether it is on its way on this connection.
+    fn state(&mut self) -> (&mut Delivery, &mut bool) {
+        match self {
+            Outgoing::Message(m) => (&mut m.delivery, &mut m.in_flight),
+            Outgoing::Change(c) => (&mut c.delivery, &mut c.in_flight),
         }
-        false
     }
 
-    /// Sends the changes waiting, in order, as the room's rate allows; false when the rate
-    /// says wait.
-    pub(super) fn flush_changes(&mut self, now: Millis) -> bool {
-        for i in 0..self.changes.len() {
-            let change = &self.changes[i];
-            if change.delivery != Delivery::Pending || change.in_flight {
-                continue;
-            }
-            if !self.spend(now) {
-                return false;
-            }
-            let change = &mut self.changes[i];
-            change.in_flight = true;
-            let action = change.action();
-            self.transmit.push(action);
+    /// The action that asks for it.
+    fn action(&self) -> ClientAction {
+        match self {
+            Outgoing::Message(m) => ClientAction::Message(SendMessage {
+                raw_message: m.raw.clone(),
+                user_id: None,
+                nonce: m.nonce.clone(),
+                reply_to: m.reply_to,
+                to: m.to.clone(),
+            }),
+            Outgoing::Change(c) => c.action(),
         }
-        true
     }
 }
 
 impl Session {
-    /// Ours, not stored yet (waiting, failed or refused), oldest first.
-    pub fn pending(&self) -> &[Message] {
-        &self.pending
+    /// Everything of ours the room has not stored yet (waiting, failed or refused), in the
+    /// order it was asked for.
+    pub fn outbox(&self) -> &[Outgoing] {
+        &self.outbox
+    }
+
+    /// Our messages not stored yet (waiting, failed or refused), oldest first.
+    pub fn pending(&self) -> Vec<&Message> {
+        self.outbox
+            .iter()
+            .filter_map(|o| match o {
+                Outgoing::Message(m) => Some(m),
+                Outgoing::Change(_) => None,
+            })
+            .collect()
+    }
+
+    /// Our changes not stored yet, or refused, in the order they were asked for.
+    pub fn changes(&self) -> Vec<&PendingChange> {
+        self.outbox
+            .iter()
+            .filter_map(|o| match o {
+                Outgoing::Change(c) => Some(c),
+                Outgoing::Message(_) => None,
+            })
+            .collect()
+    }
+
+    /// Our changes to message `target`, not stored yet or refused.
+    pub fn changes_to(&self, target: Seq) -> impl Iterator<Item = &PendingChange> {
+        self.outbox.iter().filter_map(move |o| match o {
+            Outgoing::Change(c) if c.target == target => Some(c),
+            _ => None,
+        })
     }
 
     /// A message written before a reload and not stored then: it goes out once the room is
@@ -199,7 +168,7 @@ impl Session {
         to: Option<UserId>,
     ) {
         let message = self.outgoing(raw, nonce, timestamp, reply_to, to);
-        self.pending.push(message);
+        self.outbox.push(Outgoing::Message(message));
     }
 
     /// The user wrote a message (answering message `reply_to`, if given): it is pending at
@@ -227,14 +196,14 @@ impl Session {
         let message = self.outgoing(text.to_owned(), nonce.clone(), now, reply_to, to);
         // Our message ends our typing for the others: the next key press says so again.
         self.typing_sent = None;
-        self.pending.push(message);
+        self.outbox.push(Outgoing::Message(message));
         self.flush(now);
         Ok(nonce)
     }
 
     /// Sends a message that failed again (same nonce), in its place among the others.
     pub fn retry(&mut self, now: Millis, key: &str) {
-        if let Some(message) = self.pending.iter_mut().find(|m| m.key == key) {
+        if let Some(message) = self.pending_mut(|m| m.key == key) {
             message.delivery = Delivery::Pending;
             message.in_flight = false;
             self.flush(now);
@@ -243,15 +212,154 @@ impl Session {
 
     /// Takes a message that was not sent (failed or refused) out, and gives back its text.
     pub fn take_back(&mut self, key: &str) -> Option<String> {
-        let index = self.pending.iter().position(|m| {
-            m.key == key && matches!(m.delivery, Delivery::Failed | Delivery::Refused)
+        let index = self.outbox.iter().position(|o| {
+            matches!(o, Outgoing::Message(m)
+                if m.key == key && matches!(m.delivery, Delivery::Failed | Delivery::Refused))
         })?;
-        Some(self.pending.remove(index).raw)
+        match self.outbox.remove(index) {
+            Outgoing::Message(m) => Some(m.raw),
+            Outgoing::Change(_) => None,
+        }
     }
 
-    /// Sends what waits (names and history requests first, then messages in the order they
-    /// were written) as fast as the room's announced rate allows; if some must wait, wakes
-    /// when the next can go.
+    /// Asks again for a change that failed or was refused (same nonce).
+    pub fn retry_change(&mut self, now: Millis, nonce: &str) {
+        if let Some(change) = self.change_mut(nonce) {
+            change.delivery = Delivery::Pending;
+            change.in_flight = false;
+            change.reason = None;
+            self.flush(now);
+        }
+    }
+
+    /// Gives up a change that failed or was refused (one on its way cannot be taken back).
+    pub fn dismiss_change(&mut self, nonce: &str) {
+        self.outbox.retain(|o| match o {
+            Outgoing::Change(c) => c.nonce != nonce || c.delivery == Delivery::Pending,
+            Outgoing::Message(_) => true,
+        });
+    }
+
+    pub(super) fn ask_change(&mut self, now: Millis, target: Seq, ask: ChangeAsk) -> String {
+        let nonce = self.next_nonce();
+        self.outbox.push(Outgoing::Change(PendingChange {
+            nonce: nonce.clone(),
+            target,
+            ask,
+            delivery: Delivery::Pending,
+            in_flight: false,
+            reason: None,
+        }));
+        self.flush(now);
+        nonce
+    }
+
+    /// The room stored the change with this nonce (or it was as asked already).
+    pub(super) fn change_stored(&mut self, nonce: &str) {
+        self.outbox
+            .retain(|o| !matches!(o, Outgoing::Change(c) if c.nonce == nonce));
+    }
+
+    /// The room stored our message `record` (its echo): out of the queue, by its nonce (a v1
+    /// server echoes none: the oldest of ours with the same text).
+    pub(super) fn message_stored(&mut self, record: &crate::wire::MessageRecord) {
+        let index = self.outbox.iter().position(|o| match (o, &record.nonce) {
+            (Outgoing::Message(m), Some(nonce)) => m.nonce.as_ref() == Some(nonce),
+            (Outgoing::Message(m), None) => m.raw == record.raw_message,
+            (Outgoing::Change(_), _) => false,
+        });
+        if let Some(index) = index {
+            self.outbox.remove(index);
+        }
+    }
+
+    /// A new connection: nothing is on its way on it; what the room has not confirmed goes
+    /// again, once.
+    pub(super) fn outbox_reconnected(&mut self) {
+        for item in &mut self.outbox {
+            *item.state().1 = false;
+        }
+    }
+
+    /// The room gave us our identity: messages written before it are ours too.
+    pub(super) fn outbox_identified(&mut self, user: &str) {
+        for item in &mut self.outbox {
+            if let Outgoing::Message(m) = item {
+                user.clone_into(&mut m.user_id);
+            }
+        }
+    }
+
+    /// A refusal: the item of ours whose nonce it names takes its state (a message or a change
+    /// the room could not store: failed, to retry; refused for what it is: refused, with the
+    /// reason; a rate refusal: it and everything after it go again after the wait). A room
+    /// that names no nonce (an older server) answers in order: a refusal of a message's text
+    /// is about the oldest message still waiting. True when it was as asked after all (a
+    /// second delete), so there is nothing to tell.
+    pub(super) fn outbox_refused(&mut self, now: Millis, error: &crate::ErrorPayload) -> bool {
+        let named = error
+            .nonce
+            .as_deref()
+            .and_then(|n| self.outbox.iter().position(|o| o.nonce() == Some(n)));
+        if error.code == ErrorCode::RateLimited {
+            // It and everything after it go again, in order: nothing overtakes it.
+            let from = named.unwrap_or(0);
+            for item in &mut self.outbox[from..] {
+                *item.state().1 = false;
+            }
+            if let Some(Outgoing::Change(change)) = named.and_then(|i| self.outbox.get_mut(i)) {
+                change.reason = Some("not saved yet: the room asked to slow down".to_owned());
+            }
+            let at = now + RATE_LIMIT_RETRY_MS;
+            self.wake_at = Some(self.wake_at.map_or(at, |w| w.max(at)));
+            return false;
+        }
+        let index = match named {
+            Some(index) => index,
+            None if error.nonce.is_none()
+                && matches!(
+                    error.code,
+                    ErrorCode::StorageFailed
+                        | ErrorCode::EmptyMessage
+                        | ErrorCode::MessageTooLong
+                        | ErrorCode::MessageTooComplex
+                        | ErrorCode::InvalidNonce
+                ) =>
+            {
+                let oldest = self.outbox.iter().position(
+                    |o| matches!(o, Outgoing::Message(m) if m.delivery == Delivery::Pending),
+                );
+                let Some(oldest) = oldest else {
+                    return false;
+                };
+                oldest
+            }
+            None => return false,
+        };
+        // Deleting what is deleted already is as asked.
+        if error.code == ErrorCode::MessageDeleted
+            && matches!(&self.outbox[index], Outgoing::Change(c) if c.ask == ChangeAsk::Delete)
+        {
+            self.outbox.remove(index);
+            return true;
+        }
+        let item = &mut self.outbox[index];
+        let (delivery, reason) = match error.code {
+            ErrorCode::StorageFailed => (Delivery::Failed, "the room could not store it"),
+            _ => (Delivery::Refused, error.message.as_str()),
+        };
+        let (state, in_flight) = item.state();
+        *state = delivery;
+        *in_flight = false;
+        if let Outgoing::Change(change) = item {
+            change.reason = Some(reason.to_owned());
+        }
+        false
+    }
+
+    /// Sends what waits (names, history requests, typing and searches first, then our
+    /// messages and changes in the order they were asked for) as fast as the room's announced
+    /// rate allows; if some must wait, wakes when the next can go.
     pub(super) fn flush(&mut self, now: Millis) {
         if self.phase != Phase::Online {
             return;
@@ -274,26 +382,18 @@ impl Session {
             let action = self.queued.remove(0);
             self.transmit.push(action);
         }
-        if !self.flush_changes(now) {
-            return;
-        }
-        for i in 0..self.pending.len() {
-            let message = &self.pending[i];
-            if message.delivery != Delivery::Pending || message.in_flight {
+        for i in 0..self.outbox.len() {
+            let (delivery, in_flight) = self.outbox[i].state();
+            if *delivery != Delivery::Pending || *in_flight {
                 continue;
             }
             if !self.spend(now) {
                 return;
             }
-            let message = &mut self.pending[i];
-            message.in_flight = true;
-            self.transmit.push(ClientAction::Message(SendMessage {
-                raw_message: message.raw.clone(),
-                user_id: None,
-                nonce: message.nonce.clone(),
-                reply_to: message.reply_to,
-                to: message.to.clone(),
-            }));
+            let item = &mut self.outbox[i];
+            *item.state().1 = true;
+            let action = item.action();
+            self.transmit.push(action);
         }
     }
 
@@ -306,6 +406,20 @@ impl Session {
         let per_second = self.limits.map_or(1, |l| l.rate_per_second.max(1));
         self.wake_at = Some(now + Millis::from(1_000 / per_second + 1));
         false
+    }
+
+    fn pending_mut(&mut self, find: impl Fn(&Message) -> bool) -> Option<&mut Message> {
+        self.outbox.iter_mut().find_map(|o| match o {
+            Outgoing::Message(m) if find(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    fn change_mut(&mut self, nonce: &str) -> Option<&mut PendingChange> {
+        self.outbox.iter_mut().find_map(|o| match o {
+            Outgoing::Change(c) if c.nonce == nonce => Some(c),
+            _ => None,
+        })
     }
 
     fn outgoing(
@@ -337,48 +451,6 @@ impl Session {
             reply_to,
             to,
             call: None,
-        }
-    }
-
-    /// A refusal of one of our messages sets its state (by its nonce; from an older room that
-    /// names none, the oldest waiting); a rate refusal sends it, and every message after it,
-    /// again after the wait.
-    pub(super) fn message_refused(&mut self, now: Millis, error: &crate::ErrorPayload) {
-        // A refusal names the nonce of the message it refuses. A room that names none (an
-        // older server) answers in order: it is about the oldest message still waiting.
-        let refused = match error.code {
-            ErrorCode::StorageFailed => Some(Delivery::Failed),
-            ErrorCode::EmptyMessage
-            | ErrorCode::MessageTooLong
-            | ErrorCode::MessageTooComplex
-            | ErrorCode::InvalidNonce => Some(Delivery::Refused),
-            _ => None,
-        };
-        if let Some(delivery) = refused
-            && let Some(message) = self.pending.iter_mut().find(|m| {
-                m.delivery == Delivery::Pending && (error.nonce.is_none() || m.nonce == error.nonce)
-            })
-        {
-            message.delivery = delivery;
-            message.in_flight = false;
-        }
-        if error.code == ErrorCode::RateLimited {
-            // The refused message and every one after it go again, in order: none may
-            // overtake it.
-            let from = error
-                .nonce
-                .as_ref()
-                .and_then(|n| {
-                    self.pending
-                        .iter()
-                        .position(|m| m.nonce.as_ref() == Some(n))
-                })
-                .unwrap_or(0);
-            for message in self.pending.iter_mut().skip(from) {
-                message.in_flight = false;
-            }
-            let at = now + RATE_LIMIT_RETRY_MS;
-            self.wake_at = Some(self.wake_at.map_or(at, |w| w.max(at)));
         }
     }
 }

@@ -177,7 +177,7 @@ fn a_refused_change_is_kept_with_its_reason_until_dismissed_and_a_second_delete_
         .edit_message(now, seq, "his now")
         .expect("checked as a message");
     pair.run();
-    let [refused] = pair.session(linus).changes() else {
+    let [refused] = pair.session(linus).changes()[..] else {
         panic!("kept");
     };
     assert_eq!(refused.delivery, Delivery::Refused);
@@ -229,4 +229,67 @@ fn a_change_in_flight_when_the_connection_drops_goes_again_once_and_is_stored_on
     );
     assert_eq!(pair.stored[0].reactions.len(), 1);
     assert_eq!(pair.session(ada).messages()[0].reactions.len(), 1);
+}
+
+/// One queue: messages and changes go in the order they were asked for, and a rate refusal
+/// of a message sends the change asked after it again too (and nothing before it).
+#[test]
+fn messages_and_changes_go_in_the_order_asked_and_a_rate_refusal_resends_from_its_item_on() {
+    let mut session = online_alone();
+    session.send_message(10, "first", None).expect("a message");
+    session.react(10, 1, "👍", true);
+    session.send_message(10, "second", None).expect("a message");
+    session.edit_message(10, 1, "edited").expect("an edit");
+    let sent: Vec<ClientAction> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    let kinds: Vec<&str> = sent
+        .iter()
+        .map(|a| match a {
+            ClientAction::Message(_) => "message",
+            ClientAction::React(_) => "react",
+            ClientAction::EditMessage(_) => "edit",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["message", "react", "message", "edit"]);
+    let ClientAction::Message(second) = &sent[2] else {
+        panic!("{sent:?}");
+    };
+    let nonce = second.nonce.clone().expect("nonce");
+    session.handle_frame(
+        20,
+        &format!(
+            r#"{{"type":"ERROR","payload":{{"code":"RATE_LIMITED","message":"too fast","nonce":"{nonce}"}}}}"#
+        ),
+    );
+    let wake = session.poll_timeout().expect("a wake-up");
+    session.handle_timeout(wake);
+    let again: Vec<ClientAction> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    assert_eq!(
+        again,
+        sent[2..],
+        "the refused message and the edit after it, once"
+    );
+}
+
+/// A refusal that names a message's nonce settles that message, whatever its reason: it is
+/// refused, not left "sending" for ever.
+#[test]
+fn a_message_refused_for_any_reason_by_its_nonce_is_refused_not_left_waiting() {
+    let mut session = online_alone();
+    let nonce = session
+        .send_message_to(10, "psst", None, Some("nobody".into()))
+        .expect("a message");
+    while session.poll_transmit().is_some() {}
+    session.handle_frame(
+        20,
+        &format!(
+            r#"{{"type":"ERROR","payload":{{"code":"UNKNOWN_USER","message":"a direct message goes to someone else known in this room","nonce":"{nonce}"}}}}"#
+        ),
+    );
+    let pending = session.pending();
+    let [refused] = pending[..] else {
+        panic!("{pending:?}");
+    };
+    assert_eq!(refused.delivery, Delivery::Refused);
+    assert!(!refused.in_flight);
 }

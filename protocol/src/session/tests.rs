@@ -685,7 +685,7 @@ fn the_session_says_what_may_be_changed_or_reacted_to() {
         .send_message(now, "on its way", None)
         .expect("a message the room takes");
     let session = pair.session(ada);
-    let [waiting] = session.pending() else {
+    let [waiting] = session.pending()[..] else {
         panic!("{:?}", session.pending());
     };
     assert!(

@@ -89,7 +89,8 @@ impl Session {
             return Vec::new();
         };
         let mut peers: Vec<UserId> = Vec::new();
-        for message in self.pending.iter().rev().chain(self.messages.iter().rev()) {
+        let pending = self.pending();
+        for message in pending.into_iter().rev().chain(self.messages.iter().rev()) {
             if let Some(peer) = message.peer(me)
                 && !peers.contains(peer)
             {
@@ -154,9 +155,7 @@ impl Session {
     /// Asks for the page before the timeline's first message, if the room has one and no
     /// request is out.
     pub fn request_history(&mut self, now: Millis) {
-        if let (History::More, Phase::Online, Some(before)) =
-            (self.history, self.phase, self.first_seq())
-        {
+        if let (true, Some(before)) = (self.may_request_history(), self.first_seq()) {
             self.history = History::Loading;
             self.queued
                 .push(ClientAction::HistoryRequest(HistoryRequest {
@@ -232,22 +231,9 @@ impl Session {
         }
     }
 
-    /// Removes the pending message this echo confirms: by nonce, or (a v1 server echoes no
-    /// nonce) the oldest pending message with the same text.
+    /// Our message came back stored: its pending copy goes.
     fn confirm(&mut self, record: &MessageRecord) {
-        let index = match &record.nonce {
-            Some(nonce) => self
-                .pending
-                .iter()
-                .position(|p| p.nonce.as_ref() == Some(nonce)),
-            None => self
-                .pending
-                .iter()
-                .position(|p| p.raw == record.raw_message),
-        };
-        if let Some(index) = index {
-            self.pending.remove(index);
-        }
+        self.message_stored(record);
         if record.seq.is_some() && record.call.is_none() {
             self.last_echoed = record.seq;
         }
@@ -341,6 +327,12 @@ impl Session {
             History::Complete
         };
         self.go_on_revealing(now);
+    }
+
+    /// Whether [`Self::request_history`] would ask the room for a page now: it has older
+    /// messages, none is on its way, and the room is online.
+    pub fn may_request_history(&self) -> bool {
+        self.history == History::More && self.phase == Phase::Online && self.first_seq().is_some()
     }
 
     /// Shows message `seq` of the room: once it is in the timeline, [`Event::Revealed`] says
