@@ -3,6 +3,7 @@
 
 mod call;
 mod composer;
+mod message;
 mod people;
 mod profile;
 mod room;
