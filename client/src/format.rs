@@ -3,10 +3,11 @@
 
 use protocol::Millis;
 
-/// The start of a message's text, on one line, to quote it.
+/// The start of a message's text as a person reads it (emoji shown, markup dropped), on one
+/// line, to quote it.
 pub fn excerpt(raw: &str) -> String {
     const SHOWN: usize = 80;
-    let line: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = protocol::Renderer::new().plain_text(raw);
     match line.char_indices().nth(SHOWN) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,

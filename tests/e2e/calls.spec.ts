@@ -75,7 +75,7 @@ test.describe('calls between two people of a live room', () => {
     await peoplePanel(page).getByRole('button', { name: `Call ${name}` }).click();
   }
 
-  test('a call connects with video both ways; mute and camera-off reach the other side; hang up ends it on both', async ({ browser }) => {
+  test('a call connects with video both ways, says with whom and for how long; mute and camera-off show on both sides; hang up ends it on both', async ({ browser }) => {
     const alice = await join(browser, 'Alice');
     const bob = await join(browser, 'Bob');
     await ring(alice, 'Bob');
@@ -97,12 +97,23 @@ test.describe('calls between two people of a live room', () => {
       await page.setViewportSize({ width: 1280, height: 720 });
       await expect(panel(page).getByRole('button', { name: 'Mute microphone' })).toHaveAttribute('aria-pressed', 'false');
     }
+    // Who the call is with, and for how long (the clock ticks).
+    await expect(panel(alice).locator('.call-with')).toHaveText(/^With Bob · 0:\d\d$/);
+    const clock = panel(alice).locator('.call-timer');
+    const first = await clock.textContent();
+    await expect(clock).not.toHaveText(first ?? '', { timeout: 3_000 });
 
     await panel(bob).getByRole('button', { name: 'Mute microphone' }).click();
     await expect(panel(bob).getByRole('button', { name: 'Mute microphone' })).toHaveAttribute('aria-pressed', 'true');
+    // Pressed shows: the button says the microphone is off, not only its state for a reader.
+    await expect(panel(bob).getByRole('button', { name: 'Mute microphone' })).toContainText('🔇');
     await expect(panel(alice)).toContainText('Bob muted their microphone');
+    await expect(panel(alice).locator('.call-initial')).toHaveCount(0);
     await panel(bob).getByRole('button', { name: 'Turn off camera' }).click();
+    await expect(panel(bob).getByRole('button', { name: 'Turn off camera' })).toContainText('🚫');
     await expect(panel(alice)).toContainText('Bob turned their camera off');
+    // No picture from him: his initial, not a black tile.
+    await expect(panel(alice).locator('.call-initial')).toHaveText('B');
     await panel(bob).getByRole('button', { name: 'Mute microphone' }).click();
     await expect(panel(alice)).not.toContainText('muted their microphone');
 

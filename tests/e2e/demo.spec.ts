@@ -301,6 +301,11 @@ test('older messages load when scrolling to the top; a button brings you back to
   // While you read old messages, new ones do not pull you down: a button offers them.
   const jump = page.getByRole('button', { name: /new messages? ↓/ });
   await expect(jump).toBeVisible({ timeout: 15_000 });
+  // It floats over the log's bottom edge, covering neither the name offer nor the writing box.
+  await expect(page.getByRole('button', { name: 'Use this name' })).toBeVisible();
+  await expectSoundLayout(page, 'new messages offered');
+  const [button, area] = await Promise.all([jump.boundingBox(), log(page).boundingBox()]);
+  expect(button!.y + button!.height).toBeLessThanOrEqual(area!.y + area!.height);
   await jump.click();
   await expect(jump).toBeHidden();
   await expect(articles.last()).toBeInViewport();
@@ -674,7 +679,7 @@ test('your own message: Up edits the last one, Edit and Delete on any; everyone 
   await expect(others.getByRole('button', { name: /^(Edit|Delete) your message/ })).toHaveCount(0);
 });
 
-test('reactions: add one from the quick set, see who gave it, take it back', async ({ page }) => {
+test('reactions: add one from the quick set or any from the whole picker, see who gave it, take it back; Escape or a click elsewhere closes the set', async ({ page }) => {
   await open(page);
   await send(page, 'react to this');
   const mine = message(page, 'react to this');
@@ -686,6 +691,27 @@ test('reactions: add one from the quick set, see who gave it, take it back', asy
   await expect(mine.getByRole('group', { name: 'Choose a reaction' })).toHaveCount(0);
   await chip.click();
   await expect(mine.getByRole('button', { name: /^🎉/ })).toHaveCount(0);
+  // The quick set closes with Escape (focus back on React) and with a click elsewhere.
+  const react = mine.getByRole('button', { name: /^React to the message/ });
+  const choices = mine.getByRole('group', { name: 'Choose a reaction' });
+  await react.click();
+  await expect(choices).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(choices).toHaveCount(0);
+  await expect(react).toBeFocused();
+  await react.click();
+  await expect(choices).toBeVisible();
+  await page.getByRole('heading', { name: 'CAHAT', level: 1 }).click();
+  await expect(choices).toHaveCount(0);
+  // Any emoji of the table, through the whole picker.
+  await react.click();
+  await choices.getByRole('button', { name: 'More reactions…' }).click();
+  await expect(choices.getByRole('searchbox', { name: 'Search emoji' })).toBeFocused();
+  await page.keyboard.type('rocket');
+  await page.keyboard.press('Enter');
+  await expect(mine.getByRole('button', { name: /^🚀 1: you$/ })).toHaveAttribute('aria-pressed', 'true');
+  await expect(choices).toHaveCount(0);
+  await expect(react).toBeFocused();
 });
 
 test('replying to a fake user: the box says what it answers, the reply quotes it, the quote shows it', async ({ page }) => {
@@ -748,7 +774,7 @@ test('emoji picker: by keyboard alone, search, insert, and what you used comes f
   await expect(box).toHaveValue('well done 🎉');
 });
 
-test('search in a mock room: results marked, one opened in its place, Escape closes', async ({ page }) => {
+test('search in a mock room: results marked, one opened in its place (the panel making way), Escape closes', async ({ page }) => {
   await open(page);
   await send(page, 'a rare word: zebracorn');
   await expect(message(page, 'zebracorn')).toHaveCount(1);
@@ -774,6 +800,11 @@ test('search in a mock room: results marked, one opened in its place, Escape clo
   await expect(results.first()).toBeFocused();
   await page.keyboard.press('Enter');
   await expect(message(page, 'zebracorn')).toBeFocused();
+  // The panel made way for the message; Search shows the same results again.
+  await expect(box).toHaveCount(0);
+  await toggle.click();
+  await expect(results).toHaveCount(1);
+  await expect(box).toBeFocused();
   await box.fill('nothingmatchesthis');
   await page.keyboard.press('Enter');
   await expect(page.getByRole('status').filter({ hasText: 'found' })).toHaveText('No messages found.');

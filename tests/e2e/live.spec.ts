@@ -275,7 +275,7 @@ for (const store of stores()) {
       await expect(composer(alice)).toHaveValue('@b');
     });
 
-    test('a mention raises a notification once allowed in Settings, and none from a muted room', async ({ browser }) => {
+    test('a mention raises a notification once allowed in Settings, and none from a muted room, which says it is muted', async ({ browser }) => {
       // The browser's Notification, recorded (Chromium headless shows none to look at).
       const alice = await join(browser, 'Alice', async (context) => {
         await context.grantPermissions(['notifications']);
@@ -311,10 +311,24 @@ for (const store of stores()) {
       await roomButton(alice, 'Lounge').click();
       await alice.getByRole('button', { name: 'Mute', exact: true }).click();
       await expect(alice.getByRole('button', { name: 'Mute', exact: true })).toHaveAttribute('aria-pressed', 'true');
+      // Muted shows, in the header and in the room list.
+      await expect(alice.getByRole('button', { name: 'Mute', exact: true })).toContainText('🔕');
+      await expect(roomButton(alice, 'Lounge')).toHaveAccessibleName(/ muted/);
+      await expect(roomButton(alice, 'Games')).not.toHaveAccessibleName(/ muted/);
       await roomButton(alice, 'Games').click();
       await send(bob, '@Alice third');
       await expect(roomButton(alice, 'Lounge').getByLabel('1 mention')).toBeVisible();
       expect(await notes()).toHaveLength(1);
+      // A direct conversation's header: where the person is, and no Mute (muting is the
+      // room's, offered in its own view).
+      await roomButton(alice, 'Lounge').click();
+      await peoplePanel(alice).getByRole('button', { name: 'Bob', exact: true }).click();
+      await alice.getByRole('button', { name: 'Message Bob directly' }).click();
+      await expect(alice.getByRole('main').getByRole('heading', { level: 2 })).toHaveText('Direct messages with Bob');
+      await expect(alice.getByRole('main').getByText('Bob is here')).toBeVisible();
+      await expect(alice.getByRole('main').getByRole('button', { name: 'Mute', exact: true })).toHaveCount(0);
+      await bob.close();
+      await expect(alice.getByRole('main').getByText(/^Bob was last here (just now|a minute ago)$/)).toBeVisible();
     });
 
     test('a direct message: only the two see it, live, after a reload and after a kill -9', async ({ browser }) => {
@@ -367,7 +381,9 @@ for (const store of stores()) {
       await expect(status(alice)).toHaveText(/reconnecting/);
       await send(alice, 'after the crash, still between us');
       await lounge.start();
-      for (const p of [alice, bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      // (Alice is in her conversation with Bob: its header says the link is the room's.)
+      await expect(status(alice)).toHaveText('Lounge: online', { timeout: 20_000 });
+      for (const p of [bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
       await conversationButton(bob, 'Alice').click();
       await expect(message(bob, 'after the crash, still between us')).toHaveCount(1);
 
@@ -384,7 +400,7 @@ for (const store of stores()) {
       await expect(log(carol)).not.toContainText('after the crash');
     });
 
-    test('your own name for someone: everywhere you see them, only for you, kept across a reload', async ({ browser }) => {
+    test('your own name for someone: everywhere you see them (and @ finds them by it), only for you, kept across a reload', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');
       await send(bob, 'hi, Bob here');
@@ -406,6 +422,13 @@ for (const store of stores()) {
         await expect(online(alice)).toContainText(['Alice', 'Uncle B']);
       };
       await seenAsUncle('Bob');
+      // @ finds him by her name for him too; the mention carries his own (what his client knows).
+      await composer(alice).fill('@Uncl');
+      const offered = alice.getByRole('listbox', { name: 'People to mention' }).getByRole('option');
+      await expect(offered).toHaveText(['Uncle B (Bob)']);
+      await alice.keyboard.press('Enter');
+      await expect(composer(alice)).toHaveValue('@Bob ');
+      await composer(alice).fill('');
       await composer(bob).fill('typing something');
       await expect(alice.getByText('Uncle B is typing…')).toBeVisible();
       // Bob still sees his own name, and renaming himself does not undo hers.
@@ -417,7 +440,7 @@ for (const store of stores()) {
       await seenAsUncle('Robert');
     });
 
-    test('search finds a message long past the first pages, shows it in place, and finds your direct messages', async ({ browser }) => {
+    test('search finds a message long past the first pages, shows it in place as it reads, and finds your direct messages', async ({ browser }) => {
       const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
       await archive.start();
       try {
@@ -442,13 +465,18 @@ for (const store of stores()) {
         await send(alice, 'a needle between us');
         await expect(message(alice, 'a needle between us')).not.toHaveClass(/pending/);
 
+        // What is typed right after opening the panel lands in its box.
         await bob.getByRole('button', { name: 'Search', exact: true }).click();
-        await bob.getByRole('searchbox', { name: 'Search messages' }).fill('Needle');
+        await bob.keyboard.type('Needle');
+        await expect(bob.getByRole('searchbox', { name: 'Search messages' })).toHaveValue('Needle');
         await bob.keyboard.press('Enter');
         const results = bob.getByRole('list', { name: 'Search results' }).getByRole('button');
         await expect(results).toHaveCount(2);
         await expect(results.nth(0)).toContainText('(direct, with Alice)');
-        await expect(results.nth(1)).toContainText('the **old** needle in the hay');
+        // Written today: said so, not as a date.
+        await expect(results.nth(0)).toContainText(/Today, \d\d:\d\d/);
+        // As it reads: the markup is not shown.
+        await expect(results.nth(1)).toContainText('the old needle in the hay');
         await expect(results.nth(1).locator('mark')).toHaveText('needle');
         // Not in memory (300 messages later): opening it pages history in up to it.
         await expect(message(bob, 'the old needle in the hay')).toHaveCount(0);
@@ -456,12 +484,16 @@ for (const store of stores()) {
         const found = message(bob, 'the old needle in the hay');
         await expect(found).toBeFocused({ timeout: 20_000 });
         await expect(found).toBeInViewport();
+        // The panel made way for it; the Search button shows the same results again.
+        await expect(bob.getByRole('searchbox', { name: 'Search messages' })).toHaveCount(0);
         // From there the log scrolls both ways: what came after it is below, the latest too.
         const exactly = (text: string) =>
           log(bob).getByRole('article').filter({ has: bob.locator('.message-body', { hasText: new RegExp(`^\\s*${text}\\s*$`) }) });
         await expect(exactly('filler 1')).toHaveCount(1);
         await expect(message(bob, 'filler 300')).toHaveCount(1);
         // The direct one opens its conversation.
+        await bob.getByRole('button', { name: 'Search', exact: true }).click();
+        await expect(results).toHaveCount(2);
         await results.nth(0).click();
         await expect(bob.getByRole('main').getByRole('heading', { level: 2 })).toHaveText('Direct messages with Alice');
         await expect(message(bob, 'a needle between us')).toBeFocused();
@@ -715,12 +747,12 @@ for (const store of stores()) {
       }
     });
 
-    test('a reply quotes its original; activating the quote pages older history in until it shows it', async ({ page }) => {
+    test('a reply quotes its original as it reads (markup dropped, emoji shown); activating the quote pages older history in until it shows it', async ({ page }) => {
       const archive = new RoomServer('Replies', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
       await archive.start();
       try {
         const writer = await LegacyClient.connect(archive.url);
-        await writer.send('MESSAGE', { rawMessage: 'the original question', userId: writer.userId });
+        await writer.send('MESSAGE', { rawMessage: 'the **original** `question` :rocket:', userId: writer.userId });
         for (let i = 1; i <= 150; i++) await writer.send('MESSAGE', { rawMessage: `filler ${i}`, userId: writer.userId });
         await writer.send('MESSAGE', { rawMessage: 'the answer, much later', userId: writer.userId, replyTo: 1 });
         await writer.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage === 'the answer, much later');
@@ -737,12 +769,19 @@ for (const store of stores()) {
         await answer.getByRole('button', { name: '↪ a message earlier in the room', exact: true }).click();
         await expect(original).toBeFocused({ timeout: 15_000 });
         await expect(original).toBeInViewport();
+        // Shown whole, away from the log's top edge (its focus ring not cut).
+        const [shown, area] = await Promise.all([original.boundingBox(), log(page).boundingBox()]);
+        expect(shown!.y).toBeGreaterThan(area!.y + 8);
         // Now that it is loaded, the quote shows who said what.
-        await expect(answer.getByRole('button', { name: /^↪ .*: the original question$/ })).toHaveCount(1);
+        await expect(answer.getByRole('button', { name: /^↪ .*: the original question 🚀$/ })).toHaveCount(1);
 
         // Replying from the client: the quote is on the reply, for everyone.
         await original.getByRole('button', { name: /^Reply to the message/ }).click();
-        await expect(page.getByText(/^Replying to .*: the original question$/)).toBeVisible();
+        await expect(page.getByText(/^Replying to .*: the original question 🚀$/)).toBeVisible();
+        // The message being answered is marked as such.
+        await expect(original).toHaveAttribute('aria-current', 'true');
+        await expect(original).toHaveClass(/answering/);
+        await expect(answer).toHaveAttribute('aria-current', 'false');
         await expect(composer(page)).toBeFocused();
         await page.keyboard.type('answered from the client');
         await page.keyboard.press('Enter');
@@ -750,7 +789,7 @@ for (const store of stores()) {
           .getByRole('article')
           .filter({ has: page.locator('.message-body', { hasText: 'answered from the client' }) });
         await expect(mine).not.toHaveClass(/pending/);
-        await expect(mine.getByRole('button', { name: /^↪ .*: the original question$/ })).toBeVisible();
+        await expect(mine.getByRole('button', { name: /^↪ .*: the original question 🚀$/ })).toBeVisible();
         await expect(page.getByText(/^Replying to/)).toHaveCount(0);
       } finally {
         await archive.stop();

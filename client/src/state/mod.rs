@@ -366,6 +366,14 @@ impl AppState {
     pub fn end_search(&mut self, id: RoomId) {
         if let Some(room) = self.room_mut(id) {
             room.session.end_search();
+            room.search_shown = false;
+        }
+    }
+
+    /// Opens a room's search panel (with the search kept, if there is one).
+    pub fn show_search(&mut self, id: RoomId) {
+        if let Some(room) = self.room_mut(id) {
+            room.search_shown = true;
         }
     }
 
@@ -390,6 +398,10 @@ impl AppState {
         let peer = found.peer(&me).cloned();
         if room.conversation != peer || self.active != Some(id) {
             self.open_conversation(id, peer);
+        }
+        // The panel makes way for the result; the search is kept for the Search button.
+        if let Some(room) = self.room_mut(id) {
+            room.search_shown = false;
         }
         self.reveal(id, seq, now);
     }
@@ -685,7 +697,7 @@ impl AppState {
                                 .iter()
                                 .rev()
                                 .find(|m| m.user_id == from)
-                                .map(|m| m.raw.clone())
+                                .map(|m| protocol::Renderer::new().plain_text(&m.raw))
                                 .unwrap_or_default();
                             let (who, title) = (room.name_of(&from), room.title());
                             notify.push((

@@ -60,6 +60,9 @@ pub struct RoomState {
     /// A message the session has revealed ([`protocol::session::Event::Revealed`]): in the
     /// timeline now, for the view to scroll to (and then clear).
     pub revealed: Option<protocol::Seq>,
+    /// The search panel is open. Opening a result closes it and keeps the search (the Search
+    /// button shows the same results again); closing it ends the search.
+    pub search_shown: bool,
 }
 
 impl RoomState {
@@ -79,6 +82,7 @@ impl RoomState {
             direct_unread: BTreeMap::new(),
             aliases: BTreeMap::new(),
             revealed: None,
+            search_shown: false,
         }
     }
 
@@ -199,5 +203,28 @@ impl RoomState {
                 .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
         });
         people
+    }
+
+    /// The people online here that `typed` (what follows an `@`) may be the start of, by the
+    /// name they chose or by your own name for them, at most `max`: each as the list shows it
+    /// (your name for them, with theirs) and the name a mention of them carries (theirs: the
+    /// name everyone else's client knows them by).
+    pub fn mention_candidates(&self, typed: &str, max: usize) -> Vec<(String, String)> {
+        let wanted = typed.to_lowercase();
+        self.people()
+            .into_iter()
+            .filter(|(_, _, me)| !me)
+            .filter_map(|(user, shown, _)| {
+                let chosen = self.session.names().get(&user)?.to_owned();
+                let fits = |name: &str| name.to_lowercase().starts_with(&wanted);
+                let listed = if shown == chosen {
+                    shown
+                } else {
+                    format!("{shown} ({chosen})")
+                };
+                (fits(&chosen) || fits(&self.name_of(&user))).then_some((listed, chosen))
+            })
+            .take(max)
+            .collect()
     }
 }

@@ -979,3 +979,36 @@ fn a_revealed_message_is_told_to_the_view_once_it_is_there() {
     s.open_conversation(id, Some("u1".into()));
     assert_eq!(s.room(id).unwrap().revealed, None);
 }
+
+/// `@` offers people by the name they chose or by yours for them; the mention carries theirs.
+#[test]
+fn a_mention_is_offered_by_your_own_name_for_someone_and_carries_theirs() {
+    let mut s = state();
+    let (id, _) = s.add_room("ws://a:4000").unwrap();
+    recv(&mut s, id, handshake(vec![], 0));
+    identified(&mut s, id, "me");
+    recv(
+        &mut s,
+        id,
+        ServerAction::UserConnected(UserRef::of("u2".to_owned())),
+    );
+    recv(
+        &mut s,
+        id,
+        ServerAction::NameChange(NameChanged::new("u2".into(), "Bob".into())),
+    );
+    s.set_alias(id, "u2", Some("Bobby")).unwrap();
+    let room = s.room(id).unwrap();
+    let offered = vec![("Bobby (Bob)".to_owned(), "Bob".to_owned())];
+    assert_eq!(room.mention_candidates("Bobb", 6), offered);
+    assert_eq!(room.mention_candidates("bo", 6), offered);
+    assert!(room.mention_candidates("x", 6).is_empty());
+    // Without an alias, their name alone.
+    s.set_alias(id, "u2", None).unwrap();
+    let room = s.room(id).unwrap();
+    assert_eq!(
+        room.mention_candidates("b", 6),
+        vec![("Bob".to_owned(), "Bob".to_owned())]
+    );
+    assert!(room.mention_candidates("Bobb", 6).is_empty());
+}

@@ -10,6 +10,28 @@ use crate::call::{CallView, LOCAL_VIDEO_ID, MediaLink, REMOTE_VIDEO_ID};
 use crate::network::Intent;
 use crate::state::AppState;
 
+/// How long the call has lasted, as a clock shows it ("1:05", "1:02:03"), ticking every second.
+/// Not a live region: it would be read out every second.
+#[component]
+fn CallTimer(since: protocol::Millis) -> Element {
+    let mut now = use_signal(|| js_sys::Date::now() as i64);
+    let _ticker = use_hook(|| {
+        std::rc::Rc::new(gloo_timers::callback::Interval::new(1_000, move || {
+            now.set(js_sys::Date::now() as i64);
+        }))
+    });
+    let seconds = (now() - since).max(0) / 1_000;
+    let (h, m, s) = (seconds / 3_600, seconds / 60 % 60, seconds % 60);
+    let shown = if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    };
+    rsx! {
+        time { class: "call-timer", datetime: "PT{seconds}S", "{shown}" }
+    }
+}
+
 /// How long an ended call stays shown before it goes by itself.
 const ENDED_SHOWN_MS: u32 = 8_000;
 
@@ -17,7 +39,7 @@ const ENDED_SHOWN_MS: u32 = 8_000;
 /// The streams are set on the elements once they are in the page (an effect runs after the
 /// render), and again whenever the media keeps a new one (`crate::call::attach`).
 #[component]
-fn CallVideos(name: String, has_camera: bool) -> Element {
+fn CallVideos(name: String, has_camera: bool, peer_video: bool) -> Element {
     use_effect(use_reactive!(|has_camera| {
         crate::call::attach(REMOTE_VIDEO_ID);
         if has_camera {
@@ -32,6 +54,13 @@ fn CallVideos(name: String, has_camera: bool) -> Element {
                 autoplay: true,
                 playsinline: true,
                 "aria-label": "{name}'s video",
+            }
+            // No picture from them (a voice call, or their camera off): their initial, not a
+            // black tile. Their video element stays: it plays their sound.
+            if !peer_video {
+                div { class: "call-initial", "aria-hidden": "true",
+                    "{name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default()}"
+                }
             }
             if has_camera {
                 video {
@@ -126,7 +155,13 @@ pub fn CallPanel() -> Element {
             h2 { id: "call-title", class: "visually-hidden", "Call with {name}" }
             p { id: "call-status", class: "call-status", role: "status", "{status}" }
             if active {
-                CallVideos { name: name.clone(), has_camera: media.has_camera }
+                p { class: "call-with",
+                    "With {name} · "
+                    if let Some(since) = call.answered_at {
+                        CallTimer { since }
+                    }
+                }
+                CallVideos { name: name.clone(), has_camera: media.has_camera, peer_video: call.video && call.peer_video }
                 for note in peer_notes {
                     p { class: "call-note", "{note}" }
                 }
@@ -163,7 +198,9 @@ pub fn CallPanel() -> Element {
                             button {
                                 r#type: "button",
                                 "aria-pressed": if media.mic_on { "false" } else { "true" },
+                                title: if media.mic_on { "They hear you" } else { "Your microphone is off: they do not hear you" },
                                 onclick: move |_| network.send(Intent::CallDevice(true, !media.mic_on)),
+                                span { "aria-hidden": "true", if media.mic_on { "🎙️ " } else { "🔇 " } }
                                 "Mute microphone"
                             }
                         }
@@ -171,7 +208,9 @@ pub fn CallPanel() -> Element {
                             button {
                                 r#type: "button",
                                 "aria-pressed": if media.camera_on { "false" } else { "true" },
+                                title: if media.camera_on { "They see you" } else { "Your camera is off: they do not see you" },
                                 onclick: move |_| network.send(Intent::CallDevice(false, !media.camera_on)),
+                                span { "aria-hidden": "true", if media.camera_on { "📷 " } else { "🚫 " } }
                                 "Turn off camera"
                             }
                         }

@@ -56,9 +56,14 @@ const PICKER_COLUMNS: usize = 8;
 const RECENT_EMOJI: usize = 16;
 
 /// A searchable emoji picker over the renderer's table, recently used first. Keyboard: type to
-/// search, arrows to move, Enter to insert, Escape to close.
+/// search, arrows to move, Enter to pick, Escape to close. `ids` starts the ids of its
+/// elements (one picker per writing box, one per message reacted to).
 #[component]
-fn EmojiPicker(id: RoomId, on_pick: EventHandler<String>, on_close: EventHandler<()>) -> Element {
+pub(super) fn EmojiPicker(
+    ids: String,
+    on_pick: EventHandler<String>,
+    on_close: EventHandler<()>,
+) -> Element {
     let state = use_context::<Signal<AppState>>();
     let mut query = use_signal(String::new);
     let mut active = use_signal(|| 0usize);
@@ -100,7 +105,9 @@ fn EmojiPicker(id: RoomId, on_pick: EventHandler<String>, on_close: EventHandler
                     return;
                 }
                 Key::Escape => {
+                    // It closes the picker only, not what the picker sits in.
                     event.prevent_default();
+                    event.stop_propagation();
                     on_close.call(());
                     return;
                 }
@@ -112,16 +119,17 @@ fn EmojiPicker(id: RoomId, on_pick: EventHandler<String>, on_close: EventHandler
             }
         }
     };
-    use_effect(move || super::focus(&format!("emoji-search-{}", id.0)));
+    let search_id = format!("emoji-search-{ids}");
+    use_effect(move || super::focus(&search_id));
     rsx! {
         div { class: "emoji-picker", role: "dialog", "aria-label": "Emoji",
             input {
-                id: "emoji-search-{id.0}",
+                id: "emoji-search-{ids}",
                 r#type: "search",
                 "aria-label": "Search emoji",
                 placeholder: "Search emoji (tada, heart, …)",
-                "aria-controls": "emoji-grid-{id.0}",
-                "aria-activedescendant": "emoji-{id.0}-{current}",
+                "aria-controls": "emoji-grid-{ids}",
+                "aria-activedescendant": "emoji-{ids}-{current}",
                 value: "{query}",
                 oninput: move |e| {
                     query.set(e.value());
@@ -130,17 +138,17 @@ fn EmojiPicker(id: RoomId, on_pick: EventHandler<String>, on_close: EventHandler
                 onkeydown: keys(),
             }
             div {
-                id: "emoji-grid-{id.0}",
+                id: "emoji-grid-{ids}",
                 class: "emoji-grid",
                 role: "listbox",
                 "aria-label": "Emoji",
                 tabindex: "0",
-                "aria-activedescendant": "emoji-{id.0}-{current}",
+                "aria-activedescendant": "emoji-{ids}-{current}",
                 onkeydown: keys(),
                 for (i, (name, emoji)) in shown.iter().enumerate() {
                     div {
                         key: "{name}",
-                        id: "emoji-{id.0}-{i}",
+                        id: "emoji-{ids}-{i}",
                         role: "option",
                         "aria-selected": if i == current { "true" } else { "false" },
                         "aria-label": "{emoji} {name}",
@@ -283,24 +291,13 @@ pub fn Composer(id: RoomId) -> Element {
         (word.starts_with('@') && mention_dismissed.read().as_deref() != Some(text.as_str()))
             .then_some(word)
     };
-    let candidates: Vec<String> = match &mention_word {
-        Some(word) => {
-            let wanted = word[1..].to_lowercase();
-            let app = state.read();
-            app.room(id)
-                .map(|room| {
-                    room.people()
-                        .into_iter()
-                        .filter(|(_, _, me)| !me)
-                        .filter_map(|(user, _, _)| {
-                            room.session.names().get(&user).map(str::to_owned)
-                        })
-                        .filter(|name| name.to_lowercase().starts_with(&wanted))
-                        .take(6)
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
+    // Each as the list shows it, and the name the mention carries.
+    let candidates: Vec<(String, String)> = match &mention_word {
+        Some(word) => state
+            .read()
+            .room(id)
+            .map(|room| room.mention_candidates(&word[1..], 6))
+            .unwrap_or_default(),
         None => Vec::new(),
     };
     let active = mention_active().min(candidates.len().saturating_sub(1));
@@ -362,9 +359,9 @@ pub fn Composer(id: RoomId) -> Element {
             }
             if !candidates.is_empty() {
                 ul { id: "mentions-{id.0}", class: "mention-list", role: "listbox", "aria-label": "People to mention",
-                    for (i, name) in candidates.iter().enumerate() {
+                    for (i, (listed, name)) in candidates.iter().enumerate() {
                         li {
-                            key: "{name}",
+                            key: "{listed}",
                             id: "mention-{id.0}-{i}",
                             role: "option",
                             "aria-selected": if i == active { "true" } else { "false" },
@@ -375,7 +372,7 @@ pub fn Composer(id: RoomId) -> Element {
                                     super::focus(&format!("composer-{}", id.0));
                                 }
                             },
-                            "{name}"
+                            "{listed}"
                         }
                     }
                 }
@@ -419,7 +416,7 @@ pub fn Composer(id: RoomId) -> Element {
                             }
                             Key::Enter | Key::Tab if plain => {
                                 event.prevent_default();
-                                complete(&listed[active]);
+                                complete(&listed[active].1);
                                 return;
                             }
                             Key::Escape => {
@@ -485,7 +482,7 @@ pub fn Composer(id: RoomId) -> Element {
             button { r#type: "submit", class: "send", if edited().is_some() { "Save" } else { "Send" } }
             if picking() {
                 EmojiPicker {
-                    id,
+                    ids: format!("composer-{}", id.0),
                     on_pick: pick_emoji,
                     on_close: move |_| {
                         picking.set(false);

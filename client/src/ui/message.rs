@@ -3,6 +3,7 @@
 //! on their way.
 
 use dioxus::prelude::*;
+use wasm_bindgen::JsCast;
 
 use crate::format;
 use crate::network::Intent;
@@ -93,8 +94,19 @@ pub(super) fn MessageView(
             super::focus(&format!("composer-{}", room.0));
         }
     };
+    // The message the writing box is editing or answering is marked, so that it can be found.
+    let worked_on = match (editing.read().as_ref(), replying.read().as_ref(), seq) {
+        (Some(e), _, Some(seq)) if e.room == room && e.seq == seq => " editing",
+        (_, Some(r), Some(seq)) if r.room == room && r.seq == seq => " answering",
+        _ => "",
+    };
     rsx! {
-        article { id: message_element_id(&message.key), class, tabindex: "-1", "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
+        article {
+            id: message_element_id(&message.key),
+            class: "{class}{worked_on}",
+            tabindex: "-1",
+            "aria-label": if mine { "You, {time}" } else { "{author}, {time}" },
+            "aria-current": if worked_on.is_empty() { "false" } else { "true" },
             div { class: "meta",
                 if mine {
                     span { class: "author", "{author}" }
@@ -255,25 +267,105 @@ pub(super) fn MessageView(
                         "React"
                     }
                     if picking() {
-                        div { class: "quick-reactions", role: "group", "aria-label": "Choose a reaction",
-                            for emoji in QUICK_REACTIONS {
-                                button {
-                                    key: "{emoji}",
-                                    r#type: "button",
-                                    "aria-label": "React with {emoji}",
-                                    onclick: {
-                                        let react_id = react_id.clone();
-                                        move |_| {
-                                            picking.set(false);
-                                            net.send(Intent::React(room, seq, emoji.to_owned(), true));
-                                            super::focus_soon(react_id.clone());
-                                        }
-                                    },
-                                    "{emoji}"
-                                }
-                            }
-                        }
+                        QuickReactions { room, seq, react_id: react_id.clone(), picking }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The reactions offered in one click, and "More reactions" for the whole table. Escape, a
+/// click outside or a pick closes it; focus goes back to the React button.
+#[component]
+fn QuickReactions(
+    room: RoomId,
+    seq: protocol::Seq,
+    react_id: String,
+    picking: Signal<bool>,
+) -> Element {
+    let net = use_coroutine_handle::<Intent>();
+    let mut picking = picking;
+    let mut more = use_signal(|| false);
+    let group_id = format!("{react_id}-choices");
+    // A click or tap anywhere else closes it (the React button toggles it by itself).
+    {
+        let (group_id, react_id) = (group_id.clone(), react_id.clone());
+        use_hook(move || {
+            std::rc::Rc::new(super::Listener::on(
+                super::window_target(),
+                "pointerdown",
+                move |event| {
+                    let target = event
+                        .target()
+                        .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+                    let inside = [&group_id, &react_id]
+                        .iter()
+                        .any(|id| super::element(id).is_some_and(|e| e.contains(target.as_ref())));
+                    if !inside {
+                        picking.set(false);
+                    }
+                },
+            ))
+        });
+    }
+    // Focus goes into the set as it opens (Escape, arrows of Tab work from there).
+    {
+        let first = format!("{group_id}-0");
+        use_effect(move || super::focus(&first));
+    }
+    let pick = {
+        let react_id = react_id.clone();
+        move |emoji: String| {
+            picking.set(false);
+            net.send(Intent::React(room, seq, emoji, true));
+            super::focus_soon(react_id.clone());
+        }
+    };
+    rsx! {
+        div {
+            id: "{group_id}",
+            class: "quick-reactions",
+            role: "group",
+            "aria-label": "Choose a reaction",
+            onkeydown: {
+                let react_id = react_id.clone();
+                move |event: KeyboardEvent| {
+                    if event.key() == Key::Escape {
+                        event.prevent_default();
+                        picking.set(false);
+                        super::focus_soon(react_id.clone());
+                    }
+                }
+            },
+            for (i, emoji) in QUICK_REACTIONS.into_iter().enumerate() {
+                button {
+                    key: "{emoji}",
+                    id: "{group_id}-{i}",
+                    r#type: "button",
+                    "aria-label": "React with {emoji}",
+                    onclick: {
+                        let mut pick = pick.clone();
+                        move |_| pick(emoji.to_owned())
+                    },
+                    "{emoji}"
+                }
+            }
+            button {
+                r#type: "button",
+                class: "more-reactions",
+                "aria-expanded": if more() { "true" } else { "false" },
+                onclick: move |_| more.toggle(),
+                "More reactions…"
+            }
+            if more() {
+                super::composer::EmojiPicker {
+                    ids: format!("{react_id}-picker"),
+                    on_pick: {
+                        let mut pick = pick.clone();
+                        move |emoji: String| pick(emoji)
+                    },
+                    on_close: move |_| more.set(false),
                 }
             }
         }

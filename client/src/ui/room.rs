@@ -90,12 +90,6 @@ pub fn RoomView(id: RoomId) -> Element {
     // the reader scrolling up; when messages come fast, new ones land between the view's
     // scroll and the event, and the gap alone would say the reader left the bottom.
     let pinned = use_hook(|| Rc::new(Cell::new(None::<i32>)));
-    let mut searching = use_signal(|| {
-        state
-            .peek()
-            .room(id)
-            .is_some_and(|r| r.session.search().is_some())
-    });
 
     let older = Older {
         state,
@@ -121,7 +115,10 @@ pub fn RoomView(id: RoomId) -> Element {
         // so that nothing moves it away again.
         gloo_timers::callback::Timeout::new(JUMP_AFTER_MS, move || {
             if let Some(original) = element(&element_id) {
-                original.scroll_into_view_with_bool(true);
+                // In the middle of the log, its focus ring whole (not cut at the top edge).
+                let options = web_sys::ScrollIntoViewOptions::new();
+                options.set_block(web_sys::ScrollLogicalPosition::Center);
+                original.scroll_into_view_with_scroll_into_view_options(&options);
                 super::focus(&element_id);
             }
         })
@@ -246,6 +243,19 @@ pub fn RoomView(id: RoomId) -> Element {
             _ => days.push((day, vec![message])),
         }
     }
+    let searching = room.search_shown;
+    // In a direct conversation the header says where the person is, not only the room's link.
+    let peer_presence = room.conversation.as_deref().map(|peer| {
+        let name = room.name_of(peer);
+        if room.session.online().contains(peer) {
+            format!("{name} is here")
+        } else {
+            match room.session.person(peer).and_then(|p| p.last_seen) {
+                Some(seen) => format!("{name} was last here {}", format::ago(seen, now)),
+                None => format!("{name} is away"),
+            }
+        }
+    });
     let jump_log_id = log_id.clone();
     let day_log_id = log_id.clone();
     let focus_log_id = log_id.clone();
@@ -274,37 +284,47 @@ pub fn RoomView(id: RoomId) -> Element {
                 if let Some(day) = current_day() {
                     p { class: "current-day", title: "The day of the messages at the top", "{day}" }
                 }
-                LinkStatus { id, link: room.link }
+                if let Some(presence) = peer_presence {
+                    p { class: "peer-presence", "{presence}" }
+                }
+                // The room's link; in a direct conversation it says it is the room's (the
+                // person's presence is the line above).
+                LinkStatus { id, link: room.link, of: if direct { format!("{room_title}: ") } else { String::new() } }
                 button {
                     id: super::search::toggle_id(id),
                     r#type: "button",
                     class: "search-toggle",
-                    "aria-expanded": if searching() { "true" } else { "false" },
+                    "aria-expanded": if searching { "true" } else { "false" },
                     onclick: move |_| {
-                        let open = !searching();
-                        searching.set(open);
-                        if open {
-                            super::focus_soon(super::search::input_id(id));
-                        } else {
+                        if searching {
                             net.send(Intent::EndSearch(id));
+                        } else {
+                            state.write().show_search(id);
                         }
                     },
                     "Search"
                 }
-                button {
-                    r#type: "button",
-                    class: "mute",
-                    "aria-pressed": if room.muted { "true" } else { "false" },
-                    title: "No notifications from this room",
-                    onclick: {
-                        let muted = room.muted;
-                        move |_| state.write().set_muted(id, !muted)
-                    },
-                    "Mute"
+                // Muting is the room's (its mentions and direct messages alike): it is offered
+                // in the room's own view.
+                if !direct {
+                    button {
+                        r#type: "button",
+                        class: "mute",
+                        "aria-pressed": if room.muted { "true" } else { "false" },
+                        title: if room.muted { "Notifications from this room are off" } else { "No notifications from this room" },
+                        onclick: {
+                            let muted = room.muted;
+                            move |_| state.write().set_muted(id, !muted)
+                        },
+                        if room.muted {
+                            span { "aria-hidden": "true", "🔕 " }
+                        }
+                        "Mute"
+                    }
                 }
             }
-            if searching() {
-                super::search::SearchPanel { id, open: searching }
+            if searching {
+                super::search::SearchPanel { id }
             }
             if !room.session.reached() && matches!(room.link, Link::Reconnecting { attempt, .. } if attempt >= 2) {
                 div { class: "notice", role: "alert",
@@ -331,106 +351,110 @@ pub fn RoomView(id: RoomId) -> Element {
                     }
                 }
             }
-            div {
-                id: "{log_id}",
-                class: "log",
-                role: "log",
-                "aria-label": if direct { "Messages with {title}" } else { "Messages in {title}" },
-                tabindex: "0",
-                onscroll: move |event: ScrollEvent| {
-                    let top = event.scroll_top();
-                    let followed = scroll_pinned.get().is_some_and(|at| top >= f64::from(at) - 1.0);
-                    if !followed {
-                        scroll_pinned.set(None);
-                    }
-                    let bottom = followed
-                        || f64::from(event.scroll_height()) - top - f64::from(event.client_height()) < BOTTOM_SLACK;
-                    if bottom != *at_bottom.peek() {
-                        at_bottom.set(bottom);
-                    }
-                    if bottom && *unseen.peek() > 0 {
-                        unseen.set(0);
-                    }
-                    if top < TOP_SLACK {
-                        older_on_scroll.load();
-                    }
-                    let day = element(&day_log_id).and_then(|log| day_at_top(&log));
-                    if day != *current_day.peek() {
-                        current_day.set(day);
-                    }
-                },
-                div { class: "history-edge",
-                    match room.session.history() {
-                        History::More => rsx! {
-                            button { r#type: "button", class: "load-older",
-                                onclick: move |_| {
-                                    older.load();
-                                    // The button gives way to the page it asked for: focus
-                                    // stays in the log, where that page appears.
-                                    super::focus(&focus_log_id);
-                                },
-                                "Load older messages"
-                            }
-                        },
-                        History::Loading => rsx! { p { "Loading older messages…" } },
-                        History::Complete if !room.session.reached() => rsx! { p { "Messages appear here when the room answers." } },
-                        History::Complete if direct => rsx! { p { "This is the start of your conversation with {title}." } },
-                        History::Complete => rsx! { p { "This is the start of {title}." } },
-                        History::Unsupported => rsx! {},
-                    }
-                }
-                for (day, messages) in days {
-                    section { key: "{day:?}", class: "day", "aria-label": "{format::day_label(day, today, yesterday)}",
-                        h3 { class: "day-separator", "{format::day_label(day, today, yesterday)}" }
-                        for message in messages {
-                            MessageView {
-                                key: "{message.key}",
-                                room: id,
-                                message: message.clone(),
-                                author: room.name_of(&message.user_id),
-                                author_note: room.alias_note(&message.user_id),
-                                mine: room.session.is_mine(message),
-                                may_change: room.session.may_change(message),
-                                may_react: room.session.may_react(message),
-                                mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
-                                quote: message.reply_to.map(|seq| {
-                                    let original = room.session.find(seq);
-                                    Quote {
-                                        seq,
-                                        shown: original.map(|m| (room.name_of(&m.user_id), format::excerpt(&m.raw))),
-                                        deleted: original.is_some_and(|m| m.deleted),
-                                    }
-                                }),
-                                changes: message
-                                    .seq
-                                    .map(|seq| room.session.changes_to(seq).cloned().collect::<Vec<_>>())
-                                    .unwrap_or_default(),
-                                reactions: message
-                                    .reactions
-                                    .iter()
-                                    .map(|r| Shown {
-                                        emoji: r.emoji.clone(),
-                                        count: r.users.len(),
-                                        who: r.users.iter().map(|u| if room.is_me(u) { "you".to_owned() } else { room.name_of(u) }).collect::<Vec<_>>().join(", "),
-                                        mine: r.users.iter().any(|u| room.is_me(u)),
-                                    })
-                                    .collect::<Vec<_>>(),
-                            }
+            // The log and what floats over its bottom edge ("new messages"), which never covers
+            // the name offer or the writing box below it.
+            div { class: "log-area",
+                div {
+                    id: "{log_id}",
+                    class: "log",
+                    role: "log",
+                    "aria-label": if direct { "Messages with {title}" } else { "Messages in {title}" },
+                    tabindex: "0",
+                    onscroll: move |event: ScrollEvent| {
+                        let top = event.scroll_top();
+                        let followed = scroll_pinned.get().is_some_and(|at| top >= f64::from(at) - 1.0);
+                        if !followed {
+                            scroll_pinned.set(None);
                         }
-                    }
-                }
-            }
-            if unseen() > 0 && !at_bottom() {
-                button {
-                    r#type: "button",
-                    class: "new-messages",
-                    onclick: move |_| {
-                        if let Some(log) = element(&jump_log_id) {
-                            pin_to_bottom(&log, &button_pinned);
+                        let bottom = followed
+                            || f64::from(event.scroll_height()) - top - f64::from(event.client_height()) < BOTTOM_SLACK;
+                        if bottom != *at_bottom.peek() {
+                            at_bottom.set(bottom);
                         }
-                        unseen.set(0);
+                        if bottom && *unseen.peek() > 0 {
+                            unseen.set(0);
+                        }
+                        if top < TOP_SLACK {
+                            older_on_scroll.load();
+                        }
+                        let day = element(&day_log_id).and_then(|log| day_at_top(&log));
+                        if day != *current_day.peek() {
+                            current_day.set(day);
+                        }
                     },
-                    if unseen() == 1 { "1 new message ↓" } else { "{unseen} new messages ↓" }
+                    div { class: "history-edge",
+                        match room.session.history() {
+                            History::More => rsx! {
+                                button { r#type: "button", class: "load-older",
+                                    onclick: move |_| {
+                                        older.load();
+                                        // The button gives way to the page it asked for: focus
+                                        // stays in the log, where that page appears.
+                                        super::focus(&focus_log_id);
+                                    },
+                                    "Load older messages"
+                                }
+                            },
+                            History::Loading => rsx! { p { "Loading older messages…" } },
+                            History::Complete if !room.session.reached() => rsx! { p { "Messages appear here when the room answers." } },
+                            History::Complete if direct => rsx! { p { "This is the start of your conversation with {title}." } },
+                            History::Complete => rsx! { p { "This is the start of {title}." } },
+                            History::Unsupported => rsx! {},
+                        }
+                    }
+                    for (day, messages) in days {
+                        section { key: "{day:?}", class: "day", "aria-label": "{format::day_label(day, today, yesterday)}",
+                            h3 { class: "day-separator", "{format::day_label(day, today, yesterday)}" }
+                            for message in messages {
+                                MessageView {
+                                    key: "{message.key}",
+                                    room: id,
+                                    message: message.clone(),
+                                    author: room.name_of(&message.user_id),
+                                    author_note: room.alias_note(&message.user_id),
+                                    mine: room.session.is_mine(message),
+                                    may_change: room.session.may_change(message),
+                                    may_react: room.session.may_react(message),
+                                    mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
+                                    quote: message.reply_to.map(|seq| {
+                                        let original = room.session.find(seq);
+                                        Quote {
+                                            seq,
+                                            shown: original.map(|m| (room.name_of(&m.user_id), format::excerpt(&m.raw))),
+                                            deleted: original.is_some_and(|m| m.deleted),
+                                        }
+                                    }),
+                                    changes: message
+                                        .seq
+                                        .map(|seq| room.session.changes_to(seq).cloned().collect::<Vec<_>>())
+                                        .unwrap_or_default(),
+                                    reactions: message
+                                        .reactions
+                                        .iter()
+                                        .map(|r| Shown {
+                                            emoji: r.emoji.clone(),
+                                            count: r.users.len(),
+                                            who: r.users.iter().map(|u| if room.is_me(u) { "you".to_owned() } else { room.name_of(u) }).collect::<Vec<_>>().join(", "),
+                                            mine: r.users.iter().any(|u| room.is_me(u)),
+                                        })
+                                        .collect::<Vec<_>>(),
+                                }
+                            }
+                        }
+                    }
+                }
+                if unseen() > 0 && !at_bottom() {
+                    button {
+                        r#type: "button",
+                        class: "new-messages",
+                        onclick: move |_| {
+                            if let Some(log) = element(&jump_log_id) {
+                                pin_to_bottom(&log, &button_pinned);
+                            }
+                            unseen.set(0);
+                        },
+                        if unseen() == 1 { "1 new message ↓" } else { "{unseen} new messages ↓" }
+                    }
                 }
             }
             if app.offer_name(room) {
@@ -485,7 +509,7 @@ impl Older {
 /// The room's connection state; while it waits to reconnect, a countdown and "Retry now".
 /// Its own component, so that the countdown's ticks re-render only this line.
 #[component]
-fn LinkStatus(id: RoomId, link: Link) -> Element {
+fn LinkStatus(id: RoomId, link: Link, of: String) -> Element {
     let net = use_coroutine_handle::<Intent>();
     let mut now = use_signal(|| js_sys::Date::now() as i64);
     let waiting = matches!(link, Link::Reconnecting { .. });
@@ -507,7 +531,7 @@ fn LinkStatus(id: RoomId, link: Link) -> Element {
     }));
     let status = link_text(link, now());
     rsx! {
-        p { class: "link-status", "data-link": link_class(link), role: "status", "{status}" }
+        p { class: "link-status", "data-link": link_class(link), role: "status", "{of}{status}" }
         if waiting {
             button {
                 r#type: "button",

@@ -21,10 +21,9 @@ pub fn toggle_id(room: RoomId) -> String {
 }
 
 #[component]
-pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
+pub fn SearchPanel(id: RoomId) -> Element {
     let state = use_context::<Signal<AppState>>();
     let net = use_coroutine_handle::<Intent>();
-    let mut open = open;
     let mut query = use_signal(|| {
         state
             .peek()
@@ -33,9 +32,13 @@ pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
             .unwrap_or_default()
     });
     let mut problem = use_signal(|| None::<String>);
-    let mut close = move || {
+    // Focused as it appears, so that what is typed right after opening the panel lands in it.
+    {
+        let input = input_id(id);
+        use_effect(move || super::focus(&input));
+    }
+    let close = move || {
         net.send(Intent::EndSearch(id));
-        open.set(false);
         super::focus_soon(toggle_id(id));
     };
 
@@ -50,6 +53,8 @@ pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
         .map(|i| i.user_id.clone())
         .unwrap_or_default();
     let search = room.session.search();
+    let now = js_sys::Date::now() as i64;
+    let (today, yesterday) = (format::day(now), format::day(now - 86_400_000));
     let status_line = match search.map(|s| &s.status) {
         None => String::new(),
         Some(SearchStatus::Searching) => "Searching…".to_owned(),
@@ -57,7 +62,9 @@ pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
         Some(SearchStatus::Done) => match search.map_or(0, |s| s.results.len()) {
             0 => "No messages found.".to_owned(),
             1 => "1 message found.".to_owned(),
-            n if search.is_some_and(|s| s.next.is_some()) => format!("{n} messages found so far."),
+            n if search.is_some_and(|s| s.next.is_some()) => {
+                format!("{n} messages found; older ones may match too.")
+            }
             n => format!("{n} messages found."),
         },
     };
@@ -77,18 +84,17 @@ pub fn SearchPanel(id: RoomId, open: Signal<bool>) -> Element {
                         room.name_of(&m.user_id)
                     };
                     let with = m.peer(&me).map(|p| room.name_of(p));
-                    let pieces = protocol::search::snippet(
-                        &m.raw,
-                        &s.words.highlights(&m.raw),
-                        SNIPPET_CHARS,
-                    );
+                    // As a person reads it: markup dropped, emoji shown.
+                    let text = protocol::Renderer::new().plain_text(&m.raw);
+                    let pieces =
+                        protocol::search::snippet(&text, &s.words.highlights(&text), SNIPPET_CHARS);
                     Some(Found {
                         seq,
                         author,
                         with,
                         date: format!(
-                            "{} {}",
-                            format::calendar_date(m.timestamp),
+                            "{}, {}",
+                            format::day_label(format::day(m.timestamp), today, yesterday),
                             format::hh_mm(m.timestamp)
                         ),
                         iso: format::iso(m.timestamp),

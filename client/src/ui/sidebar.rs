@@ -71,6 +71,9 @@ pub fn Sidebar() -> Element {
                             }
                             span { class: "visually-hidden", ", {link_word(room.link)}" }
                             span { class: "badges",
+                                if room.muted {
+                                    span { class: "muted-mark", title: "Muted", span { "aria-hidden": "true", "🔕" } span { class: "visually-hidden", " muted" } }
+                                }
                                 if room.mentions > 0 {
                                     span { class: "badge mention", "aria-label": if room.mentions == 1 { "1 mention" } else { "{room.mentions} mentions" }, "@{room.mentions}" }
                                 }

@@ -100,6 +100,58 @@ impl Renderer {
     }
 }
 
+impl Renderer {
+    /// The message as a person reads it, on one line: emoji shortcodes as emoji, markup
+    /// dropped (emphasis, code fences, quote marks, list bullets, link targets), what is
+    /// written kept (a link's text, an image's description, code's text, raw HTML as typed),
+    /// blocks and lines joined by one space. What quotes, the reply bar, search results and
+    /// notifications show.
+    pub fn plain_text(&self, raw: &str) -> String {
+        let mut out = String::with_capacity(raw.len());
+        let mut in_code_block = false;
+        let space = |out: &mut String| {
+            if !out.is_empty() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        };
+        for event in Parser::new_ext(raw, self.options) {
+            match event {
+                Event::Text(text) if in_code_block => {
+                    for line in text.lines() {
+                        space(&mut out);
+                        out.push_str(line.trim());
+                    }
+                }
+                Event::Text(text) => out.push_str(&replace_shortcodes(text)),
+                Event::Code(text) | Event::Html(text) | Event::InlineHtml(text) => {
+                    out.push_str(&text);
+                }
+                Event::Start(Tag::CodeBlock(_)) => {
+                    in_code_block = true;
+                    space(&mut out);
+                }
+                Event::End(TagEnd::CodeBlock) => {
+                    in_code_block = false;
+                    space(&mut out);
+                }
+                Event::SoftBreak
+                | Event::HardBreak
+                | Event::Rule
+                | Event::End(
+                    TagEnd::Paragraph
+                    | TagEnd::Heading(_)
+                    | TagEnd::Item
+                    | TagEnd::TableCell
+                    | TagEnd::BlockQuote(_),
+                ) => space(&mut out),
+                _ => {}
+            }
+        }
+        // One line: runs of white space (from the text itself too) are one space.
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
 /// Text with bare `http://` and `https://` addresses made into links (people paste them
 /// without markdown and expect them to work), and shortcodes into emoji around them.
 fn linkify(text: CowStr<'_>) -> Vec<Event<'_>> {
@@ -238,6 +290,28 @@ fn replace_shortcodes(text: CowStr<'_>) -> CowStr<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_is_what_a_person_reads_on_one_line() {
+        let plain = |raw: &str| Renderer::new().plain_text(raw);
+        assert_eq!(
+            plain("**General** is _open_ :rocket:"),
+            "General is open 🚀"
+        );
+        assert_eq!(
+            plain("```rust\nfn main() {}\n```\nafter"),
+            "fn main() {} after"
+        );
+        assert_eq!(plain("> quoted\n\n- one\n- two"), "quoted one two");
+        assert_eq!(
+            plain("see [the docs](https://example.org) and `x > 1`"),
+            "see the docs and x > 1"
+        );
+        assert_eq!(plain("a <b>tag</b> as typed"), "a <b>tag</b> as typed");
+        assert_eq!(plain("line one\nline two"), "line one line two");
+        assert_eq!(plain("# Title\ntext"), "Title text");
+        assert_eq!(plain("   "), "");
+    }
 
     #[test]
     fn formats_common_markdown() {
