@@ -232,9 +232,16 @@ test('phone layout: rooms and people are drawers at 375x667', async ({ page }) =
   await page.getByRole('button', { name: 'People', exact: true }).click();
   await expect(people(page)).toBeVisible();
   await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
+  // A long name wraps from the start of its line, as names in a list read (not centred).
+  const align = await people(page).locator('.person-name').first().evaluate((el) => getComputedStyle(el).textAlign);
+  expect(['start', 'left']).toContain(align);
   await page.keyboard.press('Escape');
   await expect(people(page)).toBeHidden();
 
+  // The offer of a name is a line or two here, not a third of the screen.
+  const offer = page.getByRole('form', { name: 'Choose your name' });
+  await expect(offer).toBeVisible();
+  expect((await offer.boundingBox())!.height).toBeLessThanOrEqual(667 * 0.16);
   await send(page, 'sent from a phone');
   await expect(message(page, 'sent from a phone')).toBeInViewport();
   const box = await page.getByRole('button', { name: 'Send', exact: true }).boundingBox();
@@ -468,6 +475,10 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   await page.getByRole('button', { name: 'Insert an emoji', exact: true }).click();
   await expect(page.getByRole('dialog', { name: 'Emoji' })).toBeVisible();
   await scan('emoji picker');
+  // Its search box in dark mode, too (unstyled, it was light text on white).
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await scan('emoji picker, dark');
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.keyboard.press('Escape');
   await composer(page).fill('@');
   await expect(page.getByRole('listbox', { name: 'People to mention' })).toBeVisible();
@@ -492,6 +503,11 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   await expect(page.getByRole('dialog')).toBeVisible();
   await scan('profile');
   await expectSoundLayout(page, 'profile', '[role="dialog"]');
+  // Styled: its facts without the browser's list indent, its actions as even buttons.
+  const dialog = page.getByRole('dialog');
+  expect(await dialog.locator('dd').first().evaluate((el) => getComputedStyle(el).marginLeft)).toBe('0px');
+  const actions = await dialog.locator('.profile-actions button').evaluateAll((els) => els.map((el) => el.getBoundingClientRect().height));
+  expect(new Set(actions).size, `action heights ${actions}`).toBe(1);
   await page.keyboard.press('Escape');
   await page.setViewportSize({ width: 375, height: 667 });
   await page.getByRole('button', { name: 'Rooms' }).click();

@@ -266,6 +266,9 @@ for (const store of stores()) {
       await roomButton(alice, 'Lounge').click();
       await expect(message(alice, 'lunch? @Alice')).toHaveClass(/mention/);
       await expect(message(alice, 'and a plain one')).not.toHaveClass(/mention/);
+      // Marked clearly: its own background, not only a thin edge.
+      const background = (text: string) => message(alice, text).evaluate((el) => getComputedStyle(el).backgroundColor);
+      expect(await background('lunch? @Alice')).not.toBe(await background('and a plain one'));
       await expect(roomButton(alice, 'Lounge').getByLabel(/mention/)).toHaveCount(0);
       // Escape closes the list and leaves what was typed.
       await composer(alice).pressSequentially('@b');
