@@ -45,6 +45,19 @@ fn states(session: &Session) -> Vec<(ChangeAsk, Delivery, bool)> {
         .collect()
 }
 
+/// The room refuses the action with `nonce` as too fast; once the wait is over, what goes again.
+fn refused_for_rate_then_woken(session: &mut Session, nonce: &str) -> Vec<ClientAction> {
+    session.handle_frame(
+        20,
+        &format!(
+            r#"{{"type":"ERROR","payload":{{"code":"RATE_LIMITED","message":"too fast","nonce":"{nonce}"}}}}"#
+        ),
+    );
+    let wake = session.poll_timeout().expect("a wake-up");
+    session.handle_timeout(wake);
+    std::iter::from_fn(|| session.poll_transmit()).collect()
+}
+
 /// A session talking to a room that the test plays, frame by frame, as a room would.
 fn online_alone() -> Session {
     let mut session = Session::new(SessionConfig::default());
@@ -117,15 +130,7 @@ fn a_rate_refusal_of_a_reaction_sends_it_and_what_came_after_it_again_in_order()
         panic!("the reaction first: {sent:?}");
     };
     let nonce = first.nonce.clone().expect("nonce");
-    session.handle_frame(
-        20,
-        &format!(
-            r#"{{"type":"ERROR","payload":{{"code":"RATE_LIMITED","message":"too fast","nonce":"{nonce}"}}}}"#
-        ),
-    );
-    let wake = session.poll_timeout().expect("a wake-up");
-    session.handle_timeout(wake);
-    let again: Vec<ClientAction> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    let again = refused_for_rate_then_woken(&mut session, &nonce);
     assert_eq!(
         again, sent,
         "all three again, in the order they were written"
@@ -255,15 +260,7 @@ fn messages_and_changes_go_in_the_order_asked_and_a_rate_refusal_resends_from_it
         panic!("{sent:?}");
     };
     let nonce = second.nonce.clone().expect("nonce");
-    session.handle_frame(
-        20,
-        &format!(
-            r#"{{"type":"ERROR","payload":{{"code":"RATE_LIMITED","message":"too fast","nonce":"{nonce}"}}}}"#
-        ),
-    );
-    let wake = session.poll_timeout().expect("a wake-up");
-    session.handle_timeout(wake);
-    let again: Vec<ClientAction> = std::iter::from_fn(|| session.poll_transmit()).collect();
+    let again = refused_for_rate_then_woken(&mut session, &nonce);
     assert_eq!(
         again,
         sent[2..],

@@ -51,6 +51,24 @@ fn texts(pair: &Pair, peer: PeerId) -> Vec<String> {
         .collect()
 }
 
+/// A room with `messages` from Ada that keeps few in memory (older pages come from storage),
+/// and Linus, who joined after them.
+fn long_room(messages: usize) -> (Pair, PeerId) {
+    let config = crate::RoomConfig {
+        cache_messages: 30,
+        handshake_messages: 20,
+        ..crate::RoomConfig::default()
+    };
+    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
+    let writer = joined(&mut pair, "Ada");
+    for i in 0..messages {
+        pair.advance(1_000);
+        say(&mut pair, writer, &format!("m{i}"));
+    }
+    let me = joined(&mut pair, "Linus");
+    (pair, me)
+}
+
 #[test]
 fn two_people_see_each_other_their_names_and_their_messages_rendered_here() {
     let mut pair = Pair::new();
@@ -114,19 +132,7 @@ fn a_refusal_before_an_earlier_messages_echo_fails_only_its_own_message() {
 
 #[test]
 fn a_failed_history_page_fails_no_message() {
-    // A room that keeps few messages in memory: older pages come from storage.
-    let config = crate::RoomConfig {
-        cache_messages: 30,
-        handshake_messages: 20,
-        ..crate::RoomConfig::default()
-    };
-    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
-    let writer = joined(&mut pair, "Ada");
-    for i in 0..120 {
-        pair.advance(1_000);
-        say(&mut pair, writer, &format!("m{i}"));
-    }
-    let me = joined(&mut pair, "Linus");
+    let (mut pair, me) = long_room(120);
     assert_eq!(pair.session(me).history(), History::More);
     pair.storage_delay = 500;
     pair.fail_history = true;
@@ -588,19 +594,7 @@ fn a_ring_ends_when_the_connection_goes_or_nobody_settles_it() {
 
 #[test]
 fn a_message_asked_for_is_revealed_once_history_paged_in_reaches_it_or_given_up() {
-    // A room that keeps few messages in memory: older pages come from storage.
-    let config = crate::RoomConfig {
-        cache_messages: 30,
-        handshake_messages: 20,
-        ..crate::RoomConfig::default()
-    };
-    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
-    let writer = joined(&mut pair, "Ada");
-    for i in 0..200 {
-        pair.advance(1_000);
-        say(&mut pair, writer, &format!("m{i}"));
-    }
-    let me = joined(&mut pair, "Linus");
+    let (mut pair, me) = long_room(200);
     let first = pair.session(me).messages()[0].seq.expect("stored");
     events(&mut pair, me);
     // One the timeline has: revealed at once, nothing asked of the room.
@@ -634,18 +628,7 @@ fn a_message_asked_for_is_revealed_once_history_paged_in_reaches_it_or_given_up(
 
 #[test]
 fn a_reveal_does_not_page_on_through_a_failing_store() {
-    let config = crate::RoomConfig {
-        cache_messages: 30,
-        handshake_messages: 20,
-        ..crate::RoomConfig::default()
-    };
-    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
-    let writer = joined(&mut pair, "Ada");
-    for i in 0..120 {
-        pair.advance(1_000);
-        say(&mut pair, writer, &format!("m{i}"));
-    }
-    let me = joined(&mut pair, "Linus");
+    let (mut pair, me) = long_room(120);
     pair.fail_history = true;
     let now = pair.now;
     pair.session_mut(me).reveal(now, 2);
