@@ -506,8 +506,9 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   // Styled: its facts without the browser's list indent, its actions as even buttons.
   const dialog = page.getByRole('dialog');
   expect(await dialog.locator('dd').first().evaluate((el) => getComputedStyle(el).marginLeft)).toBe('0px');
-  const actions = await dialog.locator('.profile-actions button').evaluateAll((els) => els.map((el) => el.getBoundingClientRect().height));
-  expect(new Set(actions).size, `action heights ${actions}`).toBe(1);
+  // (Even: one width for all, whatever the length of a name in their labels.)
+  const actions = await dialog.locator('.profile-actions button').evaluateAll((els) => els.map((el) => Math.round(el.getBoundingClientRect().width)));
+  expect(new Set(actions).size, `action widths ${actions}`).toBe(1);
   await page.keyboard.press('Escape');
   await page.setViewportSize({ width: 375, height: 667 });
   await page.getByRole('button', { name: 'Rooms' }).click();
