@@ -960,8 +960,12 @@ test('only the log scrolls: your own name for someone, wheeling past the end and
   // Give a fake user a name of your own: each of their messages then carries a hidden note
   // ("calls themselves …").
   const author = log(page).getByRole('article').filter({ hasNot: page.locator('.you') }).first().locator('.meta button.author');
-  await author.click();
   const profile = page.getByRole('dialog');
+  // The log moves while fake users post fast: a click can land as it moves; try again then.
+  await expect(async () => {
+    if (!(await profile.isVisible())) await author.click();
+    await expect(profile).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
   await profile.getByRole('textbox', { name: 'Your name for them (only you see it)' }).fill('My friend');
   await profile.getByRole('button', { name: 'Save your name for them' }).click();
   await expect(profile.getByRole('status')).toHaveText('Saved: only you see this name.');
