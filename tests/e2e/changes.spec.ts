@@ -13,8 +13,9 @@ type Frame = { type: string; payload: any };
 
 class BusyRoom {
   private server?: WebSocketServer;
-  /** How many more edits to refuse for rate, and reactions storage "loses". */
+  /** How many more edits (and reactions) to refuse for rate, and reactions storage "loses". */
   editsRefused = 2;
+  reactionsRefused = 0;
   reactionsLost = 1;
   /** What the page asked for, in order. */
   asked: Frame[] = [];
@@ -71,7 +72,10 @@ class BusyRoom {
           }
           break;
         case 'REACT':
-          if (this.reactionsLost > 0) {
+          if (this.reactionsRefused > 0) {
+            this.reactionsRefused -= 1;
+            send('ERROR', { code: 'RATE_LIMITED', message: 'too many actions; slow down', nonce: p.nonce });
+          } else if (this.reactionsLost > 0) {
             this.reactionsLost -= 1;
             send('ERROR', { code: 'STORAGE_FAILED', message: 'the room could not store your message; send it again', nonce: p.nonce });
           } else {
@@ -134,4 +138,23 @@ test('a reaction storage lost is shown as not saved, and Retry saves it', async 
   const reacts = room.asked.filter((f) => f.type === 'REACT');
   expect(reacts).toHaveLength(2);
   expect(reacts[1].payload.nonce).toBe(reacts[0].payload.nonce);
+});
+
+test('a reaction refused by the rate limit is shown as not saved and goes through, once, with its nonce', async ({ page }) => {
+  room.reactionsRefused = 2;
+  room.reactionsLost = 0;
+  await page.goto(`./?room=${url}`);
+  await expect(status(page)).toHaveText('online');
+  const mine = log(page).getByRole('article', { name: /^You, / });
+  await mine.getByRole('button', { name: /^React to the message of / }).click();
+  await mine.getByRole('button', { name: 'React with 🎉' }).click();
+  // Refused for rate: not saved yet, and said so on the message; no reaction shown yet.
+  await expect(mine.getByText(/Your reaction 🎉: not saved yet: the room asked to slow down/)).toBeVisible();
+  await expect(mine.getByRole('button', { name: /^🎉 1/ })).toHaveCount(0);
+  // It goes again by itself, with the same nonce, until the room takes it.
+  await expect(mine.getByRole('button', { name: /^🎉 1/ })).toBeVisible({ timeout: 10_000 });
+  await expect(mine.getByText(/Your reaction/)).toHaveCount(0);
+  const reacts = room.asked.filter((f) => f.type === 'REACT');
+  expect(reacts).toHaveLength(3);
+  expect(new Set(reacts.map((f) => f.payload.nonce)).size).toBe(1);
 });
