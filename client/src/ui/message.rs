@@ -75,7 +75,6 @@ pub(super) fn MessageView(
     let note_id = format!("alias-note-{}", message.key);
     let mut picking = use_signal(|| false);
     let mut replying = use_context::<Signal<Option<super::composer::Replying>>>();
-    let (reactable, changeable) = (may_react, may_change);
     let seq = message.seq;
     let edited_at = message.edited_at.map(format::hh_mm);
     let retry_key = message.key.clone();
@@ -151,7 +150,7 @@ pub(super) fn MessageView(
                 if let Some(at) = edited_at {
                     span { class: "edited", title: "edited at {at}", "edited" }
                 }
-                if let (true, Some(seq)) = (changeable && !confirming(), seq) {
+                if let (true, Some(seq)) = (may_change && !confirming(), seq) {
                     button {
                         r#type: "button",
                         class: "link-button message-action",
@@ -229,7 +228,7 @@ pub(super) fn MessageView(
             for change in changes {
                 ChangeLine { key: "{change.nonce}", room, change }
             }
-            if let (true, Some(seq)) = (reactable, seq) {
+            if let (true, Some(seq)) = (may_react, seq) {
                 div { class: "reactions",
                     for shown in reactions {
                         button {

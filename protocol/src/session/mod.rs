@@ -63,7 +63,8 @@ use crate::{ErrorCode, RoomConfig};
 
 pub use call::{Call, CallError, CallEvent, CallPhase, RING_GIVE_UP_MS};
 pub use names::{Names, UNKNOWN_NAME};
-pub use outbox::{ChangeAsk, Delivery, Outgoing, PendingChange};
+use outbox::Outgoing;
+pub use outbox::{ChangeAsk, Delivery, PendingChange};
 pub use search::{SearchState, SearchStatus};
 pub use timeline::{History, Message};
 

@@ -84,7 +84,7 @@ impl PendingChange {
 
 /// One thing of ours in the queue until the room has stored it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outgoing {
+pub(super) enum Outgoing {
     Message(Message),
     Change(PendingChange),
 }
@@ -121,12 +121,6 @@ impl Outgoing {
 }
 
 impl Session {
-    /// Everything of ours the room has not stored yet (waiting, failed or refused), in the
-    /// order it was asked for.
-    pub fn outbox(&self) -> &[Outgoing] {
-        &self.outbox
-    }
-
     /// Our messages not stored yet (waiting, failed or refused), oldest first.
     pub fn pending(&self) -> Vec<&Message> {
         self.outbox

@@ -181,7 +181,7 @@ impl Session {
         self.messages
             .iter()
             .rev()
-            .find(|m| !m.deleted && m.call.is_none() && self.is_me(&m.user_id))
+            .find(|m| self.may_change(m))
             .and_then(|m| m.seq)
     }
 
