@@ -69,6 +69,11 @@ pub struct Pair {
     pub answer_searches: bool,
     pub held_searches: Vec<crate::room::SearchTask>,
     pub unconfirmed: Vec<Seq>,
+    /// The room's log numbers events this far apart (1, as a single process does; more, as a
+    /// stream shared with other subjects might).
+    pub log_step: Seq,
+    /// The last seq the log gave.
+    log_seq: Seq,
     pub history_requests: Vec<(ConnectionId, Seq, u32)>,
     /// Open connections, in the order they connected (broadcasts reach them all).
     pub open: Vec<ConnectionId>,
@@ -102,8 +107,11 @@ impl Pair {
 
     /// [`Self::with`], with the seed of the room's token generator.
     pub fn seeded(config: RoomConfig, snapshot: RoomSnapshot, seed: [u8; 32]) -> Self {
+        let room = Room::new(config, snapshot, seed);
         Self {
-            room: Room::new(config, snapshot, seed),
+            log_seq: room.latest_seq(),
+            log_step: 1,
+            room,
             now: Self::T0,
             stored: Vec::new(),
             users: Vec::new(),
@@ -370,14 +378,16 @@ impl Pair {
                         self.deliver(self.open[i], action.clone());
                     }
                 }
-                Effect::PersistMessage(message) => {
-                    let seq = message.seq;
+                Effect::PersistMessage(mut message) => {
+                    let seq = self.next_seq();
+                    message.seq = seq;
                     if !self.fail_storage {
                         self.stored.push(message);
                     }
                     self.settle_write(seq);
                 }
-                Effect::PersistChange(change) => {
+                Effect::PersistChange(mut change) => {
+                    change.seq = self.next_seq();
                     if !self.fail_storage
                         && let Some(message) =
                             self.stored.iter_mut().find(|m| m.seq == change.target)
@@ -437,6 +447,12 @@ impl Pair {
         any
     }
 
+    /// The room's log numbers the next event.
+    fn next_seq(&mut self) -> Seq {
+        self.log_seq += self.log_step;
+        self.log_seq
+    }
+
     /// Storage answers the write of event `seq`: at once, after the delay, or when the test
     /// says.
     fn settle_write(&mut self, seq: Seq) {
@@ -464,7 +480,7 @@ impl Pair {
 
     fn confirm(&mut self, seq: Seq, fails: bool) {
         if fails {
-            self.room.handle_persist_failed(self.now, seq);
+            self.room.handle_persist_failed(self.now);
         } else {
             self.room.handle_persisted(self.now, seq);
         }

@@ -265,6 +265,9 @@ pub struct Driver<S: Store> {
     connections: HashMap<ConnectionId, ConnectionHandle>,
     next_batch: Vec<Write>,
     writing: bool,
+    /// The room's log in one process: the last seq it gave an event. (A cluster node takes
+    /// each seq from the room's shared stream instead.)
+    last_seq: Seq,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     search_timeout: Duration,
@@ -281,6 +284,7 @@ impl<S: Store> Driver<S> {
     pub fn new(room: Room, room_id: &str, store: Arc<S>, metrics: Arc<Metrics>) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
+            last_seq: room.latest_seq(),
             room,
             room_id: Arc::from(room_id),
             store,
@@ -402,11 +406,11 @@ impl<S: Store> Driver<S> {
                 let (stored, failed) = seqs.split_at(written.min(seqs.len()));
                 let stored: Vec<Seq> = stored.iter().flatten().copied().collect();
                 Metrics::add(&self.metrics.messages_stored, stored.len() as u64);
-                if let Some(&last) = stored.last() {
-                    self.room.handle_persisted(now, last);
+                for &seq in &stored {
+                    self.room.handle_persisted(now, seq);
                 }
-                for &seq in failed.iter().flatten() {
-                    self.room.handle_persist_failed(now, seq);
+                for _ in failed.iter().flatten() {
+                    self.room.handle_persist_failed(now);
                 }
             }
             Done::History {
@@ -451,8 +455,14 @@ impl<S: Store> Driver<S> {
                     self.deliver(to, frame);
                 }
                 Effect::Broadcast(action) => self.broadcast(&action),
-                Effect::PersistMessage(message) => self.next_batch.push(Write::Message(message)),
-                Effect::PersistChange(change) => self.next_batch.push(Write::Change(change)),
+                Effect::PersistMessage(mut message) => {
+                    message.seq = self.next_seq();
+                    self.next_batch.push(Write::Message(message));
+                }
+                Effect::PersistChange(mut change) => {
+                    change.seq = self.next_seq();
+                    self.next_batch.push(Write::Change(change));
+                }
                 Effect::PersistUser(user) => self.next_batch.push(Write::User(user)),
                 Effect::LoadHistory {
                     to,
@@ -463,6 +473,12 @@ impl<S: Store> Driver<S> {
                 Effect::Search(task) => self.search(task),
             }
         }
+    }
+
+    /// Numbers the room's next event: one above the last, in the order the engine asked.
+    fn next_seq(&mut self) -> Seq {
+        self.last_seq += 1;
+        self.last_seq
     }
 
     fn deliver(&mut self, to: ConnectionId, frame: Utf8Bytes) {

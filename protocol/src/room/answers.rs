@@ -35,7 +35,7 @@ impl Room {
             messages,
             user_names,
             protocol_version: Some(PROTOCOL_VERSION),
-            latest_seq: Some(self.confirmed_seq),
+            latest_seq: Some(self.latest_seq),
             online: Some(online),
             limits: Some(RoomLimits {
                 max_message_chars: u32::try_from(self.config.max_message_chars).unwrap_or(u32::MAX),

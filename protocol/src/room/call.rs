@@ -335,9 +335,7 @@ impl Room {
         };
         let raw = record.text();
         let html = self.renderer.render(&raw);
-        self.latest_seq += 1;
         let stored = StoredMessage {
-            seq: self.latest_seq,
             id: self.ids.hex(12),
             user_id: call.caller,
             html,

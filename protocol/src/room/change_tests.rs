@@ -169,12 +169,12 @@ fn a_change_judged_on_one_that_storage_then_failed_leaves_the_message_consistent
     // "on" is accepted, then "off" is judged against it; storage loses the "on".
     h.act(b, react(1, "👍", true, "on"));
     h.act(b, react(1, "👍", false, "off"));
-    let [on, off] = h.unconfirmed[..] else {
+    let [_, off] = h.unconfirmed[..] else {
         panic!("two writes: {:?}", h.unconfirmed);
     };
     h.unconfirmed.clear();
     // Storage never held the "on" (it failed); the "off" it folds in changes nothing.
-    h.room.handle_persist_failed(h.now, on);
+    h.room.handle_persist_failed(h.now);
     h.room.handle_persisted(h.now, off);
     h.run();
     assert_eq!(

@@ -20,11 +20,13 @@ pub enum Effect {
     },
     /// Send to every open connection of the room (the sender included).
     Broadcast(ServerAction),
-    /// Store this message durably, then call [`super::Room::handle_persisted`] (or
-    /// [`super::Room::handle_persist_failed`]). Nobody sees it before that.
+    /// Number this message in the room's log (its `seq` is 0 until then: the host's log
+    /// gives the next one) and store it durably, then call [`super::Room::handle_persisted`]
+    /// with that seq (or [`super::Room::handle_persist_failed`]). Nobody sees it before that.
+    /// Events are numbered and answered in the order of their effects.
     PersistMessage(StoredMessage),
-    /// Store this change to a stored message (fold it in with [`StoredChange::apply`]), then
-    /// call [`super::Room::handle_persisted`] with its seq, as for a message.
+    /// Number and store this change to a stored message (fold it in with
+    /// [`StoredChange::apply`]), then answer as for a message.
     PersistChange(StoredChange),
     /// Store (insert or replace) this user. Not awaited: the engine already acts on it.
     PersistUser(UserRecord),

@@ -75,10 +75,13 @@ pub struct RoomSnapshot {
 ///   carried out in that order: [`Effect::Send`] to one connection, [`Effect::Broadcast`],
 ///   the three `Persist` effects, [`Effect::LoadHistory`], [`Effect::Search`] (run beside the
 ///   room's task, never in it).
-/// - **Durability.** An accepted event (a message or a change) is first only a `Persist`
-///   effect; it is delivered (and enters the room's memory) after the host reports it stored
-///   with `handle_persisted`. A host confirms in sequence order. A failed store is reported
-///   with `handle_persist_failed`; its author gets `STORAGE_FAILED` and nobody else sees it.
+/// - **Durability and order.** An accepted event (a message or a change) is first only a
+///   `Persist` effect, without a seq: the host's log numbers it (a single process counts one
+///   above the last; a cluster node takes the sequence its shared stream gives) and stores it.
+///   It is delivered (and enters the room's memory) when the host reports it stored, with its
+///   seq, by `handle_persisted`; events are answered in the order they were asked for. A
+///   failed store is reported with `handle_persist_failed`; its author gets `STORAGE_FAILED`
+///   and nobody else sees it.
 ///
 /// # Layout
 /// - this file: [`Room`], connections, identity and names, typing, time;
@@ -137,13 +140,14 @@ pub struct Room {
     /// The latest change folded into a message that has left `recent`: a resume from before
     /// it could miss that change, so it says the gap is too big.
     changes_floor: Seq,
-    /// The highest seq storage has confirmed (a message or a change): what a `HANDSHAKE`
-    /// covers.
-    confirmed_seq: Seq,
-    /// Accepted messages waiting for storage, in seq order.
+    /// Accepted events waiting for the host's log to number and store them, in the order
+    /// they were accepted (the order the host numbers them in).
     pending: VecDeque<Pending>,
-    /// (author, nonce) of messages in `recent` and `pending`, to drop resends.
-    nonces: HashMap<(UserId, String), Seq>,
+    /// (author, nonce) of messages in `recent` (with their seq) and `pending` (none yet), to
+    /// drop resends.
+    nonces: HashMap<(UserId, String), Option<Seq>>,
+    /// The highest seq of the room's log that storage holds (a message or a change): what a
+    /// `HANDSHAKE` covers. The host's log gives every seq (see [`Room::handle_persisted`]).
     latest_seq: Seq,
     effects: VecDeque<Effect>,
     /// New-identity budget per network address (see [`address_key`]).
@@ -232,7 +236,7 @@ impl Room {
         );
         let nonces = recent
             .iter()
-            .filter_map(|m| Some(((m.user_id.clone(), m.nonce.clone()?), m.seq)))
+            .filter_map(|m| Some(((m.user_id.clone(), m.nonce.clone()?), Some(m.seq))))
             .collect();
         let users = users
             .into_iter()
@@ -264,7 +268,6 @@ impl Room {
             recent,
             recent_floor,
             changes_floor: 0,
-            confirmed_seq: latest_seq,
             pending: VecDeque::new(),
             nonces,
             latest_seq,
@@ -300,7 +303,8 @@ impl Room {
         &self.config
     }
 
-    /// Highest seq accepted so far (stored or waiting for storage).
+    /// The highest seq of the room's log that storage holds: a single-process host numbers
+    /// the next event one above it.
     pub fn latest_seq(&self) -> Seq {
         self.latest_seq
     }
@@ -322,7 +326,7 @@ impl Room {
         if self.connections.contains_key(&conn) {
             self.handle_disconnect(now, conn);
         }
-        let handshake_seq = self.confirmed_seq;
+        let handshake_seq = self.latest_seq;
         self.connections.insert(
             conn,
             Connection {

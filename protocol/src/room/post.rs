@@ -35,40 +35,48 @@ pub(super) enum PendingEvent {
 }
 
 impl PendingEvent {
-    pub(super) fn seq(&self) -> Seq {
+    /// Numbers the event as the host's log did.
+    fn set_seq(&mut self, seq: Seq) {
         match self {
-            PendingEvent::Message(m) => m.seq,
-            PendingEvent::Change { change, .. } => change.seq,
+            PendingEvent::Message(m) => m.seq = seq,
+            PendingEvent::Change { change, .. } => change.seq = seq,
         }
     }
 }
 
 impl Room {
-    /// Storage holds every accepted event (message or change) up to `seq`: they are broadcast
-    /// now.
+    /// The host's log holds the oldest event waiting for it, as `seq` (above every seq before
+    /// it): it is delivered now. A single-process host counts one above the last
+    /// ([`Room::latest_seq`]); a cluster node passes the sequence its shared stream gave.
     pub fn handle_persisted(&mut self, _now: Millis, seq: Seq) {
-        while self.pending.front().is_some_and(|p| p.event.seq() <= seq) {
-            let Some(Pending { event, .. }) = self.pending.pop_front() else {
-                break;
-            };
-            self.confirmed_seq = self.confirmed_seq.max(event.seq());
-            match event {
-                PendingEvent::Message(message) => {
-                    let record = message.to_record();
-                    self.remember(message);
-                    self.deliver(ServerAction::Message(record));
+        let Some(Pending { mut event, .. }) = self.pending.pop_front() else {
+            return;
+        };
+        event.set_seq(seq);
+        self.latest_seq = self.latest_seq.max(seq);
+        match event {
+            PendingEvent::Message(message) => {
+                if let Some(nonce) = &message.nonce
+                    && let Some(entry) = self
+                        .nonces
+                        .get_mut(&(message.user_id.clone(), nonce.clone()))
+                {
+                    *entry = Some(seq);
                 }
-                PendingEvent::Change { change, nonce } => {
-                    let Some(message) = self.recent_mut(change.target) else {
-                        continue;
-                    };
-                    change.apply(message);
-                    let record = MessageRecord {
-                        change_nonce: nonce,
-                        ..message.to_record()
-                    };
-                    self.deliver(ServerAction::MessageChanged(record));
-                }
+                let record = message.to_record();
+                self.remember(message);
+                self.deliver(ServerAction::Message(record));
+            }
+            PendingEvent::Change { change, nonce } => {
+                let Some(message) = self.recent_mut(change.target) else {
+                    return;
+                };
+                change.apply(message);
+                let record = MessageRecord {
+                    change_nonce: nonce,
+                    ..message.to_record()
+                };
+                self.deliver(ServerAction::MessageChanged(record));
             }
         }
     }
@@ -99,13 +107,10 @@ impl Room {
         }
     }
 
-    /// Storage could not keep event `seq`: its author is told (by the nonce of the action)
-    /// and nobody else sees it.
-    pub fn handle_persist_failed(&mut self, _now: Millis, seq: Seq) {
-        let Some(index) = self.pending.iter().position(|p| p.event.seq() == seq) else {
-            return;
-        };
-        let Some(Pending { event, from }) = self.pending.remove(index) else {
+    /// The host's log could not keep the oldest event waiting for it: its author is told (by
+    /// the nonce of the action) and nobody else sees it.
+    pub fn handle_persist_failed(&mut self, _now: Millis) {
+        let Some(Pending { event, from }) = self.pending.pop_front() else {
             return;
         };
         let nonce = match event {
@@ -170,7 +175,7 @@ impl Room {
             && let Some(&seq) = self.nonces.get(&(user.clone(), nonce.clone()))
         {
             // A resend. Still waiting for storage: the broadcast will reach this sender too.
-            if let Some(stored) = self.recent.iter().find(|m| m.seq == seq) {
+            if let Some(stored) = seq.and_then(|seq| self.recent_message(seq)) {
                 let record = stored.to_record();
                 self.send(conn, ServerAction::Message(record));
             }
@@ -185,7 +190,7 @@ impl Room {
                 || answered > self.latest_seq
                 || (answered > self.recent_floor
                     && !self
-                        .find_message(answered)
+                        .recent_message(answered)
                         .is_some_and(|m| same_audience(m, &user, to.as_ref()))))
         {
             let text = "the message you reply to is not in this room";
@@ -194,10 +199,7 @@ impl Room {
         let Some(html) = self.render_within_bounds(conn, &raw_message, nonce_ref) else {
             return;
         };
-        self.latest_seq += 1;
-        let seq = self.latest_seq;
         let stored = StoredMessage {
-            seq,
             id: self.ids.hex(12),
             user_id: user.clone(),
             html,
@@ -209,7 +211,7 @@ impl Room {
             ..StoredMessage::default()
         };
         if let Some(nonce) = nonce {
-            self.nonces.insert((user, nonce), seq);
+            self.nonces.insert((user, nonce), None);
         }
         self.accept(PendingEvent::Message(stored), conn);
     }
@@ -333,9 +335,8 @@ impl Room {
             }
             Asked::React(emoji, on) => ChangeKind::React { emoji, on },
         };
-        self.latest_seq += 1;
         let change = StoredChange {
-            seq: self.latest_seq,
+            seq: 0,
             target,
             user_id: user,
             at: now,
@@ -344,8 +345,8 @@ impl Room {
         self.accept(PendingEvent::Change { change, nonce }, conn);
     }
 
-    /// An accepted event (asked for by `from`): storage is asked to keep it, and it waits in
-    /// `pending` until storage answers.
+    /// An accepted event (asked for by `from`), not numbered yet: the host's log is asked to
+    /// number and keep it, and it waits in `pending` until the host answers.
     pub(super) fn accept(&mut self, event: PendingEvent, from: ConnectionId) {
         let effect = match &event {
             PendingEvent::Message(message) => Effect::PersistMessage(message.clone()),
@@ -355,27 +356,22 @@ impl Room {
         self.pending.push_back(Pending { event, from });
     }
 
-    /// Message `seq` (stored and in memory, or waiting for storage), if `seq` is a message
-    /// and not a change.
-    fn find_message(&self, seq: Seq) -> Option<&StoredMessage> {
-        self.recent_message(seq).or_else(|| {
-            self.pending.iter().find_map(|p| match &p.event {
-                PendingEvent::Message(m) if m.seq == seq => Some(m),
-                _ => None,
-            })
-        })
-    }
-
     /// Stored message `target` (still in memory) as it will be once every change already
     /// accepted for it and waiting for storage is stored: what the next change to it is
     /// checked against. The changes are folded in by the one rule ([`StoredChange::apply`]).
     fn as_it_will_be(&self, target: Seq) -> Option<StoredMessage> {
         let mut message = self.recent_message(target)?.clone();
-        for pending in &self.pending {
+        // Waiting events have no seq yet; they will be numbered in this order, after the log's
+        // latest, which is what folding them needs.
+        for (next, pending) in (self.latest_seq + 1..).zip(&self.pending) {
             if let PendingEvent::Change { change, .. } = &pending.event
                 && change.target == target
             {
-                change.apply(&mut message);
+                let numbered = StoredChange {
+                    seq: next,
+                    ..change.clone()
+                };
+                numbered.apply(&mut message);
             }
         }
         Some(message)

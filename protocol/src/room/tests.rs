@@ -159,7 +159,7 @@ fn a_failed_store_is_reported_to_its_author_only() {
     h.take(b);
     h.auto_persist = false;
     h.act(a, message("lost", Some("n1")));
-    h.room.handle_persist_failed(h.now, 1);
+    h.room.handle_persist_failed(h.now);
     h.pump();
     assert_eq!(h.errors(a), vec![ErrorCode::StorageFailed]);
     assert!(h.take(b).is_empty());
@@ -824,19 +824,24 @@ fn a_failed_store_names_the_message_and_a_failed_history_read_names_none() {
     h.take(a);
     h.act(a, message("first", Some("n-1")));
     h.act(a, message("second", Some("n-2")));
-    let [first, second] = h.unconfirmed[..] else {
+    let [_, second] = h.unconfirmed[..] else {
         panic!("two writes pending: {:?}", h.unconfirmed)
     };
-    // The second one fails while the first is still being written.
-    h.room.handle_persist_failed(h.now, second);
+    // The first one fails while the second is still being written.
+    h.room.handle_persist_failed(h.now);
     h.pump();
     assert_eq!(
         refusals(&mut h, a),
-        vec![(ErrorCode::StorageFailed, Some("n-2".into()))]
+        vec![(ErrorCode::StorageFailed, Some("n-1".into()))]
     );
-    h.room.handle_persisted(h.now, first);
+    h.room.handle_persisted(h.now, second);
     h.pump();
-    assert_eq!(h.messages(a).len(), 1);
+    let told = h.messages(a);
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        (told[0].raw_message.as_str(), told[0].seq),
+        ("second", Some(second))
+    );
     h.room.handle_history_failed(h.now, a);
     h.pump();
     assert_eq!(refusals(&mut h, a), vec![(ErrorCode::HistoryFailed, None)]);
@@ -1151,6 +1156,68 @@ fn an_author_edits_and_deletes_their_message_and_everyone_sees_it_as_it_is_now()
 }
 
 #[test]
+fn every_seq_is_the_one_the_hosts_log_gave() {
+    // A log that numbers events 10 apart (a cluster's stream numbers more than this room's
+    // events): messages, changes, replies, handshakes and resumes all use its numbers.
+    let mut h = Harness::new();
+    h.log_step = 10;
+    let (a, alice, token) = h.join(1);
+    let (b, _, _) = h.join(2);
+    h.say(b, "one");
+    assert_eq!(
+        h.messages(a).iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![Some(10)]
+    );
+    h.act(b, edit(10, "uno", "e1"));
+    let [edited] = &changed(&mut h, a)[..] else {
+        panic!("one change");
+    };
+    assert_eq!((edited.seq, edited.changed_seq), (Some(10), Some(20)));
+    // A reply names a seq the log gave; one it did not give (yet) is refused.
+    for (answered, nonce) in [(10, "r1"), (25, "r2")] {
+        h.act(
+            b,
+            ClientAction::Message(SendMessage {
+                raw_message: "re".into(),
+                user_id: None,
+                nonce: Some(nonce.into()),
+                reply_to: Some(answered),
+                to: None,
+            }),
+        );
+    }
+    assert_eq!(h.errors(b), vec![ErrorCode::UnknownMessage]);
+    let replies: Vec<_> = h.messages(a).iter().map(|m| (m.seq, m.reply_to)).collect();
+    assert_eq!(replies, vec![(Some(30), Some(10))]);
+    // Away and back: the resume starts after the seq it last saw, in the log's numbers.
+    h.disconnect(a);
+    h.say(b, "two");
+    let a2 = h.connect(3);
+    match h.take(a2).first() {
+        Some(ServerAction::Handshake(hs)) => assert_eq!(hs.latest_seq, Some(40)),
+        other => panic!("a handshake first, got {other:?}"),
+    }
+    h.act(a2, returning(alice, token, 30));
+    let resumed: Vec<_> = h
+        .take(a2)
+        .into_iter()
+        .filter_map(|x| match x {
+            ServerAction::Resume(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let [resume] = &resumed[..] else {
+        panic!("one RESUME: {resumed:?}");
+    };
+    assert!(!resume.gap_too_big);
+    assert_eq!(
+        resume.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![Some(40)]
+    );
+    assert_eq!(h.room.latest_seq(), 40);
+}
+
+#[test]
 fn only_the_author_may_change_a_message_and_refusals_name_the_nonce() {
     let mut h = Harness::new();
     let (a, _, _) = h.join(1);
@@ -1203,7 +1270,7 @@ fn a_change_is_seen_only_once_stored_and_a_failed_one_is_told_to_its_author() {
     assert_eq!(changed(&mut h, b).len(), 1);
     h.take(a);
     h.act(a, edit(1, "eins", "e2"));
-    h.room.handle_persist_failed(h.now, 3);
+    h.room.handle_persist_failed(h.now);
     h.pump();
     let refusal = h.take(a);
     assert!(matches!(&refusal[..], [ServerAction::Error(e)]
@@ -1425,7 +1492,9 @@ fn a_reply_to_a_message_still_being_stored_or_just_stored_is_taken() {
         h.say(a, &format!("f{i}"));
         if i == 5 {
             // Storage confirms a first batch while the rest wait.
-            h.room.handle_persisted(h.now, 3);
+            for seq in 1..=3 {
+                h.room.handle_persisted(h.now, seq);
+            }
             h.pump();
         }
     }
