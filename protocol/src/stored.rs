@@ -185,3 +185,15 @@ pub struct UserRecord {
     /// When the user's last connection closed.
     pub last_seen: Option<Millis>,
 }
+
+/// One event of the room's log as the nodes of a cluster share it: each node applies every
+/// event, its own included, in the log's order ([`crate::room::Room::handle_logged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvent {
+    /// A new message (a call's record too).
+    Message(StoredMessage),
+    /// A change to a message.
+    Change(StoredChange),
+    /// A person as they are now: new, renamed, or just seen.
+    User(UserRecord),
+}

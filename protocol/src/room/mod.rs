@@ -5,6 +5,7 @@ mod call;
 mod config;
 mod effect;
 mod identity;
+mod log;
 mod post;
 mod presence;
 mod rate;
@@ -14,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 pub use crate::stored::{
-    ChangeKind, DELETED_HTML, MAX_REACTIONS, StoredChange, StoredMessage, UserRecord, may_see,
+    ChangeKind, DELETED_HTML, LogEvent, MAX_REACTIONS, StoredChange, StoredMessage, UserRecord,
+    may_see,
 };
 pub use config::{
     DEFAULT_NAME, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES, RoomConfig,
@@ -87,6 +89,7 @@ pub struct RoomSnapshot {
 /// - this file: [`Room`], connections, identity and names, typing, time;
 /// - `post`: messages and changes, from the checks to delivery;
 /// - `answers`: `HANDSHAKE`, `RESUME`, `HISTORY`, `SEARCH_RESULTS` and their byte budget;
+/// - `log`: events of a cluster's shared log, from any node (`handle_logged`);
 /// - `presence`: who is online, told by tick; `call`: calls and their records;
 /// - `config`, `identity`, `text`, `rate`, `effect`: the rules' numbers and pure checks, and
 ///   what the room asks of its host.
@@ -689,6 +692,8 @@ mod call_tests;
 mod change_tests;
 #[cfg(test)]
 mod direct_tests;
+#[cfg(test)]
+mod log_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

@@ -12,8 +12,8 @@ use crate::wire::{MessageRecord, Millis, SendMessage, Seq, ServerAction, UserId}
 /// An event accepted by the room, waiting for storage, with the connection that asked.
 #[derive(Debug)]
 pub(super) struct Pending {
-    event: PendingEvent,
-    from: ConnectionId,
+    pub(super) event: PendingEvent,
+    pub(super) from: ConnectionId,
 }
 
 /// A change a client asks for.
@@ -47,21 +47,23 @@ impl PendingEvent {
 impl Room {
     /// The host's log holds the oldest event waiting for it, as `seq` (above every seq before
     /// it): it is delivered now. A single-process host counts one above the last
-    /// ([`Room::latest_seq`]); a cluster node passes the sequence its shared stream gave.
+    /// ([`Room::latest_seq`]); a cluster node answers with [`Room::handle_logged`] instead.
     pub fn handle_persisted(&mut self, _now: Millis, seq: Seq) {
-        let Some(Pending { mut event, .. }) = self.pending.pop_front() else {
-            return;
-        };
+        if let Some(Pending { event, .. }) = self.pending.pop_front() {
+            self.settle(event, seq);
+        }
+    }
+
+    /// Event `seq` of the room's log, stored: it enters the room's memory (a change is folded
+    /// into its message by the one rule) and is delivered to those who may see it.
+    pub(super) fn settle(&mut self, mut event: PendingEvent, seq: Seq) {
         event.set_seq(seq);
         self.latest_seq = self.latest_seq.max(seq);
         match event {
             PendingEvent::Message(message) => {
-                if let Some(nonce) = &message.nonce
-                    && let Some(entry) = self
-                        .nonces
-                        .get_mut(&(message.user_id.clone(), nonce.clone()))
-                {
-                    *entry = Some(seq);
+                if let Some(nonce) = &message.nonce {
+                    self.nonces
+                        .insert((message.user_id.clone(), nonce.clone()), Some(seq));
                 }
                 let record = message.to_record();
                 self.remember(message);

@@ -1,0 +1,134 @@
+//! Events of a room's log shared by the nodes of a cluster: every node applies every event,
+//! its own included, in the log's order, so that all of them hold one room.
+//!
+//! A node checks what its own clients ask (identity, rate, length, nonce, permissions) as a
+//! single process does, and asks its host to append the event to the shared log (the same
+//! `Persist` effects). The log numbers it; the node hears it back with everyone else's, by
+//! [`Room::handle_logged`]. What depends on the whole room's state is decided again where the
+//! event is applied, in the log's order, by the one fold ([`crate::stored::StoredChange::apply`]:
+//! a deleted message stays deleted, a reaction past the cap changes nothing, an older change
+//! never undoes a newer one) and by the nonce (a message seen already is not shown twice), so
+//! two nodes that accept conflicting changes at once still end in one state everywhere.
+
+use super::post::{Pending, PendingEvent};
+use super::{DEFAULT_NAME, Room, UserEntry};
+use crate::stored::{LogEvent, StoredChange, StoredMessage, UserRecord};
+use crate::wire::{Millis, Seq};
+
+impl Room {
+    /// Event `seq` of the room's shared log (seqs only grow; the log may skip some). `here`:
+    /// this node appended it; if it still waits here, its asker is answered as by
+    /// [`Room::handle_persisted`] (a node's own events may come back in any order among
+    /// others'). An event from elsewhere is applied the same way and delivered to this node's
+    /// connections that may see it. A person's record from elsewhere updates who they are
+    /// here (a token made on another node works on this one; a new name is told with the
+    /// presence tick); this node's own records it already acts on.
+    pub fn handle_logged(&mut self, now: Millis, seq: Seq, event: LogEvent, here: bool) {
+        if seq <= self.latest_seq {
+            // Applied already (a node replaying its log's tail from where storage was).
+            return;
+        }
+        let pending = match event {
+            LogEvent::User(record) => {
+                self.latest_seq = seq;
+                if !here {
+                    self.user_logged(now, record);
+                }
+                return;
+            }
+            LogEvent::Message(message) => self.take_waiting_message(here, message),
+            LogEvent::Change(change) => self.take_waiting_change(here, change),
+        };
+        if let PendingEvent::Message(message) = &pending
+            && let Some(nonce) = &message.nonce
+            && self
+                .nonces
+                .get(&(message.user_id.clone(), nonce.clone()))
+                .is_some_and(Option::is_some)
+        {
+            // The same message again (sent to two nodes before either answered): kept once.
+            self.latest_seq = seq;
+            return;
+        }
+        self.settle(pending, seq);
+    }
+
+    /// The message as it waits here (with the asker's nonce), or as it came from elsewhere.
+    fn take_waiting_message(&mut self, here: bool, message: StoredMessage) -> PendingEvent {
+        let index = here
+            .then(|| {
+                self.pending.iter().position(
+                    |p| matches!(&p.event, PendingEvent::Message(m) if m.id == message.id),
+                )
+            })
+            .flatten();
+        match index.and_then(|i| self.pending.remove(i)) {
+            Some(Pending { event, .. }) => event,
+            None => PendingEvent::Message(message),
+        }
+    }
+
+    /// The change as it waits here (with the asker's nonce), or as it came from elsewhere.
+    fn take_waiting_change(&mut self, here: bool, change: StoredChange) -> PendingEvent {
+        let same = |waiting: &StoredChange| {
+            StoredChange {
+                seq: change.seq,
+                ..waiting.clone()
+            } == change
+        };
+        let index = here
+            .then(|| {
+                self.pending.iter().position(
+                    |p| matches!(&p.event, PendingEvent::Change { change, .. } if same(change)),
+                )
+            })
+            .flatten();
+        match index.and_then(|i| self.pending.remove(i)) {
+            Some(Pending { event, .. }) => event,
+            None => PendingEvent::Change {
+                change,
+                nonce: None,
+            },
+        }
+    }
+
+    /// A person's record from another node: known here from now on, with its name, token
+    /// and when they were last seen.
+    fn user_logged(&mut self, now: Millis, record: UserRecord) {
+        let UserRecord {
+            id,
+            name,
+            token_hash,
+            joined_at,
+            last_seen,
+        } = record;
+        let online_here = self.online.contains_key(&id);
+        let entry = self.users.entry(id.clone()).or_insert_with(|| UserEntry {
+            name: DEFAULT_NAME.to_owned(),
+            token_hash: token_hash.clone(),
+            joined_at,
+            last_seen: None,
+            name_version: 0,
+        });
+        entry.token_hash = token_hash;
+        entry.joined_at = entry.joined_at.or(joined_at);
+        // A newcomer's name is news here only once it is not the default one.
+        let renamed = entry.name != name;
+        if renamed {
+            entry.name.clone_from(&name);
+            entry.name_version += 1;
+        }
+        if !online_here && last_seen > entry.last_seen {
+            if let Some(before) = entry.last_seen {
+                self.seen_order.remove(&(before, id.clone()));
+            }
+            entry.last_seen = last_seen;
+            if let Some(seen) = last_seen {
+                self.seen_order.insert((seen, id.clone()));
+            }
+        }
+        if renamed {
+            self.presence_renamed(now, id, name);
+        }
+    }
+}

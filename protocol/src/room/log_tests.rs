@@ -1,0 +1,373 @@
+//! One room on two nodes: two engines that share one log (as a cluster's stream), each with its
+//! own clients. Each node checks what its clients ask and appends it; the log numbers it; both
+//! nodes apply every event in the log's order. Whatever each node accepted, and in whatever
+//! order the log took it, both end as one room.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::markdown::emoji_table;
+use crate::wire::*;
+
+/// A node: an engine and what its connections were sent.
+struct Node {
+    room: Room,
+    open: Vec<ConnectionId>,
+    inbox: HashMap<ConnectionId, Vec<ServerAction>>,
+    /// How much of the log it has applied.
+    applied: usize,
+}
+
+/// Two nodes of one room and the log they share: (event, the node that appended it).
+struct Cluster {
+    nodes: Vec<Node>,
+    log: Vec<(LogEvent, usize)>,
+    now: Millis,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let config = RoomConfig {
+            rate_burst: 100_000,
+            rate_per_second: 100_000,
+            ..RoomConfig::default()
+        };
+        // Each node its own generator: ids made on one never collide with the other's.
+        let nodes = [[1; 32], [2; 32]]
+            .into_iter()
+            .map(|seed| Node {
+                room: Room::new(config.clone(), RoomSnapshot::default(), seed),
+                open: Vec::new(),
+                inbox: HashMap::new(),
+                applied: 0,
+            })
+            .collect();
+        Self {
+            nodes,
+            log: Vec::new(),
+            now: crate::testing::Pair::T0,
+        }
+    }
+
+    /// The log's seq of entry `index`: a stream that also numbers other things skips some.
+    fn seq_of(index: usize) -> Seq {
+        3 * (index as Seq + 1)
+    }
+
+    /// Carries out what node `n` asked: sends reach its connections; events are appended to
+    /// the log (not applied yet).
+    fn append(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        while let Some(effect) = node.room.poll_effect() {
+            match effect {
+                Effect::Send { to, action } => node.inbox.entry(to).or_default().push(action),
+                Effect::Broadcast(action) => {
+                    for conn in &node.open {
+                        node.inbox.entry(*conn).or_default().push(action.clone());
+                    }
+                }
+                Effect::PersistMessage(m) => self.log.push((LogEvent::Message(m), n)),
+                Effect::PersistChange(c) => self.log.push((LogEvent::Change(c), n)),
+                Effect::PersistUser(u) => self.log.push((LogEvent::User(u), n)),
+                Effect::LoadHistory { .. } | Effect::Search(_) => {}
+            }
+        }
+    }
+
+    /// Every node appends what it asked for, then applies the log to its end, until quiet.
+    fn run(&mut self) {
+        loop {
+            for n in 0..self.nodes.len() {
+                self.append(n);
+            }
+            let mut any = false;
+            for n in 0..self.nodes.len() {
+                while self.nodes[n].applied < self.log.len() {
+                    let index = self.nodes[n].applied;
+                    let (event, from) = self.log[index].clone();
+                    let now = self.now;
+                    let room = &mut self.nodes[n].room;
+                    room.handle_logged(now, Self::seq_of(index), event, from == n);
+                    self.nodes[n].applied += 1;
+                    any = true;
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// Ends the presence tick on every node.
+    fn tick(&mut self) {
+        self.now += 10_000;
+        for node in &mut self.nodes {
+            node.room.handle_timeout(self.now);
+        }
+        self.run();
+    }
+
+    fn connect(&mut self, n: usize, id: u64) -> ConnectionId {
+        let conn = ConnectionId(id);
+        self.nodes[n].open.push(conn);
+        self.nodes[n].room.handle_connect(self.now, conn);
+        self.run();
+        conn
+    }
+
+    /// Action `action` on node `n`'s connection `conn`, without running the log.
+    fn ask(&mut self, n: usize, conn: ConnectionId, action: ClientAction) {
+        self.nodes[n].room.handle_action(self.now, conn, action);
+        self.append(n);
+    }
+
+    fn act(&mut self, n: usize, conn: ConnectionId, action: ClientAction) {
+        self.ask(n, conn, action);
+        self.run();
+    }
+
+    fn take(&mut self, n: usize, conn: ConnectionId) -> Vec<ServerAction> {
+        self.nodes[n].inbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// A new person on node `n`: their connection, id and token.
+    fn join(&mut self, n: usize, id: u64) -> (ConnectionId, UserId, String) {
+        let conn = self.connect(n, id);
+        self.act(n, conn, identify(None, None));
+        let info = self
+            .take(n, conn)
+            .into_iter()
+            .find_map(|a| match a {
+                ServerAction::UserInfo(info) => Some(info),
+                _ => None,
+            })
+            .expect("a new identity");
+        (conn, info.user_id, info.token.expect("a token"))
+    }
+
+    fn disconnect(&mut self, n: usize, conn: ConnectionId) {
+        self.nodes[n].open.retain(|c| *c != conn);
+        self.nodes[n].room.handle_disconnect(self.now, conn);
+        self.run();
+    }
+}
+
+fn identify(user_id: Option<UserId>, token: Option<String>) -> ClientAction {
+    ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+        user_id,
+        token,
+        since: None,
+        protocol_version: Some(crate::PROTOCOL_VERSION),
+    })
+}
+
+fn say(text: &str, nonce: &str, to: Option<&UserId>) -> ClientAction {
+    ClientAction::Message(SendMessage {
+        raw_message: text.to_owned(),
+        user_id: None,
+        nonce: Some(nonce.to_owned()),
+        reply_to: None,
+        to: to.cloned(),
+    })
+}
+
+fn react(target: Seq, emoji: &str, nonce: &str) -> ClientAction {
+    ClientAction::React(React {
+        target,
+        emoji: emoji.to_owned(),
+        on: true,
+        nonce: Some(nonce.to_owned()),
+    })
+}
+
+/// The messages a connection was sent, as (seq, text).
+fn messages(actions: &[ServerAction]) -> Vec<(Option<Seq>, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            ServerAction::Message(m) => Some((m.seq, m.raw_message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The last state of message `seq` a connection was told of.
+fn last_state(actions: &[ServerAction], seq: Seq) -> Option<MessageRecord> {
+    actions.iter().rev().find_map(|a| match a {
+        ServerAction::Message(m) | ServerAction::MessageChanged(m) if m.seq == Some(seq) => {
+            Some(m.clone())
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn people_on_two_nodes_see_every_message_once_in_one_order_with_the_logs_seqs() {
+    let mut c = Cluster::new();
+    let (a, _, _) = c.join(0, 1);
+    let (b, _, _) = c.join(1, 2);
+    c.take(0, a);
+    c.take(1, b);
+    // Both nodes accept before either hears the log: the log decides the order.
+    c.ask(0, a, say("one", "a1", None));
+    c.ask(1, b, say("two", "b1", None));
+    c.ask(0, a, say("three", "a2", None));
+    c.run();
+    let at_a = messages(&c.take(0, a));
+    let at_b = messages(&c.take(1, b));
+    assert_eq!(at_a.len(), 3, "{at_a:?}");
+    assert_eq!(at_a, at_b, "one order, the same seqs, on both nodes");
+    let seqs: Vec<Seq> = at_a.iter().filter_map(|m| m.0).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(
+        seqs.iter().all(|s| s % 3 == 0),
+        "the log's own numbers: {seqs:?}"
+    );
+    assert_eq!(c.nodes[0].room.latest_seq(), c.nodes[1].room.latest_seq());
+}
+
+#[test]
+fn an_identity_made_on_one_node_works_on_the_other_with_its_name() {
+    let mut c = Cluster::new();
+    let (a, alice, token) = c.join(0, 1);
+    let (b, _, _) = c.join(1, 2);
+    c.act(
+        0,
+        a,
+        ClientAction::NameChange(ChangeName {
+            user_id: None,
+            name: "Alice".into(),
+        }),
+    );
+    c.tick();
+    let told = c.take(1, b);
+    assert!(
+        told.iter().any(|x| matches!(x, ServerAction::Presence(p)
+            if p.names.get(&alice).map(String::as_str) == Some("Alice"))),
+        "the other node's people learn the new name: {told:?}"
+    );
+    // Alice comes back through the other node with her token: the same identity.
+    c.disconnect(0, a);
+    let a2 = c.connect(1, 3);
+    c.act(1, a2, identify(Some(alice.clone()), Some(token)));
+    let back = c.take(1, a2);
+    assert!(
+        back.iter().any(|x| matches!(x, ServerAction::UserInfo(i)
+            if i.user_id == alice && i.name == "Alice" && i.token.is_none())),
+        "{back:?}"
+    );
+    assert!(
+        !back.iter().any(|x| matches!(x, ServerAction::Error(_))),
+        "{back:?}"
+    );
+    // A wrong token is still refused there.
+    let a3 = c.connect(1, 4);
+    c.act(1, a3, identify(Some(alice.clone()), Some("0".repeat(64))));
+    assert!(
+        c.take(1, a3)
+            .iter()
+            .any(|x| matches!(x, ServerAction::Error(e)
+            if e.code == ErrorCode::IdentityRejected))
+    );
+}
+
+#[test]
+fn a_direct_message_reaches_only_its_two_people_whichever_node_they_are_on() {
+    let mut c = Cluster::new();
+    let (a, _, _) = c.join(0, 1);
+    let (b, bob, _) = c.join(1, 2);
+    let (c0, _, _) = c.join(0, 3);
+    let (c1, _, _) = c.join(1, 4);
+    for (n, conn) in [(0, a), (1, b), (0, c0), (1, c1)] {
+        c.take(n, conn);
+    }
+    c.act(0, a, say("just us", "d1", Some(&bob)));
+    assert_eq!(messages(&c.take(0, a)).len(), 1, "its author");
+    assert_eq!(
+        messages(&c.take(1, b)).len(),
+        1,
+        "its reader, on the other node"
+    );
+    assert!(messages(&c.take(0, c0)).is_empty(), "a third person here");
+    assert!(messages(&c.take(1, c1)).is_empty(), "a third person there");
+}
+
+#[test]
+fn a_message_sent_through_both_nodes_at_once_is_kept_once() {
+    let mut c = Cluster::new();
+    let (a, alice, token) = c.join(0, 1);
+    let a2 = c.connect(1, 2);
+    c.act(1, a2, identify(Some(alice), Some(token)));
+    let (b, _, _) = c.join(1, 3);
+    c.take(0, a);
+    c.take(1, a2);
+    c.take(1, b);
+    // The same nonce through both connections (a resend after a reconnect, say).
+    c.ask(0, a, say("once", "n1", None));
+    c.ask(1, a2, say("once", "n1", None));
+    c.run();
+    for (n, conn) in [(0, a), (1, a2), (1, b)] {
+        let got = messages(&c.take(n, conn));
+        assert_eq!(got.len(), 1, "node {n}: {got:?}");
+    }
+}
+
+#[test]
+fn a_delete_and_an_edit_accepted_at_once_on_two_nodes_end_the_same_everywhere() {
+    for delete_first in [true, false] {
+        let mut c = Cluster::new();
+        let (a, alice, token) = c.join(0, 1);
+        let a2 = c.connect(1, 2);
+        c.act(1, a2, identify(Some(alice), Some(token)));
+        c.act(0, a, say("draft", "m", None));
+        let seq = messages(&c.take(0, a))[0].0.expect("a seq");
+        let edit = super::tests::edit(seq, "final", "e");
+        let delete = super::tests::delete(seq, "d");
+        if delete_first {
+            c.ask(0, a, delete);
+            c.ask(1, a2, edit);
+        } else {
+            c.ask(1, a2, edit);
+            c.ask(0, a, delete);
+        }
+        c.run();
+        let here = last_state(&c.take(0, a), seq).expect("told on node 0");
+        let there = last_state(&c.take(1, a2), seq).expect("told on node 1");
+        assert!(here.deleted && here.raw_message.is_empty(), "{here:?}");
+        assert_eq!(
+            (here.deleted, here.raw_message.as_str(), here.changed_seq),
+            (there.deleted, there.raw_message.as_str(), there.changed_seq),
+        );
+    }
+}
+
+proptest! {
+    /// Reactions accepted on two nodes at once, past the cap between them, in any order the
+    /// log takes them: both nodes end with the same reactions, never more than the cap.
+    #[test]
+    fn reactions_past_the_cap_from_two_nodes_end_the_same_everywhere(
+        order in proptest::collection::vec(any::<bool>(), 2 * MAX_REACTIONS),
+    ) {
+        let mut c = Cluster::new();
+        let (a, _, _) = c.join(0, 1);
+        let (b, _, _) = c.join(1, 2);
+        c.act(0, a, say("react to me", "m", None));
+        let seq = messages(&c.take(0, a))[0].0.expect("a seq");
+        let emoji: Vec<&str> = emoji_table().iter().map(|(_, e)| *e).take(2 * MAX_REACTIONS).collect();
+        // Each node's people ask for different emoji; the log interleaves them as `order` says.
+        let (mut here, mut there) = (0, MAX_REACTIONS);
+        for on_first in order {
+            let (n, conn, i) = if on_first { (0, a, &mut here) } else { (1, b, &mut there) };
+            if *i < 2 * MAX_REACTIONS && (n == 1 || *i < MAX_REACTIONS) {
+                c.ask(n, conn, react(seq, emoji[*i], &format!("r{i}")));
+                *i += 1;
+            }
+        }
+        c.run();
+        let at_a = last_state(&c.take(0, a), seq).expect("told on node 0");
+        let at_b = last_state(&c.take(1, b), seq).expect("told on node 1");
+        prop_assert!(at_a.reactions.len() <= MAX_REACTIONS);
+        prop_assert_eq!(&at_a.reactions, &at_b.reactions);
+        prop_assert_eq!(at_a.changed_seq, at_b.changed_seq);
+    }
+}
