@@ -2,10 +2,13 @@
 //! changes, and people; and the one rule of who may see a message. The engine, both stores,
 //! search and the client session all read these; none of them depends on the engine.
 
+use serde::{Deserialize, Serialize};
+
 use crate::wire::{CallRecord, MessageRecord, Millis, Reaction, Seq, UserId};
 
 /// One message as storage keeps it: as it is now, every change to it folded in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoredMessage {
     /// Position in the room; unique, strictly increasing.
     pub seq: Seq,
@@ -99,7 +102,7 @@ impl StoredMessage {
 
 /// A change to a stored message: an event of its own in the room's order (`seq`), pointing
 /// at the message it changes (`target`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredChange {
     pub seq: Seq,
     pub target: Seq,
@@ -110,7 +113,8 @@ pub struct StoredChange {
 }
 
 /// What a change does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ChangeKind {
     /// New text, with its HTML rendered by the room.
     Edit { raw: String, html: String },
@@ -172,7 +176,7 @@ impl StoredChange {
 }
 
 /// One user as storage keeps it. The token itself is never stored, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Stable id.
     pub id: UserId,
@@ -187,8 +191,11 @@ pub struct UserRecord {
 }
 
 /// One event of the room's log as the nodes of a cluster share it: each node applies every
-/// event, its own included, in the log's order ([`crate::room::Room::handle_logged`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// event, its own included, in the log's order ([`crate::room::Room::handle_logged`]). Nodes
+/// exchange it as JSON (the records' own field names: a format between our nodes, not for
+/// clients).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "record", rename_all = "lowercase")]
 pub enum LogEvent {
     /// A new message (a call's record too).
     Message(StoredMessage),
@@ -196,4 +203,16 @@ pub enum LogEvent {
     Change(StoredChange),
     /// A person as they are now: new, renamed, or just seen.
     User(UserRecord),
+}
+
+impl LogEvent {
+    /// The event as nodes send it to each other.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// An event another node sent, or why it is not one.
+    pub fn from_json(text: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(text)
+    }
 }

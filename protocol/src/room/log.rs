@@ -53,15 +53,57 @@ impl Room {
         self.settle(pending, seq);
     }
 
+    /// This node's event did not enter the log. `duplicate`: the log already holds it (the
+    /// same message sent through another node within the log's de-duplication window): it
+    /// reaches its asker as the log has it. Otherwise the log refused or could not be reached:
+    /// its asker gets `STORAGE_FAILED` with the nonce, as for a failed store, and nobody sees it.
+    pub fn handle_not_logged(&mut self, now: Millis, event: LogEvent, duplicate: bool) {
+        let waiting = match event {
+            LogEvent::User(_) => return,
+            LogEvent::Message(message) => self.waiting_message(&message),
+            LogEvent::Change(change) => self.waiting_change(&change),
+        };
+        let Some(index) = waiting else { return };
+        if !duplicate {
+            // The one refusal, from the front: move it there.
+            if let Some(pending) = self.pending.remove(index) {
+                self.pending.push_front(pending);
+                self.handle_persist_failed(now);
+            }
+            return;
+        }
+        if let Some(Pending {
+            event: PendingEvent::Message(message),
+            ..
+        }) = self.pending.remove(index)
+            && let Some(nonce) = message.nonce
+            && self.nonces.get(&(message.user_id.clone(), nonce.clone())) == Some(&None)
+        {
+            self.nonces.remove(&(message.user_id, nonce));
+        }
+    }
+
+    fn waiting_message(&self, message: &StoredMessage) -> Option<usize> {
+        self.pending
+            .iter()
+            .position(|p| matches!(&p.event, PendingEvent::Message(m) if m.id == message.id))
+    }
+
+    fn waiting_change(&self, change: &StoredChange) -> Option<usize> {
+        let same = |waiting: &StoredChange| {
+            StoredChange {
+                seq: change.seq,
+                ..waiting.clone()
+            } == *change
+        };
+        self.pending
+            .iter()
+            .position(|p| matches!(&p.event, PendingEvent::Change { change, .. } if same(change)))
+    }
+
     /// The message as it waits here (with the asker's nonce), or as it came from elsewhere.
     fn take_waiting_message(&mut self, here: bool, message: StoredMessage) -> PendingEvent {
-        let index = here
-            .then(|| {
-                self.pending.iter().position(
-                    |p| matches!(&p.event, PendingEvent::Message(m) if m.id == message.id),
-                )
-            })
-            .flatten();
+        let index = here.then(|| self.waiting_message(&message)).flatten();
         match index.and_then(|i| self.pending.remove(i)) {
             Some(Pending { event, .. }) => event,
             None => PendingEvent::Message(message),
@@ -70,19 +112,7 @@ impl Room {
 
     /// The change as it waits here (with the asker's nonce), or as it came from elsewhere.
     fn take_waiting_change(&mut self, here: bool, change: StoredChange) -> PendingEvent {
-        let same = |waiting: &StoredChange| {
-            StoredChange {
-                seq: change.seq,
-                ..waiting.clone()
-            } == change
-        };
-        let index = here
-            .then(|| {
-                self.pending.iter().position(
-                    |p| matches!(&p.event, PendingEvent::Change { change, .. } if same(change)),
-                )
-            })
-            .flatten();
+        let index = here.then(|| self.waiting_change(&change)).flatten();
         match index.and_then(|i| self.pending.remove(i)) {
             Some(Pending { event, .. }) => event,
             None => PendingEvent::Change {

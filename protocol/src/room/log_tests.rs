@@ -371,3 +371,81 @@ proptest! {
         prop_assert_eq!(at_a.changed_seq, at_b.changed_seq);
     }
 }
+
+#[test]
+fn an_event_the_log_refuses_is_refused_to_its_asker_and_one_it_holds_already_is_not() {
+    let mut c = Cluster::new();
+    let (a, _, _) = c.join(0, 1);
+    c.take(0, a);
+    c.ask(0, a, say("lost", "n1", None));
+    let (lost, _) = c.log.pop().expect("appended");
+    c.nodes[0].room.handle_not_logged(c.now, lost, false);
+    c.append(0);
+    let told = c.take(0, a);
+    assert!(
+        matches!(&told[..], [ServerAction::Error(e)]
+            if e.code == ErrorCode::StorageFailed && e.nonce.as_deref() == Some("n1")),
+        "{told:?}"
+    );
+    // The log already holds this one (sent through another node): no refusal, and nothing
+    // waits for it here any more.
+    c.ask(0, a, say("twice", "n2", None));
+    let (held, _) = c.log.pop().expect("appended");
+    c.nodes[0].room.handle_not_logged(c.now, held, true);
+    c.run();
+    assert!(c.take(0, a).is_empty());
+    assert!(c.nodes[0].room.pending.is_empty());
+    // Both nonces are free: sent again, each is kept.
+    c.act(0, a, say("lost", "n1", None));
+    c.act(0, a, say("twice", "n2", None));
+    assert_eq!(messages(&c.take(0, a)).len(), 2);
+}
+
+#[test]
+fn log_events_travel_between_nodes_as_json_unchanged() {
+    let message = StoredMessage {
+        seq: 7,
+        id: "abc".into(),
+        user_id: "u1".into(),
+        html: "<p>hi</p>\n".into(),
+        raw: "hi".into(),
+        timestamp: 1,
+        nonce: Some("n".into()),
+        reply_to: Some(3),
+        to: Some("u2".into()),
+        call: Some(CallRecord {
+            outcome: CallOutcome::Answered,
+            secs: 5,
+        }),
+        ..StoredMessage::default()
+    };
+    let events = [
+        LogEvent::Message(message),
+        LogEvent::Change(StoredChange {
+            seq: 8,
+            target: 7,
+            user_id: "u1".into(),
+            at: 2,
+            kind: ChangeKind::React {
+                emoji: "👍".into(),
+                on: true,
+            },
+        }),
+        LogEvent::User(UserRecord {
+            id: "u1".into(),
+            name: "Ann".into(),
+            token_hash: "00".into(),
+            joined_at: Some(1),
+            last_seen: None,
+        }),
+    ];
+    for event in events {
+        let json = event.to_json();
+        assert_eq!(
+            LogEvent::from_json(json.as_bytes()).ok(),
+            Some(event),
+            "{json}"
+        );
+    }
+    assert!(LogEvent::from_json(b"{\"event\":\"message\"}").is_err());
+}
