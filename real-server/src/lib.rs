@@ -9,6 +9,7 @@
 //!   [`run`], the server's lifecycle with shutdown as a parameter.
 //! - [`driver`]: the task that owns the room engine: inputs in, effects carried out, group
 //!   commit to storage, slow clients closed.
+//! - [`cluster`]: `--nats-url`: the room's log is a JetStream stream its nodes share.
 //! - [`admission`]: places for connections, in all and per address, held by each socket.
 //! - [`connection`]: one client's reader and writer halves.
 //! - [`static_files`]: `--client-dir`, regular files inside the directory only.
@@ -18,6 +19,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod driver;

@@ -168,6 +168,53 @@ async fn stored_messages_are_never_overwritten<S: Store>(store: S) {
     assert_eq!(snapshot.messages, vec![message(1, "u", Some("n"))]);
 }
 
+async fn a_logged_message_is_stored_once_however_often_it_is_written<S: Store>(store: S) {
+    let room = fresh_room("logged");
+    let mut again = message(2, "u", Some("n"));
+    again.raw = "the same nonce, another seq".into();
+    let batch = vec![
+        Write::LoggedMessage(message(1, "u", Some("n"))),
+        Write::LoggedMessage(message(1, "u", Some("n"))),
+        Write::LoggedMessage(again),
+        Write::LoggedMessage(message(3, "v", None)),
+    ];
+    // Two nodes write the same log: every write after a duplicate still lands.
+    for _ in 0..2 {
+        store.write_batch(&room, batch.clone()).await.unwrap();
+    }
+    assert_eq!(seqs(&store, &room).await, vec![1, 3]);
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(snapshot.messages[0], message(1, "u", Some("n")));
+}
+
+async fn a_change_folded_in_late_never_undoes_a_later_one<S: Store>(store: S) {
+    let room = fresh_room("late");
+    store
+        .write_batch(&room, vec![Write::Message(message(1, "u", None))])
+        .await
+        .unwrap();
+    let edit = |seq, text: &str| {
+        change(
+            seq,
+            1,
+            ChangeKind::Edit {
+                raw: text.into(),
+                html: format!("<p>{text}</p>"),
+            },
+        )
+    };
+    // Another node already folded in change 3; this one comes late with change 2.
+    for late in [edit(3, "three"), edit(2, "two")] {
+        store
+            .write_batch(&room, vec![Write::Change(late)])
+            .await
+            .unwrap();
+    }
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(snapshot.messages[0].raw, "three");
+    assert_eq!(snapshot.messages[0].changed_seq, Some(3));
+}
+
 async fn a_failed_batch_reports_what_landed<S: Store>(store: S) {
     let room = fresh_room("partial");
     store
@@ -513,6 +560,8 @@ macro_rules! conformance {
                 history_pages,
                 stored_messages_are_never_overwritten,
                 a_failed_batch_reports_what_landed,
+                a_logged_message_is_stored_once_however_often_it_is_written,
+                a_change_folded_in_late_never_undoes_a_later_one,
                 rooms_are_separate,
                 changes_are_folded_into_their_messages,
                 direct_messages_are_read_only_for_their_two_people,

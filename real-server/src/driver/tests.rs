@@ -112,7 +112,7 @@ fn stored_texts(store: &FlakyStore) -> Vec<String> {
         .iter()
         .filter_map(|w| match w {
             Write::Message(m) => Some(m.raw.clone()),
-            Write::Change(_) | Write::User(_) => None,
+            Write::LoggedMessage(_) | Write::Change(_) | Write::User(_) => None,
         })
         .collect()
 }

@@ -16,6 +16,10 @@ pub use sqlite::{SqliteStore, SyncMode};
 pub enum Write {
     /// Insert a new message.
     Message(StoredMessage),
+    /// Insert a message of a cluster's shared log, once: one whose seq, or whose author and
+    /// nonce, is stored already is skipped, not an error (every node writes every event of
+    /// the log, and a node replays the log's tail when it starts).
+    LoggedMessage(StoredMessage),
     /// Fold a change (edit or delete) into its stored message ([`StoredChange::apply`]).
     Change(StoredChange),
     /// Insert or replace a user.

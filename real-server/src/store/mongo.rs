@@ -18,7 +18,7 @@
 
 use futures_util::TryStreamExt;
 use mongodb::bson::doc;
-use mongodb::error::ErrorKind;
+use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
 use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 use protocol::search::{SearchPage, search_newest_first};
 
 use super::{BatchError, Result, Search, Store, StoreError, Write, history_page};
+
+/// MongoDB's error code for a write that breaks a unique index.
+const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -182,7 +185,10 @@ impl MongoStore {
     }
 
     /// Folds a change into its stored message (read, [`StoredChange::apply`], write back the
-    /// changed fields). A change to a message storage does not have changes nothing.
+    /// changed fields). A change to a message storage does not have changes nothing. The
+    /// write lands only if no later change was folded in meanwhile (nodes of a cluster fold
+    /// the same changes into one database, each in the log's order): what is stored only
+    /// moves forward.
     async fn apply_change(&self, room: &str, change: &StoredChange) -> Result<()> {
         let target = i64::try_from(change.target).unwrap_or(i64::MAX);
         let filter = doc! { "room": room, "seq": target };
@@ -206,6 +212,16 @@ impl MongoStore {
         if let Some(seq) = changed.changed_seq {
             set.insert("changedSeq", seq);
         }
+        let seq = i64::try_from(change.seq).unwrap_or(i64::MAX);
+        let mut filter = filter;
+        filter.insert(
+            "$or",
+            vec![
+                doc! { "changedSeq": { "$exists": false } },
+                doc! { "changedSeq": null },
+                doc! { "changedSeq": { "$lt": seq } },
+            ],
+        );
         self.messages
             .update_one(filter, doc! { "$set": set })
             .await?;
@@ -228,6 +244,18 @@ impl MongoStore {
             })?;
         *written += count;
         Ok(())
+    }
+
+    /// Inserts a message of the shared log unless its seq, or its author and nonce, is stored
+    /// already (a duplicate key: another node wrote it, or this one before a restart).
+    async fn insert_once(&self, doc: MessageDoc) -> Result<()> {
+        match self.messages.insert_one(doc).await {
+            Ok(_) => Ok(()),
+            Err(err) => match err.kind.as_ref() {
+                ErrorKind::Write(WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY => Ok(()),
+                _ => Err(StoreError::Mongo(err)),
+            },
+        }
     }
 
     async fn insert_messages(&self, docs: Vec<MessageDoc>) -> Result<(), (usize, StoreError)> {
@@ -314,6 +342,13 @@ impl Store for MongoStore {
         for write in batch {
             match write {
                 Write::Message(m) => run.push(MessageDoc::new(room, m)),
+                Write::LoggedMessage(m) => {
+                    self.flush_run(&mut run, &mut written).await?;
+                    self.insert_once(MessageDoc::new(room, m))
+                        .await
+                        .map_err(|source| BatchError { written, source })?;
+                    written += 1;
+                }
                 Write::Change(c) => {
                     self.flush_run(&mut run, &mut written).await?;
                     self.apply_change(room, &c)

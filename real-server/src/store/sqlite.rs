@@ -334,11 +334,11 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce,
+                let columns = "INTO messages (room, seq, id, user_id, raw, html, timestamp, nonce,
                          reply_to, dm_to, call)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+                let mut insert = tx.prepare_cached(&format!("INSERT {columns}"))?;
+                let mut insert_once = tx.prepare_cached(&format!("INSERT OR IGNORE {columns}"))?;
                 let mut read =
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
                 let mut update = tx.prepare_cached(
@@ -354,8 +354,12 @@ impl Store for SqliteStore {
                 )?;
                 for write in &batch {
                     match write {
-                        Write::Message(m) => {
-                            insert.execute(params![
+                        Write::Message(m) | Write::LoggedMessage(m) => {
+                            let insert = match write {
+                                Write::LoggedMessage(_) => &mut insert_once,
+                                _ => &mut insert,
+                            };
+                            let inserted = insert.execute(params![
                                 room,
                                 seq_param(m.seq),
                                 m.id,
@@ -368,7 +372,7 @@ impl Store for SqliteStore {
                                 m.to,
                                 m.call.and_then(|c| serde_json::to_string(&c).ok())
                             ])?;
-                            if !m.deleted {
+                            if inserted > 0 && !m.deleted {
                                 index_text(&tx, &room, m.seq, &m.raw)?;
                             }
                         }

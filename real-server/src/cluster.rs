@@ -1,0 +1,253 @@
+//! Cluster mode (`--nats-url`): the room's log is a NATS JetStream stream that every node of
+//! the room shares. The stream numbers each event (its sequence is the room's `seq`), keeps it
+//! on disk before anyone sees it, drops a message sent twice within its de-duplication window
+//! (the message id is the author and nonce), and replays from any sequence.
+//!
+//! Two tasks beside the room's driver: the appender publishes the events this node's engine
+//! accepted, in the order it accepted them, and reports those the stream did not take; the
+//! reader follows the stream from where this node's storage is (an ordered consumer: no
+//! gaps, no repeats) and hands every event, this node's own included, to the driver, which
+//! applies it to the engine and then writes it to storage (idempotently: every node writes
+//! every event).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use protocol::{LogEvent, Seq};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+/// The header naming the node that appended an event.
+const NODE_HEADER: &str = "Cahat-Node";
+
+/// How long the stream remembers message ids to drop a message sent twice.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// What the log tells the driver.
+#[derive(Debug)]
+pub enum LogInput {
+    /// Event `seq` of the log; `here`: this node appended it.
+    Logged {
+        seq: Seq,
+        event: LogEvent,
+        here: bool,
+    },
+    /// This node's event did not enter the log; `duplicate`: the log holds it already.
+    NotLogged { event: LogEvent, duplicate: bool },
+}
+
+/// This node's end of the room's shared log.
+#[derive(Debug, Clone)]
+pub struct SharedLog {
+    append: mpsc::UnboundedSender<LogEvent>,
+}
+
+impl SharedLog {
+    /// Appends an event this node's engine accepted (in the order it accepted them). If the
+    /// appender is gone the event is reported as not logged by nobody: the node is stopping.
+    pub fn append(&self, event: LogEvent) {
+        if self.append.send(event).is_err() {
+            warn!("the log's appender is gone; an event was not appended");
+        }
+    }
+}
+
+/// The stream's name and subject for room `room_id` (stream names allow letters, digits, `-`
+/// and `_`; a hash keeps two room ids that differ only in other characters apart).
+pub fn stream_names(room_id: &str) -> (String, String) {
+    let clean: String = room_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let hash = room_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let token = format!("{clean}_{hash:016x}");
+    (format!("CAHAT_{token}"), format!("cahat.log.{token}"))
+}
+
+/// Connects to NATS, opens (or creates) room `room_id`'s stream, and starts the appender and
+/// the reader; the reader starts after `applied`, the last seq this node's storage holds.
+/// Events arrive on the returned receiver.
+pub async fn connect(
+    url: &str,
+    room_id: &str,
+    applied: Seq,
+) -> anyhow::Result<(SharedLog, mpsc::Receiver<LogInput>)> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+    let js = jetstream::new(client);
+    let (name, subject) = stream_names(room_id);
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.clone()],
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            // A room that had a single process before: the stream numbers on from its storage.
+            first_sequence: (applied > 0).then_some(applied + 1),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("opening the JetStream stream {name}"))?;
+    let state = stream
+        .info()
+        .await
+        .context("reading the stream's state")?
+        .state
+        .clone();
+    info!(stream = %name, last_seq = state.last_sequence, applied, "the room's log");
+    let start = if state.messages == 0 {
+        state.last_sequence.max(applied) + 1
+    } else {
+        applied + 1
+    };
+    if state.messages > 0 && start < state.first_sequence {
+        anyhow::bail!(
+            "the stream {name} starts at {} but storage holds the room only up to {applied}: \
+             events in between are lost to this node",
+            state.first_sequence
+        );
+    }
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await
+        .context("following the room's stream")?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .context("reading the room's stream")?;
+
+    let node = node_id()?;
+    let (inputs, logged) = mpsc::channel(1024);
+    let (append, mut appended) = mpsc::unbounded_channel::<LogEvent>();
+
+    let reader_inputs = inputs.clone();
+    let reader_node = node.clone();
+    tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    // The ordered consumer recreates itself; a gap would be an error here.
+                    warn!(error = %err, "reading the room's stream");
+                    continue;
+                }
+            };
+            let Ok(info) = message.info() else {
+                warn!("a stream message without its sequence; skipped");
+                continue;
+            };
+            let seq = info.stream_sequence;
+            let here = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(NODE_HEADER))
+                .is_some_and(|v| v.as_str() == reader_node);
+            match LogEvent::from_json(&message.payload) {
+                Ok(event) => {
+                    if reader_inputs
+                        .send(LogInput::Logged { seq, event, here })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(err) => error!(seq, error = %err, "an event in the room's stream is not ours"),
+            }
+        }
+        error!("the room's stream ended");
+    });
+
+    tokio::spawn(async move {
+        while let Some(event) = appended.recv().await {
+            let mut publish = jetstream::message::PublishMessage::build()
+                .payload(event.to_json().into())
+                .header(NODE_HEADER, node.as_str());
+            if let Some(id) = message_id(&event) {
+                publish = publish.message_id(id);
+            }
+            let report = inputs.clone();
+            match js.send_publish(subject.clone(), publish).await {
+                Ok(ack) => {
+                    tokio::spawn(async move {
+                        let duplicate = match ack.await {
+                            Ok(ack) if ack.duplicate => true,
+                            Ok(_) => return,
+                            Err(err) => {
+                                error!(error = %err, "the room's stream did not take an event");
+                                false
+                            }
+                        };
+                        let _ = report.send(LogInput::NotLogged { event, duplicate }).await;
+                    });
+                }
+                Err(err) => {
+                    error!(error = %err, "appending to the room's stream");
+                    let not_logged = LogInput::NotLogged {
+                        event,
+                        duplicate: false,
+                    };
+                    let _ = report.send(not_logged).await;
+                }
+            }
+        }
+    });
+    Ok((SharedLog { append }, logged))
+}
+
+/// The id the stream de-duplicates an event by: a message by its author and nonce (sent
+/// again, through any node, within the window: kept once), else by its own id. Changes and
+/// people's records fold to the same result when applied twice: no id.
+fn message_id(event: &LogEvent) -> Option<String> {
+    match event {
+        LogEvent::Message(m) => Some(match &m.nonce {
+            Some(nonce) => format!("n:{}:{nonce}", m.user_id),
+            None => format!("i:{}", m.id),
+        }),
+        LogEvent::Change(_) | LogEvent::User(_) => None,
+    }
+}
+
+/// A random id for this node's process: how it knows its own events in the stream.
+fn node_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_are_valid_and_keep_rooms_apart() {
+        let (a, subject) = stream_names("General room.1");
+        assert!(a.starts_with("CAHAT_General_room_1_"), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+        assert!(subject.starts_with("cahat.log.General_room_1_"));
+        assert_ne!(stream_names("a.b").0, stream_names("a*b").0);
+    }
+}
