@@ -295,3 +295,211 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
     one.stop().await;
     two.stop().await;
 }
+
+/// A node as its own process (so that it can be killed with SIGKILL), on a free port; its
+/// ws:// URL is read from its stdout.
+async fn spawn_node(
+    nats: &Nats,
+    room: &str,
+    storage: &Storage,
+    node: usize,
+) -> (TokioChild, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_real-server"));
+    command
+        .args(["--port", "0", "--room-id", room, "--nats-url", &nats.url])
+        .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
+        .args(["--frame-burst", "100000", "--frames-per-second", "100000"])
+        .env_remove("MONGODB_URI")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    match storage {
+        Storage::Mongo(uri) => {
+            command.args(["--mongodb-uri", uri, "--mongodb-db", "cahat_cluster"])
+        }
+        Storage::Sqlite(dirs) => command.arg("--data-dir").arg(dirs[node].path()),
+    };
+    let mut child = command.spawn().expect("start real-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(at) = line.find("ws://") {
+                return line[at..].trim().to_owned();
+            }
+        }
+        panic!("the node exited before printing its address");
+    })
+    .await
+    .expect("the node starts in time");
+    (child, url)
+}
+
+type TokioChild = tokio::process::Child;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON frame, or `None` once the connection is gone.
+async fn next_frame(ws: &mut Ws) -> Option<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .ok()??
+        {
+            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Connects to `url` and identifies with `info`; returns the socket and the USER_INFO payload
+/// (frames before it other than MESSAGE are skipped; messages are handed to `seen`).
+async fn identify_at(url: &str, info: Value, seen: &mut Seen) -> (Ws, Value) {
+    use futures_util::SinkExt;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        json!({"type": "HANDSHAKE_USER_INFO", "payload": info}).to_string(),
+    ))
+    .await
+    .expect("send");
+    loop {
+        let frame = next_frame(&mut ws).await.expect("USER_INFO");
+        if frame["type"] == "USER_INFO" {
+            return (ws, frame["payload"].clone());
+        }
+        seen.take(&frame);
+    }
+}
+
+/// The messages a client saw, by seq: each must come once.
+#[derive(Default)]
+struct Seen {
+    by_seq: std::collections::BTreeMap<u64, String>,
+}
+
+impl Seen {
+    /// Takes the messages of a MESSAGE or RESUME frame.
+    fn take(&mut self, frame: &Value) {
+        let records: Vec<&Value> = match frame["type"].as_str() {
+            Some("MESSAGE") => vec![&frame["payload"]],
+            Some("RESUME") => {
+                assert_eq!(frame["payload"]["gapTooBig"], false, "{frame}");
+                frame["payload"]["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+            _ => return,
+        };
+        for record in records {
+            let seq = record["seq"].as_u64().expect("seq");
+            let text = record["rawMessage"].as_str().expect("text").to_owned();
+            let before = self.by_seq.insert(seq, text.clone());
+            assert!(before.is_none(), "message {seq} ({text}) came twice");
+        }
+    }
+
+    fn texts(&self) -> Vec<&str> {
+        self.by_seq.values().map(String::as_str).collect()
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.by_seq.keys().last().copied().unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_burst_loses_nothing_its_people_resume_on_the_other() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(nats) = start_nats().await else {
+        return;
+    };
+    let room = fresh_room("failover");
+    let storage = Storage::new(2);
+    let (mut one, one_url) = spawn_node(&nats, &room, &storage, 0).await;
+    let (_two, two_url) = spawn_node(&nats, &room, &storage, 1).await;
+    let ours = json!({"protocolVersion": protocol::PROTOCOL_VERSION});
+    let (mut seen_a, mut seen_b) = (Seen::default(), Seen::default());
+    let (mut ann, info) = identify_at(&one_url, ours.clone(), &mut seen_a).await;
+    let (ann_id, ann_token) = (info["userId"].clone(), info["token"].clone());
+    let (bob, _) = identify_at(&two_url, ours, &mut seen_b).await;
+
+    // Bob writes 200 messages through node 2 as fast as it can; node 1 is killed after the
+    // first 50 are sent, while the rest follow.
+    let burst: Vec<String> = (0..200).map(|i| format!("burst {i:03}")).collect();
+    let writing = burst.clone();
+    let (mut bob_out, mut bob_in) = futures_util::StreamExt::split(bob);
+    let (killed_tx, killed) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        let mut killed = Some(killed);
+        for (i, text) in writing.iter().enumerate() {
+            if i == 50
+                && let Some(killed) = killed.take()
+            {
+                killed.await.expect("node 1 killed");
+            }
+            let frame = json!({"type": "MESSAGE", "payload": {"rawMessage": text, "nonce": format!("b{i}")}});
+            bob_out
+                .send(Message::text(frame.to_string()))
+                .await
+                .expect("send");
+        }
+        bob_out
+    });
+
+    // Node 1 is killed once Ann has seen a part of the burst.
+    while seen_a.by_seq.len() < 30 {
+        let frame = next_frame(&mut ann).await.expect("ann's node is up");
+        seen_a.take(&frame);
+    }
+    one.start_kill().expect("kill -9");
+    one.wait().await.expect("node 1 is gone");
+    killed_tx.send(()).expect("bob writes on");
+    while let Some(frame) = next_frame(&mut ann).await {
+        seen_a.take(&frame);
+    }
+    let before_the_kill = seen_a.by_seq.len();
+    assert!(
+        before_the_kill < burst.len(),
+        "node 1 died in the middle of the burst, yet ann saw {before_the_kill}"
+    );
+
+    // Ann comes back through node 2, resuming after the last message she saw.
+    let resume = json!({
+        "userId": ann_id, "token": ann_token, "since": seen_a.last_seq(),
+        "protocolVersion": protocol::PROTOCOL_VERSION,
+    });
+    let (mut ann, info) = identify_at(&two_url, resume, &mut seen_a).await;
+    assert_eq!(
+        info["userId"], ann_id,
+        "the same identity on the other node"
+    );
+    while seen_a.by_seq.len() < burst.len() {
+        let frame = next_frame(&mut ann)
+            .await
+            .expect("every message of the burst");
+        seen_a.take(&frame);
+    }
+    let _bob_out = writer.await.expect("bob wrote");
+    while seen_b.by_seq.len() < burst.len() {
+        let frame = futures_util::StreamExt::next(&mut bob_in).await;
+        let Some(Ok(Message::Text(text))) = frame else {
+            continue;
+        };
+        seen_b.take(&serde_json::from_str(&text).expect("JSON"));
+    }
+    // Every message once, in seq order, the same on both clients.
+    assert_eq!(
+        seen_a.texts(),
+        burst.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(seen_a.by_seq, seen_b.by_seq);
+    eprintln!("ann saw {before_the_kill} of the burst before node 1 died, the rest through node 2");
+}
