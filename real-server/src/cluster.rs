@@ -10,13 +10,15 @@
 //! applies it to the engine and then writes it to storage (idempotently: every node writes
 //! every event).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
-use protocol::{LogEvent, Seq};
-use tokio::sync::mpsc;
+use protocol::{LogEvent, Seq, UserId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 /// The header naming the node that appended an event.
@@ -24,6 +26,12 @@ const NODE_HEADER: &str = "Cahat-Node";
 
 /// How long the stream remembers message ids to drop a message sent twice.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// How often a node tells the others who is online through it (and at once on a change).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A node not heard from for this long is taken for dead: its people go offline.
+const NODE_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// What the log tells the driver.
 #[derive(Debug)]
@@ -36,12 +44,23 @@ pub enum LogInput {
     },
     /// This node's event did not enter the log; `duplicate`: the log holds it already.
     NotLogged { event: LogEvent, duplicate: bool },
+    /// Node `node` says who is online through it (empty: it stopped, or went unheard for
+    /// [`NODE_TIMEOUT`]).
+    Presence { node: String, online: Vec<UserId> },
+}
+
+/// A node's heartbeat: who is online through it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Heartbeat {
+    node: String,
+    online: Vec<UserId>,
 }
 
 /// This node's end of the room's shared log.
 #[derive(Debug, Clone)]
 pub struct SharedLog {
     append: mpsc::UnboundedSender<LogEvent>,
+    online: watch::Sender<Vec<UserId>>,
 }
 
 impl SharedLog {
@@ -52,11 +71,23 @@ impl SharedLog {
             warn!("the log's appender is gone; an event was not appended");
         }
     }
+
+    /// Who is online through this node now: told to the other nodes at once, and again with
+    /// every heartbeat.
+    pub fn tell_online(&self, online: Vec<UserId>) {
+        self.online.send_replace(online);
+    }
 }
 
 /// The stream's name and subject for room `room_id` (stream names allow letters, digits, `-`
 /// and `_`; a hash keeps two room ids that differ only in other characters apart).
 pub fn stream_names(room_id: &str) -> (String, String) {
+    let (name, subject, _) = subjects(room_id);
+    (name, subject)
+}
+
+/// The stream's name, its subject, and the room's presence subject.
+fn subjects(room_id: &str) -> (String, String, String) {
     let clean: String = room_id
         .chars()
         .map(|c| {
@@ -74,7 +105,11 @@ pub fn stream_names(room_id: &str) -> (String, String) {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
     let token = format!("{clean}_{hash:016x}");
-    (format!("CAHAT_{token}"), format!("cahat.log.{token}"))
+    (
+        format!("CAHAT_{token}"),
+        format!("cahat.log.{token}"),
+        format!("cahat.presence.{token}"),
+    )
 }
 
 /// Connects to NATS, opens (or creates) room `room_id`'s stream, and starts the appender and
@@ -88,8 +123,8 @@ pub async fn connect(
     let client = async_nats::connect(url)
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
-    let js = jetstream::new(client);
-    let (name, subject) = stream_names(room_id);
+    let js = jetstream::new(client.clone());
+    let (name, subject, presence) = subjects(room_id);
     let mut stream = js
         .get_or_create_stream(stream::Config {
             name: name.clone(),
@@ -141,6 +176,8 @@ pub async fn connect(
     let (append, mut appended) = mpsc::unbounded_channel::<LogEvent>();
 
     let reader_inputs = inputs.clone();
+    let inputs_for_presence = inputs.clone();
+    let presence_node = node.clone();
     let reader_node = node.clone();
     tokio::spawn(async move {
         while let Some(message) = messages.next().await {
@@ -212,7 +249,93 @@ pub async fn connect(
             }
         }
     });
-    Ok((SharedLog { append }, logged))
+    let (online, told) = watch::channel(Vec::new());
+    let heard = client
+        .subscribe(presence.clone())
+        .await
+        .context("following the room's presence")?;
+    tokio::spawn(tell_presence(client, presence, presence_node.clone(), told));
+    tokio::spawn(hear_presence(heard, presence_node, inputs_for_presence));
+    Ok((SharedLog { append, online }, logged))
+}
+
+/// Tells the other nodes who is online through this one: at once on a change, and every
+/// [`HEARTBEAT`]; an empty list when this node stops.
+async fn tell_presence(
+    client: async_nats::Client,
+    subject: String,
+    node: String,
+    mut told: watch::Receiver<Vec<UserId>>,
+) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    loop {
+        let stopping = tokio::select! {
+            changed = told.changed() => changed.is_err(),
+            _ = beat.tick() => false,
+        };
+        let online = if stopping {
+            Vec::new()
+        } else {
+            told.borrow_and_update().clone()
+        };
+        let heartbeat = Heartbeat {
+            node: node.clone(),
+            online,
+        };
+        let payload = serde_json::to_vec(&heartbeat).unwrap_or_default();
+        if let Err(err) = client.publish(subject.clone(), payload.into()).await {
+            warn!(error = %err, "telling the other nodes who is online");
+        }
+        if stopping {
+            let _ = client.flush().await;
+            return;
+        }
+    }
+}
+
+/// Hears the other nodes' heartbeats; a node unheard for [`NODE_TIMEOUT`] is taken for dead.
+async fn hear_presence(
+    mut heard: async_nats::Subscriber,
+    me: String,
+    inputs: mpsc::Sender<LogInput>,
+) {
+    let mut last_heard: HashMap<String, Instant> = HashMap::new();
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let input = tokio::select! {
+            message = heard.next() => {
+                let Some(message) = message else { return };
+                let Ok(Heartbeat { node, online }) = serde_json::from_slice(&message.payload) else {
+                    warn!("a heartbeat that is not ours; ignored");
+                    continue;
+                };
+                if node == me {
+                    continue;
+                }
+                if online.is_empty() {
+                    last_heard.remove(&node);
+                } else {
+                    last_heard.insert(node.clone(), Instant::now());
+                }
+                LogInput::Presence { node, online }
+            }
+            _ = sweep.tick() => {
+                let Some(dead) = last_heard
+                    .iter()
+                    .find(|(_, at)| at.elapsed() > NODE_TIMEOUT)
+                    .map(|(node, _)| node.clone())
+                else {
+                    continue;
+                };
+                last_heard.remove(&dead);
+                warn!(node = %dead, "a node of the room is not heard from: its people are offline");
+                LogInput::Presence { node: dead, online: Vec::new() }
+            }
+        };
+        if inputs.send(input).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The id the stream de-duplicates an event by: a message by its author and nonce (sent

@@ -269,6 +269,8 @@ enum Log {
     Shared {
         log: SharedLog,
         logged: mpsc::Receiver<LogInput>,
+        /// The engine's [`Room::online_here_version`] last told to the other nodes.
+        told_online: Option<u64>,
     },
 }
 
@@ -318,7 +320,11 @@ impl<S: Store> Driver<S> {
     /// A node of a cluster: the room's events are numbered by its shared stream.
     #[must_use]
     pub fn with_shared_log(mut self, log: SharedLog, logged: mpsc::Receiver<LogInput>) -> Self {
-        self.log = Log::Shared { log, logged };
+        self.log = Log::Shared {
+            log,
+            logged,
+            told_online: None,
+        };
         self
     }
 
@@ -370,6 +376,7 @@ impl<S: Store> Driver<S> {
                     Err(_) => break,
                 }
             }
+            self.tell_online();
             self.start_write();
         }
         info!(connections = self.connections.len(), "room stopping");
@@ -520,6 +527,20 @@ impl<S: Store> Driver<S> {
         }
     }
 
+    /// In a cluster: tells the other nodes who is online here, when that changed.
+    fn tell_online(&mut self) {
+        if let Log::Shared {
+            log, told_online, ..
+        } = &mut self.log
+        {
+            let version = self.room.online_here_version();
+            if *told_online != Some(version) {
+                *told_online = Some(version);
+                log.tell_online(self.room.online_here());
+            }
+        }
+    }
+
     /// An event of the shared log (or one that did not enter it): applied to the engine, then
     /// written to storage in the log's order.
     fn on_logged(&mut self, input: LogInput) {
@@ -540,6 +561,9 @@ impl<S: Store> Driver<S> {
             }
             LogInput::NotLogged { event, duplicate } => {
                 self.room.handle_not_logged(now, event, duplicate);
+            }
+            LogInput::Presence { node, online } => {
+                self.room.handle_node_presence(now, &node, online);
             }
         }
     }

@@ -503,3 +503,69 @@ async fn a_node_killed_mid_burst_loses_nothing_its_people_resume_on_the_other() 
     assert_eq!(seen_a.by_seq, seen_b.by_seq);
     eprintln!("ann saw {before_the_kill} of the burst before node 1 died, the rest through node 2");
 }
+
+/// Waits (at most 10 s) for a PRESENCE frame whose `list` ("joined" or "left") names `user`;
+/// returns how long that took.
+async fn presence_of(ws: &mut Ws, list: &str, user: &Value) -> Duration {
+    let started = std::time::Instant::now();
+    let deadline = Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_sub(started.elapsed());
+        let frame = tokio::time::timeout(left, next_frame(ws))
+            .await
+            .unwrap_or_else(|_| panic!("no PRESENCE {list} {user} within 10 s"))
+            .expect("connection open");
+        let named = frame["type"] == "PRESENCE"
+            && frame["payload"][list]
+                .as_array()
+                .is_some_and(|people| people.iter().any(|p| p["userId"] == *user));
+        if named {
+            return started.elapsed();
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_spans_the_nodes_and_a_dead_node_takes_its_people_offline() {
+    let Some(nats) = start_nats().await else {
+        return;
+    };
+    let room = fresh_room("presence");
+    let storage = Storage::new(2);
+    let (mut one, one_url) = spawn_node(&nats, &room, &storage, 0).await;
+    let (_two, two_url) = spawn_node(&nats, &room, &storage, 1).await;
+    let ours = json!({"protocolVersion": protocol::PROTOCOL_VERSION});
+    let mut seen = Seen::default();
+    let (mut bob, _) = identify_at(&two_url, ours.clone(), &mut seen).await;
+    let (ann, info) = identify_at(&one_url, ours.clone(), &mut seen).await;
+    let ann_id = info["userId"].clone();
+    presence_of(&mut bob, "joined", &ann_id).await;
+    // Leaving through her node: offline on the other one too.
+    drop(ann);
+    presence_of(&mut bob, "left", &ann_id).await;
+    // Someone new on node 1 sees Bob of node 2 online in their HANDSHAKE.
+    let (mut cid, _) = tokio_tungstenite::connect_async(&one_url)
+        .await
+        .expect("connect");
+    let handshake = next_frame(&mut cid).await.expect("HANDSHAKE");
+    assert_eq!(handshake["type"], "HANDSHAKE");
+    assert_eq!(
+        handshake["payload"]["online"].as_array().map(Vec::len),
+        Some(1),
+        "{handshake}"
+    );
+    // Back on node 1, which is then killed: node 2 takes her offline within 10 s.
+    let (_ann, _) = identify_at(
+        &one_url,
+        json!({
+            "userId": ann_id, "token": info["token"], "protocolVersion": protocol::PROTOCOL_VERSION,
+        }),
+        &mut seen,
+    )
+    .await;
+    presence_of(&mut bob, "joined", &ann_id).await;
+    one.start_kill().expect("kill -9");
+    one.wait().await.expect("node 1 is gone");
+    let took = presence_of(&mut bob, "left", &ann_id).await;
+    eprintln!("a dead node's people went offline on the other node after {took:?}");
+}

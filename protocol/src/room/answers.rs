@@ -26,7 +26,7 @@ impl Room {
             .map(StoredMessage::to_record);
         let (mut messages, _) = fit(newest_first, self.config.max_answer_bytes, Keep::WhatFits);
         messages.reverse();
-        let online: Vec<UserId> = self.online.keys().cloned().collect();
+        let online = self.everyone_online();
         let people = self.people(&online);
         let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
         user_names.extend(self.names_of(people.iter().map(|p| &p.user_id)));

@@ -132,7 +132,7 @@ impl Room {
             joined_at,
             last_seen,
         } = record;
-        let online_here = self.online.contains_key(&id);
+        let online_here = self.is_online(&id);
         let entry = self.users.entry(id.clone()).or_insert_with(|| UserEntry {
             name: DEFAULT_NAME.to_owned(),
             token_hash: token_hash.clone(),

@@ -98,6 +98,21 @@ impl Cluster {
         }
     }
 
+    /// Every node tells the others who is online through it (a cluster's heartbeat).
+    fn tell_presence(&mut self) {
+        for n in 0..self.nodes.len() {
+            let online = self.nodes[n].room.online_here();
+            for m in (0..self.nodes.len()).filter(|m| *m != n) {
+                let now = self.now;
+                let node = format!("node{n}");
+                self.nodes[m]
+                    .room
+                    .handle_node_presence(now, &node, online.clone());
+            }
+        }
+        self.run();
+    }
+
     /// Ends the presence tick on every node.
     fn tick(&mut self) {
         self.now += 10_000;
@@ -448,4 +463,74 @@ fn log_events_travel_between_nodes_as_json_unchanged() {
         );
     }
     assert!(LogEvent::from_json(b"{\"event\":\"message\"}").is_err());
+}
+
+/// The people a PRESENCE frame says came online and went offline.
+fn presence(actions: &[ServerAction]) -> (Vec<UserId>, Vec<UserId>) {
+    let (mut joined, mut left) = (Vec::new(), Vec::new());
+    for action in actions {
+        if let ServerAction::Presence(p) = action {
+            joined.extend(p.joined.iter().map(|u| u.user_id.clone()));
+            left.extend(p.left.iter().map(|u| u.user_id.clone()));
+        }
+    }
+    (joined, left)
+}
+
+#[test]
+fn someone_online_through_one_node_is_online_on_every_node_until_no_node_has_them() {
+    let mut c = Cluster::new();
+    let (b, _, _) = c.join(1, 2);
+    c.tick();
+    c.take(1, b);
+    let (a, alice, token) = c.join(0, 1);
+    c.tell_presence();
+    c.tick();
+    assert_eq!(
+        presence(&c.take(1, b)).0,
+        vec![alice.clone()],
+        "told as come online"
+    );
+    // A newcomer to node 1 finds her among those online.
+    let newcomer = c.connect(1, 3);
+    let handshake = c.take(1, newcomer);
+    assert!(
+        matches!(handshake.first(), Some(ServerAction::Handshake(h))
+            if h.online.as_ref().is_some_and(|o| o.contains(&alice))),
+        "{handshake:?}"
+    );
+    // Online through both nodes: leaving one keeps her online.
+    let a2 = c.connect(1, 4);
+    c.act(1, a2, identify(Some(alice.clone()), Some(token.clone())));
+    c.disconnect(0, a);
+    c.tell_presence();
+    c.tick();
+    assert_eq!(
+        presence(&c.take(1, b)),
+        (vec![], vec![]),
+        "still online through node 1"
+    );
+    // Her last connection closes: offline everywhere.
+    c.disconnect(1, a2);
+    c.tell_presence();
+    c.tick();
+    assert_eq!(presence(&c.take(1, b)).1, vec![alice.clone()]);
+    // Back through node 0, which then dies: once its host stops hearing from it, she is
+    // offline on node 1, last seen then.
+    let a3 = c.connect(0, 5);
+    c.act(0, a3, identify(Some(alice.clone()), Some(token)));
+    c.tell_presence();
+    c.tick();
+    assert_eq!(presence(&c.take(1, b)).0, vec![alice.clone()]);
+    c.nodes[1]
+        .room
+        .handle_node_presence(c.now, "node0", Vec::new());
+    c.tick();
+    let told = c.take(1, b);
+    assert_eq!(presence(&told).1, vec![alice.clone()], "{told:?}");
+    let last_seen = told.iter().find_map(|x| match x {
+        ServerAction::Presence(p) => p.left.first().and_then(|u| u.last_seen),
+        _ => None,
+    });
+    assert!(last_seen.is_some(), "{told:?}");
 }

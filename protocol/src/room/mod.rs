@@ -128,8 +128,13 @@ pub struct Room {
     ids: IdSource,
     connections: HashMap<ConnectionId, Connection>,
     users: HashMap<UserId, UserEntry>,
-    /// How many open, identified connections each online user has.
+    /// How many open, identified connections each user online here has.
     online: BTreeMap<UserId, u32>,
+    /// In a cluster: who is online through each other node, as it last said (see
+    /// [`Room::handle_node_presence`]). Online means online here or through any node.
+    remote: BTreeMap<String, BTreeSet<UserId>>,
+    /// Counts changes of who is online here (what a cluster node tells the others).
+    here_version: u64,
     /// Offline people with a `last_seen`, by it: the most recently seen are the last.
     seen_order: BTreeSet<(Millis, UserId)>,
     /// The running presence tick (see the `presence` module).
@@ -265,6 +270,8 @@ impl Room {
             connections: HashMap::new(),
             users,
             online: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            here_version: 0,
             seen_order,
             presence: presence::Tick::default(),
             legacy: BTreeSet::new(),
@@ -365,15 +372,10 @@ impl Room {
         };
         if last {
             self.online.remove(&user);
-            if let Some(entry) = self.users.get_mut(&user) {
-                if let Some(before) = entry.last_seen.replace(now) {
-                    self.seen_order.remove(&(before, user.clone()));
-                }
-                self.seen_order.insert((now, user.clone()));
-                let record = entry.record(&user);
-                self.effects.push_back(Effect::PersistUser(record));
+            self.here_version += 1;
+            if !self.is_online(&user) {
+                self.went_offline(now, user, true);
             }
-            self.presence_left(now, user);
         }
     }
 
@@ -506,13 +508,14 @@ impl Room {
                 }),
             );
         }
+        let elsewhere = self.is_online(&user_id);
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
-            if let Some(seen) = last_seen {
-                self.seen_order.remove(&(seen, user_id.clone()));
+            self.here_version += 1;
+            if !elsewhere {
+                self.came_online(now, user_id, joined_at, last_seen);
             }
-            self.presence_joined(now, user_id, joined_at);
         }
         match info.since {
             Some(since) => self.resume(conn, since, handshake_seq),

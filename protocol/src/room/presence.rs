@@ -8,7 +8,7 @@
 //! identify, the echo of their own rename, and the `NAME_CHANGE` of a person just before the
 //! first message of that person's name they receive (see [`Room::tell_legacy_name`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DEFAULT_NAME, Effect, Room};
 use crate::wire::{Millis, NameChanged, Presence, ServerAction, UserId, UserRef};
@@ -46,6 +46,88 @@ impl Room {
         if self.presence.due.is_none() {
             self.presence.due = Some(now + self.config.presence_tick_ms);
         }
+    }
+
+    /// Whether `user` has an identified connection here or, in a cluster, through another
+    /// node.
+    pub(super) fn is_online(&self, user: &str) -> bool {
+        self.online.contains_key(user) || self.remote.values().any(|users| users.contains(user))
+    }
+
+    /// Everyone online, here or through another node, each once.
+    pub(super) fn everyone_online(&self) -> Vec<UserId> {
+        let mut everyone: BTreeSet<&UserId> = self.online.keys().collect();
+        for users in self.remote.values() {
+            everyone.extend(users);
+        }
+        everyone.into_iter().cloned().collect()
+    }
+
+    /// Who is online through this node: what a node of a cluster tells the others.
+    pub fn online_here(&self) -> Vec<UserId> {
+        self.online.keys().cloned().collect()
+    }
+
+    /// Changes whenever [`Self::online_here`] does: a node tells the others at once.
+    pub fn online_here_version(&self) -> u64 {
+        self.here_version
+    }
+
+    /// Node `node` of the cluster says who is online through it now (everyone, each time; an
+    /// empty list when it stops or stops being heard from). Whoever was not online anywhere
+    /// comes online; whoever it no longer names and who is not online elsewhere goes offline,
+    /// last seen now (that node records it in the log, if it still can).
+    pub fn handle_node_presence(&mut self, now: Millis, node: &str, online: Vec<UserId>) {
+        let said: BTreeSet<UserId> = online.into_iter().collect();
+        let before = self.remote.remove(node).unwrap_or_default();
+        for user in said.difference(&before) {
+            if !self.is_online(user) {
+                let (joined_at, last_seen) = self
+                    .users
+                    .get(user)
+                    .map_or((None, None), |u| (u.joined_at, u.last_seen));
+                self.came_online(now, user.clone(), joined_at, last_seen);
+            }
+        }
+        let gone: Vec<UserId> = before.difference(&said).cloned().collect();
+        if !said.is_empty() {
+            self.remote.insert(node.to_owned(), said);
+        }
+        for user in gone {
+            if !self.is_online(&user) {
+                self.went_offline(now, user, false);
+            }
+        }
+    }
+
+    /// `user` was offline everywhere and is online now.
+    pub(super) fn came_online(
+        &mut self,
+        now: Millis,
+        user: UserId,
+        joined_at: Option<Millis>,
+        last_seen: Option<Millis>,
+    ) {
+        if let Some(seen) = last_seen {
+            self.seen_order.remove(&(seen, user.clone()));
+        }
+        self.presence_joined(now, user, joined_at);
+    }
+
+    /// `user` is offline everywhere now: last seen now (stored, when `persist`: this node
+    /// held their last connection).
+    pub(super) fn went_offline(&mut self, now: Millis, user: UserId, persist: bool) {
+        if let Some(entry) = self.users.get_mut(&user) {
+            if let Some(before) = entry.last_seen.replace(now) {
+                self.seen_order.remove(&(before, user.clone()));
+            }
+            self.seen_order.insert((now, user.clone()));
+            if persist {
+                let record = entry.record(&user);
+                self.effects.push_back(Effect::PersistUser(record));
+            }
+        }
+        self.presence_left(now, user);
     }
 
     /// `user`'s first connection was identified.
