@@ -34,7 +34,7 @@ pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
     ChangeKind, ConnectionId, DELETED_HTML, Effect, LogEvent, NameProblem, Room, RoomConfig,
-    RoomSnapshot, StoredChange, StoredMessage, UserRecord, address_key, clean_name, hash_token,
-    may_see,
+    RoomSnapshot, Signal, StoredChange, StoredMessage, UserRecord, address_key, clean_name,
+    hash_token, may_see,
 };
 pub use wire::*;

@@ -402,6 +402,8 @@ impl Pair {
                         None => self.users.push(user),
                     }
                 }
+                // One room, no other nodes to tell.
+                Effect::Relay(_) => {}
                 Effect::Search(task) if !self.answer_searches => self.held_searches.push(task),
                 Effect::Search(task) => {
                     // In memory, newest first, through the rule every store follows.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
-use protocol::{LogEvent, Seq, UserId};
+use protocol::{LogEvent, Seq, Signal, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -44,9 +44,18 @@ pub enum LogInput {
     },
     /// This node's event did not enter the log; `duplicate`: the log holds it already.
     NotLogged { event: LogEvent, duplicate: bool },
+    /// A signal from another node.
+    Relayed(Signal),
     /// Node `node` says who is online through it (empty: it stopped, or went unheard for
     /// [`NODE_TIMEOUT`]).
     Presence { node: String, online: Vec<UserId> },
+}
+
+/// A signal between nodes, with the node that sent it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Relayed {
+    node: String,
+    signal: Signal,
 }
 
 /// A node's heartbeat: who is online through it.
@@ -61,6 +70,7 @@ struct Heartbeat {
 pub struct SharedLog {
     append: mpsc::UnboundedSender<LogEvent>,
     online: watch::Sender<Vec<UserId>>,
+    relay: mpsc::UnboundedSender<Signal>,
 }
 
 impl SharedLog {
@@ -69,6 +79,14 @@ impl SharedLog {
     pub fn append(&self, event: LogEvent) {
         if self.append.send(event).is_err() {
             warn!("the log's appender is gone; an event was not appended");
+        }
+    }
+
+    /// Sends a signal to the other nodes (core NATS: never stored, lost if nobody listens).
+    /// The engine's rate limits bound how many a connection makes.
+    pub fn relay(&self, signal: Signal) {
+        if self.relay.send(signal).is_err() {
+            warn!("the signal relay is gone; a signal was dropped");
         }
     }
 
@@ -86,7 +104,8 @@ pub fn stream_names(room_id: &str) -> (String, String) {
     (name, subject)
 }
 
-/// The stream's name, its subject, and the room's presence subject.
+/// The stream's name, its subject, and the room's presence subject (signals go on
+/// `<presence>.signals`).
 fn subjects(room_id: &str) -> (String, String, String) {
     let clean: String = room_id
         .chars()
@@ -254,9 +273,55 @@ pub async fn connect(
         .subscribe(presence.clone())
         .await
         .context("following the room's presence")?;
+    let signals = format!("{presence}.signals");
+    let mut signals_heard = client
+        .subscribe(signals.clone())
+        .await
+        .context("following the room's signals")?;
+    let (relay, mut to_relay) = mpsc::unbounded_channel::<Signal>();
+    let relay_client = client.clone();
+    let relay_node = presence_node.clone();
+    tokio::spawn(async move {
+        while let Some(signal) = to_relay.recv().await {
+            let relayed = Relayed {
+                node: relay_node.clone(),
+                signal,
+            };
+            let payload = serde_json::to_vec(&relayed).unwrap_or_default();
+            if let Err(err) = relay_client.publish(signals.clone(), payload.into()).await {
+                warn!(error = %err, "relaying a signal");
+            }
+        }
+    });
+    let me = presence_node.clone();
+    let signal_inputs = inputs_for_presence.clone();
+    tokio::spawn(async move {
+        while let Some(message) = signals_heard.next().await {
+            match serde_json::from_slice::<Relayed>(&message.payload) {
+                Ok(relayed) if relayed.node != me => {
+                    if signal_inputs
+                        .send(LogInput::Relayed(relayed.signal))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => warn!("a signal that is not ours; ignored"),
+            }
+        }
+    });
     tokio::spawn(tell_presence(client, presence, presence_node.clone(), told));
     tokio::spawn(hear_presence(heard, presence_node, inputs_for_presence));
-    Ok((SharedLog { append, online }, logged))
+    Ok((
+        SharedLog {
+            append,
+            online,
+            relay,
+        },
+        logged,
+    ))
 }
 
 /// Tells the other nodes who is online through this one: at once on a change, and every

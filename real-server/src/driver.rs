@@ -516,6 +516,11 @@ impl<S: Store> Driver<S> {
                     Log::Shared { log, .. } => log.append(LogEvent::User(user)),
                     Log::Local { .. } => self.next_batch.push(Write::User(user)),
                 },
+                Effect::Relay(signal) => {
+                    if let Log::Shared { log, .. } = &self.log {
+                        log.relay(signal);
+                    }
+                }
                 Effect::LoadHistory {
                     to,
                     viewer,
@@ -562,6 +567,7 @@ impl<S: Store> Driver<S> {
             LogInput::NotLogged { event, duplicate } => {
                 self.room.handle_not_logged(now, event, duplicate);
             }
+            LogInput::Relayed(signal) => self.room.handle_relayed(now, signal),
             LogInput::Presence { node, online } => {
                 self.room.handle_node_presence(now, &node, online);
             }

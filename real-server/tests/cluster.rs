@@ -235,6 +235,12 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
     assert_eq!(messages(&mut cid, 1).await[0].1, "for everyone");
     let latest = at_bob[1].0;
 
+    // Typing is a signal: it crosses to the other node, never stored.
+    ann.send(send("TYPING", json!({"to": bob_id}))).await;
+    let typing = bob.recv_type("TYPING").await;
+    assert_eq!(typing["payload"]["userId"], ann_id.as_str());
+    assert_eq!(typing["payload"]["direct"], true);
+
     // Ann comes back through node 2 with her token, resuming where she was.
     drop(ann);
     let (mut back, _) = Client::open(&two).await;

@@ -204,7 +204,12 @@ impl Room {
         };
         let hearers = self.call_connections(&callee);
         if hearers.is_empty() {
-            let text = "they are not here with a client that can take a call";
+            let text = if self.is_online(&callee) {
+                // In a cluster, through another node: calls stay within one node for now.
+                "they are connected through another server of this room; calls between servers are not possible yet"
+            } else {
+                "they are not here with a client that can take a call"
+            };
             return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
         }
         if self.calls.iter().any(|c| c.has(&user) || c.has(&callee)) {

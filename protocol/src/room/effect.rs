@@ -43,10 +43,23 @@ pub enum Effect {
         /// How many at most.
         limit: u32,
     },
+    /// A signal for the people of the room's other nodes (in a cluster, when someone who may
+    /// hear it is online through another node): the host sends it to them, never stored; each
+    /// hands it to its engine with [`super::Room::handle_relayed`].
+    Relay(Signal),
     /// Run this search beside the room (never in the room's own task: a search may take a
     /// while), then hand the page to [`super::Room::handle_search_done`], or say it failed
     /// with [`super::Room::handle_search_failed`].
     Search(SearchTask),
+}
+
+/// Something said in the room that is not an event: never stored, never replayed, lost when
+/// nobody hears it. Nodes of a cluster pass it to each other as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "signal", rename_all = "lowercase")]
+pub enum Signal {
+    /// `user` is typing: in the room, or to `to` directly.
+    Typing { user: UserId, to: Option<UserId> },
 }
 
 /// A search a connection asked for, as the host runs it.

@@ -55,8 +55,9 @@ impl Cluster {
     }
 
     /// Carries out what node `n` asked: sends reach its connections; events are appended to
-    /// the log (not applied yet).
+    /// the log (not applied yet); signals reach the other nodes at once.
     fn append(&mut self, n: usize) {
+        let mut relayed = Vec::new();
         let node = &mut self.nodes[n];
         while let Some(effect) = node.room.poll_effect() {
             match effect {
@@ -69,7 +70,14 @@ impl Cluster {
                 Effect::PersistMessage(m) => self.log.push((LogEvent::Message(m), n)),
                 Effect::PersistChange(c) => self.log.push((LogEvent::Change(c), n)),
                 Effect::PersistUser(u) => self.log.push((LogEvent::User(u), n)),
+                Effect::Relay(signal) => relayed.push(signal),
                 Effect::LoadHistory { .. } | Effect::Search(_) => {}
+            }
+        }
+        for signal in relayed {
+            for m in (0..self.nodes.len()).filter(|m| *m != n) {
+                self.nodes[m].room.handle_relayed(self.now, signal.clone());
+                self.append(m);
             }
         }
     }
@@ -533,4 +541,56 @@ fn someone_online_through_one_node_is_online_on_every_node_until_no_node_has_the
         _ => None,
     });
     assert!(last_seen.is_some(), "{told:?}");
+}
+
+#[test]
+fn typing_is_heard_on_the_other_node_by_whoever_may_hear_it() {
+    let mut c = Cluster::new();
+    let (a, _, _) = c.join(0, 1);
+    let (b, bob, _) = c.join(1, 2);
+    let (c1, _, _) = c.join(1, 3);
+    c.tell_presence();
+    for (n, conn) in [(0, a), (1, b), (1, c1)] {
+        c.take(n, conn);
+    }
+    let typing =
+        |to: Option<&UserId>| ClientAction::Typing(crate::wire::Typing { to: to.cloned() });
+    let heard = |actions: Vec<ServerAction>| -> Vec<bool> {
+        actions
+            .into_iter()
+            .filter_map(|x| match x {
+                ServerAction::Typing(t) => Some(t.direct),
+                _ => None,
+            })
+            .collect()
+    };
+    c.act(0, a, typing(None));
+    assert_eq!(
+        heard(c.take(1, b)),
+        vec![false],
+        "typing in the room crosses nodes"
+    );
+    assert_eq!(heard(c.take(1, c1)), vec![false]);
+    c.act(0, a, typing(Some(&bob)));
+    assert_eq!(heard(c.take(1, b)), vec![true], "to Bob, on the other node");
+    assert!(heard(c.take(1, c1)).is_empty(), "not to a third person");
+    assert!(heard(c.take(0, a)).is_empty(), "never to the one typing");
+}
+
+#[test]
+fn a_call_to_someone_on_the_other_node_is_refused_saying_why() {
+    let mut c = Cluster::new();
+    let (a, _, _) = c.join(0, 1);
+    let (_, bob, _) = c.join(1, 2);
+    c.tell_presence();
+    c.take(0, a);
+    let mut ring = CallSignal::new("call-1", CallKind::Ring);
+    ring.to = Some(bob);
+    c.act(0, a, ClientAction::Call(ring));
+    let told = c.take(0, a);
+    assert!(
+        matches!(&told[..], [ServerAction::Error(e)]
+            if e.code == ErrorCode::Unavailable && e.message.contains("another server")),
+        "{told:?}"
+    );
 }

@@ -21,7 +21,7 @@ pub use crate::stored::{
 pub use config::{
     DEFAULT_NAME, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES, RoomConfig,
 };
-pub use effect::{ConnectionId, Effect, SearchTask};
+pub use effect::{ConnectionId, Effect, SearchTask, Signal};
 #[cfg(feature = "nfc")]
 pub use identity::nfc;
 pub use identity::{
@@ -589,17 +589,39 @@ impl Room {
 
     /// A signal, not an event: the others who speak our protocol hear that this user types;
     /// nothing is stored or replayed. It costs a token of the connection's rate like any action.
-    /// Typing in a direct conversation (`to`) is heard by that person only.
+    /// Typing in a direct conversation (`to`) is heard by that person only. In a cluster it
+    /// goes to the other nodes too, when someone who may hear it is online through one.
     fn typing(&mut self, now: Millis, conn: ConnectionId, to: Option<UserId>) {
         let Some(user) = self.acting_user(now, conn, None, None) else {
             return;
         };
+        self.tell_typing(&user, to.as_ref());
+        let elsewhere = match &to {
+            Some(to) => self.remote.values().any(|users| users.contains(to)),
+            None => !self.remote.is_empty(),
+        };
+        if elsewhere {
+            self.effects
+                .push_back(Effect::Relay(Signal::Typing { user, to }));
+        }
+    }
+
+    /// A signal from another node of the cluster ([`Effect::Relay`]): told to this node's
+    /// connections that may hear it.
+    pub fn handle_relayed(&mut self, _now: Millis, signal: Signal) {
+        match signal {
+            Signal::Typing { user, to } => self.tell_typing(&user, to.as_ref()),
+        }
+    }
+
+    /// Tells this node's connections that may hear it that `user` types (to `to`).
+    fn tell_typing(&mut self, user: &UserId, to: Option<&UserId>) {
         let mut hearers: Vec<ConnectionId> = self
             .connections
             .iter()
             .filter(|(_, c)| {
-                c.viewer().is_some_and(|v| match &to {
-                    Some(to) => v == to && *to != user,
+                c.viewer().is_some_and(|v| match to {
+                    Some(to) => v == to && to != user,
                     None => v != user,
                 })
             })
