@@ -6,6 +6,10 @@ generator pinned to core 1; the two servers take turns. Our server runs with per
 (the embedded SQLite store in a fresh directory). Only 127.0.0.1 is used; every run is bounded.
 
 Usage: python3 tests/bench/bench.py [--quick]    (prints a Markdown report)
+       python3 tests/bench/bench.py --cluster [--quick]
+           one process against two nodes of one room on one JetStream stream (`--nats-url`,
+           a local nats-server -js; each node its own SQLite), N=1000, half the connections
+           on each node: peak deliveries/s, p99 and CPU per delivery of each process.
        python3 tests/bench/bench.py --join [--ours-bin PATH]...
            only the join figure: N people connect and identify at once, until the room is
            quiet; each --ours-bin adds another build of our server (an earlier one, say) to
@@ -53,7 +57,7 @@ class Server:
     """A fresh server process on core 0: ours (`bin`, our build by default) or the baseline."""
     """A fresh server process for one trial."""
 
-    def __init__(self, kind, bin=None):
+    def __init__(self, kind, bin=None, extra=()):
         self.kind = kind
         self.port = free_port()
         self.dir = None
@@ -63,7 +67,8 @@ class Server:
                    "--rate-burst", "1000000", "--rate-per-second", "1000000",
                    "--frame-burst", "1000000", "--frames-per-second", "1000000",
                    "--identity-burst", "1000000", "--queue-frames", "4096",
-                   "--max-connections", "20000", "--max-connections-per-address", "20000"]
+                   "--max-connections", "20000", "--max-connections-per-address", "20000",
+                   *extra]
         else:
             cmd = ["node", BASELINE, str(self.port)]
         env = dict(os.environ, RUST_LOG="warn")
@@ -81,6 +86,44 @@ class Server:
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def loadgen_args(self):
+        return ["--port", str(self.port), "--server-pid", str(self.proc.pid)]
+
+
+NATS = os.path.join(os.environ.get("CAHAT_VENV", os.path.expanduser("~/.cache/cahat/venv")),
+                    "bin", "nats-server")
+
+
+class Cluster:
+    """A fresh nats-server -js and two nodes of one room, all on core 0 (as one process is)."""
+
+    kind = "cluster"
+
+    def __init__(self):
+        self.nats_port = free_port()
+        self.nats_dir = tempfile.mkdtemp(prefix="cahat-bench-nats-")
+        self.nats = subprocess.Popen(
+            ["taskset", "-c", "0", NATS, "-js", "-a", "127.0.0.1", "-p", str(self.nats_port),
+             "-sd", self.nats_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.nats_port, self.nats)
+        room = f"bench-{self.nats_port}"
+        self.nodes = [Server("ours", extra=["--nats-url", f"nats://127.0.0.1:{self.nats_port}",
+                                            "--room-id", room]) for _ in range(2)]
+        self.port = self.nodes[0].port
+        self.proc = self.nodes[0].proc
+
+    def loadgen_args(self):
+        return ["--port", str(self.nodes[0].port), "--also-port", str(self.nodes[1].port),
+                *(a for n in self.nodes for a in ("--server-pid", str(n.proc.pid))),
+                "--server-pid", str(self.nats.pid)]
+
+    def close(self):
+        for node in self.nodes:
+            node.close()
+        self.nats.terminate()
+        self.nats.wait(timeout=10)
+        shutil.rmtree(self.nats_dir, ignore_errors=True)
+
 
 def run_loadgen(cmd):
     """Runs the load generator: the figures of its report line (and the line), or its error."""
@@ -93,15 +136,14 @@ def run_loadgen(cmd):
 
 
 def load(server, *args):
-    cmd = ["taskset", "-c", "1", LOADGEN, "--port", str(server.port),
-           "--server-pid", str(server.proc.pid), *map(str, args)]
-    if server.kind == "ours":
+    cmd = ["taskset", "-c", "1", LOADGEN, *server.loadgen_args(), *map(str, args)]
+    if server.kind in ("ours", "cluster"):
         cmd.append("--identify")
     return run_loadgen(cmd)
 
 
 def trial(kind, connections, rate):
-    server = Server(kind)
+    server = Cluster() if kind == "cluster" else Server(kind)
     try:
         return load(server, "--connections", connections, "--senders", SENDERS,
                     "--rate", rate, "--seconds", TRIAL_SECONDS)
@@ -152,9 +194,9 @@ class PeakSearch:
         self.rate = (self.best["rate"] + self.fail) / 2
 
 
-def peaks(connections, start_rate):
+def peaks(connections, start_rate, kinds=("baseline", "ours")):
     """Both servers' peak searches, taking turns trial by trial."""
-    searches = [PeakSearch(kind, connections, start_rate) for kind in ("baseline", "ours")]
+    searches = [PeakSearch(kind, connections, start_rate) for kind in kinds]
     while not all(s.done for s in searches):
         for search in searches:
             if not search.done:
@@ -254,8 +296,40 @@ def main():
         print(f"| {name} | {fmt(bv)} | {fmt(ov)} | {fmt(ratio)}x | {note} |")
 
 
+def cluster_main():
+    """One process against a two-node cluster of the same room, side by side in one run."""
+    if not os.path.exists(NATS):
+        sys.exit(f"missing {NATS}: scripts/setup.sh installs nats-server into the venv")
+    results = peaks(1000, 5, kinds=("ours", "cluster"))
+    fixed = {}
+    for kind in ("ours", "cluster"):  # the cost at one rate both sustain
+        fixed[kind] = trial(kind, 1000, 20)
+        print(f"  {kind:8} N=1000 rate=20: {fixed[kind].get('line', fixed[kind].get('error'))}",
+              file=sys.stderr, flush=True)
+    rows = []
+    o, c = results["ours"], results["cluster"]
+    ov, cv = o and o["deliveries_per_s"], c and c["deliveries_per_s"]
+    rows.append(("peak deliveries/s, N=1000 (p99 < 100 ms, none missing)", ov, cv,
+                 cv / ov if ov and cv else None, "higher is better"))
+    for key in ("p50_ms", "p99_ms", "server_cpu_us_per_delivery"):
+        ov, cv = fixed["ours"].get(key), fixed["cluster"].get(key)
+        rows.append((f"{key} at N=1000, 20k deliveries/s", ov, cv,
+                     cv / ov if ov and cv else None, "lower is better"))
+    print("| measure | one process | two nodes + nats-server | cluster/one | |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, ov, cv, ratio, note in rows:
+        print(f"| {name} | {fmt(ov)} | {fmt(cv)} | {fmt(ratio)}x | {note} |")
+    by = re.search(r"server_cpu_us_per_delivery_by_process=([\d.,]+)",
+                   fixed["cluster"].get("line", ""))
+    if by:
+        print(f"\nCPU µs per delivery at 20k deliveries/s, by process (node 1, node 2, "
+              f"nats-server): {by.group(1)}")
+
+
 if __name__ == "__main__":
-    if "--join" in sys.argv:
+    if "--cluster" in sys.argv:
+        cluster_main()
+    elif "--join" in sys.argv:
         join_only()
     else:
         main()

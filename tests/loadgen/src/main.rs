@@ -45,9 +45,14 @@ struct Args {
     /// no identification.
     #[arg(long)]
     identify: bool,
-    /// Server process id, for CPU and memory figures.
+    /// Another node of the same room (a cluster, `--nats-url`) on this port: connections
+    /// alternate between `--port` and this one, senders too.
     #[arg(long)]
-    server_pid: Option<u32>,
+    also_port: Option<u16>,
+    /// Server process id, for CPU and memory figures; repeat it for every process of a cluster
+    /// (CPU is summed, and also reported per process; memory is the first one's).
+    #[arg(long)]
+    server_pid: Vec<u32>,
     /// Only open the connections, measure memory, and close (no messages).
     #[arg(long)]
     idle: bool,
@@ -109,13 +114,19 @@ async fn main() -> anyhow::Result<()> {
         return join(addr, &args, identify, start).await;
     }
 
-    let rss_before = args.server_pid.map(rss_kib);
+    let rss_before = args.server_pid.first().copied().map(rss_kib);
+    let also = args.also_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    // Connection i's node: the first, or every other one the second.
+    let node_of = |i: usize| match also {
+        Some(other) if i % 2 == 1 => other,
+        _ => addr,
+    };
     // Connect in waves so the accept backlog is never the limit.
     let mut sockets = Vec::with_capacity(args.connections);
     for chunk_start in (0..args.connections).step_by(200) {
         let chunk_end = (chunk_start + 200).min(args.connections);
         let opened = futures_util::future::try_join_all(
-            (chunk_start..chunk_end).map(|i| open(addr, identify && i < args.senders)),
+            (chunk_start..chunk_end).map(|i| open(node_of(i), identify && i < args.senders)),
         )
         .await?;
         sockets.extend(opened);
@@ -123,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
     let connect_time = start.elapsed();
     if args.idle {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let (Some(pid), Some(before)) = (args.server_pid, rss_before) {
+        if let (Some(&pid), Some(before)) = (args.server_pid.first(), rss_before) {
             let after = rss_kib(pid);
             let per = (after.saturating_sub(before) as f64 * 1024.0) / args.connections as f64;
             println!(
@@ -171,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let cpu_before = args.server_pid.map(cpu_ticks);
+    let cpu_before: Vec<u64> = args.server_pid.iter().copied().map(cpu_ticks).collect();
     let own_before = own_cpu_ticks();
     let window = Instant::now();
     let mut sent = 0usize;
@@ -204,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
     let send_time = window.elapsed();
     // Let in-flight deliveries arrive.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu_after = args.server_pid.map(cpu_ticks);
+    let cpu_after: Vec<u64> = args.server_pid.iter().copied().map(cpu_ticks).collect();
     let own_after = own_cpu_ticks();
 
     let mut latencies: Vec<u32> = Vec::new();
@@ -248,14 +259,26 @@ async fn main() -> anyhow::Result<()> {
         " loadgen_cpu_s={own_s:.2} loadgen_cpu_us_per_delivery={:.3}",
         own_s * 1e6 / unique.max(1) as f64
     ));
-    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+    if !cpu_before.is_empty() {
         let ticks_per_s = 100.0; // Linux USER_HZ
-        let cpu_us = (after.saturating_sub(before)) as f64 / ticks_per_s * 1e6;
+        let each: Vec<f64> = cpu_before
+            .iter()
+            .zip(&cpu_after)
+            .map(|(before, after)| after.saturating_sub(*before) as f64 / ticks_per_s * 1e6)
+            .collect();
+        let cpu_us: f64 = each.iter().sum();
         line.push_str(&format!(
             " server_cpu_s={:.2} server_cpu_us_per_delivery={:.3}",
             cpu_us / 1e6,
             cpu_us / unique.max(1) as f64
         ));
+        if each.len() > 1 {
+            let per: Vec<String> = each
+                .iter()
+                .map(|us| format!("{:.3}", us / unique.max(1) as f64))
+                .collect();
+            line.push_str(&format!(" server_cpu_us_per_delivery_by_process={}", per.join(",")));
+        }
     }
     println!("{line}");
     Ok(())
