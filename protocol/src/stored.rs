@@ -191,7 +191,7 @@ pub struct UserRecord {
 }
 
 /// One event of the room's log as the nodes of a cluster share it: each node applies every
-/// event, its own included, in the log's order ([`crate::room::Room::handle_logged`]). Nodes
+/// event, its own included, in the log's order (the engine's `Room::handle_logged`). Nodes
 /// exchange it as JSON (the records' own field names: a format between our nodes, not for
 /// clients).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -241,6 +241,42 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
     assert_eq!(typing["payload"]["userId"], ann_id.as_str());
     assert_eq!(typing["payload"]["direct"], true);
 
+    // A call crosses nodes: Ann rings Bob, he takes it, their signals pass both ways.
+    let signal = |id: &str, kind: &str, extra: Value| {
+        let mut payload = json!({"callId": id, "kind": kind});
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        send("CALL", payload)
+    };
+    ann.send(signal(
+        "call-1",
+        "ring",
+        json!({"to": bob_id, "video": false}),
+    ))
+    .await;
+    let ring = bob.recv_type("CALL").await;
+    assert_eq!(ring["payload"]["kind"], "ring", "{ring}");
+    assert_eq!(ring["payload"]["from"], ann_id.as_str());
+    bob.send(signal("call-1", "accept", json!({}))).await;
+    assert_eq!(ann.recv_type("CALL").await["payload"]["kind"], "accept");
+    ann.send(signal("call-1", "offer", json!({"data": "v=0 offer"})))
+        .await;
+    let offer = bob.recv_type("CALL").await;
+    assert_eq!(
+        (&offer["payload"]["kind"], &offer["payload"]["data"]),
+        (&json!("offer"), &json!("v=0 offer"))
+    );
+    bob.send(signal("call-1", "answer", json!({"data": "v=0 answer"})))
+        .await;
+    assert_eq!(ann.recv_type("CALL").await["payload"]["data"], "v=0 answer");
+    bob.send(signal("call-1", "hangup", json!({}))).await;
+    let ended = ann.recv_type("CALL").await;
+    assert_eq!(
+        (&ended["payload"]["kind"], &ended["payload"]["reason"]),
+        (&json!("ended"), &json!("hungUp"))
+    );
+
     // Ann comes back through node 2 with her token, resuming where she was.
     drop(ann);
     let (mut back, _) = Client::open(&two).await;

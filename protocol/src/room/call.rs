@@ -21,7 +21,15 @@
 //!   is refused with `INVALID_CALL` and reaches nobody: a third person cannot inject a
 //!   candidate into someone else's call.
 //! - When a connection of a call closes, the call ends.
+//!
+//! In a cluster a call lives on its caller's node (its home). If the callee is online through
+//! other nodes, the ring, and later the caller's signals and the end, go to them as
+//! [`Signal::Call`]; the node where the callee takes the call keeps a [`Visit`] and sends the
+//! callee's signals home as [`Signal::CallBack`]. The same rules hold on both sides: only the
+//! callee's connection that took the call signals for them, sizes and rates are checked where
+//! a signal comes in, and the record is stored by the home node.
 
+use super::effect::{Effect, Signal};
 use super::post::PendingEvent;
 use super::{Connection, Room};
 use crate::error::ErrorCode;
@@ -40,10 +48,24 @@ pub(super) struct Call {
     caller: UserId,
     caller_conn: ConnectionId,
     callee: UserId,
-    /// The connection the callee took it on, once answered.
+    /// The connection the callee took it on, once answered here.
     callee_conn: Option<ConnectionId>,
+    /// It rang the callee through other nodes of the cluster too.
+    rang_elsewhere: bool,
+    /// The callee took it through another node.
+    callee_elsewhere: bool,
     rang_at: Millis,
     answered_at: Option<Millis>,
+}
+
+/// In a cluster: a call from another node's person to someone connected here, as this node
+/// follows it: the ring, then the connection that took it.
+#[derive(Debug, Clone)]
+pub(super) struct Visit {
+    id: String,
+    caller: UserId,
+    callee: UserId,
+    callee_conn: Option<ConnectionId>,
 }
 
 impl Call {
@@ -99,6 +121,9 @@ impl Room {
             return;
         };
         let Some(at) = self.calls.iter().position(|c| c.id == signal.call_id) else {
+            if let Some(at) = self.visits.iter().position(|v| v.id == signal.call_id) {
+                return self.visit_signal(conn, user, at, signal, nonce);
+            }
             return self.refuse_call(conn, "there is no such call", nonce);
         };
         let call = self.calls[at].clone();
@@ -117,13 +142,7 @@ impl Room {
                 accept.from = Some(user.clone());
                 accept.video = Some(signal.video.unwrap_or(true));
                 self.send(call.caller_conn, ServerAction::Call(accept));
-                let mut elsewhere = CallSignal::new(&call.id, CallKind::Ended);
-                elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
-                for other in self.call_connections(&user) {
-                    if other != callee_conn {
-                        self.send(other, ServerAction::Call(elsewhere.clone()));
-                    }
-                }
+                self.answered_elsewhere(&call, Some(callee_conn));
             }
             CallKind::Decline if is_callee && !answered => {
                 self.end_call(now, &call.id, CallEnd::Declined);
@@ -141,38 +160,23 @@ impl Room {
                 self.end_call(now, &call.id, CallEnd::Declined);
             }
             CallKind::Offer | CallKind::Answer | CallKind::Ice | CallKind::Media => {
-                let Some(to) = call.other_side(conn) else {
+                let to = call.other_side(conn);
+                let to_elsewhere = on_caller_side && call.callee_elsewhere;
+                if to.is_none() && !to_elsewhere {
                     return self.refuse_call(
                         conn,
                         "that is not a call of yours, or not yet",
                         nonce,
                     );
-                };
-                let right_side = match signal.kind {
-                    CallKind::Offer => on_caller_side,
-                    CallKind::Answer => !on_caller_side,
-                    _ => true,
-                };
-                if !right_side {
-                    return self.refuse_call(conn, "the caller offers, the callee answers", nonce);
                 }
-                let size = signal.data.as_ref().map_or(0, String::len);
-                let limit = self.config.max_call_signal_bytes;
-                if size > limit {
-                    let text = format!("a call signal takes at most {limit} bytes");
-                    return self.refuse_call(conn, text, nonce);
-                }
-                if matches!(signal.kind, CallKind::Offer | CallKind::Answer) && size == 0 {
-                    return self.refuse_call(conn, "an offer or answer carries its SDP", nonce);
-                }
-                let relayed = CallSignal {
-                    from: Some(user),
-                    to: None,
-                    reason: None,
-                    nonce: None,
-                    ..signal
+                let Some(relayed) = self.checked_signal(conn, user, on_caller_side, signal, nonce)
+                else {
+                    return;
                 };
-                self.send(to, ServerAction::Call(relayed));
+                match to {
+                    Some(to) => self.send(to, ServerAction::Call(relayed)),
+                    None => self.relay_call(call.callee, relayed),
+                }
             }
             _ => self.refuse_call(conn, "that is not a call of yours, or not now", nonce),
         }
@@ -203,16 +207,15 @@ impl Room {
             return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
         };
         let hearers = self.call_connections(&callee);
-        if hearers.is_empty() {
-            let text = if self.is_online(&callee) {
-                // In a cluster, through another node: calls stay within one node for now.
-                "they are connected through another server of this room; calls between servers are not possible yet"
-            } else {
-                "they are not here with a client that can take a call"
-            };
+        let elsewhere = self.remote.values().any(|users| users.contains(&callee));
+        if hearers.is_empty() && !elsewhere {
+            let text = "they are not here with a client that can take a call";
             return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
         }
-        if self.calls.iter().any(|c| c.has(&user) || c.has(&callee)) {
+        let visiting = |v: &Visit| v.caller == user || v.callee == user || v.callee == callee;
+        if self.calls.iter().any(|c| c.has(&user) || c.has(&callee))
+            || self.visits.iter().any(visiting)
+        {
             let text = "one of you is in a call already";
             return self.refuse_for(conn, ErrorCode::CallBusy, text, nonce);
         }
@@ -220,8 +223,10 @@ impl Room {
             id: signal.call_id.clone(),
             caller: user.clone(),
             caller_conn: conn,
-            callee,
+            callee: callee.clone(),
             callee_conn: None,
+            rang_elsewhere: elsewhere,
+            callee_elsewhere: false,
             rang_at: now,
             answered_at: None,
         });
@@ -230,6 +235,218 @@ impl Room {
         ring.video = Some(signal.video.unwrap_or(true));
         for hearer in hearers {
             self.send(hearer, ServerAction::Call(ring.clone()));
+        }
+        if elsewhere {
+            self.relay_call(callee, ring);
+        }
+    }
+
+    /// A call signal for `to` on the other nodes of the cluster.
+    fn relay_call(&mut self, to: UserId, signal: CallSignal) {
+        self.effects
+            .push_back(Effect::Relay(Signal::Call { to, signal }));
+    }
+
+    /// An offer, answer, candidate or media state from `conn` (the caller's side or not) that
+    /// keeps the rules, as it is passed on (from `user`); otherwise `conn` is told why.
+    fn checked_signal(
+        &mut self,
+        conn: ConnectionId,
+        user: UserId,
+        on_caller_side: bool,
+        signal: CallSignal,
+        nonce: Option<&String>,
+    ) -> Option<CallSignal> {
+        let right_side = match signal.kind {
+            CallKind::Offer => on_caller_side,
+            CallKind::Answer => !on_caller_side,
+            _ => true,
+        };
+        if !right_side {
+            self.refuse_call(conn, "the caller offers, the callee answers", nonce);
+            return None;
+        }
+        let size = signal.data.as_ref().map_or(0, String::len);
+        let limit = self.config.max_call_signal_bytes;
+        if size > limit {
+            let text = format!("a call signal takes at most {limit} bytes");
+            self.refuse_call(conn, text, nonce);
+            return None;
+        }
+        if matches!(signal.kind, CallKind::Offer | CallKind::Answer) && size == 0 {
+            self.refuse_call(conn, "an offer or answer carries its SDP", nonce);
+            return None;
+        }
+        Some(CallSignal {
+            from: Some(user),
+            to: None,
+            reason: None,
+            nonce: None,
+            ..signal
+        })
+    }
+
+    /// The callee took `call` (on `here`, a connection of this node, or through another
+    /// node): their other connections, here and on the other nodes, stop ringing.
+    fn answered_elsewhere(&mut self, call: &Call, here: Option<ConnectionId>) {
+        let mut elsewhere = CallSignal::new(&call.id, CallKind::Ended);
+        elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
+        for other in self.call_connections(&call.callee) {
+            if Some(other) != here {
+                self.send(other, ServerAction::Call(elsewhere.clone()));
+            }
+        }
+        if call.rang_elsewhere {
+            self.relay_call(call.callee.clone(), elsewhere);
+        }
+    }
+
+    /// The callee's side of a call from another node (`visits[at]`), on their connection
+    /// `conn` here: what they say goes home to the caller's node.
+    fn visit_signal(
+        &mut self,
+        conn: ConnectionId,
+        user: UserId,
+        at: usize,
+        signal: CallSignal,
+        nonce: Option<&String>,
+    ) {
+        let visit = self.visits[at].clone();
+        let taken_here = visit.callee_conn == Some(conn);
+        let ringing = visit.callee_conn.is_none();
+        if user != visit.callee {
+            return self.refuse_call(conn, "that is not a call of yours, or not now", nonce);
+        }
+        let home = match signal.kind {
+            CallKind::Accept if ringing => {
+                self.visits[at].callee_conn = Some(conn);
+                let mut elsewhere = CallSignal::new(&visit.id, CallKind::Ended);
+                elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
+                for other in self.call_connections(&user) {
+                    if other != conn {
+                        self.send(other, ServerAction::Call(elsewhere.clone()));
+                    }
+                }
+                let mut accept = CallSignal::new(&visit.id, CallKind::Accept);
+                accept.from = Some(user);
+                accept.video = Some(signal.video.unwrap_or(true));
+                accept
+            }
+            CallKind::Decline | CallKind::Hangup if ringing || taken_here => {
+                let mut said = CallSignal::new(&visit.id, signal.kind);
+                said.from = Some(user);
+                said
+            }
+            CallKind::Answer | CallKind::Ice | CallKind::Media if taken_here => {
+                match self.checked_signal(conn, user, false, signal, nonce) {
+                    Some(checked) => checked,
+                    None => return,
+                }
+            }
+            _ => return self.refuse_call(conn, "that is not a call of yours, or not now", nonce),
+        };
+        self.effects.push_back(Effect::Relay(Signal::CallBack {
+            caller: visit.caller,
+            signal: home,
+        }));
+    }
+
+    /// A call signal from the caller's node for `callee`, who may be connected here.
+    pub(super) fn call_from_elsewhere(&mut self, callee: UserId, signal: CallSignal) {
+        let at = self.visits.iter().position(|v| v.id == signal.call_id);
+        match signal.kind {
+            CallKind::Ring => {
+                let hearers = self.call_connections(&callee);
+                let Some(caller) = signal.from.clone() else {
+                    return;
+                };
+                if hearers.is_empty() || at.is_some() {
+                    return;
+                }
+                self.visits.push(Visit {
+                    id: signal.call_id.clone(),
+                    caller,
+                    callee,
+                    callee_conn: None,
+                });
+                for hearer in hearers {
+                    self.send(hearer, ServerAction::Call(signal.clone()));
+                }
+            }
+            CallKind::Ended => {
+                let Some(at) = at else { return };
+                let taken_here = self.visits[at].callee_conn.is_some();
+                if taken_here && signal.reason == Some(CallEnd::AnsweredElsewhere) {
+                    // Taken on this node: that news is for the callee's other connections.
+                    return;
+                }
+                let visit = self.visits.remove(at);
+                let told = match visit.callee_conn {
+                    Some(conn) => vec![conn],
+                    None => self.call_connections(&visit.callee),
+                };
+                for conn in told {
+                    self.send(conn, ServerAction::Call(signal.clone()));
+                }
+            }
+            CallKind::Offer | CallKind::Ice | CallKind::Media => {
+                if let Some(conn) = at.and_then(|at| self.visits[at].callee_conn) {
+                    self.send(conn, ServerAction::Call(signal));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A signal of a callee connected through another node, for a call of `caller` from here.
+    pub(super) fn call_back(&mut self, now: Millis, caller: UserId, signal: CallSignal) {
+        let Some(at) = self
+            .calls
+            .iter()
+            .position(|c| c.id == signal.call_id && c.caller == caller)
+        else {
+            return;
+        };
+        let call = self.calls[at].clone();
+        if signal.from.as_ref() != Some(&call.callee) {
+            return;
+        }
+        let answered = call.answered_at.is_some();
+        match signal.kind {
+            CallKind::Accept if !answered => {
+                self.calls[at].callee_elsewhere = true;
+                self.calls[at].answered_at = Some(now);
+                self.send(call.caller_conn, ServerAction::Call(signal));
+                self.answered_elsewhere(&call, None);
+            }
+            CallKind::Decline if !answered => self.end_call(now, &call.id, CallEnd::Declined),
+            CallKind::Hangup if !answered => self.end_call(now, &call.id, CallEnd::Declined),
+            CallKind::Hangup if call.callee_elsewhere => {
+                self.end_call(now, &call.id, CallEnd::HungUp);
+            }
+            CallKind::Answer | CallKind::Ice | CallKind::Media if call.callee_elsewhere => {
+                self.send(call.caller_conn, ServerAction::Call(signal));
+            }
+            _ => {}
+        }
+    }
+
+    /// Calls whose callee is reached only through other nodes, when the callee is online
+    /// nowhere any more (their node died, say): answered ones end as disconnected, ringing
+    /// ones as missed.
+    pub(super) fn calls_lose_elsewhere(&mut self, now: Millis) {
+        let ending: Vec<(String, CallEnd)> = self
+            .calls
+            .iter()
+            .filter(|c| !self.is_online(&c.callee))
+            .filter_map(|c| match (c.callee_elsewhere, c.answered_at) {
+                (true, _) => Some((c.id.clone(), CallEnd::Disconnected)),
+                (false, None) if c.rang_elsewhere => Some((c.id.clone(), CallEnd::Missed)),
+                _ => None,
+            })
+            .collect();
+        for (id, reason) in ending {
+            self.end_call(now, &id, reason);
         }
     }
 
@@ -293,7 +510,11 @@ impl Room {
                         CallEnd::Missed
                     };
                     Some((c.id.clone(), reason))
-                } else if !answered && c.callee == user && self.call_connections(user).is_empty() {
+                } else if !answered
+                    && c.callee == user
+                    && !c.rang_elsewhere
+                    && self.call_connections(user).is_empty()
+                {
                     Some((c.id.clone(), CallEnd::Missed))
                 } else {
                     None
@@ -302,6 +523,16 @@ impl Room {
             .collect();
         for (id, reason) in ending {
             self.end_call(now, &id, reason);
+        }
+        // The callee's side of a call from another node, on the connection that closed.
+        if let Some(at) = self.visits.iter().position(|v| v.callee_conn == Some(conn)) {
+            let visit = self.visits.remove(at);
+            let mut hangup = CallSignal::new(&visit.id, CallKind::Hangup);
+            hangup.from = Some(visit.callee);
+            self.effects.push_back(Effect::Relay(Signal::CallBack {
+                caller: visit.caller,
+                signal: hangup,
+            }));
         }
     }
 
@@ -323,6 +554,9 @@ impl Room {
             if self.connections.contains_key(&conn) {
                 self.send(conn, ServerAction::Call(ended.clone()));
             }
+        }
+        if call.rang_elsewhere || call.callee_elsewhere {
+            self.relay_call(call.callee.clone(), ended);
         }
         let record = match (call.answered_at, reason) {
             (Some(answered), _) => CallRecord {

@@ -56,10 +56,22 @@ pub enum Effect {
 /// Something said in the room that is not an event: never stored, never replayed, lost when
 /// nobody hears it. Nodes of a cluster pass it to each other as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "signal", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Signal {
     /// `user` is typing: in the room, or to `to` directly.
     Typing { user: UserId, to: Option<UserId> },
+    /// From a call's home node (its caller's) to the callee `to`, wherever connected: the
+    /// ring, the caller's signals, the end.
+    Call {
+        to: UserId,
+        signal: crate::wire::CallSignal,
+    },
+    /// From the node where the callee is to the home of `caller`'s call: the callee's
+    /// accept, decline, hang-up and signals.
+    CallBack {
+        caller: UserId,
+        signal: crate::wire::CallSignal,
+    },
 }
 
 /// A search a connection asked for, as the host runs it.

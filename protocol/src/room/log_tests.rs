@@ -577,20 +577,156 @@ fn typing_is_heard_on_the_other_node_by_whoever_may_hear_it() {
     assert!(heard(c.take(0, a)).is_empty(), "never to the one typing");
 }
 
+fn call(id: &str, kind: CallKind) -> CallSignal {
+    CallSignal::new(id, kind)
+}
+
+/// One call signal as a connection got it: (kind, from, data, reason).
+type Heard = (CallKind, Option<UserId>, Option<String>, Option<CallEnd>);
+
+/// The call signals a connection was sent.
+fn calls(actions: &[ServerAction]) -> Vec<Heard> {
+    actions
+        .iter()
+        .filter_map(|x| match x {
+            ServerAction::Call(c) => Some((c.kind, c.from.clone(), c.data.clone(), c.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn a_call_to_someone_on_the_other_node_is_refused_saying_why() {
+fn a_call_crosses_nodes_ring_accept_offer_answer_candidates_and_its_record() {
+    let mut c = Cluster::new();
+    let (a, alice, _) = c.join(0, 1);
+    let (b, bob, _) = c.join(1, 2);
+    let (third, _, _) = c.join(1, 3);
+    c.tell_presence();
+    for (n, conn) in [(0, a), (1, b), (1, third)] {
+        c.take(n, conn);
+    }
+    let mut ring = call("c1", CallKind::Ring);
+    ring.to = Some(bob.clone());
+    c.act(0, a, ClientAction::Call(ring));
+    let rung = calls(&c.take(1, b));
+    assert_eq!(
+        rung,
+        vec![(CallKind::Ring, Some(alice.clone()), None, None)]
+    );
+    assert!(
+        calls(&c.take(1, third)).is_empty(),
+        "nobody else hears the ring"
+    );
+    c.act(1, b, ClientAction::Call(call("c1", CallKind::Accept)));
+    assert_eq!(
+        calls(&c.take(0, a)),
+        vec![(CallKind::Accept, Some(bob.clone()), None, None)]
+    );
+    let with = |kind, data: &str| {
+        let mut signal = call("c1", kind);
+        signal.data = Some(data.to_owned());
+        ClientAction::Call(signal)
+    };
+    c.act(0, a, with(CallKind::Offer, "offer-sdp"));
+    let offer = calls(&c.take(1, b));
+    assert_eq!(
+        offer,
+        vec![(
+            CallKind::Offer,
+            Some(alice.clone()),
+            Some("offer-sdp".into()),
+            None
+        )]
+    );
+    c.act(1, b, with(CallKind::Answer, "answer-sdp"));
+    c.act(1, b, with(CallKind::Ice, "candidate"));
+    let back: Vec<_> = calls(&c.take(0, a))
+        .into_iter()
+        .map(|x| (x.0, x.2))
+        .collect();
+    assert_eq!(
+        back,
+        vec![
+            (CallKind::Answer, Some("answer-sdp".into())),
+            (CallKind::Ice, Some("candidate".into()))
+        ]
+    );
+    // Someone else on Bob's node cannot speak in their call.
+    c.act(1, third, with(CallKind::Ice, "forged"));
+    c.act(1, third, ClientAction::Call(call("c1", CallKind::Hangup)));
+    assert!(
+        calls(&c.take(0, a)).is_empty(),
+        "nothing forged reaches Alice"
+    );
+    assert!(
+        c.take(1, third)
+            .iter()
+            .all(|x| matches!(x, ServerAction::Error(e) if e.code == ErrorCode::InvalidCall))
+    );
+    // Bob hangs up: Alice hears it, and both see the call's record as a direct message.
+    c.now += 5_000;
+    c.act(1, b, ClientAction::Call(call("c1", CallKind::Hangup)));
+    let at_a = c.take(0, a);
+    assert_eq!(
+        calls(&at_a),
+        vec![(CallKind::Ended, None, None, Some(CallEnd::HungUp))]
+    );
+    let at_b = c.take(1, b);
+    for told in [&at_a, &at_b] {
+        let record = told.iter().find_map(|x| match x {
+            ServerAction::Message(m) => m.call,
+            _ => None,
+        });
+        assert_eq!(
+            record.map(|r| (r.outcome, r.secs)),
+            Some((CallOutcome::Answered, 5))
+        );
+    }
+    assert!(
+        messages(&c.take(1, third)).is_empty(),
+        "the record is theirs only"
+    );
+}
+
+#[test]
+fn a_callee_on_both_nodes_takes_the_call_on_one_and_the_other_stops_ringing() {
     let mut c = Cluster::new();
     let (a, _, _) = c.join(0, 1);
-    let (_, bob, _) = c.join(1, 2);
+    let (b1, bob, token) = c.join(1, 2);
+    let b0 = c.connect(0, 3);
+    c.act(0, b0, identify(Some(bob.clone()), Some(token)));
     c.tell_presence();
-    c.take(0, a);
-    let mut ring = CallSignal::new("call-1", CallKind::Ring);
-    ring.to = Some(bob);
+    for (n, conn) in [(0, a), (1, b1), (0, b0)] {
+        c.take(n, conn);
+    }
+    let mut ring = call("c2", CallKind::Ring);
+    ring.to = Some(bob.clone());
     c.act(0, a, ClientAction::Call(ring));
-    let told = c.take(0, a);
+    assert_eq!(calls(&c.take(0, b0)).len(), 1, "rings here");
+    assert_eq!(calls(&c.take(1, b1)).len(), 1, "and there");
+    c.act(1, b1, ClientAction::Call(call("c2", CallKind::Accept)));
+    assert_eq!(calls(&c.take(0, a))[0].0, CallKind::Accept);
+    assert_eq!(
+        calls(&c.take(0, b0)),
+        vec![(
+            CallKind::Ended,
+            None,
+            None,
+            Some(CallEnd::AnsweredElsewhere)
+        )]
+    );
     assert!(
-        matches!(&told[..], [ServerAction::Error(e)]
-            if e.code == ErrorCode::Unavailable && e.message.contains("another server")),
-        "{told:?}"
+        calls(&c.take(1, b1)).is_empty(),
+        "the one that took it goes on"
+    );
+    // Bob's node then stops being heard from: the call ends as disconnected.
+    c.disconnect(0, b0);
+    c.nodes[0]
+        .room
+        .handle_node_presence(c.now, "node1", Vec::new());
+    c.run();
+    assert_eq!(
+        calls(&c.take(0, a)),
+        vec![(CallKind::Ended, None, None, Some(CallEnd::Disconnected))]
     );
 }

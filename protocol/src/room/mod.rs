@@ -9,6 +9,7 @@ mod log;
 mod post;
 mod presence;
 mod rate;
+mod signal;
 mod text;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -33,8 +34,8 @@ pub use text::{TextProblem, check_text};
 use crate::error::ErrorCode;
 use crate::markdown::Renderer;
 use crate::wire::{
-    ChangeName, ClientAction, HandshakeUserInfo, Millis, NameChanged, Seq, ServerAction,
-    TypingUser, UserId, UserInfo, UserRef,
+    ChangeName, ClientAction, HandshakeUserInfo, Millis, NameChanged, Seq, ServerAction, UserId,
+    UserInfo, UserRef,
 };
 use post::{Asked, Pending};
 
@@ -91,6 +92,7 @@ pub struct RoomSnapshot {
 /// - `answers`: `HANDSHAKE`, `RESUME`, `HISTORY`, `SEARCH_RESULTS` and their byte budget;
 /// - `log`: events of a cluster's shared log, from any node (`handle_logged`);
 /// - `presence`: who is online, told by tick; `call`: calls and their records;
+/// - `signal`: typing, and signals from a cluster's other nodes;
 /// - `config`, `identity`, `text`, `rate`, `effect`: the rules' numbers and pure checks, and
 ///   what the room asks of its host.
 ///
@@ -162,6 +164,8 @@ pub struct Room {
     identity_budgets: HashMap<IpAddr, TokenBucket>,
     /// Live calls (a person is in at most one): see the `call` module.
     calls: Vec<call::Call>,
+    /// In a cluster: calls of other nodes' people to people connected here.
+    visits: Vec<call::Visit>,
 }
 
 #[derive(Debug)]
@@ -284,6 +288,7 @@ impl Room {
             effects: VecDeque::new(),
             identity_budgets: HashMap::new(),
             calls: Vec::new(),
+            visits: Vec::new(),
         }
     }
 
@@ -585,59 +590,6 @@ impl Room {
         }
         self.refuse_for(conn, ErrorCode::RateLimited, "slow down", nonce);
         false
-    }
-
-    /// A signal, not an event: the others who speak our protocol hear that this user types;
-    /// nothing is stored or replayed. It costs a token of the connection's rate like any action.
-    /// Typing in a direct conversation (`to`) is heard by that person only. In a cluster it
-    /// goes to the other nodes too, when someone who may hear it is online through one.
-    fn typing(&mut self, now: Millis, conn: ConnectionId, to: Option<UserId>) {
-        let Some(user) = self.acting_user(now, conn, None, None) else {
-            return;
-        };
-        self.tell_typing(&user, to.as_ref());
-        let elsewhere = match &to {
-            Some(to) => self.remote.values().any(|users| users.contains(to)),
-            None => !self.remote.is_empty(),
-        };
-        if elsewhere {
-            self.effects
-                .push_back(Effect::Relay(Signal::Typing { user, to }));
-        }
-    }
-
-    /// A signal from another node of the cluster ([`Effect::Relay`]): told to this node's
-    /// connections that may hear it.
-    pub fn handle_relayed(&mut self, _now: Millis, signal: Signal) {
-        match signal {
-            Signal::Typing { user, to } => self.tell_typing(&user, to.as_ref()),
-        }
-    }
-
-    /// Tells this node's connections that may hear it that `user` types (to `to`).
-    fn tell_typing(&mut self, user: &UserId, to: Option<&UserId>) {
-        let mut hearers: Vec<ConnectionId> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| {
-                c.viewer().is_some_and(|v| match to {
-                    Some(to) => v == to && to != user,
-                    None => v != user,
-                })
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        hearers.sort();
-        let direct = to.is_some();
-        for hearer in hearers {
-            self.send(
-                hearer,
-                ServerAction::Typing(TypingUser {
-                    user_id: user.clone(),
-                    direct,
-                }),
-            );
-        }
     }
 
     fn rename(&mut self, now: Millis, conn: ConnectionId, change: ChangeName) {

@@ -98,6 +98,7 @@ impl Room {
                 self.went_offline(now, user, false);
             }
         }
+        self.calls_lose_elsewhere(now);
     }
 
     /// `user` was offline everywhere and is online now.

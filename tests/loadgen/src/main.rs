@@ -115,7 +115,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let rss_before = args.server_pid.first().copied().map(rss_kib);
-    let also = args.also_port.map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    let also = args
+        .also_port
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
     // Connection i's node: the first, or every other one the second.
     let node_of = |i: usize| match also {
         Some(other) if i % 2 == 1 => other,
@@ -277,7 +279,10 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|us| format!("{:.3}", us / unique.max(1) as f64))
                 .collect();
-            line.push_str(&format!(" server_cpu_us_per_delivery_by_process={}", per.join(",")));
+            line.push_str(&format!(
+                " server_cpu_us_per_delivery_by_process={}",
+                per.join(",")
+            ));
         }
     }
     println!("{line}");
