@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 /// A `nats-server -js` on a free port, stopped when dropped.
 struct Nats {
     child: Child,
+    binary: PathBuf,
+    port: u16,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Nats {
@@ -40,6 +42,29 @@ fn nats_binary() -> Option<PathBuf> {
     found.then(|| PathBuf::from("nats-server"))
 }
 
+/// Runs `binary` on `port` with its JetStream files in `dir`, once it listens.
+async fn run_nats(binary: &Path, port: u16, dir: &Path) -> Child {
+    let mut child = Command::new(binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("nats-server did not listen on {port}");
+}
+
 async fn start_nats() -> Option<Nats> {
     let Some(binary) = nats_binary() else {
         assert!(
@@ -54,30 +79,23 @@ async fn start_nats() -> Option<Nats> {
         .expect("a free port")
         .port();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server starts");
-    let url = format!("nats://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Some(Nats {
-                child,
-                url,
-                _dir: dir,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let child = run_nats(&binary, port, dir.path()).await;
+    Some(Nats {
+        child,
+        binary,
+        port,
+        url: format!("nats://127.0.0.1:{port}"),
+        dir,
+    })
+}
+
+impl Nats {
+    /// Stops the server and starts it again on the same port and files.
+    async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = run_nats(&self.binary, self.port, self.dir.path()).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("nats-server did not listen on {port}");
 }
 
 /// Where a node keeps the room's history: the shared MongoDB, or its own SQLite directory.
@@ -160,7 +178,7 @@ fn send(kind: &str, payload: Value) -> Value {
 
 #[tokio::test]
 async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both() {
-    let Some(nats) = start_nats().await else {
+    let Some(mut nats) = start_nats().await else {
         return;
     };
     let room = fresh_room("chat");
@@ -306,10 +324,12 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
     assert!(seqs.contains(&latest), "{resume}");
     assert!(!frames.iter().any(|f| f["type"] == "ERROR"), "{frames:?}");
 
-    // Everything stopped and started again: the history is there, the token still works.
+    // Everything stopped (the nodes, then nats-server) and started again: the history is
+    // there, the token still works.
     drop((back, bob, cid));
     one.stop().await;
     two.stop().await;
+    nats.restart().await;
     let one = storage.start(0, node_config(&nats, &room)).await;
     let two = storage.start(1, node_config(&nats, &room)).await;
     for node in [&one, &two] {
@@ -334,6 +354,14 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
         assert_eq!(info["userId"], ann_id.as_str());
         assert!(info.get("token").is_none());
     }
+    // The log numbers on after the restart, and both nodes still hear each other.
+    let (mut ann, _, _) = join(&one).await;
+    let (mut bob, _, _) = join(&two).await;
+    ann.say("after the restart", Some("again")).await;
+    let (seq, text) = messages(&mut bob, 1).await.remove(0);
+    assert_eq!(text, "after the restart");
+    assert!(seq > latest, "{seq} after {latest}");
+    drop((ann, bob));
     one.stop().await;
     two.stop().await;
 }
