@@ -189,10 +189,10 @@ impl Room {
         // direct message one of the same two people.
         if let Some(answered) = reply_to
             && (answered == 0
-                || answered > self.latest_seq
+                || answered > self.latest_seq + self.pending.len() as Seq
                 || (answered > self.recent_floor
                     && !self
-                        .recent_message(answered)
+                        .find_message(answered)
                         .is_some_and(|m| same_audience(m, &user, to.as_ref()))))
         {
             let text = "the message you reply to is not in this room";
@@ -363,10 +363,8 @@ impl Room {
     /// checked against. The changes are folded in by the one rule ([`StoredChange::apply`]).
     fn as_it_will_be(&self, target: Seq) -> Option<StoredMessage> {
         let mut message = self.recent_message(target)?.clone();
-        // Waiting events have no seq yet; they will be numbered in this order, after the log's
-        // latest, which is what folding them needs.
-        for (next, pending) in (self.latest_seq + 1..).zip(&self.pending) {
-            if let PendingEvent::Change { change, .. } = &pending.event
+        for (next, pending) in self.numbered_as_expected() {
+            if let PendingEvent::Change { change, .. } = pending
                 && change.target == target
             {
                 let numbered = StoredChange {
@@ -377,6 +375,26 @@ impl Room {
             }
         }
         Some(message)
+    }
+
+    /// The events waiting for the log with the seqs they are expected to get: numbered in the
+    /// order they were asked for, one above another after the log's latest, as a single
+    /// process numbers them. (A cluster's stream may number them otherwise; it is only what
+    /// a reply to a message not stored yet, and the fold of changes in flight, go by.)
+    fn numbered_as_expected(&self) -> impl Iterator<Item = (Seq, &PendingEvent)> {
+        (self.latest_seq + 1..).zip(self.pending.iter().map(|p| &p.event))
+    }
+
+    /// Message `seq`: stored and in memory, or waiting for the log under the seq it is
+    /// expected to get.
+    fn find_message(&self, seq: Seq) -> Option<&StoredMessage> {
+        self.recent_message(seq).or_else(|| {
+            self.numbered_as_expected()
+                .find_map(|(expected, event)| match event {
+                    PendingEvent::Message(m) if expected == seq => Some(m),
+                    _ => None,
+                })
+        })
     }
 
     /// A stored message still in memory.

@@ -1477,6 +1477,31 @@ fn a_reply_names_the_message_it_answers_which_must_be_a_message_of_the_room() {
 }
 
 #[test]
+fn a_reply_to_a_message_the_log_has_not_numbered_yet_is_taken_by_the_seq_it_will_get() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.join(1);
+    h.take(a);
+    h.auto_persist = false;
+    h.say(a, "first");
+    let reply = |to| {
+        ClientAction::Message(SendMessage {
+            raw_message: "re".into(),
+            user_id: None,
+            nonce: None,
+            reply_to: Some(to),
+            to: None,
+        })
+    };
+    // Seq 1 is what "first" will get; seq 3 nothing will.
+    h.act(a, reply(1));
+    h.act(a, reply(3));
+    assert_eq!(h.errors(a), vec![ErrorCode::UnknownMessage]);
+    h.confirm_held();
+    let told: Vec<_> = h.messages(a).iter().map(|m| (m.seq, m.reply_to)).collect();
+    assert_eq!(told, vec![(Some(1), None), (Some(2), Some(1))]);
+}
+
+#[test]
 fn a_reply_to_a_message_still_being_stored_or_just_stored_is_taken() {
     let mut h = Harness::with(
         RoomConfig {
