@@ -9,14 +9,20 @@ cd "$CAHAT_ROOT"
 trunk build --release --offline --public-url "${1:-./}"
 
 target=$((250 * 1024))
-ceiling=$((516 * 1024))
+ceiling=$((476 * 1024))
 total=0
+worker=0
 while IFS= read -r file; do
   size=$(gzip -9 -c "$file" | wc -c)
   printf '%8d bytes gzip  %s\n' "$size" "${file#dist/}"
-  total=$((total + size))
+  # The demo rooms' worker is fetched only when a mock:// room is opened: counted apart.
+  case "${file#dist/}" in
+    mock-worker*) worker=$((worker + size)) ;;
+    *) total=$((total + size)) ;;
+  esac
 done < <(find dist -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \) | sort)
-printf '%8d bytes gzip  total (target %d, ceiling %d)\n' "$total" "$target" "$ceiling"
+printf '%8d bytes gzip  the demo rooms'"'"' worker (loaded only for mock:// rooms)\n' "$worker"
+printf '%8d bytes gzip  total for a live room (target %d, ceiling %d)\n' "$total" "$target" "$ceiling"
 if [ "$total" -gt "$target" ]; then
   echo "over the 250 KiB target by $((total - target)) bytes (see README, Transfer size)"
 fi

@@ -1,6 +1,7 @@
 // Writes FILE.br and FILE.gz beside every text or wasm asset of a built client directory, so
 // that the room server (--client-dir) can send them as they are to browsers that accept them.
-// Prints the transfer size of the client's code (wasm, js, css) with each encoding.
+// Prints the transfer size of the client's code (wasm, js, css) with each encoding, and apart
+// from it the demo rooms' worker (mock-worker*), which only a mock:// room loads.
 // Usage: node scripts/precompress.mjs dist
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ const dir = process.argv[2] ?? 'dist';
 const compressible = /\.(wasm|js|css|html|svg|webmanifest|json)$/;
 const code = /\.(wasm|js|css)$/;
 const totals = { raw: 0, gzip: 0, brotli: 0 };
+const worker = { raw: 0, gzip: 0, brotli: 0 };
 
 function walk(path) {
   for (const name of readdirSync(path)) {
@@ -28,9 +30,10 @@ function walk(path) {
       writeFileSync(`${file}.gz`, gz);
       writeFileSync(`${file}.br`, br);
       if (code.test(name)) {
-        totals.raw += bytes.length;
-        totals.gzip += gz.length;
-        totals.brotli += br.length;
+        const sum = name.startsWith('mock-worker') ? worker : totals;
+        sum.raw += bytes.length;
+        sum.gzip += gz.length;
+        sum.brotli += br.length;
       }
     }
   }
@@ -39,4 +42,7 @@ function walk(path) {
 walk(dir);
 console.log(
   `precompressed: client code ${totals.raw} bytes, ${totals.gzip} gzip, ${totals.brotli} brotli`,
+);
+console.log(
+  `precompressed: demo worker ${worker.raw} bytes, ${worker.gzip} gzip, ${worker.brotli} brotli`,
 );

@@ -11,14 +11,14 @@ step "GitHub workflows (actionlint; any finding fails)"
 "$CAHAT_VENV/bin/actionlint" -shellcheck shellcheck .github/workflows/*.yml
 
 step "module cycles (no two files of a crate import each other)"
-python3 scripts/module-cycles.py protocol/src client/src real-server/src mock-backend/src
+python3 scripts/module-cycles.py protocol/src client/src real-server/src mock-backend/src mock-worker/src
 
 step "format"
 cargo fmt --all --check
 
-step "clippy (native, and the client for wasm32)"
+step "clippy (native, and the client and the demo rooms' worker for wasm32)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy -p client --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p client -p mock-worker --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "MongoDB-compatible test server"
 if [ -z "${CAHAT_MONGODB_URI:-}" ]; then

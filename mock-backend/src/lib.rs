@@ -12,7 +12,9 @@
 //! # Layout
 //! - [`MockRoom`]: one room; connect page clients, send them frames, advance time.
 //! - `script`: the fake users' names and the messages they post.
+//! - [`port`]: what the page and the Web Worker running these rooms say to each other.
 
+pub mod port;
 mod script;
 
 use protocol::session::{Delivery, SessionConfig};
@@ -23,7 +25,8 @@ use rand::{RngExt, SeedableRng};
 
 /// What the page must do for a fake user's side of a call: the fake user's media (a canvas
 /// stream and a tone through a real `RTCPeerConnection`) lives in the page, not here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "media", rename_all = "camelCase")]
 pub enum BotMedia {
     /// The fake user `bot` called and was answered: make its offer.
     MakeOffer { bot: usize, name: String },

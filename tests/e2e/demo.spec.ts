@@ -519,7 +519,7 @@ test('no accessibility violations found by axe (desktop, popups, phone drawer, s
   await scan('phone drawer, dark');
 });
 
-test('mock rooms live in the page: they keep working when the browser goes offline', async ({ page, context }) => {
+test('mock rooms live in the browser: they keep working when the browser goes offline', async ({ page, context }) => {
   await open(page);
   await context.setOffline(true);
   await send(page, 'written offline in a mock room');
@@ -635,6 +635,8 @@ test('a newcomer is offered, once, to choose a name', async ({ page }) => {
 test('small things read right: "you" set apart from your name, the address hint not cut off', async ({ page }) => {
   await open(page);
   await send(page, 'spacing check');
+  // Measured once the room has it (the pending copy is replaced by the room's own).
+  await expect(message(page, 'spacing check')).not.toHaveClass(/pending/);
   const meta = message(page, 'spacing check').locator('.meta');
   const gap = await meta.evaluate((el) => {
     const author = el.querySelector('.author')!.getBoundingClientRect();

@@ -54,6 +54,23 @@ for (const store of stores()) {
       return page;
     }
 
+    test('live rooms alone never download the demo rooms\' worker', async ({ browser }) => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const fetched: string[] = [];
+      page.on('request', (request) => fetched.push(new URL(request.url()).pathname));
+      await page.goto(`./?room=${lounge.url}&room=${games.url}`);
+      await expect(roomButton(page, 'Lounge')).toHaveAccessibleName(/, online( \d+ unread)?$/);
+      expect(fetched.some((path) => /client-[0-9a-f]+_bg\.wasm$/.test(path))).toBe(true);
+      expect(fetched.filter((path) => path.includes('mock-worker'))).toEqual([]);
+      // Adding a demo room starts it.
+      await rooms(page).getByRole('textbox', { name: 'Server address' }).fill('mock://lobby');
+      await rooms(page).getByRole('button', { name: 'Add', exact: true }).click();
+      await expect(roomButton(page, 'lobby')).toHaveAccessibleName(/, online( \d+ unread)?$/);
+      expect(fetched.filter((path) => path.endsWith('mock-worker_bg.wasm'))).toHaveLength(1);
+      await context.close();
+    });
+
     test('two people in two rooms: messages, names, presence and unread counts both ways', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

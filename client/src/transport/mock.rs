@@ -1,21 +1,23 @@
-//! Rooms simulated in this page: `mock-backend` rooms (the real engine with fake users),
-//! driven by a timer on a clock that may run faster than real time (`?speed=`).
+//! Rooms simulated for the demo: `mock-backend` rooms (the real engine with fake users) run in
+//! a Web Worker (`mock-worker`), started when the first `mock://` room is opened, on a clock
+//! that may run faster than real time (`?speed=`). The page talks to it as to a room server:
+//! JSON messages over `postMessage` ([`mock_backend::port`]). Fake users' camera and tone
+//! need the page's media, so their side of a call is made here, on the worker's word.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
-use mock_backend::MockRoom;
-use protocol::{ConnectionId, Millis};
+use mock_backend::BotMedia;
+use mock_backend::port::{FromWorker, ToWorker};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
 use super::{EventSink, Transport, TransportError, TransportEvent};
 
-/// Fake users per mock room.
-const BOTS: usize = 4;
-/// A new mock room has already been chatting for this long (simulated time): a few hundred
-/// messages, more than a handshake carries, so older history can be paged in.
-const PRE_HISTORY_MS: Millis = 10 * 60 * 1000;
+/// The worker's script, beside the page (`mock-worker/mock-worker_start.js`, which loads what
+/// trunk builds for `data-type="worker"`).
+const WORKER_URL: &str = "./mock-worker_start.js";
 
 /// How mock rooms behave, from the page's query string.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,21 +37,18 @@ impl Default for MockOptions {
     }
 }
 
-struct PageConnection {
-    room: String,
-    conn: ConnectionId,
-    sink: EventSink,
-}
-
-/// Every mock room of the page, their page connections, and the clock.
+/// The page's end of the demo's rooms: the worker, once started, and the connections to it.
 pub struct MockHub {
     options: MockOptions,
-    /// Wall clock and `performance.now()` when the hub started: simulated time runs from here.
+    /// The page's wall clock when the hub was made: simulated time runs from here.
     started_wall: f64,
-    started_perf: f64,
-    rooms: RefCell<HashMap<String, MockRoom>>,
-    connections: RefCell<Vec<PageConnection>>,
-    ticking: std::cell::Cell<bool>,
+    worker: RefCell<Option<web_sys::Worker>>,
+    /// The worker said it listens.
+    ready: Cell<bool>,
+    /// Messages for the worker until it listens.
+    waiting: RefCell<Vec<String>>,
+    connections: RefCell<HashMap<u64, EventSink>>,
+    next_conn: Cell<u64>,
     /// Fake users in a call, by room and fake user: their made-up camera and tone.
     fakes: RefCell<HashMap<(String, usize), crate::call::fake::FakeUser>>,
 }
@@ -58,197 +57,207 @@ impl MockHub {
     pub fn new(options: MockOptions) -> Rc<Self> {
         Rc::new(Self {
             options,
-            started_wall: js_sys::Date::now(),
-            started_perf: perf_now(),
-            rooms: RefCell::new(HashMap::new()),
-            connections: RefCell::new(Vec::new()),
-            ticking: std::cell::Cell::new(false),
+            started_wall: wall_now(),
+            worker: RefCell::new(None),
+            ready: Cell::new(false),
+            waiting: RefCell::new(Vec::new()),
+            connections: RefCell::new(HashMap::new()),
+            next_conn: Cell::new(1),
             fakes: RefCell::new(HashMap::new()),
         })
     }
 
-    /// Simulated time, milliseconds since the epoch.
-    pub fn now(&self) -> Millis {
-        (self.started_wall + (perf_now() - self.started_perf) * self.options.speed) as Millis
-    }
-
-    fn connect(self: &Rc<Self>, name: &str, sink: EventSink) -> ConnectionId {
-        let now = self.now();
-        let conn = {
-            let mut rooms = self.rooms.borrow_mut();
-            let room = rooms.entry(name.to_owned()).or_insert_with(|| {
-                let seed = self.options.seed ^ fnv1a(name);
-                let mut room = MockRoom::with_normalize(
-                    name,
-                    BOTS,
-                    seed,
-                    now - PRE_HISTORY_MS,
-                    crate::format::nfc,
-                );
-                room.advance(now);
-                room
-            });
-            room.connect(now)
-        };
-        self.connections.borrow_mut().push(PageConnection {
-            room: name.to_owned(),
+    fn connect(self: &Rc<Self>, room: &str, sink: EventSink) -> u64 {
+        let conn = self.next_conn.replace(self.next_conn.get() + 1);
+        self.connections.borrow_mut().insert(conn, sink);
+        self.start();
+        self.post(&ToWorker::Connect {
             conn,
-            sink: sink.clone(),
-        });
-        self.start_ticking();
-        // Like a socket: the open event and the first frames come later, never in this call.
-        let hub = Rc::clone(self);
-        let room = name.to_owned();
-        wasm_bindgen_futures::spawn_local(async move {
-            sink(TransportEvent::Opened);
-            hub.flush(&room);
+            room: room.to_owned(),
         });
         conn
     }
 
-    fn send(self: &Rc<Self>, name: &str, conn: ConnectionId, frame: &str) {
-        let now = self.now();
-        if let Some(room) = self.rooms.borrow_mut().get_mut(name) {
-            room.advance(now);
-            room.send(now, conn, frame);
+    fn send(&self, conn: u64, frame: &str) {
+        self.post(&ToWorker::Send {
+            conn,
+            frame: frame.to_owned(),
+        });
+    }
+
+    fn disconnect(&self, conn: u64) {
+        if self.connections.borrow_mut().remove(&conn).is_some() {
+            self.post(&ToWorker::Close { conn });
         }
-        self.flush(name);
     }
 
-    fn disconnect(self: &Rc<Self>, name: &str, conn: ConnectionId) {
-        let now = self.now();
-        self.connections
-            .borrow_mut()
-            .retain(|c| !(c.room == name && c.conn == conn));
-        if let Some(room) = self.rooms.borrow_mut().get_mut(name) {
-            room.disconnect(now, conn);
-        }
-        self.flush(name);
-    }
-
-    /// Hands every frame waiting in room `name` to its page connections, and does what fake
-    /// users' calls need of the page's media.
-    fn flush(self: &Rc<Self>, name: &str) {
-        self.fake_media(name);
-        self.deliver(name);
-    }
-
-    fn fake_media(self: &Rc<Self>, name: &str) {
-        use crate::call::fake::FakeUser;
-        use mock_backend::BotMedia;
-        let work = match self.rooms.borrow_mut().get_mut(name) {
-            Some(room) => room.take_bot_media(),
-            None => return,
-        };
-        for item in work {
-            let bot = match &item {
-                BotMedia::MakeOffer { bot, .. }
-                | BotMedia::Offer { bot, .. }
-                | BotMedia::Answer { bot, .. }
-                | BotMedia::Ice { bot, .. }
-                | BotMedia::Ended { bot } => *bot,
-            };
-            let key = (name.to_owned(), bot);
-            let hub = Rc::downgrade(self);
-            let room = name.to_owned();
-            let sink: crate::call::MediaSink = Rc::new(move |event| {
-                let Some(hub) = hub.upgrade() else { return };
-                let (kind, data) = match event {
-                    crate::call::MediaEvent::Described { kind, sdp, .. } => (kind, sdp),
-                    crate::call::MediaEvent::Ice { candidate, .. } => {
-                        (protocol::CallKind::Ice, candidate)
-                    }
-                    _ => return,
-                };
-                let now = hub.now();
-                if let Some(mock) = hub.rooms.borrow_mut().get_mut(&room) {
-                    mock.bot_signal(now, bot, kind, data);
-                }
-                hub.deliver(&room);
-            });
-            let mut fakes = self.fakes.borrow_mut();
-            match item {
-                BotMedia::MakeOffer { name, .. } => {
-                    if let Some(fake) = FakeUser::new(&name, sink.clone()) {
-                        fake.media.offer(sink);
-                        fakes.insert(key, fake);
-                    }
-                }
-                BotMedia::Offer { name, sdp, .. } => {
-                    if let Some(fake) = FakeUser::new(&name, sink.clone()) {
-                        fake.media.on_signal(protocol::CallKind::Offer, sdp, sink);
-                        fakes.insert(key, fake);
-                    }
-                }
-                BotMedia::Answer { sdp, .. } => {
-                    if let Some(fake) = fakes.get(&key) {
-                        fake.media.on_signal(protocol::CallKind::Answer, sdp, sink);
-                    }
-                }
-                BotMedia::Ice { candidate, .. } => {
-                    if let Some(fake) = fakes.get(&key) {
-                        fake.media
-                            .on_signal(protocol::CallKind::Ice, candidate, sink);
-                    }
-                }
-                BotMedia::Ended { .. } => {
-                    fakes.remove(&key);
+    /// To the worker, or kept for it until it listens.
+    fn post(&self, message: &ToWorker) {
+        let text = message.to_json();
+        match &*self.worker.borrow() {
+            Some(worker) if self.ready.get() => {
+                if worker.post_message(&JsValue::from_str(&text)).is_err() {
+                    self.fail("the demo's rooms stopped");
                 }
             }
+            _ => self.waiting.borrow_mut().push(text),
         }
     }
 
-    fn deliver(&self, name: &str) {
-        let deliveries: Vec<(EventSink, Vec<String>)> = {
-            let mut rooms = self.rooms.borrow_mut();
-            let Some(room) = rooms.get_mut(name) else {
-                return;
-            };
-            self.connections
-                .borrow()
-                .iter()
-                .filter(|c| c.room == name)
-                .map(|c| (c.sink.clone(), room.take_frames(c.conn)))
-                .collect()
-        };
-        // Borrows released: a sink may do anything, including call back into the hub.
-        for (sink, frames) in deliveries {
-            for frame in frames {
-                sink(TransportEvent::Frame(frame));
-            }
-        }
-    }
-
-    /// One timer loop for all mock rooms: fake users act when their time comes.
-    fn start_ticking(self: &Rc<Self>) {
-        if self.ticking.replace(true) {
+    /// Starts the worker, once.
+    fn start(self: &Rc<Self>) {
+        if self.worker.borrow().is_some() {
             return;
         }
-        let hub = Rc::clone(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            loop {
-                let now = hub.now();
-                let names: Vec<String> = hub.rooms.borrow().keys().cloned().collect();
-                let mut next = now + 5_000;
-                for name in &names {
-                    if let Some(room) = hub.rooms.borrow_mut().get_mut(name) {
-                        room.advance(now);
-                        next = next.min(room.next_event_at().unwrap_or(next));
-                    }
-                    hub.flush(name);
+        let worker = match web_sys::Worker::new(WORKER_URL) {
+            Ok(worker) => worker,
+            Err(_) => return self.fail("the browser did not start the demo's rooms"),
+        };
+        let hub = Rc::downgrade(self);
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                let Some(hub) = hub.upgrade() else { return };
+                if let Some(message) = event
+                    .data()
+                    .as_string()
+                    .and_then(|t| FromWorker::from_json(&t))
+                {
+                    hub.take(message);
                 }
-                let real_ms = ((next - now).max(0) as f64 / hub.options.speed).clamp(16.0, 5_000.0);
-                gloo_timers::future::sleep(Duration::from_millis(real_ms as u64)).await;
+            },
+        );
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+        let hub = Rc::downgrade(self);
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if let Some(hub) = hub.upgrade() {
+                hub.fail("the demo's rooms could not be loaded");
             }
         });
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+        *self.worker.borrow_mut() = Some(worker);
+        self.waiting.borrow_mut().insert(
+            0,
+            ToWorker::Start {
+                seed: self.options.seed,
+                speed: self.options.speed,
+                started_wall: self.started_wall,
+            }
+            .to_json(),
+        );
+    }
+
+    /// Every connection closes with `reason`.
+    fn fail(&self, reason: &str) {
+        let sinks: Vec<EventSink> = self
+            .connections
+            .borrow_mut()
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for sink in sinks {
+            sink(TransportEvent::Closed {
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    fn take(self: &Rc<Self>, message: FromWorker) {
+        match message {
+            FromWorker::Ready => {
+                self.ready.set(true);
+                let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+                if let Some(worker) = &*self.worker.borrow() {
+                    for text in waiting {
+                        let _ = worker.post_message(&JsValue::from_str(&text));
+                    }
+                }
+            }
+            FromWorker::Opened { conn } => {
+                if let Some(sink) = self.sink(conn) {
+                    sink(TransportEvent::Opened);
+                }
+            }
+            FromWorker::Frames { conn, frames } => {
+                // Looked up for each frame: a sink may close its own connection.
+                for frame in frames {
+                    let Some(sink) = self.sink(conn) else { return };
+                    sink(TransportEvent::Frame(frame));
+                }
+            }
+            FromWorker::Media { room, item } => self.fake_media(room, item),
+        }
+    }
+
+    fn sink(&self, conn: u64) -> Option<EventSink> {
+        self.connections.borrow().get(&conn).cloned()
+    }
+
+    /// The page's side of a fake user's call: its media answers the worker's fake user.
+    fn fake_media(self: &Rc<Self>, room: String, item: BotMedia) {
+        use crate::call::fake::FakeUser;
+        let bot = match &item {
+            BotMedia::MakeOffer { bot, .. }
+            | BotMedia::Offer { bot, .. }
+            | BotMedia::Answer { bot, .. }
+            | BotMedia::Ice { bot, .. }
+            | BotMedia::Ended { bot } => *bot,
+        };
+        let key = (room.clone(), bot);
+        let hub = Rc::downgrade(self);
+        let sink: crate::call::MediaSink = Rc::new(move |event| {
+            let Some(hub) = hub.upgrade() else { return };
+            let (kind, data) = match event {
+                crate::call::MediaEvent::Described { kind, sdp, .. } => (kind, sdp),
+                crate::call::MediaEvent::Ice { candidate, .. } => {
+                    (protocol::CallKind::Ice, candidate)
+                }
+                _ => return,
+            };
+            hub.post(&ToWorker::BotSignal {
+                room: room.clone(),
+                bot,
+                kind,
+                data,
+            });
+        });
+        let mut fakes = self.fakes.borrow_mut();
+        match item {
+            BotMedia::MakeOffer { name, .. } => {
+                if let Some(fake) = FakeUser::new(&name, sink.clone()) {
+                    fake.media.offer(sink);
+                    fakes.insert(key, fake);
+                }
+            }
+            BotMedia::Offer { name, sdp, .. } => {
+                if let Some(fake) = FakeUser::new(&name, sink.clone()) {
+                    fake.media.on_signal(protocol::CallKind::Offer, sdp, sink);
+                    fakes.insert(key, fake);
+                }
+            }
+            BotMedia::Answer { sdp, .. } => {
+                if let Some(fake) = fakes.get(&key) {
+                    fake.media.on_signal(protocol::CallKind::Answer, sdp, sink);
+                }
+            }
+            BotMedia::Ice { candidate, .. } => {
+                if let Some(fake) = fakes.get(&key) {
+                    fake.media
+                        .on_signal(protocol::CallKind::Ice, candidate, sink);
+                }
+            }
+            BotMedia::Ended { .. } => {
+                fakes.remove(&key);
+            }
+        }
     }
 }
 
 /// A page connection to a mock room.
 pub struct MockTransport {
     hub: Rc<MockHub>,
-    room: String,
-    conn: ConnectionId,
+    conn: u64,
 }
 
 impl MockTransport {
@@ -256,7 +265,6 @@ impl MockTransport {
         let conn = hub.connect(room, sink);
         Self {
             hub: Rc::clone(hub),
-            room: room.to_owned(),
             conn,
         }
     }
@@ -264,12 +272,15 @@ impl MockTransport {
 
 impl Transport for MockTransport {
     fn send(&self, frame: &str) -> Result<(), TransportError> {
-        self.hub.send(&self.room, self.conn, frame);
+        if !self.hub.connections.borrow().contains_key(&self.conn) {
+            return Err(TransportError::NotOpen);
+        }
+        self.hub.send(self.conn, frame);
         Ok(())
     }
 
     fn close(&self) {
-        self.hub.disconnect(&self.room, self.conn);
+        self.hub.disconnect(self.conn);
     }
 }
 
@@ -279,15 +290,10 @@ impl Drop for MockTransport {
     }
 }
 
-fn perf_now() -> f64 {
+/// The wall clock in milliseconds, at the resolution of `performance.now()` (the worker uses
+/// the same time base).
+fn wall_now() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
-        .map_or_else(js_sys::Date::now, |p| p.now())
-}
-
-/// A stable hash of a room name, to give each mock room its own sequence from one seed.
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+        .map_or_else(js_sys::Date::now, |p| p.time_origin() + p.now())
 }
