@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, TestServer, config};
+use common::{Client, TestServer, Ws, config, next_json};
 use real_server::{Config, MongoStore, SqliteStore};
 use serde_json::{Value, json};
 
@@ -366,63 +366,24 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
     two.stop().await;
 }
 
-/// A node as its own process (so that it can be killed with SIGKILL), on a free port; its
-/// ws:// URL is read from its stdout.
+/// A node as its own process (so that it can be killed with SIGKILL); its ws:// URL.
 async fn spawn_node(
     nats: &Nats,
     room: &str,
     storage: &Storage,
     node: usize,
-) -> (TokioChild, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_real-server"));
-    command
-        .args(["--port", "0", "--room-id", room, "--nats-url", &nats.url])
-        .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
-        .args(["--frame-burst", "100000", "--frames-per-second", "100000"])
-        .env_remove("MONGODB_URI")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
+) -> (tokio::process::Child, String) {
+    let mut command = common::server_process();
+    command.args(["--room-id", room, "--nats-url", &nats.url]);
     match storage {
         Storage::Mongo(uri) => {
-            command.args(["--mongodb-uri", uri, "--mongodb-db", "cahat_cluster"])
+            command.args(["--mongodb-uri", uri, "--mongodb-db", "cahat_cluster"]);
         }
-        Storage::Sqlite(dirs) => command.arg("--data-dir").arg(dirs[node].path()),
-    };
-    let mut child = command.spawn().expect("start real-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(at) = line.find("ws://") {
-                return line[at..].trim().to_owned();
-            }
-        }
-        panic!("the node exited before printing its address");
-    })
-    .await
-    .expect("the node starts in time");
-    (child, url)
-}
-
-type TokioChild = tokio::process::Child;
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The next JSON frame, or `None` once the connection is gone.
-async fn next_frame(ws: &mut Ws) -> Option<Value> {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .ok()??
-        {
-            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
+        Storage::Sqlite(dirs) => {
+            command.arg("--data-dir").arg(dirs[node].path());
         }
     }
+    common::spawn_process(command).await
 }
 
 /// Connects to `url` and identifies with `info`; returns the socket and the USER_INFO payload
@@ -438,7 +399,7 @@ async fn identify_at(url: &str, info: Value, seen: &mut Seen) -> (Ws, Value) {
     .await
     .expect("send");
     loop {
-        let frame = next_frame(&mut ws).await.expect("USER_INFO");
+        let frame = next_json(&mut ws).await.expect("USER_INFO");
         if frame["type"] == "USER_INFO" {
             return (ws, frame["payload"].clone());
         }
@@ -526,13 +487,13 @@ async fn a_node_killed_mid_burst_loses_nothing_its_people_resume_on_the_other() 
 
     // Node 1 is killed once Ann has seen a part of the burst.
     while seen_a.by_seq.len() < 30 {
-        let frame = next_frame(&mut ann).await.expect("ann's node is up");
+        let frame = next_json(&mut ann).await.expect("ann's node is up");
         seen_a.take(&frame);
     }
     one.start_kill().expect("kill -9");
     one.wait().await.expect("node 1 is gone");
     killed_tx.send(()).expect("bob writes on");
-    while let Some(frame) = next_frame(&mut ann).await {
+    while let Some(frame) = next_json(&mut ann).await {
         seen_a.take(&frame);
     }
     let before_the_kill = seen_a.by_seq.len();
@@ -552,7 +513,7 @@ async fn a_node_killed_mid_burst_loses_nothing_its_people_resume_on_the_other() 
         "the same identity on the other node"
     );
     while seen_a.by_seq.len() < burst.len() {
-        let frame = next_frame(&mut ann)
+        let frame = next_json(&mut ann)
             .await
             .expect("every message of the burst");
         seen_a.take(&frame);
@@ -581,7 +542,7 @@ async fn presence_of(ws: &mut Ws, list: &str, user: &Value) -> Duration {
     let deadline = Duration::from_secs(10);
     loop {
         let left = deadline.saturating_sub(started.elapsed());
-        let frame = tokio::time::timeout(left, next_frame(ws))
+        let frame = tokio::time::timeout(left, next_json(ws))
             .await
             .unwrap_or_else(|_| panic!("no PRESENCE {list} {user} within 10 s"))
             .expect("connection open");
@@ -617,7 +578,7 @@ async fn presence_spans_the_nodes_and_a_dead_node_takes_its_people_offline() {
     let (mut cid, _) = tokio_tungstenite::connect_async(&one_url)
         .await
         .expect("connect");
-    let handshake = next_frame(&mut cid).await.expect("HANDSHAKE");
+    let handshake = next_json(&mut cid).await.expect("HANDSHAKE");
     assert_eq!(handshake["type"], "HANDSHAKE");
     assert_eq!(
         handshake["payload"]["online"].as_array().map(Vec::len),

@@ -5,67 +5,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use common::{Ws, next_json};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Starts the real binary on a free port; returns it and its ws:// URL (read from its stdout).
+/// Starts the real binary on a free port with its store in `data`; returns it and its URL.
 async fn spawn_server(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_real-server"))
-        .args([
-            "--port",
-            "0",
-            "--rate-burst",
-            "100000",
-            "--rate-per-second",
-            "100000",
-            "--frame-burst",
-            "100000",
-            "--frames-per-second",
-            "100000",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("MONGODB_URI")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start real-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(at) = line.find("ws://") {
-                return line[at..].trim().to_owned();
-            }
-        }
-        panic!("server exited before printing its address");
-    })
-    .await
-    .expect("server starts in time");
-    (child, url)
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .ok()??
-        {
-            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
+    let mut command = common::server_process();
+    command.arg("--data-dir").arg(data);
+    common::spawn_process(command).await
 }
 
 async fn identify(url: &str, info: Value) -> (Ws, Value) {

@@ -194,3 +194,55 @@ pub async fn join(server: &TestServer) -> (Client, String, String) {
     client.recv_type("USER_CONNECTED").await;
     (client, id, token)
 }
+
+/// A WebSocket to a server, as tokio-tungstenite opens it.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The next JSON text frame (pings skipped, at most 10 s), or `None` once the connection is
+/// gone.
+pub async fn next_json(ws: &mut Ws) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.ok()?? {
+            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The real-server binary as its own process (so that a test can kill it with SIGKILL), on a
+/// free port, with limits out of a test's way; add the store's and any other flags.
+pub fn server_process() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_real-server"));
+    command
+        .args(["--port", "0"])
+        .args(["--rate-burst", "100000", "--rate-per-second", "100000"])
+        .args(["--frame-burst", "100000", "--frames-per-second", "100000"])
+        .env_remove("MONGODB_URI")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `command` (from [`server_process`]); returns it and its ws:// URL, read from its
+/// stdout.
+pub async fn spawn_process(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command.spawn().expect("start real-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(at) = line.find("ws://") {
+                return line[at..].trim().to_owned();
+            }
+        }
+        panic!("the server exited before printing its address");
+    })
+    .await
+    .expect("the server starts in time");
+    (child, url)
+}
