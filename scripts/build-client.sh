@@ -9,7 +9,7 @@ cd "$CAHAT_ROOT"
 trunk build --release --offline --public-url "${1:-./}"
 
 target=$((250 * 1024))
-ceiling=$((476 * 1024))
+ceiling=$((468 * 1024))
 total=0
 worker=0
 while IFS= read -r file; do

@@ -26,7 +26,7 @@ use rand::{RngExt, SeedableRng};
 /// What the page must do for a fake user's side of a call: the fake user's media (a canvas
 /// stream and a tone through a real `RTCPeerConnection`) lives in the page, not here.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "media", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub enum BotMedia {
     /// The fake user `bot` called and was answered: make its offer.
     MakeOffer { bot: usize, name: String },
