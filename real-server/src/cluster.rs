@@ -97,6 +97,20 @@ impl SharedLog {
     }
 }
 
+/// A node's end of a log that nobody else shares, for tests of the driver: what it appends
+/// and relays is dropped.
+#[cfg(test)]
+pub(crate) fn detached() -> SharedLog {
+    let (append, _) = mpsc::unbounded_channel();
+    let (online, _) = watch::channel(Vec::new());
+    let (relay, _) = mpsc::unbounded_channel();
+    SharedLog {
+        append,
+        online,
+        relay,
+    }
+}
+
 /// The stream's name and subject for room `room_id` (stream names allow letters, digits, `-`
 /// and `_`; a hash keeps two room ids that differ only in other characters apart).
 pub fn stream_names(room_id: &str) -> (String, String) {

@@ -283,6 +283,11 @@ pub struct Driver<S: Store> {
     connections: HashMap<ConnectionId, ConnectionHandle>,
     next_batch: Vec<Write>,
     writing: bool,
+    /// In a cluster: the batch being written, kept to write again if it fails.
+    in_flight: Vec<Write>,
+    /// In a cluster: a failed write is tried again from then (nothing after it is written
+    /// before it, so storage never has a hole below what it holds).
+    retry_at: Option<tokio::time::Instant>,
     /// Where the room's events are numbered.
     log: Log,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -311,6 +316,8 @@ impl<S: Store> Driver<S> {
             connections: HashMap::new(),
             next_batch: Vec::new(),
             writing: false,
+            in_flight: Vec::new(),
+            retry_at: None,
             done_tx,
             done_rx,
             search_timeout: Duration::from_secs(2),
@@ -360,6 +367,9 @@ impl<S: Store> Driver<S> {
                 () = tokio::time::sleep(delay), if wake.is_some() => {
                     self.room.handle_timeout(now());
                 }
+                () = sleep_until(self.retry_at), if self.retry_at.is_some() => {
+                    self.retry_at = None;
+                }
                 () = &mut shutdown => break,
             }
             // Take whatever else is already waiting before starting a storage write, so that
@@ -385,7 +395,12 @@ impl<S: Store> Driver<S> {
                 debug!("connection already closing");
             }
         }
-        while self.writing || !self.next_batch.is_empty() {
+        // A store that keeps failing is tried a few times more; a cluster's stream still holds
+        // what it could not write, and a node replays it from what storage holds.
+        let mut attempts = 0;
+        while (self.writing || !self.next_batch.is_empty()) && attempts < 5 {
+            attempts += 1;
+            self.retry_at = None;
             self.start_write();
             match self.done_rx.recv().await {
                 Some(done) => self.on_done(done),
@@ -439,13 +454,20 @@ impl<S: Store> Driver<S> {
                 let stored: Vec<Seq> = stored.iter().flatten().copied().collect();
                 Metrics::add(&self.metrics.messages_stored, stored.len() as u64);
                 if let Log::Shared { .. } = self.log {
-                    // The stream holds the events already: storage is a copy that a node
-                    // writes again from the stream when it starts.
-                    if !failed.is_empty() {
+                    // The stream holds the events already: storage is a copy. What failed is
+                    // written again, in order, before anything after it.
+                    let mut retry: Vec<Write> = std::mem::take(&mut self.in_flight)
+                        .into_iter()
+                        .skip(written)
+                        .collect();
+                    if !failed.is_empty() || !retry.is_empty() {
                         error!(
-                            lost = failed.len(),
-                            "events the stream holds were not stored"
+                            failed = retry.len(),
+                            "storing the stream's events failed; again in 1 s"
                         );
+                        retry.append(&mut self.next_batch);
+                        self.next_batch = retry;
+                        self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
                     }
                     return self.carry_out();
                 }
@@ -626,11 +648,14 @@ impl<S: Store> Driver<S> {
     }
 
     fn start_write(&mut self) {
-        if self.writing || self.next_batch.is_empty() {
+        if self.writing || self.next_batch.is_empty() || self.retry_at.is_some() {
             return;
         }
         self.writing = true;
         let batch = std::mem::take(&mut self.next_batch);
+        if let Log::Shared { .. } = self.log {
+            self.in_flight.clone_from(&batch);
+        }
         let seqs = batch
             .iter()
             .map(|w| match w {
@@ -709,6 +734,14 @@ impl<S: Store> Driver<S> {
 fn next_seq(last_seq: &mut Seq) -> Seq {
     *last_seq += 1;
     *last_seq
+}
+
+/// Sleeps until `at`; never, without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next event of the shared log; never, for a single process.

@@ -9,8 +9,9 @@ use protocol::{ClientAction, ErrorCode, RoomConfig, RoomSnapshot, SendMessage};
 use super::*;
 use crate::store::{StoreError, Write};
 
-/// Stores in memory; the next batch fails after `fail_after` writes (writes are applied in
-/// order, so those are durable); every write takes 50 ms of (paused) time.
+/// Stores in memory; the next batch longer than `fail_after` fails after that many writes
+/// (writes are applied in order, so those are durable); every write takes 50 ms of (paused)
+/// time.
 #[derive(Default)]
 struct FlakyStore {
     written: Mutex<Vec<Write>>,
@@ -28,11 +29,11 @@ impl Store for FlakyStore {
 
     async fn write_batch(&self, _room: &str, batch: Vec<Write>) -> Result<(), BatchError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let fail_after = self
-            .fail_after
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        // Used up by the first batch it cuts short.
+        let fail_after = {
+            let mut slot = self.fail_after.lock().unwrap_or_else(|p| p.into_inner());
+            slot.filter(|k| *k < batch.len()).and_then(|_| slot.take())
+        };
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         match fail_after {
             Some(k) if k < batch.len() => {
@@ -326,4 +327,70 @@ async fn a_slow_search_never_holds_the_room_up_and_one_past_its_time_fails_by_no
         .collect();
     assert_eq!(refused, [(ErrorCode::SearchFailed, Some("s2".to_owned()))]);
     room.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_node_writes_a_failed_part_of_the_streams_events_again_before_anything_after_it()
+{
+    let store = Arc::new(FlakyStore::default());
+    let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [4; 32]);
+    let (logged_tx, logged) = mpsc::channel(64);
+    let driver = Driver::new(
+        room,
+        "test",
+        Arc::clone(&store),
+        Arc::new(Metrics::default()),
+    )
+    .with_shared_log(crate::cluster::detached(), logged);
+    let (_inputs, inputs_rx) = mpsc::channel(64);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(driver.run(inputs_rx, async {
+        let _stop = stopped.await;
+    }));
+    let event = |seq: Seq| crate::cluster::LogInput::Logged {
+        seq,
+        event: protocol::LogEvent::Message(StoredMessage {
+            id: format!("m{seq}"),
+            user_id: "u".into(),
+            raw: format!("event {seq}"),
+            html: format!("<p>event {seq}</p>"),
+            ..StoredMessage::default()
+        }),
+        here: false,
+    };
+    // Event 1 is being written while 2 and 3 come: theirs is the next batch, which fails
+    // after its first write; 4 and 5 come while 3 waits to be written again.
+    logged_tx.send(event(1)).await.expect("driver running");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    *store.fail_after.lock().unwrap_or_else(|p| p.into_inner()) = Some(1);
+    for seq in 2..=3 {
+        logged_tx.send(event(seq)).await.expect("driver running");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let written = |store: &FlakyStore| -> Vec<Seq> {
+        store
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|w| match w {
+                Write::LoggedMessage(m) => Some(m.seq),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(written(&store), vec![1, 2], "3 failed");
+    for seq in 4..=5 {
+        logged_tx.send(event(seq)).await.expect("driver running");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(written(&store), vec![1, 2], "nothing after 3 before 3");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        written(&store),
+        vec![1, 2, 3, 4, 5],
+        "in order, each once, none skipped"
+    );
+    let _stopped = stop.send(());
+    task.await.expect("the driver ends cleanly");
 }
