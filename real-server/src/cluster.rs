@@ -170,12 +170,18 @@ pub async fn connect(
         })
         .await
         .with_context(|| format!("opening the JetStream stream {name}"))?;
-    let state = stream
+    let info = stream
         .info()
         .await
         .context("reading the stream's state")?
-        .state
         .clone();
+    if let Some(problem) = unworkable(&info.config, &subject) {
+        anyhow::bail!(
+            "the JetStream stream {name} exists with settings this room cannot run on: {problem}; \
+             remove it (nats stream rm {name}) or fix it"
+        );
+    }
+    let state = info.state;
     info!(stream = %name, last_seq = state.last_sequence, applied, "the room's log");
     let start = if state.messages == 0 {
         state.last_sequence.max(applied) + 1
@@ -417,6 +423,31 @@ async fn hear_presence(
     }
 }
 
+/// Why an existing stream's settings cannot hold a room's log, if they cannot: its events
+/// must stay (limits retention, not removed once read), on disk, under the room's subject,
+/// with a de-duplication window for messages sent twice.
+pub fn unworkable(config: &stream::Config, subject: &str) -> Option<String> {
+    if config.retention != stream::RetentionPolicy::Limits {
+        return Some(format!(
+            "retention is {:?}, which removes events once read (the log needs limits)",
+            config.retention
+        ));
+    }
+    if config.storage != stream::StorageType::File {
+        return Some("storage is in memory (the log needs file storage)".to_owned());
+    }
+    if !config.subjects.iter().any(|s| s == subject) {
+        return Some(format!(
+            "its subjects {:?} do not include {subject}",
+            config.subjects
+        ));
+    }
+    if config.duplicate_window.is_zero() {
+        return Some("its de-duplication window is 0".to_owned());
+    }
+    None
+}
+
 /// The id the stream de-duplicates an event by: a message by its author and nonce (sent
 /// again, through any node, within the window: kept once), else by its own id. Changes and
 /// people's records fold to the same result when applied twice: no id.
@@ -440,6 +471,52 @@ fn node_id() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_the_log_cannot_live_in_is_named_with_why() {
+        let (_, subject) = stream_names("r");
+        let good = stream::Config {
+            subjects: vec![subject.clone()],
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        };
+        assert_eq!(unworkable(&good, &subject), None);
+        let cases = [
+            (
+                stream::Config {
+                    retention: stream::RetentionPolicy::WorkQueue,
+                    ..good.clone()
+                },
+                "retention",
+            ),
+            (
+                stream::Config {
+                    storage: stream::StorageType::Memory,
+                    ..good.clone()
+                },
+                "in memory",
+            ),
+            (
+                stream::Config {
+                    subjects: vec!["other".into()],
+                    ..good.clone()
+                },
+                "subjects",
+            ),
+            (
+                stream::Config {
+                    duplicate_window: Duration::ZERO,
+                    ..good.clone()
+                },
+                "de-duplication",
+            ),
+        ];
+        for (config, why) in cases {
+            let problem = unworkable(&config, &subject).unwrap_or_default();
+            assert!(problem.contains(why), "{problem}");
+        }
+    }
 
     #[test]
     fn stream_names_are_valid_and_keep_rooms_apart() {

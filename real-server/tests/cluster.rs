@@ -600,3 +600,31 @@ async fn presence_spans_the_nodes_and_a_dead_node_takes_its_people_offline() {
     let took = presence_of(&mut bob, "left", &ann_id).await;
     eprintln!("a dead node's people went offline on the other node after {took:?}");
 }
+
+#[tokio::test]
+async fn a_node_refuses_a_stream_it_cannot_keep_the_room_in_saying_why() {
+    let Some(nats) = start_nats().await else {
+        return;
+    };
+    let room = fresh_room("refused");
+    let (name, subject) = real_server::cluster::stream_names(&room);
+    let client = async_nats::connect(&nats.url).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![subject],
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .expect("a stream in memory");
+    let refused = real_server::cluster::connect(&nats.url, &room, 0)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        refused.contains(&name) && refused.contains("in memory"),
+        "a clear refusal, got: {refused}"
+    );
+}
