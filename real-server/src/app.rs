@@ -61,6 +61,8 @@ struct AppState {
     client: Option<(String, ClientDir)>,
     /// Held by every connection task; `run` waits until all are dropped.
     drain: mpsc::Sender<()>,
+    /// A cluster node's health (`--nats-url`), for `/healthz`.
+    cluster: Option<crate::cluster::Health>,
 }
 
 /// Serves one room on `listener` until `shutdown` completes, then closes every connection
@@ -111,6 +113,7 @@ where
         Arc::clone(&metrics),
     )
     .with_search_timeout(Duration::from_millis(config.search_timeout_ms.max(1)));
+    let cluster = shared_log.as_ref().map(|(log, _)| log.health());
     let driver = match shared_log {
         Some((log, logged)) => driver.with_shared_log(log, logged),
         None => driver,
@@ -145,10 +148,11 @@ where
         client,
         drain,
         config,
+        cluster,
     });
     let mut routes = Router::new()
         .route("/", get(root))
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(healthz));
     if state.client.is_some() {
         routes = routes.fallback(client_file);
     }
@@ -359,6 +363,19 @@ async fn client_file(State(state): State<Arc<AppState>>, uri: Uri, headers: Head
     match &state.client {
         Some((_, files)) => files.serve(&uri, &headers).await,
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// 200 "ok" while this process can serve its room; 503 with the reason when a cluster node has
+/// lost NATS or its room's stream (a load balancer then sends new people to other nodes).
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state
+        .cluster
+        .as_ref()
+        .and_then(crate::cluster::Health::problem)
+    {
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")).into_response(),
+        None => "ok\n".into_response(),
     }
 }
 

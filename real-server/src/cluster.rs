@@ -11,6 +11,8 @@
 //! every event).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -71,6 +73,32 @@ pub struct SharedLog {
     append: mpsc::UnboundedSender<LogEvent>,
     online: watch::Sender<Vec<UserId>>,
     relay: mpsc::UnboundedSender<Signal>,
+    health: Health,
+}
+
+/// Whether a node can serve its room: connected to NATS and still following the stream.
+/// `/healthz` answers 503 otherwise, so a load balancer sends new people elsewhere.
+#[derive(Debug, Clone)]
+pub struct Health {
+    client: Option<async_nats::Client>,
+    following: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Why this node cannot serve its room now, if it cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        let connected = self
+            .client
+            .as_ref()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected);
+        if !connected {
+            return Some("not connected to NATS");
+        }
+        if !self.following.load(Ordering::Relaxed) {
+            return Some("no longer following the room's stream");
+        }
+        None
+    }
 }
 
 impl SharedLog {
@@ -88,6 +116,11 @@ impl SharedLog {
         if self.relay.send(signal).is_err() {
             warn!("the signal relay is gone; a signal was dropped");
         }
+    }
+
+    /// This node's health, for `/healthz`.
+    pub fn health(&self) -> Health {
+        self.health.clone()
     }
 
     /// Who is online through this node now: told to the other nodes at once, and again with
@@ -108,6 +141,10 @@ pub(crate) fn detached() -> SharedLog {
         append,
         online,
         relay,
+        health: Health {
+            client: None,
+            following: Arc::new(AtomicBool::new(true)),
+        },
     }
 }
 
@@ -214,6 +251,11 @@ pub async fn connect(
     let (inputs, logged) = mpsc::channel(1024);
     let (append, mut appended) = mpsc::unbounded_channel::<LogEvent>();
 
+    let following = Arc::new(AtomicBool::new(true));
+    let health = Health {
+        client: Some(client.clone()),
+        following: Arc::clone(&following),
+    };
     let reader_inputs = inputs.clone();
     let inputs_for_presence = inputs.clone();
     let presence_node = node.clone();
@@ -251,6 +293,7 @@ pub async fn connect(
                 Err(err) => error!(seq, error = %err, "an event in the room's stream is not ours"),
             }
         }
+        following.store(false, Ordering::Relaxed);
         error!("the room's stream ended");
     });
 
@@ -339,6 +382,7 @@ pub async fn connect(
             append,
             online,
             relay,
+            health,
         },
         logged,
     ))

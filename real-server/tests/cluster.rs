@@ -628,3 +628,54 @@ async fn a_node_refuses_a_stream_it_cannot_keep_the_room_in_saying_why() {
         "a clear refusal, got: {refused}"
     );
 }
+
+/// `GET /healthz` of a node: its status and body.
+async fn health(node: &TestServer) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(node.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// Polls `/healthz` until its status is `want` (at most `within`); the last answer.
+async fn health_becomes(node: &TestServer, want: u16, within: Duration) -> (u16, String) {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = health(node).await;
+        if answer.0 == want || started.elapsed() > within {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_nats_says_so_on_healthz_for_the_load_balancer() {
+    let Some(mut nats) = start_nats().await else {
+        return;
+    };
+    let room = fresh_room("health");
+    let storage = Storage::new(1);
+    let node = storage.start(0, node_config(&nats, &room)).await;
+    assert_eq!(health(&node).await, (200, "ok\n".to_owned()));
+    let _ = nats.child.kill();
+    let _ = nats.child.wait();
+    let (status, body) = health_becomes(&node, 503, Duration::from_secs(10)).await;
+    assert_eq!((status, body.as_str()), (503, "not connected to NATS\n"));
+    nats.restart().await;
+    let (status, _) = health_becomes(&node, 200, Duration::from_secs(20)).await;
+    assert_eq!(status, 200, "healthy again once NATS is back");
+    node.stop().await;
+}
