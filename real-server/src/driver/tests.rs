@@ -105,16 +105,25 @@ fn received(inbox: &mut Inbox) -> Vec<ServerAction> {
         .collect()
 }
 
-fn stored_texts(store: &FlakyStore) -> Vec<String> {
+/// The messages the store holds, in the order written: those a single process wrote
+/// (`Write::Message`), or those of a cluster's stream (`Write::LoggedMessage`).
+fn messages_written(store: &FlakyStore, logged: bool) -> Vec<StoredMessage> {
     store
         .written
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .filter_map(|w| match w {
-            Write::Message(m) => Some(m.raw.clone()),
-            Write::LoggedMessage(_) | Write::Change(_) | Write::User(_) => None,
+        .filter_map(|w| match (w, logged) {
+            (Write::Message(m), false) | (Write::LoggedMessage(m), true) => Some(m.clone()),
+            _ => None,
         })
+        .collect()
+}
+
+fn stored_texts(store: &FlakyStore) -> Vec<String> {
+    messages_written(store, false)
+        .into_iter()
+        .map(|m| m.raw)
         .collect()
 }
 
@@ -368,15 +377,9 @@ async fn a_cluster_node_writes_a_failed_part_of_the_streams_events_again_before_
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let written = |store: &FlakyStore| -> Vec<Seq> {
-        store
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        messages_written(store, true)
             .iter()
-            .filter_map(|w| match w {
-                Write::LoggedMessage(m) => Some(m.seq),
-                _ => None,
-            })
+            .map(|m| m.seq)
             .collect()
     };
     assert_eq!(written(&store), vec![1, 2], "3 failed");
