@@ -460,7 +460,7 @@ impl<S: Store> Driver<S> {
                         .into_iter()
                         .skip(written)
                         .collect();
-                    if !failed.is_empty() || !retry.is_empty() {
+                    if !retry.is_empty() {
                         error!(
                             failed = retry.len(),
                             "storing the stream's events failed; again in 1 s"

@@ -207,7 +207,7 @@ impl Room {
             return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
         };
         let hearers = self.call_connections(&callee);
-        let elsewhere = self.remote.values().any(|users| users.contains(&callee));
+        let elsewhere = self.online_elsewhere(&callee);
         if hearers.is_empty() && !elsewhere {
             let text = "they are not here with a client that can take a call";
             return self.refuse_for(conn, ErrorCode::Unavailable, text, nonce);
@@ -289,16 +289,23 @@ impl Room {
     /// The callee took `call` (on `here`, a connection of this node, or through another
     /// node): their other connections, here and on the other nodes, stop ringing.
     fn answered_elsewhere(&mut self, call: &Call, here: Option<ConnectionId>) {
-        let mut elsewhere = CallSignal::new(&call.id, CallKind::Ended);
-        elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
-        for other in self.call_connections(&call.callee) {
-            if Some(other) != here {
-                self.send(other, ServerAction::Call(elsewhere.clone()));
-            }
-        }
+        let elsewhere = self.stop_ringing(&call.id, &call.callee, here);
         if call.rang_elsewhere {
             self.relay_call(call.callee.clone(), elsewhere);
         }
+    }
+
+    /// The callee's connections here other than `taken` (the one that took call `id`, if it
+    /// is here) hear it was answered elsewhere; the signal they heard, to pass on.
+    fn stop_ringing(&mut self, id: &str, callee: &str, taken: Option<ConnectionId>) -> CallSignal {
+        let mut elsewhere = CallSignal::new(id, CallKind::Ended);
+        elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
+        for other in self.call_connections(callee) {
+            if Some(other) != taken {
+                self.send(other, ServerAction::Call(elsewhere.clone()));
+            }
+        }
+        elsewhere
     }
 
     /// The callee's side of a call from another node (`visits[at]`), on their connection
@@ -320,13 +327,7 @@ impl Room {
         let home = match signal.kind {
             CallKind::Accept if ringing => {
                 self.visits[at].callee_conn = Some(conn);
-                let mut elsewhere = CallSignal::new(&visit.id, CallKind::Ended);
-                elsewhere.reason = Some(CallEnd::AnsweredElsewhere);
-                for other in self.call_connections(&user) {
-                    if other != conn {
-                        self.send(other, ServerAction::Call(elsewhere.clone()));
-                    }
-                }
+                self.stop_ringing(&visit.id, &user, Some(conn));
                 let mut accept = CallSignal::new(&visit.id, CallKind::Accept);
                 accept.from = Some(user);
                 accept.video = Some(signal.video.unwrap_or(true));

@@ -57,29 +57,15 @@ impl Room {
     /// same message sent through another node within the log's de-duplication window): it
     /// reaches its asker as the log has it. Otherwise the log refused or could not be reached:
     /// its asker gets `STORAGE_FAILED` with the nonce, as for a failed store, and nobody sees it.
-    pub fn handle_not_logged(&mut self, now: Millis, event: LogEvent, duplicate: bool) {
+    pub fn handle_not_logged(&mut self, _now: Millis, event: LogEvent, duplicate: bool) {
         let waiting = match event {
             LogEvent::User(_) => return,
             LogEvent::Message(message) => self.waiting_message(&message),
             LogEvent::Change(change) => self.waiting_change(&change),
         };
         let Some(index) = waiting else { return };
-        if !duplicate {
-            // The one refusal, from the front: move it there.
-            if let Some(pending) = self.pending.remove(index) {
-                self.pending.push_front(pending);
-                self.handle_persist_failed(now);
-            }
-            return;
-        }
-        if let Some(Pending {
-            event: PendingEvent::Message(message),
-            ..
-        }) = self.pending.remove(index)
-            && let Some(nonce) = message.nonce
-            && self.nonces.get(&(message.user_id.clone(), nonce.clone())) == Some(&None)
-        {
-            self.nonces.remove(&(message.user_id, nonce));
+        if let Some(pending) = self.pending.remove(index) {
+            self.unstored(pending, !duplicate);
         }
     }
 

@@ -112,24 +112,35 @@ impl Room {
     /// The host's log could not keep the oldest event waiting for it: its author is told (by
     /// the nonce of the action) and nobody else sees it.
     pub fn handle_persist_failed(&mut self, _now: Millis) {
-        let Some(Pending { event, from }) = self.pending.pop_front() else {
-            return;
-        };
+        if let Some(pending) = self.pending.pop_front() {
+            self.unstored(pending, true);
+        }
+    }
+
+    /// An event the log did not keep stops waiting: a message's nonce is free again (unless
+    /// the log already holds a message under it), and, when `tell`, its asker gets
+    /// `STORAGE_FAILED` with the nonce of what it asked.
+    pub(super) fn unstored(&mut self, Pending { event, from }: Pending, tell: bool) {
         let nonce = match event {
             PendingEvent::Message(message) => {
                 if let Some(nonce) = &message.nonce {
-                    self.nonces.remove(&(message.user_id, nonce.clone()));
+                    let key = (message.user_id, nonce.clone());
+                    if self.nonces.get(&key) == Some(&None) {
+                        self.nonces.remove(&key);
+                    }
                 }
                 message.nonce
             }
             PendingEvent::Change { nonce, .. } => nonce,
         };
-        self.refuse_for(
-            from,
-            ErrorCode::StorageFailed,
-            "the room could not store your message; send it again",
-            nonce.as_ref(),
-        );
+        if tell {
+            self.refuse_for(
+                from,
+                ErrorCode::StorageFailed,
+                "the room could not store your message; send it again",
+                nonce.as_ref(),
+            );
+        }
     }
 
     pub(super) fn post(&mut self, now: Millis, conn: ConnectionId, message: SendMessage) {

@@ -51,7 +51,12 @@ impl Room {
     /// Whether `user` has an identified connection here or, in a cluster, through another
     /// node.
     pub(super) fn is_online(&self, user: &str) -> bool {
-        self.online.contains_key(user) || self.remote.values().any(|users| users.contains(user))
+        self.online.contains_key(user) || self.online_elsewhere(user)
+    }
+
+    /// Whether `user` is online through another node of the cluster (as it last said).
+    pub(super) fn online_elsewhere(&self, user: &str) -> bool {
+        self.remote.values().any(|users| users.contains(user))
     }
 
     /// Everyone online, here or through another node, each once.

@@ -17,7 +17,7 @@ impl Room {
         };
         self.tell_typing(&user, to.as_ref());
         let elsewhere = match &to {
-            Some(to) => self.remote.values().any(|users| users.contains(to)),
+            Some(to) => self.online_elsewhere(to),
             None => !self.remote.is_empty(),
         };
         if elsewhere {
