@@ -83,6 +83,7 @@ pub fn decode_server(text: &str) -> Result<ServerAction> {
         "RESUME" => ServerAction::Resume(payload(&kind, raw)?),
         "HISTORY" => ServerAction::History(payload(&kind, raw)?),
         "SEARCH_RESULTS" => ServerAction::SearchResults(payload(&kind, raw)?),
+        "CONVERSATIONS" => ServerAction::Conversations(payload(&kind, raw)?),
         "CALL" => ServerAction::Call(payload(&kind, raw)?),
         "ERROR" => ServerAction::Error(payload(&kind, raw)?),
         "MESSAGE_CHANGED" => ServerAction::MessageChanged(payload(&kind, raw)?),

@@ -33,8 +33,8 @@ pub use codec::{decode_client, decode_server};
 pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
-    ChangeKind, ConnectionId, DELETED_HTML, Effect, LogEvent, NameProblem, Room, RoomConfig,
-    RoomSnapshot, Signal, StoredChange, StoredMessage, UserRecord, address_key, clean_name,
-    hash_token, may_see,
+    ChangeKind, ConnectionId, DELETED_HTML, DirectConversation, Effect, LogEvent, NameProblem,
+    Room, RoomConfig, RoomSnapshot, Signal, StoredChange, StoredMessage, UserRecord, address_key,
+    clean_name, conversations_of, hash_token, may_see,
 };
 pub use wire::*;

@@ -93,11 +93,78 @@ impl StoredMessage {
         may_see(viewer, &self.user_id, self.to.as_deref())
     }
 
+    /// The other person of this message for `viewer`, when it is a direct message between
+    /// them (`None` for a room message, or one `viewer` is not in).
+    pub fn peer_of(&self, viewer: &str) -> Option<&UserId> {
+        let to = self.to.as_ref()?;
+        if self.user_id == viewer {
+            Some(to)
+        } else if to == viewer {
+            Some(&self.user_id)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a history page for `viewer` asked `with` (see [`crate::HistoryRequest`])
+    /// holds this message: with nobody, everything `viewer` may see; with a person, only the
+    /// direct messages between the two of them.
+    pub fn in_page_for(&self, viewer: Option<&str>, with: Option<&str>) -> bool {
+        match with {
+            None => self.visible_to(viewer),
+            Some(with) => viewer.is_some_and(|v| self.peer_of(v).map(String::as_str) == Some(with)),
+        }
+    }
+
     /// The highest seq that says something about this message: its own, or its latest
     /// change's.
     pub fn last_seq(&self) -> Seq {
         self.changed_seq.map_or(self.seq, |c| c.max(self.seq))
     }
+}
+
+/// One direct conversation of a person, as storage finds it: the other person, the latest
+/// message between them, and how many of the other's messages to the person are newer than
+/// the `since` asked with (and not deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectConversation {
+    pub with: UserId,
+    pub last: StoredMessage,
+    pub unread: u32,
+}
+
+/// The one rule of a person's conversation list: from `newest_first` (a room's messages, the
+/// newest first), the direct conversations of `viewer`, the latest first, at most `limit`,
+/// each with its latest message and its messages to `viewer` newer than `since`. Each store
+/// says it in its own query; the store conformance suite checks they agree with this.
+pub fn conversations_of<'a>(
+    newest_first: impl IntoIterator<Item = &'a StoredMessage>,
+    viewer: &str,
+    since: Seq,
+    limit: usize,
+) -> Vec<DirectConversation> {
+    let mut found: Vec<DirectConversation> = Vec::new();
+    let mut unread: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+    for message in newest_first {
+        let Some(peer) = message.peer_of(viewer) else {
+            continue;
+        };
+        if message.user_id == *peer && message.seq > since && !message.deleted {
+            *unread.entry(peer.as_str()).or_default() += 1;
+        }
+        if !found.iter().any(|c| c.with == *peer) {
+            found.push(DirectConversation {
+                with: peer.clone(),
+                last: message.clone(),
+                unread: 0,
+            });
+        }
+    }
+    found.truncate(limit);
+    for conversation in &mut found {
+        conversation.unread = unread.get(conversation.with.as_str()).copied().unwrap_or(0);
+    }
+    found
 }
 
 /// A change to a stored message: an event of its own in the room's order (`seq`), pointing

@@ -421,6 +421,7 @@ impl Pair {
                 Effect::LoadHistory {
                     to,
                     viewer,
+                    with,
                     before,
                     limit,
                 } => {
@@ -431,18 +432,34 @@ impl Pair {
                         let older: Vec<StoredMessage> = self
                             .stored
                             .iter()
-                            .filter(|m| m.seq < before && m.visible_to(viewer.as_deref()))
+                            .filter(|m| {
+                                m.seq < before && m.in_page_for(viewer.as_deref(), with.as_deref())
+                            })
                             .cloned()
                             .collect();
                         let keep = older.len().saturating_sub(limit as usize);
                         self.room.handle_history_loaded(
                             self.now,
                             to,
-                            before,
+                            (before, with),
                             older[keep..].to_vec(),
                             keep > 0,
                         );
                     }
+                }
+                Effect::LoadConversations {
+                    to,
+                    viewer,
+                    since,
+                    limit,
+                } => {
+                    let found = crate::stored::conversations_of(
+                        self.stored.iter().rev(),
+                        &viewer,
+                        since,
+                        usize::try_from(limit).unwrap_or(usize::MAX),
+                    );
+                    self.room.handle_conversations_loaded(self.now, to, found);
                 }
             }
         }

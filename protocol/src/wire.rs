@@ -172,6 +172,10 @@ pub struct HistoryRequest {
     pub before: Seq,
     /// How many at most; the server caps it.
     pub limit: u32,
+    /// Only the direct conversation of the asker with this person (ours); absent: everything
+    /// the asker may see, room messages and their direct ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<UserId>,
 }
 
 /// Payload of `SEARCH`: messages with every word of `query` (each the start of a word, in any
@@ -234,6 +238,10 @@ pub enum ServerAction {
     /// Answer to `SEARCH` (ours).
     #[serde(rename = "SEARCH_RESULTS")]
     SearchResults(SearchResults),
+    /// The direct conversations the identified person has in the room (ours): sent once,
+    /// after `USER_INFO`, to clients that speak our protocol.
+    #[serde(rename = "CONVERSATIONS")]
+    Conversations(Conversations),
     /// Call signalling from the other person of a call, or the room saying a call ended
     /// (ours; only to the two people's connections that speak our protocol).
     #[serde(rename = "CALL")]
@@ -623,12 +631,38 @@ pub struct Resume {
 pub struct History {
     /// The `before` the client asked with.
     pub before: Seq,
+    /// The `with` the client asked with: a page of that direct conversation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<UserId>,
     /// Oldest first.
     pub messages: Vec<MessageRecord>,
     /// Whether older messages exist.
     pub has_more: bool,
     /// Names of the authors in `messages`.
     pub user_names: BTreeMap<UserId, String>,
+}
+
+/// Payload of `CONVERSATIONS`: the person's direct conversations, the latest first (at most
+/// the room's `max_conversations`, and as many as the answer's byte budget holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversations {
+    pub conversations: Vec<ConversationSummary>,
+    /// Names of the people in them.
+    pub user_names: BTreeMap<UserId, String>,
+}
+
+/// One direct conversation, as the room tells one of its two people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    /// The other person.
+    pub with: UserId,
+    /// Its latest message (its history pages with `HISTORY_REQUEST`'s `with`).
+    pub last: MessageRecord,
+    /// Their messages to the person newer than the `since` the client identified with (what
+    /// arrived while it was away; 0 without `since`).
+    pub unread: u32,
 }
 
 /// Payload of `SEARCH_RESULTS`.

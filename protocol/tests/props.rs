@@ -133,6 +133,7 @@ proptest! {
                     }
                     Effect::PersistUser(_)
                     | Effect::LoadHistory { .. }
+                    | Effect::LoadConversations { .. }
                     | Effect::Search(_)
                     | Effect::Relay(_) => {}
                 }

@@ -64,6 +64,12 @@ fn client_actions() {
         ClientAction::HistoryRequest(HistoryRequest {
             before: 42,
             limit: 50,
+            with: None,
+        }),
+        ClientAction::HistoryRequest(HistoryRequest {
+            before: 42,
+            limit: 50,
+            with: Some("u2".into()),
         }),
         ClientAction::EditMessage(EditMessage {
             target: 2,
@@ -175,8 +181,30 @@ fn server_actions() {
         }),
         ServerAction::History(History {
             before: 2,
+            with: None,
             messages: vec![record(1)],
             has_more: false,
+            user_names: names.clone(),
+        }),
+        ServerAction::History(History {
+            before: 9,
+            with: Some("u2".into()),
+            messages: vec![MessageRecord {
+                to: Some("u2".into()),
+                ..record(4)
+            }],
+            has_more: true,
+            user_names: names.clone(),
+        }),
+        ServerAction::Conversations(Conversations {
+            conversations: vec![ConversationSummary {
+                with: "u2".into(),
+                last: MessageRecord {
+                    to: Some("u2".into()),
+                    ..record(4)
+                },
+                unread: 0,
+            }],
             user_names: names,
         }),
         ServerAction::Call(CallSignal {

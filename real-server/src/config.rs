@@ -96,6 +96,11 @@ pub struct Config {
     #[arg(long, default_value_t = room().search_page)]
     pub search_page: u32,
 
+    /// Direct conversations CONVERSATIONS tells a person of at most (their latest ones); each
+    /// is one lookup in the store when someone identifies.
+    #[arg(long, default_value_t = room().max_conversations)]
+    pub max_conversations: u32,
+
     /// Messages one search page may look at where the store has no text index (a MongoDB
     /// without text search); past that the page ends and says where to go on.
     #[arg(long, default_value_t = room().search_scan)]
@@ -299,6 +304,7 @@ impl Config {
             identity_burst: self.identity_burst,
             identities_per_minute: self.identities_per_minute,
             search_page: self.search_page.max(1),
+            max_conversations: self.max_conversations,
             search_scan: self.search_scan.max(1),
             call_ring_ms: protocol::Millis::from(self.call_ring_seconds.max(1)) * 1000,
             max_call_signal_bytes: self.max_call_signal_bytes,

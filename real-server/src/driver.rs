@@ -251,7 +251,12 @@ enum Done {
     History {
         conn: ConnectionId,
         before: Seq,
+        with: Option<UserId>,
         result: crate::store::Result<(Vec<StoredMessage>, bool)>,
+    },
+    Conversations {
+        conn: ConnectionId,
+        result: crate::store::Result<Vec<protocol::DirectConversation>>,
     },
     Search {
         task: SearchTask,
@@ -481,15 +486,22 @@ impl<S: Store> Driver<S> {
             Done::History {
                 conn,
                 before,
+                with,
                 result,
             } => match result {
-                Ok((messages, has_more)) => self
-                    .room
-                    .handle_history_loaded(now, conn, before, messages, has_more),
+                Ok((messages, has_more)) => {
+                    self.room
+                        .handle_history_loaded(now, conn, (before, with), messages, has_more)
+                }
                 Err(err) => {
                     error!(error = %err, "loading history failed");
                     self.room.handle_history_failed(now, conn)
                 }
+            },
+            Done::Conversations { conn, result } => match result {
+                Ok(found) => self.room.handle_conversations_loaded(now, conn, found),
+                // The person goes on with the conversations their client knows.
+                Err(err) => error!(error = %err, "loading someone's conversations failed"),
             },
             Done::Search { task, result } => match result {
                 Ok(page) => self
@@ -546,9 +558,16 @@ impl<S: Store> Driver<S> {
                 Effect::LoadHistory {
                     to,
                     viewer,
+                    with,
                     before,
                     limit,
-                } => self.load_history(to, viewer, before, limit),
+                } => self.load_history(to, (viewer, with), before, limit),
+                Effect::LoadConversations {
+                    to,
+                    viewer,
+                    since,
+                    limit,
+                } => self.load_conversations(to, viewer, since, limit),
                 Effect::Search(task) => self.search(task),
             }
         }
@@ -684,18 +703,39 @@ impl<S: Store> Driver<S> {
         });
     }
 
-    fn load_history(&self, to: ConnectionId, viewer: Option<UserId>, before: Seq, limit: u32) {
+    fn load_conversations(&self, to: ConnectionId, viewer: UserId, since: Seq, limit: u32) {
         let store = Arc::clone(&self.store);
         let room_id = Arc::clone(&self.room_id);
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             let result = store
-                .load_history(&room_id, viewer.as_deref(), before, limit)
+                .load_conversations(&room_id, &viewer, since, limit)
+                .await;
+            if done.send(Done::Conversations { conn: to, result }).is_err() {
+                debug!("room driver gone before conversations loaded");
+            }
+        });
+    }
+
+    fn load_history(
+        &self,
+        to: ConnectionId,
+        (viewer, with): (Option<UserId>, Option<UserId>),
+        before: Seq,
+        limit: u32,
+    ) {
+        let store = Arc::clone(&self.store);
+        let room_id = Arc::clone(&self.room_id);
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let result = store
+                .load_history(&room_id, viewer.as_deref(), with.as_deref(), before, limit)
                 .await;
             if done
                 .send(Done::History {
                     conn: to,
                     before,
+                    with,
                     result,
                 })
                 .is_err()

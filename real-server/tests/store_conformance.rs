@@ -127,19 +127,19 @@ async fn history_pages<S: Store>(store: S) {
         .map(|s| Write::Message(message(s, "u", None)))
         .collect();
     store.write_batch(&room, batch).await.unwrap();
-    let (page, more) = store.load_history(&room, None, 21, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, None, 21, 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (11..=20).collect::<Vec<_>>()
     );
     assert!(more);
-    let (page, more) = store.load_history(&room, None, 11, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, None, 11, 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (1..=10).collect::<Vec<_>>()
     );
     assert!(!more);
-    let (page, more) = store.load_history(&room, None, 1, 10).await.unwrap();
+    let (page, more) = store.load_history(&room, None, None, 1, 10).await.unwrap();
     assert!(page.is_empty() && !more);
 }
 
@@ -324,7 +324,7 @@ async fn changes_are_folded_into_their_messages<S: Store>(store: S) {
     assert_eq!(three.reactions[0].emoji, "👍");
     assert_eq!(three.reactions[0].users, vec!["u1".to_owned()]);
     // History pages bring them as they are now, too.
-    let (page, _) = store.load_history(&room, None, 3, 10).await.unwrap();
+    let (page, _) = store.load_history(&room, None, None, 3, 10).await.unwrap();
     assert_eq!(page[0].raw, "edited");
     assert!(page[1].deleted);
 }
@@ -358,7 +358,10 @@ async fn direct_messages_are_read_only_for_their_two_people<S: Store>(store: S) 
         let store = &store;
         let room = room.clone();
         async move {
-            let (page, more) = store.load_history(&room, viewer, 7, 10).await.unwrap();
+            let (page, more) = store
+                .load_history(&room, viewer, None, 7, 10)
+                .await
+                .unwrap();
             assert!(!more);
             page.iter().map(|m| m.seq).collect::<Vec<_>>()
         }
@@ -378,12 +381,15 @@ async fn direct_messages_are_read_only_for_their_two_people<S: Store>(store: S) 
         (protocol::CallOutcome::Answered, 230)
     );
     let (page, _) = store
-        .load_history(&room, Some("alice"), 7, 1)
+        .load_history(&room, Some("alice"), None, 7, 1)
         .await
         .unwrap();
     assert_eq!(page[0].call, Some(call));
     // A page that is short of visible ones says whether older visible ones exist.
-    let (page, more) = store.load_history(&room, Some("erin"), 7, 1).await.unwrap();
+    let (page, more) = store
+        .load_history(&room, Some("erin"), None, 7, 1)
+        .await
+        .unwrap();
     assert_eq!(
         (page.iter().map(|m| m.seq).collect::<Vec<_>>(), more),
         (vec![3], true)
@@ -520,7 +526,10 @@ async fn each_viewer_reads_exactly_what_the_rule_lets_them<S: Store>(store: S) {
             .filter(|m| protocol::may_see(viewer, &m.user_id, m.to.as_deref()))
             .map(|m| m.seq)
             .collect();
-        let (page, more) = store.load_history(&room, viewer, 1000, 1000).await.unwrap();
+        let (page, more) = store
+            .load_history(&room, viewer, None, 1000, 1000)
+            .await
+            .unwrap();
         assert!(!more);
         let mut read: Vec<u64> = page.iter().map(|m| m.seq).collect();
         read.sort_unstable();
@@ -548,6 +557,97 @@ async fn each_viewer_reads_exactly_what_the_rule_lets_them<S: Store>(store: S) {
     }
 }
 
+/// A person's conversations and each conversation's pages: exactly the one rule
+/// ([`protocol::conversations_of`], [`StoredMessage::in_page_for`]) over generated direct
+/// messages, some deleted, for every viewer, `since` and bound.
+async fn conversations_are_listed_and_paged_as_the_rule_says<S: Store>(store: S) {
+    let room = fresh_room("conversations");
+    let people = ["ann", "bob", "cy", "dee"];
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from((state >> 33) % n).unwrap()
+    };
+    let mut written: Vec<StoredMessage> = (1..=150u64)
+        .map(|seq| {
+            let author = people[next(4)];
+            let to = people.get(next(6)).filter(|to| **to != author);
+            StoredMessage {
+                raw: format!("word {seq}"),
+                to: to.map(|to| (*to).to_owned()),
+                ..message(seq, author, None)
+            }
+        })
+        .collect();
+    let mut batch: Vec<Write> = written.iter().cloned().map(Write::Message).collect();
+    for seq in 151..=170u64 {
+        let target = u64::try_from(next(150)).unwrap() + 1;
+        let author = written[usize::try_from(target - 1).unwrap()]
+            .user_id
+            .clone();
+        let delete = StoredChange {
+            user_id: author,
+            ..change(seq, target, ChangeKind::Delete)
+        };
+        delete.apply(&mut written[usize::try_from(target - 1).unwrap()]);
+        batch.push(Write::Change(delete));
+    }
+    store.write_batch(&room, batch).await.unwrap();
+    let summary = |found: &[protocol::DirectConversation]| {
+        found
+            .iter()
+            .map(|c| (c.with.clone(), c.last.seq, c.last.deleted, c.unread))
+            .collect::<Vec<_>>()
+    };
+    for viewer in ["ann", "bob", "cy", "dee", "eve"] {
+        for (since, limit) in [(0, 10), (75, 10), (140, 10), (u64::MAX, 10), (60, 2)] {
+            let expected = protocol::conversations_of(
+                written.iter().rev(),
+                viewer,
+                since,
+                usize::try_from(limit).unwrap(),
+            );
+            let found = store
+                .load_conversations(&room, viewer, since, limit)
+                .await
+                .unwrap();
+            assert_eq!(
+                summary(&found),
+                summary(&expected),
+                "conversations of {viewer} since {since}, at most {limit}"
+            );
+        }
+        for with in people {
+            let expected: Vec<u64> = written
+                .iter()
+                .filter(|m| m.in_page_for(Some(viewer), Some(with)))
+                .map(|m| m.seq)
+                .collect();
+            let (page, more) = store
+                .load_history(&room, Some(viewer), Some(with), 1000, 1000)
+                .await
+                .unwrap();
+            assert!(!more);
+            let read: Vec<u64> = page.iter().map(|m| m.seq).collect();
+            assert_eq!(read, expected, "{viewer}'s conversation with {with}");
+        }
+        // No identity: no conversation.
+        let (page, _) = store
+            .load_history(&room, None, Some(viewer), 1000, 1000)
+            .await
+            .unwrap();
+        assert!(page.is_empty());
+    }
+    // The generated room has conversations to compare, unread ones among them.
+    let ann = protocol::conversations_of(written.iter().rev(), "ann", 75, 10);
+    assert!(
+        ann.len() >= 2 && ann.iter().any(|c| c.unread > 0),
+        "{ann:?}"
+    );
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -567,6 +667,7 @@ macro_rules! conformance {
                 direct_messages_are_read_only_for_their_two_people,
                 search_finds_what_each_viewer_may_see_page_by_page,
                 each_viewer_reads_exactly_what_the_rule_lets_them,
+                conversations_are_listed_and_paged_as_the_rule_says,
             );
         }
     };

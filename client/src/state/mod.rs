@@ -351,7 +351,8 @@ impl AppState {
     pub fn reveal(&mut self, id: RoomId, seq: protocol::Seq, now: Millis) {
         if let Some(room) = self.room_mut(id) {
             room.revealed = None;
-            room.session.reveal(now, seq);
+            let with = room.conversation.clone();
+            room.session.reveal_in(now, seq, with);
         }
     }
 
@@ -589,10 +590,12 @@ impl AppState {
         self.room_mut(id)?.session.take_back(key)
     }
 
-    /// Asks for the page of messages before the first one shown.
+    /// Asks for the page of messages before the first one shown, in the conversation shown
+    /// (the room's, or a direct one's own pages).
     pub fn request_history(&mut self, id: RoomId, now: Millis) {
         if let Some(room) = self.room_mut(id) {
-            room.session.request_history(now);
+            let with = room.conversation.clone();
+            room.session.request_history_in(now, with.as_deref());
         }
     }
 
@@ -709,6 +712,15 @@ impl AppState {
                                 said,
                             ));
                         }
+                    }
+                }
+                Event::Missed { from, count } => {
+                    // What came while we were away: the room counted it, and what arrived
+                    // live since is part of the same count.
+                    let shown = room_shown && room.conversation.as_ref() == Some(&from);
+                    if !shown {
+                        let unread = room.direct_unread.entry(from).or_insert(0);
+                        *unread = (*unread).max(count);
                     }
                 }
                 Event::Notice(notice) => room.notice = Some(notice.to_string()),

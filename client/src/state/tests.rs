@@ -371,6 +371,7 @@ fn history_pages_go_above_and_end_when_the_room_has_no_more() {
         id,
         ServerAction::History(HistoryPage {
             before: 51,
+            with: None,
             messages: (1..=50).map(|n| record(n, "u1", "old", None)).collect(),
             has_more: false,
             user_names: Default::default(),
@@ -1011,4 +1012,99 @@ fn a_mention_is_offered_by_your_own_name_for_someone_and_carries_theirs() {
         vec![("Bob".to_owned(), "Bob".to_owned())]
     );
     assert!(room.mention_candidates("Bobb", 6).is_empty());
+}
+
+#[test]
+fn conversations_the_room_lists_are_shown_with_what_came_while_away_and_page_on_their_own() {
+    let mut s = state();
+    let (id, _) = two_rooms(&mut s, "ws://a:1", "ws://b:2");
+    // The room's timeline is recent; the conversation with Ana is older than all of it.
+    recv(
+        &mut s,
+        id,
+        handshake(vec![record(900, "u3", "room talk", None)], 900),
+    );
+    let conversations = |latest: MessageRecord, unread| {
+        ServerAction::Conversations(protocol::Conversations {
+            conversations: vec![protocol::ConversationSummary {
+                with: "u2".into(),
+                last: latest,
+                unread,
+            }],
+            user_names: [("u2".to_owned(), "Ana".to_owned())].into(),
+        })
+    };
+    let latest = MessageRecord {
+        to: Some("me".into()),
+        ..record(40, "u2", "call me", None)
+    };
+    recv(&mut s, id, conversations(latest.clone(), 2));
+    let room = s.room(id).unwrap();
+    assert_eq!(room.conversations(), ["u2"]);
+    assert_eq!(room.name_of("u2"), "Ana");
+    assert_eq!(room.direct_unread.get("u2"), Some(&2));
+    assert_eq!(s.total_unread(), 2);
+    // A conversation listed by a room that lies about it (not between us) is not shown.
+    let lie = MessageRecord {
+        to: Some("u4".into()),
+        ..record(41, "u5", "not yours", None)
+    };
+    recv(&mut s, id, conversations(lie, 1));
+    let room = s.room(id).unwrap();
+    assert_eq!(room.conversations(), ["u2"]);
+    assert!(room.session.messages().iter().all(|m| m.raw != "not yours"));
+
+    // Opened: its latest message, read; the next page asked is its own, before it.
+    s.open_conversation(id, Some("u2".into()));
+    let room = s.room(id).unwrap();
+    assert_eq!(room.direct_unread.get("u2"), None);
+    assert_eq!(
+        room.shown_messages()
+            .map(|m| m.raw.as_str())
+            .collect::<Vec<_>>(),
+        ["call me"]
+    );
+    assert_eq!(
+        room.session.history_in(Some("u2")),
+        History::More,
+        "older messages of it are in the room"
+    );
+    let out = load_older(&mut s, id);
+    assert!(
+        matches!(&out.send[..], [ClientAction::HistoryRequest(r)]
+            if r.before == 40 && r.with.as_deref() == Some("u2")),
+        "{:?}",
+        out.send
+    );
+    recv(
+        &mut s,
+        id,
+        ServerAction::History(HistoryPage {
+            before: 40,
+            with: Some("u2".into()),
+            messages: vec![MessageRecord {
+                to: Some("me".into()),
+                ..record(12, "u2", "are you there?", None)
+            }],
+            has_more: false,
+            user_names: Default::default(),
+        }),
+    );
+    let room = s.room(id).unwrap();
+    assert_eq!(
+        room.shown_messages()
+            .map(|m| m.raw.as_str())
+            .collect::<Vec<_>>(),
+        ["are you there?", "call me"]
+    );
+    assert_eq!(room.session.history_in(Some("u2")), History::Complete);
+    // The room's own history still goes on from the room's first message.
+    s.open_conversation(id, None);
+    let out = load_older(&mut s, id);
+    assert!(
+        matches!(&out.send[..], [ClientAction::HistoryRequest(r)]
+            if r.before == 900 && r.with.is_none()),
+        "{:?}",
+        out.send
+    );
 }

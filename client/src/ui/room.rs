@@ -139,7 +139,7 @@ pub fn RoomView(id: RoomId) -> Element {
             let all = || room.session.messages().iter().chain(room.session.pending());
             let last = all().next_back();
             let newest = last.map(|m| m.key.clone());
-            let first = room.session.messages().first().map(|m| m.key.clone());
+            let first = room.shown_messages().next().map(|m| m.key.clone());
             let previous = last_key.replace(newest.clone());
             let arrived = match &previous {
                 Some(key) => all().rev().take_while(|m| &m.key != key).count(),
@@ -190,6 +190,31 @@ pub fn RoomView(id: RoomId) -> Element {
             })
             .forget();
         });
+    }
+
+    // A direct conversation opened with less than fills the view (one the room listed with
+    // only its latest message, say) pages in its older messages without the reader having to
+    // scroll; each page that leaves the view at the top asks for the next (above).
+    {
+        let older_open = older.clone();
+        let log_id = log_id.clone();
+        let conversation = state.read().room(id).and_then(|r| r.conversation.clone());
+        use_effect(use_reactive!(|conversation| {
+            if conversation.is_none() {
+                return;
+            }
+            let more = older_open.clone();
+            let log_id = log_id.clone();
+            gloo_timers::callback::Timeout::new(0, move || {
+                if let Some(log) = element(&log_id)
+                    && f64::from(log.scroll_top()) < TOP_SLACK
+                    && log.scroll_height() <= log.client_height()
+                {
+                    more.load();
+                }
+            })
+            .forget();
+        }));
     }
 
     // A smaller window (or a phone's keyboard opening) keeps the newest message in view when
@@ -383,7 +408,7 @@ pub fn RoomView(id: RoomId) -> Element {
                         }
                     },
                     div { class: "history-edge",
-                        match room.session.history() {
+                        match room.session.history_in(room.conversation.as_deref()) {
                             History::More => rsx! {
                                 button { r#type: "button", class: "load-older",
                                     onclick: move |_| {
@@ -484,7 +509,7 @@ impl Older {
         let ready = state
             .peek()
             .room(self.id)
-            .is_some_and(|r| r.session.may_request_history());
+            .is_some_and(|r| r.session.may_request_history_in(r.conversation.as_deref()));
         if !ready {
             return;
         }
@@ -492,7 +517,7 @@ impl Older {
             let first_key = state
                 .peek()
                 .room(self.id)
-                .and_then(|r| r.session.messages().first().map(|m| m.key.clone()));
+                .and_then(|r| r.shown_messages().next().map(|m| m.key.clone()));
             let first_at = first_key
                 .as_deref()
                 .and_then(|key| content_position(&log, key))

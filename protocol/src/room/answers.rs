@@ -3,13 +3,13 @@
 //! (`max_answer_bytes`, see [`fit`]).
 
 use super::{
-    Connection, ConnectionId, Effect, MAX_NAME_CHARS, MAX_NONCE_CHARS, RECENT_PEOPLE, Room,
-    SearchTask, StoredMessage, UserEntry,
+    Connection, ConnectionId, DirectConversation, Effect, MAX_NAME_CHARS, MAX_NONCE_CHARS,
+    RECENT_PEOPLE, Room, SearchTask, StoredMessage, UserEntry,
 };
 use crate::error::ErrorCode;
 use crate::wire::{
-    Handshake, History, HistoryRequest, MessageRecord, Millis, PROTOCOL_VERSION, Person, Resume,
-    RoomLimits, Search, SearchResults, Seq, ServerAction, UserId,
+    ConversationSummary, Conversations, Handshake, History, HistoryRequest, MessageRecord, Millis,
+    PROTOCOL_VERSION, Person, Resume, RoomLimits, Search, SearchResults, Seq, ServerAction, UserId,
 };
 
 impl Room {
@@ -68,12 +68,13 @@ impl Room {
         now_here.chain(lately).collect()
     }
 
-    /// Storage answered an [`Effect::LoadHistory`]: `messages` (any order) have `seq < before`.
+    /// Storage answered an [`Effect::LoadHistory`]: `messages` (any order) have `seq < before`
+    /// (and are in the conversation `with`, when one was asked for).
     pub fn handle_history_loaded(
         &mut self,
         _now: Millis,
         conn: ConnectionId,
-        before: Seq,
+        (before, with): (Seq, Option<UserId>),
         mut messages: Vec<StoredMessage>,
         has_more: bool,
     ) {
@@ -82,7 +83,7 @@ impl Room {
         };
         // Storage was asked for this viewer's history only; checked again all the same.
         let viewer = connection.viewer();
-        messages.retain(|m| m.seq < before && m.visible_to(viewer));
+        messages.retain(|m| m.seq < before && m.in_page_for(viewer, with.as_deref()));
         messages.sort_by_key(|m| m.seq);
         // The newest of the page, as many as fit (always at least one, so that paging moves
         // on); if some were left out, there is more.
@@ -95,6 +96,7 @@ impl Room {
             conn,
             ServerAction::History(History {
                 before,
+                with,
                 messages: records,
                 has_more,
                 user_names,
@@ -261,10 +263,11 @@ impl Room {
         let limit = request.limit.min(self.config.max_history_page);
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
         let viewer = self.connections.get(&conn).and_then(Connection::viewer);
+        let with = request.with;
         let older: Vec<&StoredMessage> = self
             .recent
             .iter()
-            .filter(|m| m.seq < request.before && m.visible_to(viewer))
+            .filter(|m| m.seq < request.before && m.in_page_for(viewer, with.as_deref()))
             .collect();
         let from_memory = older.len() >= wanted || self.recent_floor == 0 || request.before <= 1;
         if !from_memory {
@@ -272,6 +275,7 @@ impl Room {
             self.effects.push_back(Effect::LoadHistory {
                 to: conn,
                 viewer,
+                with,
                 before: request.before,
                 limit,
             });
@@ -281,7 +285,45 @@ impl Room {
         // Nothing has a seq below 1: a page before 1 (or 0) is the start of the room.
         let has_more = (skip > 0 || self.recent_floor > 0) && request.before > 1;
         let page: Vec<StoredMessage> = older[skip..].iter().map(|m| (*m).clone()).collect();
-        self.handle_history_loaded(now, conn, request.before, page, has_more);
+        self.handle_history_loaded(now, conn, (request.before, with), page, has_more);
+    }
+
+    /// Storage answered an [`Effect::LoadConversations`]: the person's conversations, the
+    /// latest first, go to the connection as `CONVERSATIONS` (checked again: only those with
+    /// a latest message the person is in; as many as the byte budget holds).
+    pub fn handle_conversations_loaded(
+        &mut self,
+        _now: Millis,
+        conn: ConnectionId,
+        mut found: Vec<DirectConversation>,
+    ) {
+        let Some(viewer) = self.connections.get(&conn).and_then(Connection::viewer) else {
+            return;
+        };
+        found.retain(|c| c.last.peer_of(viewer) == Some(&c.with));
+        found.truncate(usize::try_from(self.config.max_conversations).unwrap_or(usize::MAX));
+        let (records, _) = fit(
+            found.iter().map(|c| c.last.to_record()),
+            self.config.max_answer_bytes,
+            Keep::WhatFits,
+        );
+        let conversations: Vec<ConversationSummary> = found
+            .into_iter()
+            .zip(records)
+            .map(|(c, last)| ConversationSummary {
+                with: c.with,
+                last,
+                unread: c.unread,
+            })
+            .collect();
+        let user_names = self.names_of(conversations.iter().map(|c| &c.with));
+        self.send(
+            conn,
+            ServerAction::Conversations(Conversations {
+                conversations,
+                user_names,
+            }),
+        );
     }
 
     pub(super) fn search(&mut self, now: Millis, conn: ConnectionId, request: Search) {

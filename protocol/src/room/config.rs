@@ -20,6 +20,8 @@ pub struct RoomConfig {
     pub max_history_page: u32,
     /// Most results one `SEARCH_RESULTS` page carries (20).
     pub search_page: u32,
+    /// Most direct conversations `CONVERSATIONS` tells a person of, the latest (200).
+    pub max_conversations: u32,
     /// Messages a search may look at for one page where storage has no text index (the
     /// in-memory rooms, a MongoDB without text search) (5000): beyond, the page ends and says
     /// where to search on, so one search's work is bounded however old the room.
@@ -70,6 +72,7 @@ impl Default for RoomConfig {
             max_resume: 1000,
             max_history_page: 100,
             search_page: 20,
+            max_conversations: 200,
             search_scan: 5000,
             rate_burst: 10,
             rate_per_second: 5,

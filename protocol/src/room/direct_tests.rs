@@ -127,7 +127,11 @@ fn no_path_gives_a_direct_message_to_a_third_person() {
         assert!(!secret(&got), "{got:?}");
         // History, from memory and then from storage, down to the start.
         for before in [10, 5, 2] {
-            let page = ClientAction::HistoryRequest(HistoryRequest { before, limit: 100 });
+            let page = ClientAction::HistoryRequest(HistoryRequest {
+                before,
+                limit: 100,
+                with: None,
+            });
             t.pair.act(conn, page);
         }
         let pages = records(&mut t.pair, conn);
@@ -150,6 +154,7 @@ fn no_path_gives_a_direct_message_to_a_third_person() {
         ClientAction::HistoryRequest(HistoryRequest {
             before: 3,
             limit: 100,
+            with: None,
         }),
     );
     assert_eq!(texts(&records(&mut t.pair, bob)), ["secret", "room 0"]);
@@ -309,4 +314,140 @@ fn a_direct_message_between_handshake_and_identification_is_not_lost() {
         let got = records(&mut t.pair, third);
         assert!(got.iter().all(|m| m.to.is_none()), "{since:?}");
     }
+}
+
+fn conversations(pair: &mut Pair, conn: ConnectionId) -> Vec<Conversations> {
+    pair.take(conn)
+        .into_iter()
+        .filter_map(|action| match action {
+            ServerAction::Conversations(list) => Some(list),
+            _ => None,
+        })
+        .collect()
+}
+
+fn page_with(before: Seq, with: &str) -> ClientAction {
+    ClientAction::HistoryRequest(HistoryRequest {
+        before,
+        limit: 100,
+        with: Some(with.to_owned()),
+    })
+}
+
+#[test]
+fn a_person_is_told_every_conversation_they_have_and_pages_one_on_its_own() {
+    // Memory keeps 5: the conversations are older than that, and come from storage.
+    let config = RoomConfig {
+        cache_messages: 5,
+        ..RoomConfig::default()
+    };
+    let mut t = three(config);
+    t.pair.act(t.alice.0, direct("old one", &t.bob.1, "d1"));
+    t.pair.act(t.bob.0, direct("old answer", &t.alice.1, "d2"));
+    t.pair
+        .act(t.carol.0, direct("carol to bob", &t.bob.1, "d3"));
+    for i in 0..7 {
+        t.pair.say(t.dave.0, &format!("room {i}"));
+    }
+    for conn in [t.alice.0, t.bob.0, t.carol.0, t.dave.0] {
+        t.pair.take(conn);
+    }
+
+    // Bob comes back having seen up to seq 1: both conversations, the latest first, each with
+    // its latest message; Carol's came while he was away (his own answer is not unread).
+    t.pair.disconnect(t.bob.0);
+    let bob = t.pair.connect(30);
+    t.pair.act(bob, identify(&t.bob.1, &t.bob.2, Some(1), true));
+    let lists = conversations(&mut t.pair, bob);
+    assert_eq!(lists.len(), 1, "told once: {lists:?}");
+    let told: Vec<(&str, Option<Seq>, &str, u32)> = lists[0]
+        .conversations
+        .iter()
+        .map(|c| {
+            (
+                c.with.as_str(),
+                c.last.seq,
+                c.last.raw_message.as_str(),
+                c.unread,
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (t.carol.1.as_str(), Some(3), "carol to bob", 1),
+            (t.alice.1.as_str(), Some(2), "old answer", 0),
+        ]
+    );
+    assert_eq!(
+        lists[0].user_names.get(&t.carol.1).map(String::as_str),
+        Some("Anonymous")
+    );
+
+    // His conversation with Alice pages on its own: only its messages, from storage.
+    let asked = t.pair.history_requests.len();
+    t.pair.act(bob, page_with(2, &t.alice.1));
+    let pages: Vec<History> = t
+        .pair
+        .take(bob)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::History(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].with.as_deref(), Some(t.alice.1.as_str()));
+    assert_eq!(texts(&pages[0].messages), ["old one"]);
+    assert!(!pages[0].has_more);
+    assert_eq!(
+        t.pair.history_requests.len(),
+        asked + 1,
+        "storage was asked"
+    );
+
+    // Someone outside a conversation pages it and finds nothing of it.
+    t.pair.act(t.carol.0, page_with(20, &t.alice.1));
+    assert!(records(&mut t.pair, t.carol.0).is_empty());
+
+    // Without `since` nothing counts as missed; a v1 client is told nothing (it would not
+    // understand).
+    t.pair.disconnect(t.alice.0);
+    let alice = t.pair.connect(31);
+    t.pair
+        .act(alice, identify(&t.alice.1, &t.alice.2, None, true));
+    let lists = conversations(&mut t.pair, alice);
+    let told: Vec<(&str, u32)> = lists[0]
+        .conversations
+        .iter()
+        .map(|c| (c.with.as_str(), c.unread))
+        .collect();
+    assert_eq!(told, [(t.bob.1.as_str(), 0)]);
+    t.pair.disconnect(t.dave.0);
+    let dave = t.pair.connect(32);
+    t.pair
+        .act(dave, identify(&t.dave.1, &t.dave.2, None, false));
+    assert!(conversations(&mut t.pair, dave).is_empty());
+}
+
+#[test]
+fn the_conversations_told_are_bounded_in_count() {
+    let config = RoomConfig {
+        max_conversations: 1,
+        ..RoomConfig::default()
+    };
+    let mut t = three(config);
+    t.pair.act(t.alice.0, direct("to bob", &t.bob.1, "d1"));
+    t.pair.act(t.alice.0, direct("to carol", &t.carol.1, "d2"));
+    t.pair.disconnect(t.alice.0);
+    let alice = t.pair.connect(31);
+    t.pair
+        .act(alice, identify(&t.alice.1, &t.alice.2, None, true));
+    let lists = conversations(&mut t.pair, alice);
+    let with: Vec<&str> = lists[0]
+        .conversations
+        .iter()
+        .map(|c| c.with.as_str())
+        .collect();
+    assert_eq!(with, [t.carol.1.as_str()], "the latest one only");
 }

@@ -38,9 +38,23 @@ pub enum Effect {
         to: ConnectionId,
         /// Whose history it is: direct messages of others are never read for them.
         viewer: Option<UserId>,
+        /// Only the direct conversation of `viewer` with this person
+        /// ([`StoredMessage::in_page_for`]).
+        with: Option<UserId>,
         /// Exclusive upper bound.
         before: Seq,
         /// How many at most.
+        limit: u32,
+    },
+    /// Find `viewer`'s direct conversations in storage
+    /// ([`crate::stored::conversations_of`]: the latest first, at most `limit`, unread counted
+    /// after `since`) and hand them to [`super::Room::handle_conversations_loaded`] (nothing
+    /// is sent when storage fails: the client goes on with what it has).
+    LoadConversations {
+        /// Who asked.
+        to: ConnectionId,
+        viewer: UserId,
+        since: Seq,
         limit: u32,
     },
     /// A signal for the people of the room's other nodes (in a cluster, when someone who may

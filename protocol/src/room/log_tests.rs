@@ -71,7 +71,9 @@ impl Cluster {
                 Effect::PersistChange(c) => self.log.push((LogEvent::Change(c), n)),
                 Effect::PersistUser(u) => self.log.push((LogEvent::User(u), n)),
                 Effect::Relay(signal) => relayed.push(signal),
-                Effect::LoadHistory { .. } | Effect::Search(_) => {}
+                Effect::LoadHistory { .. }
+                | Effect::LoadConversations { .. }
+                | Effect::Search(_) => {}
             }
         }
         for signal in relayed {

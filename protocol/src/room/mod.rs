@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 pub use crate::stored::{
-    ChangeKind, DELETED_HTML, LogEvent, MAX_REACTIONS, StoredChange, StoredMessage, UserRecord,
-    may_see,
+    ChangeKind, DELETED_HTML, DirectConversation, LogEvent, MAX_REACTIONS, StoredChange,
+    StoredMessage, UserRecord, conversations_of, may_see,
 };
 pub use config::{
     DEFAULT_NAME, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES, RoomConfig,
@@ -519,12 +519,22 @@ impl Room {
         if *count == 1 {
             self.here_version += 1;
             if !elsewhere {
-                self.came_online(now, user_id, joined_at, last_seen);
+                self.came_online(now, user_id.clone(), joined_at, last_seen);
             }
         }
         match info.since {
             Some(since) => self.resume(conn, since, handshake_seq),
             None => self.direct_since_handshake(conn, handshake_seq),
+        }
+        if speaks_ours {
+            // Which conversations this person has, however old: storage is asked, as the
+            // room's memory keeps only the latest messages.
+            self.effects.push_back(Effect::LoadConversations {
+                to: conn,
+                viewer: user_id,
+                since: info.since.unwrap_or(Seq::MAX),
+                limit: self.config.max_conversations,
+            });
         }
     }
 

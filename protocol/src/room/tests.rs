@@ -553,7 +553,13 @@ fn history_pages_come_from_memory_or_storage() {
     let mut h = Harness::with(RoomConfig::default(), snapshot);
     let conn = h.connect(1);
     h.take(conn);
-    let request = |before, limit| ClientAction::HistoryRequest(HistoryRequest { before, limit });
+    let request = |before, limit| {
+        ClientAction::HistoryRequest(HistoryRequest {
+            before,
+            limit,
+            with: None,
+        })
+    };
     h.act(conn, request(111, 5));
     let got = h.take(conn);
     assert!(matches!(&got[..], [ServerAction::History(p)]
@@ -565,7 +571,7 @@ fn history_pages_come_from_memory_or_storage() {
     h.room.handle_history_loaded(
         h.now,
         conn,
-        103,
+        (103, None),
         (53..=102).map(|s| stored(s, "u", "y")).collect(),
         true,
     );
@@ -1028,7 +1034,11 @@ fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
         h.now += 1_000;
         h.act(
             conn,
-            ClientAction::HistoryRequest(HistoryRequest { before, limit: 100 }),
+            ClientAction::HistoryRequest(HistoryRequest {
+                before,
+                limit: 100,
+                with: None,
+            }),
         );
         let page = h.take(conn).into_iter().find_map(|a| match a {
             ServerAction::History(p) => Some(p),
@@ -1070,7 +1080,11 @@ fn the_start_of_the_room_and_a_since_from_the_future_are_said_plainly() {
     for before in [0, 1] {
         h.act(
             conn,
-            ClientAction::HistoryRequest(HistoryRequest { before, limit: 10 }),
+            ClientAction::HistoryRequest(HistoryRequest {
+                before,
+                limit: 10,
+                with: None,
+            }),
         );
         let got = h.take(conn);
         assert!(

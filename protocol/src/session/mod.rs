@@ -154,6 +154,9 @@ pub enum Event {
     /// The message asked for with [`Session::reveal`] is in the timeline now: the view may
     /// scroll to it.
     Revealed(Seq),
+    /// The room listed a direct conversation with messages from `from` we have not seen (they
+    /// came while we were away): a view counts them as unread.
+    Missed { from: UserId, count: u32 },
 }
 
 /// Why a message was not accepted for sending: the room's own check of a message's text
@@ -204,6 +207,15 @@ pub struct Session {
     /// When people joined and were last seen, as the room told us.
     people: BTreeMap<UserId, Person>,
     history: History,
+    /// The oldest seq the room-wide timeline reaches: every message we may see from there on is
+    /// in it (what a room page asks before). Pages of one conversation, and the latest
+    /// messages of conversations the room listed, lie below it and do not move it.
+    floor: Option<Seq>,
+    /// Per direct conversation: how far back it reaches (below `floor`), and its history once
+    /// paged on its own (see [`Session::history_in`]).
+    direct: BTreeMap<UserId, (Seq, History)>,
+    /// The conversations the room listed (`CONVERSATIONS`): each one's latest seq.
+    listed: BTreeMap<UserId, Seq>,
     /// The highest seq the room has told us about: resumed from after a reconnect.
     latest_seq: Option<Seq>,
     /// The room has answered (sent `HANDSHAKE`) since the session began.
@@ -221,8 +233,9 @@ pub struct Session {
     typing: Vec<(UserId, bool, Millis)>,
     /// The search shown for this room, if any.
     search: Option<SearchState>,
-    /// A message to reveal, while history is paged in for it ([`Session::reveal`]).
-    revealing: Option<Seq>,
+    /// A message to reveal, and the conversation it is in, while history is paged in for it
+    /// ([`Session::reveal`]).
+    revealing: Option<(Seq, Option<UserId>)>,
     /// When we last said we were typing, and where (the room, or to whom).
     typing_sent: Option<(Option<UserId>, Millis)>,
     /// Actions the room counts against its rate (names, history requests), waiting for the
@@ -256,6 +269,9 @@ impl Session {
             online: BTreeSet::new(),
             people: BTreeMap::new(),
             history: History::Complete,
+            floor: None,
+            direct: BTreeMap::new(),
+            listed: BTreeMap::new(),
             latest_seq: None,
             reached: false,
             arrivals: 0,
@@ -419,9 +435,7 @@ impl Session {
         self.transmit.clear();
         self.queued.clear();
         self.wake_at = None;
-        if self.history == History::Loading {
-            self.history = History::More;
-        }
+        self.history_not_loading(History::More);
         self.search_offline();
     }
 
@@ -462,6 +476,7 @@ impl Session {
             }
             ServerAction::Resume(resume) => self.on_resume(resume),
             ServerAction::History(page) => self.on_history(now, page),
+            ServerAction::Conversations(list) => self.on_conversations(list),
             ServerAction::SearchResults(page) => self.on_search_results(page),
             ServerAction::Call(signal) => self.on_call(now, signal),
             ServerAction::Error(error) => self.on_error(now, error),
@@ -536,6 +551,9 @@ impl Session {
             // The room has less than we saw: it is not the room we knew. Start over.
             self.messages.clear();
             self.latest_seq = None;
+            self.floor = None;
+            self.direct.clear();
+            self.listed.clear();
         }
         self.names.extend(handshake.user_names);
         if let Some(online) = handshake.online {
@@ -545,6 +563,7 @@ impl Session {
             self.people.insert(person.user_id.clone(), person);
         }
         for record in handshake.messages {
+            self.reach(record.seq);
             self.insert(record);
         }
         self.latest_seq = self.latest_seq.max(handshake.latest_seq);
@@ -595,16 +614,12 @@ impl Session {
             ErrorCode::HistoryFailed => {
                 // A reveal does not page on through failures: it is asked for again.
                 self.revealing = None;
-                if self.history == History::Loading {
-                    self.history = History::More;
-                }
+                self.history_not_loading(History::More);
                 Notice::HistoryFailed
             }
             ErrorCode::InvalidHistoryRequest => {
                 self.revealing = None;
-                if self.history == History::Loading {
-                    self.history = History::Complete;
-                }
+                self.history_not_loading(History::Complete);
                 Notice::Refused(error.message)
             }
             _ => Notice::Refused(error.message),

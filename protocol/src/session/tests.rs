@@ -675,3 +675,146 @@ fn the_session_says_what_may_be_changed_or_reacted_to() {
         session.is_mine(waiting) && !session.may_change(waiting) && !session.may_react(waiting)
     );
 }
+
+#[test]
+fn conversations_older_than_the_timeline_are_listed_and_page_on_their_own() {
+    let config = crate::RoomConfig {
+        cache_messages: 30,
+        handshake_messages: 20,
+        ..crate::RoomConfig::default()
+    };
+    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    let grace = joined(&mut pair, "Grace");
+    let id = |pair: &Pair, peer| {
+        pair.session(peer)
+            .identity()
+            .map(|i| i.user_id.clone())
+            .unwrap_or_default()
+    };
+    let (ada_id, linus_id) = (id(&pair, ada), id(&pair, linus));
+    say(&mut pair, grace, "before");
+    pair.drop_session(linus);
+    // While Linus is away Ada writes to him twice, then the room talks on for long.
+    for text in ["are you there?", "call me"] {
+        let now = pair.now;
+        pair.session_mut(ada)
+            .send_message_to(now, text, None, Some(linus_id.clone()))
+            .expect("taken");
+        pair.run();
+    }
+    for i in 0..60 {
+        pair.advance(1_000);
+        say(&mut pair, grace, &format!("m{i}"));
+    }
+    pair.open_session(linus);
+    pair.run();
+    // Too much to resume; the room lists the conversation all the same, with what he missed.
+    let got = events(&mut pair, linus);
+    assert!(got.contains(&Event::Notice(Notice::GapTooBig)), "{got:?}");
+    assert!(
+        got.contains(&Event::Missed {
+            from: ada_id.clone(),
+            count: 2
+        }),
+        "{got:?}"
+    );
+    assert_eq!(
+        pair.session(linus).conversations(),
+        std::slice::from_ref(&ada_id)
+    );
+    let shown = |pair: &Pair, with: Option<&str>| {
+        pair.session(linus)
+            .messages()
+            .iter()
+            .filter(|m| m.is_in(&linus_id, with))
+            .map(|m| m.raw.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shown(&pair, Some(&ada_id)),
+        ["call me"],
+        "its latest, as listed"
+    );
+    assert_eq!(pair.session(linus).history_in(Some(&ada_id)), History::More);
+    // Its own page brings the rest of it, and says it is whole.
+    let now = pair.now;
+    pair.session_mut(linus)
+        .request_history_in(now, Some(&ada_id));
+    pair.run();
+    assert_eq!(shown(&pair, Some(&ada_id)), ["are you there?", "call me"]);
+    assert_eq!(
+        pair.session(linus).history_in(Some(&ada_id)),
+        History::Complete
+    );
+    // The room's own history goes on from the room's first message here, not from the old
+    // direct messages below it: what it shows stays one unbroken run.
+    let room_before = shown(&pair, None);
+    assert_eq!(pair.session(linus).history(), History::More);
+    let now = pair.now;
+    pair.session_mut(linus).request_history(now);
+    pair.run();
+    let numbers = |texts: &[String]| -> Vec<usize> {
+        texts
+            .iter()
+            .filter_map(|t| t.strip_prefix('m')?.parse().ok())
+            .collect()
+    };
+    let first_before = numbers(&room_before)[0];
+    let room = shown(&pair, None);
+    let after = numbers(&room);
+    assert!(after.len() > room_before.len(), "{room:?}");
+    assert_eq!(after.last(), Some(&59));
+    assert!(after.contains(&(first_before - 1)), "no gap: {room:?}");
+    assert!(
+        after.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap: {room:?}"
+    );
+}
+
+#[test]
+fn a_message_of_a_conversation_is_revealed_through_its_own_pages() {
+    let (mut pair, me) = long_room(80);
+    let writer = PeerId(0);
+    let writer_id = pair
+        .session(writer)
+        .identity()
+        .map(|i| i.user_id.clone())
+        .unwrap_or_default();
+    let mut seqs = Vec::new();
+    for text in ["an old word", "a later one"] {
+        let now = pair.now;
+        pair.session_mut(me)
+            .send_message_to(now, text, None, Some(writer_id.clone()))
+            .expect("taken");
+        pair.run();
+        seqs.push(pair.session(me).latest_seq().expect("stored"));
+    }
+    for i in 0..60 {
+        pair.advance(1_000);
+        say(&mut pair, writer, &format!("n{i}"));
+    }
+    // This person on a new device, which knows only what the room tells it.
+    let fresh = pair.add_session(SessionConfig::default());
+    let identity = pair.session(me).identity().cloned();
+    pair.session_mut(fresh).set_identity(identity);
+    pair.open_session(fresh);
+    pair.run();
+    assert!(pair.session(fresh).find(seqs[1]).is_some(), "listed");
+    assert!(pair.session(fresh).find(seqs[0]).is_none());
+    let asked = pair.history_requests.len();
+    let now = pair.now;
+    pair.session_mut(fresh)
+        .reveal_in(now, seqs[0], Some(writer_id.clone()));
+    pair.run();
+    assert_eq!(
+        events(&mut pair, fresh).last(),
+        Some(&Event::Revealed(seqs[0]))
+    );
+    assert_eq!(
+        pair.history_requests.len(),
+        asked + 1,
+        "one page of the conversation, not the room's pages down to it"
+    );
+}

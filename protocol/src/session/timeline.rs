@@ -4,9 +4,10 @@
 
 use super::{Delivery, Event, HISTORY_PAGE, Notice, Phase, Session};
 use crate::wire::{
-    ClientAction, History as HistoryPage, HistoryRequest, MessageRecord, Millis, Reaction, Resume,
-    Seq, UserId,
+    ClientAction, Conversations, History as HistoryPage, HistoryRequest, MessageRecord, Millis,
+    Reaction, Resume, Seq, UserId,
 };
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// One message: stored by the room, or written here and not stored yet.
@@ -79,25 +80,95 @@ impl Session {
         &self.messages
     }
 
+    /// The room's history: how much older than the timeline's first message it has.
     pub fn history(&self) -> History {
         self.history
     }
 
-    /// The people we have direct conversations with here, the latest first.
+    /// The history of a conversation: the room's (`None`), or the direct one with that person.
+    /// A direct conversation is whole when the room's timeline reaches the room's start or its
+    /// own pages reached its first message; it has more when the room listed it or the
+    /// timeline has some of it (a conversation nobody wrote in yet has nothing to page).
+    pub fn history_in(&self, with: Option<&str>) -> History {
+        let Some(peer) = with else {
+            return self.history;
+        };
+        match (self.history, self.direct.get(peer)) {
+            (History::Unsupported, _) => History::Unsupported,
+            (History::Complete, _) => History::Complete,
+            (_, Some((_, history))) => *history,
+            _ => {
+                let me = self.identity.as_ref().map_or("", |i| i.user_id.as_str());
+                let known = self.listed.contains_key(peer)
+                    || self.messages.iter().any(|m| m.is_in(me, Some(peer)));
+                if known {
+                    History::More
+                } else {
+                    History::Complete
+                }
+            }
+        }
+    }
+
+    /// The people we have direct conversations with here, the latest first: those the room
+    /// listed and those in the timeline, ours not stored yet included.
     pub fn conversations(&self) -> Vec<UserId> {
         let Some(me) = self.identity.as_ref().map(|i| i.user_id.as_str()) else {
             return Vec::new();
         };
-        let mut peers: Vec<UserId> = Vec::new();
-        let pending = self.pending();
-        for message in pending.into_iter().rev().chain(self.messages.iter().rev()) {
-            if let Some(peer) = message.peer(me)
-                && !peers.contains(peer)
-            {
-                peers.push(peer.clone());
+        let mut latest: BTreeMap<&UserId, Seq> = BTreeMap::new();
+        for message in &self.messages {
+            if let (Some(peer), Some(seq)) = (message.peer(me), message.seq) {
+                latest.insert(peer, seq);
             }
         }
-        peers
+        for (peer, &seq) in &self.listed {
+            let known = latest.entry(peer).or_insert(seq);
+            *known = (*known).max(seq);
+        }
+        let mut peers: Vec<(&UserId, Seq)> = latest.into_iter().collect();
+        peers.sort_by_key(|&(_, seq)| std::cmp::Reverse(seq));
+        let mut ordered: Vec<UserId> = Vec::new();
+        // Ours not stored yet are the latest of all.
+        let unsent = self.pending().into_iter().rev().filter_map(|m| m.peer(me));
+        for peer in unsent.chain(peers.into_iter().map(|(p, _)| p)) {
+            if !ordered.contains(peer) {
+                ordered.push(peer.clone());
+            }
+        }
+        ordered
+    }
+
+    /// The room told us our conversations: each one's latest message joins the timeline (below
+    /// the room's floor, it does not move it), and what came while we were away is told.
+    pub(super) fn on_conversations(&mut self, list: Conversations) {
+        self.names.extend(list.user_names);
+        let me = self.identity.as_ref().map(|i| i.user_id.clone());
+        for conversation in list.conversations {
+            let Some(seq) = conversation.last.seq else {
+                continue;
+            };
+            // A server's word is checked: the message must be between us and that person.
+            let between = me
+                .as_deref()
+                .is_some_and(|me| between(&conversation.last, me, &conversation.with));
+            if !between {
+                continue;
+            }
+            let peer = conversation.with;
+            self.listed.insert(peer.clone(), seq);
+            self.direct
+                .entry(peer.clone())
+                .and_modify(|(floor, _)| *floor = (*floor).min(seq))
+                .or_insert((seq, History::More));
+            self.insert(conversation.last);
+            if conversation.unread > 0 {
+                self.events.push(Event::Missed {
+                    from: peer,
+                    count: conversation.unread,
+                });
+            }
+        }
     }
 
     /// Messages kept from an earlier visit, shown until the room answers; the room is then
@@ -109,6 +180,7 @@ impl Session {
             if let Some(seq) = record.seq {
                 self.latest_seq = Some(self.latest_seq.map_or(seq, |l| l.max(seq)));
             }
+            self.reach(record.seq);
             self.insert(record);
         }
         if self.first_seq().is_some_and(|s| s > 1) {
@@ -146,6 +218,7 @@ impl Session {
             .collect();
         HistoryPage {
             before: 0,
+            with: None,
             messages,
             has_more: true,
             user_names,
@@ -155,14 +228,55 @@ impl Session {
     /// Asks for the page before the timeline's first message, if the room has one and no
     /// request is out.
     pub fn request_history(&mut self, now: Millis) {
-        if let (true, Some(before)) = (self.may_request_history(), self.first_seq()) {
-            self.history = History::Loading;
-            self.queued
-                .push(ClientAction::HistoryRequest(HistoryRequest {
-                    before,
-                    limit: HISTORY_PAGE,
-                }));
-            self.flush(now);
+        self.request_history_in(now, None);
+    }
+
+    /// Asks for the page of a conversation (the room's, or the direct one with that person)
+    /// before its first message here, if it has one and no request is out.
+    pub fn request_history_in(&mut self, now: Millis, with: Option<&str>) {
+        let Some(before) = self.first_seq_in(with) else {
+            return;
+        };
+        if !self.may_request_history_in(with) {
+            return;
+        }
+        match with {
+            None => self.history = History::Loading,
+            Some(peer) => {
+                self.direct
+                    .insert(peer.to_owned(), (before, History::Loading));
+            }
+        }
+        self.queued
+            .push(ClientAction::HistoryRequest(HistoryRequest {
+                before,
+                limit: HISTORY_PAGE,
+                with: with.map(str::to_owned),
+            }));
+        self.flush(now);
+    }
+
+    /// Where a conversation's next page ends: the room's floor, or, for a direct one, the
+    /// lower of that and how far its own pages reached.
+    fn first_seq_in(&self, with: Option<&str>) -> Option<Seq> {
+        let floor = self.first_seq();
+        match with.and_then(|peer| self.direct.get(peer)) {
+            Some(&(own, _)) => Some(floor.map_or(own, |f| f.min(own))),
+            None if with.is_some() => floor.or(self.latest_seq.map(|l| l + 1)),
+            None => floor,
+        }
+    }
+
+    /// A history request is out no more (the connection went, or the room refused it): what
+    /// was loading is `then`.
+    pub(super) fn history_not_loading(&mut self, then: History) {
+        if self.history == History::Loading {
+            self.history = then;
+        }
+        for (_, history) in self.direct.values_mut() {
+            if *history == History::Loading {
+                *history = then;
+            }
         }
     }
 
@@ -198,6 +312,8 @@ impl Session {
                 .min();
             if let Some(floor) = floor {
                 self.messages.retain(|m| m.seq.is_none_or(|s| s >= floor));
+                self.floor = Some(floor);
+                self.cut_below(floor);
             }
             self.history = History::More;
             self.notice(Notice::GapTooBig);
@@ -222,6 +338,11 @@ impl Session {
             self.last_arrived = self.last_arrived.max(record.seq);
         }
         let mentions_me = !mine && self.mentions_me(&record.raw_message);
+        if self.floor.is_none() {
+            // The first message of an empty timeline starts it; a resumed change of an old
+            // message (as it is now) does not move the floor back over what is not here.
+            self.reach(record.seq);
+        }
         if self.insert(record) && !mine {
             self.events.push(Event::Arrived {
                 from,
@@ -307,32 +428,92 @@ impl Session {
             if self.history != History::Unsupported {
                 self.history = History::More;
             }
+            if let Some(first) = self.messages.first().and_then(|m| m.seq) {
+                self.cut_below(first);
+            }
         }
         true
     }
 
-    pub(super) fn first_seq(&self) -> Option<Seq> {
-        self.messages.first().and_then(|m| m.seq)
+    /// Nothing below `first` is in the timeline any more: every conversation reaches back only
+    /// as far, and has more to page.
+    pub(super) fn cut_below(&mut self, first: Seq) {
+        self.floor = self.floor.map(|f| f.max(first));
+        for (floor, history) in self.direct.values_mut() {
+            if *floor < first {
+                *floor = first;
+                if *history == History::Complete {
+                    *history = History::More;
+                }
+            }
+        }
     }
 
-    /// A page of older history arrived.
+    /// The room-wide timeline reaches back to `seq` (a message of the handshake, a room page,
+    /// or the first of an empty timeline).
+    pub(super) fn reach(&mut self, seq: Option<Seq>) {
+        if let Some(seq) = seq {
+            self.floor = Some(self.floor.map_or(seq, |f| f.min(seq)));
+        }
+    }
+
+    /// The oldest seq the room-wide timeline reaches.
+    pub(super) fn first_seq(&self) -> Option<Seq> {
+        self.floor
+    }
+
+    /// A page of older history arrived: the room's, or a direct conversation's.
     pub(super) fn on_history(&mut self, now: Millis, page: HistoryPage) {
         self.names.extend(page.user_names);
-        for record in page.messages {
-            self.insert(record);
-        }
-        self.history = if page.has_more {
+        let first = page.messages.iter().filter_map(|m| m.seq).min();
+        let history = if page.has_more {
             History::More
         } else {
             History::Complete
         };
+        match page.with {
+            None => {
+                for record in page.messages {
+                    self.reach(record.seq);
+                    self.insert(record);
+                }
+                if !page.has_more {
+                    // The room's start: nothing is older.
+                    self.reach(Some(1));
+                }
+                self.history = history;
+            }
+            Some(peer) => {
+                let me = self.identity.as_ref().map(|i| i.user_id.clone());
+                for record in page.messages {
+                    // Only what is between us and that person belongs to the page.
+                    if me.as_deref().is_some_and(|me| between(&record, me, &peer)) {
+                        self.insert(record);
+                    }
+                }
+                let floor = first.unwrap_or(page.before).min(page.before);
+                let own = self.direct.entry(peer).or_insert((floor, history));
+                *own = (own.0.min(floor), history);
+            }
+        }
         self.go_on_revealing(now);
     }
 
     /// Whether [`Self::request_history`] would ask the room for a page now: it has older
     /// messages, none is on its way, and the room is online.
     pub fn may_request_history(&self) -> bool {
-        self.history == History::More && self.phase == Phase::Online && self.first_seq().is_some()
+        self.may_request_history_in(None)
+    }
+
+    /// Whether [`Self::request_history_in`] would ask the room for a page of that conversation
+    /// now: it has older messages, no page is on its way, and the room is online.
+    pub fn may_request_history_in(&self, with: Option<&str>) -> bool {
+        let loading = self.history == History::Loading
+            || self.direct.values().any(|(_, h)| *h == History::Loading);
+        self.history_in(with) == History::More
+            && !loading
+            && self.phase == Phase::Online
+            && self.first_seq_in(with).is_some()
     }
 
     /// Shows message `seq` of the room: once it is in the timeline, [`Event::Revealed`] says
@@ -341,18 +522,24 @@ impl Session {
     /// room's start is reached, the server pages no history, or a page fails. A later reveal
     /// replaces an earlier one.
     pub fn reveal(&mut self, now: Millis, seq: Seq) {
-        self.revealing = Some(seq);
+        self.reveal_in(now, seq, None);
+    }
+
+    /// [`Self::reveal`] for a message of a conversation: the room (`None`) or the direct one
+    /// with that person, whose own pages are the ones paged in.
+    pub fn reveal_in(&mut self, now: Millis, seq: Seq, with: Option<UserId>) {
+        self.revealing = Some((seq, with));
         self.go_on_revealing(now);
     }
 
     /// The message being revealed, while older history is paged in for it.
     pub fn revealing(&self) -> Option<Seq> {
-        self.revealing
+        self.revealing.as_ref().map(|(seq, _)| *seq)
     }
 
     /// One step of [`Self::reveal`], after each page (and when the room is back online).
     pub(super) fn go_on_revealing(&mut self, now: Millis) {
-        let Some(seq) = self.revealing else {
+        let Some((seq, with)) = self.revealing.clone() else {
             return;
         };
         if self.find(seq).is_some() {
@@ -360,9 +547,10 @@ impl Session {
             self.events.push(Event::Revealed(seq));
             return;
         }
-        let reached_back = self.first_seq().is_some_and(|first| first <= seq);
-        match self.history {
-            History::More if !reached_back => self.request_history(now),
+        let with = with.as_deref();
+        let reached_back = self.first_seq_in(with).is_some_and(|first| first <= seq);
+        match self.history_in(with) {
+            History::More if !reached_back => self.request_history_in(now, with),
             History::Loading if !reached_back => {}
             _ => self.revealing = None,
         }
@@ -395,4 +583,10 @@ impl Session {
             && !message.deleted
             && message.call.is_none()
     }
+}
+
+/// Whether `record` is a direct message between `me` and `peer` (either way).
+fn between(record: &MessageRecord, me: &str, peer: &str) -> bool {
+    (record.user_id == me && record.to.as_deref() == Some(peer))
+        || (record.user_id == peer && record.to.as_deref() == Some(me))
 }

@@ -54,10 +54,21 @@ impl Store for FlakyStore {
         &self,
         _room: &str,
         _viewer: Option<&str>,
+        _with: Option<&str>,
         _before: Seq,
         _limit: u32,
     ) -> crate::store::Result<(Vec<StoredMessage>, bool)> {
         Ok((Vec::new(), false))
+    }
+
+    async fn load_conversations(
+        &self,
+        _room: &str,
+        _viewer: &str,
+        _since: Seq,
+        _limit: u32,
+    ) -> crate::store::Result<Vec<protocol::DirectConversation>> {
+        Ok(Vec::new())
     }
 
     /// A slow search: ten seconds, then (unless it runs out of time first) one result.

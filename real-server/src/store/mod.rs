@@ -8,7 +8,7 @@ use std::future::Future;
 
 pub use mongo::MongoStore;
 use protocol::search::{SearchPage, SearchQuery};
-use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
+use protocol::{DirectConversation, RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
 pub use sqlite::{SqliteStore, SyncMode};
 
 /// One write of a batch. A batch is written in order, as one group commit.
@@ -113,14 +113,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to `limit` messages with `seq < before` that `viewer` may see
     /// ([`StoredMessage::visible_to`]: others' direct messages never leave storage for them),
-    /// oldest first, and whether older ones exist.
+    /// or, `with` a person, only those of the direct conversation of the two
+    /// ([`StoredMessage::in_page_for`]), oldest first, and whether older ones exist.
     fn load_history(
         &self,
         room: &str,
         viewer: Option<&str>,
+        with: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> impl Future<Output = Result<(Vec<StoredMessage>, bool)>> + Send;
+
+    /// `viewer`'s direct conversations, the latest first, at most `limit`, each with its
+    /// latest message and the other's messages to `viewer` after `since`: exactly
+    /// [`protocol::conversations_of`] over the room's messages.
+    fn load_conversations(
+        &self,
+        room: &str,
+        viewer: &str,
+        since: Seq,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DirectConversation>>> + Send;
 
     /// A page of the messages `search.viewer` may find with `search.query`
     /// ([`SearchQuery::finds`]: visible to them, not deleted, matching), newest first. A
@@ -165,10 +178,25 @@ impl<S: Store> Store for Delayed<S> {
         &self,
         room: &str,
         viewer: Option<&str>,
+        with: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
-        self.inner.load_history(room, viewer, before, limit).await
+        self.inner
+            .load_history(room, viewer, with, before, limit)
+            .await
+    }
+
+    async fn load_conversations(
+        &self,
+        room: &str,
+        viewer: &str,
+        since: Seq,
+        limit: u32,
+    ) -> Result<Vec<DirectConversation>> {
+        self.inner
+            .load_conversations(room, viewer, since, limit)
+            .await
     }
 
     async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {

@@ -21,7 +21,7 @@ use mongodb::bson::doc;
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, IndexModel};
-use protocol::{RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
+use protocol::{DirectConversation, RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
 use serde::{Deserialize, Serialize};
 
 use protocol::search::{SearchPage, search_newest_first};
@@ -153,6 +153,16 @@ impl MongoStore {
                 IndexModel::builder()
                     .keys(doc! { "room": 1, "userId": 1, "dedup": 1 })
                     .options(unique())
+                    .build(),
+            )
+            .await?;
+        // A person's direct conversations: the messages to them (those from them use the
+        // index above, whose first fields are room and author).
+        store
+            .messages
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "room": 1, "to": 1, "seq": -1 })
                     .build(),
             )
             .await?;
@@ -391,12 +401,27 @@ impl Store for MongoStore {
         &self,
         room: &str,
         viewer: Option<&str>,
+        with: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let before = i64::try_from(before).unwrap_or(i64::MAX);
         let mut filter = doc! { "room": room, "seq": { "$lt": before } };
         filter.extend(visible_to(viewer));
+        match (with, viewer) {
+            (None, _) => {}
+            // One conversation: the two people's messages to each other.
+            (Some(with), Some(viewer)) => {
+                filter.insert(
+                    "$and",
+                    vec![doc! { "$or": [
+                        { "userId": viewer, "to": with },
+                        { "userId": with, "to": viewer },
+                    ] }],
+                );
+            }
+            (Some(_), None) => return Ok((Vec::new(), false)),
+        }
         let docs: Vec<MessageDoc> = self
             .messages
             .find(filter)
@@ -410,6 +435,85 @@ impl Store for MongoStore {
             .map(MessageDoc::into_message)
             .collect::<Result<Vec<_>>>()?;
         Ok(history_page(newest_first, limit))
+    }
+
+    async fn load_conversations(
+        &self,
+        room: &str,
+        viewer: &str,
+        since: Seq,
+        limit: u32,
+    ) -> Result<Vec<DirectConversation>> {
+        // The person's direct messages, the newest first, read for who they are with: the
+        // first seen of each person is the latest; unread ones are all newer than `since`,
+        // so the walk ends once past it with `limit` people found.
+        let filter = doc! { "room": room, "$or": [
+            { "userId": viewer, "to": { "$exists": true } },
+            { "to": viewer },
+        ] };
+        let mut cursor = self
+            .messages
+            .clone_with_type::<mongodb::bson::Document>()
+            .find(filter)
+            .projection(doc! { "seq": 1, "userId": 1, "to": 1, "deleted": 1 })
+            .sort(doc! { "seq": -1 })
+            .await?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let since = i64::try_from(since).unwrap_or(i64::MAX);
+        let mut latest: Vec<(String, i64, u32)> = Vec::new();
+        while let Some(found) = cursor.try_next().await? {
+            let field = |name: &str| {
+                found
+                    .get_str(name)
+                    .map(str::to_owned)
+                    .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+            };
+            let seq = found
+                .get_i64("seq")
+                .map_err(|e| StoreError::Corrupt(format!("seq: {e}")))?;
+            if seq <= since && latest.len() >= limit {
+                break;
+            }
+            let author = field("userId")?;
+            let peer = if author == viewer {
+                field("to")?
+            } else {
+                author.clone()
+            };
+            // Their messages to the person, newer than `since`, not deleted.
+            let unread = u32::from(
+                seq > since && author == peer && !found.get_bool("deleted").unwrap_or(false),
+            );
+            match latest.iter_mut().find(|(p, _, _)| *p == peer) {
+                Some(entry) => entry.2 += unread,
+                None => latest.push((peer, seq, unread)),
+            }
+        }
+        latest.truncate(limit);
+        let seqs: Vec<i64> = latest.iter().map(|(_, seq, _)| *seq).collect();
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! { "room": room, "seq": { "$in": seqs } })
+            .await?
+            .try_collect()
+            .await?;
+        let mut messages = docs
+            .into_iter()
+            .map(MessageDoc::into_message)
+            .collect::<Result<Vec<_>>>()?;
+        let mut found = Vec::with_capacity(latest.len());
+        for (with, seq, unread) in latest {
+            let at = messages
+                .iter()
+                .position(|m| i64::try_from(m.seq).ok() == Some(seq))
+                .ok_or_else(|| StoreError::Corrupt(format!("message {seq} went missing")))?;
+            found.push(DirectConversation {
+                with,
+                last: messages.swap_remove(at),
+                unread,
+            });
+        }
+        Ok(found)
     }
 
     async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {

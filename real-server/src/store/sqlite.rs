@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use protocol::{RoomSnapshot, Seq, StoredMessage, UserRecord};
+use protocol::{DirectConversation, RoomSnapshot, Seq, StoredMessage, UserRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use protocol::search::{SearchPage, SearchQuery, search_newest_first};
@@ -176,6 +176,13 @@ fn migrate(conn: &Connection) -> Result<()> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))?;
         }
     }
+    // A person's direct conversations are found through these (the column may be new).
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_direct_to ON messages (room, dm_to, seq)
+             WHERE dm_to IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS messages_direct_from ON messages (room, user_id, seq)
+             WHERE dm_to IS NOT NULL;",
+    )?;
     // Messages written before the search index existed are indexed once, in one transaction.
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version < SEARCH_INDEXED {
@@ -426,24 +433,90 @@ impl Store for SqliteStore {
         &self,
         room: &str,
         viewer: Option<&str>,
+        with: Option<&str>,
         before: Seq,
         limit: u32,
     ) -> Result<(Vec<StoredMessage>, bool)> {
         let room = room.to_owned();
         let viewer = viewer.map(str::to_owned);
+        let with = with.map(str::to_owned);
         self.with_reader(move |conn| {
-            let newest_first = conn
-                .prepare_cached(&format!(
-                    "{SELECT} WHERE room = ?1 AND seq < ?2 AND {visible}
-                     ORDER BY seq DESC LIMIT ?3",
-                    visible = visible_to("")
-                ))?
-                .query_map(
-                    params![room, seq_param(before), i64::from(limit) + 1, viewer],
-                    message_from_row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let newest_first = match &with {
+                None => conn
+                    .prepare_cached(&format!(
+                        "{SELECT} WHERE room = ?1 AND seq < ?2 AND {visible}
+                         ORDER BY seq DESC LIMIT ?3",
+                        visible = visible_to("")
+                    ))?
+                    .query_map(
+                        params![room, seq_param(before), i64::from(limit) + 1, viewer],
+                        message_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                // One conversation: the two people's messages to each other (a NULL viewer
+                // matches nothing).
+                Some(with) => conn
+                    .prepare_cached(&format!(
+                        "{SELECT} WHERE room = ?1 AND seq < ?2 AND {visible}
+                             AND ((user_id = ?4 AND dm_to = ?5) OR (user_id = ?5 AND dm_to = ?4))
+                         ORDER BY seq DESC LIMIT ?3",
+                        visible = visible_to("")
+                    ))?
+                    .query_map(
+                        params![room, seq_param(before), i64::from(limit) + 1, viewer, with],
+                        message_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
             Ok(history_page(newest_first, limit))
+        })
+        .await
+    }
+
+    async fn load_conversations(
+        &self,
+        room: &str,
+        viewer: &str,
+        since: Seq,
+        limit: u32,
+    ) -> Result<Vec<DirectConversation>> {
+        let room = room.to_owned();
+        let viewer = viewer.to_owned();
+        self.with_reader(move |conn| {
+            let latest: Vec<(String, i64)> = conn
+                .prepare_cached(
+                    "SELECT peer, MAX(seq) AS last FROM (
+                         SELECT dm_to AS peer, seq FROM messages
+                             WHERE room = ?1 AND user_id = ?2 AND dm_to IS NOT NULL
+                         UNION ALL
+                         SELECT user_id AS peer, seq FROM messages
+                             WHERE room = ?1 AND dm_to = ?2
+                     ) GROUP BY peer ORDER BY last DESC LIMIT ?3",
+                )?
+                .query_map(params![room, viewer, i64::from(limit)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut found = Vec::with_capacity(latest.len());
+            for (with, last) in latest {
+                let message = conn
+                    .prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?
+                    .query_row(params![room, last], message_from_row)?;
+                let unread: u32 = conn
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM messages WHERE room = ?1 AND user_id = ?2
+                             AND dm_to = ?3 AND seq > ?4 AND deleted = 0",
+                    )?
+                    .query_row(params![room, with, viewer, seq_param(since)], |row| {
+                        row.get(0)
+                    })?;
+                found.push(DirectConversation {
+                    with,
+                    last: message,
+                    unread,
+                });
+            }
+            Ok(found)
         })
         .await
     }
