@@ -87,7 +87,12 @@ pub fn save_history(address: &str, history: protocol::History) -> bool {
     let Some(storage) = storage() else {
         return false;
     };
-    let text = protocol::ServerAction::History(history).to_json();
+    // The action's JSON, written around its payload: serialising a whole `ServerAction` would
+    // link every server action's serialiser into the client for this one.
+    let Ok(payload) = serde_json::to_string(&history) else {
+        return false;
+    };
+    let text = format!(r#"{{"type":"HISTORY","payload":{payload}}}"#);
     storage
         .set_item(&format!("{HISTORY_PREFIX}{address}"), &text)
         .is_ok()

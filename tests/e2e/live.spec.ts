@@ -530,6 +530,70 @@ for (const store of stores()) {
       }
     });
 
+    test('a direct conversation older than everything kept is still listed after a reload, opens whole, and counts what came while away', async ({ browser }) => {
+      const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
+      await archive.start();
+      try {
+        const visit = async (name: string) => {
+          const context = await browser.newContext();
+          const page = await context.newPage();
+          const watched = { page, context, problems: [] as string[] };
+          page.on('pageerror', (err) => watched.problems.push(`page error: ${err.message}`));
+          people.push(watched);
+          await page.goto(`./?room=${archive.url}`);
+          await expect(status(page)).toHaveText('online');
+          await rename(page, name);
+          return { page, context };
+        };
+        const alice = (await visit('Alice')).page;
+        const { page: bob, context: bobs } = await visit('Bob');
+        await peoplePanel(alice).getByRole('button', { name: 'Bob', exact: true }).click();
+        await alice.getByRole('button', { name: 'Message Bob directly' }).click();
+        await send(alice, 'an old word between us');
+        await expect(message(alice, 'an old word between us')).not.toHaveClass(/pending/);
+        await expect(conversationButton(bob, 'Alice')).toBeVisible();
+
+        // The room talks on for long: what Bob's page keeps for a reload is room talk only.
+        const writer = await LegacyClient.connect(archive.url);
+        for (let i = 1; i <= 150; i++) await writer.send('MESSAGE', { rawMessage: `filler ${i}`, userId: writer.userId });
+        await expect(message(bob, 'filler 150')).toHaveCount(1);
+        await bob.reload();
+        await expect(status(bob)).toHaveText('online');
+        await expect(message(bob, 'filler 150')).toHaveCount(1);
+        // The room lists the conversation; opened, it pages its own history in, to its start.
+        const withAlice = conversationButton(bob, 'Alice');
+        await expect(withAlice).toBeVisible();
+        await expect(withAlice.getByLabel(/unread/)).toHaveCount(0);
+        await withAlice.click();
+        await expect(bob.getByRole('main').getByRole('heading', { level: 2 })).toHaveText('Direct messages with Alice');
+        await expect(message(bob, 'an old word between us')).toHaveCount(1);
+        await expect(log(bob)).toContainText('This is the start of your conversation with Alice.');
+        await bob.getByRole('button', { name: 'Back to Archive' }).click();
+
+        // Bob closes the page; Alice writes to him, and the room goes on. Back, he sees it
+        // counted as unread, under the room, though the conversation is far back.
+        await bob.close();
+        await conversationButton(alice, 'Bob').click();
+        await send(alice, 'while you were away');
+        await expect(message(alice, 'while you were away')).not.toHaveClass(/pending/);
+        for (let i = 151; i <= 170; i++) await writer.send('MESSAGE', { rawMessage: `filler ${i}`, userId: writer.userId });
+        await writer.waitFor((a) => a.type === 'MESSAGE' && a.payload.rawMessage === 'filler 170');
+        writer.close();
+        const back = await bobs.newPage();
+        back.on('pageerror', (err) => { throw err; });
+        await back.goto(`./?room=${archive.url}`);
+        await expect(status(back)).toHaveText('online');
+        await expect(conversationButton(back, 'Alice').getByLabel('1 unread')).toBeVisible();
+        await conversationButton(back, 'Alice').click();
+        for (const text of ['an old word between us', 'while you were away']) {
+          await expect(message(back, text), `${text} once`).toHaveCount(1);
+        }
+        await expect(conversationButton(back, 'Alice').getByLabel(/unread/)).toHaveCount(0);
+      } finally {
+        await archive.stop();
+      }
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

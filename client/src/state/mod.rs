@@ -719,8 +719,8 @@ impl AppState {
                     // live since is part of the same count.
                     let shown = room_shown && room.conversation.as_ref() == Some(&from);
                     if !shown {
-                        let unread = room.direct_unread.entry(from).or_insert(0);
-                        *unread = (*unread).max(count);
+                        let known = room.direct_unread.get(&from).copied().unwrap_or(0);
+                        room.direct_unread.insert(from, known.max(count));
                     }
                 }
                 Event::Notice(notice) => room.notice = Some(notice.to_string()),

@@ -211,11 +211,9 @@ pub struct Session {
     /// in it (what a room page asks before). Pages of one conversation, and the latest
     /// messages of conversations the room listed, lie below it and do not move it.
     floor: Option<Seq>,
-    /// Per direct conversation: how far back it reaches (below `floor`), and its history once
-    /// paged on its own (see [`Session::history_in`]).
-    direct: BTreeMap<UserId, (Seq, History)>,
-    /// The conversations the room listed (`CONVERSATIONS`): each one's latest seq.
-    listed: BTreeMap<UserId, Seq>,
+    /// The direct conversations the room listed or that paged on their own (a few: a list is
+    /// smaller in the browser client's download than a map).
+    direct: Vec<timeline::Direct>,
     /// The highest seq the room has told us about: resumed from after a reconnect.
     latest_seq: Option<Seq>,
     /// The room has answered (sent `HANDSHAKE`) since the session began.
@@ -270,8 +268,7 @@ impl Session {
             people: BTreeMap::new(),
             history: History::Complete,
             floor: None,
-            direct: BTreeMap::new(),
-            listed: BTreeMap::new(),
+            direct: Vec::new(),
             latest_seq: None,
             reached: false,
             arrivals: 0,
@@ -553,7 +550,6 @@ impl Session {
             self.latest_seq = None;
             self.floor = None;
             self.direct.clear();
-            self.listed.clear();
         }
         self.names.extend(handshake.user_names);
         if let Some(online) = handshake.online {

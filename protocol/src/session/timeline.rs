@@ -7,7 +7,6 @@ use crate::wire::{
     ClientAction, Conversations, History as HistoryPage, HistoryRequest, MessageRecord, Millis,
     Reaction, Resume, Seq, UserId,
 };
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// One message: stored by the room, or written here and not stored yet.
@@ -61,6 +60,18 @@ impl Message {
     }
 }
 
+/// A direct conversation as the session pages it on its own.
+#[derive(Debug, Clone)]
+pub(super) struct Direct {
+    /// The other person.
+    with: UserId,
+    /// How far back it reaches here (it may lie below the room's floor).
+    floor: Seq,
+    history: History,
+    /// Its latest seq, as the room listed it.
+    listed: Option<Seq>,
+}
+
 /// How much older history the room has for us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum History {
@@ -93,15 +104,13 @@ impl Session {
         let Some(peer) = with else {
             return self.history;
         };
-        match (self.history, self.direct.get(peer)) {
+        match (self.history, self.direct.iter().find(|d| d.with == peer)) {
             (History::Unsupported, _) => History::Unsupported,
             (History::Complete, _) => History::Complete,
-            (_, Some((_, history))) => *history,
+            (_, Some(direct)) => direct.history,
             _ => {
                 let me = self.identity.as_ref().map_or("", |i| i.user_id.as_str());
-                let known = self.listed.contains_key(peer)
-                    || self.messages.iter().any(|m| m.is_in(me, Some(peer)));
-                if known {
+                if self.messages.iter().any(|m| m.is_in(me, Some(peer))) {
                     History::More
                 } else {
                     History::Complete
@@ -116,22 +125,36 @@ impl Session {
         let Some(me) = self.identity.as_ref().map(|i| i.user_id.as_str()) else {
             return Vec::new();
         };
-        let mut latest: BTreeMap<&UserId, Seq> = BTreeMap::new();
-        for message in &self.messages {
-            if let (Some(peer), Some(seq)) = (message.peer(me), message.seq) {
-                latest.insert(peer, seq);
+        // Each person's latest seq, the latest first: from the timeline (newest first, so each
+        // person's first is their latest), then those listed, each put in its place.
+        let mut latest: Vec<(&UserId, Seq)> = Vec::new();
+        let stored = self
+            .messages
+            .iter()
+            .rev()
+            .filter_map(|m| Some((m.peer(me)?, m.seq?)));
+        let listed = self
+            .direct
+            .iter()
+            .filter_map(|d| Some((&d.with, d.listed?)));
+        for (peer, seq) in stored.chain(listed) {
+            match latest.iter().position(|(p, _)| *p == peer) {
+                Some(at) if latest[at].1 >= seq => continue,
+                Some(at) => {
+                    latest.remove(at);
+                }
+                None => {}
             }
+            let place = latest
+                .iter()
+                .position(|(_, s)| *s < seq)
+                .unwrap_or(latest.len());
+            latest.insert(place, (peer, seq));
         }
-        for (peer, &seq) in &self.listed {
-            let known = latest.entry(peer).or_insert(seq);
-            *known = (*known).max(seq);
-        }
-        let mut peers: Vec<(&UserId, Seq)> = latest.into_iter().collect();
-        peers.sort_by_key(|&(_, seq)| std::cmp::Reverse(seq));
         let mut ordered: Vec<UserId> = Vec::new();
         // Ours not stored yet are the latest of all.
         let unsent = self.pending().into_iter().rev().filter_map(|m| m.peer(me));
-        for peer in unsent.chain(peers.into_iter().map(|(p, _)| p)) {
+        for peer in unsent.chain(latest.into_iter().map(|(p, _)| p)) {
             if !ordered.contains(peer) {
                 ordered.push(peer.clone());
             }
@@ -156,11 +179,9 @@ impl Session {
                 continue;
             }
             let peer = conversation.with;
-            self.listed.insert(peer.clone(), seq);
-            self.direct
-                .entry(peer.clone())
-                .and_modify(|(floor, _)| *floor = (*floor).min(seq))
-                .or_insert((seq, History::More));
+            let direct = self.direct_of(&peer, seq);
+            direct.floor = direct.floor.min(seq);
+            direct.listed = Some(seq);
             self.insert(conversation.last);
             if conversation.unread > 0 {
                 self.events.push(Event::Missed {
@@ -242,10 +263,7 @@ impl Session {
         }
         match with {
             None => self.history = History::Loading,
-            Some(peer) => {
-                self.direct
-                    .insert(peer.to_owned(), (before, History::Loading));
-            }
+            Some(peer) => self.direct_of(peer, before).history = History::Loading,
         }
         self.queued
             .push(ClientAction::HistoryRequest(HistoryRequest {
@@ -260,8 +278,8 @@ impl Session {
     /// lower of that and how far its own pages reached.
     fn first_seq_in(&self, with: Option<&str>) -> Option<Seq> {
         let floor = self.first_seq();
-        match with.and_then(|peer| self.direct.get(peer)) {
-            Some(&(own, _)) => Some(floor.map_or(own, |f| f.min(own))),
+        match with.and_then(|peer| self.direct.iter().find(|d| d.with == peer)) {
+            Some(direct) => Some(floor.map_or(direct.floor, |f| f.min(direct.floor))),
             None if with.is_some() => floor.or(self.latest_seq.map(|l| l + 1)),
             None => floor,
         }
@@ -273,11 +291,29 @@ impl Session {
         if self.history == History::Loading {
             self.history = then;
         }
-        for (_, history) in self.direct.values_mut() {
-            if *history == History::Loading {
-                *history = then;
+        for direct in &mut self.direct {
+            if direct.history == History::Loading {
+                direct.history = then;
             }
         }
+    }
+
+    /// The conversation with `peer` as paged on its own (new: reaching back to `floor`, with
+    /// more to page).
+    fn direct_of(&mut self, peer: &str, floor: Seq) -> &mut Direct {
+        let at = match self.direct.iter().position(|d| d.with == peer) {
+            Some(at) => at,
+            None => {
+                self.direct.push(Direct {
+                    with: peer.to_owned(),
+                    floor,
+                    history: History::More,
+                    listed: None,
+                });
+                self.direct.len() - 1
+            }
+        };
+        &mut self.direct[at]
     }
 
     /// The latest message from someone else that arrived as it was written.
@@ -439,11 +475,11 @@ impl Session {
     /// as far, and has more to page.
     pub(super) fn cut_below(&mut self, first: Seq) {
         self.floor = self.floor.map(|f| f.max(first));
-        for (floor, history) in self.direct.values_mut() {
-            if *floor < first {
-                *floor = first;
-                if *history == History::Complete {
-                    *history = History::More;
+        for direct in &mut self.direct {
+            if direct.floor < first {
+                direct.floor = first;
+                if direct.history == History::Complete {
+                    direct.history = History::More;
                 }
             }
         }
@@ -492,8 +528,9 @@ impl Session {
                     }
                 }
                 let floor = first.unwrap_or(page.before).min(page.before);
-                let own = self.direct.entry(peer).or_insert((floor, history));
-                *own = (own.0.min(floor), history);
+                let own = self.direct_of(&peer, floor);
+                own.floor = own.floor.min(floor);
+                own.history = history;
             }
         }
         self.go_on_revealing(now);
@@ -509,7 +546,7 @@ impl Session {
     /// now: it has older messages, no page is on its way, and the room is online.
     pub fn may_request_history_in(&self, with: Option<&str>) -> bool {
         let loading = self.history == History::Loading
-            || self.direct.values().any(|(_, h)| *h == History::Loading);
+            || self.direct.iter().any(|d| d.history == History::Loading);
         self.history_in(with) == History::More
             && !loading
             && self.phase == Phase::Online
