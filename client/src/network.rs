@@ -55,8 +55,11 @@ pub enum Intent {
     Rename(String, NameScope),
     /// Edit one of your stored messages (its seq) to say this (already checked).
     Edit(RoomId, protocol::Seq, String),
-    /// Delete one of your stored messages (its seq) for everyone.
+    /// Delete one of your stored messages (its seq) for everyone, or, as a moderator or
+    /// owner, remove someone else's.
     Delete(RoomId, protocol::Seq),
+    /// As an owner: make someone a moderator (`Some`) or a member again (`None`).
+    SetRole(RoomId, protocol::UserId, Option<protocol::Role>),
     /// Add (true) or take back your reaction to a stored message.
     React(RoomId, protocol::Seq, String, bool),
     /// Ask again for a change of yours (by its nonce) the room did not store.
@@ -187,6 +190,10 @@ pub async fn run(
             }
             Input::Intent(Intent::Delete(id, seq)) => {
                 state.write().delete_message(id, seq, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::SetRole(id, user, role)) => {
+                state.write().set_role(id, user, role, now());
                 network.carry(id);
             }
             Input::Intent(Intent::React(id, seq, emoji, on)) => {

@@ -78,6 +78,9 @@ pub enum ErrorCode {
     /// The message is a record the room wrote (a call's): nobody edits, deletes or reacts to
     /// it.
     Unchangeable,
+    /// The asker's role does not allow it (making moderators takes an owner; an owner's role
+    /// is the operator's to change).
+    NotAllowed,
 }
 
 /// Why a frame could not be decoded into an action.

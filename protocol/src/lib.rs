@@ -34,7 +34,7 @@ pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
     ChangeKind, ConnectionId, DELETED_HTML, DirectConversation, Effect, LogEvent, NameProblem,
-    Room, RoomConfig, RoomSnapshot, Signal, StoredChange, StoredMessage, UserRecord, address_key,
-    clean_name, conversations_of, hash_token, may_see,
+    REMOVED_HTML, Room, RoomConfig, RoomSnapshot, Signal, StoredChange, StoredMessage, UserRecord,
+    address_key, clean_name, conversations_of, hash_token, may_see,
 };
 pub use wire::*;

@@ -210,6 +210,7 @@ mod tests {
             nonce: None,
             edited_at: None,
             deleted: false,
+            removed: false,
             changed_seq: None,
             reactions: Vec::new(),
             reply_to: None,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{CallRecord, MessageRecord, Millis, Reaction, Seq, UserId};
+use crate::wire::{CallRecord, MessageRecord, Millis, Reaction, Role, Seq, UserId};
 
 /// One message as storage keeps it: as it is now, every change to it folded in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,8 @@ pub struct StoredMessage {
     pub edited_at: Option<Millis>,
     /// Deleted by its author: `raw` is empty and `html` says so (for legacy clients).
     pub deleted: bool,
+    /// Deleted by a moderator (`deleted` too): shown as removed by a moderator.
+    pub removed: bool,
     /// The seq of the latest change folded in.
     pub changed_seq: Option<Seq>,
     /// Reactions, in the order each emoji was first given; at most [`MAX_REACTIONS`] emoji.
@@ -66,6 +68,9 @@ pub const MAX_REACTIONS: usize = 20;
 /// What legacy clients show for a deleted message (they render `htmlMessage`).
 pub const DELETED_HTML: &str = "<p><em>message deleted</em></p>\n";
 
+/// What legacy clients show for a message a moderator removed.
+pub const REMOVED_HTML: &str = "<p><em>message removed by a moderator</em></p>\n";
+
 impl StoredMessage {
     /// The wire form.
     pub fn to_record(&self) -> MessageRecord {
@@ -79,6 +84,7 @@ impl StoredMessage {
             nonce: self.nonce.clone(),
             edited_at: self.edited_at,
             deleted: self.deleted,
+            removed: self.removed,
             changed_seq: self.changed_seq,
             reactions: self.reactions.clone(),
             reply_to: self.reply_to,
@@ -173,7 +179,8 @@ pub fn conversations_of<'a>(
 pub struct StoredChange {
     pub seq: Seq,
     pub target: Seq,
-    /// Who changed it (always the message's author).
+    /// Who changed it: the message's author (an edit, a delete), anyone (a reaction), or a
+    /// moderator or owner who outranks the author (a removal).
     pub user_id: UserId,
     pub at: Millis,
     pub kind: ChangeKind,
@@ -187,6 +194,8 @@ pub enum ChangeKind {
     Edit { raw: String, html: String },
     /// The text is gone for everyone.
     Delete,
+    /// The text is gone for everyone, taken away by a moderator.
+    Remove,
     /// `user_id` adds (`on`) or takes back `emoji`.
     React { emoji: String, on: bool },
 }
@@ -207,10 +216,12 @@ impl StoredChange {
                 message.html.clone_from(html);
                 message.edited_at = Some(self.at);
             }
-            ChangeKind::Delete => {
+            ChangeKind::Delete | ChangeKind::Remove => {
+                let removed = self.kind == ChangeKind::Remove;
                 message.raw.clear();
-                message.html = DELETED_HTML.to_owned();
+                message.html = if removed { REMOVED_HTML } else { DELETED_HTML }.to_owned();
                 message.deleted = true;
+                message.removed = removed;
                 message.reactions.clear();
             }
             ChangeKind::React { emoji, on } => {
@@ -255,6 +266,11 @@ pub struct UserRecord {
     pub joined_at: Option<Millis>,
     /// When the user's last connection closed.
     pub last_seen: Option<Millis>,
+    /// Owner or moderator; `None`: a member. Written only by [`LogEvent::Role`]-style role
+    /// writes (a store's user write leaves it as it is, so that a role the operator granted
+    /// with the server running is not overwritten by the server's older copy).
+    #[serde(default)]
+    pub role: Option<Role>,
 }
 
 /// One event of the room's log as the nodes of a cluster share it: each node applies every
@@ -270,6 +286,12 @@ pub enum LogEvent {
     Change(StoredChange),
     /// A person as they are now: new, renamed, or just seen.
     User(UserRecord),
+    /// A person's role, as an owner changed it.
+    Role {
+        user_id: UserId,
+        role: Option<Role>,
+        by: UserId,
+    },
 }
 
 impl LogEvent {

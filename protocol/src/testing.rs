@@ -397,9 +397,20 @@ impl Pair {
                     self.settle_write(change.seq);
                 }
                 Effect::PersistUser(user) => {
+                    // As a store writes a user: everything but the role.
                     match self.users.iter_mut().find(|u| u.id == user.id) {
-                        Some(kept) => *kept = user,
-                        None => self.users.push(user),
+                        Some(kept) => {
+                            *kept = UserRecord {
+                                role: kept.role,
+                                ..user
+                            }
+                        }
+                        None => self.users.push(UserRecord { role: None, ..user }),
+                    }
+                }
+                Effect::PersistRole { user_id, role, .. } => {
+                    if let Some(kept) = self.users.iter_mut().find(|u| u.id == user_id) {
+                        kept.role = role;
                     }
                 }
                 // One room, no other nodes to tell.

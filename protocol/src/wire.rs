@@ -59,6 +59,39 @@ pub enum ClientAction {
     /// WebRTC offer, answer, candidates and media state, relayed to the other side only.
     #[serde(rename = "CALL")]
     Call(CallSignal),
+    /// An owner makes someone a moderator, or a member again (ours).
+    #[serde(rename = "SET_ROLE")]
+    SetRole(SetRole),
+}
+
+/// What someone may do in the room beyond a member: a moderator removes members' messages; an
+/// owner also removes moderators' and makes and unmakes moderators. Owners are made by the
+/// room's operator (`real-server role grant`). A member has no role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Moderator,
+    Owner,
+}
+
+impl Role {
+    /// Whether someone with role `actor` outranks someone with role `other` (a member has
+    /// none): only then may they act on the other's messages.
+    pub fn outranks(actor: Option<Role>, other: Option<Role>) -> bool {
+        actor > other
+    }
+}
+
+/// Payload of `SET_ROLE`: `role` for `userId` (a moderator, or `null`: a member again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetRole {
+    pub user_id: UserId,
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Named by an `ERROR` that refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// Payload of a client's `MESSAGE`.
@@ -242,6 +275,9 @@ pub enum ServerAction {
     /// after `USER_INFO`, to clients that speak our protocol.
     #[serde(rename = "CONVERSATIONS")]
     Conversations(Conversations),
+    /// Someone's role changed (ours), and who changed it.
+    #[serde(rename = "ROLE")]
+    Role(RoleChanged),
     /// Call signalling from the other person of a call, or the room saying a call ended
     /// (ours; only to the two people's connections that speak our protocol).
     #[serde(rename = "CALL")]
@@ -279,6 +315,20 @@ pub struct Handshake {
     /// work between people on one network only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ice_servers: Vec<IceServer>,
+    /// Everyone with a role (ours): owners and moderators; the rest are members.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<UserId, Role>,
+}
+
+/// Payload of `ROLE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleChanged {
+    pub user_id: UserId,
+    /// The new role; `null`: a member.
+    pub role: Option<Role>,
+    /// The owner who changed it.
+    pub by: UserId,
 }
 
 /// One ICE server for calls, as `RTCPeerConnection` takes it.
@@ -467,6 +517,9 @@ pub struct MessageRecord {
     /// Deleted by its author: the text is gone, a placeholder stays (ours).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Deleted by a moderator (with `deleted`): "removed by a moderator" (ours).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     /// The seq of the latest change to this message (an edit, a reaction or the delete), if
     /// any (ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -80,6 +80,16 @@ fn client_actions() {
             target: 2,
             nonce: None,
         }),
+        ClientAction::SetRole(SetRole {
+            user_id: "u2".into(),
+            role: Some(Role::Moderator),
+            nonce: Some("r-1".into()),
+        }),
+        ClientAction::SetRole(SetRole {
+            user_id: "u2".into(),
+            role: None,
+            nonce: None,
+        }),
         ClientAction::Call(CallSignal {
             to: Some("u2".into()),
             video: Some(true),
@@ -127,6 +137,28 @@ fn server_actions() {
                 username: None,
                 credential: None,
             }],
+            roles: BTreeMap::from([
+                ("u1".to_owned(), Role::Owner),
+                ("u2".to_owned(), Role::Moderator),
+            ]),
+        }),
+        ServerAction::Role(RoleChanged {
+            user_id: "u2".into(),
+            role: Some(Role::Moderator),
+            by: "u1".into(),
+        }),
+        ServerAction::Role(RoleChanged {
+            user_id: "u2".into(),
+            role: None,
+            by: "u1".into(),
+        }),
+        ServerAction::MessageChanged(MessageRecord {
+            raw_message: String::new(),
+            html_message: REMOVED_HTML.into(),
+            deleted: true,
+            removed: true,
+            changed_seq: Some(9),
+            ..record(3)
         }),
         ServerAction::UserInfo(UserInfo {
             user_id: "u1".into(),
@@ -266,6 +298,7 @@ fn error_codes() {
         ErrorCode::Unavailable,
         ErrorCode::MessageDeleted,
         ErrorCode::Unchangeable,
+        ErrorCode::NotAllowed,
     ];
     let json = serde_json::to_string(&codes).unwrap();
     insta::assert_snapshot!(json);

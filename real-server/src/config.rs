@@ -6,10 +6,61 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// Tasks on the room's store (the flags that name the store and the room apply: --data-dir, or
+/// --mongodb-uri with --mongodb-db, and --room-id or --name).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Owners and moderators: the operator makes owners here; owners make moderators in the
+    /// room. Works on the store; a server of the room that is running takes a change when it
+    /// next starts.
+    Role {
+        #[command(subcommand)]
+        action: RoleAction,
+    },
+}
+
+/// What `real-server role` does.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RoleAction {
+    /// Gives USER_ID a role (owner or moderator).
+    Grant {
+        user_id: String,
+        #[arg(value_enum)]
+        role: RoleName,
+    },
+    /// Makes USER_ID a member again.
+    Revoke { user_id: String },
+    /// Lists who has a role (with --all: everyone the room knows, with their ids).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// A role, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleName {
+    Owner,
+    Moderator,
+}
+
+impl From<RoleName> for protocol::Role {
+    fn from(role: RoleName) -> Self {
+        match role {
+            RoleName::Owner => protocol::Role::Owner,
+            RoleName::Moderator => protocol::Role::Moderator,
+        }
+    }
+}
+
 /// One CAHAT chat room: a WebSocket server that legacy CAHAT clients and ours connect to.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "real-server", version, about, long_about = None)]
 pub struct Config {
+    /// A task on the room's store instead of serving the room (`real-server role --help`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TCP port to listen on. Legacy clients type `ws://host:4000`. 0 picks a free port.
     #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
@@ -19,20 +70,20 @@ pub struct Config {
     pub bind: IpAddr,
 
     /// The room's display name, sent to clients in HANDSHAKE.
-    #[arg(long, env = "NAME", default_value = "General")]
+    #[arg(long, env = "NAME", default_value = "General", global = true)]
     pub name: String,
 
     /// The room's key in storage (several rooms may share one database). Defaults to the name.
-    #[arg(long, env = "CAHAT_ROOM_ID")]
+    #[arg(long, env = "CAHAT_ROOM_ID", global = true)]
     pub room_id: Option<String>,
 
     /// MongoDB connection string. When set, the room is stored in MongoDB; otherwise in the
     /// embedded SQLite store under --data-dir.
-    #[arg(long, env = "MONGODB_URI")]
+    #[arg(long, env = "MONGODB_URI", global = true)]
     pub mongodb_uri: Option<String>,
 
     /// MongoDB database name.
-    #[arg(long, env = "CAHAT_MONGODB_DB", default_value = "cahat")]
+    #[arg(long, env = "CAHAT_MONGODB_DB", default_value = "cahat", global = true)]
     pub mongodb_db: String,
 
     /// Runs this process as one node of the room: its log is the room's JetStream stream on
@@ -42,7 +93,7 @@ pub struct Config {
     pub nats_url: Option<String>,
 
     /// Directory of the embedded store (created if missing).
-    #[arg(long, env = "CAHAT_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "CAHAT_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
 
     /// How the embedded store syncs a commit to disk: `full` (default) survives power loss;

@@ -550,6 +550,10 @@ impl<S: Store> Driver<S> {
                     Log::Shared { log, .. } => log.append(LogEvent::User(user)),
                     Log::Local { .. } => self.next_batch.push(Write::User(user)),
                 },
+                Effect::PersistRole { user_id, role, by } => match &self.log {
+                    Log::Shared { log, .. } => log.append(LogEvent::Role { user_id, role, by }),
+                    Log::Local { .. } => self.next_batch.push(Write::Role { user_id, role }),
+                },
                 Effect::Relay(signal) => {
                     if let Log::Shared { log, .. } = &self.log {
                         log.relay(signal);
@@ -601,6 +605,10 @@ impl<S: Store> Driver<S> {
                         Write::Change(protocol::StoredChange { seq, ..c.clone() })
                     }
                     LogEvent::User(u) => Write::User(u.clone()),
+                    LogEvent::Role { user_id, role, .. } => Write::Role {
+                        user_id: user_id.clone(),
+                        role: *role,
+                    },
                 };
                 self.room.handle_logged(now, seq, event, here);
                 self.next_batch.push(write);
@@ -680,7 +688,7 @@ impl<S: Store> Driver<S> {
             .map(|w| match w {
                 Write::Message(m) | Write::LoggedMessage(m) => Some(m.seq),
                 Write::Change(c) => Some(c.seq),
-                Write::User(_) => None,
+                Write::User(_) | Write::Role { .. } => None,
             })
             .collect();
         let store = Arc::clone(&self.store);

@@ -24,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod metrics;
+pub mod roles;
 pub mod static_files;
 pub mod store;
 pub mod tls;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use real_server::config::Command;
 use real_server::store::Delayed;
 use real_server::{Config, MongoStore, SqliteStore, Store, run, tls};
 use tokio::net::TcpListener;
@@ -44,12 +45,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let store = MongoStore::connect(&uri, &config.mongodb_db)
                 .await
                 .context("connecting to MongoDB")?;
-            listen(config, store).await
+            task(config, store).await
         }
         None => {
             let store = SqliteStore::open_dir_with(&config.data_dir, config.sqlite_sync)
                 .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-            listen(config, store).await
+            task(config, store).await
+        }
+    }
+}
+
+/// Serves the room, or carries out the command given instead.
+async fn task<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
+    match &config.command {
+        None => listen(config, store).await,
+        Some(Command::Role { action }) => {
+            let said = real_server::roles::run(&store, config.room_id(), action).await?;
+            println!("{said}");
+            Ok(())
         }
     }
 }

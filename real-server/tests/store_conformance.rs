@@ -38,6 +38,7 @@ fn user(id: &str, name: &str) -> UserRecord {
         token_hash: hash_token(&format!("token of {id}")),
         joined_at: Some(1_700_000_000_000),
         last_seen: None,
+        role: None,
     }
 }
 
@@ -648,6 +649,127 @@ async fn conversations_are_listed_and_paged_as_the_rule_says<S: Store>(store: S)
     );
 }
 
+/// Roles are written by role writes only: a user write (a rename, a last-seen time) keeps
+/// the role stored, so a role the operator granted while the server ran is never lost; a role
+/// for nobody the room knows makes nobody up.
+async fn roles_are_kept_apart_from_the_rest_of_a_person<S: Store>(store: S) {
+    let room = fresh_room("roles");
+    let batch = vec![
+        Write::User(user("ann", "Ann")),
+        Write::User(user("bob", "Bob")),
+        Write::Role {
+            user_id: "ann".into(),
+            role: Some(protocol::Role::Owner),
+        },
+        Write::Role {
+            user_id: "bob".into(),
+            role: Some(protocol::Role::Moderator),
+        },
+        Write::Role {
+            user_id: "ghost".into(),
+            role: Some(protocol::Role::Owner),
+        },
+    ];
+    store.write_batch(&room, batch).await.unwrap();
+    let roles = |snapshot: protocol::RoomSnapshot| {
+        let mut roles: Vec<(String, String, Option<protocol::Role>)> = snapshot
+            .users
+            .into_iter()
+            .map(|u| (u.id, u.name, u.role))
+            .collect();
+        roles.sort();
+        roles
+    };
+    assert_eq!(
+        roles(store.load_snapshot(&room, 10).await.unwrap()),
+        [
+            ("ann".into(), "Ann".into(), Some(protocol::Role::Owner)),
+            ("bob".into(), "Bob".into(), Some(protocol::Role::Moderator)),
+        ]
+    );
+    // A server's older copy of Bob (no role) renames him: his role stays.
+    let renamed = UserRecord {
+        last_seen: Some(1_700_000_100_000),
+        ..user("bob", "Bobby")
+    };
+    store
+        .write_batch(&room, vec![Write::User(renamed)])
+        .await
+        .unwrap();
+    store
+        .write_batch(
+            &room,
+            vec![Write::Role {
+                user_id: "ann".into(),
+                role: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    let bob = snapshot.users.iter().find(|u| u.id == "bob").cloned();
+    assert_eq!(
+        bob.map(|u| (u.name, u.last_seen, u.role)),
+        Some((
+            "Bobby".into(),
+            Some(1_700_000_100_000),
+            Some(protocol::Role::Moderator)
+        ))
+    );
+    assert_eq!(
+        roles(snapshot)[0],
+        ("ann".into(), "Ann".into(), None),
+        "a member again"
+    );
+}
+
+/// A message a moderator removed: its text gone from the row and from search, marked removed
+/// on every path.
+async fn a_removed_message_keeps_no_text_anywhere<S: Store>(store: S) {
+    let room = fresh_room("removed");
+    let spam = StoredMessage {
+        raw: "buy cheapwatches now".into(),
+        ..message(1, "carol", None)
+    };
+    let remove = StoredChange {
+        user_id: "bob".into(),
+        ..change(2, 1, ChangeKind::Remove)
+    };
+    store
+        .write_batch(&room, vec![Write::Message(spam)])
+        .await
+        .unwrap();
+    store
+        .write_batch(&room, vec![Write::Change(remove)])
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    let kept = &snapshot.messages[0];
+    assert!(kept.deleted && kept.removed, "{kept:?}");
+    assert_eq!(
+        (kept.raw.as_str(), kept.html.as_str()),
+        ("", protocol::REMOVED_HTML)
+    );
+    let (page, _) = store.load_history(&room, None, None, 10, 10).await.unwrap();
+    assert!(page[0].removed && page[0].raw.is_empty());
+    let search = Search {
+        viewer: None,
+        query: protocol::search::SearchQuery::parse("cheapwatches").unwrap(),
+        before: None,
+        limit: 10,
+        scan: 100,
+        timeout: Duration::from_secs(10),
+    };
+    assert!(
+        store
+            .search(&room, search)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -668,6 +790,8 @@ macro_rules! conformance {
                 search_finds_what_each_viewer_may_see_page_by_page,
                 each_viewer_reads_exactly_what_the_rule_lets_them,
                 conversations_are_listed_and_paged_as_the_rule_says,
+                roles_are_kept_apart_from_the_rest_of_a_person,
+                a_removed_message_keeps_no_text_anywhere,
             );
         }
     };

@@ -594,6 +594,48 @@ for (const store of stores()) {
       }
     });
 
+    test('moderation: the operator makes an owner, who makes a moderator, who removes a member\'s message for everyone (live, after a reload, in search); a member sees no such control', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      const carol = await join(browser, 'Carol');
+      await expect(online(alice)).toHaveCount(3);
+      // The operator, on the room's store: Alice is its owner from the room's next start.
+      const aliceId = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith('\tAlice'))!.split('\t')[0];
+      expect(lounge.role(['grant', aliceId, 'owner'])).toContain('is now owner');
+      await lounge.stop();
+      await lounge.start();
+      for (const p of [alice, bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      await expect(peoplePanel(carol).getByRole('listitem').filter({ hasText: 'Alice' })).toContainText('owner');
+
+      // The owner makes Bob a moderator from his profile; everyone sees it.
+      await peoplePanel(alice).getByRole('button', { name: 'Bob', exact: true }).click();
+      await alice.getByRole('dialog', { name: 'Bob' }).getByRole('button', { name: 'Make Bob a moderator' }).click();
+      await expect(peoplePanel(carol).getByRole('listitem').filter({ hasText: 'Bob' })).toContainText('moderator');
+      await alice.keyboard.press('Escape');
+
+      await send(carol, 'buy cheapwatches here');
+      await send(alice, 'the owner says hello');
+      await expect(message(bob, 'buy cheapwatches here')).toHaveCount(1);
+      // A member has no Remove; the moderator has it on the member's message only.
+      await expect(log(carol).getByRole('button', { name: /^Remove / })).toHaveCount(0);
+      await expect(bob.getByRole('button', { name: /^Remove Alice's message/ })).toHaveCount(0);
+      await bob.getByRole('button', { name: /^Remove Carol's message of/ }).click();
+      await bob.getByRole('group', { name: 'Remove this message?' }).getByRole('button', { name: 'Remove for everyone' }).click();
+      for (const p of [alice, bob, carol]) {
+        await expect(log(p)).not.toContainText('cheapwatches');
+        await expect(log(p).getByText('removed by a moderator')).toHaveCount(1);
+      }
+      // From storage too: after a reload, and in a search.
+      await carol.reload();
+      await expect(status(carol)).toHaveText('online');
+      await expect(log(carol).getByText('removed by a moderator')).toHaveCount(1);
+      await expect(log(carol)).not.toContainText('cheapwatches');
+      await carol.getByRole('button', { name: 'Search', exact: true }).click();
+      await carol.getByRole('searchbox', { name: 'Search messages' }).fill('cheapwatches');
+      await carol.keyboard.press('Enter');
+      await expect(carol.getByRole('status').filter({ hasText: /found/ })).toHaveText(/^No messages? found/);
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

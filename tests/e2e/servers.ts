@@ -1,5 +1,5 @@
 // Real room servers for the browser tests: started, killed (-9) and restarted by the tests.
-import { spawn, ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +64,20 @@ export class RoomServer {
         reject(new Error(`server exited with ${code}: ${out}${log}`));
       });
     });
+  }
+
+  /** The store's flags of this room (`--data-dir`, or MongoDB's and the room's key). */
+  private storeArgs(): string[] {
+    return this.store.kind === 'embedded'
+      ? ['--name', this.name, '--data-dir', this.dataDir]
+      : ['--name', this.name, '--mongodb-uri', this.store.uri, '--room-id', this.key];
+  }
+
+  /** `real-server role ARGS` on this room's store (the operator's command); its output. */
+  role(args: string[]): string {
+    const done = spawnSync(SERVER_BIN, [...this.storeArgs(), 'role', ...args], { encoding: 'utf8' });
+    if (done.status !== 0) throw new Error(`real-server role ${args.join(' ')}: ${done.stderr}`);
+    return done.stdout;
   }
 
   /** kill -9: no shutdown, no flush. */

@@ -548,6 +548,19 @@ impl AppState {
         }
     }
 
+    /// As an owner: makes someone a moderator, or a member again.
+    pub fn set_role(
+        &mut self,
+        id: RoomId,
+        user: protocol::UserId,
+        role: Option<protocol::Role>,
+        now: Millis,
+    ) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.set_role(now, user, role);
+        }
+    }
+
     /// Adds (`on`) or takes back your reaction to a stored message.
     pub fn react(&mut self, id: RoomId, seq: protocol::Seq, emoji: &str, on: bool, now: Millis) {
         if let Some(room) = self.room_mut(id) {

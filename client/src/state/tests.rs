@@ -39,6 +39,7 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
         online: Some(vec!["u1".into()]),
         people: None,
         ice_servers: Vec::new(),
+        roles: Default::default(),
     })
 }
 
@@ -488,6 +489,7 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
             limits: None,
             people: None,
             ice_servers: Vec::new(),
+            roles: Default::default(),
         }),
     );
     assert_eq!(s.room(id).unwrap().session.history(), History::Unsupported);

@@ -47,6 +47,8 @@ pub(super) fn MessageView(
     mine: bool,
     /// Yours to edit or delete (the session says).
     may_change: bool,
+    /// Someone else's that you, a moderator or owner, may remove (the session says).
+    may_remove: bool,
     /// Open to reactions (the session says).
     may_react: bool,
     mentioned: bool,
@@ -173,10 +175,27 @@ pub(super) fn MessageView(
                         "Delete"
                     }
                 }
+                if let (true, Some(_)) = (may_remove && !confirming(), seq) {
+                    button {
+                        id: "{delete_id}",
+                        r#type: "button",
+                        class: "link-button message-action",
+                        "aria-label": "Remove {author}'s message of {time}",
+                        onclick: {
+                            let keep_id = keep_id.clone();
+                            move |_| {
+                                confirming.set(true);
+                                super::focus_soon(keep_id.clone());
+                            }
+                        },
+                        "Remove"
+                    }
+                }
             }
             if let (true, Some(seq)) = (confirming(), seq) {
-                div { class: "confirm", role: "group", "aria-label": "Delete this message?",
-                    span { "Delete this message for everyone?" }
+                div { class: "confirm", role: "group",
+                    "aria-label": if may_remove { "Remove this message?" } else { "Delete this message?" },
+                    span { if may_remove { "Remove this message for everyone, as a moderator?" } else { "Delete this message for everyone?" } }
                     button {
                         r#type: "button",
                         class: "danger",
@@ -188,7 +207,7 @@ pub(super) fn MessageView(
                                 super::focus_soon(article_id.clone());
                             }
                         },
-                        "Delete for everyone"
+                        if may_remove { "Remove for everyone" } else { "Delete for everyone" }
                     }
                     button {
                         id: "{keep_id}",
@@ -219,6 +238,8 @@ pub(super) fn MessageView(
             }
             if let Some(call) = call {
                 p { class: "message-body call-line", span { "aria-hidden": "true", "📞 " } "{call.text()}" }
+            } else if message.removed {
+                p { class: "message-body deleted", "removed by a moderator" }
             } else if message.deleted {
                 p { class: "message-body deleted", "message deleted" }
             } else {

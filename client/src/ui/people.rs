@@ -64,6 +64,9 @@ pub fn People() -> Element {
                             },
                             "{name}"
                         }
+                        if let Some(role) = room.session.role_of(&user) {
+                            span { class: "role", " {role_label(role)}" }
+                        }
                         if me {
                             span { class: "you", " (you)" }
                         } else if can_call {
@@ -102,5 +105,13 @@ pub fn People() -> Element {
                 }
             }
         }
+    }
+}
+
+/// A role as the people list and a profile say it.
+pub(super) fn role_label(role: protocol::Role) -> &'static str {
+    match role {
+        protocol::Role::Owner => "owner",
+        protocol::Role::Moderator => "moderator",
     }
 }

@@ -19,6 +19,7 @@ pub fn Profile(shown: Shown) -> Element {
     let mut state = use_context::<Signal<AppState>>();
     let mut open = use_context::<Signal<Option<Shown>>>();
     let drafts = use_context::<Signal<Drafts>>();
+    let net = use_coroutine_handle::<crate::network::Intent>();
     let Shown { room: id, user } = shown.clone();
     let initial_alias = state
         .peek()
@@ -53,6 +54,13 @@ pub fn Profile(shown: Shown) -> Element {
         .and_then(|p| p.joined_at)
         .map(|at| format!("joined {}", format::calendar_date(at)));
     let title = room.title();
+    let role = room.session.role_of(&user);
+    let may_set_role = !me
+        && role != Some(protocol::Role::Owner)
+        && room
+            .session
+            .identity()
+            .is_some_and(|i| room.session.role_of(&i.user_id) == Some(protocol::Role::Owner));
     let real_name = room
         .session
         .names()
@@ -106,6 +114,24 @@ pub fn Profile(shown: Shown) -> Element {
                 if let Some(joined) = joined {
                     dt { "Here since" }
                     dd { "{joined}" }
+                }
+                if let Some(role) = role {
+                    dt { "Role" }
+                    dd { "{super::people::role_label(role)}" }
+                }
+            }
+            // An owner makes and unmakes moderators (owners are the operator's).
+            if may_set_role {
+                div { class: "profile-actions",
+                    button {
+                        r#type: "button",
+                        onclick: {
+                            let user = user.clone();
+                            let wanted = if role.is_some() { None } else { Some(protocol::Role::Moderator) };
+                            move |_| net.send(crate::network::Intent::SetRole(id, user.clone(), wanted))
+                        },
+                        if role.is_some() { "Remove {name} as moderator" } else { "Make {name} a moderator" }
+                    }
                 }
             }
             if !me {

@@ -439,6 +439,7 @@ pub fn RoomView(id: RoomId) -> Element {
                                     author_note: room.alias_note(&message.user_id),
                                     mine: room.session.is_mine(message),
                                     may_change: room.session.may_change(message),
+                                    may_remove: room.session.may_remove(message),
                                     may_react: room.session.may_react(message),
                                     mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
                                     quote: message.reply_to.map(|seq| {

@@ -45,6 +45,7 @@ impl Room {
             }),
             people: Some(people),
             ice_servers: self.config.ice_servers.clone(),
+            roles: self.roles(),
         }
     }
 

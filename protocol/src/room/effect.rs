@@ -28,8 +28,15 @@ pub enum Effect {
     /// Number and store this change to a stored message (fold it in with
     /// [`StoredChange::apply`]), then answer as for a message.
     PersistChange(StoredChange),
-    /// Store (insert or replace) this user. Not awaited: the engine already acts on it.
+    /// Store (insert or replace) this user, all but its role (which only `PersistRole`
+    /// writes). Not awaited: the engine already acts on it.
     PersistUser(UserRecord),
+    /// Store this person's role, as `by` (an owner) set it. Not awaited, as for a user.
+    PersistRole {
+        user_id: UserId,
+        role: Option<crate::wire::Role>,
+        by: UserId,
+    },
     /// Read up to `limit` messages with `seq < before` that `viewer` may see
     /// ([`StoredMessage::visible_to`]) from storage and hand them to
     /// [`super::Room::handle_history_loaded`].

@@ -36,6 +36,13 @@ impl Room {
                 }
                 return;
             }
+            LogEvent::Role { user_id, role, by } => {
+                self.latest_seq = seq;
+                if !here {
+                    self.apply_role(user_id, role, by);
+                }
+                return;
+            }
             LogEvent::Message(message) => self.take_waiting_message(here, message),
             LogEvent::Change(change) => self.take_waiting_change(here, change),
         };
@@ -59,7 +66,7 @@ impl Room {
     /// its asker gets `STORAGE_FAILED` with the nonce, as for a failed store, and nobody sees it.
     pub fn handle_not_logged(&mut self, _now: Millis, event: LogEvent, duplicate: bool) {
         let waiting = match event {
-            LogEvent::User(_) => return,
+            LogEvent::User(_) | LogEvent::Role { .. } => return,
             LogEvent::Message(message) => self.waiting_message(&message),
             LogEvent::Change(change) => self.waiting_change(&change),
         };
@@ -111,12 +118,14 @@ impl Room {
     /// A person's record from another node: known here from now on, with its name, token
     /// and when they were last seen.
     fn user_logged(&mut self, now: Millis, record: UserRecord) {
+        // The role is not the record's to change: roles come by their own events.
         let UserRecord {
             id,
             name,
             token_hash,
             joined_at,
             last_seen,
+            role,
         } = record;
         let online_here = self.is_online(&id);
         let entry = self.users.entry(id.clone()).or_insert_with(|| UserEntry {
@@ -125,6 +134,7 @@ impl Room {
             joined_at,
             last_seen: None,
             name_version: 0,
+            role,
         });
         entry.token_hash = token_hash;
         entry.joined_at = entry.joined_at.or(joined_at);

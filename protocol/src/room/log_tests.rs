@@ -27,6 +27,11 @@ struct Cluster {
 
 impl Cluster {
     fn new() -> Self {
+        Self::starting_from(RoomSnapshot::default())
+    }
+
+    /// Two nodes on what storage holds (each reads it when it starts).
+    fn starting_from(snapshot: RoomSnapshot) -> Self {
         let config = RoomConfig {
             rate_burst: 100_000,
             rate_per_second: 100_000,
@@ -36,7 +41,7 @@ impl Cluster {
         let nodes = [[1; 32], [2; 32]]
             .into_iter()
             .map(|seed| Node {
-                room: Room::new(config.clone(), RoomSnapshot::default(), seed),
+                room: Room::new(config.clone(), snapshot.clone(), seed),
                 open: Vec::new(),
                 inbox: HashMap::new(),
                 applied: 0,
@@ -70,6 +75,9 @@ impl Cluster {
                 Effect::PersistMessage(m) => self.log.push((LogEvent::Message(m), n)),
                 Effect::PersistChange(c) => self.log.push((LogEvent::Change(c), n)),
                 Effect::PersistUser(u) => self.log.push((LogEvent::User(u), n)),
+                Effect::PersistRole { user_id, role, by } => {
+                    self.log.push((LogEvent::Role { user_id, role, by }, n));
+                }
                 Effect::Relay(signal) => relayed.push(signal),
                 Effect::LoadHistory { .. }
                 | Effect::LoadConversations { .. }
@@ -427,6 +435,59 @@ fn an_event_the_log_refuses_is_refused_to_its_asker_and_one_it_holds_already_is_
 }
 
 #[test]
+fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
+    let owner = UserRecord {
+        id: "olga".into(),
+        name: "Olga".into(),
+        token_hash: hash_token("olga-token"),
+        joined_at: Some(1),
+        last_seen: None,
+        role: Some(Role::Owner),
+    };
+    let mut c = Cluster::starting_from(RoomSnapshot {
+        users: vec![owner],
+        ..RoomSnapshot::default()
+    });
+    let o = c.connect(0, 1);
+    c.act(0, o, identify(Some("olga".into()), Some("olga-token".into())));
+    let (b, bob, _) = c.join(1, 2);
+    let (m, _, _) = c.join(0, 3);
+    c.run();
+    c.take(1, b);
+    c.take(0, m);
+    c.act(
+        0,
+        o,
+        ClientAction::SetRole(SetRole {
+            user_id: bob.clone(),
+            role: Some(Role::Moderator),
+            nonce: None,
+        }),
+    );
+    c.run();
+    assert!(
+        c.take(1, b).iter().any(|x| matches!(x, ServerAction::Role(r)
+            if r.user_id == bob && r.role == Some(Role::Moderator))),
+        "told on the other node"
+    );
+    assert_eq!(c.nodes[1].room.role_of(&bob), Some(Role::Moderator));
+    // The moderator, on node 1, removes a member's message written on node 0.
+    c.act(0, m, say("spam", "m1", None));
+    let seq = messages(&c.take(1, b))[0].0.expect("numbered");
+    c.act(
+        1,
+        b,
+        ClientAction::DeleteMessage(DeleteMessage {
+            target: seq,
+            nonce: Some("rm".into()),
+        }),
+    );
+    c.run();
+    let seen = last_state(&c.take(0, m), seq).expect("told");
+    assert!(seen.removed && seen.raw_message.is_empty(), "{seen:?}");
+}
+
+#[test]
 fn log_events_travel_between_nodes_as_json_unchanged() {
     let message = StoredMessage {
         seq: 7,
@@ -462,7 +523,13 @@ fn log_events_travel_between_nodes_as_json_unchanged() {
             token_hash: "00".into(),
             joined_at: Some(1),
             last_seen: None,
+            role: None,
         }),
+        LogEvent::Role {
+            user_id: "u1".into(),
+            role: Some(Role::Moderator),
+            by: "u0".into(),
+        },
     ];
     for event in events {
         let json = event.to_json();

@@ -9,6 +9,7 @@ mod log;
 mod post;
 mod presence;
 mod rate;
+mod roles;
 mod signal;
 mod text;
 
@@ -16,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 pub use crate::stored::{
-    ChangeKind, DELETED_HTML, DirectConversation, LogEvent, MAX_REACTIONS, StoredChange,
-    StoredMessage, UserRecord, conversations_of, may_see,
+    ChangeKind, DELETED_HTML, DirectConversation, LogEvent, MAX_REACTIONS, REMOVED_HTML,
+    StoredChange, StoredMessage, UserRecord, conversations_of, may_see,
 };
 pub use config::{
     DEFAULT_NAME, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES, RoomConfig,
@@ -204,6 +205,8 @@ struct UserEntry {
     last_seen: Option<Millis>,
     /// Counts renames (for the names told to legacy clients).
     name_version: u32,
+    /// Owner or moderator (`None`: a member).
+    role: Option<crate::wire::Role>,
 }
 
 impl UserEntry {
@@ -214,6 +217,7 @@ impl UserEntry {
             token_hash: self.token_hash.clone(),
             joined_at: self.joined_at,
             last_seen: self.last_seen,
+            role: self.role,
         }
     }
 }
@@ -259,6 +263,7 @@ impl Room {
                     joined_at: u.joined_at,
                     last_seen: u.last_seen,
                     name_version: 0,
+                    role: u.role,
                 };
                 (u.id, entry)
             })
@@ -416,6 +421,7 @@ impl Room {
             ClientAction::Typing(typing) => self.typing(now, conn, typing.to),
             ClientAction::Search(search) => self.search(now, conn, search),
             ClientAction::Call(signal) => self.call(now, conn, signal),
+            ClientAction::SetRole(asked) => self.set_role(now, conn, asked),
         }
     }
 
@@ -547,6 +553,7 @@ impl Room {
             joined_at: Some(now),
             last_seen: None,
             name_version: 0,
+            role: None,
         };
         self.effects
             .push_back(Effect::PersistUser(entry.record(&id)));
@@ -681,6 +688,8 @@ mod change_tests;
 mod direct_tests;
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod role_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

@@ -311,7 +311,12 @@ impl Room {
             _ => None,
         };
         let full = message.reactions.len() >= MAX_REACTIONS;
+        // A moderator or owner removes the room message of someone they outrank.
+        let removal = author != user
+            && message.to.is_none()
+            && crate::wire::Role::outranks(self.role_of(&user), self.role_of(&author));
         let kind = match asked {
+            Asked::Delete if removal => ChangeKind::Remove,
             Asked::Edit(_) | Asked::Delete if author != user => {
                 let text = "only its author can change a message";
                 return self.refuse_for(conn, ErrorCode::NotYourMessage, text, nonce_ref);

@@ -434,6 +434,7 @@ fn handshake_carries_the_latest_hundred_and_names() {
             token_hash: hash_token("t"),
             joined_at: None,
             last_seen: None,
+            role: None,
         }],
     };
     let mut h = Harness::with(RoomConfig::default(), snapshot);

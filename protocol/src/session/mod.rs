@@ -206,6 +206,8 @@ pub struct Session {
     online: BTreeSet<UserId>,
     /// When people joined and were last seen, as the room told us.
     people: BTreeMap<UserId, Person>,
+    /// Owners and moderators, as the room told us (everyone else is a member).
+    roles: BTreeMap<UserId, crate::wire::Role>,
     history: History,
     /// The oldest seq the room-wide timeline reaches: every message we may see from there on is
     /// in it (what a room page asks before). Pages of one conversation, and the latest
@@ -266,6 +268,7 @@ impl Session {
             names: Names::default(),
             online: BTreeSet::new(),
             people: BTreeMap::new(),
+            roles: BTreeMap::new(),
             history: History::Complete,
             floor: None,
             direct: Vec::new(),
@@ -474,6 +477,14 @@ impl Session {
             ServerAction::Resume(resume) => self.on_resume(resume),
             ServerAction::History(page) => self.on_history(now, page),
             ServerAction::Conversations(list) => self.on_conversations(list),
+            ServerAction::Role(changed) => match changed.role {
+                Some(role) => {
+                    self.roles.insert(changed.user_id, role);
+                }
+                None => {
+                    self.roles.remove(&changed.user_id);
+                }
+            },
             ServerAction::SearchResults(page) => self.on_search_results(page),
             ServerAction::Call(signal) => self.on_call(now, signal),
             ServerAction::Error(error) => self.on_error(now, error),
@@ -506,6 +517,24 @@ impl Session {
     /// Deletes one of our stored messages (its seq) for everyone.
     pub fn delete_message(&mut self, now: Millis, target: Seq) {
         self.ask_change(now, target, ChangeAsk::Delete);
+    }
+
+    /// Someone's role here, as the room told it (`None`: a member).
+    pub fn role_of(&self, user: &str) -> Option<crate::wire::Role> {
+        self.roles.get(user).copied()
+    }
+
+    /// An owner makes `user` a moderator (`Some(Moderator)`) or a member again (`None`); the
+    /// room refuses anyone else (`NOT_ALLOWED`, told as a notice).
+    pub fn set_role(&mut self, now: Millis, user: UserId, role: Option<crate::wire::Role>) {
+        let nonce = Some(self.next_nonce());
+        self.queued
+            .push(ClientAction::SetRole(crate::wire::SetRole {
+                user_id: user,
+                role,
+                nonce,
+            }));
+        self.flush(now);
     }
 
     /// Adds (`on`) or takes back our reaction `emoji` to a stored message (its seq).
@@ -558,6 +587,7 @@ impl Session {
         for person in handshake.people.into_iter().flatten() {
             self.people.insert(person.user_id.clone(), person);
         }
+        self.roles = handshake.roles;
         for record in handshake.messages {
             self.reach(record.seq);
             self.insert(record);

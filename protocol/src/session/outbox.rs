@@ -440,6 +440,7 @@ impl Session {
             in_flight: false,
             edited_at: None,
             deleted: false,
+            removed: false,
             changed_seq: None,
             reactions: Vec::new(),
             reply_to,

@@ -818,3 +818,83 @@ fn a_message_of_a_conversation_is_revealed_through_its_own_pages() {
         "one page of the conversation, not the room's pages down to it"
     );
 }
+
+#[test]
+fn an_owner_makes_a_moderator_who_may_remove_members_messages_and_everyone_sees_them_removed() {
+    let snapshot = crate::RoomSnapshot {
+        users: vec![crate::UserRecord {
+            id: "olga".to_owned(),
+            name: "Olga".to_owned(),
+            token_hash: crate::hash_token("olga-token"),
+            joined_at: Some(1),
+            last_seen: None,
+            role: Some(crate::Role::Owner),
+        }],
+        ..crate::RoomSnapshot::default()
+    };
+    let mut pair = Pair::with(crate::RoomConfig::default(), snapshot);
+    let olga = pair.add_session(SessionConfig::default());
+    pair.session_mut(olga).set_identity(Some(Identity {
+        user_id: "olga".to_owned(),
+        token: Some("olga-token".to_owned()),
+    }));
+    pair.open_session(olga);
+    let bob = joined(&mut pair, "Bob");
+    let carol = joined(&mut pair, "Carol");
+    let bob_id = pair
+        .session(bob)
+        .identity()
+        .map(|i| i.user_id.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        pair.session(carol).role_of("olga"),
+        Some(crate::Role::Owner)
+    );
+    let now = pair.now;
+    pair.session_mut(olga)
+        .set_role(now, bob_id.clone(), Some(crate::Role::Moderator));
+    pair.run();
+    for peer in [olga, bob, carol] {
+        assert_eq!(
+            pair.session(peer).role_of(&bob_id),
+            Some(crate::Role::Moderator)
+        );
+    }
+    say(&mut pair, carol, "spam spam");
+    say(&mut pair, olga, "the owner's word");
+    let find = |pair: &Pair, peer, text: &str| {
+        pair.session(peer)
+            .messages()
+            .iter()
+            .find(|m| m.raw == text)
+            .cloned()
+            .expect("there")
+    };
+    let spam = find(&pair, bob, "spam spam");
+    let owners = find(&pair, bob, "the owner's word");
+    assert!(pair.session(bob).may_remove(&spam));
+    assert!(!pair.session(bob).may_remove(&owners), "not an owner's");
+    assert!(
+        !pair.session(carol).may_remove(&owners),
+        "a member removes nothing"
+    );
+    assert!(
+        !pair.session(carol).may_remove(&spam),
+        "her own she deletes"
+    );
+    let now = pair.now;
+    pair.session_mut(bob)
+        .delete_message(now, spam.seq.expect("stored"));
+    pair.run();
+    for peer in [olga, bob, carol] {
+        let seen = pair
+            .session(peer)
+            .find(spam.seq.expect("stored"))
+            .cloned()
+            .expect("kept");
+        assert!(
+            seen.deleted && seen.removed && seen.raw.is_empty(),
+            "{seen:?}"
+        );
+    }
+}

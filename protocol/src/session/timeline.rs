@@ -29,6 +29,8 @@ pub struct Message {
     pub edited_at: Option<Millis>,
     /// Deleted by its author: only a placeholder is shown.
     pub deleted: bool,
+    /// Deleted by a moderator (with `deleted`): "removed by a moderator".
+    pub removed: bool,
     /// The seq of the latest change folded in: an older copy never replaces a newer one.
     pub changed_seq: Option<Seq>,
     /// Reactions, in the order each emoji was first given.
@@ -225,6 +227,7 @@ impl Session {
                 seq: m.seq,
                 edited_at: m.edited_at,
                 deleted: m.deleted,
+                removed: m.removed,
                 changed_seq: m.changed_seq,
                 reactions: m.reactions.clone(),
                 reply_to: m.reply_to,
@@ -410,6 +413,7 @@ impl Session {
             in_flight: false,
             edited_at: record.edited_at,
             deleted: record.deleted,
+            removed: record.removed,
             changed_seq: record.changed_seq,
             reactions: record.reactions,
             reply_to: record.reply_to,
@@ -611,6 +615,19 @@ impl Session {
     /// record (the room's line, which nobody changes). The room checks the same.
     pub fn may_change(&self, message: &Message) -> bool {
         self.may_react(message) && self.is_me(&message.user_id)
+    }
+
+    /// Whether we may remove someone else's `message` as a moderator or owner: a room message
+    /// of someone we outrank ([`crate::wire::Role::outranks`]), as the room checks. (Our own we
+    /// delete, [`Self::may_change`].)
+    pub fn may_remove(&self, message: &Message) -> bool {
+        let me = self.identity.as_ref().map(|i| i.user_id.as_str());
+        self.may_react(message)
+            && message.to.is_none()
+            && me.is_some_and(|me| {
+                me != message.user_id
+                    && crate::wire::Role::outranks(self.role_of(me), self.role_of(&message.user_id))
+            })
     }
 
     /// Whether we may react to `message`: stored, not deleted, and not a call's record.

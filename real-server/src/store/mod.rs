@@ -22,8 +22,14 @@ pub enum Write {
     LoggedMessage(StoredMessage),
     /// Fold a change (edit or delete) into its stored message ([`StoredChange::apply`]).
     Change(StoredChange),
-    /// Insert or replace a user.
+    /// Insert or replace a user, all but its role (which only `Role` writes: a server's copy
+    /// of a person never overwrites a role the operator granted meanwhile).
     User(UserRecord),
+    /// Set a known user's role (`None`: a member).
+    Role {
+        user_id: String,
+        role: Option<protocol::Role>,
+    },
 }
 
 /// What went wrong in storage.

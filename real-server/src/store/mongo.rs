@@ -48,6 +48,9 @@ struct MessageDoc {
     edited_at: Option<i64>,
     #[serde(default)]
     deleted: bool,
+    /// Deleted by a moderator.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     changed_seq: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,6 +76,9 @@ struct UserDoc {
     joined_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_seen: Option<i64>,
+    /// Owner or moderator; written only by a role write (a user write `$set`s the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<protocol::Role>,
 }
 
 impl MessageDoc {
@@ -89,6 +95,7 @@ impl MessageDoc {
             nonce: m.nonce,
             edited_at: m.edited_at,
             deleted: m.deleted,
+            removed: m.removed,
             changed_seq: m.changed_seq.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
             reactions: m.reactions,
             reply_to: m.reply_to.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
@@ -109,6 +116,7 @@ impl MessageDoc {
             nonce: self.nonce,
             edited_at: self.edited_at,
             deleted: self.deleted,
+            removed: self.removed,
             changed_seq: self.changed_seq.and_then(|c| u64::try_from(c).ok()),
             reactions: self.reactions,
             reply_to: self.reply_to.and_then(|r| u64::try_from(r).ok()),
@@ -214,6 +222,7 @@ impl MongoStore {
             "raw": changed.raw,
             "html": changed.html,
             "deleted": changed.deleted,
+            "removed": changed.removed,
             "reactions": reactions,
         };
         if let Some(at) = changed.edited_at {
@@ -341,6 +350,7 @@ impl Store for MongoStore {
                     token_hash: u.token_hash,
                     joined_at: u.joined_at,
                     last_seen: u.last_seen,
+                    role: u.role,
                 })
                 .collect(),
         })
@@ -369,17 +379,39 @@ impl Store for MongoStore {
                 Write::User(u) => {
                     self.flush_run(&mut run, &mut written).await?;
                     let filter = doc! { "room": room, "id": &u.id };
-                    let user = UserDoc {
-                        room: room.to_owned(),
-                        id: u.id,
-                        name: u.name,
-                        token_hash: u.token_hash,
-                        joined_at: u.joined_at,
-                        last_seen: u.last_seen,
+                    // Every field but the role: a role is only a role write's to change.
+                    let mut set = doc! { "name": u.name, "tokenHash": u.token_hash };
+                    if let Some(at) = u.joined_at {
+                        set.insert("joinedAt", at);
+                    }
+                    if let Some(at) = u.last_seen {
+                        set.insert("lastSeen", at);
+                    }
+                    self.users
+                        .update_one(filter, doc! { "$set": set })
+                        .upsert(true)
+                        .await
+                        .map_err(|e| BatchError {
+                            written,
+                            source: e.into(),
+                        })?;
+                    written += 1;
+                }
+                Write::Role { user_id, role } => {
+                    self.flush_run(&mut run, &mut written).await?;
+                    let filter = doc! { "room": room, "id": &user_id };
+                    let update = match role {
+                        Some(role) => {
+                            let role = mongodb::bson::to_bson(&role).map_err(|e| BatchError {
+                                written,
+                                source: StoreError::Corrupt(format!("role: {e}")),
+                            })?;
+                            doc! { "$set": { "role": role } }
+                        }
+                        None => doc! { "$unset": { "role": "" } },
                     };
                     self.users
-                        .replace_one(filter, user)
-                        .upsert(true)
+                        .update_one(filter, update)
                         .await
                         .map_err(|e| BatchError {
                             written,

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS messages (
     reply_to INTEGER,
     dm_to TEXT,
     call TEXT,
+    removed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS users (
     token_hash TEXT NOT NULL,
     joined_at INTEGER,
     last_seen INTEGER,
+    role TEXT,
     PRIMARY KEY (room, id)
 ) WITHOUT ROWID;
 -- Full-text search: each message that can be found has an id here, which is its row in
@@ -164,6 +166,8 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("messages", "reply_to", "reply_to INTEGER"),
         ("messages", "dm_to", "dm_to TEXT"),
         ("messages", "call", "call TEXT"),
+        ("messages", "removed", "removed INTEGER NOT NULL DEFAULT 0"),
+        ("users", "role", "role TEXT"),
         ("users", "joined_at", "joined_at INTEGER"),
         ("users", "last_seen", "last_seen INTEGER"),
     ] {
@@ -258,7 +262,24 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> 
             })?),
             None => None,
         },
+        removed: row.get(14)?,
     })
+}
+
+/// A role as the `role` column keeps it.
+fn role_column(role: Option<protocol::Role>) -> Option<&'static str> {
+    role.map(|role| match role {
+        protocol::Role::Owner => "owner",
+        protocol::Role::Moderator => "moderator",
+    })
+}
+
+fn role_from_column(text: Option<String>) -> Option<protocol::Role> {
+    match text.as_deref() {
+        Some("owner") => Some(protocol::Role::Owner),
+        Some("moderator") => Some(protocol::Role::Moderator),
+        _ => None,
+    }
 }
 
 /// Reactions as the `reactions` column keeps them: JSON, or NULL when there are none.
@@ -273,10 +294,10 @@ fn seq_param(seq: Seq) -> i64 {
 }
 
 const SELECT: &str = "SELECT seq, id, user_id, raw, html, timestamp, nonce, edited_at, deleted,
-    changed_seq, reactions, reply_to, dm_to, call FROM messages";
+    changed_seq, reactions, reply_to, dm_to, call, removed FROM messages";
 /// The columns of [`SELECT`], of `messages` joined as `m`.
 const COLUMNS_OF_M: &str = "m.seq, m.id, m.user_id, m.raw, m.html, m.timestamp, m.nonce,
-    m.edited_at, m.deleted, m.changed_seq, m.reactions, m.reply_to, m.dm_to, m.call";
+    m.edited_at, m.deleted, m.changed_seq, m.reactions, m.reply_to, m.dm_to, m.call, m.removed";
 
 /// The privacy rule ([`protocol::may_see`]) in SQL, the one place this store says it: for the
 /// viewer bound to `?4` (NULL: room messages only, as `user_id = NULL` is never true), on the
@@ -307,7 +328,8 @@ impl Store for SqliteStore {
                 .optional()?;
             let users = conn
                 .prepare(
-                    "SELECT id, name, token_hash, joined_at, last_seen FROM users WHERE room = ?1",
+                    "SELECT id, name, token_hash, joined_at, last_seen, role FROM users
+                     WHERE room = ?1",
                 )?
                 .query_map(params![room], |row| {
                     Ok(UserRecord {
@@ -316,6 +338,7 @@ impl Store for SqliteStore {
                         token_hash: row.get(2)?,
                         joined_at: row.get(3)?,
                         last_seen: row.get(4)?,
+                        role: role_from_column(row.get(5)?),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -350,8 +373,11 @@ impl Store for SqliteStore {
                     tx.prepare_cached(&format!("{SELECT} WHERE room = ?1 AND seq = ?2"))?;
                 let mut update = tx.prepare_cached(
                     "UPDATE messages SET raw = ?3, html = ?4, edited_at = ?5, deleted = ?6,
-                         changed_seq = ?7, reactions = ?8 WHERE room = ?1 AND seq = ?2",
+                         changed_seq = ?7, reactions = ?8, removed = ?9
+                     WHERE room = ?1 AND seq = ?2",
                 )?;
+                let mut set_role =
+                    tx.prepare_cached("UPDATE users SET role = ?3 WHERE room = ?1 AND id = ?2")?;
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -405,7 +431,8 @@ impl Store for SqliteStore {
                                     message.edited_at,
                                     message.deleted,
                                     message.changed_seq.map(seq_param),
-                                    reactions_column(&message.reactions)
+                                    reactions_column(&message.reactions),
+                                    message.removed
                                 ])?;
                             }
                         }
@@ -418,6 +445,9 @@ impl Store for SqliteStore {
                                 u.joined_at,
                                 u.last_seen
                             ])?;
+                        }
+                        Write::Role { user_id, role } => {
+                            set_role.execute(params![room, user_id, role_column(*role)])?;
                         }
                     }
                 }

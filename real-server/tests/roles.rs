@@ -1,0 +1,98 @@
+//! Roles end to end: the operator's `real-server role` on the room's store, then in the room an
+//! owner makes a moderator, who removes a member's message for everyone.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// `real-server --data-dir DIR role ARGS…`: (succeeded, stdout, stderr).
+fn role(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_real-server"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("role")
+        .args(args)
+        .env_remove("MONGODB_URI")
+        .output()
+        .expect("run real-server role");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_operator_makes_an_owner_who_makes_a_moderator_who_removes_a_members_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (_, olga, olga_token) = join(&server).await;
+    server.stop().await;
+
+    let (ok, said, _) = role(dir.path(), &["list"]);
+    assert!(
+        ok && said.contains("nobody in room \"General\" has a role"),
+        "{said}"
+    );
+    let (ok, said, _) = role(dir.path(), &["grant", &olga, "owner"]);
+    assert!(
+        ok && said.contains(&format!("{olga} (Anonymous) is now owner")),
+        "{said}"
+    );
+    let (ok, said, _) = role(dir.path(), &["list"]);
+    assert!(
+        ok && said.contains(&format!("{olga}\towner\tAnonymous")),
+        "{said}"
+    );
+    // Someone the room does not know: refused, saying how to find ids.
+    let (ok, _, error) = role(dir.path(), &["grant", "nobody", "moderator"]);
+    assert!(
+        !ok && error.contains("has nobody with id nobody"),
+        "{error}"
+    );
+    let (ok, _, error) = role(dir.path(), &["grant", &olga, "admin"]);
+    assert!(!ok && error.contains("invalid value 'admin'"), "{error}");
+
+    // The room, started again, knows her as its owner.
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut owner, handshake) = Client::open(&server).await;
+    assert_eq!(handshake["payload"]["roles"][&olga], "owner", "{handshake}");
+    owner
+        .identify(json!({"userId": olga, "token": olga_token, "protocolVersion": 2}))
+        .await;
+    let (mut bob, bob_id, _) = join(&server).await;
+    let (mut carol, _, _) = join(&server).await;
+    owner
+        .send(json!({"type": "SET_ROLE", "payload": {"userId": bob_id, "role": "moderator"}}))
+        .await;
+    let told = bob.recv_type("ROLE").await;
+    assert_eq!(
+        told["payload"],
+        json!({"userId": bob_id, "role": "moderator", "by": olga})
+    );
+
+    carol.say("spam, spam, spam", None).await;
+    let spam = bob.recv_type("MESSAGE").await["payload"]["seq"].clone();
+    bob.send(json!({"type": "DELETE_MESSAGE", "payload": {"target": spam, "nonce": "rm-1"}}))
+        .await;
+    let removed = carol.recv_type("MESSAGE_CHANGED").await["payload"].clone();
+    assert_eq!(removed["removed"], true, "{removed}");
+    assert_eq!(removed["rawMessage"], "");
+    assert_eq!(
+        removed["htmlMessage"],
+        "<p><em>message removed by a moderator</em></p>\n"
+    );
+    // Carol, a member, removes nobody's: Bob's message stays.
+    bob.say("a moderator's word", None).await;
+    let word = carol.recv_type("MESSAGE").await["payload"]["seq"].clone();
+    carol
+        .send(json!({"type": "DELETE_MESSAGE", "payload": {"target": word, "nonce": "c-1"}}))
+        .await;
+    let refused = carol.recv_type("ERROR").await["payload"].clone();
+    assert_eq!(
+        (refused["code"].clone(), refused["nonce"].clone()),
+        (json!("NOT_YOUR_MESSAGE"), json!("c-1"))
+    );
+    server.stop().await;
+}
