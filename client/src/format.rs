@@ -176,3 +176,11 @@ pub fn message_html(renderer: &protocol::Renderer, raw: &str) -> std::rc::Rc<str
     .replace("</table>", "</table></div>")
     .into()
 }
+
+/// A role as the people list and a profile say it.
+pub fn role(role: protocol::Role) -> &'static str {
+    match role {
+        protocol::Role::Owner => "owner",
+        protocol::Role::Moderator => "moderator",
+    }
+}

@@ -65,7 +65,7 @@ pub fn People() -> Element {
                             "{name}"
                         }
                         if let Some(role) = room.session.role_of(&user) {
-                            span { class: "role", " {role_label(role)}" }
+                            span { class: "role", " {crate::format::role(role)}" }
                         }
                         if me {
                             span { class: "you", " (you)" }
@@ -105,13 +105,5 @@ pub fn People() -> Element {
                 }
             }
         }
-    }
-}
-
-/// A role as the people list and a profile say it.
-pub(super) fn role_label(role: protocol::Role) -> &'static str {
-    match role {
-        protocol::Role::Owner => "owner",
-        protocol::Role::Moderator => "moderator",
     }
 }

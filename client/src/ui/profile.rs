@@ -117,7 +117,7 @@ pub fn Profile(shown: Shown) -> Element {
                 }
                 if let Some(role) = role {
                     dt { "Role" }
-                    dd { "{super::people::role_label(role)}" }
+                    dd { "{crate::format::role(role)}" }
                 }
             }
             // An owner makes and unmakes moderators (owners are the operator's).

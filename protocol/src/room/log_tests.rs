@@ -449,7 +449,11 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
         ..RoomSnapshot::default()
     });
     let o = c.connect(0, 1);
-    c.act(0, o, identify(Some("olga".into()), Some("olga-token".into())));
+    c.act(
+        0,
+        o,
+        identify(Some("olga".into()), Some("olga-token".into())),
+    );
     let (b, bob, _) = c.join(1, 2);
     let (m, _, _) = c.join(0, 3);
     c.run();
@@ -466,7 +470,9 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
     );
     c.run();
     assert!(
-        c.take(1, b).iter().any(|x| matches!(x, ServerAction::Role(r)
+        c.take(1, b)
+            .iter()
+            .any(|x| matches!(x, ServerAction::Role(r)
             if r.user_id == bob && r.role == Some(Role::Moderator))),
         "told on the other node"
     );
