@@ -60,6 +60,8 @@ pub enum Intent {
     Delete(RoomId, protocol::Seq),
     /// As an owner: make someone a moderator (`Some`) or a member again (`None`).
     SetRole(RoomId, protocol::UserId, Option<protocol::Role>),
+    /// As a moderator: time someone out for so many minutes, or end it (`None`).
+    TimeOut(RoomId, protocol::UserId, Option<u32>),
     /// Add (true) or take back your reaction to a stored message.
     React(RoomId, protocol::Seq, String, bool),
     /// Ask again for a change of yours (by its nonce) the room did not store.
@@ -194,6 +196,10 @@ pub async fn run(
             }
             Input::Intent(Intent::SetRole(id, user, role)) => {
                 state.write().set_role(id, user, role, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::TimeOut(id, user, minutes)) => {
+                state.write().time_out(id, user, minutes, now());
                 network.carry(id);
             }
             Input::Intent(Intent::React(id, seq, emoji, on)) => {

@@ -79,8 +79,12 @@ pub enum ErrorCode {
     /// it.
     Unchangeable,
     /// The asker's role does not allow it (making moderators takes an owner; an owner's role
-    /// is the operator's to change).
+    /// is the operator's to change; a moderator acts only on those they outrank).
     NotAllowed,
+    /// The asker is timed out: they can read, not write or react, until the time-out ends.
+    TimedOut,
+    /// A moderation action that cannot be (a time-out of no minutes, or over a week).
+    InvalidModeration,
 }
 
 /// Why a frame could not be decoded into an action.

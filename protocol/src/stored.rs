@@ -271,6 +271,9 @@ pub struct UserRecord {
     /// with the server running is not overwritten by the server's older copy).
     #[serde(default)]
     pub role: Option<Role>,
+    /// Until when they are timed out (the room's clock); stored with the rest of them.
+    #[serde(default)]
+    pub timed_out_until: Option<Millis>,
 }
 
 /// One event of the room's log as the nodes of a cluster share it: each node applies every

@@ -62,7 +62,37 @@ pub enum ClientAction {
     /// An owner makes someone a moderator, or a member again (ours).
     #[serde(rename = "SET_ROLE")]
     SetRole(SetRole),
+    /// A moderator or owner acts on someone they outrank (ours): a time-out, its end.
+    #[serde(rename = "MODERATE")]
+    Moderate(Moderate),
 }
+
+/// What a moderator does to someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ModerationKind {
+    /// They can read, not write or react, for `minutes`.
+    TimeOut,
+    /// Their time-out ends now.
+    EndTimeOut,
+}
+
+/// Payload of `MODERATE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moderate {
+    pub kind: ModerationKind,
+    pub user_id: UserId,
+    /// How long a time-out lasts (1 to [`MAX_TIME_OUT_MINUTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes: Option<u32>,
+    /// Named by an `ERROR` that refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// The longest time-out: a week.
+pub const MAX_TIME_OUT_MINUTES: u32 = 7 * 24 * 60;
 
 /// What someone may do in the room beyond a member: a moderator removes members' messages; an
 /// owner also removes moderators' and makes and unmakes moderators. Owners are made by the
@@ -278,6 +308,9 @@ pub enum ServerAction {
     /// Someone's role changed (ours), and who changed it.
     #[serde(rename = "ROLE")]
     Role(RoleChanged),
+    /// A moderator acted on someone (ours): everyone sees what it means for them.
+    #[serde(rename = "MODERATED")]
+    Moderated(Moderated),
     /// Call signalling from the other person of a call, or the room saying a call ended
     /// (ours; only to the two people's connections that speak our protocol).
     #[serde(rename = "CALL")]
@@ -318,6 +351,20 @@ pub struct Handshake {
     /// Everyone with a role (ours): owners and moderators; the rest are members.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: BTreeMap<UserId, Role>,
+    /// The time-outs in force (ours), as `MODERATED` tells them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timed_out: Vec<Moderated>,
+}
+
+/// Payload of `MODERATED`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moderated {
+    pub kind: ModerationKind,
+    pub user_id: UserId,
+    /// Until when a time-out lasts (the room's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
 }
 
 /// Payload of `ROLE`.

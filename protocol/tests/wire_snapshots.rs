@@ -90,6 +90,12 @@ fn client_actions() {
             role: None,
             nonce: None,
         }),
+        ClientAction::Moderate(Moderate {
+            kind: ModerationKind::TimeOut,
+            user_id: "u3".into(),
+            minutes: Some(10),
+            nonce: Some("m-1".into()),
+        }),
         ClientAction::Call(CallSignal {
             to: Some("u2".into()),
             video: Some(true),
@@ -141,6 +147,21 @@ fn server_actions() {
                 ("u1".to_owned(), Role::Owner),
                 ("u2".to_owned(), Role::Moderator),
             ]),
+            timed_out: vec![Moderated {
+                kind: ModerationKind::TimeOut,
+                user_id: "u3".into(),
+                until: Some(1_502_699_600_000),
+            }],
+        }),
+        ServerAction::Moderated(Moderated {
+            kind: ModerationKind::TimeOut,
+            user_id: "u3".into(),
+            until: Some(1_502_699_600_000),
+        }),
+        ServerAction::Moderated(Moderated {
+            kind: ModerationKind::EndTimeOut,
+            user_id: "u3".into(),
+            until: None,
         }),
         ServerAction::Role(RoleChanged {
             user_id: "u2".into(),
@@ -299,7 +320,9 @@ fn error_codes() {
         ErrorCode::MessageDeleted,
         ErrorCode::Unchangeable,
         ErrorCode::NotAllowed,
+        ErrorCode::TimedOut,
+        ErrorCode::InvalidModeration,
     ];
-    let json = serde_json::to_string(&codes).unwrap();
+    let json = serde_json::to_string(&codes[..]).unwrap();
     insta::assert_snapshot!(json);
 }

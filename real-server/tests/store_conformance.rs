@@ -39,6 +39,7 @@ fn user(id: &str, name: &str) -> UserRecord {
         joined_at: Some(1_700_000_000_000),
         last_seen: None,
         role: None,
+        timed_out_until: None,
     }
 }
 
@@ -723,6 +724,33 @@ async fn roles_are_kept_apart_from_the_rest_of_a_person<S: Store>(store: S) {
     );
 }
 
+/// A time-out is kept with the person, and its end clears it.
+async fn a_time_out_is_kept_with_its_person_until_it_is_ended<S: Store>(store: S) {
+    let room = fresh_room("timeouts");
+    let timed_out = UserRecord {
+        timed_out_until: Some(1_700_000_600_000),
+        ..user("carol", "Carol")
+    };
+    store
+        .write_batch(&room, vec![Write::User(timed_out.clone())])
+        .await
+        .unwrap();
+    let until = |snapshot: protocol::RoomSnapshot| snapshot.users[0].timed_out_until;
+    assert_eq!(
+        until(store.load_snapshot(&room, 1).await.unwrap()),
+        Some(1_700_000_600_000)
+    );
+    let ended = UserRecord {
+        timed_out_until: None,
+        ..timed_out
+    };
+    store
+        .write_batch(&room, vec![Write::User(ended)])
+        .await
+        .unwrap();
+    assert_eq!(until(store.load_snapshot(&room, 1).await.unwrap()), None);
+}
+
 /// A message a moderator removed: its text gone from the row and from search, marked removed
 /// on every path.
 async fn a_removed_message_keeps_no_text_anywhere<S: Store>(store: S) {
@@ -792,6 +820,7 @@ macro_rules! conformance {
                 conversations_are_listed_and_paged_as_the_rule_says,
                 roles_are_kept_apart_from_the_rest_of_a_person,
                 a_removed_message_keeps_no_text_anywhere,
+                a_time_out_is_kept_with_its_person_until_it_is_ended,
             );
         }
     };

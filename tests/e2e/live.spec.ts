@@ -634,6 +634,21 @@ for (const store of stores()) {
       await carol.getByRole('searchbox', { name: 'Search messages' }).fill('cheapwatches');
       await carol.keyboard.press('Enter');
       await expect(carol.getByRole('status').filter({ hasText: /found/ })).toHaveText(/^No messages? found/);
+      await carol.keyboard.press('Escape');
+
+      // A time-out: Carol reads, and cannot write until it ends; everyone sees it.
+      await peoplePanel(bob).getByRole('button', { name: 'Carol', exact: true }).click();
+      await bob.getByRole('dialog', { name: 'Carol' }).getByRole('button', { name: 'Time out Carol for 10 minutes' }).click();
+      await expect(carol.getByRole('status').filter({ hasText: 'timed you out' })).toContainText(/write again at \d\d:\d\d/);
+      await expect(composer(carol)).toBeDisabled();
+      await expect(peoplePanel(alice).getByRole('listitem').filter({ hasText: 'Carol' })).toContainText('timed out');
+      await send(alice, 'Carol still reads this');
+      await expect(message(carol, 'Carol still reads this')).toHaveCount(1);
+      // Ended early by the moderator: she writes again.
+      await bob.getByRole('dialog', { name: 'Carol' }).getByRole('button', { name: "End Carol's time-out" }).click();
+      await expect(composer(carol)).toBeEnabled();
+      await send(carol, 'thank you');
+      await expect(message(alice, 'thank you')).toHaveCount(1);
     });
 
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {

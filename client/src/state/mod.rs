@@ -548,6 +548,19 @@ impl AppState {
         }
     }
 
+    /// As a moderator or owner: times someone out for `minutes`, or ends it (`None`).
+    pub fn time_out(
+        &mut self,
+        id: RoomId,
+        user: protocol::UserId,
+        minutes: Option<u32>,
+        now: Millis,
+    ) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.time_out(now, user, minutes);
+        }
+    }
+
     /// As an owner: makes someone a moderator, or a member again.
     pub fn set_role(
         &mut self,

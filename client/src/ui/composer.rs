@@ -208,6 +208,17 @@ pub fn Composer(id: RoomId) -> Element {
         }
     };
     let mut error = use_signal(|| None::<String>);
+    // Timed out by a moderator: the box waits, saying until when; it opens again by itself
+    // (the session wakes the page when the time-out ends).
+    let timed_out = {
+        let app = state.read();
+        app.room(id).and_then(|room| {
+            let me = room.session.identity()?.user_id.clone();
+            room.session
+                .timed_out_until(&me, js_sys::Date::now() as i64)
+        })
+    }
+    .map(crate::format::hh_mm);
     // Position in the sent list while recalling with Ctrl+Up/Down; None when writing.
     let mut recall = use_signal(|| None::<usize>);
     let mut editing = use_context::<Signal<Option<Editing>>>();
@@ -377,8 +388,14 @@ pub fn Composer(id: RoomId) -> Element {
                     }
                 }
             }
+            if let Some(at) = &timed_out {
+                p { class: "timed-out", role: "status",
+                    "A moderator timed you out: you can read, and write again at {at}."
+                }
+            }
             textarea {
                 id: "composer-{id.0}",
+                disabled: timed_out.is_some(),
                 "aria-label": "Message",
                 "aria-describedby": "composer-hint-{id.0}",
                 placeholder: "Write a message (markdown works)",

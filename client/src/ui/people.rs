@@ -67,6 +67,9 @@ pub fn People() -> Element {
                         if let Some(role) = room.session.role_of(&user) {
                             span { class: "role", " {crate::format::role(role)}" }
                         }
+                        if room.session.timed_out_until(&user, now).is_some() {
+                            span { class: "role timed-out-mark", " timed out" }
+                        }
                         if me {
                             span { class: "you", " (you)" }
                         } else if can_call {

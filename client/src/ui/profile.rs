@@ -55,6 +55,8 @@ pub fn Profile(shown: Shown) -> Element {
         .map(|at| format!("joined {}", format::calendar_date(at)));
     let title = room.title();
     let role = room.session.role_of(&user);
+    let may_moderate = !me && room.session.may_moderate(&user);
+    let timed_out = room.session.timed_out_until(&user, now);
     let may_set_role = !me
         && role != Some(protocol::Role::Owner)
         && room
@@ -118,6 +120,37 @@ pub fn Profile(shown: Shown) -> Element {
                 if let Some(role) = role {
                     dt { "Role" }
                     dd { "{crate::format::role(role)}" }
+                }
+                if let Some(until) = timed_out {
+                    dt { "Timed out" }
+                    dd { "until {crate::format::hh_mm(until)}" }
+                }
+            }
+            // A moderator (or owner) acts on whoever they outrank.
+            if may_moderate {
+                div { class: "profile-actions", role: "group", "aria-label": "Moderation",
+                    if timed_out.is_some() {
+                        button {
+                            r#type: "button",
+                            onclick: {
+                                let user = user.clone();
+                                move |_| net.send(crate::network::Intent::TimeOut(id, user.clone(), None))
+                            },
+                            "End {name}'s time-out"
+                        }
+                    } else {
+                        for (minutes, how_long) in [(10, "10 minutes"), (60, "an hour"), (24 * 60, "a day")] {
+                            button {
+                                key: "{minutes}",
+                                r#type: "button",
+                                onclick: {
+                                    let user = user.clone();
+                                    move |_| net.send(crate::network::Intent::TimeOut(id, user.clone(), Some(minutes)))
+                                },
+                                "Time out {name} for {how_long}"
+                            }
+                        }
+                    }
                 }
             }
             // An owner makes and unmakes moderators (owners are the operator's).

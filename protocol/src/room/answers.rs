@@ -16,7 +16,7 @@ impl Room {
     /// The `HANDSHAKE` a new connection gets: the newest room messages (as many as the count
     /// and the byte budget allow; sent before anyone is identified, so room messages only:
     /// direct messages follow identification), the people list, the room's limits.
-    pub(super) fn handshake(&self) -> Handshake {
+    pub(super) fn handshake(&self, now: Millis) -> Handshake {
         let newest_first = self
             .recent
             .iter()
@@ -46,6 +46,7 @@ impl Room {
             people: Some(people),
             ice_servers: self.config.ice_servers.clone(),
             roles: self.roles(),
+            timed_out: self.timed_out(now),
         }
     }
 

@@ -126,6 +126,7 @@ impl Room {
             joined_at,
             last_seen,
             role,
+            timed_out_until,
         } = record;
         let online_here = self.is_online(&id);
         let entry = self.users.entry(id.clone()).or_insert_with(|| UserEntry {
@@ -135,6 +136,7 @@ impl Room {
             last_seen: None,
             name_version: 0,
             role,
+            timed_out_until: None,
         });
         entry.token_hash = token_hash;
         entry.joined_at = entry.joined_at.or(joined_at);
@@ -152,6 +154,12 @@ impl Room {
             if let Some(seen) = last_seen {
                 self.seen_order.insert((seen, id.clone()));
             }
+        }
+        // A time-out (or its end) given on another node: told to the people here too.
+        let timed_out = entry.timed_out_until != timed_out_until;
+        entry.timed_out_until = timed_out_until;
+        if timed_out {
+            self.told_moderated(id.clone(), timed_out_until);
         }
         if renamed {
             self.presence_renamed(now, id, name);

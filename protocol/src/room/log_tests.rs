@@ -443,6 +443,7 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
         joined_at: Some(1),
         last_seen: None,
         role: Some(Role::Owner),
+        timed_out_until: None,
     };
     let mut c = Cluster::starting_from(RoomSnapshot {
         users: vec![owner],
@@ -491,6 +492,38 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
     c.run();
     let seen = last_state(&c.take(0, m), seq).expect("told");
     assert!(seen.removed && seen.raw_message.is_empty(), "{seen:?}");
+    // A time-out given on node 1 holds on node 0, where its member is.
+    let member = c.nodes[0]
+        .room
+        .connections
+        .get(&m)
+        .and_then(|x| x.user.clone())
+        .expect("identified");
+    c.act(
+        1,
+        b,
+        ClientAction::Moderate(Moderate {
+            kind: ModerationKind::TimeOut,
+            user_id: member.clone(),
+            minutes: Some(5),
+            nonce: None,
+        }),
+    );
+    c.run();
+    let told = c.take(0, m);
+    assert!(
+        told.iter().any(|x| matches!(x, ServerAction::Moderated(d)
+            if d.user_id == member && d.until.is_some())),
+        "{told:?}"
+    );
+    c.act(0, m, say("more spam", "m2", None));
+    assert!(
+        c.take(0, m)
+            .iter()
+            .any(|x| matches!(x, ServerAction::Error(e)
+            if e.code == ErrorCode::TimedOut)),
+        "refused on the member's own node"
+    );
 }
 
 #[test]
@@ -530,6 +563,7 @@ fn log_events_travel_between_nodes_as_json_unchanged() {
             joined_at: Some(1),
             last_seen: None,
             role: None,
+            timed_out_until: None,
         }),
         LogEvent::Role {
             user_id: "u1".into(),

@@ -207,6 +207,8 @@ struct UserEntry {
     name_version: u32,
     /// Owner or moderator (`None`: a member).
     role: Option<crate::wire::Role>,
+    /// Until when they are timed out (past: not any more).
+    timed_out_until: Option<Millis>,
 }
 
 impl UserEntry {
@@ -218,6 +220,7 @@ impl UserEntry {
             joined_at: self.joined_at,
             last_seen: self.last_seen,
             role: self.role,
+            timed_out_until: self.timed_out_until,
         }
     }
 }
@@ -264,6 +267,7 @@ impl Room {
                     last_seen: u.last_seen,
                     name_version: 0,
                     role: u.role,
+                    timed_out_until: u.timed_out_until,
                 };
                 (u.id, entry)
             })
@@ -360,7 +364,7 @@ impl Room {
                 legacy_names: BTreeMap::new(),
             },
         );
-        let handshake = self.handshake();
+        let handshake = self.handshake(now);
         self.send(conn, ServerAction::Handshake(handshake));
     }
 
@@ -422,6 +426,7 @@ impl Room {
             ClientAction::Search(search) => self.search(now, conn, search),
             ClientAction::Call(signal) => self.call(now, conn, signal),
             ClientAction::SetRole(asked) => self.set_role(now, conn, asked),
+            ClientAction::Moderate(asked) => self.moderate(now, conn, asked),
         }
     }
 
@@ -554,6 +559,7 @@ impl Room {
             last_seen: None,
             name_version: 0,
             role: None,
+            timed_out_until: None,
         };
         self.effects
             .push_back(Effect::PersistUser(entry.record(&id)));

@@ -152,6 +152,9 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce) else {
             return;
         };
+        if !self.may_write(now, conn, &user, valid_nonce) {
+            return;
+        }
         let valid_nonce = valid_nonce.cloned();
         let SendMessage {
             raw_message,
@@ -283,6 +286,9 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, None, nonce_ref) else {
             return;
         };
+        if !self.may_write(now, conn, &user, nonce_ref) {
+            return;
+        }
         // Checked against the message as it will be once every change already accepted is
         // stored, not as storage has confirmed it so far: an "on" then "off" a moment apart
         // ends off, pending reactions count towards the cap, nothing follows a delete.

@@ -25,6 +25,7 @@ fn room() -> Room3 {
             joined_at: Some(1),
             last_seen: None,
             role: Some(Role::Owner),
+            timed_out_until: None,
         }],
         ..RoomSnapshot::default()
     };
@@ -247,4 +248,157 @@ fn moderators_remove_the_room_messages_of_those_they_outrank_and_the_text_is_gon
     // Authors still delete their own (a delete, not a removal).
     t.pair.act(t.olga, delete(2, "o4"));
     assert!(t.pair.stored[1].deleted && !t.pair.stored[1].removed);
+}
+
+fn moderate(kind: ModerationKind, user: &str, minutes: Option<u32>, nonce: &str) -> ClientAction {
+    ClientAction::Moderate(Moderate {
+        kind,
+        user_id: user.to_owned(),
+        minutes,
+        nonce: Some(nonce.to_owned()),
+    })
+}
+
+fn moderated(pair: &mut Pair, conn: ConnectionId) -> Vec<Moderated> {
+    pair.take(conn)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::Moderated(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_timed_out_member_reads_but_cannot_write_or_react_until_it_ends_on_the_rooms_clock() {
+    let mut t = room();
+    let (bob, carol) = (t.bob.1.clone(), t.carol.1.clone());
+    t.pair
+        .act(t.olga, set_role(&bob, Some(Role::Moderator), "o1"));
+    t.pair.say(t.olga, "hello"); // 1
+    for conn in [t.olga, t.bob.0, t.carol.0] {
+        t.pair.take(conn);
+    }
+    let start = t.pair.now;
+    t.pair.act(
+        t.bob.0,
+        moderate(ModerationKind::TimeOut, &carol, Some(10), "m1"),
+    );
+    let until = start + 10 * 60_000;
+    for conn in [t.olga, t.bob.0, t.carol.0] {
+        assert_eq!(
+            moderated(&mut t.pair, conn),
+            [Moderated {
+                kind: ModerationKind::TimeOut,
+                user_id: carol.clone(),
+                until: Some(until),
+            }]
+        );
+    }
+    let kept = t.pair.users.iter().find(|u| u.id == carol).cloned();
+    assert_eq!(kept.and_then(|u| u.timed_out_until), Some(until));
+    // She can write nothing, nor react, and is told so with the nonce; nothing is stored.
+    let stored = t.pair.stored.len();
+    t.pair.act(
+        t.carol.0,
+        ClientAction::Message(SendMessage {
+            raw_message: "let me speak".into(),
+            nonce: Some("c1".into()),
+            ..SendMessage::default()
+        }),
+    );
+    t.pair.act(
+        t.carol.0,
+        ClientAction::React(React {
+            target: 1,
+            emoji: "👍".into(),
+            on: true,
+            nonce: Some("c2".into()),
+        }),
+    );
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [
+            (ErrorCode::TimedOut, Some("c1".to_owned())),
+            (ErrorCode::TimedOut, Some("c2".to_owned())),
+        ]
+    );
+    assert_eq!(t.pair.stored.len(), stored);
+    // She still reads; a newcomer is told of her time-out.
+    t.pair.say(t.bob.0, "you can still read this");
+    assert!(
+        t.pair
+            .messages(t.carol.0)
+            .iter()
+            .any(|m| m.raw_message == "you can still read this")
+    );
+    let newcomer = t.pair.connect(9);
+    let told = t.pair.take(newcomer).into_iter().find_map(|a| match a {
+        ServerAction::Handshake(h) => Some(h.timed_out),
+        _ => None,
+    });
+    assert_eq!(
+        told.map(|m| m
+            .into_iter()
+            .map(|d| (d.user_id, d.until))
+            .collect::<Vec<_>>()),
+        Some(vec![(carol.clone(), Some(until))])
+    );
+    // Ten minutes on, the room's clock ends it by itself.
+    t.pair.advance(10 * 60_000);
+    t.pair.say(t.carol.0, "back");
+    assert!(refusals(&mut t.pair, t.carol.0).is_empty());
+    assert_eq!(t.pair.stored.last().map(|m| m.raw.as_str()), Some("back"));
+    // Ended early by a moderator: told to everyone.
+    t.pair.act(
+        t.bob.0,
+        moderate(ModerationKind::TimeOut, &carol, Some(60), "m2"),
+    );
+    t.pair.act(
+        t.bob.0,
+        moderate(ModerationKind::EndTimeOut, &carol, None, "m3"),
+    );
+    let told = moderated(&mut t.pair, t.olga);
+    assert_eq!(
+        told.last().map(|m| (m.kind, m.until)),
+        Some((ModerationKind::EndTimeOut, None))
+    );
+    t.pair.say(t.carol.0, "free again");
+    assert!(refusals(&mut t.pair, t.carol.0).is_empty());
+}
+
+#[test]
+fn only_who_outranks_someone_times_them_out_and_for_a_bounded_time() {
+    let mut t = room();
+    let (bob, carol) = (t.bob.1.clone(), t.carol.1.clone());
+    t.pair
+        .act(t.olga, set_role(&bob, Some(Role::Moderator), "o1"));
+    t.pair.take(t.olga);
+    let time_out =
+        |user: &str, minutes, nonce| moderate(ModerationKind::TimeOut, user, Some(minutes), nonce);
+    t.pair.act(t.carol.0, time_out(&bob, 10, "c1"));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::NotAllowed, Some("c1".to_owned()))]
+    );
+    t.pair.act(t.bob.0, time_out(OLGA, 10, "b1"));
+    t.pair.act(t.bob.0, time_out(&bob, 10, "b2"));
+    t.pair.act(t.bob.0, time_out(&carol, 0, "b3"));
+    t.pair
+        .act(t.bob.0, time_out(&carol, MAX_TIME_OUT_MINUTES + 1, "b4"));
+    t.pair.act(t.bob.0, time_out("nobody", 10, "b5"));
+    assert_eq!(
+        refusals(&mut t.pair, t.bob.0),
+        [
+            (ErrorCode::NotAllowed, Some("b1".to_owned())),
+            (ErrorCode::NotAllowed, Some("b2".to_owned())),
+            (ErrorCode::InvalidModeration, Some("b3".to_owned())),
+            (ErrorCode::InvalidModeration, Some("b4".to_owned())),
+            (ErrorCode::UnknownUser, Some("b5".to_owned())),
+        ]
+    );
+    // The owner times out the moderator.
+    t.pair.act(t.olga, time_out(&bob, 10, "o2"));
+    assert!(refusals(&mut t.pair, t.olga).is_empty());
+    assert!(t.pair.room.timed_out_until(&bob, t.pair.now).is_some());
 }

@@ -3,13 +3,18 @@
 //! owners make and unmake moderators here. A role outranks the ones below it
 //! ([`Role::outranks`]): a moderator removes members' room messages, an owner moderators' too
 //! (`post.rs`, the change `Remove`). Roles are told in `HANDSHAKE` and, when they change, in
-//! `ROLE` to everyone.
+//! `ROLE` to everyone. Moderation (`MODERATE`): a moderator or owner times out someone they
+//! outrank (they read, not write or react, until then, on the room's clock) or ends it; told to
+//! everyone as `MODERATED` and in `HANDSHAKE`, kept with the person's record.
 
 use std::collections::BTreeMap;
 
 use super::{ConnectionId, Effect, MAX_NONCE_CHARS, Room};
 use crate::error::ErrorCode;
-use crate::wire::{Millis, Role, RoleChanged, ServerAction, SetRole, UserId};
+use crate::wire::{
+    MAX_TIME_OUT_MINUTES, Millis, Moderate, Moderated, ModerationKind, Role, RoleChanged,
+    ServerAction, SetRole, UserId,
+};
 
 impl Room {
     /// Someone's role here (`None`: a member, or nobody the room knows).
@@ -70,6 +75,102 @@ impl Room {
                 user_id,
                 role,
                 by,
+            })));
+    }
+}
+
+impl Room {
+    /// Until when `user` is timed out, if they are now.
+    pub fn timed_out_until(&self, user: &str, now: Millis) -> Option<Millis> {
+        self.users
+            .get(user)
+            .and_then(|u| u.timed_out_until)
+            .filter(|until| *until > now)
+    }
+
+    /// The time-outs in force, as `HANDSHAKE` tells them.
+    pub(super) fn timed_out(&self, now: Millis) -> Vec<Moderated> {
+        let mut all: Vec<Moderated> = self
+            .users
+            .iter()
+            .filter_map(|(id, u)| {
+                Some(Moderated {
+                    kind: ModerationKind::TimeOut,
+                    user_id: id.clone(),
+                    until: Some(u.timed_out_until.filter(|t| *t > now)?),
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        all
+    }
+
+    /// Whether `user` may write or react now; a timed-out person is told until when.
+    pub(super) fn may_write(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        user: &str,
+        nonce: Option<&String>,
+    ) -> bool {
+        let Some(until) = self.timed_out_until(user, now) else {
+            return true;
+        };
+        let minutes = (until - now + 59_999) / 60_000;
+        let text = format!("you are timed out: you can read, and write again in {minutes} min");
+        self.refuse_for(conn, ErrorCode::TimedOut, text, nonce);
+        false
+    }
+
+    /// `MODERATE`: a moderator or owner acts on someone they outrank.
+    pub(super) fn moderate(&mut self, now: Millis, conn: ConnectionId, asked: Moderate) {
+        let nonce = asked
+            .nonce
+            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = nonce.as_ref();
+        let Some(actor) = self.acting_user(now, conn, None, nonce) else {
+            return;
+        };
+        let Some(target) = self.users.get(&asked.user_id) else {
+            let text = "nobody with that id has been here";
+            return self.refuse_for(conn, ErrorCode::UnknownUser, text, nonce);
+        };
+        if !Role::outranks(self.role_of(&actor), target.role) {
+            let text = "moderators act on members, owners on moderators too";
+            return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce);
+        }
+        let until = match asked.kind {
+            ModerationKind::TimeOut => match asked.minutes {
+                Some(minutes @ 1..=MAX_TIME_OUT_MINUTES) => {
+                    Some(now + Millis::from(minutes) * 60_000)
+                }
+                _ => {
+                    let text = format!("a time-out lasts 1 to {MAX_TIME_OUT_MINUTES} minutes");
+                    return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
+                }
+            },
+            ModerationKind::EndTimeOut => None,
+        };
+        let Some(target) = self.users.get_mut(&asked.user_id) else {
+            return;
+        };
+        target.timed_out_until = until;
+        let record = target.record(&asked.user_id);
+        self.effects.push_back(Effect::PersistUser(record));
+        self.told_moderated(asked.user_id, until);
+    }
+
+    /// Everyone here is told of a time-out (`until`) or its end (`None`).
+    pub(super) fn told_moderated(&mut self, user_id: UserId, until: Option<Millis>) {
+        let kind = match until {
+            Some(_) => ModerationKind::TimeOut,
+            None => ModerationKind::EndTimeOut,
+        };
+        self.effects
+            .push_back(Effect::Broadcast(ServerAction::Moderated(Moderated {
+                kind,
+                user_id,
+                until,
             })));
     }
 }

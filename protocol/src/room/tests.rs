@@ -435,6 +435,7 @@ fn handshake_carries_the_latest_hundred_and_names() {
             joined_at: None,
             last_seen: None,
             role: None,
+            timed_out_until: None,
         }],
     };
     let mut h = Harness::with(RoomConfig::default(), snapshot);

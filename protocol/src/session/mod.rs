@@ -208,6 +208,8 @@ pub struct Session {
     people: BTreeMap<UserId, Person>,
     /// Owners and moderators, as the room told us (everyone else is a member).
     roles: BTreeMap<UserId, crate::wire::Role>,
+    /// Who is timed out, until when (the room's clock), as the room told us (a few: a list).
+    timed_out: Vec<(UserId, Millis)>,
     history: History,
     /// The oldest seq the room-wide timeline reaches: every message we may see from there on is
     /// in it (what a room page asks before). Pages of one conversation, and the latest
@@ -269,6 +271,7 @@ impl Session {
             online: BTreeSet::new(),
             people: BTreeMap::new(),
             roles: BTreeMap::new(),
+            timed_out: Vec::new(),
             history: History::Complete,
             floor: None,
             direct: Vec::new(),
@@ -386,9 +389,11 @@ impl Session {
     /// When [`Self::handle_timeout`] should be called, if ever.
     pub fn poll_timeout(&self) -> Option<Millis> {
         let typing = self.typing.iter().map(|(_, _, until)| *until).min();
+        let time_out_ends = self.timed_out.iter().map(|(_, until)| *until).min();
         self.wake_at
             .into_iter()
             .chain(typing)
+            .chain(time_out_ends)
             .chain(self.call_timeout())
             .min()
     }
@@ -477,6 +482,7 @@ impl Session {
             ServerAction::Resume(resume) => self.on_resume(resume),
             ServerAction::History(page) => self.on_history(now, page),
             ServerAction::Conversations(list) => self.on_conversations(list),
+            ServerAction::Moderated(done) => self.moderated(done),
             ServerAction::Role(changed) => match changed.role {
                 Some(role) => {
                     self.roles.insert(changed.user_id, role);
@@ -519,6 +525,49 @@ impl Session {
         self.ask_change(now, target, ChangeAsk::Delete);
     }
 
+    /// Until when `user` is timed out, if they are at `now` (a time-out ends by itself: the
+    /// session wakes its host then, see [`Self::poll_timeout`]).
+    pub fn timed_out_until(&self, user: &str, now: Millis) -> Option<Millis> {
+        self.timed_out
+            .iter()
+            .find(|(u, _)| u == user)
+            .map(|(_, until)| *until)
+            .filter(|until| *until > now)
+    }
+
+    fn moderated(&mut self, done: crate::wire::Moderated) {
+        self.timed_out.retain(|(u, _)| *u != done.user_id);
+        if let Some(until) = done.until {
+            self.timed_out.push((done.user_id, until));
+        }
+    }
+
+    /// Whether we may act on `user` as a moderator (we outrank them), as the room checks.
+    pub fn may_moderate(&self, user: &str) -> bool {
+        let me = self.identity.as_ref().map(|i| i.user_id.as_str());
+        me.is_some_and(|me| {
+            me != user && crate::wire::Role::outranks(self.role_of(me), self.role_of(user))
+        })
+    }
+
+    /// As a moderator or owner: times `user` out for `minutes`, or ends their time-out
+    /// (`None`).
+    pub fn time_out(&mut self, now: Millis, user: UserId, minutes: Option<u32>) {
+        let kind = match minutes {
+            Some(_) => crate::wire::ModerationKind::TimeOut,
+            None => crate::wire::ModerationKind::EndTimeOut,
+        };
+        let nonce = Some(self.next_nonce());
+        self.queued
+            .push(ClientAction::Moderate(crate::wire::Moderate {
+                kind,
+                user_id: user,
+                minutes,
+                nonce,
+            }));
+        self.flush(now);
+    }
+
     /// Someone's role here, as the room told it (`None`: a member).
     pub fn role_of(&self, user: &str) -> Option<crate::wire::Role> {
         self.roles.get(user).copied()
@@ -556,6 +605,7 @@ impl Session {
     /// Time has come ([`Self::poll_timeout`]): held messages go out, "is typing" expires.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.typing.retain(|(_, _, until)| *until > now);
+        self.timed_out.retain(|(_, until)| *until > now);
         self.call_handle_timeout(now);
         if self.wake_at.is_some_and(|at| at <= now) {
             self.wake_at = None;
@@ -588,6 +638,10 @@ impl Session {
             self.people.insert(person.user_id.clone(), person);
         }
         self.roles = handshake.roles;
+        self.timed_out = Vec::new();
+        for done in handshake.timed_out {
+            self.moderated(done);
+        }
         for record in handshake.messages {
             self.reach(record.seq);
             self.insert(record);

@@ -829,6 +829,7 @@ fn an_owner_makes_a_moderator_who_may_remove_members_messages_and_everyone_sees_
             joined_at: Some(1),
             last_seen: None,
             role: Some(crate::Role::Owner),
+            timed_out_until: None,
         }],
         ..crate::RoomSnapshot::default()
     };
@@ -897,4 +898,68 @@ fn an_owner_makes_a_moderator_who_may_remove_members_messages_and_everyone_sees_
             "{seen:?}"
         );
     }
+}
+
+#[test]
+fn a_timed_out_person_is_told_until_when_and_their_session_wakes_when_it_ends() {
+    let snapshot = crate::RoomSnapshot {
+        users: vec![crate::UserRecord {
+            id: "olga".to_owned(),
+            name: "Olga".to_owned(),
+            token_hash: crate::hash_token("olga-token"),
+            joined_at: Some(1),
+            last_seen: None,
+            role: Some(crate::Role::Owner),
+            timed_out_until: None,
+        }],
+        ..crate::RoomSnapshot::default()
+    };
+    let mut pair = Pair::with(crate::RoomConfig::default(), snapshot);
+    let olga = pair.add_session(SessionConfig::default());
+    pair.session_mut(olga).set_identity(Some(Identity {
+        user_id: "olga".to_owned(),
+        token: Some("olga-token".to_owned()),
+    }));
+    pair.open_session(olga);
+    let carol = joined(&mut pair, "Carol");
+    let carol_id = pair
+        .session(carol)
+        .identity()
+        .map(|i| i.user_id.clone())
+        .unwrap_or_default();
+    assert!(pair.session(olga).may_moderate(&carol_id));
+    assert!(!pair.session(carol).may_moderate("olga"));
+    let now = pair.now;
+    pair.session_mut(olga)
+        .time_out(now, carol_id.clone(), Some(5));
+    pair.run();
+    let until = now + 5 * 60_000;
+    for peer in [olga, carol] {
+        assert_eq!(
+            pair.session(peer).timed_out_until(&carol_id, pair.now),
+            Some(until)
+        );
+    }
+    assert!(
+        pair.session(carol)
+            .poll_timeout()
+            .is_some_and(|at| at <= until),
+        "her page is woken when it ends"
+    );
+    // What she sends meanwhile is refused and kept as not sent.
+    let now = pair.now;
+    pair.session_mut(carol)
+        .send_message(now, "let me talk", None)
+        .expect("taken");
+    pair.run();
+    assert_eq!(
+        pending_states(&pair, carol),
+        [("let me talk".to_owned(), Delivery::Refused)]
+    );
+    // At its end, by the clock alone.
+    pair.advance_to(until);
+    assert_eq!(
+        pair.session(carol).timed_out_until(&carol_id, pair.now),
+        None
+    );
 }

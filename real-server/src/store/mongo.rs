@@ -79,6 +79,8 @@ struct UserDoc {
     /// Owner or moderator; written only by a role write (a user write `$set`s the rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     role: Option<protocol::Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timed_out_until: Option<i64>,
 }
 
 impl MessageDoc {
@@ -351,6 +353,7 @@ impl Store for MongoStore {
                     joined_at: u.joined_at,
                     last_seen: u.last_seen,
                     role: u.role,
+                    timed_out_until: u.timed_out_until,
                 })
                 .collect(),
         })
@@ -387,8 +390,15 @@ impl Store for MongoStore {
                     if let Some(at) = u.last_seen {
                         set.insert("lastSeen", at);
                     }
+                    let update = match u.timed_out_until {
+                        Some(until) => {
+                            set.insert("timedOutUntil", until);
+                            doc! { "$set": set }
+                        }
+                        None => doc! { "$set": set, "$unset": { "timedOutUntil": "" } },
+                    };
                     self.users
-                        .update_one(filter, doc! { "$set": set })
+                        .update_one(filter, update)
                         .upsert(true)
                         .await
                         .map_err(|e| BatchError {

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS users (
     joined_at INTEGER,
     last_seen INTEGER,
     role TEXT,
+    timed_out_until INTEGER,
     PRIMARY KEY (room, id)
 ) WITHOUT ROWID;
 -- Full-text search: each message that can be found has an id here, which is its row in
@@ -168,6 +169,7 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("messages", "call", "call TEXT"),
         ("messages", "removed", "removed INTEGER NOT NULL DEFAULT 0"),
         ("users", "role", "role TEXT"),
+        ("users", "timed_out_until", "timed_out_until INTEGER"),
         ("users", "joined_at", "joined_at INTEGER"),
         ("users", "last_seen", "last_seen INTEGER"),
     ] {
@@ -328,8 +330,8 @@ impl Store for SqliteStore {
                 .optional()?;
             let users = conn
                 .prepare(
-                    "SELECT id, name, token_hash, joined_at, last_seen, role FROM users
-                     WHERE room = ?1",
+                    "SELECT id, name, token_hash, joined_at, last_seen, role, timed_out_until
+                     FROM users WHERE room = ?1",
                 )?
                 .query_map(params![room], |row| {
                     Ok(UserRecord {
@@ -339,6 +341,7 @@ impl Store for SqliteStore {
                         joined_at: row.get(3)?,
                         last_seen: row.get(4)?,
                         role: role_from_column(row.get(5)?),
+                        timed_out_until: row.get(6)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -379,11 +382,13 @@ impl Store for SqliteStore {
                 let mut set_role =
                     tx.prepare_cached("UPDATE users SET role = ?3 WHERE room = ?1 AND id = ?2")?;
                 let mut upsert = tx.prepare_cached(
-                    "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                    "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen,
+                         timed_out_until)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                      ON CONFLICT (room, id) DO UPDATE SET name = excluded.name,
                          token_hash = excluded.token_hash, joined_at = excluded.joined_at,
-                         last_seen = excluded.last_seen",
+                         last_seen = excluded.last_seen,
+                         timed_out_until = excluded.timed_out_until",
                 )?;
                 for write in &batch {
                     match write {
@@ -443,7 +448,8 @@ impl Store for SqliteStore {
                                 u.name,
                                 u.token_hash,
                                 u.joined_at,
-                                u.last_seen
+                                u.last_seen,
+                                u.timed_out_until
                             ])?;
                         }
                         Write::Role { user_id, role } => {
