@@ -62,6 +62,8 @@ pub enum Intent {
     SetRole(RoomId, protocol::UserId, Option<protocol::Role>),
     /// As a moderator: time someone out for so many minutes, or end it (`None`).
     TimeOut(RoomId, protocol::UserId, Option<u32>),
+    /// As a moderator: close someone's connections, telling them why.
+    Kick(RoomId, protocol::UserId, String),
     /// Add (true) or take back your reaction to a stored message.
     React(RoomId, protocol::Seq, String, bool),
     /// Ask again for a change of yours (by its nonce) the room did not store.
@@ -200,6 +202,10 @@ pub async fn run(
             }
             Input::Intent(Intent::TimeOut(id, user, minutes)) => {
                 state.write().time_out(id, user, minutes, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Kick(id, user, reason)) => {
+                state.write().kick(id, user, reason, now());
                 network.carry(id);
             }
             Input::Intent(Intent::React(id, seq, emoji, on)) => {

@@ -52,6 +52,8 @@ pub struct Pair {
     pub stored: Vec<StoredMessage>,
     /// Users storage holds (the latest record of each).
     pub users: Vec<UserRecord>,
+    /// Connections the room closed (a kick), with the close code and reason.
+    pub closed: Vec<(ConnectionId, u16, &'static str)>,
     /// Storage confirms writes by itself (after [`Self::storage_delay`]); when false, the
     /// seqs wait in [`Self::unconfirmed`] for the test to answer.
     pub auto_persist: bool,
@@ -115,6 +117,7 @@ impl Pair {
             now: Self::T0,
             stored: Vec::new(),
             users: Vec::new(),
+            closed: Vec::new(),
             auto_persist: true,
             storage_delay: 0,
             fail_storage: false,
@@ -373,6 +376,16 @@ impl Pair {
             any = true;
             match effect {
                 Effect::Send { to, action } => self.deliver(to, action),
+                Effect::Close { to, code, reason } => {
+                    // As a host: the socket closes, and the room hears it gone.
+                    self.closed.push((to, code, reason));
+                    if let Some(peer) = self.peers.iter_mut().find(|p| p.conn == Some(to)) {
+                        peer.conn = None;
+                        peer.session.disconnected(self.now);
+                    }
+                    self.open.retain(|c| *c != to);
+                    self.room.handle_disconnect(self.now, to);
+                }
                 Effect::Broadcast(action) => {
                     for i in 0..self.open.len() {
                         self.deliver(self.open[i], action.clone());

@@ -75,6 +75,8 @@ pub enum ModerationKind {
     TimeOut,
     /// Their time-out ends now.
     EndTimeOut,
+    /// Their connections are closed, with a reason; they may come back.
+    Kick,
 }
 
 /// Payload of `MODERATE`.
@@ -86,10 +88,16 @@ pub struct Moderate {
     /// How long a time-out lasts (1 to [`MAX_TIME_OUT_MINUTES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<u32>,
+    /// Why (a kick's; at most [`MAX_REASON_CHARS`]), told to the person it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Named by an `ERROR` that refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
 }
+
+/// The longest reason a moderator gives.
+pub const MAX_REASON_CHARS: usize = 200;
 
 /// The longest time-out: a week.
 pub const MAX_TIME_OUT_MINUTES: u32 = 7 * 24 * 60;
@@ -365,6 +373,9 @@ pub struct Moderated {
     /// Until when a time-out lasts (the room's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Millis>,
+    /// Why: only in the copy to the person it concerns (everyone else sees what happened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Payload of `ROLE`.

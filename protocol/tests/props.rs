@@ -132,6 +132,7 @@ proptest! {
                         prop_assert!(json["payload"].is_object());
                     }
                     Effect::PersistUser(_)
+                    | Effect::Close { .. }
                     | Effect::PersistRole { .. }
                     | Effect::LoadHistory { .. }
                     | Effect::LoadConversations { .. }

@@ -94,6 +94,7 @@ fn client_actions() {
             kind: ModerationKind::TimeOut,
             user_id: "u3".into(),
             minutes: Some(10),
+            reason: None,
             nonce: Some("m-1".into()),
         }),
         ClientAction::Call(CallSignal {
@@ -151,17 +152,26 @@ fn server_actions() {
                 kind: ModerationKind::TimeOut,
                 user_id: "u3".into(),
                 until: Some(1_502_699_600_000),
+                reason: None,
             }],
         }),
         ServerAction::Moderated(Moderated {
             kind: ModerationKind::TimeOut,
             user_id: "u3".into(),
             until: Some(1_502_699_600_000),
+            reason: None,
+        }),
+        ServerAction::Moderated(Moderated {
+            kind: ModerationKind::Kick,
+            user_id: "u3".into(),
+            until: None,
+            reason: Some("cool down".into()),
         }),
         ServerAction::Moderated(Moderated {
             kind: ModerationKind::EndTimeOut,
             user_id: "u3".into(),
             until: None,
+            reason: None,
         }),
         ServerAction::Role(RoleChanged {
             user_id: "u2".into(),

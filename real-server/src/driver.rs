@@ -532,6 +532,17 @@ impl<S: Store> Driver<S> {
                     self.deliver(to, frame);
                 }
                 Effect::Broadcast(action) => self.broadcast(&action),
+                // A kick: after what was queued for it (the reason), the connection closes;
+                // its reader then reports it gone as for any close.
+                Effect::Close { to, code, reason } => {
+                    if let Some(handle) = self.connections.get(&to) {
+                        handle.close.close(CloseReason {
+                            code,
+                            reason,
+                            drain: true,
+                        });
+                    }
+                }
                 Effect::PersistMessage(mut message) => match &mut self.log {
                     Log::Shared { log, .. } => log.append(LogEvent::Message(message)),
                     Log::Local { last_seq } => {

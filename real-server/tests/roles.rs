@@ -62,7 +62,7 @@ async fn the_operator_makes_an_owner_who_makes_a_moderator_who_removes_a_members
         .identify(json!({"userId": olga, "token": olga_token, "protocolVersion": 2}))
         .await;
     let (mut bob, bob_id, _) = join(&server).await;
-    let (mut carol, _, _) = join(&server).await;
+    let (mut carol, carol_id, _) = join(&server).await;
     owner
         .send(json!({"type": "SET_ROLE", "payload": {"userId": bob_id, "role": "moderator"}}))
         .await;
@@ -94,5 +94,13 @@ async fn the_operator_makes_an_owner_who_makes_a_moderator_who_removes_a_members
         (refused["code"].clone(), refused["nonce"].clone()),
         (json!("NOT_YOUR_MESSAGE"), json!("c-1"))
     );
+    // The moderator kicks Carol: she is told why, then her socket closes with 4000.
+    bob.send(json!({"type": "MODERATE",
+        "payload": {"kind": "kick", "userId": carol_id, "reason": "cool down"}}))
+        .await;
+    let told = carol.recv_type("MODERATED").await["payload"].clone();
+    assert_eq!(told["reason"], "cool down", "{told}");
+    let close = carol.recv_close().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 4000);
     server.stop().await;
 }

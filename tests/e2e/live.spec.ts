@@ -649,6 +649,15 @@ for (const store of stores()) {
       await expect(composer(carol)).toBeEnabled();
       await send(carol, 'thank you');
       await expect(message(alice, 'thank you')).toHaveCount(1);
+
+      // A kick: Carol is told why, her connection closes, and she comes back.
+      const profile = bob.getByRole('dialog', { name: 'Carol' });
+      await profile.getByRole('textbox', { name: 'Why (told to them)' }).fill('cool down');
+      await profile.getByRole('button', { name: 'Kick Carol' }).click();
+      await expect(carol.getByText('A moderator removed you from this room: cool down. You may come back.')).toBeVisible();
+      await expect(status(carol)).toHaveText('online', { timeout: 20_000 });
+      await send(carol, 'calm now');
+      await expect(message(alice, 'calm now')).toHaveCount(1);
     });
 
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {

@@ -561,6 +561,13 @@ impl AppState {
         }
     }
 
+    /// As a moderator or owner: closes someone's connections, telling them why.
+    pub fn kick(&mut self, id: RoomId, user: protocol::UserId, reason: String, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.kick(now, user, reason);
+        }
+    }
+
     /// As an owner: makes someone a moderator, or a member again.
     pub fn set_role(
         &mut self,

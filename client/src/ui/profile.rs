@@ -29,6 +29,7 @@ pub fn Profile(shown: Shown) -> Element {
     let mut alias = use_signal(|| initial_alias);
     let mut error = use_signal(|| None::<String>);
     let mut saved = use_signal(|| None::<&'static str>);
+    let mut kick_reason = use_signal(String::new);
     // Focus into the dialog when it opens, back to the writing box when it closes.
     use_effect(|| {
         gloo_timers::callback::Timeout::new(0, || super::focus("profile-close")).forget();
@@ -151,6 +152,26 @@ pub fn Profile(shown: Shown) -> Element {
                             }
                         }
                     }
+                }
+                form { class: "alias-form", "aria-label": "Kick {name}",
+                    onsubmit: {
+                        let user = user.clone();
+                        move |event: FormEvent| {
+                            event.prevent_default();
+                            net.send(crate::network::Intent::Kick(id, user.clone(), kick_reason()));
+                            kick_reason.set(String::new());
+                        }
+                    },
+                    label { r#for: "profile-kick-reason", "Why (told to them)" }
+                    input {
+                        id: "profile-kick-reason",
+                        r#type: "text",
+                        maxlength: "{protocol::MAX_REASON_CHARS}",
+                        autocomplete: "off",
+                        value: "{kick_reason}",
+                        oninput: move |e| kick_reason.set(e.value()),
+                    }
+                    button { r#type: "submit", "Kick {name}" }
                 }
             }
             // An owner makes and unmakes moderators (owners are the operator's).

@@ -20,6 +20,13 @@ pub enum Effect {
     },
     /// Send to every open connection of the room (the sender included).
     Broadcast(ServerAction),
+    /// Close this connection, after what was sent to it, with this WebSocket close code and
+    /// reason (a kick). The host then reports it gone as for any close.
+    Close {
+        to: ConnectionId,
+        code: u16,
+        reason: &'static str,
+    },
     /// Number this message in the room's log (its `seq` is 0 until then: the host's log
     /// gives the next one) and store it durably, then call [`super::Room::handle_persisted`]
     /// with that seq (or [`super::Room::handle_persist_failed`]). Nobody sees it before that.
@@ -92,6 +99,11 @@ pub enum Signal {
     CallBack {
         caller: UserId,
         signal: crate::wire::CallSignal,
+    },
+    /// A moderator kicked `user`: every node closes their connections, saying why.
+    Kick {
+        user: UserId,
+        reason: Option<String>,
     },
 }
 

@@ -67,6 +67,10 @@ impl Cluster {
         while let Some(effect) = node.room.poll_effect() {
             match effect {
                 Effect::Send { to, action } => node.inbox.entry(to).or_default().push(action),
+                Effect::Close { to, .. } => {
+                    node.open.retain(|c| *c != to);
+                    node.room.handle_disconnect(self.now, to);
+                }
                 Effect::Broadcast(action) => {
                     for conn in &node.open {
                         node.inbox.entry(*conn).or_default().push(action.clone());
@@ -506,6 +510,7 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
             kind: ModerationKind::TimeOut,
             user_id: member.clone(),
             minutes: Some(5),
+            reason: None,
             nonce: None,
         }),
     );
@@ -524,6 +529,30 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
             if e.code == ErrorCode::TimedOut)),
         "refused on the member's own node"
     );
+    // A kick on node 1 closes the member's connection on node 0 (where the heartbeat says
+    // they are), saying why.
+    c.tell_presence();
+    c.take(0, m);
+    c.act(
+        1,
+        b,
+        ClientAction::Moderate(Moderate {
+            kind: ModerationKind::Kick,
+            user_id: member.clone(),
+            minutes: None,
+            reason: Some("enough".into()),
+            nonce: None,
+        }),
+    );
+    c.run();
+    assert!(
+        c.take(0, m)
+            .iter()
+            .any(|x| matches!(x, ServerAction::Moderated(d)
+            if d.kind == ModerationKind::Kick && d.reason.as_deref() == Some("enough"))),
+        "told why on its own node"
+    );
+    assert!(!c.nodes[0].open.contains(&m), "closed there");
 }
 
 #[test]

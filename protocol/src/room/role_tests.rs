@@ -255,6 +255,7 @@ fn moderate(kind: ModerationKind, user: &str, minutes: Option<u32>, nonce: &str)
         kind,
         user_id: user.to_owned(),
         minutes,
+        reason: None,
         nonce: Some(nonce.to_owned()),
     })
 }
@@ -292,6 +293,7 @@ fn a_timed_out_member_reads_but_cannot_write_or_react_until_it_ends_on_the_rooms
                 kind: ModerationKind::TimeOut,
                 user_id: carol.clone(),
                 until: Some(until),
+                reason: None,
             }]
         );
     }
@@ -401,4 +403,78 @@ fn only_who_outranks_someone_times_them_out_and_for_a_bounded_time() {
     t.pair.act(t.olga, time_out(&bob, 10, "o2"));
     assert!(refusals(&mut t.pair, t.olga).is_empty());
     assert!(t.pair.room.timed_out_until(&bob, t.pair.now).is_some());
+}
+
+#[test]
+fn a_kick_tells_the_person_why_closes_their_connections_and_they_may_come_back() {
+    let mut t = room();
+    let (bob, carol) = (t.bob.1.clone(), t.carol.1.clone());
+    t.pair
+        .act(t.olga, set_role(&bob, Some(Role::Moderator), "o1"));
+    // Carol on a second tab too.
+    let carol_tab = t.pair.connect(7);
+    t.pair.act(
+        carol_tab,
+        super::direct_tests::identify(&carol, &t.carol.2, None, true),
+    );
+    for conn in [t.olga, t.bob.0, t.carol.0, carol_tab] {
+        t.pair.take(conn);
+    }
+    let kick = |user: &str, reason: &str, nonce: &str| {
+        ClientAction::Moderate(Moderate {
+            kind: ModerationKind::Kick,
+            user_id: user.to_owned(),
+            minutes: None,
+            reason: Some(reason.to_owned()),
+            nonce: Some(nonce.to_owned()),
+        })
+    };
+    // A member kicks nobody; a reason has a bound.
+    t.pair.act(t.carol.0, kick(&bob, "go", "c1"));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::NotAllowed, Some("c1".to_owned()))]
+    );
+    t.pair.act(
+        t.bob.0,
+        kick(&carol, &"x".repeat(MAX_REASON_CHARS + 1), "b1"),
+    );
+    assert_eq!(
+        refusals(&mut t.pair, t.bob.0),
+        [(ErrorCode::InvalidModeration, Some("b1".to_owned()))]
+    );
+    t.pair.act(t.bob.0, kick(&carol, "cool down", "b2"));
+    for conn in [t.carol.0, carol_tab] {
+        let told = moderated(&mut t.pair, conn);
+        assert!(
+            told.iter()
+                .any(|m| m.kind == ModerationKind::Kick && m.reason.as_deref() == Some("cool down")),
+            "{told:?}"
+        );
+    }
+    let mut closed: Vec<ConnectionId> = t.pair.closed.iter().map(|c| c.0).collect();
+    closed.sort();
+    assert_eq!(closed, [t.carol.0, carol_tab]);
+    assert!(
+        t.pair
+            .closed
+            .iter()
+            .all(|c| c.1 == super::roles::KICKED_CODE)
+    );
+    // Everyone else sees that it happened, not why.
+    let told = moderated(&mut t.pair, t.olga);
+    assert_eq!(
+        told.iter()
+            .map(|m| (m.kind, m.reason.clone()))
+            .collect::<Vec<_>>(),
+        [(ModerationKind::Kick, None)]
+    );
+    // She may come back.
+    let back = t.pair.connect(8);
+    t.pair.act(
+        back,
+        super::direct_tests::identify(&carol, &t.carol.2, None, true),
+    );
+    t.pair.say(back, "I am back");
+    assert!(refusals(&mut t.pair, back).is_empty());
 }

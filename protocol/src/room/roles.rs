@@ -5,15 +5,18 @@
 //! (`post.rs`, the change `Remove`). Roles are told in `HANDSHAKE` and, when they change, in
 //! `ROLE` to everyone. Moderation (`MODERATE`): a moderator or owner times out someone they
 //! outrank (they read, not write or react, until then, on the room's clock) or ends it; told to
-//! everyone as `MODERATED` and in `HANDSHAKE`, kept with the person's record.
+//! everyone as `MODERATED` and in `HANDSHAKE`, kept with the person's record; or kicks them:
+//! their connections are told why and closed (4000, on every node of a cluster); they may
+//! come back.
 
 use std::collections::BTreeMap;
 
+use super::Signal;
 use super::{ConnectionId, Effect, MAX_NONCE_CHARS, Room};
 use crate::error::ErrorCode;
 use crate::wire::{
-    MAX_TIME_OUT_MINUTES, Millis, Moderate, Moderated, ModerationKind, Role, RoleChanged,
-    ServerAction, SetRole, UserId,
+    MAX_REASON_CHARS, MAX_TIME_OUT_MINUTES, Millis, Moderate, Moderated, ModerationKind, Role,
+    RoleChanged, ServerAction, SetRole, UserId,
 };
 
 impl Room {
@@ -98,6 +101,7 @@ impl Room {
                     kind: ModerationKind::TimeOut,
                     user_id: id.clone(),
                     until: Some(u.timed_out_until.filter(|t| *t > now)?),
+                    reason: None,
                 })
             })
             .collect();
@@ -139,6 +143,17 @@ impl Room {
             let text = "moderators act on members, owners on moderators too";
             return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce);
         }
+        if asked.kind == ModerationKind::Kick {
+            let reason = asked.reason.filter(|r| !r.trim().is_empty());
+            if reason
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+            {
+                let text = format!("a reason is at most {MAX_REASON_CHARS} characters");
+                return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
+            }
+            return self.kick(asked.user_id, reason);
+        }
         let until = match asked.kind {
             ModerationKind::TimeOut => match asked.minutes {
                 Some(minutes @ 1..=MAX_TIME_OUT_MINUTES) => {
@@ -149,7 +164,7 @@ impl Room {
                     return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
                 }
             },
-            ModerationKind::EndTimeOut => None,
+            ModerationKind::EndTimeOut | ModerationKind::Kick => None,
         };
         let Some(target) = self.users.get_mut(&asked.user_id) else {
             return;
@@ -171,6 +186,58 @@ impl Room {
                 kind,
                 user_id,
                 until,
+                reason: None,
             })));
     }
+
+    /// A kick: everyone here is told, the person's connections here are told why and closed,
+    /// and the other nodes of a cluster do the same with theirs.
+    fn kick(&mut self, user_id: UserId, reason: Option<String>) {
+        if self.online_elsewhere(&user_id) {
+            self.effects.push_back(Effect::Relay(Signal::Kick {
+                user: user_id.clone(),
+                reason: reason.clone(),
+            }));
+        }
+        self.kick_here(&user_id, reason);
+    }
+
+    /// Closes `user`'s connections on this node, after telling everyone here (them with why).
+    pub(super) fn kick_here(&mut self, user: &UserId, reason: Option<String>) {
+        let told = |reason| {
+            ServerAction::Moderated(Moderated {
+                kind: ModerationKind::Kick,
+                user_id: user.clone(),
+                until: None,
+                reason,
+            })
+        };
+        let mut theirs: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.user.as_ref() == Some(user))
+            .map(|(id, _)| *id)
+            .collect();
+        theirs.sort();
+        for (id, connection) in &self.connections {
+            if connection.user.as_ref() != Some(user) {
+                self.effects.push_back(Effect::Send {
+                    to: *id,
+                    action: told(None),
+                });
+            }
+        }
+        let why = reason.unwrap_or_else(|| "no reason given".to_owned());
+        for conn in theirs {
+            self.send(conn, told(Some(why.clone())));
+            self.effects.push_back(Effect::Close {
+                to: conn,
+                code: KICKED_CODE,
+                reason: "removed by a moderator",
+            });
+        }
+    }
 }
+
+/// The WebSocket close code of a kick (the application's range).
+pub const KICKED_CODE: u16 = 4000;

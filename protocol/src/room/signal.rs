@@ -33,6 +33,7 @@ impl Room {
             Signal::Typing { user, to } => self.tell_typing(&user, to.as_ref()),
             Signal::Call { to, signal } => self.call_from_elsewhere(to, signal),
             Signal::CallBack { caller, signal } => self.call_back(now, caller, signal),
+            Signal::Kick { user, reason } => self.kick_here(&user, reason),
         }
     }
 

@@ -131,6 +131,8 @@ pub enum Notice {
     HistoryFailed,
     #[error("The room refused: {0}")]
     Refused(String),
+    #[error("A moderator removed you from this room: {0}. You may come back.")]
+    Kicked(String),
     #[error("The server sent something this client does not understand ({0}).")]
     BadFrame(String),
 }
@@ -536,10 +538,31 @@ impl Session {
     }
 
     fn moderated(&mut self, done: crate::wire::Moderated) {
+        if done.kind == crate::wire::ModerationKind::Kick {
+            if let Some(reason) = done.reason.filter(|_| self.is_me(&done.user_id)) {
+                self.notice(Notice::Kicked(reason));
+            }
+            return;
+        }
         self.timed_out.retain(|(u, _)| *u != done.user_id);
         if let Some(until) = done.until {
             self.timed_out.push((done.user_id, until));
         }
+    }
+
+    /// As a moderator or owner: closes `user`'s connections, telling them why; they may come
+    /// back.
+    pub fn kick(&mut self, now: Millis, user: UserId, reason: String) {
+        let nonce = Some(self.next_nonce());
+        self.queued
+            .push(ClientAction::Moderate(crate::wire::Moderate {
+                kind: crate::wire::ModerationKind::Kick,
+                user_id: user,
+                minutes: None,
+                reason: Some(reason),
+                nonce,
+            }));
+        self.flush(now);
     }
 
     /// Whether we may act on `user` as a moderator (we outrank them), as the room checks.
@@ -563,6 +586,7 @@ impl Session {
                 kind,
                 user_id: user,
                 minutes,
+                reason: None,
                 nonce,
             }));
         self.flush(now);
