@@ -94,7 +94,20 @@ where
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let room = Room::new(room_config, snapshot, seed);
     let shared_log = match &config.nats_url {
-        Some(url) => Some(crate::cluster::connect(url, config.room_id(), room.latest_seq()).await?),
+        Some(url) => {
+            let settings = crate::cluster::StreamSettings {
+                replicas: config.stream_replicas.max(1),
+                max_age: Duration::from_secs(config.stream_max_age_hours.saturating_mul(3600)),
+                max_bytes: config.stream_max_bytes,
+                duplicate_window: Duration::from_secs(
+                    config.stream_duplicate_window_seconds.max(1),
+                ),
+            };
+            Some(
+                crate::cluster::connect(url, config.room_id(), room.latest_seq(), &settings)
+                    .await?,
+            )
+        }
         None => None,
     };
 

@@ -26,8 +26,49 @@ use tracing::{error, info, warn};
 /// The header naming the node that appended an event.
 const NODE_HEADER: &str = "Cahat-Node";
 
-/// How long the stream remembers message ids to drop a message sent twice.
+/// How long the stream remembers message ids to drop a message sent twice, by default.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The settings of a room's stream a node sets when it starts (flags `--stream-…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// Copies the NATS cluster keeps.
+    pub replicas: usize,
+    /// Events older than this leave the stream (zero: kept).
+    pub max_age: Duration,
+    /// The stream's bound in bytes (0: none).
+    pub max_bytes: u64,
+    /// How long a message id is remembered against duplicates.
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            max_age: Duration::ZERO,
+            max_bytes: 0,
+            duplicate_window: DUPLICATE_WINDOW,
+        }
+    }
+}
+
+impl StreamSettings {
+    /// `config` with these settings.
+    fn applied_to(&self, config: &stream::Config) -> stream::Config {
+        stream::Config {
+            num_replicas: self.replicas,
+            max_age: self.max_age,
+            max_bytes: if self.max_bytes == 0 {
+                -1
+            } else {
+                i64::try_from(self.max_bytes).unwrap_or(i64::MAX)
+            },
+            duplicate_window: self.duplicate_window,
+            ..config.clone()
+        }
+    }
+}
 
 /// How often a node tells the others who is online through it (and at once on a change).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -189,25 +230,26 @@ pub async fn connect(
     url: &str,
     room_id: &str,
     applied: Seq,
+    settings: &StreamSettings,
 ) -> anyhow::Result<(SharedLog, mpsc::Receiver<LogInput>)> {
     let client = async_nats::connect(url)
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
     let js = jetstream::new(client.clone());
     let (name, subject, presence) = subjects(room_id);
+    let wanted = settings.applied_to(&stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.clone()],
+        storage: stream::StorageType::File,
+        // A room that had a single process before: the stream numbers on from its storage.
+        first_sequence: (applied > 0).then_some(applied + 1),
+        ..Default::default()
+    });
     let mut stream = js
-        .get_or_create_stream(stream::Config {
-            name: name.clone(),
-            subjects: vec![subject.clone()],
-            storage: stream::StorageType::File,
-            duplicate_window: DUPLICATE_WINDOW,
-            // A room that had a single process before: the stream numbers on from its storage.
-            first_sequence: (applied > 0).then_some(applied + 1),
-            ..Default::default()
-        })
+        .get_or_create_stream(wanted)
         .await
-        .with_context(|| format!("opening the JetStream stream {name}"))?;
-    let info = stream
+        .with_context(|| format!("opening the JetStream stream {name} ({settings:?})"))?;
+    let mut info = stream
         .info()
         .await
         .context("reading the stream's state")?
@@ -217,6 +259,20 @@ pub async fn connect(
             "the JetStream stream {name} exists with settings this room cannot run on: {problem}; \
              remove it (nats stream rm {name}) or fix it"
         );
+    }
+    // A stream made before, with other settings: this start's flags are set on it.
+    let set = settings.applied_to(&info.config);
+    if set != info.config {
+        js.update_stream(set)
+            .await
+            .with_context(|| {
+                format!("setting the stream {name} to --stream-replicas, --stream-max-age-hours, --stream-max-bytes and --stream-duplicate-window-seconds ({settings:?})")
+            })?;
+        info = stream
+            .info()
+            .await
+            .context("reading the stream's state")?
+            .clone();
     }
     let state = info.state;
     info!(stream = %name, last_seq = state.last_sequence, applied, "the room's log");

@@ -92,6 +92,27 @@ pub struct Config {
     #[arg(long, env = "CAHAT_NATS_URL")]
     pub nats_url: Option<String>,
 
+    /// With --nats-url: copies of the room's stream the NATS cluster keeps (1 on a single NATS
+    /// server; 3 in a three-server cluster, so that one can be lost). Set on the stream at
+    /// every start, like the three below.
+    #[arg(long, env = "CAHAT_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+
+    /// With --nats-url: events older than this many hours leave the stream (0: kept). A node
+    /// whose storage is further behind than the stream reaches back refuses to start, saying so.
+    #[arg(long, default_value_t = 0)]
+    pub stream_max_age_hours: u64,
+
+    /// With --nats-url: the stream holds at most this many bytes, the oldest events leaving
+    /// first (0: no bound).
+    #[arg(long, default_value_t = 0)]
+    pub stream_max_bytes: u64,
+
+    /// With --nats-url: how long the stream remembers a message's id (its author and nonce) to
+    /// keep a message sent twice, through any nodes, once.
+    #[arg(long, default_value_t = 120)]
+    pub stream_duplicate_window_seconds: u64,
+
     /// Directory of the embedded store (created if missing).
     #[arg(long, env = "CAHAT_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,

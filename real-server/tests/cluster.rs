@@ -618,13 +618,81 @@ async fn a_node_refuses_a_stream_it_cannot_keep_the_room_in_saying_why() {
     })
     .await
     .expect("a stream in memory");
-    let refused = real_server::cluster::connect(&nats.url, &room, 0)
+    let refused = real_server::cluster::connect(&nats.url, &room, 0, &Default::default())
         .await
         .err()
         .map(|e| format!("{e:#}"))
         .unwrap_or_default();
     assert!(
         refused.contains(&name) && refused.contains("in memory"),
+        "a clear refusal, got: {refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_sets_its_flags_on_the_rooms_stream_and_refuses_what_nats_cannot_give() {
+    use real_server::cluster::{StreamSettings, connect, stream_names};
+    let Some(nats) = start_nats().await else {
+        return;
+    };
+    let room = fresh_room("settings");
+    let (name, _) = stream_names(&room);
+    let client = async_nats::connect(&nats.url).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let config_of = |js: async_nats::jetstream::Context, name: String| async move {
+        js.get_stream(&name)
+            .await
+            .expect("the stream")
+            .info()
+            .await
+            .expect("its info")
+            .config
+            .clone()
+    };
+    let day = StreamSettings {
+        max_age: Duration::from_secs(24 * 3600),
+        max_bytes: 64 << 20,
+        duplicate_window: Duration::from_secs(30),
+        ..StreamSettings::default()
+    };
+    let (log, _events) = connect(&nats.url, &room, 0, &day).await.expect("made");
+    drop(log);
+    let made = config_of(js.clone(), name.clone()).await;
+    assert_eq!(
+        (
+            made.max_age,
+            made.max_bytes,
+            made.duplicate_window,
+            made.num_replicas
+        ),
+        (day.max_age, 64 << 20, day.duplicate_window, 1)
+    );
+    // The next start's flags are set on the stream that is there.
+    let two_days = StreamSettings {
+        max_age: Duration::from_secs(48 * 3600),
+        ..StreamSettings::default()
+    };
+    let (log, _events) = connect(&nats.url, &room, 0, &two_days)
+        .await
+        .expect("updated");
+    drop(log);
+    let updated = config_of(js.clone(), name.clone()).await;
+    assert_eq!(
+        (updated.max_age, updated.max_bytes, updated.duplicate_window),
+        (two_days.max_age, -1, Duration::from_secs(120))
+    );
+    // Three copies on a single NATS server: refused, naming the flag.
+    let three = StreamSettings {
+        replicas: 3,
+        ..StreamSettings::default()
+    };
+    let refused = connect(&nats.url, &fresh_room("three"), 0, &three)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        refused.contains("replicas"),
         "a clear refusal, got: {refused}"
     );
 }
