@@ -64,6 +64,8 @@ pub enum Intent {
     TimeOut(RoomId, protocol::UserId, Option<u32>),
     /// As a moderator: close someone's connections, telling them why.
     Kick(RoomId, protocol::UserId, String),
+    /// As a moderator: set the room's topic and slow mode.
+    SetRoom(RoomId, protocol::RoomSettings),
     /// Add (true) or take back your reaction to a stored message.
     React(RoomId, protocol::Seq, String, bool),
     /// Ask again for a change of yours (by its nonce) the room did not store.
@@ -206,6 +208,10 @@ pub async fn run(
             }
             Input::Intent(Intent::Kick(id, user, reason)) => {
                 state.write().kick(id, user, reason, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::SetRoom(id, settings)) => {
+                state.write().set_room(id, settings, now());
                 network.carry(id);
             }
             Input::Intent(Intent::React(id, seq, emoji, on)) => {

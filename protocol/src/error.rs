@@ -83,8 +83,11 @@ pub enum ErrorCode {
     NotAllowed,
     /// The asker is timed out: they can read, not write or react, until the time-out ends.
     TimedOut,
-    /// A moderation action that cannot be (a time-out of no minutes, or over a week).
+    /// A moderation action that cannot be (a time-out of no minutes, or over a week; a
+    /// topic or a slow mode over its bound).
     InvalidModeration,
+    /// Slow mode: the asker wrote a room message less than the room's interval ago.
+    SlowMode,
 }
 
 /// Why a frame could not be decoded into an action.

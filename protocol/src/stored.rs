@@ -295,6 +295,11 @@ pub enum LogEvent {
         role: Option<Role>,
         by: UserId,
     },
+    /// The room's settings, as a moderator set them.
+    Settings {
+        settings: crate::wire::RoomSettings,
+        by: UserId,
+    },
 }
 
 impl LogEvent {

@@ -54,6 +54,8 @@ pub struct Pair {
     pub users: Vec<UserRecord>,
     /// Connections the room closed (a kick), with the close code and reason.
     pub closed: Vec<(ConnectionId, u16, &'static str)>,
+    /// The room's settings as storage holds them.
+    pub settings: crate::wire::RoomSettings,
     /// Storage confirms writes by itself (after [`Self::storage_delay`]); when false, the
     /// seqs wait in [`Self::unconfirmed`] for the test to answer.
     pub auto_persist: bool,
@@ -118,6 +120,7 @@ impl Pair {
             stored: Vec::new(),
             users: Vec::new(),
             closed: Vec::new(),
+            settings: crate::wire::RoomSettings::default(),
             auto_persist: true,
             storage_delay: 0,
             fail_storage: false,
@@ -421,6 +424,7 @@ impl Pair {
                         None => self.users.push(UserRecord { role: None, ..user }),
                     }
                 }
+                Effect::PersistSettings { settings, .. } => self.settings = settings,
                 Effect::PersistRole { user_id, role, .. } => {
                     if let Some(kept) = self.users.iter_mut().find(|u| u.id == user_id) {
                         kept.role = role;

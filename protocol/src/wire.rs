@@ -65,6 +65,49 @@ pub enum ClientAction {
     /// A moderator or owner acts on someone they outrank (ours): a time-out, its end.
     #[serde(rename = "MODERATE")]
     Moderate(Moderate),
+    /// A moderator or owner sets the room's topic and slow mode (ours).
+    #[serde(rename = "SET_ROOM")]
+    SetRoom(SetRoom),
+}
+
+/// What moderators set for the whole room.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RoomSettings {
+    /// Shown under the room's name (at most [`MAX_TOPIC_CHARS`]; empty: none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub topic: String,
+    /// Slow mode: the seconds one person waits between two room messages (0: off; at most
+    /// [`MAX_SLOW_MODE_SECONDS`]). Moderators and owners do not wait; direct messages neither.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slow_mode_seconds: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RoomSettings {
+    /// Nothing set.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The longest topic.
+pub const MAX_TOPIC_CHARS: usize = 300;
+
+/// The longest slow mode: an hour between messages.
+pub const MAX_SLOW_MODE_SECONDS: u32 = 3600;
+
+/// Payload of `SET_ROOM`: the room's settings as they should be now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetRoom {
+    pub settings: RoomSettings,
+    /// Named by an `ERROR` that refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// What a moderator does to someone.
@@ -319,6 +362,9 @@ pub enum ServerAction {
     /// A moderator acted on someone (ours): everyone sees what it means for them.
     #[serde(rename = "MODERATED")]
     Moderated(Moderated),
+    /// The room's settings changed (ours), and who changed them.
+    #[serde(rename = "ROOM")]
+    Room(RoomChanged),
     /// Call signalling from the other person of a call, or the room saying a call ended
     /// (ours; only to the two people's connections that speak our protocol).
     #[serde(rename = "CALL")]
@@ -362,6 +408,17 @@ pub struct Handshake {
     /// The time-outs in force (ours), as `MODERATED` tells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timed_out: Vec<Moderated>,
+    /// The topic and slow mode (ours).
+    #[serde(default, skip_serializing_if = "RoomSettings::is_default")]
+    pub room: RoomSettings,
+}
+
+/// Payload of `ROOM`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomChanged {
+    pub settings: RoomSettings,
+    pub by: UserId,
 }
 
 /// Payload of `MODERATED`.

@@ -134,6 +134,7 @@ proptest! {
                     Effect::PersistUser(_)
                     | Effect::Close { .. }
                     | Effect::PersistRole { .. }
+                    | Effect::PersistSettings { .. }
                     | Effect::LoadHistory { .. }
                     | Effect::LoadConversations { .. }
                     | Effect::Search(_)

@@ -90,6 +90,13 @@ fn client_actions() {
             role: None,
             nonce: None,
         }),
+        ClientAction::SetRoom(SetRoom {
+            settings: RoomSettings {
+                topic: "Be kind".into(),
+                slow_mode_seconds: 0,
+            },
+            nonce: Some("s-1".into()),
+        }),
         ClientAction::Moderate(Moderate {
             kind: ModerationKind::TimeOut,
             user_id: "u3".into(),
@@ -154,12 +161,23 @@ fn server_actions() {
                 until: Some(1_502_699_600_000),
                 reason: None,
             }],
+            room: RoomSettings {
+                topic: "Be kind".into(),
+                slow_mode_seconds: 30,
+            },
         }),
         ServerAction::Moderated(Moderated {
             kind: ModerationKind::TimeOut,
             user_id: "u3".into(),
             until: Some(1_502_699_600_000),
             reason: None,
+        }),
+        ServerAction::Room(RoomChanged {
+            settings: RoomSettings {
+                topic: String::new(),
+                slow_mode_seconds: 10,
+            },
+            by: "u2".into(),
         }),
         ServerAction::Moderated(Moderated {
             kind: ModerationKind::Kick,
@@ -332,6 +350,7 @@ fn error_codes() {
         ErrorCode::NotAllowed,
         ErrorCode::TimedOut,
         ErrorCode::InvalidModeration,
+        ErrorCode::SlowMode,
     ];
     let json = serde_json::to_string(&codes[..]).unwrap();
     insta::assert_snapshot!(json);

@@ -557,7 +557,10 @@ fn message_id(event: &LogEvent) -> Option<String> {
             Some(nonce) => format!("n:{}:{nonce}", m.user_id),
             None => format!("i:{}", m.id),
         }),
-        LogEvent::Change(_) | LogEvent::User(_) | LogEvent::Role { .. } => None,
+        LogEvent::Change(_)
+        | LogEvent::User(_)
+        | LogEvent::Role { .. }
+        | LogEvent::Settings { .. } => None,
     }
 }
 

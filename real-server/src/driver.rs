@@ -561,6 +561,10 @@ impl<S: Store> Driver<S> {
                     Log::Shared { log, .. } => log.append(LogEvent::User(user)),
                     Log::Local { .. } => self.next_batch.push(Write::User(user)),
                 },
+                Effect::PersistSettings { settings, by } => match &self.log {
+                    Log::Shared { log, .. } => log.append(LogEvent::Settings { settings, by }),
+                    Log::Local { .. } => self.next_batch.push(Write::Settings(settings)),
+                },
                 Effect::PersistRole { user_id, role, by } => match &self.log {
                     Log::Shared { log, .. } => log.append(LogEvent::Role { user_id, role, by }),
                     Log::Local { .. } => self.next_batch.push(Write::Role { user_id, role }),
@@ -620,6 +624,7 @@ impl<S: Store> Driver<S> {
                         user_id: user_id.clone(),
                         role: *role,
                     },
+                    LogEvent::Settings { settings, .. } => Write::Settings(settings.clone()),
                 };
                 self.room.handle_logged(now, seq, event, here);
                 self.next_batch.push(write);
@@ -699,7 +704,7 @@ impl<S: Store> Driver<S> {
             .map(|w| match w {
                 Write::Message(m) | Write::LoggedMessage(m) => Some(m.seq),
                 Write::Change(c) => Some(c.seq),
-                Write::User(_) | Write::Role { .. } => None,
+                Write::User(_) | Write::Role { .. } | Write::Settings(_) => None,
             })
             .collect();
         let store = Arc::clone(&self.store);

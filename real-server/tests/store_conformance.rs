@@ -751,6 +751,37 @@ async fn a_time_out_is_kept_with_its_person_until_it_is_ended<S: Store>(store: S
     assert_eq!(until(store.load_snapshot(&room, 1).await.unwrap()), None);
 }
 
+/// A room's settings (topic, slow mode) are kept per room and replaced whole.
+async fn room_settings_are_kept_per_room<S: Store>(store: S) {
+    let (room, other) = (fresh_room("settings"), fresh_room("settings-other"));
+    let kind = protocol::RoomSettings {
+        topic: "Be kind".into(),
+        slow_mode_seconds: 30,
+    };
+    assert_eq!(
+        store.load_snapshot(&room, 1).await.unwrap().settings,
+        protocol::RoomSettings::default()
+    );
+    store
+        .write_batch(&room, vec![Write::Settings(kind.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.load_snapshot(&room, 1).await.unwrap().settings, kind);
+    assert_eq!(
+        store.load_snapshot(&other, 1).await.unwrap().settings,
+        protocol::RoomSettings::default()
+    );
+    let calm = protocol::RoomSettings {
+        topic: String::new(),
+        slow_mode_seconds: 0,
+    };
+    store
+        .write_batch(&room, vec![Write::Settings(calm.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.load_snapshot(&room, 1).await.unwrap().settings, calm);
+}
+
 /// A message a moderator removed: its text gone from the row and from search, marked removed
 /// on every path.
 async fn a_removed_message_keeps_no_text_anywhere<S: Store>(store: S) {
@@ -821,6 +852,7 @@ macro_rules! conformance {
                 roles_are_kept_apart_from_the_rest_of_a_person,
                 a_removed_message_keeps_no_text_anywhere,
                 a_time_out_is_kept_with_its_person_until_it_is_ended,
+                room_settings_are_kept_per_room,
             );
         }
     };

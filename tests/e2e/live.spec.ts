@@ -658,6 +658,23 @@ for (const store of stores()) {
       await expect(status(carol)).toHaveText('online', { timeout: 20_000 });
       await send(carol, 'calm now');
       await expect(message(alice, 'calm now')).toHaveCount(1);
+      await bob.keyboard.press('Escape');
+
+      // The topic and slow mode, from the room's header (moderators only).
+      await expect(carol.getByRole('button', { name: 'Room settings' })).toHaveCount(0);
+      await bob.getByRole('button', { name: 'Room settings' }).click();
+      const settings = bob.getByRole('form', { name: 'Room settings' });
+      await settings.getByRole('textbox', { name: 'Topic' }).fill('Be kind, stay on topic');
+      await settings.getByRole('combobox', { name: 'Slow mode' }).selectOption({ label: '10 seconds' });
+      await settings.getByRole('button', { name: 'Save room settings' }).click();
+      for (const p of [alice, carol]) await expect(p.getByRole('main').getByText('Be kind, stay on topic')).toBeVisible();
+      await expect(carol.getByText('Slow mode: one message every 10 s')).toBeVisible();
+      // Carol's second message waits for the interval, then goes, once.
+      await send(carol, 'first in slow mode');
+      await send(carol, 'second in slow mode');
+      await expect(message(carol, 'second in slow mode')).toHaveClass(/pending/);
+      await expect(message(alice, 'second in slow mode')).toHaveCount(1, { timeout: 20_000 });
+      await expect(message(carol, 'second in slow mode')).not.toHaveClass(/pending/);
     });
 
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {

@@ -568,6 +568,13 @@ impl AppState {
         }
     }
 
+    /// As a moderator or owner: sets the room's topic and slow mode.
+    pub fn set_room(&mut self, id: RoomId, settings: protocol::RoomSettings, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.set_room(now, settings);
+        }
+    }
+
     /// As an owner: makes someone a moderator, or a member again.
     pub fn set_role(
         &mut self,

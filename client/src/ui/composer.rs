@@ -353,6 +353,19 @@ pub fn Composer(id: RoomId) -> Element {
         (false, true) => "Enter to send, Shift+Enter for a new line",
         (false, false) => "Ctrl+Enter to send, Enter for a new line",
     };
+    // Slow mode, for those it holds (not moderators or owners; not in a direct conversation).
+    let slow_mode = {
+        let app = state.read();
+        app.room(id)
+            .filter(|room| room.conversation.is_none())
+            .filter(|room| {
+                room.session
+                    .identity()
+                    .is_none_or(|i| room.session.role_of(&i.user_id).is_none())
+            })
+            .map(|room| room.session.room_settings().slow_mode_seconds)
+            .filter(|s| *s > 0)
+    };
 
     rsx! {
         form {
@@ -509,6 +522,9 @@ pub fn Composer(id: RoomId) -> Element {
             }
             div { class: "composer-foot",
                 span { id: "composer-hint-{id.0}", class: "hint", "{hint}" }
+                if let Some(seconds) = slow_mode {
+                    span { class: "hint slow-mode", "Slow mode: one message every {seconds} s" }
+                }
                 if edited().is_some() {
                     button { r#type: "button", class: "link-button", onclick: move |_| stop_editing(), "Cancel editing" }
                 }

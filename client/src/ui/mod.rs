@@ -7,6 +7,7 @@ mod message;
 mod people;
 mod profile;
 mod room;
+mod room_settings;
 mod search;
 mod settings;
 mod sidebar;

@@ -281,6 +281,11 @@ pub fn RoomView(id: RoomId) -> Element {
             }
         }
     });
+    let topic = room.session.room_settings().topic.clone();
+    let moderator = room
+        .session
+        .identity()
+        .is_some_and(|i| room.session.role_of(&i.user_id).is_some());
     let jump_log_id = log_id.clone();
     let day_log_id = log_id.clone();
     let focus_log_id = log_id.clone();
@@ -305,6 +310,12 @@ pub fn RoomView(id: RoomId) -> Element {
                     }
                 } else {
                     span { class: "room-address", "{room.address}" }
+                    if !topic.is_empty() {
+                        p { class: "topic", "{topic}" }
+                    }
+                    if moderator {
+                        super::room_settings::RoomSettingsControl { id }
+                    }
                 }
                 if let Some(day) = current_day() {
                     p { class: "current-day", title: "The day of the messages at the top", "{day}" }

@@ -38,6 +38,11 @@ pub enum Effect {
     /// Store (insert or replace) this user, all but its role (which only `PersistRole`
     /// writes). Not awaited: the engine already acts on it.
     PersistUser(UserRecord),
+    /// Store the room's settings (`by` set them). Not awaited, as for a user.
+    PersistSettings {
+        settings: crate::wire::RoomSettings,
+        by: UserId,
+    },
     /// Store this person's role, as `by` (an owner) set it. Not awaited, as for a user.
     PersistRole {
         user_id: UserId,

@@ -43,6 +43,13 @@ impl Room {
                 }
                 return;
             }
+            LogEvent::Settings { settings, by } => {
+                self.latest_seq = seq;
+                if !here {
+                    self.apply_settings(settings, by);
+                }
+                return;
+            }
             LogEvent::Message(message) => self.take_waiting_message(here, message),
             LogEvent::Change(change) => self.take_waiting_change(here, change),
         };
@@ -66,7 +73,7 @@ impl Room {
     /// its asker gets `STORAGE_FAILED` with the nonce, as for a failed store, and nobody sees it.
     pub fn handle_not_logged(&mut self, _now: Millis, event: LogEvent, duplicate: bool) {
         let waiting = match event {
-            LogEvent::User(_) | LogEvent::Role { .. } => return,
+            LogEvent::User(_) | LogEvent::Role { .. } | LogEvent::Settings { .. } => return,
             LogEvent::Message(message) => self.waiting_message(&message),
             LogEvent::Change(change) => self.waiting_change(&change),
         };

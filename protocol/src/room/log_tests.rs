@@ -82,6 +82,9 @@ impl Cluster {
                 Effect::PersistRole { user_id, role, by } => {
                     self.log.push((LogEvent::Role { user_id, role, by }, n));
                 }
+                Effect::PersistSettings { settings, by } => {
+                    self.log.push((LogEvent::Settings { settings, by }, n));
+                }
                 Effect::Relay(signal) => relayed.push(signal),
                 Effect::LoadHistory { .. }
                 | Effect::LoadConversations { .. }

@@ -51,6 +51,8 @@ pub struct RoomSnapshot {
     pub latest_seq: Seq,
     /// Every known user.
     pub users: Vec<UserRecord>,
+    /// The topic and slow mode, as last set.
+    pub settings: crate::wire::RoomSettings,
 }
 
 /// One chat room as a deterministic state machine.
@@ -131,6 +133,10 @@ pub struct Room {
     ids: IdSource,
     connections: HashMap<ConnectionId, Connection>,
     users: HashMap<UserId, UserEntry>,
+    /// The topic and slow mode.
+    settings: crate::wire::RoomSettings,
+    /// Slow mode: when each person's latest room message was accepted.
+    last_posted: HashMap<UserId, Millis>,
     /// How many open, identified connections each user online here has.
     online: BTreeMap<UserId, u32>,
     /// In a cluster: who is online through each other node, as it last said (see
@@ -237,6 +243,7 @@ impl Room {
             complete,
             latest_seq,
             users,
+            settings,
         } = snapshot;
         messages.sort_by_key(|m| m.seq);
         let keep_from = messages.len().saturating_sub(config.cache_messages);
@@ -282,6 +289,8 @@ impl Room {
             ids: IdSource::from_seed(seed),
             connections: HashMap::new(),
             users,
+            settings,
+            last_posted: HashMap::new(),
             online: BTreeMap::new(),
             remote: BTreeMap::new(),
             here_version: 0,
@@ -427,6 +436,7 @@ impl Room {
             ClientAction::Call(signal) => self.call(now, conn, signal),
             ClientAction::SetRole(asked) => self.set_role(now, conn, asked),
             ClientAction::Moderate(asked) => self.moderate(now, conn, asked),
+            ClientAction::SetRoom(asked) => self.set_room(now, conn, asked),
         }
     }
 

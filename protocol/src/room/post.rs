@@ -155,6 +155,9 @@ impl Room {
         if !self.may_write(now, conn, &user, valid_nonce) {
             return;
         }
+        if message.to.is_none() && !self.slow_mode_lets(now, conn, &user, valid_nonce) {
+            return;
+        }
         let valid_nonce = valid_nonce.cloned();
         let SendMessage {
             raw_message,

@@ -478,3 +478,102 @@ fn a_kick_tells_the_person_why_closes_their_connections_and_they_may_come_back()
     t.pair.say(back, "I am back");
     assert!(refusals(&mut t.pair, back).is_empty());
 }
+
+fn set_room(topic: &str, slow_mode_seconds: u32, nonce: &str) -> ClientAction {
+    ClientAction::SetRoom(SetRoom {
+        settings: RoomSettings {
+            topic: topic.to_owned(),
+            slow_mode_seconds,
+        },
+        nonce: Some(nonce.to_owned()),
+    })
+}
+
+fn post(text: &str, nonce: &str, to: Option<&str>) -> ClientAction {
+    ClientAction::Message(SendMessage {
+        raw_message: text.to_owned(),
+        nonce: Some(nonce.to_owned()),
+        to: to.map(str::to_owned),
+        ..SendMessage::default()
+    })
+}
+
+#[test]
+fn moderators_set_the_topic_and_a_slow_mode_that_holds_members_in_the_room() {
+    let mut t = room();
+    let bob = t.bob.1.clone();
+    t.pair
+        .act(t.olga, set_role(&bob, Some(Role::Moderator), "o1"));
+    for conn in [t.olga, t.bob.0, t.carol.0] {
+        t.pair.take(conn);
+    }
+    // A member sets nothing; a moderator nothing over the bounds.
+    t.pair.act(t.carol.0, set_room("mine", 0, "c1"));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::NotAllowed, Some("c1".to_owned()))]
+    );
+    t.pair
+        .act(t.bob.0, set_room(&"x".repeat(MAX_TOPIC_CHARS + 1), 0, "b1"));
+    t.pair
+        .act(t.bob.0, set_room("", MAX_SLOW_MODE_SECONDS + 1, "b2"));
+    assert_eq!(
+        refusals(&mut t.pair, t.bob.0),
+        [
+            (ErrorCode::InvalidModeration, Some("b1".to_owned())),
+            (ErrorCode::InvalidModeration, Some("b2".to_owned())),
+        ]
+    );
+    t.pair.act(t.bob.0, set_room("  Be kind  ", 30, "b3"));
+    let wanted = RoomSettings {
+        topic: "Be kind".to_owned(),
+        slow_mode_seconds: 30,
+    };
+    let told: Vec<RoomChanged> = t
+        .pair
+        .take(t.carol.0)
+        .into_iter()
+        .filter_map(|a| match a {
+            ServerAction::Room(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [RoomChanged {
+            settings: wanted.clone(),
+            by: bob.clone(),
+        }]
+    );
+    assert_eq!(t.pair.settings, wanted, "stored");
+    // Slow mode: a member waits between room messages; not in direct ones; a moderator not.
+    t.pair.act(t.carol.0, post("one", "c2", None));
+    t.pair.act(t.carol.0, post("two", "c3", None));
+    t.pair.act(t.carol.0, post("psst", "c4", Some(&bob)));
+    t.pair.act(t.bob.0, post("mod one", "b4", None));
+    t.pair.act(t.bob.0, post("mod two", "b5", None));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::SlowMode, Some("c3".to_owned()))]
+    );
+    assert!(refusals(&mut t.pair, t.bob.0).is_empty());
+    t.pair.advance(30_000);
+    t.pair.act(t.carol.0, post("three", "c5", None));
+    assert!(refusals(&mut t.pair, t.carol.0).is_empty());
+    let texts: Vec<&str> = t.pair.stored.iter().map(|m| m.raw.as_str()).collect();
+    assert_eq!(texts, ["one", "psst", "mod one", "mod two", "three"]);
+    // A room started again on what storage holds has them, and says so to newcomers.
+    let mut again = Pair::with(
+        RoomConfig::default(),
+        RoomSnapshot {
+            settings: t.pair.settings.clone(),
+            ..RoomSnapshot::default()
+        },
+    );
+    let newcomer = again.connect(1);
+    let room = again.take(newcomer).into_iter().find_map(|a| match a {
+        ServerAction::Handshake(h) => Some(h.room),
+        _ => None,
+    });
+    assert_eq!(room, Some(wanted));
+}

@@ -15,8 +15,9 @@ use super::Signal;
 use super::{ConnectionId, Effect, MAX_NONCE_CHARS, Room};
 use crate::error::ErrorCode;
 use crate::wire::{
-    MAX_REASON_CHARS, MAX_TIME_OUT_MINUTES, Millis, Moderate, Moderated, ModerationKind, Role,
-    RoleChanged, ServerAction, SetRole, UserId,
+    MAX_REASON_CHARS, MAX_SLOW_MODE_SECONDS, MAX_TIME_OUT_MINUTES, MAX_TOPIC_CHARS, Millis,
+    Moderate, Moderated, ModerationKind, Role, RoleChanged, RoomChanged, RoomSettings,
+    ServerAction, SetRole, SetRoom, UserId,
 };
 
 impl Room {
@@ -241,3 +242,74 @@ impl Room {
 
 /// The WebSocket close code of a kick (the application's range).
 pub const KICKED_CODE: u16 = 4000;
+
+impl Room {
+    /// `SET_ROOM`: a moderator or owner sets the topic and slow mode.
+    pub(super) fn set_room(&mut self, now: Millis, conn: ConnectionId, asked: SetRoom) {
+        let nonce = asked
+            .nonce
+            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = nonce.as_ref();
+        let Some(actor) = self.acting_user(now, conn, None, nonce) else {
+            return;
+        };
+        if self.role_of(&actor).is_none() {
+            let text = "moderators and owners set the topic and slow mode";
+            return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce);
+        }
+        let mut settings = asked.settings;
+        settings.topic = settings.topic.trim().to_owned();
+        if settings.topic.chars().count() > MAX_TOPIC_CHARS
+            || settings.slow_mode_seconds > MAX_SLOW_MODE_SECONDS
+        {
+            let text = format!(
+                "a topic is at most {MAX_TOPIC_CHARS} characters, slow mode at most \
+                 {MAX_SLOW_MODE_SECONDS} s"
+            );
+            return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
+        }
+        self.effects.push_back(Effect::PersistSettings {
+            settings: settings.clone(),
+            by: actor.clone(),
+        });
+        self.apply_settings(settings, actor);
+    }
+
+    /// The room's settings changed (here, or on another node): kept, and told to everyone.
+    pub(super) fn apply_settings(&mut self, settings: RoomSettings, by: UserId) {
+        self.settings = settings.clone();
+        self.effects
+            .push_back(Effect::Broadcast(ServerAction::Room(RoomChanged {
+                settings,
+                by,
+            })));
+    }
+
+    /// Slow mode: whether `user` may post a room message now (moderators and owners always);
+    /// if so, now is their latest. Otherwise they are told how long to wait.
+    pub(super) fn slow_mode_lets(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        user: &str,
+        nonce: Option<&String>,
+    ) -> bool {
+        let interval = Millis::from(self.settings.slow_mode_seconds) * 1000;
+        if interval == 0 || self.role_of(user).is_some() {
+            return true;
+        }
+        if let Some(last) = self.last_posted.get(user)
+            && now - last < interval
+        {
+            let wait = (interval - (now - last) + 999) / 1000;
+            let text = format!(
+                "slow mode: one message every {} s; wait {wait} s",
+                self.settings.slow_mode_seconds
+            );
+            self.refuse_for(conn, ErrorCode::SlowMode, text, nonce);
+            return false;
+        }
+        self.last_posted.insert(user.to_owned(), now);
+        true
+    }
+}

@@ -437,6 +437,7 @@ fn handshake_carries_the_latest_hundred_and_names() {
             role: None,
             timed_out_until: None,
         }],
+        settings: Default::default(),
     };
     let mut h = Harness::with(RoomConfig::default(), snapshot);
     let conn = h.connect(1);
@@ -546,6 +547,7 @@ fn messages_101_to_120() -> RoomSnapshot {
         complete: false,
         latest_seq: 120,
         users: Vec::new(),
+        settings: Default::default(),
     }
 }
 
@@ -1015,6 +1017,7 @@ fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
         complete: true,
         latest_seq: 30,
         users: Vec::new(),
+        settings: Default::default(),
     };
     let mut h = Harness::with(config, snapshot);
     let conn = h.connect(1);
@@ -1355,6 +1358,7 @@ fn a_room_reopened_from_storage_continues_after_its_latest_change() {
         complete: true,
         latest_seq: 2,
         users: h.users.clone(),
+        settings: Default::default(),
     };
     let mut again = Harness::with(RoomConfig::default(), snapshot);
     let (c, _, _) = again.join(1);

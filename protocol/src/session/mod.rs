@@ -212,6 +212,8 @@ pub struct Session {
     roles: BTreeMap<UserId, crate::wire::Role>,
     /// Who is timed out, until when (the room's clock), as the room told us (a few: a list).
     timed_out: Vec<(UserId, Millis)>,
+    /// The topic and slow mode, as the room told us.
+    room_settings: crate::wire::RoomSettings,
     history: History,
     /// The oldest seq the room-wide timeline reaches: every message we may see from there on is
     /// in it (what a room page asks before). Pages of one conversation, and the latest
@@ -274,6 +276,7 @@ impl Session {
             people: BTreeMap::new(),
             roles: BTreeMap::new(),
             timed_out: Vec::new(),
+            room_settings: crate::wire::RoomSettings::default(),
             history: History::Complete,
             floor: None,
             direct: Vec::new(),
@@ -485,6 +488,7 @@ impl Session {
             ServerAction::History(page) => self.on_history(now, page),
             ServerAction::Conversations(list) => self.on_conversations(list),
             ServerAction::Moderated(done) => self.moderated(done),
+            ServerAction::Room(changed) => self.room_settings = changed.settings,
             ServerAction::Role(changed) => match changed.role {
                 Some(role) => {
                     self.roles.insert(changed.user_id, role);
@@ -592,6 +596,22 @@ impl Session {
         self.flush(now);
     }
 
+    /// The room's topic and slow mode.
+    pub fn room_settings(&self) -> &crate::wire::RoomSettings {
+        &self.room_settings
+    }
+
+    /// As a moderator or owner: sets the room's topic and slow mode.
+    pub fn set_room(&mut self, now: Millis, settings: crate::wire::RoomSettings) {
+        let nonce = Some(self.next_nonce());
+        self.queued
+            .push(ClientAction::SetRoom(crate::wire::SetRoom {
+                settings,
+                nonce,
+            }));
+        self.flush(now);
+    }
+
     /// Someone's role here, as the room told it (`None`: a member).
     pub fn role_of(&self, user: &str) -> Option<crate::wire::Role> {
         self.roles.get(user).copied()
@@ -662,6 +682,7 @@ impl Session {
             self.people.insert(person.user_id.clone(), person);
         }
         self.roles = handshake.roles;
+        self.room_settings = handshake.room;
         self.timed_out = Vec::new();
         for done in handshake.timed_out {
             self.moderated(done);

@@ -295,8 +295,9 @@ impl Session {
             .nonce
             .as_deref()
             .and_then(|n| self.outbox.iter().position(|o| o.nonce() == Some(n)));
-        if error.code == ErrorCode::RateLimited {
-            // It and everything after it go again, in order: nothing overtakes it.
+        if matches!(error.code, ErrorCode::RateLimited | ErrorCode::SlowMode) {
+            // It and everything after it go again, in order: nothing overtakes it (in slow
+            // mode, once the room's interval has passed).
             let from = named.unwrap_or(0);
             for item in &mut self.outbox[from..] {
                 *item.state().1 = false;
@@ -304,7 +305,13 @@ impl Session {
             if let Some(Outgoing::Change(change)) = named.and_then(|i| self.outbox.get_mut(i)) {
                 change.reason = Some("not saved yet: the room asked to slow down".to_owned());
             }
-            let at = now + RATE_LIMIT_RETRY_MS;
+            let at = now
+                + match error.code {
+                    ErrorCode::SlowMode => {
+                        Millis::from(self.room_settings.slow_mode_seconds) * 1000
+                    }
+                    _ => RATE_LIMIT_RETRY_MS,
+                };
             self.wake_at = Some(self.wake_at.map_or(at, |w| w.max(at)));
             return false;
         }

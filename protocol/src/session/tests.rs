@@ -963,3 +963,29 @@ fn a_timed_out_person_is_told_until_when_and_their_session_wakes_when_it_ends() 
         None
     );
 }
+
+#[test]
+fn in_slow_mode_a_message_that_comes_too_soon_waits_and_goes_once_the_interval_has_passed() {
+    let snapshot = crate::RoomSnapshot {
+        settings: crate::RoomSettings {
+            topic: "Be kind".to_owned(),
+            slow_mode_seconds: 10,
+        },
+        ..crate::RoomSnapshot::default()
+    };
+    let mut pair = Pair::with(crate::RoomConfig::default(), snapshot);
+    let ada = joined(&mut pair, "Ada");
+    let linus = joined(&mut pair, "Linus");
+    assert_eq!(pair.session(ada).room_settings().topic, "Be kind");
+    say(&mut pair, ada, "one");
+    say(&mut pair, ada, "two");
+    // Not refused for good: waiting, as for the room's rate.
+    assert_eq!(
+        pending_states(&pair, ada),
+        [("two".to_owned(), Delivery::Pending)]
+    );
+    assert_eq!(texts(&pair, linus), ["one"]);
+    pair.advance(10_000);
+    assert_eq!(texts(&pair, linus), ["one", "two"]);
+    assert!(pair.session(ada).pending().is_empty());
+}

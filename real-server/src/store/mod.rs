@@ -30,6 +30,8 @@ pub enum Write {
         user_id: String,
         role: Option<protocol::Role>,
     },
+    /// Replace the room's settings (topic, slow mode).
+    Settings(protocol::RoomSettings),
 }
 
 /// What went wrong in storage.

@@ -133,6 +133,8 @@ impl MessageDoc {
 pub struct MongoStore {
     messages: Collection<MessageDoc>,
     users: Collection<UserDoc>,
+    /// One document per room: its settings (topic, slow mode).
+    rooms: Collection<mongodb::bson::Document>,
     /// The server took the text index: searches use it; otherwise they scan.
     text_index: bool,
 }
@@ -145,6 +147,7 @@ impl MongoStore {
         let mut store = Self {
             messages: db.collection("messages"),
             users: db.collection("users"),
+            rooms: db.collection("rooms"),
             text_index: false,
         };
         let unique = || IndexOptions::builder().unique(true).build();
@@ -340,9 +343,20 @@ impl Store for MongoStore {
             .and_then(|d| d.changed_seq)
             .and_then(|c| u64::try_from(c).ok())
             .unwrap_or(0);
+        let settings = match self.rooms.find_one(doc! { "room": room }).await? {
+            Some(found) => {
+                let settings = found
+                    .get_document("settings")
+                    .map_err(|e| StoreError::Corrupt(format!("room settings: {e}")))?;
+                mongodb::bson::from_document(settings.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("room settings: {e}")))?
+            }
+            None => protocol::RoomSettings::default(),
+        };
         Ok(RoomSnapshot {
             latest_seq: messages.last().map_or(0, |m| m.seq).max(latest_change),
             complete: older.is_none(),
+            settings,
             messages,
             users: users
                 .into_iter()
@@ -399,6 +413,26 @@ impl Store for MongoStore {
                     };
                     self.users
                         .update_one(filter, update)
+                        .upsert(true)
+                        .await
+                        .map_err(|e| BatchError {
+                            written,
+                            source: e.into(),
+                        })?;
+                    written += 1;
+                }
+                Write::Settings(settings) => {
+                    self.flush_run(&mut run, &mut written).await?;
+                    let settings =
+                        mongodb::bson::to_document(&settings).map_err(|e| BatchError {
+                            written,
+                            source: StoreError::Corrupt(format!("room settings: {e}")),
+                        })?;
+                    self.rooms
+                        .update_one(
+                            doc! { "room": room },
+                            doc! { "$set": { "settings": settings } },
+                        )
                         .upsert(true)
                         .await
                         .map_err(|e| BatchError {

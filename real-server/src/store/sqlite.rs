@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_nonce ON messages (room, user_id, nonce)
     WHERE nonce IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY,
+    settings TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
     room TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -352,11 +356,24 @@ impl Store for SqliteStore {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             let latest = latest_message.max(latest_change).unwrap_or(0);
+            let settings: Option<String> = conn
+                .query_row(
+                    "SELECT settings FROM rooms WHERE room = ?1",
+                    params![room],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let settings = match settings {
+                Some(json) => serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("room settings: {e}")))?,
+                None => protocol::RoomSettings::default(),
+            };
             Ok(RoomSnapshot {
                 latest_seq: latest.try_into().unwrap_or(0),
                 complete: older.is_none(),
                 messages,
                 users,
+                settings,
             })
         })
         .await
@@ -381,6 +398,10 @@ impl Store for SqliteStore {
                 )?;
                 let mut set_role =
                     tx.prepare_cached("UPDATE users SET role = ?3 WHERE room = ?1 AND id = ?2")?;
+                let mut set_settings = tx.prepare_cached(
+                    "INSERT INTO rooms (room, settings) VALUES (?1, ?2)
+                     ON CONFLICT (room) DO UPDATE SET settings = excluded.settings",
+                )?;
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen,
                          timed_out_until)
@@ -454,6 +475,11 @@ impl Store for SqliteStore {
                         }
                         Write::Role { user_id, role } => {
                             set_role.execute(params![room, user_id, role_column(*role)])?;
+                        }
+                        Write::Settings(settings) => {
+                            let json = serde_json::to_string(settings)
+                                .map_err(|e| StoreError::Corrupt(format!("room settings: {e}")))?;
+                            set_settings.execute(params![room, json])?;
                         }
                     }
                 }
