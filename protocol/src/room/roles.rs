@@ -37,9 +37,7 @@ impl Room {
     /// `SET_ROLE`: an owner makes someone a moderator, or a member again. Owners are the
     /// operator's: nobody makes or unmakes one here.
     pub(super) fn set_role(&mut self, now: Millis, conn: ConnectionId, asked: SetRole) {
-        let nonce = asked
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = checked_nonce(asked.nonce);
         let nonce = nonce.as_ref();
         let Some(owner) = self.acting_user(now, conn, None, nonce) else {
             return;
@@ -129,9 +127,7 @@ impl Room {
 
     /// `MODERATE`: a moderator or owner acts on someone they outrank.
     pub(super) fn moderate(&mut self, now: Millis, conn: ConnectionId, asked: Moderate) {
-        let nonce = asked
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = checked_nonce(asked.nonce);
         let nonce = nonce.as_ref();
         let Some(actor) = self.acting_user(now, conn, None, nonce) else {
             return;
@@ -240,15 +236,19 @@ impl Room {
     }
 }
 
+/// A nonce an `ERROR` may name: one within its rule (a longer one may be huge, and is not
+/// echoed back).
+fn checked_nonce(nonce: Option<String>) -> Option<String> {
+    nonce.filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()))
+}
+
 /// The WebSocket close code of a kick (the application's range).
 pub const KICKED_CODE: u16 = 4000;
 
 impl Room {
     /// `SET_ROOM`: a moderator or owner sets the topic and slow mode.
     pub(super) fn set_room(&mut self, now: Millis, conn: ConnectionId, asked: SetRoom) {
-        let nonce = asked
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = checked_nonce(asked.nonce);
         let nonce = nonce.as_ref();
         let Some(actor) = self.acting_user(now, conn, None, nonce) else {
             return;

@@ -821,25 +821,7 @@ fn a_message_of_a_conversation_is_revealed_through_its_own_pages() {
 
 #[test]
 fn an_owner_makes_a_moderator_who_may_remove_members_messages_and_everyone_sees_them_removed() {
-    let snapshot = crate::RoomSnapshot {
-        users: vec![crate::UserRecord {
-            id: "olga".to_owned(),
-            name: "Olga".to_owned(),
-            token_hash: crate::hash_token("olga-token"),
-            joined_at: Some(1),
-            last_seen: None,
-            role: Some(crate::Role::Owner),
-            timed_out_until: None,
-        }],
-        ..crate::RoomSnapshot::default()
-    };
-    let mut pair = Pair::with(crate::RoomConfig::default(), snapshot);
-    let olga = pair.add_session(SessionConfig::default());
-    pair.session_mut(olga).set_identity(Some(Identity {
-        user_id: "olga".to_owned(),
-        token: Some("olga-token".to_owned()),
-    }));
-    pair.open_session(olga);
+    let (mut pair, olga) = with_an_owner();
     let bob = joined(&mut pair, "Bob");
     let carol = joined(&mut pair, "Carol");
     let bob_id = pair
@@ -902,25 +884,7 @@ fn an_owner_makes_a_moderator_who_may_remove_members_messages_and_everyone_sees_
 
 #[test]
 fn a_timed_out_person_is_told_until_when_and_their_session_wakes_when_it_ends() {
-    let snapshot = crate::RoomSnapshot {
-        users: vec![crate::UserRecord {
-            id: "olga".to_owned(),
-            name: "Olga".to_owned(),
-            token_hash: crate::hash_token("olga-token"),
-            joined_at: Some(1),
-            last_seen: None,
-            role: Some(crate::Role::Owner),
-            timed_out_until: None,
-        }],
-        ..crate::RoomSnapshot::default()
-    };
-    let mut pair = Pair::with(crate::RoomConfig::default(), snapshot);
-    let olga = pair.add_session(SessionConfig::default());
-    pair.session_mut(olga).set_identity(Some(Identity {
-        user_id: "olga".to_owned(),
-        token: Some("olga-token".to_owned()),
-    }));
-    pair.open_session(olga);
+    let (mut pair, olga) = with_an_owner();
     let carol = joined(&mut pair, "Carol");
     let carol_id = pair
         .session(carol)
@@ -988,4 +952,28 @@ fn in_slow_mode_a_message_that_comes_too_soon_waits_and_goes_once_the_interval_h
     pair.advance(10_000);
     assert_eq!(texts(&pair, linus), ["one", "two"]);
     assert!(pair.session(ada).pending().is_empty());
+}
+
+/// A room whose operator made Olga its owner, and Olga's session in it.
+fn with_an_owner() -> (Pair, PeerId) {
+    let snapshot = crate::RoomSnapshot {
+        users: vec![crate::UserRecord {
+            id: "olga".to_owned(),
+            name: "Olga".to_owned(),
+            token_hash: crate::hash_token("olga-token"),
+            joined_at: Some(1),
+            last_seen: None,
+            role: Some(crate::Role::Owner),
+            timed_out_until: None,
+        }],
+        ..crate::RoomSnapshot::default()
+    };
+    let mut pair = Pair::with(crate::RoomConfig::default(), snapshot);
+    let olga = pair.add_session(SessionConfig::default());
+    pair.session_mut(olga).set_identity(Some(Identity {
+        user_id: "olga".to_owned(),
+        token: Some("olga-token".to_owned()),
+    }));
+    pair.open_session(olga);
+    (pair, olga)
 }
