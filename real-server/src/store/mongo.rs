@@ -207,6 +207,57 @@ impl MongoStore {
         Ok(store)
     }
 
+    /// Writes a person (all but their role), a role, or the room's settings.
+    async fn write_record(&self, room: &str, write: Write) -> Result<()> {
+        match write {
+            Write::User(u) => {
+                let filter = doc! { "room": room, "id": &u.id };
+                // Every field but the role: a role is only a role write's to change.
+                let mut set = doc! { "name": u.name, "tokenHash": u.token_hash };
+                if let Some(at) = u.joined_at {
+                    set.insert("joinedAt", at);
+                }
+                if let Some(at) = u.last_seen {
+                    set.insert("lastSeen", at);
+                }
+                let update = match u.timed_out_until {
+                    Some(until) => {
+                        set.insert("timedOutUntil", until);
+                        doc! { "$set": set }
+                    }
+                    None => doc! { "$set": set, "$unset": { "timedOutUntil": "" } },
+                };
+                self.users.update_one(filter, update).upsert(true).await?;
+            }
+            Write::Settings(settings) => {
+                let settings = mongodb::bson::to_document(&settings)
+                    .map_err(|e| StoreError::Corrupt(format!("room settings: {e}")))?;
+                self.rooms
+                    .update_one(
+                        doc! { "room": room },
+                        doc! { "$set": { "settings": settings } },
+                    )
+                    .upsert(true)
+                    .await?;
+            }
+            Write::Role { user_id, role } => {
+                let filter = doc! { "room": room, "id": &user_id };
+                let update = match role {
+                    Some(role) => {
+                        let role = mongodb::bson::to_bson(&role)
+                            .map_err(|e| StoreError::Corrupt(format!("role: {e}")))?;
+                        doc! { "$set": { "role": role } }
+                    }
+                    None => doc! { "$unset": { "role": "" } },
+                };
+                self.users.update_one(filter, update).await?;
+            }
+            // Messages and changes are written by `write_batch` itself.
+            Write::Message(_) | Write::LoggedMessage(_) | Write::Change(_) => {}
+        }
+        Ok(())
+    }
+
     /// Folds a change into its stored message (read, [`StoredChange::apply`], write back the
     /// changed fields). A change to a message storage does not have changes nothing. The
     /// write lands only if no later change was folded in meanwhile (nodes of a cluster fold
@@ -393,74 +444,12 @@ impl Store for MongoStore {
                         .map_err(|source| BatchError { written, source })?;
                     written += 1;
                 }
-                Write::User(u) => {
+                record => {
+                    // A person, their role, or the room's settings: one update each.
                     self.flush_run(&mut run, &mut written).await?;
-                    let filter = doc! { "room": room, "id": &u.id };
-                    // Every field but the role: a role is only a role write's to change.
-                    let mut set = doc! { "name": u.name, "tokenHash": u.token_hash };
-                    if let Some(at) = u.joined_at {
-                        set.insert("joinedAt", at);
-                    }
-                    if let Some(at) = u.last_seen {
-                        set.insert("lastSeen", at);
-                    }
-                    let update = match u.timed_out_until {
-                        Some(until) => {
-                            set.insert("timedOutUntil", until);
-                            doc! { "$set": set }
-                        }
-                        None => doc! { "$set": set, "$unset": { "timedOutUntil": "" } },
-                    };
-                    self.users
-                        .update_one(filter, update)
-                        .upsert(true)
+                    self.write_record(room, record)
                         .await
-                        .map_err(|e| BatchError {
-                            written,
-                            source: e.into(),
-                        })?;
-                    written += 1;
-                }
-                Write::Settings(settings) => {
-                    self.flush_run(&mut run, &mut written).await?;
-                    let settings =
-                        mongodb::bson::to_document(&settings).map_err(|e| BatchError {
-                            written,
-                            source: StoreError::Corrupt(format!("room settings: {e}")),
-                        })?;
-                    self.rooms
-                        .update_one(
-                            doc! { "room": room },
-                            doc! { "$set": { "settings": settings } },
-                        )
-                        .upsert(true)
-                        .await
-                        .map_err(|e| BatchError {
-                            written,
-                            source: e.into(),
-                        })?;
-                    written += 1;
-                }
-                Write::Role { user_id, role } => {
-                    self.flush_run(&mut run, &mut written).await?;
-                    let filter = doc! { "room": room, "id": &user_id };
-                    let update = match role {
-                        Some(role) => {
-                            let role = mongodb::bson::to_bson(&role).map_err(|e| BatchError {
-                                written,
-                                source: StoreError::Corrupt(format!("role: {e}")),
-                            })?;
-                            doc! { "$set": { "role": role } }
-                        }
-                        None => doc! { "$unset": { "role": "" } },
-                    };
-                    self.users
-                        .update_one(filter, update)
-                        .await
-                        .map_err(|e| BatchError {
-                            written,
-                            source: e.into(),
-                        })?;
+                        .map_err(|source| BatchError { written, source })?;
                     written += 1;
                 }
             }
