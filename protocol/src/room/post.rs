@@ -155,9 +155,6 @@ impl Room {
         if !self.may_write(now, conn, &user, valid_nonce) {
             return;
         }
-        if message.to.is_none() && !self.slow_mode_lets(now, conn, &user, valid_nonce) {
-            return;
-        }
         let valid_nonce = valid_nonce.cloned();
         let SendMessage {
             raw_message,
@@ -218,6 +215,11 @@ impl Room {
         let Some(html) = self.render_within_bounds(conn, &raw_message, nonce_ref) else {
             return;
         };
+        // Slow mode last, once nothing else refuses it: what is refused for anything else, and
+        // a resend of one already taken, do not count as a message.
+        if to.is_none() && !self.slow_mode_lets(now, conn, &user, nonce_ref) {
+            return;
+        }
         let stored = StoredMessage {
             id: self.ids.hex(12),
             user_id: user.clone(),

@@ -577,3 +577,28 @@ fn moderators_set_the_topic_and_a_slow_mode_that_holds_members_in_the_room() {
     });
     assert_eq!(room, Some(wanted));
 }
+
+#[test]
+fn slow_mode_counts_only_messages_taken_and_answers_a_resend_with_its_echo() {
+    let mut t = room();
+    t.pair.act(t.olga, set_room("", 30, "o1"));
+    t.pair.take(t.carol.0);
+    // Refused for its length: not a message, so the clock has not started.
+    let long = "x".repeat(RoomConfig::default().max_message_chars + 1);
+    t.pair.act(t.carol.0, post(&long, "c1", None));
+    t.pair.act(t.carol.0, post("one", "c2", None));
+    // The same message again (a client resending after a reconnect): its echo, no refusal.
+    t.pair.act(t.carol.0, post("one", "c2", None));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::MessageTooLong, Some("c1".to_owned()))]
+    );
+    let texts: Vec<&str> = t.pair.stored.iter().map(|m| m.raw.as_str()).collect();
+    assert_eq!(texts, ["one"]);
+    // A new one within the interval waits, as before.
+    t.pair.act(t.carol.0, post("two", "c3", None));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::SlowMode, Some("c3".to_owned()))]
+    );
+}
