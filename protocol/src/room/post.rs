@@ -152,9 +152,6 @@ impl Room {
         let Some(user) = self.acting_user(now, conn, message.user_id.as_ref(), valid_nonce) else {
             return;
         };
-        if !self.may_write(now, conn, &user, valid_nonce) {
-            return;
-        }
         let valid_nonce = valid_nonce.cloned();
         let SendMessage {
             raw_message,
@@ -215,9 +212,12 @@ impl Room {
         let Some(html) = self.render_within_bounds(conn, &raw_message, nonce_ref) else {
             return;
         };
-        // Slow mode last, once nothing else refuses it: what is refused for anything else, and
-        // a resend of one already taken, do not count as a message.
-        if to.is_none() && !self.slow_mode_lets(now, conn, &user, nonce_ref) {
+        // The author's standing last, once nothing else refuses it: a resend of a message
+        // already taken is answered with its echo, and what is refused for anything else does
+        // not count as a message in slow mode.
+        if !self.may_write(now, conn, &user, nonce_ref)
+            || (to.is_none() && !self.slow_mode_lets(now, conn, &user, nonce_ref))
+        {
             return;
         }
         let stored = StoredMessage {

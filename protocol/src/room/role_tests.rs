@@ -602,3 +602,32 @@ fn slow_mode_counts_only_messages_taken_and_answers_a_resend_with_its_echo() {
         [(ErrorCode::SlowMode, Some("c3".to_owned()))]
     );
 }
+
+#[test]
+fn a_time_out_answers_a_resend_of_a_message_taken_before_it_with_its_echo() {
+    let mut t = room();
+    let carol = t.carol.1.clone();
+    t.pair.act(t.carol.0, post("said in time", "c1", None));
+    t.pair.act(
+        t.olga,
+        moderate(ModerationKind::TimeOut, &carol, Some(10), "o1"),
+    );
+    t.pair.take(t.carol.0);
+    t.pair.act(t.carol.0, post("said in time", "c1", None));
+    let back = t.pair.take(t.carol.0);
+    assert!(
+        back.iter()
+            .any(|a| matches!(a, ServerAction::Message(m) if m.nonce.as_deref() == Some("c1"))),
+        "its echo: {back:?}"
+    );
+    assert!(
+        !back.iter().any(|a| matches!(a, ServerAction::Error(_))),
+        "{back:?}"
+    );
+    // Anything new is refused.
+    t.pair.act(t.carol.0, post("more", "c2", None));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::TimedOut, Some("c2".to_owned()))]
+    );
+}
