@@ -621,13 +621,7 @@ impl Session {
     /// of someone we outrank ([`crate::wire::Role::outranks`]), as the room checks. (Our own we
     /// delete, [`Self::may_change`].)
     pub fn may_remove(&self, message: &Message) -> bool {
-        let me = self.identity.as_ref().map(|i| i.user_id.as_str());
-        self.may_react(message)
-            && message.to.is_none()
-            && me.is_some_and(|me| {
-                me != message.user_id
-                    && crate::wire::Role::outranks(self.role_of(me), self.role_of(&message.user_id))
-            })
+        self.may_react(message) && message.to.is_none() && self.may_moderate(&message.user_id)
     }
 
     /// Whether we may react to `message`: stored, not deleted, and not a call's record.
