@@ -358,11 +358,7 @@ pub fn Composer(id: RoomId) -> Element {
         let app = state.read();
         app.room(id)
             .filter(|room| room.conversation.is_none())
-            .filter(|room| {
-                room.session
-                    .identity()
-                    .is_none_or(|i| room.session.role_of(&i.user_id).is_none())
-            })
+            .filter(|room| room.session.my_role().is_none())
             .map(|room| room.session.room_settings().slow_mode_seconds)
             .filter(|s| *s > 0)
     };

@@ -60,10 +60,7 @@ pub fn Profile(shown: Shown) -> Element {
     let timed_out = room.session.timed_out_until(&user, now);
     let may_set_role = !me
         && role != Some(protocol::Role::Owner)
-        && room
-            .session
-            .identity()
-            .is_some_and(|i| room.session.role_of(&i.user_id) == Some(protocol::Role::Owner));
+        && room.session.my_role() == Some(protocol::Role::Owner);
     let real_name = room
         .session
         .names()

@@ -282,10 +282,7 @@ pub fn RoomView(id: RoomId) -> Element {
         }
     });
     let topic = room.session.room_settings().topic.clone();
-    let moderator = room
-        .session
-        .identity()
-        .is_some_and(|i| room.session.role_of(&i.user_id).is_some());
+    let moderator = room.session.my_role().is_some();
     let jump_log_id = log_id.clone();
     let day_log_id = log_id.clone();
     let focus_log_id = log_id.clone();

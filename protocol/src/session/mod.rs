@@ -571,10 +571,7 @@ impl Session {
 
     /// Whether we may act on `user` as a moderator (we outrank them), as the room checks.
     pub fn may_moderate(&self, user: &str) -> bool {
-        let me = self.identity.as_ref().map(|i| i.user_id.as_str());
-        me.is_some_and(|me| {
-            me != user && crate::wire::Role::outranks(self.role_of(me), self.role_of(user))
-        })
+        !self.is_me(user) && crate::wire::Role::outranks(self.my_role(), self.role_of(user))
     }
 
     /// As a moderator or owner: times `user` out for `minutes`, or ends their time-out
@@ -610,6 +607,11 @@ impl Session {
                 nonce,
             }));
         self.flush(now);
+    }
+
+    /// Our own role here (`None`: a member, or not identified yet).
+    pub fn my_role(&self) -> Option<crate::wire::Role> {
+        self.role_of(&self.identity.as_ref()?.user_id)
     }
 
     /// Someone's role here, as the room told it (`None`: a member).
