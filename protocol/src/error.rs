@@ -88,6 +88,9 @@ pub enum ErrorCode {
     InvalidModeration,
     /// Slow mode: the asker wrote a room message less than the room's interval ago.
     SlowMode,
+    /// The identity is banned from the room, or a new identity was asked for from a banned
+    /// network address: the connection is closed after this.
+    Banned,
 }
 
 /// Why a frame could not be decoded into an action.

@@ -33,7 +33,7 @@ pub use codec::{decode_client, decode_server};
 pub use error::{DecodeError, ErrorCode};
 pub use markdown::{Renderer, render_markdown};
 pub use room::{
-    ChangeKind, ConnectionId, DELETED_HTML, DirectConversation, Effect, LogEvent, NameProblem,
+    Ban, ChangeKind, ConnectionId, DELETED_HTML, DirectConversation, Effect, LogEvent, NameProblem,
     REMOVED_HTML, Room, RoomConfig, RoomSnapshot, Signal, StoredChange, StoredMessage, UserRecord,
     address_key, clean_name, conversations_of, hash_token, may_see,
 };

@@ -274,6 +274,33 @@ pub struct UserRecord {
     /// Until when they are timed out (the room's clock); stored with the rest of them.
     #[serde(default)]
     pub timed_out_until: Option<Millis>,
+    /// Their ban, while one is stored (it may have run out: see [`Ban::in_force`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<Ban>,
+}
+
+/// A moderator's ban of one identity, as storage keeps it with the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// When it ends (the room's clock); `None`: when a moderator lifts it.
+    #[serde(default)]
+    pub until: Option<Millis>,
+    /// Why, as the moderator said; told to the banned person.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Network addresses (as counted for new identities: IPv6 by its /64) from which no new
+    /// identity is given while the ban is in force.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The moderator or owner who banned them.
+    pub by: UserId,
+}
+
+impl Ban {
+    /// Whether it still holds at `now`.
+    pub fn in_force(&self, now: Millis) -> bool {
+        self.until.is_none_or(|until| until > now)
+    }
 }
 
 /// One event of the room's log as the nodes of a cluster share it: each node applies every

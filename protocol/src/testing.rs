@@ -52,8 +52,8 @@ pub struct Pair {
     pub stored: Vec<StoredMessage>,
     /// Users storage holds (the latest record of each).
     pub users: Vec<UserRecord>,
-    /// Connections the room closed (a kick), with the close code and reason.
-    pub closed: Vec<(ConnectionId, u16, &'static str)>,
+    /// Connections the room closed (a kick, a ban), with the close code and reason.
+    pub closed: Vec<(ConnectionId, u16, std::borrow::Cow<'static, str>)>,
     /// The room's settings as storage holds them.
     pub settings: crate::wire::RoomSettings,
     /// Storage confirms writes by itself (after [`Self::storage_delay`]); when false, the
@@ -380,9 +380,16 @@ impl Pair {
             match effect {
                 Effect::Send { to, action } => self.deliver(to, action),
                 Effect::Close { to, code, reason } => {
-                    // As a host: the socket closes, and the room hears it gone.
+                    // As a host: what was sent to it goes first (to a session; a raw
+                    // connection's stays for `take`), then the socket closes, and the room
+                    // hears it gone.
                     self.closed.push((to, code, reason));
+                    let a_session = self.peers.iter().any(|p| p.conn == Some(to));
+                    let sent = if a_session { self.take(to) } else { Vec::new() };
                     if let Some(peer) = self.peers.iter_mut().find(|p| p.conn == Some(to)) {
+                        for action in sent {
+                            peer.session.handle_frame(self.now, &action.to_json());
+                        }
                         peer.conn = None;
                         peer.session.disconnected(self.now);
                     }

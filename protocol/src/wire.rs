@@ -120,6 +120,12 @@ pub enum ModerationKind {
     EndTimeOut,
     /// Their connections are closed, with a reason; they may come back.
     Kick,
+    /// Their connections are closed and they cannot come back (nor make a new identity from
+    /// the network address they used, when `address` is asked) for `minutes`, or until
+    /// unbanned when no `minutes` are given.
+    Ban,
+    /// Their ban ends now.
+    Unban,
 }
 
 /// Payload of `MODERATE`.
@@ -128,12 +134,18 @@ pub enum ModerationKind {
 pub struct Moderate {
     pub kind: ModerationKind,
     pub user_id: UserId,
-    /// How long a time-out lasts (1 to [`MAX_TIME_OUT_MINUTES`]).
+    /// How long a time-out lasts (1 to [`MAX_TIME_OUT_MINUTES`]), or a ban (1 to
+    /// [`MAX_BAN_MINUTES`]; none: until unbanned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minutes: Option<u32>,
-    /// Why (a kick's; at most [`MAX_REASON_CHARS`]), told to the person it concerns.
+    /// Why (a kick's or a ban's; at most [`MAX_REASON_CHARS`]), told to the person it
+    /// concerns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A ban's: also ban the network addresses the person connected from (since the room
+    /// started), so that they cannot make a new identity from there.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub address: bool,
     /// Named by an `ERROR` that refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -144,6 +156,13 @@ pub const MAX_REASON_CHARS: usize = 200;
 
 /// The longest time-out: a week.
 pub const MAX_TIME_OUT_MINUTES: u32 = 7 * 24 * 60;
+
+/// The longest ban with an end: a year (longer: until unbanned).
+pub const MAX_BAN_MINUTES: u32 = 365 * 24 * 60;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 /// What someone may do in the room beyond a member: a moderator removes members' messages; an
 /// owner also removes moderators' and makes and unmakes moderators. Owners are made by the
@@ -408,6 +427,9 @@ pub struct Handshake {
     /// The time-outs in force (ours), as `MODERATED` tells them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timed_out: Vec<Moderated>,
+    /// The bans in force (ours), as `MODERATED` tells them (without their reasons).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned: Vec<Moderated>,
     /// The topic and slow mode (ours).
     #[serde(default, skip_serializing_if = "RoomSettings::is_default")]
     pub room: RoomSettings,
@@ -427,7 +449,8 @@ pub struct RoomChanged {
 pub struct Moderated {
     pub kind: ModerationKind,
     pub user_id: UserId,
-    /// Until when a time-out lasts (the room's clock).
+    /// Until when a time-out or a ban lasts (the room's clock; a ban without one lasts until
+    /// it is lifted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Millis>,
     /// Why: only in the copy to the person it concerns (everyone else sees what happened).

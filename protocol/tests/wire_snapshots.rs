@@ -102,7 +102,16 @@ fn client_actions() {
             user_id: "u3".into(),
             minutes: Some(10),
             reason: None,
+            address: false,
             nonce: Some("m-1".into()),
+        }),
+        ClientAction::Moderate(Moderate {
+            kind: ModerationKind::Ban,
+            user_id: "u3".into(),
+            minutes: None,
+            reason: Some("spam".into()),
+            address: true,
+            nonce: Some("m-2".into()),
         }),
         ClientAction::Call(CallSignal {
             to: Some("u2".into()),
@@ -159,6 +168,12 @@ fn server_actions() {
                 kind: ModerationKind::TimeOut,
                 user_id: "u3".into(),
                 until: Some(1_502_699_600_000),
+                reason: None,
+            }],
+            banned: vec![Moderated {
+                kind: ModerationKind::Ban,
+                user_id: "u4".into(),
+                until: None,
                 reason: None,
             }],
             room: RoomSettings {
@@ -351,6 +366,7 @@ fn error_codes() {
         ErrorCode::TimedOut,
         ErrorCode::InvalidModeration,
         ErrorCode::SlowMode,
+        ErrorCode::Banned,
     ];
     let json = serde_json::to_string(&codes[..]).unwrap();
     insta::assert_snapshot!(json);

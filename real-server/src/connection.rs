@@ -275,7 +275,10 @@ where
 {
     let frame = Message::Close(Some(CloseFrame {
         code: reason.code,
-        reason: Utf8Bytes::from_static(reason.reason),
+        reason: match reason.reason {
+            std::borrow::Cow::Borrowed(text) => Utf8Bytes::from_static(text),
+            std::borrow::Cow::Owned(text) => Utf8Bytes::from(text),
+        },
     }));
     let finish = async {
         if reason.drain {

@@ -7,6 +7,7 @@
 //! is being written, new messages collect in the next; a message is broadcast only after its
 //! batch is durable.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -27,12 +28,12 @@ use crate::metrics::Metrics;
 use crate::store::{BatchError, Store, Write};
 
 /// Why the server closes a connection: a WebSocket close code and a reason for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {
     /// WebSocket close code.
     pub code: u16,
-    /// Sent in the close frame.
-    pub reason: &'static str,
+    /// Sent in the close frame (at most 123 bytes).
+    pub reason: std::borrow::Cow<'static, str>,
     /// Whether frames already queued should be sent first (not for a client that is too slow
     /// to take them).
     pub drain: bool,
@@ -42,43 +43,43 @@ impl CloseReason {
     /// The outgoing queue was full.
     pub const TOO_SLOW: Self = Self {
         code: 1008,
-        reason: "too slow: outgoing queue full; reconnect and resume with since",
+        reason: Cow::Borrowed("too slow: outgoing queue full; reconnect and resume with since"),
         drain: false,
     };
     /// The server is stopping.
     pub const SHUTDOWN: Self = Self {
         code: 1001,
-        reason: "server shutting down",
+        reason: Cow::Borrowed("server shutting down"),
         drain: true,
     };
     /// Nothing arrived for the idle timeout.
     pub const IDLE: Self = Self {
         code: 1000,
-        reason: "idle timeout",
+        reason: Cow::Borrowed("idle timeout"),
         drain: true,
     };
     /// A frame over the size limit.
     pub const TOO_LARGE: Self = Self {
         code: 1009,
-        reason: "frame too large",
+        reason: Cow::Borrowed("frame too large"),
         drain: true,
     };
     /// A text frame that is not UTF-8.
     pub const INVALID_UTF8: Self = Self {
         code: 1007,
-        reason: "text frame is not valid UTF-8",
+        reason: Cow::Borrowed("text frame is not valid UTF-8"),
         drain: true,
     };
     /// A broken WebSocket rule (reserved bits, an unmasked frame, a stray continuation ...).
     pub const PROTOCOL: Self = Self {
         code: 1002,
-        reason: "WebSocket protocol error",
+        reason: Cow::Borrowed("WebSocket protocol error"),
         drain: true,
     };
     /// More frames (pings included) than the connection's frame budget.
     pub const TOO_MANY_FRAMES: Self = Self {
         code: 1008,
-        reason: "too many frames; slow down",
+        reason: Cow::Borrowed("too many frames; slow down"),
         drain: false,
     };
 }
@@ -109,7 +110,12 @@ impl CloseSignal {
     pub async fn requested(&self) -> CloseReason {
         loop {
             let notified = self.notify.notified();
-            if let Some(reason) = *self.reason.lock().unwrap_or_else(|p| p.into_inner()) {
+            if let Some(reason) = self
+                .reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+            {
                 return reason;
             }
             notified.await;

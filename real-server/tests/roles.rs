@@ -104,3 +104,73 @@ async fn the_operator_makes_an_owner_who_makes_a_moderator_who_removes_a_members
     assert_eq!(u16::from(close.code), 4000);
     server.stop().await;
 }
+
+/// After the `BANNED` error, the close: 4001 with the reason, as a v1 client shows it.
+async fn refused_as_banned(client: &mut Client, why: &str) {
+    let refused = client.recv_type("ERROR").await["payload"].clone();
+    assert_eq!(refused["code"], "BANNED", "{refused}");
+    assert!(
+        refused["message"].as_str().is_some_and(|m| m.contains(why)),
+        "{refused}"
+    );
+    let close = client.recv_close().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 4001);
+    assert!(close.reason.contains(why), "{}", close.reason);
+}
+
+#[tokio::test]
+async fn a_banned_v1_client_is_closed_with_the_reason_and_kept_out_with_its_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (_, olga, olga_token) = join(&server).await;
+    server.stop().await;
+    let (ok, said, _) = role(dir.path(), &["grant", &olga, "owner"]);
+    assert!(ok, "{said}");
+
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut owner, _) = Client::open(&server).await;
+    owner
+        .identify(json!({"userId": olga, "token": olga_token, "protocolVersion": 2}))
+        .await;
+    // Carol, on a v1 client, is banned for an hour with her address.
+    let (mut carol, carol_id, carol_token) = join(&server).await;
+    owner
+        .send(
+            json!({"type": "MODERATE", "payload": {"kind": "ban", "userId": carol_id,
+            "minutes": 60, "reason": "spam links", "address": true, "nonce": "b-1"}}),
+        )
+        .await;
+    refused_as_banned(&mut carol, "spam links").await;
+    let told = owner.recv_type("MODERATED").await["payload"].clone();
+    assert_eq!(
+        (
+            told["kind"].clone(),
+            told["userId"].clone(),
+            told.get("reason")
+        ),
+        (json!("ban"), json!(carol_id), None),
+        "{told}"
+    );
+    // She cannot come back, nor get a new identity from her address.
+    let hello = |info: serde_json::Value| json!({"type": "HANDSHAKE_USER_INFO", "payload": info});
+    let (mut back, _) = Client::open(&server).await;
+    back.send(hello(json!({"userId": carol_id, "token": carol_token})))
+        .await;
+    refused_as_banned(&mut back, "spam links").await;
+    let (mut fresh, _) = Client::open(&server).await;
+    fresh.send(hello(json!({}))).await;
+    refused_as_banned(&mut fresh, "your network").await;
+    server.stop().await;
+
+    // The ban is stored: after a restart it holds.
+    let server = TestServer::sqlite(config(), dir.path()).await;
+    let (mut back, handshake) = Client::open(&server).await;
+    assert_eq!(
+        handshake["payload"]["banned"][0]["userId"], carol_id,
+        "{handshake}"
+    );
+    back.send(hello(json!({"userId": carol_id, "token": carol_token})))
+        .await;
+    refused_as_banned(&mut back, "spam links").await;
+    server.stop().await;
+}

@@ -40,6 +40,7 @@ fn user(id: &str, name: &str) -> UserRecord {
         last_seen: None,
         role: None,
         timed_out_until: None,
+        ban: None,
     }
 }
 
@@ -729,6 +730,7 @@ async fn a_time_out_is_kept_with_its_person_until_it_is_ended<S: Store>(store: S
     let room = fresh_room("timeouts");
     let timed_out = UserRecord {
         timed_out_until: Some(1_700_000_600_000),
+        ban: None,
         ..user("carol", "Carol")
     };
     store
@@ -742,6 +744,7 @@ async fn a_time_out_is_kept_with_its_person_until_it_is_ended<S: Store>(store: S
     );
     let ended = UserRecord {
         timed_out_until: None,
+        ban: None,
         ..timed_out
     };
     store
@@ -749,6 +752,64 @@ async fn a_time_out_is_kept_with_its_person_until_it_is_ended<S: Store>(store: S
         .await
         .unwrap();
     assert_eq!(until(store.load_snapshot(&room, 1).await.unwrap()), None);
+}
+
+/// A ban is kept with the person (until, reason, addresses, who), and lifting it clears it;
+/// the rest of the person stays as written.
+async fn a_ban_is_kept_with_its_person_until_it_is_lifted<S: Store>(store: S) {
+    let room = fresh_room("bans");
+    let ban = protocol::Ban {
+        until: Some(1_700_000_600_000),
+        reason: Some("spam «links»".into()),
+        addresses: vec!["203.0.113.9".into(), "2001:db8:1:2::".into()],
+        by: "olga".into(),
+    };
+    let banned = UserRecord {
+        ban: Some(ban.clone()),
+        ..user("carol", "Carol")
+    };
+    let forever = UserRecord {
+        ban: Some(protocol::Ban {
+            until: None,
+            reason: None,
+            addresses: Vec::new(),
+            by: "olga".into(),
+        }),
+        ..user("dave", "Dave")
+    };
+    store
+        .write_batch(
+            &room,
+            vec![Write::User(banned.clone()), Write::User(forever.clone())],
+        )
+        .await
+        .unwrap();
+    let bans = |snapshot: protocol::RoomSnapshot| {
+        let mut users: Vec<(String, Option<protocol::Ban>)> =
+            snapshot.users.into_iter().map(|u| (u.id, u.ban)).collect();
+        users.sort_by(|a, b| a.0.cmp(&b.0));
+        users
+    };
+    assert_eq!(
+        bans(store.load_snapshot(&room, 1).await.unwrap()),
+        [
+            ("carol".to_owned(), Some(ban)),
+            ("dave".to_owned(), forever.ban.clone()),
+        ]
+    );
+    let lifted = UserRecord {
+        ban: None,
+        name: "Caro".into(),
+        ..banned
+    };
+    store
+        .write_batch(&room, vec![Write::User(lifted)])
+        .await
+        .unwrap();
+    let snapshot = store.load_snapshot(&room, 1).await.unwrap();
+    let carol = snapshot.users.iter().find(|u| u.id == "carol").cloned();
+    assert_eq!(carol.map(|u| (u.name, u.ban)), Some(("Caro".into(), None)));
+    assert_eq!(bans(snapshot)[1], ("dave".to_owned(), forever.ban));
 }
 
 /// A room's settings (topic, slow mode) are kept per room and replaced whole.
@@ -852,6 +913,7 @@ macro_rules! conformance {
                 roles_are_kept_apart_from_the_rest_of_a_person,
                 a_removed_message_keeps_no_text_anywhere,
                 a_time_out_is_kept_with_its_person_until_it_is_ended,
+                a_ban_is_kept_with_its_person_until_it_is_lifted,
                 room_settings_are_kept_per_room,
             );
         }

@@ -41,6 +41,7 @@ fn handshake(messages: Vec<MessageRecord>, latest: u64) -> ServerAction {
         ice_servers: Vec::new(),
         roles: Default::default(),
         timed_out: Default::default(),
+        banned: Vec::new(),
         room: Default::default(),
     })
 }
@@ -493,6 +494,7 @@ fn a_v1_server_without_seq_or_id_still_gets_every_message_once_with_distinct_key
             ice_servers: Vec::new(),
             roles: Default::default(),
             timed_out: Default::default(),
+            banned: Vec::new(),
             room: Default::default(),
         }),
     );

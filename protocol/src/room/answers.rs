@@ -47,6 +47,7 @@ impl Room {
             ice_servers: self.config.ice_servers.clone(),
             roles: self.roles(),
             timed_out: self.timed_out(now),
+            banned: self.bans(now),
             room: self.settings.clone(),
         }
     }

@@ -21,11 +21,12 @@ pub enum Effect {
     /// Send to every open connection of the room (the sender included).
     Broadcast(ServerAction),
     /// Close this connection, after what was sent to it, with this WebSocket close code and
-    /// reason (a kick). The host then reports it gone as for any close.
+    /// reason (a kick, a ban; at most 123 bytes, as a close frame carries). The host then
+    /// reports it gone as for any close.
     Close {
         to: ConnectionId,
         code: u16,
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
     /// Number this message in the room's log (its `seq` is 0 until then: the host's log
     /// gives the next one) and store it durably, then call [`super::Room::handle_persisted`]

@@ -134,6 +134,7 @@ impl Room {
             last_seen,
             role,
             timed_out_until,
+            ban,
         } = record;
         let online_here = self.is_online(&id);
         let entry = self.users.entry(id.clone()).or_insert_with(|| UserEntry {
@@ -144,6 +145,8 @@ impl Room {
             name_version: 0,
             role,
             timed_out_until: None,
+            ban: None,
+            last_address: None,
         });
         entry.token_hash = token_hash;
         entry.joined_at = entry.joined_at.or(joined_at);
@@ -162,11 +165,18 @@ impl Room {
                 self.seen_order.insert((seen, id.clone()));
             }
         }
+        // A ban (or its end) given on another node: told here, and their connections here
+        // closed.
+        let ban_changed = entry.ban != ban;
+        entry.ban = ban;
         // A time-out (or its end) given on another node: told to the people here too.
         let timed_out = entry.timed_out_until != timed_out_until;
         entry.timed_out_until = timed_out_until;
         if timed_out {
             self.told_moderated(id.clone(), timed_out_until);
+        }
+        if ban_changed {
+            self.ban_changed(now, id.clone());
         }
         if renamed {
             self.presence_renamed(now, id, name);

@@ -451,6 +451,7 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
         last_seen: None,
         role: Some(Role::Owner),
         timed_out_until: None,
+        ban: None,
     };
     let mut c = Cluster::starting_from(RoomSnapshot {
         users: vec![owner],
@@ -514,6 +515,7 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
             user_id: member.clone(),
             minutes: Some(5),
             reason: None,
+            address: false,
             nonce: None,
         }),
     );
@@ -544,6 +546,7 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
             user_id: member.clone(),
             minutes: None,
             reason: Some("enough".into()),
+            address: false,
             nonce: None,
         }),
     );
@@ -596,6 +599,7 @@ fn log_events_travel_between_nodes_as_json_unchanged() {
             last_seen: None,
             role: None,
             timed_out_until: None,
+            ban: None,
         }),
         LogEvent::Role {
             user_id: "u1".into(),

@@ -1,6 +1,7 @@
 //! The room engine: every rule of a chat room, with no IO.
 
 mod answers;
+mod bans;
 mod call;
 mod config;
 mod effect;
@@ -17,9 +18,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 pub use crate::stored::{
-    ChangeKind, DELETED_HTML, DirectConversation, LogEvent, MAX_REACTIONS, REMOVED_HTML,
+    Ban, ChangeKind, DELETED_HTML, DirectConversation, LogEvent, MAX_REACTIONS, REMOVED_HTML,
     StoredChange, StoredMessage, UserRecord, conversations_of, may_see,
 };
+pub use bans::BANNED_CODE;
 pub use config::{
     DEFAULT_NAME, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_TRACKED_ADDRESSES, RoomConfig,
 };
@@ -135,6 +137,8 @@ pub struct Room {
     users: HashMap<UserId, UserEntry>,
     /// The topic and slow mode.
     settings: crate::wire::RoomSettings,
+    /// People whose record holds a ban (in force or run out).
+    banned: BTreeSet<UserId>,
     /// Slow mode: when each person's latest room message was accepted.
     last_posted: HashMap<UserId, Millis>,
     /// How many open, identified connections each user online here has.
@@ -215,6 +219,11 @@ struct UserEntry {
     role: Option<crate::wire::Role>,
     /// Until when they are timed out (past: not any more).
     timed_out_until: Option<Millis>,
+    /// Their ban (it may have run out).
+    ban: Option<crate::stored::Ban>,
+    /// The network address (as counted) they last identified from through this node, since
+    /// it started: what a ban with addresses takes. Never stored.
+    last_address: Option<IpAddr>,
 }
 
 impl UserEntry {
@@ -227,6 +236,7 @@ impl UserEntry {
             last_seen: self.last_seen,
             role: self.role,
             timed_out_until: self.timed_out_until,
+            ban: self.ban.clone(),
         }
     }
 }
@@ -275,10 +285,17 @@ impl Room {
                     name_version: 0,
                     role: u.role,
                     timed_out_until: u.timed_out_until,
+                    ban: u.ban,
+                    last_address: None,
                 };
                 (u.id, entry)
             })
             .collect::<HashMap<UserId, UserEntry>>();
+        let banned = users
+            .iter()
+            .filter(|(_, u)| u.ban.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
         let seen_order = users
             .iter()
             .filter_map(|(id, u)| Some((u.last_seen?, id.clone())))
@@ -290,6 +307,7 @@ impl Room {
             connections: HashMap::new(),
             users,
             settings,
+            banned,
             last_posted: HashMap::new(),
             online: BTreeMap::new(),
             remote: BTreeMap::new(),
@@ -479,6 +497,17 @@ impl Room {
             let token = info.token.as_deref()?;
             (hash_token(token) == user.token_hash).then(|| (id.clone(), user.name.clone()))
         });
+        if let Some((id, _)) = &known
+            && let Some(ban) = self.ban_of(id, now).cloned()
+        {
+            return self.refuse_banned(conn, &ban, now);
+        }
+        if known.is_none()
+            && let Some(address) = address
+            && self.address_banned(address, now)
+        {
+            return self.refuse_banned_address(conn);
+        }
         let user_id = match known {
             Some((id, name)) => {
                 self.send(
@@ -514,6 +543,11 @@ impl Room {
             self.users.get(&user_id).map_or((0, None, None), |u| {
                 (u.name_version, u.joined_at, u.last_seen)
             });
+        if let Some(entry) = self.users.get_mut(&user_id)
+            && address.is_some()
+        {
+            entry.last_address = address;
+        }
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.user = Some(user_id.clone());
             connection.speaks_ours = speaks_ours;
@@ -570,6 +604,8 @@ impl Room {
             name_version: 0,
             role: None,
             timed_out_until: None,
+            ban: None,
+            last_address: None,
         };
         self.effects
             .push_back(Effect::PersistUser(entry.record(&id)));
@@ -653,6 +689,18 @@ impl Room {
             ServerAction::NameChange(NameChanged::new(user.clone(), name.clone())),
         );
         self.presence_renamed(now, user, name);
+    }
+
+    /// `user`'s open connections here, in order.
+    fn connections_of(&self, user: &str) -> Vec<ConnectionId> {
+        let mut theirs: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.user.as_deref() == Some(user))
+            .map(|(id, _)| *id)
+            .collect();
+        theirs.sort();
+        theirs
     }
 
     fn names_of<'a>(&self, ids: impl Iterator<Item = &'a UserId>) -> BTreeMap<UserId, String> {

@@ -17,19 +17,7 @@ struct Room3 {
 const OLGA: &str = "olga";
 
 fn room() -> Room3 {
-    let snapshot = RoomSnapshot {
-        users: vec![UserRecord {
-            id: OLGA.to_owned(),
-            name: "Olga".to_owned(),
-            token_hash: hash_token("olga-token"),
-            joined_at: Some(1),
-            last_seen: None,
-            role: Some(Role::Owner),
-            timed_out_until: None,
-        }],
-        ..RoomSnapshot::default()
-    };
-    let mut pair = Pair::with(RoomConfig::default(), snapshot);
+    let mut pair = Pair::with(RoomConfig::default(), owner_snapshot());
     let olga = pair.connect(1);
     pair.act(olga, identify(OLGA, "olga-token", None, true));
     let bob = pair.join_ours(2);
@@ -42,6 +30,23 @@ fn room() -> Room3 {
         olga,
         bob,
         carol,
+    }
+}
+
+/// A room's storage holding only its owner, Olga.
+fn owner_snapshot() -> RoomSnapshot {
+    RoomSnapshot {
+        users: vec![UserRecord {
+            id: OLGA.to_owned(),
+            name: "Olga".to_owned(),
+            token_hash: hash_token("olga-token"),
+            joined_at: Some(1),
+            last_seen: None,
+            role: Some(Role::Owner),
+            timed_out_until: None,
+            ban: None,
+        }],
+        ..RoomSnapshot::default()
     }
 }
 
@@ -256,6 +261,7 @@ fn moderate(kind: ModerationKind, user: &str, minutes: Option<u32>, nonce: &str)
         user_id: user.to_owned(),
         minutes,
         reason: None,
+        address: false,
         nonce: Some(nonce.to_owned()),
     })
 }
@@ -426,6 +432,7 @@ fn a_kick_tells_the_person_why_closes_their_connections_and_they_may_come_back()
             user_id: user.to_owned(),
             minutes: None,
             reason: Some(reason.to_owned()),
+            address: false,
             nonce: Some(nonce.to_owned()),
         })
     };
@@ -629,5 +636,243 @@ fn a_time_out_answers_a_resend_of_a_message_taken_before_it_with_its_echo() {
     assert_eq!(
         refusals(&mut t.pair, t.carol.0),
         [(ErrorCode::TimedOut, Some("c2".to_owned()))]
+    );
+}
+
+fn ban(user: &str, minutes: Option<u32>, reason: &str, address: bool, nonce: &str) -> ClientAction {
+    ClientAction::Moderate(Moderate {
+        kind: ModerationKind::Ban,
+        user_id: user.to_owned(),
+        minutes,
+        reason: Some(reason.to_owned()),
+        address,
+        nonce: Some(nonce.to_owned()),
+    })
+}
+
+fn address(text: &str) -> Option<std::net::IpAddr> {
+    text.parse().ok()
+}
+
+/// Connects `id` from `from` and identifies as `user` with `token` (a new identity when
+/// `None`): what it received.
+fn arrive(
+    pair: &mut Pair,
+    id: u64,
+    from: &str,
+    user: Option<(&str, &str)>,
+) -> (ConnectionId, Vec<ServerAction>) {
+    let conn = pair.connect_from(id, address(from));
+    let info = match user {
+        Some((user, token)) => identify(user, token, None, true),
+        None => ClientAction::HandshakeUserInfo(HandshakeUserInfo {
+            protocol_version: Some(crate::PROTOCOL_VERSION),
+            ..HandshakeUserInfo::default()
+        }),
+    };
+    pair.act(conn, info);
+    (conn, pair.take(conn))
+}
+
+fn banned_error(got: &[ServerAction]) -> Option<String> {
+    got.iter().find_map(|a| match a {
+        ServerAction::Error(e) if e.code == ErrorCode::Banned => Some(e.message.clone()),
+        _ => None,
+    })
+}
+
+fn identified(got: &[ServerAction]) -> bool {
+    got.iter().any(|a| matches!(a, ServerAction::UserInfo(_)))
+}
+
+#[test]
+fn a_ban_closes_their_connections_and_keeps_them_and_their_address_out_until_it_ends() {
+    let mut t = room();
+    let (bob, carol) = (t.bob.1.clone(), t.carol.1.clone());
+    t.pair
+        .act(t.olga, set_role(&bob, Some(Role::Moderator), "o1"));
+    // Carol also has a tab from her home network.
+    let (carol_tab, got) = arrive(&mut t.pair, 7, "203.0.113.9", Some((&carol, &t.carol.2)));
+    assert!(identified(&got));
+    for conn in [t.olga, t.bob.0, t.carol.0] {
+        t.pair.take(conn);
+    }
+    // A member bans nobody; a moderator not an owner; a ban has bounds.
+    t.pair.act(t.carol.0, ban(&bob, None, "no", false, "c1"));
+    assert_eq!(
+        refusals(&mut t.pair, t.carol.0),
+        [(ErrorCode::NotAllowed, Some("c1".to_owned()))]
+    );
+    t.pair.act(t.bob.0, ban(OLGA, None, "no", false, "b1"));
+    for (minutes, reason) in [
+        (Some(0), "spam"),
+        (Some(MAX_BAN_MINUTES + 1), "spam"),
+        (Some(60), &*"x".repeat(MAX_REASON_CHARS + 1)),
+    ] {
+        t.pair
+            .act(t.bob.0, ban(&carol, minutes, reason, true, "b2"));
+    }
+    assert_eq!(
+        refusals(&mut t.pair, t.bob.0),
+        [
+            (ErrorCode::NotAllowed, Some("b1".to_owned())),
+            (ErrorCode::InvalidModeration, Some("b2".to_owned())),
+            (ErrorCode::InvalidModeration, Some("b2".to_owned())),
+            (ErrorCode::InvalidModeration, Some("b2".to_owned())),
+        ]
+    );
+    assert!(t.pair.closed.is_empty());
+
+    // An hour's ban, with her address: both her connections are told why and closed.
+    t.pair
+        .act(t.bob.0, ban(&carol, Some(60), "spam links", true, "b3"));
+    for conn in [t.carol.0, carol_tab] {
+        let why = banned_error(&t.pair.take(conn));
+        assert_eq!(
+            why.as_deref(),
+            Some("you are banned from this room for 60 more min: spam links")
+        );
+    }
+    let mut closed: Vec<(ConnectionId, u16)> = t.pair.closed.iter().map(|c| (c.0, c.1)).collect();
+    closed.sort();
+    assert_eq!(closed, [(t.carol.0, BANNED_CODE), (carol_tab, BANNED_CODE)]);
+    assert!(t.pair.closed.iter().all(|c| c.2.contains("spam links")));
+    // Everyone else sees that she was banned and until when, not why.
+    let until = t.pair.now + 60 * 60_000;
+    let told = moderated(&mut t.pair, t.olga);
+    assert_eq!(
+        told.iter()
+            .map(|m| (m.kind, m.user_id.clone(), m.until, m.reason.clone()))
+            .collect::<Vec<_>>(),
+        [(ModerationKind::Ban, carol.clone(), Some(until), None)]
+    );
+    // Kept with her record: who, until when, why, and the address.
+    let stored = t.pair.user(&carol).and_then(|u| u.ban.clone());
+    assert_eq!(
+        stored,
+        Some(Ban {
+            until: Some(until),
+            reason: Some("spam links".to_owned()),
+            addresses: vec!["203.0.113.9".to_owned()],
+            by: bob.clone(),
+        })
+    );
+    assert!(!t.pair.room.is_online(&carol));
+
+    // She cannot come back, nor get a new identity from her address; others can.
+    let (_, got) = arrive(&mut t.pair, 20, "198.51.100.1", Some((&carol, &t.carol.2)));
+    assert!(banned_error(&got).is_some() && !identified(&got), "{got:?}");
+    let (_, got) = arrive(&mut t.pair, 21, "203.0.113.9", None);
+    assert!(banned_error(&got).is_some() && !identified(&got), "{got:?}");
+    let (_, got) = arrive(&mut t.pair, 22, "198.51.100.1", None);
+    assert!(banned_error(&got).is_none() && identified(&got), "{got:?}");
+    // A newcomer's handshake lists the ban.
+    let newcomer = t.pair.connect(23);
+    let listed = t.pair.take(newcomer).into_iter().find_map(|a| match a {
+        ServerAction::Handshake(h) => Some(h.banned),
+        _ => None,
+    });
+    assert_eq!(
+        listed.map(|b| b
+            .into_iter()
+            .map(|m| (m.user_id, m.until))
+            .collect::<Vec<_>>()),
+        Some(vec![(carol.clone(), Some(until))])
+    );
+
+    // After the hour, on the room's clock, she is back, and her network gets new identities.
+    t.pair.advance_to(until);
+    let (back, got) = arrive(&mut t.pair, 24, "203.0.113.9", Some((&carol, &t.carol.2)));
+    assert!(identified(&got) && banned_error(&got).is_none(), "{got:?}");
+    t.pair.say(back, "I am back");
+    assert!(refusals(&mut t.pair, back).is_empty());
+    let (_, got) = arrive(&mut t.pair, 25, "203.0.113.9", None);
+    assert!(identified(&got), "{got:?}");
+}
+
+#[test]
+fn an_unban_lets_them_back_and_a_ban_survives_a_restart() {
+    let mut t = room();
+    let carol = t.carol.1.clone();
+    // The owner bans Carol, who is offline, until the ban is lifted.
+    t.pair.disconnect(t.carol.0);
+    t.pair.act(t.olga, ban(&carol, None, "", false, "o1"));
+    assert!(refusals(&mut t.pair, t.olga).is_empty());
+    let ban_of = |pair: &Pair| pair.room.ban_of(&carol, pair.now).cloned();
+    assert_eq!(ban_of(&t.pair).map(|b| b.until), Some(None));
+    // Ten years on it holds: no reason, and no address was known or asked.
+    t.pair.advance(10 * 365 * 86_400_000);
+    let (_, got) = arrive(&mut t.pair, 7, "203.0.113.9", Some((&carol, &t.carol.2)));
+    assert_eq!(
+        banned_error(&got).as_deref(),
+        Some("you are banned from this room until a moderator lifts the ban")
+    );
+
+    // The room restarts from what storage holds (the owner as the operator made her):
+    // still banned.
+    let mut users = t.pair.users.clone();
+    users.retain(|u| u.id != OLGA);
+    users.extend(owner_snapshot().users);
+    let snapshot = RoomSnapshot {
+        users,
+        ..RoomSnapshot::default()
+    };
+    let mut pair = Pair::with(RoomConfig::default(), snapshot);
+    pair.now = t.pair.now;
+    let (olga, got) = arrive(&mut pair, 1, "198.51.100.1", Some((OLGA, "olga-token")));
+    assert!(identified(&got));
+    let (_, got) = arrive(&mut pair, 2, "203.0.113.9", Some((&carol, &t.carol.2)));
+    assert!(banned_error(&got).is_some(), "{got:?}");
+
+    // Lifted: everyone is told, it is stored, and she is back.
+    pair.act(
+        olga,
+        ClientAction::Moderate(Moderate {
+            kind: ModerationKind::Unban,
+            user_id: carol.clone(),
+            minutes: None,
+            reason: None,
+            address: false,
+            nonce: Some("o2".to_owned()),
+        }),
+    );
+    let told = moderated(&mut pair, olga);
+    assert_eq!(
+        told.iter().map(|m| m.kind).collect::<Vec<_>>(),
+        [ModerationKind::Unban]
+    );
+    assert_eq!(pair.user(&carol).map(|u| u.ban.clone()), Some(None));
+    let (_, got) = arrive(&mut pair, 3, "203.0.113.9", Some((&carol, &t.carol.2)));
+    assert!(identified(&got) && banned_error(&got).is_none(), "{got:?}");
+}
+
+#[test]
+fn a_ban_given_on_another_node_closes_the_persons_connections_here() {
+    let mut t = room();
+    let carol = t.carol.1.clone();
+    let mut record = t.pair.user(&carol).cloned().expect("carol's record");
+    record.ban = Some(Ban {
+        until: None,
+        reason: Some("trolling".to_owned()),
+        addresses: Vec::new(),
+        by: OLGA.to_owned(),
+    });
+    let seq = t.pair.room.latest_seq() + 1;
+    t.pair
+        .room
+        .handle_logged(t.pair.now, seq, LogEvent::User(record), false);
+    t.pair.pump();
+    assert_eq!(
+        banned_error(&t.pair.take(t.carol.0)).as_deref(),
+        Some("you are banned from this room until a moderator lifts the ban: trolling")
+    );
+    assert_eq!(
+        t.pair.closed.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(),
+        [(t.carol.0, BANNED_CODE)]
+    );
+    let told = moderated(&mut t.pair, t.bob.0);
+    assert_eq!(
+        told.iter().map(|m| (m.kind, m.until)).collect::<Vec<_>>(),
+        [(ModerationKind::Ban, None)]
     );
 }

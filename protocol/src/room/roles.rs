@@ -127,7 +127,7 @@ impl Room {
 
     /// `MODERATE`: a moderator or owner acts on someone they outrank.
     pub(super) fn moderate(&mut self, now: Millis, conn: ConnectionId, asked: Moderate) {
-        let nonce = checked_nonce(asked.nonce);
+        let nonce = checked_nonce(asked.nonce.clone());
         let nonce = nonce.as_ref();
         let Some(actor) = self.acting_user(now, conn, None, nonce) else {
             return;
@@ -151,6 +151,9 @@ impl Room {
             }
             return self.kick(asked.user_id, reason);
         }
+        if matches!(asked.kind, ModerationKind::Ban | ModerationKind::Unban) {
+            return self.ban(now, conn, actor, asked, nonce);
+        }
         let until = match asked.kind {
             ModerationKind::TimeOut => match asked.minutes {
                 Some(minutes @ 1..=MAX_TIME_OUT_MINUTES) => {
@@ -161,7 +164,7 @@ impl Room {
                     return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
                 }
             },
-            ModerationKind::EndTimeOut | ModerationKind::Kick => None,
+            _ => None,
         };
         let Some(target) = self.users.get_mut(&asked.user_id) else {
             return;
@@ -209,13 +212,7 @@ impl Room {
                 reason,
             })
         };
-        let mut theirs: Vec<ConnectionId> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.user.as_ref() == Some(user))
-            .map(|(id, _)| *id)
-            .collect();
-        theirs.sort();
+        let theirs = self.connections_of(user);
         for (id, connection) in &self.connections {
             if connection.user.as_ref() != Some(user) {
                 self.effects.push_back(Effect::Send {
@@ -230,7 +227,7 @@ impl Room {
             self.effects.push_back(Effect::Close {
                 to: conn,
                 code: KICKED_CODE,
-                reason: "removed by a moderator",
+                reason: "removed by a moderator".into(),
             });
         }
     }

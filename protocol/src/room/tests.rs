@@ -436,6 +436,7 @@ fn handshake_carries_the_latest_hundred_and_names() {
             last_seen: None,
             role: None,
             timed_out_until: None,
+            ban: None,
         }],
         settings: Default::default(),
     };

@@ -212,6 +212,11 @@ pub struct Session {
     roles: BTreeMap<UserId, crate::wire::Role>,
     /// Who is timed out, until when (the room's clock), as the room told us (a few: a list).
     timed_out: Vec<(UserId, Millis)>,
+    /// Who is banned, until when (`None`: until lifted), as the room told us.
+    banned: Vec<(UserId, Option<Millis>)>,
+    /// The room refused us as banned (`BANNED`), saying this: the connection it closes is not
+    /// to be opened again by itself (cleared when a connection opens).
+    refused_banned: Option<String>,
     /// The topic and slow mode, as the room told us.
     room_settings: crate::wire::RoomSettings,
     history: History,
@@ -276,6 +281,8 @@ impl Session {
             people: BTreeMap::new(),
             roles: BTreeMap::new(),
             timed_out: Vec::new(),
+            banned: Vec::new(),
+            refused_banned: None,
             room_settings: crate::wire::RoomSettings::default(),
             history: History::Complete,
             floor: None,
@@ -421,6 +428,7 @@ impl Session {
     /// here before.
     pub fn connected(&mut self, _now: Millis) {
         self.phase = Phase::Identifying;
+        self.refused_banned = None;
         // A new connection: nothing is in flight on it, and the room's rate starts afresh.
         self.bucket = None;
         self.wake_at = None;
@@ -542,11 +550,22 @@ impl Session {
     }
 
     fn moderated(&mut self, done: crate::wire::Moderated) {
-        if done.kind == crate::wire::ModerationKind::Kick {
-            if let Some(reason) = done.reason.filter(|_| self.is_me(&done.user_id)) {
-                self.notice(Notice::Kicked(reason));
+        use crate::wire::ModerationKind;
+        match done.kind {
+            ModerationKind::Kick => {
+                if let Some(reason) = done.reason.filter(|_| self.is_me(&done.user_id)) {
+                    self.notice(Notice::Kicked(reason));
+                }
+                return;
             }
-            return;
+            ModerationKind::Ban | ModerationKind::Unban => {
+                self.banned.retain(|(u, _)| *u != done.user_id);
+                if done.kind == ModerationKind::Ban {
+                    self.banned.push((done.user_id, done.until));
+                }
+                return;
+            }
+            ModerationKind::TimeOut | ModerationKind::EndTimeOut => {}
         }
         self.timed_out.retain(|(u, _)| *u != done.user_id);
         if let Some(until) = done.until {
@@ -557,13 +576,67 @@ impl Session {
     /// As a moderator or owner: closes `user`'s connections, telling them why; they may come
     /// back.
     pub fn kick(&mut self, now: Millis, user: UserId, reason: String) {
+        let kind = crate::wire::ModerationKind::Kick;
+        self.moderate(now, kind, user, None, Some(reason), false);
+    }
+
+    /// Whether `user` is banned at `now`, and until when (`Some(None)`: until it is lifted).
+    pub fn banned_until(&self, user: &str, now: Millis) -> Option<Option<Millis>> {
+        self.banned
+            .iter()
+            .find(|(u, until)| u == user && until.is_none_or(|t| t > now))
+            .map(|(_, until)| *until)
+    }
+
+    /// What the room said when it refused us as banned, if it did on this connection: the
+    /// host does not reconnect by itself then.
+    pub fn refused_banned(&self) -> Option<&str> {
+        self.refused_banned.as_deref()
+    }
+
+    /// As a moderator or owner: bans `user` for `minutes` (`None`: until lifted), saying why,
+    /// and with `address` the network addresses they came from.
+    pub fn ban(
+        &mut self,
+        now: Millis,
+        user: UserId,
+        minutes: Option<u32>,
+        reason: String,
+        address: bool,
+    ) {
+        self.moderate(
+            now,
+            crate::wire::ModerationKind::Ban,
+            user,
+            minutes,
+            Some(reason),
+            address,
+        );
+    }
+
+    /// As a moderator or owner: lifts `user`'s ban.
+    pub fn unban(&mut self, now: Millis, user: UserId) {
+        let kind = crate::wire::ModerationKind::Unban;
+        self.moderate(now, kind, user, None, None, false);
+    }
+
+    fn moderate(
+        &mut self,
+        now: Millis,
+        kind: crate::wire::ModerationKind,
+        user_id: UserId,
+        minutes: Option<u32>,
+        reason: Option<String>,
+        address: bool,
+    ) {
         let nonce = Some(self.next_nonce());
         self.queued
             .push(ClientAction::Moderate(crate::wire::Moderate {
-                kind: crate::wire::ModerationKind::Kick,
-                user_id: user,
-                minutes: None,
-                reason: Some(reason),
+                kind,
+                user_id,
+                minutes,
+                reason,
+                address,
                 nonce,
             }));
         self.flush(now);
@@ -581,16 +654,7 @@ impl Session {
             Some(_) => crate::wire::ModerationKind::TimeOut,
             None => crate::wire::ModerationKind::EndTimeOut,
         };
-        let nonce = Some(self.next_nonce());
-        self.queued
-            .push(ClientAction::Moderate(crate::wire::Moderate {
-                kind,
-                user_id: user,
-                minutes,
-                reason: None,
-                nonce,
-            }));
-        self.flush(now);
+        self.moderate(now, kind, user, minutes, None, false);
     }
 
     /// The room's topic and slow mode.
@@ -686,7 +750,8 @@ impl Session {
         self.roles = handshake.roles;
         self.room_settings = handshake.room;
         self.timed_out = Vec::new();
-        for done in handshake.timed_out {
+        self.banned = Vec::new();
+        for done in handshake.timed_out.into_iter().chain(handshake.banned) {
             self.moderated(done);
         }
         for record in handshake.messages {
@@ -743,6 +808,10 @@ impl Session {
                 self.revealing = None;
                 self.history_not_loading(History::More);
                 Notice::HistoryFailed
+            }
+            ErrorCode::Banned => {
+                self.refused_banned = Some(error.message.clone());
+                Notice::Refused(error.message)
             }
             ErrorCode::InvalidHistoryRequest => {
                 self.revealing = None;

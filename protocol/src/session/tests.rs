@@ -929,6 +929,53 @@ fn a_timed_out_person_is_told_until_when_and_their_session_wakes_when_it_ends() 
 }
 
 #[test]
+fn a_banned_person_is_told_why_and_their_session_knows_not_to_come_back_by_itself() {
+    let (mut pair, olga) = with_an_owner();
+    let carol = joined(&mut pair, "Carol");
+    let carol_id = pair
+        .session(carol)
+        .identity()
+        .map(|i| i.user_id.clone())
+        .unwrap_or_default();
+    let now = pair.now;
+    pair.session_mut(olga)
+        .ban(now, carol_id.clone(), Some(60), "spam".to_owned(), false);
+    pair.run();
+    // Olga sees the ban and until when; Carol's session was refused, closed, and says why.
+    let until = now + 60 * 60_000;
+    assert_eq!(
+        pair.session(olga).banned_until(&carol_id, pair.now),
+        Some(Some(until))
+    );
+    assert_eq!(
+        pair.session(carol).refused_banned(),
+        Some("you are banned from this room for 60 more min: spam")
+    );
+    assert_eq!(pair.session(carol).phase(), crate::session::Phase::Closed);
+    assert!(
+        events(&mut pair, carol)
+            .iter()
+            .any(|e| matches!(e, Event::Notice(Notice::Refused(m)) if m.contains("spam"))),
+    );
+    // Someone joining later learns of the ban; the unban reaches everyone.
+    let dave = joined(&mut pair, "Dave");
+    assert_eq!(
+        pair.session(dave).banned_until(&carol_id, pair.now),
+        Some(Some(until))
+    );
+    let now = pair.now;
+    pair.session_mut(olga).unban(now, carol_id.clone());
+    pair.run();
+    for peer in [olga, dave] {
+        assert_eq!(pair.session(peer).banned_until(&carol_id, pair.now), None);
+    }
+    // Carol opens the room again by hand: she is back, and the refusal is forgotten.
+    pair.open_session(carol);
+    assert_eq!(pair.session(carol).refused_banned(), None);
+    assert_eq!(pair.session(carol).phase(), crate::session::Phase::Online);
+}
+
+#[test]
 fn in_slow_mode_a_message_that_comes_too_soon_waits_and_goes_once_the_interval_has_passed() {
     let snapshot = crate::RoomSnapshot {
         settings: crate::RoomSettings {
@@ -965,6 +1012,7 @@ fn with_an_owner() -> (Pair, PeerId) {
             last_seen: None,
             role: Some(crate::Role::Owner),
             timed_out_until: None,
+            ban: None,
         }],
         ..crate::RoomSnapshot::default()
     };

@@ -81,6 +81,8 @@ struct UserDoc {
     role: Option<protocol::Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timed_out_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ban: Option<protocol::Ban>,
 }
 
 impl MessageDoc {
@@ -220,12 +222,23 @@ impl MongoStore {
                 if let Some(at) = u.last_seen {
                     set.insert("lastSeen", at);
                 }
-                let update = match u.timed_out_until {
-                    Some(until) => {
-                        set.insert("timedOutUntil", until);
-                        doc! { "$set": set }
+                let mut unset = doc! {};
+                match u.timed_out_until {
+                    Some(until) => set.insert("timedOutUntil", until),
+                    None => unset.insert("timedOutUntil", ""),
+                };
+                match &u.ban {
+                    Some(ban) => {
+                        let ban = mongodb::bson::to_document(ban)
+                            .map_err(|e| StoreError::Corrupt(format!("ban: {e}")))?;
+                        set.insert("ban", ban)
                     }
-                    None => doc! { "$set": set, "$unset": { "timedOutUntil": "" } },
+                    None => unset.insert("ban", ""),
+                };
+                let update = if unset.is_empty() {
+                    doc! { "$set": set }
+                } else {
+                    doc! { "$set": set, "$unset": unset }
                 };
                 self.users.update_one(filter, update).upsert(true).await?;
             }
@@ -419,6 +432,7 @@ impl Store for MongoStore {
                     last_seen: u.last_seen,
                     role: u.role,
                     timed_out_until: u.timed_out_until,
+                    ban: u.ban,
                 })
                 .collect(),
         })

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS users (
     last_seen INTEGER,
     role TEXT,
     timed_out_until INTEGER,
+    ban TEXT,
     PRIMARY KEY (room, id)
 ) WITHOUT ROWID;
 -- Full-text search: each message that can be found has an id here, which is its row in
@@ -174,6 +175,7 @@ fn migrate(conn: &Connection) -> Result<()> {
         ("messages", "removed", "removed INTEGER NOT NULL DEFAULT 0"),
         ("users", "role", "role TEXT"),
         ("users", "timed_out_until", "timed_out_until INTEGER"),
+        ("users", "ban", "ban TEXT"),
         ("users", "joined_at", "joined_at INTEGER"),
         ("users", "last_seen", "last_seen INTEGER"),
     ] {
@@ -334,7 +336,8 @@ impl Store for SqliteStore {
                 .optional()?;
             let users = conn
                 .prepare(
-                    "SELECT id, name, token_hash, joined_at, last_seen, role, timed_out_until
+                    "SELECT id, name, token_hash, joined_at, last_seen, role, timed_out_until,
+                         ban
                      FROM users WHERE room = ?1",
                 )?
                 .query_map(params![room], |row| {
@@ -346,6 +349,16 @@ impl Store for SqliteStore {
                         last_seen: row.get(4)?,
                         role: role_from_column(row.get(5)?),
                         timed_out_until: row.get(6)?,
+                        ban: match row.get::<_, Option<String>>(7)? {
+                            Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    7,
+                                    rusqlite::types::Type::Text,
+                                    e.into(),
+                                )
+                            })?),
+                            None => None,
+                        },
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -404,12 +417,12 @@ impl Store for SqliteStore {
                 )?;
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO users (room, id, name, token_hash, joined_at, last_seen,
-                         timed_out_until)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         timed_out_until, ban)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (room, id) DO UPDATE SET name = excluded.name,
                          token_hash = excluded.token_hash, joined_at = excluded.joined_at,
                          last_seen = excluded.last_seen,
-                         timed_out_until = excluded.timed_out_until",
+                         timed_out_until = excluded.timed_out_until, ban = excluded.ban",
                 )?;
                 for write in &batch {
                     match write {
@@ -470,7 +483,8 @@ impl Store for SqliteStore {
                                 u.token_hash,
                                 u.joined_at,
                                 u.last_seen,
-                                u.timed_out_until
+                                u.timed_out_until,
+                                u.ban.as_ref().and_then(|b| serde_json::to_string(b).ok())
                             ])?;
                         }
                         Write::Role { user_id, role } => {
