@@ -64,6 +64,11 @@ pub enum Intent {
     TimeOut(RoomId, protocol::UserId, Option<u32>),
     /// As a moderator: close someone's connections, telling them why.
     Kick(RoomId, protocol::UserId, String),
+    /// As a moderator: ban someone for so many minutes (`None`: until lifted), saying why;
+    /// `true`: their network addresses too.
+    Ban(RoomId, protocol::UserId, Option<u32>, String, bool),
+    /// As a moderator: lift someone's ban.
+    Unban(RoomId, protocol::UserId),
     /// As a moderator: set the room's topic and slow mode.
     SetRoom(RoomId, protocol::RoomSettings),
     /// Add (true) or take back your reaction to a stored message.
@@ -208,6 +213,14 @@ pub async fn run(
             }
             Input::Intent(Intent::Kick(id, user, reason)) => {
                 state.write().kick(id, user, reason, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Ban(id, user, minutes, reason, address)) => {
+                state.write().ban(id, user, minutes, reason, address, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Unban(id, user)) => {
+                state.write().unban(id, user, now());
                 network.carry(id);
             }
             Input::Intent(Intent::SetRoom(id, settings)) => {
@@ -641,8 +654,19 @@ impl Network {
         }
     }
 
-    /// Marks the room as reconnecting and opens it again after a growing, jittered delay.
+    /// Marks the room as reconnecting and opens it again after a growing, jittered delay
+    /// (not when the room refused us as banned: then only "Retry now" does).
     fn schedule_retry(&mut self, id: RoomId) {
+        if self
+            .state
+            .peek()
+            .room(id)
+            .is_some_and(|r| r.session.refused_banned().is_some())
+        {
+            self.state.write().link_banned(id, now());
+            self.carry(id);
+            return;
+        }
         if self.held_offline(id) {
             self.state.write().link_offline(id, now());
             self.carry(id);

@@ -677,6 +677,50 @@ for (const store of stores()) {
       await expect(message(carol, 'second in slow mode')).not.toHaveClass(/pending/);
     });
 
+    test('a ban: the person is told why and disconnected, stays out (and nobody new comes from their address) until it is lifted', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const carol = await join(browser, 'Carol');
+      await expect(online(alice)).toHaveCount(2);
+      const aliceId = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith('\tAlice'))!.split('\t')[0];
+      expect(lounge.role(['grant', aliceId, 'owner'])).toContain('is now owner');
+      await lounge.stop();
+      await lounge.start();
+      for (const p of [alice, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+
+      // The owner bans Carol for an hour, with her address, from her profile.
+      await peoplePanel(alice).getByRole('button', { name: 'Carol', exact: true }).click();
+      const profile = alice.getByRole('dialog', { name: 'Carol' });
+      await profile.getByRole('textbox', { name: 'Why they are banned (told to them)' }).fill('spam links');
+      await profile.getByRole('combobox', { name: 'For how long' }).selectOption({ label: 'an hour' });
+      await profile.getByRole('checkbox', { name: /Also their network address/ }).check();
+      await profile.getByRole('button', { name: 'Ban Carol' }).click();
+      const banned = (p: Page) => p.getByRole('main').getByRole('status').filter({ hasText: 'banned from this room' });
+      await expect(carol.getByText('you are banned from this room for 60 more min: spam links')).toBeVisible();
+      await expect(banned(carol)).toBeVisible();
+      await expect(peoplePanel(alice).getByRole('listitem').filter({ hasText: 'Carol' })).toContainText('banned');
+      await expect(profile.getByRole('button', { name: "Lift Carol's ban" })).toBeVisible();
+      // She stays out: no attempt by itself, and a reload is refused again.
+      await carol.waitForTimeout(2_000);
+      await expect(banned(carol)).toBeVisible();
+      await carol.reload();
+      await expect(banned(carol)).toBeVisible();
+      // Nobody new from her address: a fresh identity is refused too.
+      const fresh = await browser.newContext();
+      const newcomer = await fresh.newPage();
+      await newcomer.goto(`./?room=${lounge.url}`);
+      await expect(newcomer.getByText(/new identities are not given to your network/)).toBeVisible();
+      await expect(banned(newcomer)).toBeVisible();
+      await fresh.close();
+
+      // Lifted: everyone sees it, and Carol is back when she tries again.
+      await profile.getByRole('button', { name: "Lift Carol's ban" }).click();
+      await expect(peoplePanel(alice).getByRole('listitem').filter({ hasText: 'Carol' })).not.toContainText('banned');
+      await carol.getByRole('button', { name: 'Retry now' }).click();
+      await expect(status(carol)).toHaveText('online', { timeout: 20_000 });
+      await send(carol, 'I will behave');
+      await expect(message(alice, 'I will behave')).toHaveCount(1);
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

@@ -476,6 +476,14 @@ impl AppState {
         }
     }
 
+    /// The room refused us as banned and closed: no attempt until the person asks for one.
+    pub fn link_banned(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.link = Link::Banned;
+            room.session.disconnected(now);
+        }
+    }
+
     /// The browser lost the network: the connection is dropped until it is back.
     pub fn link_offline(&mut self, id: RoomId, now: Millis) {
         if let Some(room) = self.room_mut(id) {
@@ -565,6 +573,29 @@ impl AppState {
     pub fn kick(&mut self, id: RoomId, user: protocol::UserId, reason: String, now: Millis) {
         if let Some(room) = self.room_mut(id) {
             room.session.kick(now, user, reason);
+        }
+    }
+
+    /// As a moderator or owner: bans someone for `minutes` (`None`: until lifted), saying why;
+    /// with `address`, their network addresses too.
+    pub fn ban(
+        &mut self,
+        id: RoomId,
+        user: protocol::UserId,
+        minutes: Option<u32>,
+        reason: String,
+        address: bool,
+        now: Millis,
+    ) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.ban(now, user, minutes, reason, address);
+        }
+    }
+
+    /// As a moderator or owner: lifts someone's ban.
+    pub fn unban(&mut self, id: RoomId, user: protocol::UserId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.unban(now, user);
         }
     }
 

@@ -27,6 +27,8 @@ pub enum Link {
     },
     /// The browser says it has no network: connecting waits until it is back.
     Offline,
+    /// The room refused us as banned: no attempt by itself ("Retry now" tries again).
+    Banned,
 }
 
 /// One room as the client shows it.

@@ -67,7 +67,9 @@ pub fn People() -> Element {
                         if let Some(role) = room.session.role_of(&user) {
                             span { class: "role", " {crate::format::role(role)}" }
                         }
-                        if room.session.timed_out_until(&user, now).is_some() {
+                        if room.session.banned_until(&user, now).is_some() {
+                            span { class: "role timed-out-mark", " banned" }
+                        } else if room.session.timed_out_until(&user, now).is_some() {
                             span { class: "role timed-out-mark", " timed out" }
                         }
                         if me {

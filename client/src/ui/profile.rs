@@ -30,6 +30,10 @@ pub fn Profile(shown: Shown) -> Element {
     let mut error = use_signal(|| None::<String>);
     let mut saved = use_signal(|| None::<&'static str>);
     let mut kick_reason = use_signal(String::new);
+    let mut ban_reason = use_signal(String::new);
+    // Minutes; 0: until lifted.
+    let mut ban_minutes = use_signal(|| 24 * 60_u32);
+    let mut ban_address = use_signal(|| false);
     // Focus into the dialog when it opens, back to the writing box when it closes.
     use_effect(|| {
         gloo_timers::callback::Timeout::new(0, || super::focus("profile-close")).forget();
@@ -58,6 +62,7 @@ pub fn Profile(shown: Shown) -> Element {
     let role = room.session.role_of(&user);
     let may_moderate = !me && room.session.may_moderate(&user);
     let timed_out = room.session.timed_out_until(&user, now);
+    let banned = room.session.banned_until(&user, now);
     let may_set_role = !me
         && role != Some(protocol::Role::Owner)
         && room.session.my_role() == Some(protocol::Role::Owner);
@@ -123,6 +128,16 @@ pub fn Profile(shown: Shown) -> Element {
                     dt { "Timed out" }
                     dd { "until {crate::format::hh_mm(until)}" }
                 }
+                if let Some(until) = banned {
+                    dt { "Banned" }
+                    dd {
+                        match until {
+                            Some(until) if format::day(until) == format::day(now) => format!("until {}", format::hh_mm(until)),
+                            Some(until) => format!("until {}, {}", format::calendar_date(until), format::hh_mm(until)),
+                            None => "until a moderator lifts the ban".to_owned(),
+                        }
+                    }
+                }
             }
             // A moderator (or owner) acts on whoever they outrank.
             if may_moderate {
@@ -169,6 +184,61 @@ pub fn Profile(shown: Shown) -> Element {
                         oninput: move |e| kick_reason.set(e.value()),
                     }
                     button { r#type: "submit", "Kick {name}" }
+                }
+                if banned.is_some() {
+                    div { class: "profile-actions",
+                        button {
+                            r#type: "button",
+                            onclick: {
+                                let user = user.clone();
+                                move |_| net.send(crate::network::Intent::Unban(id, user.clone()))
+                            },
+                            "Lift {name}'s ban"
+                        }
+                    }
+                } else {
+                    form { class: "alias-form ban-form", "aria-label": "Ban {name}",
+                        onsubmit: {
+                            let user = user.clone();
+                            move |event: FormEvent| {
+                                event.prevent_default();
+                                let minutes = Some(ban_minutes()).filter(|m| *m > 0);
+                                net.send(crate::network::Intent::Ban(id, user.clone(), minutes, ban_reason(), ban_address()));
+                                ban_reason.set(String::new());
+                            }
+                        },
+                        label { r#for: "profile-ban-reason", "Why they are banned (told to them)" }
+                        input {
+                            id: "profile-ban-reason",
+                            r#type: "text",
+                            maxlength: "{protocol::MAX_REASON_CHARS}",
+                            autocomplete: "off",
+                            value: "{ban_reason}",
+                            oninput: move |e| ban_reason.set(e.value()),
+                        }
+                        label { r#for: "profile-ban-length", "For how long" }
+                        select {
+                            id: "profile-ban-length",
+                            onchange: move |e| ban_minutes.set(e.value().parse().unwrap_or(0)),
+                            for (minutes, how_long) in [(60, "an hour"), (24 * 60, "a day"), (7 * 24 * 60, "a week"), (0, "until lifted")] {
+                                option {
+                                    key: "{minutes}",
+                                    value: "{minutes}",
+                                    selected: ban_minutes() == minutes,
+                                    "{how_long}"
+                                }
+                            }
+                        }
+                        label { class: "check",
+                            input {
+                                r#type: "checkbox",
+                                checked: ban_address(),
+                                onchange: move |e| ban_address.set(e.checked()),
+                            }
+                            " Also their network address (no new identity from it)"
+                        }
+                        button { r#type: "submit", "Ban {name}" }
+                    }
                 }
             }
             // An owner makes and unmakes moderators (owners are the operator's).

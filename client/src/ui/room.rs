@@ -566,7 +566,7 @@ fn LinkStatus(id: RoomId, link: Link, of: String) -> Element {
     let status = link_text(link, now());
     rsx! {
         p { class: "link-status", "data-link": link_class(link), role: "status", "{of}{status}" }
-        if waiting {
+        if waiting || link == Link::Banned {
             button {
                 r#type: "button",
                 class: "link-button",

@@ -128,6 +128,7 @@ pub fn link_class(link: Link) -> &'static str {
         Link::Online => "online",
         Link::Connecting => "connecting",
         Link::Reconnecting { .. } | Link::Offline => "reconnecting",
+        Link::Banned => "banned",
     }
 }
 
@@ -137,6 +138,7 @@ pub fn link_text(link: Link, now: i64) -> String {
         Link::Online => "online".to_owned(),
         Link::Connecting => "connecting…".to_owned(),
         Link::Offline => "offline: waiting for the network".to_owned(),
+        Link::Banned => "banned from this room".to_owned(),
         Link::Reconnecting { attempt, retry_at } => {
             let seconds = (retry_at - now).max(0).div_euclid(1000) + 1;
             format!("reconnecting (attempt {attempt}, next in {seconds} s)")
@@ -151,6 +153,7 @@ pub fn link_word(link: Link) -> &'static str {
         Link::Connecting => "connecting…",
         Link::Offline => "offline: waiting for the network",
         Link::Reconnecting { .. } => "reconnecting",
+        Link::Banned => "banned",
     }
 }
 
