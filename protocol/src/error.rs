@@ -91,6 +91,9 @@ pub enum ErrorCode {
     /// The identity is banned from the room, or a new identity was asked for from a banned
     /// network address: the connection is closed after this.
     Banned,
+    /// A report that cannot be taken: not a room message here, no reason or too long a one,
+    /// or too many open reports (the asker's, or the room's).
+    InvalidReport,
 }
 
 /// Why a frame could not be decoded into an action.

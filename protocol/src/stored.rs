@@ -322,6 +322,8 @@ pub enum LogEvent {
         role: Option<Role>,
         by: UserId,
     },
+    /// A moderation event (a report, its resolution, a moderator's action).
+    Audit(crate::wire::AuditEntry),
     /// The room's settings, as a moderator set them.
     Settings {
         settings: crate::wire::RoomSettings,

@@ -56,6 +56,8 @@ pub struct Pair {
     pub closed: Vec<(ConnectionId, u16, std::borrow::Cow<'static, str>)>,
     /// The room's settings as storage holds them.
     pub settings: crate::wire::RoomSettings,
+    /// Moderation events storage holds, in the order written.
+    pub audit: Vec<crate::wire::AuditEntry>,
     /// Storage confirms writes by itself (after [`Self::storage_delay`]); when false, the
     /// seqs wait in [`Self::unconfirmed`] for the test to answer.
     pub auto_persist: bool,
@@ -121,6 +123,7 @@ impl Pair {
             users: Vec::new(),
             closed: Vec::new(),
             settings: crate::wire::RoomSettings::default(),
+            audit: Vec::new(),
             auto_persist: true,
             storage_delay: 0,
             fail_storage: false,
@@ -418,6 +421,14 @@ impl Pair {
                         change.apply(message);
                     }
                     self.settle_write(change.seq);
+                }
+                Effect::PersistAudit(mut entry) => {
+                    entry.seq = self.next_seq();
+                    let seq = entry.seq;
+                    if !self.fail_storage {
+                        self.audit.push(entry);
+                    }
+                    self.settle_write(seq);
                 }
                 Effect::PersistUser(user) => {
                     // As a store writes a user: everything but the role.

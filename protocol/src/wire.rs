@@ -68,6 +68,118 @@ pub enum ClientAction {
     /// A moderator or owner sets the room's topic and slow mode (ours).
     #[serde(rename = "SET_ROOM")]
     SetRoom(SetRoom),
+    /// Anyone reports a room message to the moderators, saying why (ours).
+    #[serde(rename = "REPORT")]
+    Report(Report),
+    /// A moderator or owner resolves an open report (ours).
+    #[serde(rename = "RESOLVE_REPORT")]
+    ResolveReport(ResolveReport),
+    /// A moderator or owner asks for the moderation log and the open reports (ours).
+    #[serde(rename = "AUDIT_REQUEST")]
+    AuditRequest(AuditRequest),
+}
+
+/// Payload of `REPORT`: the room message `target` (a seq), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub target: Seq,
+    /// At most [`MAX_REASON_CHARS`].
+    pub reason: String,
+    /// Named by an `ERROR` that refuses it, and by the `AUDIT` entry that answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Payload of `RESOLVE_REPORT`: the report (its seq) is dealt with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolveReport {
+    pub report: Seq,
+    /// Named by an `ERROR` that refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Payload of `AUDIT_REQUEST`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRequest {
+    /// Named by an `ERROR` that refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// What a moderation event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AuditAction {
+    /// Someone reported the message `target`, saying why.
+    Report,
+    /// A moderator resolved the report `report`.
+    Resolve,
+    /// A moderator removed `user`'s message `target`.
+    Remove,
+    /// `user` was timed out `until`.
+    TimeOut,
+    /// `user`'s time-out was ended.
+    EndTimeOut,
+    /// `user` was kicked, saying why.
+    Kick,
+    /// `user` was banned (`until`; none: until lifted), saying why.
+    Ban,
+    /// `user`'s ban was lifted.
+    Unban,
+    /// `user` was made a moderator.
+    Moderator,
+    /// `user` was made a member again.
+    Member,
+    /// The topic or slow mode changed.
+    RoomSettings,
+}
+
+/// One event of the room's moderation log: who did what to whom and why. Only moderators and
+/// owners read it (and a reporter the entry of their own report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Its place in the room's log (0 until stored).
+    pub seq: Seq,
+    pub at: Millis,
+    /// Who acted (the reporter, for a report).
+    pub by: UserId,
+    pub action: AuditAction,
+    /// Whom it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The message it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Seq>,
+    /// The report a resolve closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Seq>,
+    /// Why, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Until when (a time-out, a ban).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+}
+
+/// Payload of `AUDIT`: moderation events, newest first, and the open reports (oldest first),
+/// to moderators and owners; `live`: just happened (one entry), else the answer to
+/// `AUDIT_REQUEST` (the latest the room keeps).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    pub entries: Vec<AuditEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_reports: Vec<AuditEntry>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub live: bool,
+    /// The nonce of what this answers (a report's, to its reporter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// What moderators set for the whole room.
@@ -384,6 +496,9 @@ pub enum ServerAction {
     /// The room's settings changed (ours), and who changed them.
     #[serde(rename = "ROOM")]
     Room(RoomChanged),
+    /// The moderation log (ours): to moderators and owners.
+    #[serde(rename = "AUDIT")]
+    Audit(Audit),
     /// Call signalling from the other person of a call, or the room saying a call ended
     /// (ours; only to the two people's connections that speak our protocol).
     #[serde(rename = "CALL")]

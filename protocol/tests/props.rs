@@ -121,6 +121,11 @@ proptest! {
                         last_persisted += 1;
                         room.handle_persisted(now, last_persisted);
                     }
+                    Effect::PersistAudit(e) => {
+                        prop_assert_eq!(e.seq, 0, "the host numbers events");
+                        last_persisted += 1;
+                        room.handle_persisted(now, last_persisted);
+                    }
                     Effect::Broadcast(ServerAction::Message(m)) => {
                         let seq = m.seq.unwrap_or(0);
                         prop_assert!(seq > last_broadcast, "broadcast out of order");

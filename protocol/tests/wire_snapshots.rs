@@ -113,6 +113,18 @@ fn client_actions() {
             address: true,
             nonce: Some("m-2".into()),
         }),
+        ClientAction::Report(Report {
+            target: 7,
+            reason: "spam".into(),
+            nonce: Some("r-1".into()),
+        }),
+        ClientAction::ResolveReport(ResolveReport {
+            report: 9,
+            nonce: Some("r-2".into()),
+        }),
+        ClientAction::AuditRequest(AuditRequest {
+            nonce: Some("a-1".into()),
+        }),
         ClientAction::Call(CallSignal {
             to: Some("u2".into()),
             video: Some(true),
@@ -186,6 +198,22 @@ fn server_actions() {
             user_id: "u3".into(),
             until: Some(1_502_699_600_000),
             reason: None,
+        }),
+        ServerAction::Audit(Audit {
+            entries: vec![AuditEntry {
+                seq: 9,
+                at: 1_502_699_000_000,
+                by: "u3".into(),
+                action: AuditAction::Report,
+                user_id: Some("u1".into()),
+                target: Some(7),
+                report: None,
+                reason: Some("spam".into()),
+                until: None,
+            }],
+            open_reports: Vec::new(),
+            live: true,
+            nonce: Some("r-1".into()),
         }),
         ServerAction::Room(RoomChanged {
             settings: RoomSettings {
@@ -367,6 +395,7 @@ fn error_codes() {
         ErrorCode::InvalidModeration,
         ErrorCode::SlowMode,
         ErrorCode::Banned,
+        ErrorCode::InvalidReport,
     ];
     let json = serde_json::to_string(&codes[..]).unwrap();
     insta::assert_snapshot!(json);

@@ -558,6 +558,7 @@ fn message_id(event: &LogEvent) -> Option<String> {
             None => format!("i:{}", m.id),
         }),
         LogEvent::Change(_)
+        | LogEvent::Audit(_)
         | LogEvent::User(_)
         | LogEvent::Role { .. }
         | LogEvent::Settings { .. } => None,

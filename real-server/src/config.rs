@@ -173,6 +173,15 @@ pub struct Config {
     #[arg(long, default_value_t = room().max_conversations)]
     pub max_conversations: u32,
 
+    /// Open reports the room takes at most; past it, a report is refused (INVALID_REPORT)
+    /// until moderators resolve some.
+    #[arg(long, default_value_t = room().max_open_reports)]
+    pub max_open_reports: usize,
+
+    /// Open reports one person may have at once.
+    #[arg(long, default_value_t = room().reports_per_person)]
+    pub reports_per_person: usize,
+
     /// Messages one search page may look at where the store has no text index (a MongoDB
     /// without text search); past that the page ends and says where to go on.
     #[arg(long, default_value_t = room().search_scan)]
@@ -377,6 +386,8 @@ impl Config {
             identities_per_minute: self.identities_per_minute,
             search_page: self.search_page.max(1),
             max_conversations: self.max_conversations,
+            max_open_reports: self.max_open_reports,
+            reports_per_person: self.reports_per_person,
             search_scan: self.search_scan.max(1),
             call_ring_ms: protocol::Millis::from(self.call_ring_seconds.max(1)) * 1000,
             max_call_signal_bytes: self.max_call_signal_bytes,

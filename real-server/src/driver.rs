@@ -563,6 +563,13 @@ impl<S: Store> Driver<S> {
                         self.next_batch.push(Write::Change(change));
                     }
                 },
+                Effect::PersistAudit(mut entry) => match &mut self.log {
+                    Log::Shared { log, .. } => log.append(LogEvent::Audit(entry)),
+                    Log::Local { last_seq } => {
+                        entry.seq = next_seq(last_seq);
+                        self.next_batch.push(Write::Audit(entry));
+                    }
+                },
                 Effect::PersistUser(user) => match &self.log {
                     Log::Shared { log, .. } => log.append(LogEvent::User(user)),
                     Log::Local { .. } => self.next_batch.push(Write::User(user)),
@@ -625,6 +632,7 @@ impl<S: Store> Driver<S> {
                     LogEvent::Change(c) => {
                         Write::Change(protocol::StoredChange { seq, ..c.clone() })
                     }
+                    LogEvent::Audit(e) => Write::Audit(protocol::AuditEntry { seq, ..e.clone() }),
                     LogEvent::User(u) => Write::User(u.clone()),
                     LogEvent::Role { user_id, role, .. } => Write::Role {
                         user_id: user_id.clone(),
@@ -710,6 +718,7 @@ impl<S: Store> Driver<S> {
             .map(|w| match w {
                 Write::Message(m) | Write::LoggedMessage(m) => Some(m.seq),
                 Write::Change(c) => Some(c.seq),
+                Write::Audit(e) => Some(e.seq),
                 Write::User(_) | Write::Role { .. } | Write::Settings(_) => None,
             })
             .collect();

@@ -812,6 +812,43 @@ async fn a_ban_is_kept_with_its_person_until_it_is_lifted<S: Store>(store: S) {
     assert_eq!(bans(snapshot)[1], ("dave".to_owned(), forever.ban));
 }
 
+/// The moderation log: kept in seq order, each event once, its seqs counted in the room's
+/// latest; a resolve closes its report.
+async fn the_moderation_log_keeps_each_event_once_and_which_reports_are_open<S: Store>(store: S) {
+    use protocol::{AuditAction, AuditEntry};
+    let (room, other) = (fresh_room("audit"), fresh_room("audit-other"));
+    let entry = |seq, action, target, report| AuditEntry {
+        seq,
+        at: 1_700_000_000_000 + i64::try_from(seq).unwrap_or(0),
+        by: "olga".into(),
+        action,
+        user_id: Some("carol".into()),
+        target,
+        report,
+        reason: Some(format!("why «{seq}»")),
+        until: None,
+    };
+    let events = vec![
+        entry(5, AuditAction::Report, Some(1), None),
+        entry(6, AuditAction::TimeOut, None, None),
+        entry(7, AuditAction::Report, Some(2), None),
+        entry(8, AuditAction::Resolve, Some(1), Some(5)),
+    ];
+    let mut writes: Vec<Write> = events.iter().cloned().map(Write::Audit).collect();
+    // A node writing an event of the shared log again: kept once.
+    writes.push(Write::Audit(events[1].clone()));
+    store.write_batch(&room, writes).await.unwrap();
+    let snapshot = store.load_snapshot(&room, 10).await.unwrap();
+    assert_eq!(snapshot.audit, events);
+    assert_eq!(snapshot.open_reports, [events[2].clone()]);
+    assert_eq!(
+        snapshot.latest_seq, 8,
+        "the log's seqs go on after the moderation log's"
+    );
+    let elsewhere = store.load_snapshot(&other, 10).await.unwrap();
+    assert!(elsewhere.audit.is_empty() && elsewhere.open_reports.is_empty());
+}
+
 /// A room's settings (topic, slow mode) are kept per room and replaced whole.
 async fn room_settings_are_kept_per_room<S: Store>(store: S) {
     let (room, other) = (fresh_room("settings"), fresh_room("settings-other"));
@@ -914,6 +951,7 @@ macro_rules! conformance {
                 a_removed_message_keeps_no_text_anywhere,
                 a_time_out_is_kept_with_its_person_until_it_is_ended,
                 a_ban_is_kept_with_its_person_until_it_is_lifted,
+                the_moderation_log_keeps_each_event_once_and_which_reports_are_open,
                 room_settings_are_kept_per_room,
             );
         }

@@ -17,8 +17,8 @@ use super::{ConnectionId, Effect, Room};
 use crate::error::ErrorCode;
 use crate::stored::Ban;
 use crate::wire::{
-    MAX_BAN_MINUTES, MAX_REASON_CHARS, Millis, Moderate, Moderated, ModerationKind, ServerAction,
-    UserId,
+    AuditAction, AuditEntry, MAX_BAN_MINUTES, MAX_REASON_CHARS, Millis, Moderate, Moderated,
+    ModerationKind, ServerAction, UserId,
 };
 
 /// The WebSocket close code of a banned connection (the application's range).
@@ -98,7 +98,7 @@ impl Room {
                 until,
                 reason,
                 addresses,
-                by: actor,
+                by: actor.clone(),
             })
         } else {
             None
@@ -106,9 +106,23 @@ impl Room {
         let Some(target) = self.users.get_mut(&asked.user_id) else {
             return;
         };
+        let entry = AuditEntry {
+            user_id: Some(asked.user_id.clone()),
+            until: ban.as_ref().and_then(|b| b.until),
+            reason: ban.as_ref().and_then(|b| b.reason.clone()),
+            ..AuditEntry::new(
+                now,
+                actor,
+                match ban {
+                    Some(_) => AuditAction::Ban,
+                    None => AuditAction::Unban,
+                },
+            )
+        };
         target.ban = ban;
         let record = target.record(&asked.user_id);
         self.effects.push_back(Effect::PersistUser(record));
+        self.record_audit(conn, entry, None);
         self.ban_changed(now, asked.user_id);
     }
 

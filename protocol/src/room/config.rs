@@ -60,6 +60,13 @@ pub struct RoomConfig {
     /// How long presence changes collect before one `PRESENCE` frame tells everyone, in
     /// milliseconds (100).
     pub presence_tick_ms: Millis,
+    /// Open reports the room takes at most (100): past it, a report is refused until
+    /// moderators resolve some.
+    pub max_open_reports: usize,
+    /// Open reports one person may have at once (3).
+    pub reports_per_person: usize,
+    /// The latest moderation events kept in memory for `AUDIT_REQUEST` (200).
+    pub audit_kept: usize,
 }
 
 impl Default for RoomConfig {
@@ -87,6 +94,9 @@ impl Default for RoomConfig {
             call_signals_per_second: 10,
             ice_servers: Vec::new(),
             presence_tick_ms: 100,
+            max_open_reports: 100,
+            reports_per_person: 3,
+            audit_kept: 200,
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum Effect {
     /// Number and store this change to a stored message (fold it in with
     /// [`StoredChange::apply`]), then answer as for a message.
     PersistChange(StoredChange),
+    /// Number and store this moderation event, then answer as for a message.
+    PersistAudit(crate::wire::AuditEntry),
     /// Store (insert or replace) this user, all but its role (which only `PersistRole`
     /// writes). Not awaited: the engine already acts on it.
     PersistUser(UserRecord),

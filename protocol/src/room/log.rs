@@ -13,7 +13,7 @@
 use super::post::{Pending, PendingEvent};
 use super::{DEFAULT_NAME, Room, UserEntry};
 use crate::stored::{LogEvent, StoredChange, StoredMessage, UserRecord};
-use crate::wire::{Millis, Seq};
+use crate::wire::{AuditEntry, Millis, Seq};
 
 impl Room {
     /// Event `seq` of the room's shared log (seqs only grow; the log may skip some). `here`:
@@ -52,6 +52,7 @@ impl Room {
             }
             LogEvent::Message(message) => self.take_waiting_message(here, message),
             LogEvent::Change(change) => self.take_waiting_change(here, change),
+            LogEvent::Audit(entry) => self.take_waiting_audit(here, entry),
         };
         if let PendingEvent::Message(message) = &pending
             && let Some(nonce) = &message.nonce
@@ -76,6 +77,7 @@ impl Room {
             LogEvent::User(_) | LogEvent::Role { .. } | LogEvent::Settings { .. } => return,
             LogEvent::Message(message) => self.waiting_message(&message),
             LogEvent::Change(change) => self.waiting_change(&change),
+            LogEvent::Audit(entry) => self.waiting_audit(&entry),
         };
         let Some(index) = waiting else { return };
         if let Some(pending) = self.pending.remove(index) {
@@ -99,6 +101,31 @@ impl Room {
         self.pending
             .iter()
             .position(|p| matches!(&p.event, PendingEvent::Change { change, .. } if same(change)))
+    }
+
+    fn waiting_audit(&self, entry: &AuditEntry) -> Option<usize> {
+        let same = |waiting: &AuditEntry| {
+            AuditEntry {
+                seq: entry.seq,
+                ..waiting.clone()
+            } == *entry
+        };
+        self.pending
+            .iter()
+            .position(|p| matches!(&p.event, PendingEvent::Audit { entry, .. } if same(entry)))
+    }
+
+    /// The moderation event as it waits here (with its asker), or as it came from elsewhere.
+    fn take_waiting_audit(&mut self, here: bool, entry: AuditEntry) -> PendingEvent {
+        let index = here.then(|| self.waiting_audit(&entry)).flatten();
+        match index.and_then(|i| self.pending.remove(i)) {
+            Some(Pending { event, .. }) => event,
+            None => PendingEvent::Audit {
+                entry,
+                nonce: None,
+                answer: None,
+            },
+        }
     }
 
     /// The message as it waits here (with the asker's nonce), or as it came from elsewhere.

@@ -78,6 +78,7 @@ impl Cluster {
                 }
                 Effect::PersistMessage(m) => self.log.push((LogEvent::Message(m), n)),
                 Effect::PersistChange(c) => self.log.push((LogEvent::Change(c), n)),
+                Effect::PersistAudit(e) => self.log.push((LogEvent::Audit(e), n)),
                 Effect::PersistUser(u) => self.log.push((LogEvent::User(u), n)),
                 Effect::PersistRole { user_id, role, by } => {
                     self.log.push((LogEvent::Role { user_id, role, by }, n));

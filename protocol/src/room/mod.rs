@@ -1,6 +1,7 @@
 //! The room engine: every rule of a chat room, with no IO.
 
 mod answers;
+mod audit;
 mod bans;
 mod call;
 mod config;
@@ -55,6 +56,10 @@ pub struct RoomSnapshot {
     pub users: Vec<UserRecord>,
     /// The topic and slow mode, as last set.
     pub settings: crate::wire::RoomSettings,
+    /// The latest moderation events (at most `audit_kept`), oldest first.
+    pub audit: Vec<crate::wire::AuditEntry>,
+    /// The reports not resolved yet, oldest first.
+    pub open_reports: Vec<crate::wire::AuditEntry>,
 }
 
 /// One chat room as a deterministic state machine.
@@ -137,6 +142,10 @@ pub struct Room {
     users: HashMap<UserId, UserEntry>,
     /// The topic and slow mode.
     settings: crate::wire::RoomSettings,
+    /// The latest moderation events, oldest first (at most `audit_kept`).
+    audit: VecDeque<crate::wire::AuditEntry>,
+    /// Reports not resolved yet, oldest first.
+    open_reports: Vec<crate::wire::AuditEntry>,
     /// People whose record holds a ban (in force or run out).
     banned: BTreeSet<UserId>,
     /// Slow mode: when each person's latest room message was accepted.
@@ -254,6 +263,8 @@ impl Room {
             latest_seq,
             users,
             settings,
+            audit,
+            open_reports,
         } = snapshot;
         messages.sort_by_key(|m| m.seq);
         let keep_from = messages.len().saturating_sub(config.cache_messages);
@@ -263,13 +274,19 @@ impl Room {
             (false, Some(first)) => first.seq - 1,
             (false, None) => latest_seq,
         };
-        let latest_seq = latest_seq.max(
-            recent
-                .iter()
-                .map(StoredMessage::last_seq)
-                .max()
-                .unwrap_or(0),
-        );
+        let latest_seq = latest_seq
+            .max(
+                recent
+                    .iter()
+                    .map(StoredMessage::last_seq)
+                    .max()
+                    .unwrap_or(0),
+            )
+            .max(audit.iter().map(|e| e.seq).max().unwrap_or(0));
+        let audit: VecDeque<crate::wire::AuditEntry> = {
+            let skip = audit.len().saturating_sub(config.audit_kept);
+            audit.into_iter().skip(skip).collect()
+        };
         let nonces = recent
             .iter()
             .filter_map(|m| Some(((m.user_id.clone(), m.nonce.clone()?), Some(m.seq))))
@@ -307,6 +324,8 @@ impl Room {
             connections: HashMap::new(),
             users,
             settings,
+            audit,
+            open_reports,
             banned,
             last_posted: HashMap::new(),
             online: BTreeMap::new(),
@@ -455,6 +474,9 @@ impl Room {
             ClientAction::SetRole(asked) => self.set_role(now, conn, asked),
             ClientAction::Moderate(asked) => self.moderate(now, conn, asked),
             ClientAction::SetRoom(asked) => self.set_room(now, conn, asked),
+            ClientAction::Report(asked) => self.report(now, conn, asked),
+            ClientAction::ResolveReport(asked) => self.resolve_report(now, conn, asked),
+            ClientAction::AuditRequest(asked) => self.audit_request(now, conn, asked),
         }
     }
 
@@ -744,6 +766,8 @@ pub fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod call_tests;
 #[cfg(test)]

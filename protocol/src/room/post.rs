@@ -32,6 +32,12 @@ pub(super) enum PendingEvent {
         change: StoredChange,
         nonce: Option<String>,
     },
+    /// A moderation event; `answer`: the connection that asked (told with `nonce`).
+    Audit {
+        entry: crate::wire::AuditEntry,
+        nonce: Option<String>,
+        answer: Option<ConnectionId>,
+    },
 }
 
 impl PendingEvent {
@@ -40,6 +46,7 @@ impl PendingEvent {
         match self {
             PendingEvent::Message(m) => m.seq = seq,
             PendingEvent::Change { change, .. } => change.seq = seq,
+            PendingEvent::Audit { entry, .. } => entry.seq = seq,
         }
     }
 }
@@ -80,6 +87,11 @@ impl Room {
                 };
                 self.deliver(ServerAction::MessageChanged(record));
             }
+            PendingEvent::Audit {
+                entry,
+                nonce,
+                answer,
+            } => self.settle_audit(entry, nonce, answer),
         }
     }
 
@@ -131,13 +143,13 @@ impl Room {
                 }
                 message.nonce
             }
-            PendingEvent::Change { nonce, .. } => nonce,
+            PendingEvent::Change { nonce, .. } | PendingEvent::Audit { nonce, .. } => nonce,
         };
         if tell {
             self.refuse_for(
                 from,
                 ErrorCode::StorageFailed,
-                "the room could not store your message; send it again",
+                "the room could not store that; send it again",
                 nonce.as_ref(),
             );
         }
@@ -364,6 +376,11 @@ impl Room {
             }
             Asked::React(emoji, on) => ChangeKind::React { emoji, on },
         };
+        let removed = (kind == ChangeKind::Remove).then(|| crate::wire::AuditEntry {
+            user_id: Some(author.clone()),
+            target: Some(target),
+            ..crate::wire::AuditEntry::new(now, user.clone(), crate::wire::AuditAction::Remove)
+        });
         let change = StoredChange {
             seq: 0,
             target,
@@ -372,6 +389,9 @@ impl Room {
             kind,
         };
         self.accept(PendingEvent::Change { change, nonce }, conn);
+        if let Some(entry) = removed {
+            self.record_audit(conn, entry, None);
+        }
     }
 
     /// An accepted event (asked for by `from`), not numbered yet: the host's log is asked to
@@ -380,6 +400,7 @@ impl Room {
         let effect = match &event {
             PendingEvent::Message(message) => Effect::PersistMessage(message.clone()),
             PendingEvent::Change { change, .. } => Effect::PersistChange(change.clone()),
+            PendingEvent::Audit { entry, .. } => Effect::PersistAudit(entry.clone()),
         };
         self.effects.push_back(effect);
         self.pending.push_back(Pending { event, from });
@@ -425,7 +446,7 @@ impl Room {
     }
 
     /// A stored message still in memory.
-    fn recent_message(&self, seq: Seq) -> Option<&StoredMessage> {
+    pub(super) fn recent_message(&self, seq: Seq) -> Option<&StoredMessage> {
         let index = self.recent.binary_search_by_key(&seq, |m| m.seq).ok()?;
         self.recent.get(index)
     }

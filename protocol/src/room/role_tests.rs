@@ -186,9 +186,11 @@ fn moderators_remove_the_room_messages_of_those_they_outrank_and_the_text_is_gon
     let (bob, carol) = (t.bob.1.clone(), t.carol.1.clone());
     t.pair
         .act(t.olga, set_role(&bob, Some(Role::Moderator), "o1"));
-    t.pair.say(t.carol.0, "spam spam spam"); // 1
-    t.pair.say(t.olga, "the owner speaks"); // 2
-    t.pair.say(t.bob.0, "the moderator speaks"); // 3
+    // The messages' seqs follow the role's event in the room's log.
+    let s = t.pair.room.latest_seq();
+    t.pair.say(t.carol.0, "spam spam spam"); // s + 1
+    t.pair.say(t.olga, "the owner speaks"); // s + 2
+    t.pair.say(t.bob.0, "the moderator speaks"); // s + 3
     t.pair.act(
         t.carol.0,
         ClientAction::Message(SendMessage {
@@ -196,19 +198,19 @@ fn moderators_remove_the_room_messages_of_those_they_outrank_and_the_text_is_gon
             to: Some(OLGA.to_owned()),
             ..SendMessage::default()
         }),
-    ); // 4
+    ); // s + 4
     for conn in [t.olga, t.bob.0, t.carol.0] {
         t.pair.take(conn);
     }
     // A member removes nobody's; a moderator neither an owner's nor a fellow's own rank's.
-    t.pair.act(t.carol.0, delete(3, "c1"));
+    t.pair.act(t.carol.0, delete(s + 3, "c1"));
     assert_eq!(
         refusals(&mut t.pair, t.carol.0),
         [(ErrorCode::NotYourMessage, Some("c1".to_owned()))]
     );
-    t.pair.act(t.bob.0, delete(2, "b1"));
+    t.pair.act(t.bob.0, delete(s + 2, "b1"));
     // Someone's direct message is not the moderator's to see, nor to remove.
-    t.pair.act(t.bob.0, delete(4, "b2"));
+    t.pair.act(t.bob.0, delete(s + 4, "b2"));
     assert_eq!(
         refusals(&mut t.pair, t.bob.0),
         [
@@ -217,7 +219,7 @@ fn moderators_remove_the_room_messages_of_those_they_outrank_and_the_text_is_gon
         ]
     );
     // The moderator removes the member's: everyone sees it removed, its text gone.
-    t.pair.act(t.bob.0, delete(1, "b3"));
+    t.pair.act(t.bob.0, delete(s + 1, "b3"));
     for conn in [t.olga, t.bob.0, t.carol.0] {
         let changed: Vec<MessageRecord> = t
             .pair
@@ -241,17 +243,17 @@ fn moderators_remove_the_room_messages_of_those_they_outrank_and_the_text_is_gon
     let stored = &t.pair.stored[0];
     assert!(stored.removed && stored.deleted && stored.raw.is_empty());
     // The owner outranks the moderator.
-    t.pair.act(t.olga, delete(3, "o2"));
+    t.pair.act(t.olga, delete(s + 3, "o2"));
     assert!(refusals(&mut t.pair, t.olga).is_empty());
     assert!(t.pair.stored[2].removed);
     // A removed message takes nothing more, not even from an owner.
-    t.pair.act(t.olga, delete(1, "o3"));
+    t.pair.act(t.olga, delete(s + 1, "o3"));
     assert_eq!(
         refusals(&mut t.pair, t.olga),
         [(ErrorCode::MessageDeleted, Some("o3".to_owned()))]
     );
     // Authors still delete their own (a delete, not a removal).
-    t.pair.act(t.olga, delete(2, "o4"));
+    t.pair.act(t.olga, delete(s + 2, "o4"));
     assert!(t.pair.stored[1].deleted && !t.pair.stored[1].removed);
 }
 

@@ -15,9 +15,9 @@ use super::Signal;
 use super::{ConnectionId, Effect, MAX_NONCE_CHARS, Room};
 use crate::error::ErrorCode;
 use crate::wire::{
-    MAX_REASON_CHARS, MAX_SLOW_MODE_SECONDS, MAX_TIME_OUT_MINUTES, MAX_TOPIC_CHARS, Millis,
-    Moderate, Moderated, ModerationKind, Role, RoleChanged, RoomChanged, RoomSettings,
-    ServerAction, SetRole, SetRoom, UserId,
+    AuditAction, AuditEntry, MAX_REASON_CHARS, MAX_SLOW_MODE_SECONDS, MAX_TIME_OUT_MINUTES,
+    MAX_TOPIC_CHARS, Millis, Moderate, Moderated, ModerationKind, Role, RoleChanged, RoomChanged,
+    RoomSettings, ServerAction, SetRole, SetRoom, UserId,
 };
 
 impl Room {
@@ -63,6 +63,15 @@ impl Room {
             role: asked.role,
             by: owner.clone(),
         });
+        let action = match asked.role {
+            Some(_) => AuditAction::Moderator,
+            None => AuditAction::Member,
+        };
+        let entry = AuditEntry {
+            user_id: Some(asked.user_id.clone()),
+            ..AuditEntry::new(now, owner.clone(), action)
+        };
+        self.record_audit(conn, entry, None);
         self.apply_role(asked.user_id, asked.role, owner);
     }
 
@@ -149,6 +158,12 @@ impl Room {
                 let text = format!("a reason is at most {MAX_REASON_CHARS} characters");
                 return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
             }
+            let entry = AuditEntry {
+                user_id: Some(asked.user_id.clone()),
+                reason: reason.clone(),
+                ..AuditEntry::new(now, actor, AuditAction::Kick)
+            };
+            self.record_audit(conn, entry, None);
             return self.kick(asked.user_id, reason);
         }
         if matches!(asked.kind, ModerationKind::Ban | ModerationKind::Unban) {
@@ -172,6 +187,16 @@ impl Room {
         target.timed_out_until = until;
         let record = target.record(&asked.user_id);
         self.effects.push_back(Effect::PersistUser(record));
+        let action = match until {
+            Some(_) => AuditAction::TimeOut,
+            None => AuditAction::EndTimeOut,
+        };
+        let entry = AuditEntry {
+            user_id: Some(asked.user_id.clone()),
+            until,
+            ..AuditEntry::new(now, actor, action)
+        };
+        self.record_audit(conn, entry, None);
         self.told_moderated(asked.user_id, until);
     }
 
@@ -269,6 +294,8 @@ impl Room {
             settings: settings.clone(),
             by: actor.clone(),
         });
+        let entry = AuditEntry::new(now, actor.clone(), AuditAction::RoomSettings);
+        self.record_audit(conn, entry, None);
         self.apply_settings(settings, actor);
     }
 

@@ -439,6 +439,7 @@ fn handshake_carries_the_latest_hundred_and_names() {
             ban: None,
         }],
         settings: Default::default(),
+        ..RoomSnapshot::default()
     };
     let mut h = Harness::with(RoomConfig::default(), snapshot);
     let conn = h.connect(1);
@@ -548,7 +549,7 @@ fn messages_101_to_120() -> RoomSnapshot {
         complete: false,
         latest_seq: 120,
         users: Vec::new(),
-        settings: Default::default(),
+        ..RoomSnapshot::default()
     }
 }
 
@@ -1019,6 +1020,7 @@ fn answers_are_bounded_in_bytes_and_paging_still_reaches_the_start() {
         latest_seq: 30,
         users: Vec::new(),
         settings: Default::default(),
+        ..RoomSnapshot::default()
     };
     let mut h = Harness::with(config, snapshot);
     let conn = h.connect(1);
@@ -1360,6 +1362,7 @@ fn a_room_reopened_from_storage_continues_after_its_latest_change() {
         latest_seq: 2,
         users: h.users.clone(),
         settings: Default::default(),
+        ..RoomSnapshot::default()
     };
     let mut again = Harness::with(RoomConfig::default(), snapshot);
     let (c, _, _) = again.join(1);

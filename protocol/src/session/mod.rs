@@ -118,6 +118,9 @@ pub enum Phase {
     Online,
 }
 
+/// Moderation events a session keeps, the latest.
+const AUDIT_SHOWN: usize = 200;
+
 /// What the user should be told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Notice {
@@ -133,6 +136,8 @@ pub enum Notice {
     Refused(String),
     #[error("A moderator removed you from this room: {0}. You may come back.")]
     Kicked(String),
+    #[error("Reported to the moderators.")]
+    Reported,
     #[error("The server sent something this client does not understand ({0}).")]
     BadFrame(String),
 }
@@ -214,6 +219,10 @@ pub struct Session {
     timed_out: Vec<(UserId, Millis)>,
     /// Who is banned, until when (`None`: until lifted), as the room told us.
     banned: Vec<(UserId, Option<Millis>)>,
+    /// The moderation log as the room told us (moderators and owners), newest first.
+    audit: Vec<crate::wire::AuditEntry>,
+    /// The open reports as the room told us (moderators and owners), oldest first.
+    open_reports: Vec<crate::wire::AuditEntry>,
     /// The room refused us as banned (`BANNED`), saying this: the connection it closes is not
     /// to be opened again by itself (cleared when a connection opens).
     refused_banned: Option<String>,
@@ -282,6 +291,8 @@ impl Session {
             roles: BTreeMap::new(),
             timed_out: Vec::new(),
             banned: Vec::new(),
+            audit: Vec::new(),
+            open_reports: Vec::new(),
             refused_banned: None,
             room_settings: crate::wire::RoomSettings::default(),
             history: History::Complete,
@@ -508,6 +519,7 @@ impl Session {
             ServerAction::SearchResults(page) => self.on_search_results(page),
             ServerAction::Call(signal) => self.on_call(now, signal),
             ServerAction::Error(error) => self.on_error(now, error),
+            ServerAction::Audit(audit) => self.on_audit(audit),
             ServerAction::Typing(user) => self.on_typing(now, user),
             ServerAction::MessageChanged(record) => {
                 if let Some(nonce) = &record.change_nonce {
@@ -578,6 +590,75 @@ impl Session {
     pub fn kick(&mut self, now: Millis, user: UserId, reason: String) {
         let kind = crate::wire::ModerationKind::Kick;
         self.moderate(now, kind, user, None, Some(reason), false);
+    }
+
+    /// Reports the room message `target` to the moderators, saying why (answered by the
+    /// report's entry, or refused with `INVALID_REPORT`).
+    pub fn report(&mut self, now: Millis, target: Seq, reason: String) {
+        let nonce = Some(self.next_nonce());
+        self.queued.push(ClientAction::Report(crate::wire::Report {
+            target,
+            reason,
+            nonce,
+        }));
+        self.flush(now);
+    }
+
+    /// As a moderator or owner: resolves the open report `report` (its seq).
+    pub fn resolve_report(&mut self, now: Millis, report: Seq) {
+        let nonce = Some(self.next_nonce());
+        self.queued
+            .push(ClientAction::ResolveReport(crate::wire::ResolveReport {
+                report,
+                nonce,
+            }));
+        self.flush(now);
+    }
+
+    /// As a moderator or owner: asks for the moderation log and the open reports.
+    pub fn request_audit(&mut self, now: Millis) {
+        let nonce = Some(self.next_nonce());
+        self.queued
+            .push(ClientAction::AuditRequest(crate::wire::AuditRequest {
+                nonce,
+            }));
+        self.flush(now);
+    }
+
+    /// The moderation log as the room told us, newest first (moderators and owners).
+    pub fn audit(&self) -> &[crate::wire::AuditEntry] {
+        &self.audit
+    }
+
+    /// The open reports, oldest first (moderators and owners).
+    pub fn open_reports(&self) -> &[crate::wire::AuditEntry] {
+        &self.open_reports
+    }
+
+    fn on_audit(&mut self, audit: crate::wire::Audit) {
+        use crate::wire::AuditAction;
+        if !audit.live {
+            self.audit = audit.entries;
+            self.open_reports = audit.open_reports;
+            return;
+        }
+        for entry in audit.entries {
+            if audit.nonce.is_some() && entry.action == AuditAction::Report {
+                self.notice(Notice::Reported);
+            }
+            if self.my_role().is_none() {
+                continue;
+            }
+            match entry.action {
+                AuditAction::Report => self.open_reports.push(entry.clone()),
+                AuditAction::Resolve => {
+                    self.open_reports.retain(|r| Some(r.seq) != entry.report);
+                }
+                _ => {}
+            }
+            self.audit.insert(0, entry);
+            self.audit.truncate(AUDIT_SHOWN);
+        }
     }
 
     /// Whether `user` is banned at `now`, and until when (`Some(None)`: until it is lifted).

@@ -32,6 +32,24 @@ pub enum Write {
     },
     /// Replace the room's settings (topic, slow mode).
     Settings(protocol::RoomSettings),
+    /// Insert a moderation event (once: a seq stored already is skipped); a resolve also marks
+    /// its report resolved.
+    Audit(protocol::AuditEntry),
+}
+
+/// The latest moderation events a snapshot carries (the room keeps at most its
+/// `audit_kept` of them).
+pub const AUDIT_LOADED: usize = 1000;
+
+/// Open reports a snapshot carries at most (the room takes at most its `max_open_reports`).
+pub const OPEN_REPORTS_LOADED: usize = 1000;
+
+/// A moderation event's action as the stores name it (the JSON name).
+pub fn audit_action(action: protocol::AuditAction) -> String {
+    serde_json::to_value(action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// What went wrong in storage.

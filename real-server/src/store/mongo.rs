@@ -137,6 +137,9 @@ pub struct MongoStore {
     users: Collection<UserDoc>,
     /// One document per room: its settings (topic, slow mode).
     rooms: Collection<mongodb::bson::Document>,
+    /// The moderation log: one document per event (`room`, `seq`, `action`, `resolved`,
+    /// `entry`).
+    audit: Collection<mongodb::bson::Document>,
     /// The server took the text index: searches use it; otherwise they scan.
     text_index: bool,
 }
@@ -150,6 +153,7 @@ impl MongoStore {
             messages: db.collection("messages"),
             users: db.collection("users"),
             rooms: db.collection("rooms"),
+            audit: db.collection("audit"),
             text_index: false,
         };
         let unique = || IndexOptions::builder().unique(true).build();
@@ -178,6 +182,15 @@ impl MongoStore {
             .create_index(
                 IndexModel::builder()
                     .keys(doc! { "room": 1, "to": 1, "seq": -1 })
+                    .build(),
+            )
+            .await?;
+        store
+            .audit
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "room": 1, "seq": 1 })
+                    .options(unique())
                     .build(),
             )
             .await?;
@@ -265,10 +278,64 @@ impl MongoStore {
                 };
                 self.users.update_one(filter, update).await?;
             }
+            Write::Audit(entry) => {
+                let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+                let stored = mongodb::bson::to_document(&entry)
+                    .map_err(|e| StoreError::Corrupt(format!("moderation log: {e}")))?;
+                let fields = doc! {
+                    "action": super::audit_action(entry.action),
+                    "resolved": false,
+                    "entry": stored,
+                };
+                // Once: a node writing an event of the shared log again changes nothing.
+                self.audit
+                    .update_one(
+                        doc! { "room": room, "seq": seq },
+                        doc! { "$setOnInsert": fields },
+                    )
+                    .upsert(true)
+                    .await?;
+                if let Some(report) = entry.report {
+                    let report = i64::try_from(report).unwrap_or(i64::MAX);
+                    self.audit
+                        .update_one(
+                            doc! { "room": room, "seq": report },
+                            doc! { "$set": { "resolved": true } },
+                        )
+                        .await?;
+                }
+            }
             // Messages and changes are written by `write_batch` itself.
             Write::Message(_) | Write::LoggedMessage(_) | Write::Change(_) => {}
         }
         Ok(())
+    }
+
+    /// Moderation events matching `filter`, by seq (`order` 1: oldest first, -1: newest),
+    /// at most `limit`.
+    async fn audit_entries(
+        &self,
+        filter: mongodb::bson::Document,
+        order: i32,
+        limit: usize,
+    ) -> Result<Vec<protocol::AuditEntry>> {
+        let docs: Vec<mongodb::bson::Document> = self
+            .audit
+            .find(filter)
+            .sort(doc! { "seq": order })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await?
+            .try_collect()
+            .await?;
+        docs.into_iter()
+            .map(|d| {
+                let entry = d
+                    .get_document("entry")
+                    .map_err(|e| StoreError::Corrupt(format!("moderation log: {e}")))?;
+                mongodb::bson::from_document(entry.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("moderation log: {e}")))
+            })
+            .collect()
     }
 
     /// Folds a change into its stored message (read, [`StoredChange::apply`], write back the
@@ -417,10 +484,28 @@ impl Store for MongoStore {
             }
             None => protocol::RoomSettings::default(),
         };
+        let mut audit = self
+            .audit_entries(doc! { "room": room }, -1, super::AUDIT_LOADED)
+            .await?;
+        audit.reverse();
+        let open_reports = self
+            .audit_entries(
+                doc! { "room": room, "action": "report", "resolved": false },
+                1,
+                super::OPEN_REPORTS_LOADED,
+            )
+            .await?;
+        let latest_audit = audit.last().map_or(0, |e| e.seq);
         Ok(RoomSnapshot {
-            latest_seq: messages.last().map_or(0, |m| m.seq).max(latest_change),
+            latest_seq: messages
+                .last()
+                .map_or(0, |m| m.seq)
+                .max(latest_change)
+                .max(latest_audit),
             complete: older.is_none(),
             settings,
+            audit,
+            open_reports,
             messages,
             users: users
                 .into_iter()

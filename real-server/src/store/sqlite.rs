@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY,
     settings TEXT NOT NULL
 ) WITHOUT ROWID;
+-- The moderation log: one row per event (its entry as JSON), reports marked once resolved.
+CREATE TABLE IF NOT EXISTS audit (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    resolved INTEGER NOT NULL DEFAULT 0,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
     room TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -368,7 +377,39 @@ impl Store for SqliteStore {
                 params![room],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
-            let latest = latest_message.max(latest_change).unwrap_or(0);
+            let latest_audit: Option<i64> = conn.query_row(
+                "SELECT MAX(seq) FROM audit WHERE room = ?1",
+                params![room],
+                |row| row.get(0),
+            )?;
+            let latest = latest_message
+                .max(latest_change)
+                .max(latest_audit)
+                .unwrap_or(0);
+            let entries = |sql: &str, limit: usize| -> Result<Vec<protocol::AuditEntry>> {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let texts = conn
+                    .prepare(sql)?
+                    .query_map(params![room, limit], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                texts
+                    .iter()
+                    .map(|json| {
+                        serde_json::from_str(json)
+                            .map_err(|e| StoreError::Corrupt(format!("moderation log: {e}")))
+                    })
+                    .collect()
+            };
+            let mut audit = entries(
+                "SELECT entry FROM audit WHERE room = ?1 ORDER BY seq DESC LIMIT ?2",
+                super::AUDIT_LOADED,
+            )?;
+            audit.reverse();
+            let open_reports = entries(
+                "SELECT entry FROM audit WHERE room = ?1 AND action = 'report' AND resolved = 0
+                 ORDER BY seq LIMIT ?2",
+                super::OPEN_REPORTS_LOADED,
+            )?;
             let settings: Option<String> = conn
                 .query_row(
                     "SELECT settings FROM rooms WHERE room = ?1",
@@ -387,6 +428,8 @@ impl Store for SqliteStore {
                 messages,
                 users,
                 settings,
+                audit,
+                open_reports,
             })
         })
         .await
@@ -411,6 +454,12 @@ impl Store for SqliteStore {
                 )?;
                 let mut set_role =
                     tx.prepare_cached("UPDATE users SET role = ?3 WHERE room = ?1 AND id = ?2")?;
+                let mut insert_audit = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO audit (room, seq, action, entry) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                let mut resolve = tx.prepare_cached(
+                    "UPDATE audit SET resolved = 1 WHERE room = ?1 AND seq = ?2",
+                )?;
                 let mut set_settings = tx.prepare_cached(
                     "INSERT INTO rooms (room, settings) VALUES (?1, ?2)
                      ON CONFLICT (room) DO UPDATE SET settings = excluded.settings",
@@ -494,6 +543,20 @@ impl Store for SqliteStore {
                             let json = serde_json::to_string(settings)
                                 .map_err(|e| StoreError::Corrupt(format!("room settings: {e}")))?;
                             set_settings.execute(params![room, json])?;
+                        }
+                        Write::Audit(entry) => {
+                            let json = serde_json::to_string(entry).map_err(|e| {
+                                StoreError::Corrupt(format!("moderation log: {e}"))
+                            })?;
+                            insert_audit.execute(params![
+                                room,
+                                seq_param(entry.seq),
+                                super::audit_action(entry.action),
+                                json
+                            ])?;
+                            if let Some(report) = entry.report {
+                                resolve.execute(params![room, seq_param(report)])?;
+                            }
                         }
                     }
                 }
