@@ -69,6 +69,12 @@ pub enum Intent {
     Ban(RoomId, protocol::UserId, Option<u32>, String, bool),
     /// As a moderator: lift someone's ban.
     Unban(RoomId, protocol::UserId),
+    /// Report a room message (its seq) to the moderators, saying why.
+    Report(RoomId, protocol::Seq, String),
+    /// As a moderator: resolve an open report (its seq).
+    ResolveReport(RoomId, protocol::Seq),
+    /// As a moderator: ask for the moderation log and the open reports.
+    RequestAudit(RoomId),
     /// As a moderator: set the room's topic and slow mode.
     SetRoom(RoomId, protocol::RoomSettings),
     /// Add (true) or take back your reaction to a stored message.
@@ -221,6 +227,18 @@ pub async fn run(
             }
             Input::Intent(Intent::Unban(id, user)) => {
                 state.write().unban(id, user, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::Report(id, seq, reason)) => {
+                state.write().report(id, seq, reason, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::ResolveReport(id, seq)) => {
+                state.write().resolve_report(id, seq, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::RequestAudit(id)) => {
+                state.write().request_audit(id, now());
                 network.carry(id);
             }
             Input::Intent(Intent::SetRoom(id, settings)) => {

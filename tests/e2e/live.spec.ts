@@ -721,6 +721,55 @@ for (const store of stores()) {
       await expect(message(alice, 'I will behave')).toHaveCount(1);
     });
 
+    test('a report reaches the moderators\' panel, is resolved there, and every moderation action is in its log (after a restart too); members see neither', async ({ browser }) => {
+      const alice = await join(browser, 'Alice');
+      const bob = await join(browser, 'Bob');
+      const carol = await join(browser, 'Carol');
+      await expect(online(alice)).toHaveCount(3);
+      const aliceId = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith('\tAlice'))!.split('\t')[0];
+      expect(lounge.role(['grant', aliceId, 'owner'])).toContain('is now owner');
+      await lounge.stop();
+      await lounge.start();
+      for (const p of [alice, bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+
+      await send(bob, 'buy cheapwatches here');
+      await expect(message(carol, 'buy cheapwatches here')).toHaveCount(1);
+      // Carol, a member, reports it, saying why; she has no moderation panel.
+      await expect(carol.getByRole('button', { name: /^Moderation/ })).toHaveCount(0);
+      await message(carol, 'buy cheapwatches here').getByRole('button', { name: /^Report Bob's message of/ }).click();
+      const form = carol.getByRole('form', { name: "Report Bob's message" });
+      await form.getByRole('textbox', { name: 'Why (told to the moderators)' }).fill('spam');
+      await form.getByRole('button', { name: 'Send report' }).click();
+      await expect(carol.getByText('Reported to the moderators.')).toBeVisible();
+
+      // The owner's panel counts it, shows it, and resolves it.
+      const toggle = alice.getByRole('button', { name: /^Moderation/ });
+      await expect(toggle).toHaveText('Moderation (1 open)');
+      await toggle.click();
+      const panel = alice.getByRole('region', { name: 'Moderation' });
+      const report = panel.getByRole('listitem').filter({ hasText: 'Carol reported Bob\'s message “buy cheapwatches here”: spam' });
+      await expect(report.first()).toBeVisible();
+      await report.first().getByRole('button', { name: /^Resolve/ }).click();
+      await expect(panel.getByText('No open reports.')).toBeVisible();
+      await expect(toggle).toHaveText('Moderation');
+      // She removes the message: the log says so, newest first.
+      await alice.getByRole('button', { name: /^Remove Bob's message of/ }).click();
+      await alice.getByRole('group', { name: 'Remove this message?' }).getByRole('button', { name: 'Remove for everyone' }).click();
+      const log = panel.getByRole('list').last();
+      await expect(log.getByRole('listitem').first()).toContainText('Alice removed a message of Bob');
+      await expect(log).toContainText('Alice resolved a report of Bob\'s message');
+
+      // Stored: after the room restarts, on a fresh page, the log is still there.
+      await lounge.stop();
+      await lounge.start();
+      await alice.reload();
+      await expect(status(alice)).toHaveText('online', { timeout: 20_000 });
+      await toggle.click();
+      await expect(log.getByRole('listitem').first()).toContainText('Alice removed a message of Bob');
+      await expect(log).toContainText('Carol reported Bob\'s message');
+      await expect(bob.getByRole('button', { name: /^Moderation/ })).toHaveCount(0);
+    });
+
     test('kill -9 of a room server mid-conversation: both reconnect, nothing lost or doubled', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

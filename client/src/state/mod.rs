@@ -569,6 +569,27 @@ impl AppState {
         }
     }
 
+    /// Reports a room message (its seq) to the moderators, saying why.
+    pub fn report(&mut self, id: RoomId, seq: protocol::Seq, reason: String, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.report(now, seq, reason);
+        }
+    }
+
+    /// As a moderator or owner: resolves an open report (its seq).
+    pub fn resolve_report(&mut self, id: RoomId, seq: protocol::Seq, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.resolve_report(now, seq);
+        }
+    }
+
+    /// As a moderator or owner: asks for the moderation log and the open reports.
+    pub fn request_audit(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.request_audit(now);
+        }
+    }
+
     /// As a moderator or owner: closes someone's connections, telling them why.
     pub fn kick(&mut self, id: RoomId, user: protocol::UserId, reason: String, now: Millis) {
         if let Some(room) = self.room_mut(id) {

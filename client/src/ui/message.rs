@@ -51,6 +51,8 @@ pub(super) fn MessageView(
     may_remove: bool,
     /// Open to reactions (the session says).
     may_react: bool,
+    /// Someone else's room message you may report to the moderators (the session says).
+    may_report: bool,
     mentioned: bool,
     quote: Option<Quote>,
     /// Your changes to it that the room has not stored yet, or refused.
@@ -73,6 +75,8 @@ pub(super) fn MessageView(
     };
     let editing = use_context::<Signal<Option<super::composer::Editing>>>();
     let mut confirming = use_signal(|| false);
+    let mut reporting = use_signal(|| false);
+    let mut report_reason = use_signal(String::new);
     let mut profile = use_context::<Signal<Option<super::profile::Shown>>>();
     let note_id = format!("alias-note-{}", message.key);
     let mut picking = use_signal(|| false);
@@ -189,6 +193,57 @@ pub(super) fn MessageView(
                             }
                         },
                         "Remove"
+                    }
+                }
+                if may_report && !reporting() && !confirming() {
+                    button {
+                        r#type: "button",
+                        class: "link-button message-action",
+                        "aria-label": "Report {author}'s message of {time}",
+                        onclick: {
+                            let key = message.key.clone();
+                            move |_| {
+                                reporting.set(true);
+                                super::focus_soon(format!("report-{key}"));
+                            }
+                        },
+                        "Report"
+                    }
+                }
+            }
+            if let (true, Some(seq)) = (reporting(), seq) {
+                form { class: "confirm report-form", "aria-label": "Report {author}'s message",
+                    onsubmit: {
+                        let article_id = article_id.clone();
+                        move |event: FormEvent| {
+                            event.prevent_default();
+                            net.send(Intent::Report(room, seq, report_reason()));
+                            report_reason.set(String::new());
+                            reporting.set(false);
+                            super::focus_soon(article_id.clone());
+                        }
+                    },
+                    label { r#for: "report-{message.key}", "Why (told to the moderators)" }
+                    input {
+                        id: "report-{message.key}",
+                        r#type: "text",
+                        required: true,
+                        maxlength: "{protocol::MAX_REASON_CHARS}",
+                        autocomplete: "off",
+                        value: "{report_reason}",
+                        oninput: move |e| report_reason.set(e.value()),
+                    }
+                    button { r#type: "submit", "Send report" }
+                    button {
+                        r#type: "button",
+                        onclick: {
+                            let article_id = article_id.clone();
+                            move |_| {
+                                reporting.set(false);
+                                super::focus_soon(article_id.clone());
+                            }
+                        },
+                        "Cancel"
                     }
                 }
             }

@@ -4,6 +4,7 @@
 mod call;
 mod composer;
 mod message;
+mod moderation;
 mod people;
 mod profile;
 mod room;

@@ -312,6 +312,7 @@ pub fn RoomView(id: RoomId) -> Element {
                     }
                     if moderator {
                         super::room_settings::RoomSettingsControl { id }
+                        super::moderation::ModerationControl { id }
                     }
                 }
                 if let Some(day) = current_day() {
@@ -449,6 +450,7 @@ pub fn RoomView(id: RoomId) -> Element {
                                     may_change: room.session.may_change(message),
                                     may_remove: room.session.may_remove(message),
                                     may_react: room.session.may_react(message),
+                                    may_report: room.session.may_report(message),
                                     mentioned: !room.is_me(&message.user_id) && room.session.mentions_me(&message.raw),
                                     quote: message.reply_to.map(|seq| {
                                         let original = room.session.find(seq);

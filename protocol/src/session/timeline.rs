@@ -624,6 +624,15 @@ impl Session {
         self.may_react(message) && message.to.is_none() && self.may_moderate(&message.user_id)
     }
 
+    /// Whether we may report `message` to the moderators: someone else's room message, stored
+    /// and not deleted, in a room that speaks our protocol.
+    pub fn may_report(&self, message: &Message) -> bool {
+        self.speaks_ours
+            && self.may_react(message)
+            && message.to.is_none()
+            && !self.is_me(&message.user_id)
+    }
+
     /// Whether we may react to `message`: stored, not deleted, and not a call's record.
     pub fn may_react(&self, message: &Message) -> bool {
         message.delivery == Delivery::Sent
