@@ -75,6 +75,8 @@ pub enum Intent {
     ResolveReport(RoomId, protocol::Seq),
     /// As a moderator: ask for the moderation log and the open reports.
     RequestAudit(RoomId),
+    /// Be a moderator in the demo's rooms (`true`), or a member again.
+    DemoModerator(bool),
     /// As a moderator: set the room's topic and slow mode.
     SetRoom(RoomId, protocol::RoomSettings),
     /// Add (true) or take back your reaction to a stored message.
@@ -168,6 +170,10 @@ pub async fn run(
     let (network_events, browser) = unbounded();
     // Listeners for the page's lifetime, like the loop itself.
     let _listeners = NetworkListeners::install(network_events);
+    // The demo's rooms know from the start whether the page's people moderate them.
+    if state.peek().settings.demo_moderator {
+        network.connector.set_demo_moderators(true);
+    }
     let rooms: Vec<RoomId> = state.peek().rooms.iter().map(|r| r.id).collect();
     for id in rooms {
         network.open(id);
@@ -237,6 +243,7 @@ pub async fn run(
                 state.write().resolve_report(id, seq, now());
                 network.carry(id);
             }
+            Input::Intent(Intent::DemoModerator(on)) => network.connector.set_demo_moderators(on),
             Input::Intent(Intent::RequestAudit(id)) => {
                 state.write().request_audit(id, now());
                 network.carry(id);

@@ -9,6 +9,12 @@
 //! faster for a `?speed=` demo) and the seed (`?seed=`), so the same seed and the same times
 //! give the same room, frame for frame. Storage succeeds at once.
 //!
+//! One fake user is the room's moderator (its third, from a record the room starts with), and
+//! another (its fourth) now and then posts spam, which the moderator removes a few seconds
+//! later; both run on a random source of their own, so the rest of the room is as without
+//! them. The page's own people can be made moderators too ("be a moderator", a setting): the
+//! host grants the role as a server's operator does.
+//!
 //! # Layout
 //! - [`MockRoom`]: one room; connect page clients, send them frames, advance time.
 //! - `script`: the fake users' names and the messages they post.
@@ -90,6 +96,31 @@ struct Draft {
     to: Option<protocol::UserId>,
 }
 
+/// The demo's moderation: which fake user moderates, which spams, and when they next act.
+#[derive(Debug)]
+struct Moderation {
+    rng: StdRng,
+    /// The moderator's index among the fake users, and the spammer's.
+    moderator: usize,
+    spammer: usize,
+    /// When the spammer next posts.
+    spam_at: Millis,
+    /// When the moderator next looks for spam to remove.
+    remove_at: Option<Millis>,
+}
+
+impl Moderation {
+    fn due(&self) -> Millis {
+        self.remove_at
+            .map_or(self.spam_at, |at| at.min(self.spam_at))
+    }
+}
+
+/// The fake moderator's index among the fake users (when there are more than this), and the
+/// spammer's (when there are more than this).
+const MODERATOR_BOT: usize = 2;
+const SPAMMER_BOT: usize = 3;
+
 /// An in-page chat room with fake users.
 #[derive(Debug)]
 pub struct MockRoom {
@@ -100,6 +131,12 @@ pub struct MockRoom {
     next_conn: u64,
     /// Work for the page's side of fake users' calls, oldest first.
     media: Vec<BotMedia>,
+    /// The fake moderator and spammer, when the room has them.
+    moderation: Option<Moderation>,
+    /// The page's open connections.
+    page: Vec<ConnectionId>,
+    /// The page's people are moderators here (the demo's setting).
+    page_moderators: bool,
 }
 
 impl MockRoom {
@@ -125,18 +162,56 @@ impl MockRoom {
             normalize,
             ..RoomConfig::default()
         };
+        // The moderator's identity, with its role, is in the room's storage from the start;
+        // it and the spam come from a random source of their own.
+        let mut mod_rng = StdRng::seed_from_u64(seed ^ 0x6d6f_6465_7261_7465);
+        let moderator_identity = (bots > MODERATOR_BOT).then(|| {
+            let hex = |rng: &mut StdRng, bytes: usize| {
+                (0..bytes)
+                    .map(|_| format!("{:02x}", rng.random::<u8>()))
+                    .collect::<String>()
+            };
+            protocol::session::Identity {
+                user_id: hex(&mut mod_rng, 12),
+                token: Some(hex(&mut mod_rng, 32)),
+            }
+        });
+        let users = moderator_identity
+            .iter()
+            .map(|identity| protocol::UserRecord {
+                id: identity.user_id.clone(),
+                name: script::NAMES[MODERATOR_BOT].to_owned(),
+                token_hash: protocol::hash_token(identity.token.as_deref().unwrap_or("")),
+                joined_at: Some(now),
+                last_seen: None,
+                role: Some(protocol::Role::Moderator),
+                timed_out_until: None,
+                ban: None,
+            })
+            .collect();
         let snapshot = RoomSnapshot {
             complete: true,
+            users,
             ..RoomSnapshot::default()
         };
         let mut pair = Pair::seeded(config, snapshot, engine_seed);
         pair.now = now;
+        let moderation = (bots > SPAMMER_BOT).then(|| Moderation {
+            spam_at: now + mod_rng.random_range(60_000..150_000),
+            rng: mod_rng,
+            moderator: MODERATOR_BOT,
+            spammer: SPAMMER_BOT,
+            remove_at: None,
+        });
         let mut room = Self {
             pair,
             rng,
             bots: Vec::new(),
             next_conn: 1,
             media: Vec::new(),
+            moderation,
+            page: Vec::new(),
+            page_moderators: false,
         };
         for (i, name) in script::NAMES.iter().take(bots).enumerate() {
             let peer = room.pair.add_session(SessionConfig {
@@ -148,6 +223,11 @@ impl MockRoom {
             room.pair
                 .session_mut(peer)
                 .set_wanted_name(now, Some((*name).to_owned()));
+            if i == MODERATOR_BOT {
+                room.pair
+                    .session_mut(peer)
+                    .set_identity(moderator_identity.clone());
+            }
             let next_at = now + room.rng.random_range(500..4_000);
             room.bots.push(Bot {
                 peer,
@@ -167,13 +247,41 @@ impl MockRoom {
         let id = self.next_conn;
         self.next_conn += 1;
         self.pair.advance_to(now);
-        self.pair.connect(id)
+        let conn = self.pair.connect(id);
+        self.page.push(conn);
+        conn
+    }
+
+    /// Makes the page's people moderators here (`true`), or members again: as the room's
+    /// operator, for whoever is identified now and whoever identifies later.
+    pub fn set_page_moderators(&mut self, now: Millis, on: bool) {
+        self.page_moderators = on;
+        self.pair.advance_to(now);
+        self.grant_page();
+    }
+
+    /// The page's identified people get the role the setting says (a role they have is kept).
+    fn grant_page(&mut self) {
+        let role = self.page_moderators.then_some(protocol::Role::Moderator);
+        let users: Vec<protocol::UserId> = self
+            .page
+            .iter()
+            .filter_map(|conn| self.pair.room.user_of(*conn).cloned())
+            .collect();
+        for user in users {
+            match self.pair.room.role_of(&user) {
+                Some(protocol::Role::Owner) => {}
+                _ => self.pair.room.handle_operator_role(&user, role),
+            }
+        }
+        self.pair.run();
     }
 
     /// A page client sends a text frame.
     pub fn send(&mut self, now: Millis, conn: ConnectionId, text: &str) {
         self.pair.advance_to(now);
         self.pair.frame(conn, text);
+        self.grant_page();
         self.hear();
     }
 
@@ -181,6 +289,7 @@ impl MockRoom {
     pub fn disconnect(&mut self, now: Millis, conn: ConnectionId) {
         self.pair.advance_to(now);
         self.pair.disconnect(conn);
+        self.page.retain(|c| *c != conn);
         self.hear();
     }
 
@@ -204,6 +313,16 @@ impl MockRoom {
             let act_due = (0..self.bots.len())
                 .filter(|&i| self.bots[i].next_at <= now)
                 .min_by_key(|&i| self.bots[i].next_at);
+            let next_act = act_due.map(|j| self.bots[j].next_at);
+            if let Some(at) = self.moderation.as_ref().map(Moderation::due)
+                && at <= now
+                && next_act.is_none_or(|next| at <= next)
+                && call_due.is_none_or(|(_, call)| at <= call)
+            {
+                self.pair.advance_to(at);
+                self.moderation_step(at);
+                continue;
+            }
             if let Some((i, at)) = call_due
                 && act_due.is_none_or(|j| at <= self.bots[j].next_at)
             {
@@ -232,8 +351,10 @@ impl MockRoom {
     pub fn next_event_at(&self) -> Option<Millis> {
         let bots = self.bots.iter().map(|b| b.next_at).min();
         let calls = self.bots.iter().filter_map(|b| b.calls.due()).min();
+        let moderation = self.moderation.as_ref().map(Moderation::due);
         bots.into_iter()
             .chain(calls)
+            .chain(moderation)
             .chain(self.pair.next_wakeup())
             .min()
     }
@@ -319,6 +440,58 @@ impl MockRoom {
             // Not online, or in a call: it does not ring (start_call says why; nobody needs
             // to hear it).
             let _rings = self.pair.session_mut(peer).start_call(at, &user, true);
+        }
+        self.pair.run();
+        self.hear();
+    }
+
+    /// The spammer posts, or the moderator removes the spam it finds (a little later; when it
+    /// is not connected, again in a while).
+    fn moderation_step(&mut self, at: Millis) {
+        let Some(moderation) = self.moderation.as_mut() else {
+            return;
+        };
+        let (moderator, spammer) = (
+            self.bots[moderation.moderator].peer,
+            self.bots[moderation.spammer].peer,
+        );
+        if moderation.remove_at.is_some_and(|t| t <= at) {
+            let spammer_id = self
+                .pair
+                .session(spammer)
+                .identity()
+                .map(|identity| identity.user_id.clone());
+            let spam = self
+                .pair
+                .stored
+                .iter()
+                .rev()
+                .find(|m| {
+                    !m.deleted
+                        && Some(&m.user_id) == spammer_id.as_ref()
+                        && script::SPAM.contains(&m.raw.as_str())
+                })
+                .map(|m| m.seq);
+            moderation.remove_at = match spam {
+                Some(_) if !self.pair.is_connected(moderator) => {
+                    Some(at + moderation.rng.random_range(10_000..30_000))
+                }
+                Some(seq) => {
+                    self.pair.session_mut(moderator).delete_message(at, seq);
+                    None
+                }
+                None => None,
+            };
+        } else {
+            let text = script::SPAM[moderation.rng.random_range(0..script::SPAM.len())];
+            moderation.spam_at = at + moderation.rng.random_range(180_000..360_000);
+            if self.pair.is_connected(spammer) {
+                let _nonce = self
+                    .pair
+                    .session_mut(spammer)
+                    .send_message_to(at, text, None, None);
+                moderation.remove_at = Some(at + moderation.rng.random_range(4_000..15_000));
+            }
         }
         self.pair.run();
         self.hear();

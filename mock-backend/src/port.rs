@@ -27,6 +27,9 @@ pub enum ToWorker {
     Send { conn: u64, frame: String },
     /// The page closed connection `conn`.
     Close { conn: u64 },
+    /// The page's people are moderators in every room (`on`), or members again: the demo's
+    /// setting, for trying the moderation controls.
+    Moderators { on: bool },
     /// Fake user `bot`'s media in the page made a call signal.
     BotSignal {
         room: String,
@@ -100,6 +103,7 @@ mod tests {
                 frame: r#"{"type":"MESSAGE"}"#.into(),
             },
             ToWorker::Close { conn: 1 },
+            ToWorker::Moderators { on: true },
             ToWorker::BotSignal {
                 room: "Lobby".into(),
                 bot: 2,

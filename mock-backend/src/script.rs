@@ -45,3 +45,10 @@ pub const DIRECT: &[&str] = &[
     "Quick question: are you coming to the demo at 3?",
     "Sure, let us talk here :+1:",
 ];
+
+/// What the demo's spammer posts now and then (and the demo's moderator removes).
+pub const SPAM: &[&str] = &[
+    "BUY CHEAP WATCHES at watches.example!!! :moneybag: :moneybag:",
+    "Free crypto giveaway, click now: https://giveaway.example :rocket: :rocket: :rocket:",
+    "Follow my channel for 1000 free followers!!! https://followers.example",
+];

@@ -493,3 +493,98 @@ fn a_change_the_room_refuses_a_fake_user_lets_go() {
         refused.len()
     );
 }
+
+#[test]
+fn the_fake_moderator_removes_the_spammers_messages_and_the_page_sees_it() {
+    let frames = run(7, 15);
+    let messages: Vec<protocol::MessageRecord> = frames
+        .iter()
+        .filter_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Message(m) | ServerAction::MessageChanged(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    let spam: Vec<u64> = messages
+        .iter()
+        .filter(|m| script::SPAM.contains(&m.raw_message.as_str()))
+        .filter_map(|m| m.seq)
+        .collect();
+    assert!(spam.len() >= 2, "spam now and then: {spam:?}");
+    let removed: Vec<u64> = messages
+        .iter()
+        .filter(|m| m.removed)
+        .filter_map(|m| m.seq)
+        .collect();
+    assert!(
+        spam.iter().filter(|s| removed.contains(s)).count() >= 2,
+        "the moderator removes it: spam {spam:?}, removed {removed:?}"
+    );
+    // Only spam is removed: the moderator's role is the room's, told in its handshake.
+    assert!(removed.iter().all(|r| spam.contains(r)), "{removed:?}");
+    let roles = frames
+        .iter()
+        .find_map(|f| match protocol::decode_server(f) {
+            Ok(ServerAction::Handshake(h)) => Some(h.roles),
+            _ => None,
+        });
+    assert_eq!(
+        roles.map(|r| r.into_values().collect::<Vec<_>>()),
+        Some(vec![protocol::Role::Moderator])
+    );
+}
+
+#[test]
+fn the_page_can_be_made_a_moderator_and_remove_a_fake_users_message() {
+    let mut room = MockRoom::new("Demo", 4, 3, T0);
+    let (conn, me) = page_client(&mut room);
+    let mut now = T0;
+    while room
+        .pair
+        .stored
+        .iter()
+        .all(|m| m.user_id == me || m.to.is_some())
+    {
+        now += 1_000;
+        room.advance(now);
+    }
+    let target = room
+        .pair
+        .stored
+        .iter()
+        .find(|m| m.user_id != me && m.to.is_none())
+        .map(|m| m.seq)
+        .unwrap_or_default();
+    let delete = |nonce: &str| {
+        protocol::ClientAction::DeleteMessage(protocol::DeleteMessage {
+            target,
+            nonce: Some(nonce.to_owned()),
+        })
+        .to_json()
+    };
+    // A member: refused.
+    room.take_frames(conn);
+    room.send(now, conn, &delete("d1"));
+    assert!(
+        room.take_frames(conn)
+            .iter()
+            .any(|f| f.contains("NOT_YOUR_MESSAGE"))
+    );
+    // Made a moderator by the setting: told so, and the removal is taken.
+    room.set_page_moderators(now, true);
+    let told = room.take_frames(conn);
+    assert!(
+        told.iter().any(|f| matches!(protocol::decode_server(f),
+            Ok(ServerAction::Role(r)) if r.user_id == me && r.role == Some(protocol::Role::Moderator))),
+        "{told:?}"
+    );
+    room.send(now, conn, &delete("d2"));
+    assert!(
+        room.pair
+            .stored
+            .iter()
+            .any(|m| m.seq == target && m.removed)
+    );
+    // The setting off: a member again.
+    room.set_page_moderators(now, false);
+    assert_eq!(room.pair.room.role_of(&me), None);
+}

@@ -70,6 +70,8 @@ struct Hub {
     /// The page's connection numbers: their room, and their connection in it.
     connections: RefCell<HashMap<u64, (String, ConnectionId)>>,
     ticking: Cell<bool>,
+    /// The page's people are moderators (the demo's setting).
+    moderators: Cell<bool>,
 }
 
 impl Hub {
@@ -124,6 +126,18 @@ impl Hub {
                 }
                 self.flush(&room);
             }
+            ToWorker::Moderators { on } => {
+                self.moderators.set(on);
+                let now = self.now();
+                let names: Vec<String> = self.rooms.borrow().keys().cloned().collect();
+                for name in &names {
+                    if let Some(mock) = self.rooms.borrow_mut().get_mut(name) {
+                        mock.advance(now);
+                        mock.set_page_moderators(now, on);
+                    }
+                    self.flush(name);
+                }
+            }
             ToWorker::BotSignal {
                 room,
                 bot,
@@ -153,6 +167,7 @@ impl Hub {
                     nfc,
                 );
                 mock.advance(now);
+                mock.set_page_moderators(now, self.moderators.get());
                 mock
             });
             mock.connect(now)

@@ -1031,3 +1031,54 @@ test('keyboard only: focus stays where the work is after choosing a name, deleti
   await expect(theirs.getByRole('group', { name: 'Choose a reaction' })).toHaveCount(0);
   await expect(react).toBeFocused();
 });
+
+test('the demo\'s moderator removes spam; made a moderator in Settings, you remove a fake user\'s message and read the log', async ({ page }) => {
+  test.setTimeout(60_000);
+  await page.goto('./?seed=7&speed=30');
+  await expect(status(page)).toHaveText('online');
+  // Grace moderates every demo room; the spam she removes reads as removed for everyone.
+  await expect(people(page).getByRole('listitem').filter({ hasText: 'Grace' })).toContainText('moderator');
+  await expect(log(page).getByText('removed by a moderator').first()).toBeVisible({ timeout: 30_000 });
+  // A member: Report on others' messages, no Remove, no moderation panel.
+  await expect(log(page).getByRole('button', { name: /^Report / }).first()).toBeVisible();
+  await expect(log(page).getByRole('button', { name: /^Remove / })).toHaveCount(0);
+  await expect(page.getByRole('button', { name: /^Moderation/ })).toHaveCount(0);
+
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
+  const dialog = page.getByRole('dialog', { name: 'Settings' });
+  await dialog.getByRole('checkbox', { name: /Be a moderator in the demo's rooms/ }).check();
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(people(page).getByRole('listitem').first()).toContainText('moderator');
+  // Not Ken's (Grace may be removing his spam at that moment); names change now and then
+  // ("Ada (away)").
+  const remove = log(page).getByRole('button', { name: /^Remove (?!Ken).*'s message of/ }).last();
+  await remove.click();
+  await page.getByRole('group', { name: 'Remove this message?' }).getByRole('button', { name: 'Remove for everyone' }).click();
+  const toggle = page.getByRole('button', { name: /^Moderation/ });
+  await toggle.click();
+  const panel = page.getByRole('region', { name: 'Moderation' });
+  const entries = panel.getByRole('list').last().getByRole('listitem');
+  await expect(entries.filter({ hasText: 'You removed a message of' })).toHaveCount(1);
+  await expect(entries.filter({ hasText: /Grace.* removed a message of Ken/ }).first()).toBeVisible();
+
+  // The moderation controls pass axe and the layout checks, light and dark: the panel, a
+  // report's form, a fake user's profile with its moderation forms.
+  const { default: AxeBuilder } = await import('@axe-core/playwright');
+  const scan = async (label: string) => {
+    const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+    expect(results.violations.map((v) => `${label}: ${v.id} (${v.nodes.length}): ${v.nodes[0]?.target}`)).toEqual([]);
+  };
+  await scan('moderation panel');
+  await expectSoundLayout(page, 'moderation panel');
+  await log(page).getByRole('button', { name: /^Report / }).last().click();
+  await expect(log(page).getByRole('form', { name: /^Report / })).toBeVisible();
+  await scan('report form');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await scan('moderation panel and report form, dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+  await people(page).getByRole('button', { name: /^Ken/ }).first().click();
+  const profile = page.getByRole('dialog');
+  await expect(profile.getByRole('form', { name: /^Ban Ken/ })).toBeVisible();
+  await scan('a moderator\'s profile of a member');
+  await expectSoundLayout(page, 'a moderator\'s profile', '[role="dialog"]');
+});

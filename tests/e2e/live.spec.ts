@@ -756,8 +756,8 @@ for (const store of stores()) {
       await alice.getByRole('button', { name: /^Remove Bob's message of/ }).click();
       await alice.getByRole('group', { name: 'Remove this message?' }).getByRole('button', { name: 'Remove for everyone' }).click();
       const log = panel.getByRole('list').last();
-      await expect(log.getByRole('listitem').first()).toContainText('Alice removed a message of Bob');
-      await expect(log).toContainText('Alice resolved a report of Bob\'s message');
+      await expect(log.getByRole('listitem').first()).toContainText('You removed a message of Bob');
+      await expect(log).toContainText('You resolved a report of Bob\'s message');
 
       // Stored: after the room restarts, on a fresh page, the log is still there.
       await lounge.stop();
@@ -765,7 +765,7 @@ for (const store of stores()) {
       await alice.reload();
       await expect(status(alice)).toHaveText('online', { timeout: 20_000 });
       await toggle.click();
-      await expect(log.getByRole('listitem').first()).toContainText('Alice removed a message of Bob');
+      await expect(log.getByRole('listitem').first()).toContainText('You removed a message of Bob');
       await expect(log).toContainText('Carol reported Bob\'s message');
       await expect(bob.getByRole('button', { name: /^Moderation/ })).toHaveCount(0);
     });

@@ -22,6 +22,8 @@ pub struct Settings {
     pub notify_mentions: bool,
     /// Emoji you picked lately, latest first: the picker offers them first.
     pub recent_emoji: Vec<String>,
+    /// You are a moderator in the demo's rooms (to try the moderation controls).
+    pub demo_moderator: bool,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             asked_name: false,
             notify_mentions: false,
             recent_emoji: Vec::new(),
+            demo_moderator: false,
         }
     }
 }

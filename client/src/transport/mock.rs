@@ -78,6 +78,11 @@ impl MockHub {
         conn
     }
 
+    /// The page's people are moderators in every mock room (`on`), or members again.
+    pub fn set_moderators(&self, on: bool) {
+        self.post(&ToWorker::Moderators { on });
+    }
+
     fn send(&self, conn: u64, frame: &str) {
         self.post(&ToWorker::Send {
             conn,

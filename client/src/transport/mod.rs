@@ -60,6 +60,11 @@ impl Connector {
         Self { mock }
     }
 
+    /// Makes the page's people moderators in the demo's rooms, or members again.
+    pub fn set_demo_moderators(&self, on: bool) {
+        self.mock.set_moderators(on);
+    }
+
     /// Starts connecting; events arrive on `sink` (never synchronously from this call).
     pub fn connect(
         &self,

@@ -93,7 +93,11 @@ pub(super) fn ModerationControl(id: RoomId) -> Element {
 /// An entry in words: "Bob timed out Carol until 14:05", "Carol reported Olga's message
 /// “…”: spam".
 fn describe(room: &crate::state::RoomState, entry: &AuditEntry) -> String {
-    let by = room.name_of(&entry.by);
+    let by = if room.is_me(&entry.by) {
+        "You".to_owned()
+    } else {
+        room.name_of(&entry.by)
+    };
     let whom = entry
         .user_id
         .as_deref()

@@ -51,6 +51,8 @@ pub fn Settings() -> Element {
 
     let enter_to_send = state.read().settings.enter_to_send;
     let notify_mentions = state.read().settings.notify_mentions;
+    let demo_moderator = state.read().settings.demo_moderator;
+    let net = use_coroutine_handle::<crate::network::Intent>();
     let mut notify_refused = use_signal(|| false);
     let has_room = state.read().active.is_some();
     rsx! {
@@ -142,6 +144,17 @@ pub fn Settings() -> Element {
             }
             if notify_refused() {
                 p { class: "form-error", role: "alert", "This browser does not allow notifications from this page (see its site settings)." }
+            }
+            label { class: "check",
+                input {
+                    r#type: "checkbox",
+                    checked: demo_moderator,
+                    onchange: move |e| {
+                        state.write().settings.demo_moderator = e.checked();
+                        net.send(crate::network::Intent::DemoModerator(e.checked()));
+                    },
+                }
+                " Be a moderator in the demo's rooms (mock://), to try the moderation controls"
             }
             button {
                 r#type: "button",

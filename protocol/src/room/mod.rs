@@ -33,6 +33,7 @@ pub use identity::{
     IdSource, MAX_COMBINING_MARKS, MAX_NAME_CHARS, NameProblem, Normalize, clean_name, hash_token,
 };
 pub use rate::TokenBucket;
+pub use roles::OPERATOR;
 pub use text::{TextProblem, check_text};
 
 use crate::error::ErrorCode;
@@ -377,6 +378,11 @@ impl Room {
     /// the next event one above it.
     pub fn latest_seq(&self) -> Seq {
         self.latest_seq
+    }
+
+    /// Who connection `conn` identified as, if it did.
+    pub fn user_of(&self, conn: ConnectionId) -> Option<&UserId> {
+        self.connections.get(&conn)?.user.as_ref()
     }
 
     /// Open connections.

@@ -75,6 +75,21 @@ impl Room {
         self.apply_role(asked.user_id, asked.role, owner);
     }
 
+    /// The room's operator sets `user`'s role (a host's own act, as `real-server role` is on a
+    /// server's store: the demo's "be a moderator"): stored, and told to everyone as set by
+    /// [`OPERATOR`]. Nothing happens for someone the room does not know, or who has it already.
+    pub fn handle_operator_role(&mut self, user: &str, role: Option<Role>) {
+        if !self.users.contains_key(user) || self.role_of(user) == role {
+            return;
+        }
+        self.effects.push_back(Effect::PersistRole {
+            user_id: user.to_owned(),
+            role,
+            by: OPERATOR.to_owned(),
+        });
+        self.apply_role(user.to_owned(), role, OPERATOR.to_owned());
+    }
+
     /// A role changed (here, or on another node of a cluster): kept, and told to everyone.
     pub(super) fn apply_role(&mut self, user_id: UserId, role: Option<Role>, by: UserId) {
         let Some(user) = self.users.get_mut(&user_id) else {
@@ -263,6 +278,9 @@ impl Room {
 fn checked_nonce(nonce: Option<String>) -> Option<String> {
     nonce.filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()))
 }
+
+/// Who `ROLE` says set a role the room's operator set.
+pub const OPERATOR: &str = "operator";
 
 /// The WebSocket close code of a kick (the application's range).
 pub const KICKED_CODE: u16 = 4000;
