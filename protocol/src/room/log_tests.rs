@@ -563,6 +563,94 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
 }
 
 #[test]
+fn a_report_on_one_node_reaches_the_moderator_on_the_other_who_resolves_it_there() {
+    let owner = UserRecord {
+        id: "olga".into(),
+        name: "Olga".into(),
+        token_hash: hash_token("olga-token"),
+        joined_at: Some(1),
+        last_seen: None,
+        role: Some(Role::Owner),
+        timed_out_until: None,
+        ban: None,
+    };
+    let mut c = Cluster::starting_from(RoomSnapshot {
+        users: vec![owner],
+        ..RoomSnapshot::default()
+    });
+    // The owner on node 1; a member who writes and one who reports on node 0.
+    let o = c.connect(1, 1);
+    c.act(
+        1,
+        o,
+        identify(Some("olga".into()), Some("olga-token".into())),
+    );
+    let (w, _, _) = c.join(0, 2);
+    let (r, reporter, _) = c.join(0, 3);
+    c.act(0, w, say("spam", "w1", None));
+    c.run();
+    let seq = messages(&c.take(0, r))[0].0.expect("numbered");
+    for n in [0, 1] {
+        for conn in c.nodes[n].open.clone() {
+            c.take(n, conn);
+        }
+    }
+    c.act(
+        0,
+        r,
+        ClientAction::Report(Report {
+            target: seq,
+            reason: "spam".into(),
+            nonce: Some("r1".into()),
+        }),
+    );
+    c.run();
+    let audits = |actions: Vec<ServerAction>| -> Vec<Audit> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                ServerAction::Audit(audit) => Some(audit),
+                _ => None,
+            })
+            .collect()
+    };
+    // The reporter is answered on their node; the owner is told on hers.
+    let answered = audits(c.take(0, r));
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].nonce.as_deref(), Some("r1"));
+    let told = audits(c.take(1, o));
+    assert_eq!(told.len(), 1, "{told:?}");
+    let report = told[0].entries[0].clone();
+    assert_eq!(
+        (report.action, report.by.as_str(), report.target),
+        (AuditAction::Report, reporter.as_str(), Some(seq))
+    );
+    assert!(report.seq > seq, "numbered by the shared log");
+    // Both nodes hold it open; resolved on node 1, it is closed on both.
+    for n in [0, 1] {
+        assert_eq!(c.nodes[n].room.open_reports.len(), 1, "node {n}");
+    }
+    c.act(
+        1,
+        o,
+        ClientAction::ResolveReport(ResolveReport {
+            report: report.seq,
+            nonce: None,
+        }),
+    );
+    c.run();
+    for n in [0, 1] {
+        assert!(c.nodes[n].room.open_reports.is_empty(), "node {n}");
+        let actions: Vec<AuditAction> = c.nodes[n].room.audit_entries().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            [AuditAction::Report, AuditAction::Resolve],
+            "node {n}"
+        );
+    }
+}
+
+#[test]
 fn log_events_travel_between_nodes_as_json_unchanged() {
     let message = StoredMessage {
         seq: 7,
