@@ -20,6 +20,12 @@ fn frame() -> impl Strategy<Value = String> {
         Just("REACT".to_owned()),
         Just("TYPING".to_owned()),
         Just("HANDSHAKE".to_owned()),
+        Just("SET_ROLE".to_owned()),
+        Just("MODERATE".to_owned()),
+        Just("SET_ROOM".to_owned()),
+        Just("REPORT".to_owned()),
+        Just("RESOLVE_REPORT".to_owned()),
+        Just("AUDIT_REQUEST".to_owned()),
         "[A-Z_]{0,12}",
     ];
     let value = prop_oneof![
@@ -33,6 +39,20 @@ fn frame() -> impl Strategy<Value = String> {
         Just("{}".to_owned()),
         Just("true".to_owned()),
         Just("\"🎉\"".to_owned()),
+        // The people the room starts with (an owner, a member) and their tokens, and the
+        // moderation vocabulary, so that moderation goes past its first checks.
+        Just("\"olga\"".to_owned()),
+        Just("\"olga-token\"".to_owned()),
+        Just("\"mia\"".to_owned()),
+        Just("\"mia-token\"".to_owned()),
+        Just("\"moderator\"".to_owned()),
+        Just("\"owner\"".to_owned()),
+        Just("\"ban\"".to_owned()),
+        Just("\"unban\"".to_owned()),
+        Just("\"timeOut\"".to_owned()),
+        Just("\"endTimeOut\"".to_owned()),
+        Just("\"kick\"".to_owned()),
+        Just(r#"{"topic":"t","slowModeSeconds":10}"#.to_owned()),
     ];
     let field = prop_oneof![
         Just("rawMessage".to_owned()),
@@ -48,6 +68,13 @@ fn frame() -> impl Strategy<Value = String> {
         Just("on".to_owned()),
         Just("replyTo".to_owned()),
         Just("protocolVersion".to_owned()),
+        Just("kind".to_owned()),
+        Just("role".to_owned()),
+        Just("minutes".to_owned()),
+        Just("reason".to_owned()),
+        Just("address".to_owned()),
+        Just("report".to_owned()),
+        Just("settings".to_owned()),
         "[a-z]{1,6}",
     ];
     let fields = prop::collection::vec((field, value), 0..5).prop_map(|fields| {
@@ -95,7 +122,21 @@ proptest! {
 
     #[test]
     fn the_room_never_panics_and_keeps_its_invariants(inputs in prop::collection::vec(input(), 1..80)) {
-        let mut room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [9; 32]);
+        let person = |id: &str, role| protocol::UserRecord {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            token_hash: protocol::hash_token(&format!("{id}-token")),
+            joined_at: Some(1),
+            last_seen: None,
+            role,
+            timed_out_until: None,
+            ban: None,
+        };
+        let snapshot = RoomSnapshot {
+            users: vec![person("olga", Some(protocol::Role::Owner)), person("mia", None)],
+            ..RoomSnapshot::default()
+        };
+        let mut room = Room::new(RoomConfig::default(), snapshot, [9; 32]);
         let mut now = 1_000_000i64;
         let mut last_persisted = 0u64;
         let mut last_broadcast = 0u64;
