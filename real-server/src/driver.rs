@@ -20,7 +20,7 @@ use protocol::room::SearchTask;
 use protocol::{
     ConnectionId, Effect, LogEvent, Millis, Room, Seq, ServerAction, StoredMessage, UserId,
 };
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::cluster::{LogInput, SharedLog};
@@ -123,14 +123,41 @@ impl CloseSignal {
     }
 }
 
-/// A connection's outgoing queue, bounded in frames (the channel) and in bytes.
-#[derive(Debug, Clone)]
+/// A connection's outgoing queue, bounded in frames and in bytes. A queue of its own rather
+/// than a channel: a channel allocates a block of slots when it is made (about 1 KiB a
+/// connection, idle or not), this one holds nothing while nothing waits. The room's task
+/// offers (never waits); the connection's writer takes.
+#[derive(Debug)]
 pub struct Outbox {
-    frames: mpsc::Sender<Utf8Bytes>,
-    /// Bytes of the frames in the channel; the writer takes a frame's bytes off as it takes
-    /// the frame.
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: std::sync::Mutex<Queue>,
+    /// Outboxes alive: when none is left, the room has let the connection go.
+    senders: AtomicUsize,
+    /// Wakes the writer (a frame, or the last outbox gone).
+    ready: tokio::sync::Notify,
+    max_frames: usize,
     max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    frames: std::collections::VecDeque<Utf8Bytes>,
+    /// Bytes of the frames queued.
+    bytes: usize,
+    /// The writer is gone: nothing more is taken.
+    closed: bool,
+}
+
+impl Shared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Why a frame could not be queued.
@@ -142,26 +169,65 @@ pub enum OfferError {
     Closed,
 }
 
-/// The writer's end of an [`Outbox`]: a frame taken here leaves the queue's byte count.
+/// The writer's end of an [`Outbox`].
 #[derive(Debug)]
 pub struct Inbox {
-    frames: mpsc::Receiver<Utf8Bytes>,
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
+/// A queue that grew in a burst keeps at most this many slots once it is empty again.
+const KEEP_SLOTS: usize = 16;
+
 impl Inbox {
-    /// The next frame, waiting for one; `None` once every sender is gone.
+    /// The next frame, waiting for one; `None` once every outbox is gone.
     pub async fn recv(&mut self) -> Option<Utf8Bytes> {
-        let frame = self.frames.recv().await?;
-        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-        Some(frame)
+        loop {
+            if let Some(frame) = self.try_recv() {
+                return Some(frame);
+            }
+            if self.shared.senders.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            // A frame offered since the check left a permit: this returns at once.
+            self.shared.ready.notified().await;
+        }
     }
 
     /// The next frame if one is queued.
     pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
-        let frame = self.frames.try_recv().ok()?;
-        self.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        let mut queue = self.shared.queue();
+        let frame = queue.frames.pop_front()?;
+        queue.bytes -= frame.len();
+        if queue.frames.is_empty() && queue.frames.capacity() > KEEP_SLOTS {
+            queue.frames.shrink_to(KEEP_SLOTS);
+        }
         Some(frame)
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut queue = self.shared.queue();
+        queue.closed = true;
+        queue.frames = std::collections::VecDeque::new();
+        queue.bytes = 0;
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.ready.notify_one();
+        }
     }
 }
 
@@ -170,42 +236,37 @@ impl Outbox {
     /// than that is still taken into an empty queue, or it could never be sent), and the
     /// writer's end of it.
     pub fn channel(max_frames: usize, max_bytes: usize) -> (Self, Inbox) {
-        let (frames, receiver) = mpsc::channel(max_frames.max(1));
-        let bytes = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            queue: std::sync::Mutex::new(Queue::default()),
+            senders: AtomicUsize::new(1),
+            ready: tokio::sync::Notify::new(),
+            max_frames: max_frames.max(1),
+            max_bytes,
+        });
         let inbox = Inbox {
-            frames: receiver,
-            bytes: Arc::clone(&bytes),
+            shared: Arc::clone(&shared),
         };
-        (
-            Self {
-                frames,
-                bytes,
-                max_bytes,
-            },
-            inbox,
-        )
+        (Self { shared }, inbox)
     }
 
     /// Queues `frame` without waiting.
     pub fn offer(&self, frame: Utf8Bytes) -> Result<(), OfferError> {
         let len = frame.len();
-        let before = self.bytes.fetch_add(len, Ordering::Relaxed);
-        let refused = if before > 0 && before.saturating_add(len) > self.max_bytes {
-            Some(OfferError::Full)
-        } else {
-            match self.frames.try_send(frame) {
-                Ok(()) => None,
-                Err(TrySendError::Full(_)) => Some(OfferError::Full),
-                Err(TrySendError::Closed(_)) => Some(OfferError::Closed),
+        {
+            let mut queue = self.shared.queue();
+            if queue.closed {
+                return Err(OfferError::Closed);
             }
-        };
-        match refused {
-            None => Ok(()),
-            Some(err) => {
-                self.bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(err)
+            if queue.frames.len() >= self.shared.max_frames
+                || (queue.bytes > 0 && queue.bytes.saturating_add(len) > self.shared.max_bytes)
+            {
+                return Err(OfferError::Full);
             }
+            queue.frames.push_back(frame);
+            queue.bytes += len;
         }
+        self.shared.ready.notify_one();
+        Ok(())
     }
 }
 

@@ -204,8 +204,8 @@ def peaks(connections, start_rate, kinds=("baseline", "ours")):
     return {s.kind: s.best for s in searches}
 
 
-def idle_memory(kind, connections):
-    server = Server(kind)
+def idle_memory(kind, connections, bin=None):
+    server = Server(kind, bin)
     try:
         # Connected, not identified, for both: the baseline has no identities, and identifying
         # makes each join a broadcast to everyone (measured by the N=5000 peak instead).
@@ -243,6 +243,24 @@ def join_only():
             print(f"  {name} N={n}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
             print(f"| {n} | {name} | {fmt(r.get('joined_s'))} | "
                   f"{fmt(r.get('frames_per_connection'))} | {fmt(r.get('closed'))} |", flush=True)
+
+
+def idle_only():
+    """Resident bytes per idle connection at N=5000: the baseline, ours, and each
+    `--ours-bin` build, in turns, twice, fresh processes each time."""
+    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
+    runs = [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
+    figures = {}
+    for _ in range(2):
+        for kind, bin in runs:
+            name = "baseline (Node ws)" if kind == "baseline" else (bin or "ours")
+            value = idle_memory(kind, 5000, bin)
+            print(f"  {name}: {fmt(value)}", file=sys.stderr, flush=True)
+            figures.setdefault(name, []).append(value)
+    print("| server | resident bytes per idle connection, N=5000 (two runs) |")
+    print("| --- | --- |")
+    for name, values in figures.items():
+        print(f"| {name} | {' / '.join(fmt(v) for v in values)} |")
 
 
 def fmt(value, unit=""):
@@ -331,5 +349,7 @@ if __name__ == "__main__":
         cluster_main()
     elif "--join" in sys.argv:
         join_only()
+    elif "--idle" in sys.argv:
+        idle_only()
     else:
         main()

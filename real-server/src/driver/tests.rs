@@ -408,3 +408,40 @@ async fn a_cluster_node_writes_a_failed_part_of_the_streams_events_again_before_
     let _stopped = stop.send(());
     task.await.expect("the driver ends cleanly");
 }
+
+#[tokio::test]
+async fn an_outbox_is_bounded_in_frames_and_bytes_and_knows_when_either_end_is_gone() {
+    let frame = |text: &str| Utf8Bytes::from(text.to_owned());
+    let (outbox, mut inbox) = Outbox::channel(2, 10);
+    // One frame larger than the byte bound still goes into an empty queue.
+    assert_eq!(outbox.offer(frame(&"x".repeat(20))), Ok(()));
+    assert_eq!(outbox.offer(frame("y")), Err(OfferError::Full), "bytes");
+    assert_eq!(inbox.try_recv().map(|f| f.len()), Some(20));
+    assert_eq!(outbox.offer(frame("a")), Ok(()));
+    assert_eq!(outbox.offer(frame("b")), Ok(()));
+    assert_eq!(outbox.offer(frame("c")), Err(OfferError::Full), "frames");
+    assert_eq!(inbox.recv().await.as_deref(), Some("a"));
+    assert_eq!(inbox.recv().await.as_deref(), Some("b"));
+    // The writer waits for the next frame, and wakes for it.
+    let second = outbox.clone();
+    let waiting = tokio::spawn(async move { inbox.recv().await.map(|f| f.to_string()) });
+    tokio::task::yield_now().await;
+    assert_eq!(second.offer(frame("late")), Ok(()));
+    let mut inbox = match tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await {
+        Ok(Ok(got)) => {
+            assert_eq!(got.as_deref(), Some("late"));
+            // A fresh pair for the ends' tests.
+            let (outbox, inbox) = Outbox::channel(2, 10);
+            drop(second);
+            drop(outbox);
+            inbox
+        }
+        other => panic!("the writer was not woken: {other:?}"),
+    };
+    // Every outbox gone: the writer hears the room let the connection go.
+    assert_eq!(inbox.recv().await, None);
+    // The writer gone: offers say so.
+    let (outbox, inbox) = Outbox::channel(2, 10);
+    drop(inbox);
+    assert_eq!(outbox.offer(frame("z")), Err(OfferError::Closed));
+}
