@@ -142,8 +142,8 @@ def load(server, *args):
     return run_loadgen(cmd)
 
 
-def trial(kind, connections, rate):
-    server = Cluster() if kind == "cluster" else Server(kind)
+def trial(kind, connections, rate, bin=None):
+    server = Cluster() if kind == "cluster" else Server(kind, bin)
     try:
         return load(server, "--connections", connections, "--senders", SENDERS,
                     "--rate", rate, "--seconds", TRIAL_SECONDS)
@@ -243,6 +243,25 @@ def join_only():
             print(f"  {name} N={n}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
             print(f"| {n} | {name} | {fmt(r.get('joined_s'))} | "
                   f"{fmt(r.get('frames_per_connection'))} | {fmt(r.get('closed'))} |", flush=True)
+
+
+def versus_only():
+    """This build against each `--ours-bin` build at N=1000, in turns, trial by trial: CPU per
+    delivery and latency at 50k and 320k deliveries/s (50 and 320 messages/s)."""
+    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
+    runs = [None] + bins
+    print("| build | deliveries/s | server CPU µs per delivery | p50 ms | p99 ms | missing |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for rate in (50, 320):
+        for _ in range(2):
+            for bin in runs:
+                r = trial("ours", 1000, rate, bin)
+                name = bin or "ours"
+                print(f"  {name} rate={rate}: {r.get('line', r.get('error'))}", file=sys.stderr,
+                      flush=True)
+                print(f"| {name} | {rate * 1000:,} | {fmt(r.get('server_cpu_us_per_delivery'))} | "
+                      f"{fmt(r.get('p50_ms'))} | {fmt(r.get('p99_ms'))} | {fmt(r.get('missing'))} |",
+                      flush=True)
 
 
 def idle_only():
@@ -351,5 +370,7 @@ if __name__ == "__main__":
         join_only()
     elif "--idle" in sys.argv:
         idle_only()
+    elif "--versus" in sys.argv:
+        versus_only()
     else:
         main()
