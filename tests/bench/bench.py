@@ -264,6 +264,38 @@ def versus_only():
                       flush=True)
 
 
+def chat_memory(kind, bin=None):
+    """1,000 people connect, identify and chat (1,000 messages/s for 5 s, each from one of
+    them), all still connected: the server's resident bytes per connection over its start."""
+    server = Server(kind, bin)
+    try:
+        return run_loadgen(["taskset", "-c", "1", LOADGEN, *server.loadgen_args(),
+                            "--connections", "1000",
+                            "--senders", os.environ.get("CHAT_SENDERS", "1000"), "--identify",
+                            "--rate", "1000",
+                            "--seconds", "5"])
+    finally:
+        server.close()
+
+
+def chat_memory_only():
+    """Resident bytes per connection after 1,000 joined and chatted: the baseline, ours and
+    each `--ours-bin` build, in turns, twice."""
+    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
+    runs = [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
+    figures = {}
+    for _ in range(2):
+        for kind, bin in runs:
+            name = "baseline (Node ws)" if kind == "baseline" else (bin or "ours")
+            r = chat_memory(kind, bin)
+            print(f"  {name}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
+            figures.setdefault(name, []).append(r.get("bytes_per_connection_after_chat"))
+    print("| server | resident bytes per connection after 1,000 joined and chatted (two runs) |")
+    print("| --- | --- |")
+    for name, values in figures.items():
+        print(f"| {name} | {' / '.join(fmt(v) for v in values)} |")
+
+
 def idle_only():
     """Resident bytes per idle connection at N=5000: the baseline, ours, and each
     `--ours-bin` build, in turns, twice, fresh processes each time."""
@@ -372,5 +404,7 @@ if __name__ == "__main__":
         idle_only()
     elif "--versus" in sys.argv:
         versus_only()
+    elif "--chat-memory" in sys.argv:
+        chat_memory_only()
     else:
         main()

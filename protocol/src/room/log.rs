@@ -164,7 +164,9 @@ impl Room {
             ban,
         } = record;
         let online_here = self.is_online(&id);
+        let index = self.next_user_index();
         let entry = self.users.entry(id.clone()).or_insert_with(|| UserEntry {
+            index,
             name: DEFAULT_NAME.to_owned(),
             token_hash: token_hash.clone(),
             joined_at,

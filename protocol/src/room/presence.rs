@@ -218,14 +218,14 @@ impl Room {
         let Some(entry) = self.users.get(author) else {
             return;
         };
-        let (name, version) = (entry.name.clone(), entry.name_version);
+        let (name, index, version) = (entry.name.clone(), entry.index, entry.name_version);
         let mut told = Vec::new();
         for conn in &self.legacy {
             let Some(connection) = self.connections.get_mut(conn) else {
                 continue;
             };
-            if connection.legacy_names.get(author) != Some(&version) {
-                connection.legacy_names.insert(author.to_owned(), version);
+            if !connection.legacy_names.told(index, version) {
+                connection.legacy_names.tell(index, version);
                 told.push(*conn);
             }
         }

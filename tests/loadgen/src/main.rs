@@ -285,6 +285,15 @@ async fn main() -> anyhow::Result<()> {
             ));
         }
     }
+    // What the server holds per connection now that everyone joined and chatted (all still
+    // connected): its resident memory over what it had before the first connection.
+    if let (Some(&pid), Some(before)) = (args.server_pid.first(), rss_before) {
+        let after = rss_kib(pid);
+        let per = (after.saturating_sub(before) as f64 * 1024.0) / args.connections as f64;
+        line.push_str(&format!(
+            " server_rss_after_chat_kib={after} bytes_per_connection_after_chat={per:.0}"
+        ));
+    }
     println!("{line}");
     Ok(())
 }
