@@ -382,6 +382,11 @@ impl Pair {
             any = true;
             match effect {
                 Effect::Send { to, action } => self.deliver(to, action),
+                Effect::Multicast { to, action } => {
+                    for conn in to {
+                        self.deliver(conn, action.clone());
+                    }
+                }
                 Effect::Close { to, code, reason } => {
                     // As a host: what was sent to it goes first (to a session; a raw
                     // connection's stays for `take`), then the socket closes, and the room

@@ -91,9 +91,9 @@ fn a_legacy_session_against_the_engine() {
     let drive = |room: &mut Room, frames: &mut Vec<Value>| {
         while let Some(effect) = room.poll_effect() {
             match effect {
-                Effect::Send { action, .. } | Effect::Broadcast(action) => {
-                    frames.push(json(&action.to_json()))
-                }
+                Effect::Send { action, .. }
+                | Effect::Multicast { action, .. }
+                | Effect::Broadcast(action) => frames.push(json(&action.to_json())),
                 Effect::PersistMessage(m) => room.handle_persisted(3, m.seq),
                 _ => {}
             }

@@ -172,7 +172,9 @@ proptest! {
                         prop_assert!(seq > last_broadcast, "broadcast out of order");
                         last_broadcast = seq;
                     }
-                    Effect::Send { action, .. } | Effect::Broadcast(action) => {
+                    Effect::Send { action, .. }
+                    | Effect::Multicast { action, .. }
+                    | Effect::Broadcast(action) => {
                         // Every frame a client receives has an object payload.
                         let json: serde_json::Value = serde_json::from_str(&action.to_json()).unwrap();
                         prop_assert!(json["payload"].is_object());

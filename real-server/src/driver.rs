@@ -599,6 +599,18 @@ impl<S: Store> Driver<S> {
                     self.deliver(to, frame);
                 }
                 Effect::Broadcast(action) => self.broadcast(&action),
+                Effect::Multicast { to, action } => {
+                    // Serialised once; each outbox gets a reference to the same bytes.
+                    let frame = Utf8Bytes::from(action.to_json());
+                    let results: Vec<(ConnectionId, Result<(), OfferError>)> = to
+                        .into_iter()
+                        .filter_map(|conn| {
+                            let handle = self.connections.get(&conn)?;
+                            Some((conn, handle.outbox.offer(frame.clone())))
+                        })
+                        .collect();
+                    self.settle(results);
+                }
                 // A kick: after what was queued for it (the reason), the connection closes;
                 // its reader then reports it gone as for any close.
                 Effect::Close { to, code, reason } => {

@@ -20,6 +20,11 @@ pub enum Effect {
     },
     /// Send to every open connection of the room (the sender included).
     Broadcast(ServerAction),
+    /// Send the same action to these connections (a host serialises it once).
+    Multicast {
+        to: Vec<ConnectionId>,
+        action: ServerAction,
+    },
     /// Close this connection, after what was sent to it, with this WebSocket close code and
     /// reason (a kick, a ban; at most 123 bytes, as a close frame carries). The host then
     /// reports it gone as for any close.

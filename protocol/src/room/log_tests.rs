@@ -67,6 +67,11 @@ impl Cluster {
         while let Some(effect) = node.room.poll_effect() {
             match effect {
                 Effect::Send { to, action } => node.inbox.entry(to).or_default().push(action),
+                Effect::Multicast { to, action } => {
+                    for conn in to {
+                        node.inbox.entry(conn).or_default().push(action.clone());
+                    }
+                }
                 Effect::Close { to, .. } => {
                     node.open.retain(|c| *c != to);
                     node.room.handle_disconnect(self.now, to);

@@ -229,10 +229,11 @@ impl Room {
                 told.push(*conn);
             }
         }
-        for to in told {
-            self.effects.push_back(Effect::Send {
-                to,
-                action: ServerAction::NameChange(NameChanged::new(author.to_owned(), name.clone())),
+        if !told.is_empty() {
+            // One frame for all of them: a host serialises it once.
+            self.effects.push_back(Effect::Multicast {
+                to: told,
+                action: ServerAction::NameChange(NameChanged::new(author.to_owned(), name)),
             });
         }
     }
