@@ -7,6 +7,7 @@ generator pinned to core 1; the two servers take turns. Our server runs with per
 
 Usage: python3 tests/bench/bench.py [--quick]    (prints a Markdown report)
        python3 tests/bench/bench.py --cluster [--quick]
+       python3 tests/bench/bench.py --idle | --chat-memory | --versus | --join [--ours-bin PATH]...
            one process against two nodes of one room on one JetStream stream (`--nats-url`,
            a local nats-server -js; each node its own SQLite), N=1000, half the connections
            on each node: peak deliveries/s, p99 and CPU per delivery of each process.

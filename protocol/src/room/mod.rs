@@ -86,7 +86,8 @@ pub struct RoomSnapshot {
 /// - **Time.** [`poll_timeout`](Self::poll_timeout) says when the room next needs
 ///   [`handle_timeout`](Self::handle_timeout) (the presence tick, a ring running out).
 /// - **Outputs.** [`Effect`]s, taken with [`poll_effect`](Self::poll_effect) in order and
-///   carried out in that order: [`Effect::Send`] to one connection, [`Effect::Broadcast`],
+///   carried out in that order: [`Effect::Send`] to one connection, [`Effect::Multicast`] to
+///   several (serialised once), [`Effect::Broadcast`],
 ///   the three `Persist` effects, [`Effect::LoadHistory`], [`Effect::Search`] (run beside the
 ///   room's task, never in it).
 /// - **Durability and order.** An accepted event (a message or a change) is first only a
