@@ -34,6 +34,16 @@ for (const store of stores()) {
       await Promise.all([lounge.stop(), games.stop()]);
     });
 
+    /** The operator, on the lounge's store, makes `name` its owner; the lounge restarts (the
+     * role holds from its next start) and everyone in `pages` is back online. */
+    async function makeOwner(name: string, pages: Page[]) {
+      const id = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith(`\t${name}`))!.split('\t')[0];
+      expect(lounge.role(['grant', id, 'owner'])).toContain('is now owner');
+      await lounge.stop();
+      await lounge.start();
+      for (const p of pages) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+    }
+
     /** A person in a fresh browser context (their own storage: their own identity). */
     async function join(browser: Browser, name: string, init?: (ctx: BrowserContext) => Promise<void>) {
       const context = await browser.newContext();
@@ -600,11 +610,7 @@ for (const store of stores()) {
       const carol = await join(browser, 'Carol');
       await expect(online(alice)).toHaveCount(3);
       // The operator, on the room's store: Alice is its owner from the room's next start.
-      const aliceId = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith('\tAlice'))!.split('\t')[0];
-      expect(lounge.role(['grant', aliceId, 'owner'])).toContain('is now owner');
-      await lounge.stop();
-      await lounge.start();
-      for (const p of [alice, bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      await makeOwner('Alice', [alice, bob, carol]);
       await expect(peoplePanel(carol).getByRole('listitem').filter({ hasText: 'Alice' })).toContainText('owner');
 
       // The owner makes Bob a moderator from his profile; everyone sees it.
@@ -681,11 +687,7 @@ for (const store of stores()) {
       const alice = await join(browser, 'Alice');
       const carol = await join(browser, 'Carol');
       await expect(online(alice)).toHaveCount(2);
-      const aliceId = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith('\tAlice'))!.split('\t')[0];
-      expect(lounge.role(['grant', aliceId, 'owner'])).toContain('is now owner');
-      await lounge.stop();
-      await lounge.start();
-      for (const p of [alice, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      await makeOwner('Alice', [alice, carol]);
 
       // The owner bans Carol for an hour, with her address, from her profile.
       await peoplePanel(alice).getByRole('button', { name: 'Carol', exact: true }).click();
@@ -726,11 +728,7 @@ for (const store of stores()) {
       const bob = await join(browser, 'Bob');
       const carol = await join(browser, 'Carol');
       await expect(online(alice)).toHaveCount(3);
-      const aliceId = lounge.role(['list', '--all']).split('\n').find((line) => line.endsWith('\tAlice'))!.split('\t')[0];
-      expect(lounge.role(['grant', aliceId, 'owner'])).toContain('is now owner');
-      await lounge.stop();
-      await lounge.start();
-      for (const p of [alice, bob, carol]) await expect(status(p)).toHaveText('online', { timeout: 20_000 });
+      await makeOwner('Alice', [alice, bob, carol]);
 
       await send(bob, 'buy cheapwatches here');
       await expect(message(carol, 'buy cheapwatches here')).toHaveCount(1);

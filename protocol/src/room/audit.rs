@@ -10,7 +10,8 @@
 //! open report in memory (storage holds them all).
 
 use super::post::PendingEvent;
-use super::{ConnectionId, MAX_NONCE_CHARS, Room};
+use super::roles::checked_nonce;
+use super::{ConnectionId, Room};
 use crate::error::ErrorCode;
 use crate::wire::{
     Audit, AuditAction, AuditEntry, AuditRequest, MAX_REASON_CHARS, Millis, Report, ResolveReport,
@@ -100,9 +101,7 @@ impl Room {
 
     /// `REPORT`: anyone reports a room message they can see, saying why.
     pub(super) fn report(&mut self, now: Millis, conn: ConnectionId, asked: Report) {
-        let nonce = asked
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
+        let nonce = checked_nonce(asked.nonce);
         let Some(user) = self.acting_user(now, conn, None, nonce.as_ref()) else {
             return;
         };
@@ -160,16 +159,11 @@ impl Room {
 
     /// `RESOLVE_REPORT`: a moderator or owner closes an open report.
     pub(super) fn resolve_report(&mut self, now: Millis, conn: ConnectionId, asked: ResolveReport) {
-        let nonce = asked
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
-        let Some(user) = self.acting_user(now, conn, None, nonce.as_ref()) else {
+        let nonce = checked_nonce(asked.nonce);
+        let refusal = "moderators and owners resolve reports";
+        let Some(user) = self.acting_moderator(now, conn, nonce.as_ref(), refusal) else {
             return;
         };
-        if self.role_of(&user).is_none() {
-            let text = "moderators and owners resolve reports";
-            return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce.as_ref());
-        }
         let Some(report) = self
             .open_reports
             .iter()
@@ -190,15 +184,13 @@ impl Room {
 
     /// `AUDIT_REQUEST`: the latest entries, newest first, and the open reports.
     pub(super) fn audit_request(&mut self, now: Millis, conn: ConnectionId, asked: AuditRequest) {
-        let nonce = asked
-            .nonce
-            .filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()));
-        let Some(user) = self.acting_user(now, conn, None, nonce.as_ref()) else {
+        let nonce = checked_nonce(asked.nonce);
+        let refusal = "moderators and owners read the moderation log";
+        if self
+            .acting_moderator(now, conn, nonce.as_ref(), refusal)
+            .is_none()
+        {
             return;
-        };
-        if self.role_of(&user).is_none() {
-            let text = "moderators and owners read the moderation log";
-            return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce.as_ref());
         }
         let audit = Audit {
             entries: self.audit.iter().rev().cloned().collect(),

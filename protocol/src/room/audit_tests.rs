@@ -6,25 +6,12 @@ use super::*;
 use crate::testing::Pair;
 use crate::wire::*;
 
-const OLGA: &str = "olga";
+use super::role_tests::{OLGA, refusals};
 
 /// A room whose owner is Olga (from storage), with `config`: Olga, then Bob (made a
 /// moderator) and Carol and Dave (members) on connections 1 to 4.
 fn room(config: RoomConfig) -> (Pair, [(ConnectionId, UserId); 4]) {
-    let snapshot = RoomSnapshot {
-        users: vec![UserRecord {
-            id: OLGA.to_owned(),
-            name: "Olga".to_owned(),
-            token_hash: hash_token("olga-token"),
-            joined_at: Some(1),
-            last_seen: None,
-            role: Some(Role::Owner),
-            timed_out_until: None,
-            ban: None,
-        }],
-        ..RoomSnapshot::default()
-    };
-    let mut pair = Pair::with(config, snapshot);
+    let mut pair = Pair::with(config, super::role_tests::owner_snapshot());
     let olga = pair.connect(1);
     pair.act(olga, identify(OLGA, "olga-token", None, true));
     let bob = pair.join_ours(2);
@@ -56,16 +43,6 @@ fn audits(pair: &mut Pair, conn: ConnectionId) -> Vec<Audit> {
         .into_iter()
         .filter_map(|a| match a {
             ServerAction::Audit(audit) => Some(audit),
-            _ => None,
-        })
-        .collect()
-}
-
-fn refusals(pair: &mut Pair, conn: ConnectionId) -> Vec<(ErrorCode, Option<String>)> {
-    pair.take(conn)
-        .into_iter()
-        .filter_map(|a| match a {
-            ServerAction::Error(e) => Some((e.code, e.nonce)),
             _ => None,
         })
         .collect()

@@ -449,20 +449,7 @@ fn an_event_the_log_refuses_is_refused_to_its_asker_and_one_it_holds_already_is_
 
 #[test]
 fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
-    let owner = UserRecord {
-        id: "olga".into(),
-        name: "Olga".into(),
-        token_hash: hash_token("olga-token"),
-        joined_at: Some(1),
-        last_seen: None,
-        role: Some(Role::Owner),
-        timed_out_until: None,
-        ban: None,
-    };
-    let mut c = Cluster::starting_from(RoomSnapshot {
-        users: vec![owner],
-        ..RoomSnapshot::default()
-    });
+    let mut c = Cluster::starting_from(super::role_tests::owner_snapshot());
     let o = c.connect(0, 1);
     c.act(
         0,
@@ -569,20 +556,7 @@ fn a_role_set_on_one_node_holds_on_the_other_and_its_moderator_removes_there() {
 
 #[test]
 fn a_report_on_one_node_reaches_the_moderator_on_the_other_who_resolves_it_there() {
-    let owner = UserRecord {
-        id: "olga".into(),
-        name: "Olga".into(),
-        token_hash: hash_token("olga-token"),
-        joined_at: Some(1),
-        last_seen: None,
-        role: Some(Role::Owner),
-        timed_out_until: None,
-        ban: None,
-    };
-    let mut c = Cluster::starting_from(RoomSnapshot {
-        users: vec![owner],
-        ..RoomSnapshot::default()
-    });
+    let mut c = Cluster::starting_from(super::role_tests::owner_snapshot());
     // The owner on node 1; a member who writes and one who reports on node 0.
     let o = c.connect(1, 1);
     c.act(

@@ -14,7 +14,7 @@ struct Room3 {
     carol: (ConnectionId, UserId, String),
 }
 
-const OLGA: &str = "olga";
+pub(super) const OLGA: &str = "olga";
 
 fn room() -> Room3 {
     let mut pair = Pair::with(RoomConfig::default(), owner_snapshot());
@@ -33,8 +33,8 @@ fn room() -> Room3 {
     }
 }
 
-/// A room's storage holding only its owner, Olga.
-fn owner_snapshot() -> RoomSnapshot {
+/// A room's storage holding only its owner, Olga (token `olga-token`).
+pub(super) fn owner_snapshot() -> RoomSnapshot {
     RoomSnapshot {
         users: vec![UserRecord {
             id: OLGA.to_owned(),
@@ -66,7 +66,7 @@ fn delete(target: Seq, nonce: &str) -> ClientAction {
 }
 
 /// The refusals a connection got: code and nonce.
-fn refusals(pair: &mut Pair, conn: ConnectionId) -> Vec<(ErrorCode, Option<String>)> {
+pub(super) fn refusals(pair: &mut Pair, conn: ConnectionId) -> Vec<(ErrorCode, Option<String>)> {
     pair.take(conn)
         .into_iter()
         .filter_map(|a| match a {

@@ -275,7 +275,7 @@ impl Room {
 
 /// A nonce an `ERROR` may name: one within its rule (a longer one may be huge, and is not
 /// echoed back).
-fn checked_nonce(nonce: Option<String>) -> Option<String> {
+pub(super) fn checked_nonce(nonce: Option<String>) -> Option<String> {
     nonce.filter(|n| (1..=MAX_NONCE_CHARS).contains(&n.chars().count()))
 }
 
@@ -286,17 +286,31 @@ pub const OPERATOR: &str = "operator";
 pub const KICKED_CODE: u16 = 4000;
 
 impl Room {
+    /// The identity bound to `conn` if it is a moderator's or an owner's (after the rate
+    /// limit); anyone else is refused with `NOT_ALLOWED`, saying `refusal`, and the nonce.
+    pub(super) fn acting_moderator(
+        &mut self,
+        now: Millis,
+        conn: ConnectionId,
+        nonce: Option<&String>,
+        refusal: &str,
+    ) -> Option<UserId> {
+        let actor = self.acting_user(now, conn, None, nonce)?;
+        if self.role_of(&actor).is_none() {
+            self.refuse_for(conn, ErrorCode::NotAllowed, refusal, nonce);
+            return None;
+        }
+        Some(actor)
+    }
+
     /// `SET_ROOM`: a moderator or owner sets the topic and slow mode.
     pub(super) fn set_room(&mut self, now: Millis, conn: ConnectionId, asked: SetRoom) {
         let nonce = checked_nonce(asked.nonce);
         let nonce = nonce.as_ref();
-        let Some(actor) = self.acting_user(now, conn, None, nonce) else {
+        let refusal = "moderators and owners set the topic and slow mode";
+        let Some(actor) = self.acting_moderator(now, conn, nonce, refusal) else {
             return;
         };
-        if self.role_of(&actor).is_none() {
-            let text = "moderators and owners set the topic and slow mode";
-            return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce);
-        }
         let mut settings = asked.settings;
         settings.topic = settings.topic.trim().to_owned();
         if settings.topic.chars().count() > MAX_TOPIC_CHARS

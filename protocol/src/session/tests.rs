@@ -886,11 +886,7 @@ fn an_owner_makes_a_moderator_who_may_remove_members_messages_and_everyone_sees_
 fn a_timed_out_person_is_told_until_when_and_their_session_wakes_when_it_ends() {
     let (mut pair, olga) = with_an_owner();
     let carol = joined(&mut pair, "Carol");
-    let carol_id = pair
-        .session(carol)
-        .identity()
-        .map(|i| i.user_id.clone())
-        .unwrap_or_default();
+    let carol_id = id_of(&pair, carol);
     assert!(pair.session(olga).may_moderate(&carol_id));
     assert!(!pair.session(carol).may_moderate("olga"));
     let now = pair.now;
@@ -932,11 +928,7 @@ fn a_timed_out_person_is_told_until_when_and_their_session_wakes_when_it_ends() 
 fn a_banned_person_is_told_why_and_their_session_knows_not_to_come_back_by_itself() {
     let (mut pair, olga) = with_an_owner();
     let carol = joined(&mut pair, "Carol");
-    let carol_id = pair
-        .session(carol)
-        .identity()
-        .map(|i| i.user_id.clone())
-        .unwrap_or_default();
+    let carol_id = id_of(&pair, carol);
     let now = pair.now;
     pair.session_mut(olga)
         .ban(now, carol_id.clone(), Some(60), "spam".to_owned(), false);
@@ -999,6 +991,14 @@ fn in_slow_mode_a_message_that_comes_too_soon_waits_and_goes_once_the_interval_h
     pair.advance(10_000);
     assert_eq!(texts(&pair, linus), ["one", "two"]);
     assert!(pair.session(ada).pending().is_empty());
+}
+
+/// The identity the room gave `peer`'s session.
+fn id_of(pair: &Pair, peer: PeerId) -> String {
+    pair.session(peer)
+        .identity()
+        .map(|i| i.user_id.clone())
+        .unwrap_or_default()
 }
 
 /// A room whose operator made Olga its owner, and Olga's session in it.
