@@ -378,6 +378,8 @@ test('a new line is a line break, and a wide table scrolls inside its message', 
   const scroller = wide.getByRole('group', { name: 'Table' });
   await expect(scroller).toBeVisible();
   // The table scrolls inside its box; the log does not widen, and cells keep words whole.
+  // (Polled: a message that has just arrived may be laid out a frame later, 0 wide until then.)
+  await expect.poll(() => scroller.evaluate((el) => el.clientWidth)).toBeGreaterThan(0);
   const [scrollWidth, clientWidth] = await scroller.evaluate((el) => [el.scrollWidth, el.clientWidth]);
   expect(scrollWidth).toBeGreaterThan(clientWidth);
   const logOverflow = await log(page).evaluate((el) => el.scrollWidth - el.clientWidth);
