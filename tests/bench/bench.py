@@ -235,8 +235,7 @@ def join(kind, connections, bin=None):
 
 
 def join_only():
-    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
-    runs = [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
+    runs = ours_bin_runs()
     print("| N | server | joined_s | frames per connection | closed |")
     print("| --- | --- | --- | --- | --- |")
     for n in (1000, 5000):
@@ -251,8 +250,7 @@ def join_only():
 def versus_only():
     """This build against each `--ours-bin` build at N=1000, in turns, trial by trial: CPU per
     delivery and latency at 50k and 320k deliveries/s (50 and 320 messages/s)."""
-    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
-    runs = [None] + bins
+    runs = [bin for kind, bin in ours_bin_runs() if kind == "ours"]
     print("| build | deliveries/s | server CPU µs per delivery | p50 ms | p99 ms | missing |")
     print("| --- | --- | --- | --- | --- | --- |")
     for rate in (50, 320):
@@ -281,40 +279,42 @@ def chat_memory(kind, bin=None):
         server.close()
 
 
-def chat_memory_only():
-    """Resident bytes per connection after 1,000 joined and chatted: the baseline, ours and
-    each `--ours-bin` build, in turns, twice."""
+def ours_bin_runs():
+    """The baseline, this build, and each `--ours-bin` build: (kind, binary) in turn order."""
     bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
-    runs = [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
+    return [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
+
+
+def in_turns(measure, header):
+    """`measure(kind, bin)` for every run of `ours_bin_runs`, in turns, twice (fresh processes
+    each time): a table of the two figures of each."""
     figures = {}
     for _ in range(2):
-        for kind, bin in runs:
+        for kind, bin in ours_bin_runs():
             name = "baseline (Node ws)" if kind == "baseline" else (bin or "ours")
-            r = chat_memory(kind, bin)
-            print(f"  {name}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
-            figures.setdefault(name, []).append(r.get("bytes_per_connection_after_chat"))
-    print("| server | resident bytes per connection after 1,000 joined and chatted (two runs) |")
+            value, line = measure(kind, bin)
+            print(f"  {name}: {line}", file=sys.stderr, flush=True)
+            figures.setdefault(name, []).append(value)
+    print(f"| server | {header} (two runs) |")
     print("| --- | --- |")
     for name, values in figures.items():
         print(f"| {name} | {' / '.join(fmt(v) for v in values)} |")
+
+
+def chat_memory_only():
+    """Resident bytes per connection after 1,000 joined and chatted."""
+    def measure(kind, bin):
+        r = chat_memory(kind, bin)
+        return r.get("bytes_per_connection_after_chat"), r.get("line", r.get("error"))
+    in_turns(measure, "resident bytes per connection after 1,000 joined and chatted")
 
 
 def idle_only():
-    """Resident bytes per idle connection at N=5000: the baseline, ours, and each
-    `--ours-bin` build, in turns, twice, fresh processes each time."""
-    bins = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--ours-bin"]
-    runs = [("baseline", None), ("ours", None)] + [("ours", b) for b in bins]
-    figures = {}
-    for _ in range(2):
-        for kind, bin in runs:
-            name = "baseline (Node ws)" if kind == "baseline" else (bin or "ours")
-            value = idle_memory(kind, 5000, bin)
-            print(f"  {name}: {fmt(value)}", file=sys.stderr, flush=True)
-            figures.setdefault(name, []).append(value)
-    print("| server | resident bytes per idle connection, N=5000 (two runs) |")
-    print("| --- | --- |")
-    for name, values in figures.items():
-        print(f"| {name} | {' / '.join(fmt(v) for v in values)} |")
+    """Resident bytes per idle connection at N=5000."""
+    def measure(kind, bin):
+        value = idle_memory(kind, 5000, bin)
+        return value, fmt(value)
+    in_turns(measure, "resident bytes per idle connection, N=5000")
 
 
 def fmt(value, unit=""):

@@ -17,8 +17,8 @@ use super::{ConnectionId, Effect, Room};
 use crate::error::ErrorCode;
 use crate::stored::Ban;
 use crate::wire::{
-    AuditAction, AuditEntry, MAX_BAN_MINUTES, MAX_REASON_CHARS, Millis, Moderate, Moderated,
-    ModerationKind, ServerAction, UserId,
+    AuditAction, AuditEntry, MAX_BAN_MINUTES, Millis, Moderate, Moderated, ModerationKind,
+    ServerAction, UserId,
 };
 
 /// The WebSocket close code of a banned connection (the application's range).
@@ -71,14 +71,9 @@ impl Room {
         nonce: Option<&String>,
     ) {
         let ban = if asked.kind == ModerationKind::Ban {
-            let reason = asked.reason.filter(|r| !r.trim().is_empty());
-            if reason
-                .as_ref()
-                .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
-            {
-                let text = format!("a reason is at most {MAX_REASON_CHARS} characters");
-                return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
-            }
+            let Some(reason) = self.checked_reason(conn, asked.reason, nonce) else {
+                return;
+            };
             let until = match asked.minutes {
                 None => None,
                 Some(minutes @ 1..=MAX_BAN_MINUTES) => Some(now + Millis::from(minutes) * 60_000),

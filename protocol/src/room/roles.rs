@@ -149,6 +149,26 @@ impl Room {
         false
     }
 
+    /// A kick's or a ban's reason as it is kept (a blank one is none), or `None` when it is
+    /// over [`MAX_REASON_CHARS`]: then the asker is refused.
+    pub(super) fn checked_reason(
+        &mut self,
+        conn: ConnectionId,
+        reason: Option<String>,
+        nonce: Option<&String>,
+    ) -> Option<Option<String>> {
+        let reason = reason.filter(|r| !r.trim().is_empty());
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+        {
+            let text = format!("a reason is at most {MAX_REASON_CHARS} characters");
+            self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
+            return None;
+        }
+        Some(reason)
+    }
+
     /// `MODERATE`: a moderator or owner acts on someone they outrank.
     pub(super) fn moderate(&mut self, now: Millis, conn: ConnectionId, asked: Moderate) {
         let nonce = checked_nonce(asked.nonce.clone());
@@ -165,14 +185,9 @@ impl Room {
             return self.refuse_for(conn, ErrorCode::NotAllowed, text, nonce);
         }
         if asked.kind == ModerationKind::Kick {
-            let reason = asked.reason.filter(|r| !r.trim().is_empty());
-            if reason
-                .as_ref()
-                .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
-            {
-                let text = format!("a reason is at most {MAX_REASON_CHARS} characters");
-                return self.refuse_for(conn, ErrorCode::InvalidModeration, text, nonce);
-            }
+            let Some(reason) = self.checked_reason(conn, asked.reason, nonce) else {
+                return;
+            };
             let entry = AuditEntry {
                 user_id: Some(asked.user_id.clone()),
                 reason: reason.clone(),
