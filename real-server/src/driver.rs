@@ -598,19 +598,8 @@ impl<S: Store> Driver<S> {
                     let frame = Utf8Bytes::from(action.to_json());
                     self.deliver(to, frame);
                 }
-                Effect::Broadcast(action) => self.broadcast(&action),
-                Effect::Multicast { to, action } => {
-                    // Serialised once; each outbox gets a reference to the same bytes.
-                    let frame = Utf8Bytes::from(action.to_json());
-                    let results: Vec<(ConnectionId, Result<(), OfferError>)> = to
-                        .into_iter()
-                        .filter_map(|conn| {
-                            let handle = self.connections.get(&conn)?;
-                            Some((conn, handle.outbox.offer(frame.clone())))
-                        })
-                        .collect();
-                    self.settle(results);
-                }
+                Effect::Broadcast(action) => self.offer_each(&action, None),
+                Effect::Multicast { to, action } => self.offer_each(&action, Some(&to)),
                 // A kick: after what was queued for it (the reason), the connection closes;
                 // its reader then reports it gone as for any close.
                 Effect::Close { to, code, reason } => {
@@ -734,14 +723,24 @@ impl<S: Store> Driver<S> {
         self.settle([(to, result)]);
     }
 
-    fn broadcast(&mut self, action: &ServerAction) {
-        // Serialised once; each outbox gets a reference to the same bytes.
+    /// `action` to the connections `to` (all of them: `None`), serialised once: each outbox
+    /// gets a reference to the same bytes.
+    fn offer_each(&mut self, action: &ServerAction, to: Option<&[ConnectionId]>) {
         let frame = Utf8Bytes::from(action.to_json());
-        let results: Vec<(ConnectionId, Result<(), OfferError>)> = self
-            .connections
-            .iter()
-            .map(|(conn, handle)| (*conn, handle.outbox.offer(frame.clone())))
-            .collect();
+        let results: Vec<(ConnectionId, Result<(), OfferError>)> = match to {
+            None => self
+                .connections
+                .iter()
+                .map(|(conn, handle)| (*conn, handle.outbox.offer(frame.clone())))
+                .collect(),
+            Some(to) => to
+                .iter()
+                .filter_map(|conn| {
+                    let handle = self.connections.get(conn)?;
+                    Some((*conn, handle.outbox.offer(frame.clone())))
+                })
+                .collect(),
+        };
         self.settle(results);
     }
 
