@@ -10,7 +10,7 @@
 //! applies it to the engine and then writes it to storage (idempotently: every node writes
 //! every event).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -75,6 +75,9 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// A node not heard from for this long is taken for dead: its people go offline.
 const NODE_TIMEOUT: Duration = Duration::from_secs(6);
+/// Nodes a node remembers having heard from (each restart of a node is a new one): past it,
+/// a newcomer waits for the next heartbeat to hear who is online here.
+const MAX_KNOWN_NODES: usize = 10_000;
 
 /// What the log tells the driver.
 #[derive(Debug)]
@@ -431,8 +434,20 @@ pub async fn connect(
             }
         }
     });
-    tokio::spawn(tell_presence(client, presence, presence_node.clone(), told));
-    tokio::spawn(hear_presence(heard, presence_node, inputs_for_presence));
+    let newcomer = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(tell_presence(
+        client,
+        presence,
+        presence_node.clone(),
+        told,
+        Arc::clone(&newcomer),
+    ));
+    tokio::spawn(hear_presence(
+        heard,
+        presence_node,
+        inputs_for_presence,
+        newcomer,
+    ));
     Ok((
         SharedLog {
             append,
@@ -444,19 +459,22 @@ pub async fn connect(
     ))
 }
 
-/// Tells the other nodes who is online through this one: at once on a change, and every
-/// [`HEARTBEAT`]; an empty list when this node stops.
+/// Tells the other nodes who is online through this one: at once on a change and when a node
+/// is heard from for the first time (`newcomer`), and every [`HEARTBEAT`]; an empty list when
+/// this node stops.
 async fn tell_presence(
     client: async_nats::Client,
     subject: String,
     node: String,
     mut told: watch::Receiver<Vec<UserId>>,
+    newcomer: Arc<tokio::sync::Notify>,
 ) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     loop {
         let stopping = tokio::select! {
             changed = told.changed() => changed.is_err(),
             _ = beat.tick() => false,
+            () = newcomer.notified() => false,
         };
         let online = if stopping {
             Vec::new()
@@ -479,12 +497,17 @@ async fn tell_presence(
 }
 
 /// Hears the other nodes' heartbeats; a node unheard for [`NODE_TIMEOUT`] is taken for dead.
+/// A node heard from for the first time is told at once who is online here (`newcomer`): what
+/// this node said before that node's subscription reached the NATS server it never heard, and
+/// it subscribed before it first spoke, so the answer reaches it.
 async fn hear_presence(
     mut heard: async_nats::Subscriber,
     me: String,
     inputs: mpsc::Sender<LogInput>,
+    newcomer: Arc<tokio::sync::Notify>,
 ) {
     let mut last_heard: HashMap<String, Instant> = HashMap::new();
+    let mut known: HashSet<String> = HashSet::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
         let input = tokio::select! {
@@ -496,6 +519,9 @@ async fn hear_presence(
                 };
                 if node == me {
                     continue;
+                }
+                if known.len() < MAX_KNOWN_NODES && known.insert(node.clone()) {
+                    newcomer.notify_one();
                 }
                 if online.is_empty() {
                     last_heard.remove(&node);

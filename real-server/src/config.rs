@@ -395,6 +395,7 @@ impl Config {
             call_signals_per_second: self.call_signals_per_second.max(1),
             ice_servers: self.ice_servers.clone(),
             presence_tick_ms: protocol::Millis::from(self.presence_tick_ms),
+            shared_log: self.nats_url.is_some(),
             ..protocol::RoomConfig::default()
         }
     }

@@ -387,7 +387,10 @@ async fn spawn_node(
 }
 
 /// Connects to `url` and identifies with `info`; returns the socket and the USER_INFO payload
-/// (frames before it other than MESSAGE are skipped; messages are handed to `seen`).
+/// (frames before it other than MESSAGE are skipped; messages are handed to `seen`). Before it
+/// identifies, a connection is anyone's: a node behind the log may send it live a message its
+/// client read through another node (the client keeps one per seq); once identified with
+/// `since`, it is sent none of those again.
 async fn identify_at(url: &str, info: Value, seen: &mut Seen) -> (Ws, Value) {
     use futures_util::SinkExt;
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
@@ -403,7 +406,7 @@ async fn identify_at(url: &str, info: Value, seen: &mut Seen) -> (Ws, Value) {
         if frame["type"] == "USER_INFO" {
             return (ws, frame["payload"].clone());
         }
-        seen.take(&frame);
+        seen.take_anyones(&frame);
     }
 }
 
@@ -414,8 +417,18 @@ struct Seen {
 }
 
 impl Seen {
-    /// Takes the messages of a MESSAGE or RESUME frame.
+    /// Takes the messages of a MESSAGE or RESUME frame: each seq once.
     fn take(&mut self, frame: &Value) {
+        self.take_with(frame, false);
+    }
+
+    /// As `take`, on a connection not identified yet: a seq seen already may come again, the
+    /// same message.
+    fn take_anyones(&mut self, frame: &Value) {
+        self.take_with(frame, true);
+    }
+
+    fn take_with(&mut self, frame: &Value, repeats: bool) {
         let records: Vec<&Value> = match frame["type"].as_str() {
             Some("MESSAGE") => vec![&frame["payload"]],
             Some("RESUME") => {
@@ -432,7 +445,10 @@ impl Seen {
             let seq = record["seq"].as_u64().expect("seq");
             let text = record["rawMessage"].as_str().expect("text").to_owned();
             let before = self.by_seq.insert(seq, text.clone());
-            assert!(before.is_none(), "message {seq} ({text}) came twice");
+            match before {
+                Some(before) if repeats => assert_eq!(before, text, "message {seq} changed"),
+                before => assert!(before.is_none(), "message {seq} ({text}) came twice"),
+            }
         }
     }
 

@@ -213,6 +213,14 @@ impl Room {
     }
 
     pub(super) fn resume(&mut self, conn: ConnectionId, since: Seq, handshake_seq: Seq) {
+        if since > self.latest_seq
+            && since <= self.latest_seq.saturating_add(self.log_lag_allowed())
+            && let Some(connection) = self.connections.get_mut(&conn)
+        {
+            // This node is behind the shared log: what came up to `since` the client has.
+            connection.seen_through = since;
+            self.ahead_through = self.ahead_through.max(since);
+        }
         let viewer = self.connections.get(&conn).and_then(Connection::viewer);
         // What came after `since`: new messages, and older ones changed since (as they are now).
         // A direct message stored after the handshake and before identification reached no
@@ -239,7 +247,7 @@ impl Room {
         let gap_too_big = cut
             || count > self.config.max_resume
             || since < self.recent_floor.max(self.changes_floor)
-            || since > self.latest_seq;
+            || since > self.latest_seq.saturating_add(self.log_lag_allowed());
         let messages = if gap_too_big { Vec::new() } else { messages };
         let user_names = self.names_of(messages.iter().map(|m| &m.user_id));
         self.send(
@@ -251,6 +259,16 @@ impl Room {
                 user_names,
             }),
         );
+    }
+
+    /// How far ahead of this node a resume may be: a cluster node may be behind the shared
+    /// log by up to `max_resume` events; a single process's log is all there is.
+    fn log_lag_allowed(&self) -> Seq {
+        if self.config.shared_log {
+            Seq::try_from(self.config.max_resume).unwrap_or(Seq::MAX)
+        } else {
+            0
+        }
     }
 
     pub(super) fn history(&mut self, now: Millis, conn: ConnectionId, request: HistoryRequest) {

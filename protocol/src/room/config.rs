@@ -67,6 +67,12 @@ pub struct RoomConfig {
     pub reports_per_person: usize,
     /// The latest moderation events kept in memory for `AUDIT_REQUEST` (200).
     pub audit_kept: usize,
+    /// A cluster node's room, fed by the shared log ([`super::Room::handle_logged`]), which
+    /// this node may be behind (false). A client that saw a later seq through another node
+    /// then resumes here: up to `max_resume` events ahead, this node tells it the rest as it
+    /// catches up, without what it has; further ahead (or in a single process, whose log is
+    /// all there is), the room does not know that seq and the resume says `gapTooBig`.
+    pub shared_log: bool,
 }
 
 impl Default for RoomConfig {
@@ -97,6 +103,7 @@ impl Default for RoomConfig {
             max_open_reports: 100,
             reports_per_person: 3,
             audit_kept: 200,
+            shared_log: false,
         }
     }
 }

@@ -35,6 +35,7 @@ impl Cluster {
         let config = RoomConfig {
             rate_burst: 100_000,
             rate_per_second: 100_000,
+            shared_log: true,
             ..RoomConfig::default()
         };
         // Each node its own generator: ids made on one never collide with the other's.
@@ -126,6 +127,21 @@ impl Cluster {
             if !any {
                 return;
             }
+        }
+    }
+
+    /// Node `n` alone applies the log to its end (the other lags behind).
+    fn apply(&mut self, n: usize) {
+        self.append(n);
+        while self.nodes[n].applied < self.log.len() {
+            let index = self.nodes[n].applied;
+            let (event, from) = self.log[index].clone();
+            let now = self.now;
+            self.nodes[n]
+                .room
+                .handle_logged(now, Self::seq_of(index), event, from == n);
+            self.nodes[n].applied += 1;
+            self.append(n);
         }
     }
 
@@ -270,6 +286,78 @@ fn people_on_two_nodes_see_every_message_once_in_one_order_with_the_logs_seqs() 
         "the log's own numbers: {seqs:?}"
     );
     assert_eq!(c.nodes[0].room.latest_seq(), c.nodes[1].room.latest_seq());
+}
+
+#[test]
+fn a_client_resuming_on_a_node_behind_the_log_gets_the_rest_once_without_a_gap() {
+    let mut c = Cluster::new();
+    let (a, ann, ann_token) = c.join(0, 1);
+    let (b, _, _) = c.join(1, 2);
+    c.take(0, a);
+    // Bob writes through node 2; node 1 applies it (Ann reads it), node 2 lags behind.
+    for i in 0..3 {
+        c.ask(1, b, say(&format!("burst {i}"), &format!("b{i}"), None));
+    }
+    c.apply(0);
+    let seen = messages(&c.take(0, a));
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let since = seen[2].0.expect("a seq");
+    assert!(c.nodes[1].room.latest_seq() < since, "node 2 is behind");
+
+    // Node 1 dies (nothing more is heard from it); Ann resumes on node 2 from the last
+    // message she read, before node 2 has caught up.
+    let again = ConnectionId(3);
+    c.nodes[1].open.push(again);
+    c.nodes[1].room.handle_connect(c.now, again);
+    let resume = HandshakeUserInfo {
+        since: Some(since),
+        ..match identify(Some(ann.clone()), Some(ann_token.clone())) {
+            ClientAction::HandshakeUserInfo(info) => info,
+            _ => unreachable!(),
+        }
+    };
+    c.nodes[1].room.handle_action(
+        c.now,
+        again,
+        ClientAction::HandshakeUserInfo(resume.clone()),
+    );
+    c.append(1);
+    let got = c.take(1, again);
+    let answer = got.iter().find_map(|x| match x {
+        ServerAction::Resume(r) => Some(r),
+        _ => None,
+    });
+    assert!(
+        answer.is_some_and(|r| !r.gap_too_big && r.messages.is_empty()),
+        "no gap: the rest comes as node 2 catches up: {got:?}"
+    );
+    // Node 2 catches up and Bob writes on: Ann gets what she had not read, once.
+    c.act(1, b, say("after", "b3", None));
+    let after: Vec<String> = messages(&c.take(1, again))
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(after, ["after"], "what she read is not sent again");
+    let bob_saw = messages(&c.take(1, b));
+    assert_eq!(bob_saw.len(), 4, "everyone else gets it all: {bob_saw:?}");
+
+    // A since further ahead than a node may lag (a room reset, a confused client): the room
+    // does not know it, and says so.
+    let far = ConnectionId(4);
+    c.nodes[1].open.push(far);
+    c.nodes[1].room.handle_connect(c.now, far);
+    let latest = c.nodes[1].room.latest_seq();
+    let beyond = HandshakeUserInfo {
+        since: Some(latest + RoomConfig::default().max_resume as Seq + 1),
+        ..resume
+    };
+    c.act(1, far, ClientAction::HandshakeUserInfo(beyond));
+    let got = c.take(1, far);
+    assert!(
+        got.iter()
+            .any(|x| matches!(x, ServerAction::Resume(r) if r.gap_too_big)),
+        "{got:?}"
+    );
 }
 
 #[test]

@@ -188,6 +188,8 @@ pub struct Room {
     calls: Vec<call::Call>,
     /// In a cluster: calls of other nodes' people to people connected here.
     visits: Vec<call::Visit>,
+    /// The highest [`Connection::seen_through`]: a message above it is new to everyone.
+    ahead_through: Seq,
 }
 
 #[derive(Debug)]
@@ -198,6 +200,9 @@ struct Connection {
     /// The latest seq in this connection's HANDSHAKE: everything after it reaches the
     /// connection by broadcast, so a resume only needs what came before.
     handshake_seq: Seq,
+    /// A cluster node behind the shared log: the client resumed from a seq this node has not
+    /// applied yet (it saw it through another node), so messages up to it are not sent again.
+    seen_through: Seq,
     bucket: TokenBucket,
     /// The client named our protocol version when it identified (not a legacy client).
     speaks_ours: bool,
@@ -375,6 +380,7 @@ impl Room {
             identity_budgets: HashMap::new(),
             calls: Vec::new(),
             visits: Vec::new(),
+            ahead_through: 0,
         }
     }
 
@@ -439,6 +445,7 @@ impl Room {
                 user: None,
                 address: peer.map(address_key),
                 handshake_seq,
+                seen_through: 0,
                 bucket: TokenBucket::new(self.config.rate_burst, self.config.rate_per_second, now),
                 speaks_ours: false,
                 searching: false,

@@ -2,8 +2,8 @@
 //! goes through), holds it until storage confirms it, and delivers it to those who may see it.
 
 use super::{
-    ConnectionId, Effect, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_REACTIONS, Room, StoredChange,
-    StoredMessage, TextProblem, check_text,
+    Connection, ConnectionId, Effect, HTML_ALLOWANCE, MAX_NONCE_CHARS, MAX_REACTIONS, Room,
+    StoredChange, StoredMessage, TextProblem, check_text,
 };
 use crate::error::ErrorCode;
 use crate::stored::{ChangeKind, may_see};
@@ -103,16 +103,36 @@ impl Room {
         };
         // Whoever reads it has been told of its author first.
         self.presence_flush_for(&record.user_id);
+        // Connections that resumed past it on a node behind the shared log have it already.
+        let seen = |c: &Connection| {
+            matches!(action, ServerAction::Message(_))
+                && record.seq.is_some_and(|s| s <= c.seen_through)
+        };
         let Some(to) = &record.to else {
             let author = record.user_id.clone();
             self.tell_legacy_name(&author);
-            return self.effects.push_back(Effect::Broadcast(action));
+            if record.seq.is_none_or(|s| s > self.ahead_through)
+                || !matches!(action, ServerAction::Message(_))
+            {
+                return self.effects.push_back(Effect::Broadcast(action));
+            }
+            let mut hearers: Vec<ConnectionId> = self
+                .connections
+                .iter()
+                .filter(|(_, c)| !seen(c))
+                .map(|(id, _)| *id)
+                .collect();
+            hearers.sort();
+            return self.effects.push_back(Effect::Multicast {
+                to: hearers,
+                action,
+            });
         };
         let author = &record.user_id;
         let mut hearers: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| may_see(c.viewer(), author, Some(to)))
+            .filter(|(_, c)| may_see(c.viewer(), author, Some(to)) && !seen(c))
             .map(|(id, _)| *id)
             .collect();
         hearers.sort();
