@@ -17,6 +17,14 @@ pub enum Command {
         #[command(subcommand)]
         action: RoleAction,
     },
+    /// Writes a new data key file (mode 0600) for --data-key-file, and says so; never
+    /// overwrites a file. Give every node of a room the same file, and keep a copy apart from
+    /// the data: without it the room's stored messages cannot be read.
+    Keygen {
+        /// Where to write it.
+        #[arg(long, default_value = "cahat.key")]
+        out: PathBuf,
+    },
 }
 
 /// What `real-server role` does.
@@ -116,6 +124,13 @@ pub struct Config {
     /// Directory of the embedded store (created if missing).
     #[arg(long, env = "CAHAT_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
+
+    /// The data key file (`real-server keygen`) whose key seals what people write before it is
+    /// stored, on either store. Default: `cahat.key` in --data-dir, created (mode 0600) when
+    /// the room has no sealed text yet. A key file that is not the one the room's text was
+    /// sealed with is refused at start, before anything is read or written.
+    #[arg(long, env = "CAHAT_DATA_KEY_FILE", global = true)]
+    pub data_key_file: Option<PathBuf>,
 
     /// How the embedded store syncs a commit to disk: `full` (default) survives power loss;
     /// `normal` survives a crash of the server process (kill -9) but may lose the last

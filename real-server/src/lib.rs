@@ -16,6 +16,7 @@
 //! - [`store`]: the `Store` trait with its SQLite (default) and MongoDB drivers.
 //! - [`tls`]: the `wss://` listener.
 //! - [`metrics`]: Prometheus counters.
+//! - [`sealing`]: the data keys, and what people wrote sealed at rest (`store::Sealed`).
 
 pub mod admission;
 pub mod app;
@@ -25,6 +26,7 @@ pub mod connection;
 pub mod driver;
 pub mod metrics;
 pub mod roles;
+pub mod sealing;
 pub mod static_files;
 pub mod store;
 pub mod tls;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use real_server::config::Command;
-use real_server::store::Delayed;
+use real_server::sealing::DataKeys;
+use real_server::store::{Delayed, Sealed};
 use real_server::{Config, MongoStore, SqliteStore, Store, run, tls};
 use tokio::net::TcpListener;
 use tracing::info;
@@ -40,19 +41,42 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if let Some(Command::Keygen { out }) = &config.command {
+        let keys = DataKeys::generate().context("making a data key")?;
+        keys.write_new(out)
+            .with_context(|| format!("writing the data key file {}", out.display()))?;
+        println!(
+            "wrote data key {} to {} (mode 0600): give it with --data-key-file, to every node of the room; keep a copy apart from the data",
+            keys.sealing_id(),
+            out.display()
+        );
+        return Ok(());
+    }
     match config.mongodb_uri.clone() {
         Some(uri) => {
             let store = MongoStore::connect(&uri, &config.mongodb_db)
                 .await
                 .context("connecting to MongoDB")?;
-            task(config, store).await
+            sealed(config, store).await
         }
         None => {
             let store = SqliteStore::open_dir_with(&config.data_dir, config.sqlite_sync)
                 .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-            task(config, store).await
+            sealed(config, store).await
         }
     }
+}
+
+/// The store, with what people write sealed under the room's data key.
+async fn sealed<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
+    let store = Sealed::open(
+        store,
+        config.room_id(),
+        config.data_key_file.as_deref(),
+        &config.data_dir,
+    )
+    .await?;
+    task(config, store).await
 }
 
 /// Serves the room, or carries out the command given instead.
@@ -64,6 +88,7 @@ async fn task<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
             println!("{said}");
             Ok(())
         }
+        Some(Command::Keygen { .. }) => Ok(()),
     }
 }
 

@@ -100,14 +100,15 @@ impl Nats {
 
 /// Where a node keeps the room's history: the shared MongoDB, or its own SQLite directory.
 enum Storage {
-    Mongo(String),
+    /// The database's URI, and the directory of the data key the nodes share.
+    Mongo(String, tempfile::TempDir),
     Sqlite(Vec<tempfile::TempDir>),
 }
 
 impl Storage {
     fn new(nodes: usize) -> Self {
         match std::env::var("CAHAT_MONGODB_URI") {
-            Ok(uri) => Self::Mongo(uri),
+            Ok(uri) => Self::Mongo(uri, tempfile::tempdir().expect("dir")),
             Err(_) => Self::Sqlite(
                 (0..nodes)
                     .map(|_| tempfile::tempdir().expect("dir"))
@@ -118,7 +119,7 @@ impl Storage {
 
     async fn start(&self, node: usize, config: Config) -> TestServer {
         match self {
-            Self::Mongo(uri) => {
+            Self::Mongo(uri, _) => {
                 let store = MongoStore::connect(uri, "cahat_cluster")
                     .await
                     .expect("MongoDB");
@@ -376,8 +377,9 @@ async fn spawn_node(
     let mut command = common::server_process();
     command.args(["--room-id", room, "--nats-url", &nats.url]);
     match storage {
-        Storage::Mongo(uri) => {
+        Storage::Mongo(uri, keys) => {
             command.args(["--mongodb-uri", uri, "--mongodb-db", "cahat_cluster"]);
+            command.arg("--data-dir").arg(keys.path());
         }
         Storage::Sqlite(dirs) => {
             command.arg("--data-dir").arg(dirs[node].path());

@@ -100,10 +100,15 @@ async fn crash_round() {
     }
     drop(send.await);
 
-    // Storage, read directly: every message the reader saw is there, unchanged, once.
+    // Storage, read directly (opened with the data key the server made beside it): every
+    // message the reader saw is there, unchanged, once.
     {
+        use real_server::store::Sealed;
         use real_server::{SqliteStore, Store};
         let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let store = Sealed::open(store, "General", None, dir.path())
+            .await
+            .expect("the room's data key");
         let stored = store
             .load_snapshot("General", 100_000)
             .await

@@ -5,7 +5,8 @@
 use protocol::{ChangeKind, DELETED_HTML, StoredChange, StoredMessage, UserRecord, hash_token};
 use std::time::Duration;
 
-use real_server::store::{Search, Store, Write};
+use real_server::sealing::{DataKeys, KeyCheck};
+use real_server::store::{Sealed, Search, Store, Write};
 use real_server::{MongoStore, SqliteStore};
 
 fn message(seq: u64, user: &str, nonce: Option<&str>) -> StoredMessage {
@@ -927,6 +928,40 @@ async fn a_removed_message_keeps_no_text_anywhere<S: Store>(store: S) {
     );
 }
 
+/// The check values of the keys that sealed a room's text are kept per room, each once (its
+/// first value), in the order they were saved.
+async fn data_key_checks_are_kept_per_room_each_once<S: Store>(store: S) {
+    let room = fresh_room("keys");
+    let check = |id: &str, check: &str| KeyCheck {
+        id: id.to_owned(),
+        check: check.to_owned(),
+    };
+    assert!(store.load_key_checks(&room).await.unwrap().is_empty());
+    store
+        .save_key_check(&room, check("k1", "c1"))
+        .await
+        .unwrap();
+    store
+        .save_key_check(&room, check("k2", "c2"))
+        .await
+        .unwrap();
+    store
+        .save_key_check(&room, check("k1", "other"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_key_checks(&room).await.unwrap(),
+        [check("k1", "c1"), check("k2", "c2")]
+    );
+    assert!(
+        store
+            .load_key_checks(&fresh_room("other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -953,6 +988,7 @@ macro_rules! conformance {
                 a_ban_is_kept_with_its_person_until_it_is_lifted,
                 the_moderation_log_keeps_each_event_once_and_which_reports_are_open,
                 room_settings_are_kept_per_room,
+                data_key_checks_are_kept_per_room_each_once,
             );
         }
     };
@@ -995,5 +1031,18 @@ async fn open_mongo() -> Option<(MongoStore, ())> {
     }
 }
 
+/// Either store with what people wrote sealed ([`Sealed`]): the same suite, the same answers.
+async fn open_sealed_sqlite() -> Option<(Sealed<SqliteStore>, tempfile::TempDir)> {
+    let (store, dir) = open_sqlite().await?;
+    Some((Sealed::new(store, DataKeys::generate().unwrap()), dir))
+}
+
+async fn open_sealed_mongo() -> Option<(Sealed<MongoStore>, ())> {
+    let (store, keep) = open_mongo().await?;
+    Some((Sealed::new(store, DataKeys::generate().unwrap()), keep))
+}
+
 conformance!(sqlite, open_sqlite());
 conformance!(mongodb, open_mongo());
+conformance!(sealed_sqlite, open_sealed_sqlite());
+conformance!(sealed_mongodb, open_sealed_mongo());

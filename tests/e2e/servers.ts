@@ -42,7 +42,8 @@ export class RoomServer {
   async start(): Promise<void> {
     const args = ['--port', String(this.port), '--name', this.name, ...this.extraArgs];
     if (this.store.kind === 'embedded') args.push('--data-dir', this.dataDir);
-    else args.push('--mongodb-uri', this.store.uri, '--room-id', this.key);
+    // With MongoDB the data directory holds only the room's data key.
+    else args.push('--mongodb-uri', this.store.uri, '--room-id', this.key, '--data-dir', this.dataDir);
     const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
@@ -66,11 +67,12 @@ export class RoomServer {
     });
   }
 
-  /** The store's flags of this room (`--data-dir`, or MongoDB's and the room's key). */
+  /** The store's flags of this room (`--data-dir`, or MongoDB's and the room's key; the data
+   * directory holds the room's data key either way). */
   private storeArgs(): string[] {
     return this.store.kind === 'embedded'
       ? ['--name', this.name, '--data-dir', this.dataDir]
-      : ['--name', this.name, '--mongodb-uri', this.store.uri, '--room-id', this.key];
+      : ['--name', this.name, '--mongodb-uri', this.store.uri, '--room-id', this.key, '--data-dir', this.dataDir];
   }
 
   /** `real-server role ARGS` on this room's store (the operator's command); its output. */

@@ -71,6 +71,21 @@ impl Store for FlakyStore {
         Ok(Vec::new())
     }
 
+    async fn load_key_checks(
+        &self,
+        _room: &str,
+    ) -> crate::store::Result<Vec<crate::sealing::KeyCheck>> {
+        Ok(Vec::new())
+    }
+
+    async fn save_key_check(
+        &self,
+        _room: &str,
+        _check: crate::sealing::KeyCheck,
+    ) -> crate::store::Result<()> {
+        Ok(())
+    }
+
     /// A slow search: ten seconds, then (unless it runs out of time first) one result.
     async fn search(
         &self,

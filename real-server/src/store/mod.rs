@@ -2,6 +2,7 @@
 //! (`tests/store_conformance.rs`) that runs against both.
 
 mod mongo;
+mod sealed;
 mod sqlite;
 
 use std::future::Future;
@@ -9,7 +10,10 @@ use std::future::Future;
 pub use mongo::MongoStore;
 use protocol::search::{SearchPage, SearchQuery};
 use protocol::{DirectConversation, RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
+pub use sealed::Sealed;
 pub use sqlite::{SqliteStore, SyncMode};
+
+use crate::sealing::KeyCheck;
 
 /// One write of a batch. A batch is written in order, as one group commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +171,17 @@ pub trait Store: Send + Sync + 'static {
     /// is bounded (by `scan` where the store scans, and by `timeout` always).
     fn search(&self, room: &str, search: Search)
     -> impl Future<Output = Result<SearchPage>> + Send;
+
+    /// The check value of every data key that sealed some of the room's text
+    /// ([`crate::sealing`]), in the order they were saved.
+    fn load_key_checks(&self, room: &str) -> impl Future<Output = Result<Vec<KeyCheck>>> + Send;
+
+    /// Keeps a key's check value (once: a key id saved already keeps its first value).
+    fn save_key_check(
+        &self,
+        room: &str,
+        check: KeyCheck,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A store whose every batch write waits `delay` first: a slow disk, on purpose. Hosts run
@@ -227,5 +242,13 @@ impl<S: Store> Store for Delayed<S> {
 
     async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {
         self.inner.search(room, search).await
+    }
+
+    async fn load_key_checks(&self, room: &str) -> Result<Vec<KeyCheck>> {
+        self.inner.load_key_checks(room).await
+    }
+
+    async fn save_key_check(&self, room: &str, check: KeyCheck) -> Result<()> {
+        self.inner.save_key_check(room, check).await
     }
 }

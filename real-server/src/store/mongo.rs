@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use protocol::search::{SearchPage, search_newest_first};
 
 use super::{BatchError, Result, Search, Store, StoreError, Write, history_page};
+use crate::sealing::KeyCheck;
 
 /// MongoDB's error code for a write that breaks a unique index.
 const DUPLICATE_KEY: i32 = 11000;
@@ -140,6 +141,9 @@ pub struct MongoStore {
     /// The moderation log: one document per event (`room`, `seq`, `action`, `resolved`,
     /// `entry`).
     audit: Collection<mongodb::bson::Document>,
+    /// The check value of each data key that sealed text of a room (`room`, `id`, `check`,
+    /// `saved`), never the key itself.
+    data_keys: Collection<mongodb::bson::Document>,
     /// The server took the text index: searches use it; otherwise they scan.
     text_index: bool,
 }
@@ -154,6 +158,7 @@ impl MongoStore {
             users: db.collection("users"),
             rooms: db.collection("rooms"),
             audit: db.collection("audit"),
+            data_keys: db.collection("dataKeys"),
             text_index: false,
         };
         let unique = || IndexOptions::builder().unique(true).build();
@@ -182,6 +187,15 @@ impl MongoStore {
             .create_index(
                 IndexModel::builder()
                     .keys(doc! { "room": 1, "to": 1, "seq": -1 })
+                    .build(),
+            )
+            .await?;
+        store
+            .data_keys
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! { "room": 1, "id": 1 })
+                    .options(unique())
                     .build(),
             )
             .await?;
@@ -678,6 +692,53 @@ impl Store for MongoStore {
             });
         }
         Ok(found)
+    }
+
+    async fn load_key_checks(&self, room: &str) -> Result<Vec<KeyCheck>> {
+        let mut cursor = self
+            .data_keys
+            .find(doc! { "room": room })
+            .sort(doc! { "saved": 1 })
+            .await?;
+        let mut checks = Vec::new();
+        while let Some(document) = cursor.try_next().await? {
+            let field = |name: &str| {
+                document
+                    .get_str(name)
+                    .map(str::to_owned)
+                    .map_err(|e| StoreError::Corrupt(format!("data key {name}: {e}")))
+            };
+            checks.push(KeyCheck {
+                id: field("id")?,
+                check: field("check")?,
+            });
+        }
+        Ok(checks)
+    }
+
+    async fn save_key_check(&self, room: &str, check: KeyCheck) -> Result<()> {
+        let saved = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros()),
+        )
+        .unwrap_or(i64::MAX);
+        let saving = self
+            .data_keys
+            .update_one(
+                doc! { "room": room, "id": &check.id },
+                doc! { "$setOnInsert": { "check": &check.check, "saved": saved } },
+            )
+            .upsert(true)
+            .await;
+        match saving {
+            Ok(_) => Ok(()),
+            // Another node saved it at the same moment: the first value stays.
+            Err(e) if matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use protocol::search::{SearchPage, SearchQuery, search_newest_first};
 
 use super::{BatchError, Result, Search, Store, StoreError, Write, history_page};
+use crate::sealing::KeyCheck;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -46,6 +47,14 @@ CREATE TABLE IF NOT EXISTS audit (
     entry TEXT NOT NULL,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
+-- The check value of each data key that sealed text of the room (never the key itself).
+CREATE TABLE IF NOT EXISTS data_keys (
+    room TEXT NOT NULL,
+    id TEXT NOT NULL,
+    check_value TEXT NOT NULL,
+    saved INTEGER PRIMARY KEY AUTOINCREMENT,
+    UNIQUE (room, id)
+);
 CREATE TABLE IF NOT EXISTS users (
     room TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -656,6 +665,36 @@ impl Store for SqliteStore {
                 });
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn load_key_checks(&self, room: &str) -> Result<Vec<KeyCheck>> {
+        let room = room.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, check_value FROM data_keys WHERE room = ?1 ORDER BY saved",
+            )?;
+            let rows = statement.query_map(params![room], |row| {
+                Ok(KeyCheck {
+                    id: row.get(0)?,
+                    check: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn save_key_check(&self, room: &str, check: KeyCheck) -> Result<()> {
+        let room = room.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO data_keys (room, id, check_value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room, id) DO NOTHING",
+                params![room, check.id, check.check],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -1,0 +1,360 @@
+//! Encryption at rest, through the real binary on either store: words posted, edited (away),
+//! written in a direct message and given as a moderator's reason are found by search and read
+//! back after a restart, yet no byte sequence of any of them, in any case, is in any file of
+//! the data directory (the database, its WAL and journal) nor in any MongoDB document; a
+//! server given another key refuses to start, saying why, and leaves the data as it was.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Words no test text has otherwise: posted, then edited away; the edit's; a direct
+/// message's; a report's reason.
+const POSTED: &str = "Quetzalcoatlus";
+const EDITED: &str = "Brontosaurine";
+const DIRECT: &str = "Xiphactinus";
+const REASON: &str = "Dimetrodontic";
+
+async fn send(ws: &mut Ws, kind: &str, payload: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        json!({"type": kind, "payload": payload}).to_string(),
+    ))
+    .await
+    .expect("send");
+}
+
+/// The next frame of type `kind`.
+async fn frame(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = next_json(ws)
+            .await
+            .unwrap_or_else(|| panic!("no {kind} came"));
+        assert_ne!(frame["type"], "ERROR", "waiting for {kind}: {frame}");
+        if frame["type"] == kind {
+            return frame["payload"].clone();
+        }
+    }
+}
+
+/// Connects and identifies (as someone new, or as `who`: (id, token)); returns the socket, the
+/// HANDSHAKE and (id, token).
+async fn identify(url: &str, who: Option<&(String, String)>) -> (Ws, Value, (String, String)) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let handshake = frame(&mut ws, "HANDSHAKE").await;
+    let mut info = json!({"protocolVersion": protocol::PROTOCOL_VERSION});
+    if let Some((id, token)) = who {
+        info["userId"] = json!(id);
+        info["token"] = json!(token);
+    }
+    send(&mut ws, "HANDSHAKE_USER_INFO", info).await;
+    let me = frame(&mut ws, "USER_INFO").await;
+    let id = me["userId"].as_str().expect("id").to_owned();
+    let token = me["token"].as_str().map_or_else(
+        || who.map(|w| w.1.clone()).unwrap_or_default(),
+        str::to_owned,
+    );
+    (ws, handshake, (id, token))
+}
+
+/// The seqs of what `query` finds for this connection.
+async fn search(ws: &mut Ws, query: &str) -> Vec<String> {
+    send(ws, "SEARCH", json!({"query": query, "nonce": query})).await;
+    let results = frame(ws, "SEARCH_RESULTS").await;
+    results["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["rawMessage"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Ann posts, edits, writes to Bob directly and reports Bob's message; both find what they
+/// may by search. Returns Ann's and Bob's identities.
+async fn chat(url: &str) -> ((String, String), (String, String)) {
+    let (mut ann, _, ann_id) = identify(url, None).await;
+    let (mut bob, _, bob_id) = identify(url, None).await;
+    send(
+        &mut ann,
+        "MESSAGE",
+        json!({"rawMessage": format!("the **{POSTED}** plan"), "nonce": "a1"}),
+    )
+    .await;
+    let posted = frame(&mut ann, "MESSAGE").await;
+    send(
+        &mut ann,
+        "EDIT_MESSAGE",
+        json!({"target": posted["seq"], "rawMessage": format!("the {EDITED} plan"), "nonce": "e1"}),
+    )
+    .await;
+    frame(&mut ann, "MESSAGE_CHANGED").await;
+    send(
+        &mut ann,
+        "MESSAGE",
+        json!({"rawMessage": format!("just us: {DIRECT}"), "nonce": "d1", "to": bob_id.0}),
+    )
+    .await;
+    frame(&mut ann, "MESSAGE").await;
+    frame(&mut bob, "MESSAGE").await;
+    send(
+        &mut bob,
+        "MESSAGE",
+        json!({"rawMessage": "hello", "nonce": "b1"}),
+    )
+    .await;
+    let hello = frame(&mut ann, "MESSAGE").await;
+    send(
+        &mut ann,
+        "REPORT",
+        json!({"target": hello["seq"], "reason": format!("{REASON} behaviour"), "nonce": "r1"}),
+    )
+    .await;
+    frame(&mut ann, "AUDIT").await;
+
+    assert_eq!(
+        search(&mut bob, EDITED).await,
+        [format!("the {EDITED} plan")]
+    );
+    assert!(search(&mut bob, POSTED).await.is_empty(), "edited away");
+    assert_eq!(
+        search(&mut bob, DIRECT).await,
+        [format!("just us: {DIRECT}")]
+    );
+    assert_eq!(
+        search(&mut ann, DIRECT).await,
+        [format!("just us: {DIRECT}")]
+    );
+    (ann_id, bob_id)
+}
+
+/// Fails if `bytes` hold any of the words, in any case (ASCII words: lower-casing is enough).
+fn assert_sealed(bytes: &[u8], what: &str) {
+    let lower = bytes.to_ascii_lowercase();
+    for word in [POSTED, EDITED, DIRECT, REASON] {
+        let word = word.to_ascii_lowercase();
+        assert!(
+            !lower.windows(word.len()).any(|w| w == word.as_bytes()),
+            "{what} holds {word} in plain text"
+        );
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the data directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).expect("read a file")));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Whether the database, its WAL and the key file hold the same bytes in `after` as in
+/// `before` (SQLite's shared-memory index, `-shm`, is rebuilt by whoever opens the database).
+fn unchanged(
+    before: &[(std::path::PathBuf, Vec<u8>)],
+    after: &[(std::path::PathBuf, Vec<u8>)],
+) -> bool {
+    let kept = |files: &[(std::path::PathBuf, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+        files
+            .iter()
+            .filter(|(path, _)| !path.to_string_lossy().ends_with("-shm"))
+            .map(|(path, bytes)| (path.display().to_string(), bytes.clone()))
+            .collect()
+    };
+    let (before, after) = (kept(before), kept(after));
+    let names = |files: &[(String, Vec<u8>)]| files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    if names(&before) != names(&after) {
+        eprintln!(
+            "files before {:?}, after {:?}",
+            names(&before),
+            names(&after)
+        );
+        return false;
+    }
+    before.iter().zip(&after).all(|(b, a)| {
+        let same = b.1 == a.1;
+        if !same {
+            eprintln!("{} changed", b.0);
+        }
+        same
+    })
+}
+
+/// Stops a server the way an operator does (SIGTERM): storage is flushed and closed.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server stops in time")
+        .expect("wait");
+    assert!(exited.success(), "{exited}");
+}
+
+/// `real-server` with `args`, run to its end: (succeeded, stdout, stderr).
+fn run_to_end(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_real-server"))
+        .args(["--port", "0"])
+        .args(args)
+        .env_remove("CAHAT_DATA_KEY_FILE")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run real-server");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// After a restart the room reads what it sealed: the edit in the handshake, the direct
+/// message in Bob's history, the report's reason in the moderation log.
+async fn reads_back(url: &str, bob: &(String, String)) {
+    let (mut ws, handshake, _) = identify(url, Some(bob)).await;
+    let texts: Vec<&str> = handshake["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["rawMessage"].as_str())
+        .collect();
+    assert!(
+        texts.contains(&format!("the {EDITED} plan").as_str()),
+        "{texts:?}"
+    );
+    assert_eq!(
+        search(&mut ws, DIRECT).await,
+        [format!("just us: {DIRECT}")]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_text_is_sealed_on_disk_found_by_search_and_refused_to_a_wrong_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut command = server_process();
+    command
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("CAHAT_DATA_KEY_FILE");
+    let (server, url) = spawn_process(command).await;
+    let (_, bob) = chat(&url).await;
+    stop(server).await;
+
+    let key = data.join("cahat.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key)
+            .expect("a key file was made")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let stored = files(&data);
+    assert!(
+        stored.iter().any(|(p, _)| p.ends_with("cahat.sqlite3")),
+        "{stored:?}"
+    );
+    for (path, bytes) in &stored {
+        assert_sealed(bytes, &path.display().to_string());
+    }
+
+    // Another key: refused before anything is read or written, saying why.
+    let other = dir.path().join("other.key");
+    let (ok, said, _) = run_to_end(&["keygen".as_ref(), "--out".as_ref(), other.as_os_str()]);
+    assert!(ok && said.contains("wrote data key"), "{said}");
+    let (ok, _, error) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--data-key-file".as_ref(),
+        other.as_os_str(),
+    ]);
+    assert!(!ok, "a wrong key is refused");
+    assert!(
+        error.contains("cannot read this room") && error.contains("does not hold"),
+        "{error}"
+    );
+    // The key file gone: refused too, not a new key over sealed text.
+    std::fs::rename(&key, dir.path().join("moved.key")).expect("move the key");
+    let (ok, _, error) = run_to_end(&["--data-dir".as_ref(), data.as_os_str()]);
+    assert!(!ok && error.contains("give the room's key file"), "{error}");
+    std::fs::rename(dir.path().join("moved.key"), &key).expect("put it back");
+    assert!(
+        unchanged(&stored, &files(&data)),
+        "the refusals left the data as it was"
+    );
+
+    let mut command = server_process();
+    command
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("CAHAT_DATA_KEY_FILE");
+    let (server, url) = spawn_process(command).await;
+    reads_back(&url, &bob).await;
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn mongodb_documents_hold_sealed_text_only() {
+    let Ok(uri) = std::env::var("CAHAT_MONGODB_URI") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the MongoDB encryption test: set CAHAT_MONGODB_URI"
+        );
+        eprintln!("skipped: CAHAT_MONGODB_URI is not set (scripts/test-all.sh sets it)");
+        return;
+    };
+    let mut suffix = [0u8; 6];
+    getrandom::fill(&mut suffix).expect("random");
+    let database: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let database = format!("cahat_sealed_{database}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spawn = || {
+        let mut command = server_process();
+        command
+            .args(["--mongodb-uri", &uri, "--mongodb-db", &database])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("CAHAT_DATA_KEY_FILE");
+        spawn_process(command)
+    };
+    let (server, url) = spawn().await;
+    let (_, bob) = chat(&url).await;
+    stop(server).await;
+
+    let client = mongodb::Client::with_uri_str(&uri).await.expect("MongoDB");
+    let db = client.database(&database);
+    let mut documents = 0;
+    for name in db.list_collection_names().await.expect("collections") {
+        let collection = db.collection::<mongodb::bson::RawDocumentBuf>(&name);
+        let mut cursor = collection.find(mongodb::bson::doc! {}).await.expect("find");
+        while cursor.advance().await.expect("next") {
+            let raw = cursor.current();
+            assert_sealed(raw.as_bytes(), &format!("a document of {name}"));
+            documents += 1;
+        }
+    }
+    assert!(
+        documents >= 5,
+        "messages, people and the report were read: {documents}"
+    );
+
+    let (server, url) = spawn().await;
+    reads_back(&url, &bob).await;
+    stop(server).await;
+}
