@@ -265,6 +265,31 @@ def versus_only():
                       flush=True)
 
 
+def storing_only():
+    """What storing costs: one person writes 2,000 messages/s for a trial to one reader, so
+    the server's work is mostly taking, storing and echoing each message; this build against
+    each `--ours-bin` build (one without sealing, for the cost of encryption at rest), in
+    turns, twice: server CPU per stored message."""
+    runs = [bin for kind, bin in ours_bin_runs() if kind == "ours"]
+    print("| build | messages/s | server CPU µs per stored message | p50 ms | p99 ms | missing |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for _ in range(2):
+        for bin in runs:
+            server = Server("ours", bin)
+            try:
+                r = load(server, "--connections", 2, "--senders", 1, "--rate", 2000,
+                         "--seconds", TRIAL_SECONDS)
+            finally:
+                server.close()
+            name = bin or "ours"
+            print(f"  {name}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
+            per_delivery = r.get("server_cpu_us_per_delivery")
+            # Each message is delivered twice (its echo and the reader's copy).
+            per_message = per_delivery * 2 if per_delivery is not None else None
+            print(f"| {name} | 2,000 | {fmt(per_message)} | {fmt(r.get('p50_ms'))} | "
+                  f"{fmt(r.get('p99_ms'))} | {fmt(r.get('missing'))} |", flush=True)
+
+
 def chat_memory(kind, bin=None):
     """1,000 people connect, identify and chat (1,000 messages/s for 5 s, each from one of
     them), all still connected: the server's resident bytes per connection over its start."""
@@ -405,6 +430,8 @@ if __name__ == "__main__":
         join_only()
     elif "--idle" in sys.argv:
         idle_only()
+    elif "--storing" in sys.argv:
+        storing_only()
     elif "--versus" in sys.argv:
         versus_only()
     elif "--chat-memory" in sys.argv:
