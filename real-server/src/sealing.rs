@@ -46,11 +46,13 @@ pub enum SealError {
     Malformed,
 }
 
-/// The room's data keys: every key that may have sealed something, and the one that seals now.
+/// The room's data keys: every key that may have sealed something, the one that seals now,
+/// and the key of the search index (the blind tokens of [`DataKeys::tokens`]).
 #[derive(Clone)]
 pub struct DataKeys {
     sealing: String,
     keys: BTreeMap<String, [u8; 32]>,
+    index: [u8; 32],
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -63,24 +65,40 @@ impl std::fmt::Debug for DataKeys {
     }
 }
 
-/// The key file as written: `{"sealing": ID, "keys": {ID: base64 of 32 bytes, ...}}`.
+/// The key file as written: `{"sealing": ID, "keys": {ID: base64 of 32 bytes, ...},
+/// "index": base64 of 32 bytes}`.
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     sealing: String,
     keys: BTreeMap<String, String>,
+    index: String,
 }
+
+/// The id under which the store keeps the index key's check value.
+pub const INDEX_KEY_ID: &str = "index";
+/// Word prefixes shorter than this are not indexed (a one-letter query word is checked on the
+/// candidates the others find, or the search scans).
+pub const MIN_INDEXED_PREFIX: usize = 2;
+/// Word prefixes longer than this are not indexed: a longer query word is looked up by its
+/// first this many characters, and the rule checks the rest.
+pub const MAX_INDEXED_PREFIX: usize = 10;
+/// Hex digits of a token (40 bits): a collision only proposes a candidate the rule refuses.
+const TOKEN_HEX: usize = 10;
 
 impl DataKeys {
     /// One new random key, which seals.
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut id = [0u8; 4];
         let mut key = [0u8; 32];
+        let mut index = [0u8; 32];
         getrandom::fill(&mut id)?;
         getrandom::fill(&mut key)?;
+        getrandom::fill(&mut index)?;
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         Ok(Self {
             sealing: id.clone(),
             keys: BTreeMap::from([(id, key)]),
+            index,
         })
     }
 
@@ -96,16 +114,24 @@ impl DataKeys {
     fn parse(text: &str) -> Result<Self, String> {
         let file: KeyFile = serde_json::from_str(text)
             .map_err(|e| format!("is not a key file written by `real-server keygen`: {e}"))?;
-        let mut keys = BTreeMap::new();
-        for (id, key) in file.keys {
+        let key_of = |id: &str, key: &str| -> Result<[u8; 32], String> {
             let bytes = BASE64
                 .decode(key.trim())
                 .map_err(|_| format!("holds key {id}, which is not base64"))?;
-            let key: [u8; 32] = bytes
+            bytes
                 .try_into()
-                .map_err(|_| format!("holds key {id}, which is not 32 bytes long"))?;
-            keys.insert(id, key);
+                .map_err(|_| format!("holds key {id}, which is not 32 bytes long"))
+        };
+        let mut keys = BTreeMap::new();
+        for (id, key) in &file.keys {
+            if id == INDEX_KEY_ID {
+                return Err(format!(
+                    "names a data key {INDEX_KEY_ID}, the index key's name"
+                ));
+            }
+            keys.insert(id.clone(), key_of(id, key)?);
         }
+        let index = key_of(INDEX_KEY_ID, &file.index)?;
         if !keys.contains_key(&file.sealing) {
             return Err(format!(
                 "names {} as its sealing key but does not hold it",
@@ -115,6 +141,7 @@ impl DataKeys {
         Ok(Self {
             sealing: file.sealing,
             keys,
+            index,
         })
     }
 
@@ -128,6 +155,7 @@ impl DataKeys {
                 .iter()
                 .map(|(id, key)| (id.clone(), BASE64.encode(key)))
                 .collect(),
+            index: BASE64.encode(self.index),
         };
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -158,7 +186,8 @@ impl DataKeys {
         &self.sealing
     }
 
-    /// The check value of each key, as the store keeps it.
+    /// The check value of each key, the index key's too ([`INDEX_KEY_ID`]), as the store
+    /// keeps them.
     pub fn checks(&self) -> Vec<KeyCheck> {
         self.keys
             .iter()
@@ -166,6 +195,56 @@ impl DataKeys {
                 id: id.clone(),
                 check: check_value(key),
             })
+            .chain(std::iter::once(KeyCheck {
+                id: INDEX_KEY_ID.to_owned(),
+                check: check_value(&self.index),
+            }))
+            .collect()
+    }
+
+    /// The blind tokens of `text` in `room`: for each of its words (as search sees them:
+    /// letters and digits, in lower case), a keyed hash of each of its prefixes of
+    /// [`MIN_INDEXED_PREFIX`] to [`MAX_INDEXED_PREFIX`] characters, each once, in hex.
+    pub fn tokens(&self, room: &str, text: &str) -> Vec<String> {
+        let mut tokens = std::collections::BTreeSet::new();
+        for range in protocol::search::word_ranges(text) {
+            let word = text[range].to_lowercase();
+            let ends: Vec<usize> = word
+                .char_indices()
+                .map(|(at, c)| at + c.len_utf8())
+                .take(MAX_INDEXED_PREFIX)
+                .collect();
+            for end in ends.iter().skip(MIN_INDEXED_PREFIX - 1) {
+                tokens.insert(self.token(room, &word[..*end]));
+            }
+        }
+        tokens.into_iter().collect()
+    }
+
+    /// The token a query word is looked up by (its first [`MAX_INDEXED_PREFIX`] characters),
+    /// or none for a word shorter than [`MIN_INDEXED_PREFIX`]. `word` is in lower case.
+    pub fn query_token(&self, room: &str, word: &str) -> Option<String> {
+        let chars = word.chars().count();
+        if chars < MIN_INDEXED_PREFIX {
+            return None;
+        }
+        let end = word
+            .char_indices()
+            .nth(MAX_INDEXED_PREFIX)
+            .map_or(word.len(), |(at, _)| at);
+        Some(self.token(room, &word[..end]))
+    }
+
+    fn token(&self, room: &str, prefix: &str) -> String {
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.index) else {
+            unreachable!("HMAC takes a key of any length");
+        };
+        mac.update(room.as_bytes());
+        mac.update(&[0]);
+        mac.update(prefix.as_bytes());
+        mac.finalize().into_bytes()[..TOKEN_HEX / 2]
+            .iter()
+            .map(|b| format!("{b:02x}"))
             .collect()
     }
 
@@ -173,6 +252,15 @@ impl DataKeys {
     /// names is here, with the same check value. Says which key is missing or wrong.
     pub fn check_against(&self, recorded: &[KeyCheck]) -> Result<(), String> {
         for KeyCheck { id, check } in recorded {
+            if id == INDEX_KEY_ID {
+                if check_value(&self.index) != *check {
+                    return Err(
+                        "the index key of this key file is not the one the room's search index was made with (its check value differs)"
+                            .to_owned(),
+                    );
+                }
+                continue;
+            }
             match self.keys.get(id) {
                 None => {
                     return Err(format!(
@@ -309,6 +397,46 @@ mod tests {
     }
 
     #[test]
+    fn a_query_words_token_is_among_the_tokens_of_every_text_it_starts_a_word_of() {
+        let keys = DataKeys::generate().unwrap();
+        let tokens = keys.tokens("general", "Hello, Wörld 42! *Internationalisation*");
+        let has = |word: &str| {
+            let token = keys.query_token("general", word).expect("a token");
+            tokens.contains(&token)
+        };
+        for word in [
+            "he",
+            "hel",
+            "hello",
+            "wö",
+            "wörld",
+            "42",
+            "internationalization",
+        ] {
+            assert!(has(word), "{word}");
+        }
+        // Not the start of a word, not a word, another room: no.
+        for word in ["el", "ello", "hellos", "orld", "43"] {
+            assert!(!has(word), "{word}");
+        }
+        assert!(
+            !tokens.contains(&keys.query_token("other", "hello").unwrap()),
+            "a room's tokens are its own"
+        );
+        // Too short to be indexed: the rule checks it on what the others find.
+        assert_eq!(keys.query_token("general", "h"), None);
+        // Another key's tokens say nothing of these.
+        let other = DataKeys::generate().unwrap();
+        assert!(!tokens.contains(&other.query_token("general", "hello").unwrap()));
+        // No token is a word of the text.
+        assert!(
+            tokens
+                .iter()
+                .all(|t| t.len() == TOKEN_HEX && !t.contains("hel"))
+        );
+    }
+
+    #[test]
     fn a_key_file_round_trips_and_a_wrong_key_is_told_apart_by_its_check_value() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cahat.key");
@@ -343,6 +471,11 @@ mod tests {
             .check_against(&keys.checks())
             .unwrap_err();
         assert!(why.contains("does not hold"), "{why}");
+        // The same data keys with another index key: refused too.
+        let mut other_index = keys.clone();
+        other_index.index = [7; 32];
+        let why = other_index.check_against(&keys.checks()).unwrap_err();
+        assert!(why.contains("index key"), "{why}");
 
         std::fs::write(&path, "not json").unwrap();
         let why = format!("{:#}", DataKeys::load(&path).unwrap_err());

@@ -1,16 +1,16 @@
 //! A store whose every text people wrote is sealed on the way in and opened on the way out
 //! ([`crate::sealing`]): over either driver, so both keep the same ciphertext and neither
 //! needs to know. What is sealed, and bound to the room and its place:
-//! - a message's markdown and HTML (`message <seq> raw`, `... html`), and its call record
-//!   (kept inside the sealed markdown: the stored record has none; a deletion takes it away
-//!   with the text);
-//! - an edit's new markdown and HTML (bound to the message it replaces the text of);
+//! - a message's markdown, HTML and call record, as one envelope stored in place of its HTML
+//!   (`message <seq>`; a deletion takes it away with the text);
+//! - an edit's new markdown and HTML (bound to the message whose text it replaces);
 //! - the reason of a moderation event (`audit <seq> reason`) and of a ban (`user <id> ban`).
 //!
-//! Names, ids, times, seqs, reactions and the room's settings stay plain (ARCHITECTURE.md
-//! says what that reveals). Search cannot use a driver's text index over sealed text: it
-//! scans, newest first, at most `search.scan` messages a page, as a MongoDB without text
-//! search does.
+//! In place of a message's markdown the store keeps its blind tokens (keyed hashes of its
+//! words' prefixes, [`crate::sealing::DataKeys::tokens`]): the driver's own text search (FTS5,
+//! a MongoDB text index or its bounded scan) finds the query's tokens there and proposes
+//! candidates, which are opened and checked with the one rule. Names, ids, times, seqs,
+//! reactions and the room's settings stay plain (ARCHITECTURE.md says what all that reveals).
 
 use protocol::search::{SearchPage, search_newest_first};
 use protocol::{
@@ -32,14 +32,24 @@ pub struct Sealed<S> {
     keys: DataKeys,
 }
 
-/// What a message's sealed markdown holds: the text and, for a call, its record.
+/// What a message's sealed envelope holds: its markdown, its HTML and, for a call, its record.
+/// It is stored in place of the HTML; the markdown's place holds its blind tokens.
 #[derive(Serialize, Deserialize)]
-struct Markdown {
+struct Envelope {
     #[serde(rename = "t")]
     text: String,
+    #[serde(rename = "h")]
+    html: String,
     #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
     call: Option<CallRecord>,
 }
+
+/// What the markdown's place holds for a sealed message: this, then its blind tokens, each a
+/// word to the driver's text search.
+const INDEX_PREFIX: &str = "\u{1}cahat-index";
+
+/// Inner pages a search reads at most for one page of results (each bounded by the driver).
+const MAX_INNER_PAGES: usize = 50;
 
 /// The data key file's name in the data directory, when no --data-key-file is given.
 pub const KEY_FILE: &str = "cahat.key";
@@ -118,18 +128,39 @@ impl<S: Store> Sealed<S> {
         Ok(Self::new(inner, keys))
     }
 
+    /// A message as stored: its envelope sealed in place of its HTML, its blind tokens in
+    /// place of its markdown.
     fn seal_message(&self, room: &str, mut message: StoredMessage) -> StoredMessage {
-        let markdown = Markdown {
+        let envelope = Envelope {
             text: std::mem::take(&mut message.raw),
+            html: std::mem::take(&mut message.html),
             call: message.call.take(),
         };
-        let markdown = serde_json::to_string(&markdown).unwrap_or_default();
-        message.raw = self.seal_text(room, &raw_place(message.seq), &markdown);
-        message.html = self.seal_text(room, &html_place(message.seq), &message.html);
+        message.raw = self.index_text(room, &envelope.text);
+        message.html = self.seal_envelope(room, message.seq, &envelope);
         message
     }
 
-    /// `text` sealed, unless it is empty (a deleted message's markdown: nothing to hide).
+    fn seal_envelope(&self, room: &str, seq: Seq, envelope: &Envelope) -> String {
+        let json = serde_json::to_string(envelope).unwrap_or_default();
+        self.keys.seal(room, &message_place(seq), &json)
+    }
+
+    /// The blind tokens of `text`, as the markdown's place holds them (nothing for no text: a
+    /// deleted message).
+    fn index_text(&self, room: &str, text: &str) -> String {
+        if text.is_empty() {
+            return String::new();
+        }
+        let mut index = INDEX_PREFIX.to_owned();
+        for token in self.keys.tokens(room, text) {
+            index.push(' ');
+            index.push_str(&token);
+        }
+        index
+    }
+
+    /// `text` sealed, unless it is empty (nothing to hide).
     fn seal_text(&self, room: &str, place: &str, text: &str) -> String {
         if text.is_empty() {
             String::new()
@@ -139,24 +170,22 @@ impl<S: Store> Sealed<S> {
     }
 
     fn open_message(&self, room: &str, mut message: StoredMessage) -> Result<StoredMessage> {
-        let place = raw_place(message.seq);
-        if crate::sealing::is_sealed(&message.raw) {
-            let markdown = self
-                .keys
-                .open(room, &place, &message.raw)
-                .map_err(|e| corrupt(&place, e))?;
-            let markdown: Markdown = serde_json::from_str(&markdown)
-                .map_err(|e| StoreError::Corrupt(format!("{place}: {e}")))?;
-            message.raw = markdown.text;
-            if markdown.call.is_some() {
-                message.call = markdown.call;
-            }
+        if !crate::sealing::is_sealed(&message.html) {
+            // Plain: written before sealing, or deleted (its fixed HTML, no text).
+            return Ok(message);
         }
-        let place = html_place(message.seq);
-        message.html = self
+        let place = message_place(message.seq);
+        let json = self
             .keys
             .open(room, &place, &message.html)
             .map_err(|e| corrupt(&place, e))?;
+        let envelope: Envelope = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("{place}: {e}")))?;
+        message.raw = envelope.text;
+        message.html = envelope.html;
+        if envelope.call.is_some() {
+            message.call = envelope.call;
+        }
         Ok(message)
     }
 
@@ -214,13 +243,14 @@ impl<S: Store> Sealed<S> {
             Write::LoggedMessage(message) => Write::LoggedMessage(self.seal_message(room, message)),
             Write::Change(mut change) => {
                 if let ChangeKind::Edit { raw, html } = &mut change.kind {
-                    let markdown = Markdown {
+                    // The new text goes where the message's is: bound to the message.
+                    let envelope = Envelope {
                         text: std::mem::take(raw),
+                        html: std::mem::take(html),
                         call: None,
                     };
-                    let markdown = serde_json::to_string(&markdown).unwrap_or_default();
-                    *raw = self.seal_text(room, &raw_place(change.target), &markdown);
-                    *html = self.seal_text(room, &html_place(change.target), html);
+                    *raw = self.index_text(room, &envelope.text);
+                    *html = self.seal_envelope(room, change.target, &envelope);
                 }
                 Write::Change(change)
             }
@@ -228,6 +258,67 @@ impl<S: Store> Sealed<S> {
             Write::User(user) => Write::User(self.seal_user(room, user)),
             other @ (Write::Role { .. } | Write::Settings(_)) => other,
         }
+    }
+
+    /// A search page through the blind index: the driver's own text search looks for the
+    /// query's tokens (each query word's, where it has one) among the stored tokens and
+    /// proposes candidates, newest first; each is opened and the one rule decides. A query
+    /// with no word long enough for a token scans instead.
+    async fn indexed(&self, room: &str, search: Search) -> Result<SearchPage> {
+        let tokens: Vec<String> = search
+            .query
+            .words()
+            .iter()
+            .filter_map(|w| self.keys.query_token(room, w))
+            .collect();
+        let Ok(token_query) = protocol::search::SearchQuery::parse(&tokens.join(" ")) else {
+            return self.scan(room, search).await;
+        };
+        let limit = usize::try_from(search.limit).unwrap_or(usize::MAX);
+        let mut found = Vec::new();
+        let mut before = search.before;
+        for _ in 0..MAX_INNER_PAGES {
+            let page = self
+                .inner
+                .search(
+                    room,
+                    Search {
+                        query: token_query.clone(),
+                        before,
+                        ..search.clone()
+                    },
+                )
+                .await?;
+            for candidate in page.messages {
+                let message = self.open_message(room, candidate)?;
+                if search.query.finds(&message, search.viewer.as_deref()) {
+                    found.push(message);
+                }
+            }
+            if found.len() > limit {
+                // One more than asked for: the page ends at the last one kept.
+                found.truncate(limit);
+                let next = found.last().map(|m| m.seq);
+                return Ok(SearchPage {
+                    messages: found,
+                    next,
+                });
+            }
+            match page.next {
+                Some(next) => before = Some(next),
+                None => {
+                    return Ok(SearchPage {
+                        messages: found,
+                        next: None,
+                    });
+                }
+            }
+        }
+        // Bounded work: the page says where to go on.
+        Ok(SearchPage {
+            messages: found,
+            next: before,
+        })
     }
 
     /// A search page by scanning: up to `search.scan` messages the viewer may read, newest
@@ -267,12 +358,8 @@ impl<S: Store> Sealed<S> {
     }
 }
 
-fn raw_place(seq: Seq) -> String {
-    format!("message {seq} raw")
-}
-
-fn html_place(seq: Seq) -> String {
-    format!("message {seq} html")
+fn message_place(seq: Seq) -> String {
+    format!("message {seq}")
 }
 
 fn audit_place(seq: Seq) -> String {
@@ -356,7 +443,7 @@ impl<S: Store> Store for Sealed<S> {
 
     async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {
         let timeout = search.timeout;
-        tokio::time::timeout(timeout, self.scan(room, search))
+        tokio::time::timeout(timeout, self.indexed(room, search))
             .await
             .map_err(|_| StoreError::TimedOut(timeout))?
     }
@@ -367,5 +454,67 @@ impl<S: Store> Store for Sealed<S> {
 
     async fn save_key_check(&self, room: &str, check: KeyCheck) -> Result<()> {
         self.inner.save_key_check(room, check).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+    use protocol::search::SearchQuery;
+
+    fn message(seq: Seq, raw: &str) -> StoredMessage {
+        StoredMessage {
+            seq,
+            id: format!("m{seq}"),
+            user_id: "ann".into(),
+            raw: raw.to_owned(),
+            html: format!("<p>{raw}</p>\n"),
+            ..StoredMessage::default()
+        }
+    }
+
+    /// Where the driver has a text index (SQLite's FTS5), a search finds sealed text through
+    /// the blind tokens however far back it is: one page, where a scan of the same bound would
+    /// stop long before.
+    #[tokio::test]
+    async fn a_search_finds_sealed_text_through_the_index_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sealed::new(
+            SqliteStore::open_dir(dir.path()).unwrap(),
+            DataKeys::generate().unwrap(),
+        );
+        let mut batch = vec![Write::Message(message(1, "the Zanzibar plan"))];
+        batch.extend((2..=3000).map(|seq| Write::Message(message(seq, &format!("hay {seq}")))));
+        batch.push(Write::Message(message(3001, "zanzi, almost")));
+        store.write_batch("r", batch).await.unwrap();
+        let search = |query: &str, scan: usize| Search {
+            viewer: Some("ann".into()),
+            query: SearchQuery::parse(query).unwrap(),
+            before: None,
+            limit: 10,
+            scan,
+            timeout: std::time::Duration::from_secs(10),
+        };
+        let page = store.search("r", search("zanzib", 100)).await.unwrap();
+        let found: Vec<(Seq, &str)> = page
+            .messages
+            .iter()
+            .map(|m| (m.seq, m.raw.as_str()))
+            .collect();
+        assert_eq!(found, [(1, "the Zanzibar plan")]);
+        assert_eq!(page.next, None, "the whole room, in one page");
+        let page = store.search("r", search("zanzi", 100)).await.unwrap();
+        assert_eq!(
+            page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [3001, 1]
+        );
+        // A one-letter word has no token: the search scans, bounded, and says where to go on.
+        let page = store.search("r", search("z", 100)).await.unwrap();
+        assert_eq!(
+            page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [3001]
+        );
+        assert!(page.next.is_some());
     }
 }
