@@ -25,6 +25,13 @@ pub enum Command {
         #[arg(long, default_value = "cahat.key")]
         out: PathBuf,
     },
+    /// Adds a new data key to the room's key file and makes it the one that seals. Restarted
+    /// with the file, the room's servers seal anew, in the background, what older keys sealed;
+    /// then `retire-keys` takes the keys nothing uses out of the file.
+    RotateKey,
+    /// Takes out of the room's key file every older data key that seals nothing any more, and
+    /// says how much each other one still seals.
+    RetireKeys,
 }
 
 /// What `real-server role` does.

@@ -791,7 +791,11 @@ impl<S: Store> Driver<S> {
                 Write::Message(m) | Write::LoggedMessage(m) => Some(m.seq),
                 Write::Change(c) => Some(c.seq),
                 Write::Audit(e) => Some(e.seq),
-                Write::User(_) | Write::Role { .. } | Write::Settings(_) => None,
+                Write::User(_)
+                | Write::Role { .. }
+                | Write::Settings(_)
+                | Write::Reseal { .. }
+                | Write::ResealAudit(_) => None,
             })
             .collect();
         let store = Arc::clone(&self.store);

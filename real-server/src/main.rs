@@ -19,6 +19,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log nobody reads any more (its pipe closed) is not worth a panic: the room runs on.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -67,7 +69,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// The store, with what people write sealed under the room's data key.
+/// The store, with what people write sealed under the room's data key; the key commands.
 async fn sealed<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
     let store = Sealed::open(
         store,
@@ -76,7 +78,74 @@ async fn sealed<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
         &config.data_dir,
     )
     .await?;
-    task(config, store).await
+    let key_file = config
+        .data_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join(real_server::store::KEY_FILE));
+    match &config.command {
+        Some(Command::RotateKey) => {
+            let rotated = store.keys().rotated().context("making a data key")?;
+            if let Some(check) = rotated
+                .checks()
+                .into_iter()
+                .find(|c| c.id == rotated.sealing_id())
+            {
+                store.save_key_check(config.room_id(), check).await?;
+            }
+            rotated
+                .replace_file(&key_file)
+                .with_context(|| format!("writing the key file {}", key_file.display()))?;
+            println!(
+                "key {} seals from now on (key file {}); restart the room's servers with this file: \
+                 they seal anew in the background what key {} sealed; then `real-server retire-keys`",
+                rotated.sealing_id(),
+                key_file.display(),
+                store.keys().sealing_id()
+            );
+            Ok(())
+        }
+        Some(Command::RetireKeys) => {
+            let counts = store.count_by_key(config.room_id()).await?;
+            let mut keys = store.keys().clone();
+            for id in store
+                .keys()
+                .ids()
+                .filter(|id| *id != store.keys().sealing_id())
+            {
+                match counts.get(id).copied().unwrap_or(0) {
+                    0 => {
+                        keys = keys.without(id);
+                        store.remove_key_check(config.room_id(), id).await?;
+                        println!("key {id} sealed nothing any more: retired");
+                    }
+                    n => println!(
+                        "key {id} still seals {n} records: start the room's server, which seals them \
+                         anew with key {} in the background, then retire again",
+                        store.keys().sealing_id()
+                    ),
+                }
+            }
+            if let Some(n) = counts.get(real_server::store::PLAIN) {
+                println!(
+                    "{n} records are not sealed yet: the room's server seals them when it starts"
+                );
+            }
+            keys.replace_file(&key_file)
+                .with_context(|| format!("writing the key file {}", key_file.display()))?;
+            Ok(())
+        }
+        None => {
+            // What is not sealed with the sealing key (plain, or an older key's) is sealed
+            // anew beside the room.
+            tokio::spawn(
+                store
+                    .clone()
+                    .reseal_in_background(config.room_id().to_owned()),
+            );
+            task(config, store).await
+        }
+        _ => task(config, store).await,
+    }
 }
 
 /// Serves the room, or carries out the command given instead.
@@ -88,7 +157,7 @@ async fn task<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
             println!("{said}");
             Ok(())
         }
-        Some(Command::Keygen { .. }) => Ok(()),
+        Some(Command::Keygen { .. } | Command::RotateKey | Command::RetireKeys) => Ok(()),
     }
 }
 

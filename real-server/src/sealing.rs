@@ -186,6 +186,41 @@ impl DataKeys {
         &self.sealing
     }
 
+    /// The ids of the data keys held, the sealing one among them.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// These keys and a new random one, which seals from now on (a rotation).
+    pub fn rotated(&self) -> Result<Self, getrandom::Error> {
+        let fresh = Self::generate()?;
+        let mut keys = self.clone();
+        for (id, key) in fresh.keys {
+            keys.keys.insert(id.clone(), key);
+            keys.sealing = id;
+        }
+        Ok(keys)
+    }
+
+    /// These keys without `id` (retired: nothing it sealed is left). The sealing key stays.
+    pub fn without(&self, id: &str) -> Self {
+        let mut keys = self.clone();
+        if id != keys.sealing {
+            keys.keys.remove(id);
+        }
+        keys
+    }
+
+    /// Writes the key file at `path` in place of the one there (a rotation or a retirement):
+    /// written whole beside it, then renamed over it, so a crash leaves the old file or the
+    /// new one.
+    pub fn replace_file(&self, path: &Path) -> std::io::Result<()> {
+        let fresh = path.with_extension("replacing");
+        let _ = std::fs::remove_file(&fresh);
+        self.write_new(&fresh)?;
+        std::fs::rename(&fresh, path)
+    }
+
     /// The check value of each key, the index key's too ([`INDEX_KEY_ID`]), as the store
     /// keeps them.
     pub fn checks(&self) -> Vec<KeyCheck> {
@@ -339,6 +374,14 @@ impl DataKeys {
 /// Whether `stored` is a sealed value (any key).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(SEALED_PREFIX)
+}
+
+/// The id of the key that sealed `stored`, if it is sealed.
+pub fn sealed_with(stored: &str) -> Option<&str> {
+    stored
+        .strip_prefix(SEALED_PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(id, _)| id)
 }
 
 /// The associated data of a value: the room and the place, which a sealed value is bound to.

@@ -171,3 +171,38 @@ async fn crash_round() {
     server.start_kill().unwrap();
     server.wait().await.unwrap();
 }
+
+/// A server whose log nobody reads any more (its stderr pipe closed, as when a supervisor that
+/// captured it goes away) keeps serving: a log line it cannot write is dropped, not a panic.
+#[tokio::test]
+async fn a_closed_log_pipe_does_not_stop_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = common::server_process();
+    command
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    let (mut server, url) = common::spawn_process(command).await;
+    drop(server.stderr.take());
+    // Every connection and identity is logged at info: each is a write to the closed pipe.
+    for _ in 0..3 {
+        let (mut ws, _) = identify(&url, json!({})).await;
+        ws.send(Message::text(
+            json!({"type": "MESSAGE", "payload": {"rawMessage": "still here"}}).to_string(),
+        ))
+        .await
+        .expect("send");
+        let echo = loop {
+            let frame = next_json(&mut ws).await.expect("the room answers");
+            if frame["type"] == "MESSAGE" {
+                break frame;
+            }
+        };
+        assert_eq!(echo["payload"]["rawMessage"], "still here");
+    }
+    assert!(
+        server.try_wait().expect("status").is_none(),
+        "the server is still running"
+    );
+}

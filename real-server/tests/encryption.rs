@@ -358,3 +358,248 @@ async fn mongodb_documents_hold_sealed_text_only() {
     reads_back(&url, &bob).await;
     stop(server).await;
 }
+
+/// A word of a ban's reason, kept with the person.
+const BANNED: &str = "Pachycephalosaur";
+
+/// The server's log lines (it logs at `info`), for waiting on what it says.
+struct Log(tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>);
+
+impl Log {
+    fn of(child: &mut tokio::process::Child) -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        Self(tokio::io::BufReader::new(stderr).lines())
+    }
+
+    /// Waits (at most 60 s) for a line that says `what`.
+    async fn until(&mut self, what: &str) {
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Some(line) = self.0.next_line().await.expect("read the log") {
+                eprintln!("server: {line}");
+                if line.contains(what) {
+                    return;
+                }
+            }
+            panic!("the server stopped before saying {what:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the server did not say {what:?} in time"));
+    }
+}
+
+/// The server on `data`, logging at `info` into the returned log.
+async fn spawn_logged(data: &Path) -> (tokio::process::Child, String, Log) {
+    let mut command = server_process();
+    command
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("CAHAT_DATA_KEY_FILE")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    let (mut child, url) = spawn_process(command).await;
+    let log = Log::of(&mut child);
+    (child, url, log)
+}
+
+/// A store written before sealing: 2,000 room messages (the first with a unique word, one
+/// edited to another), a direct message, a report with its reason and a ban with its reason.
+async fn plain_store(data: &Path) -> Vec<(u64, String)> {
+    use protocol::{
+        AuditAction, AuditEntry, Ban, ChangeKind, StoredChange, StoredMessage, UserRecord,
+    };
+    use real_server::store::{Store, Write};
+    let store = real_server::SqliteStore::open_dir(data).expect("a plain store");
+    let person = |id: &str, ban: Option<Ban>| UserRecord {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        token_hash: protocol::hash_token(&format!("token of {id}")),
+        joined_at: Some(1),
+        last_seen: None,
+        role: None,
+        timed_out_until: None,
+        ban,
+    };
+    let text = |seq: u64| match seq {
+        1 => format!("the {POSTED} plan"),
+        2 => format!("just us: {DIRECT}"),
+        3 => "to be edited".to_owned(),
+        _ => format!("hay {seq}"),
+    };
+    let mut batch = vec![
+        Write::User(person("ann", None)),
+        Write::User(person("bob", None)),
+        Write::User(person(
+            "ken",
+            Some(Ban {
+                until: None,
+                reason: Some(format!("{BANNED} spam")),
+                addresses: Vec::new(),
+                by: "bob".into(),
+            }),
+        )),
+    ];
+    for seq in 1..=2000 {
+        batch.push(Write::Message(StoredMessage {
+            seq,
+            id: format!("m{seq}"),
+            user_id: "ann".into(),
+            raw: text(seq),
+            html: format!("<p>{}</p>\n", text(seq)),
+            timestamp: 1_700_000_000_000,
+            to: (seq == 2).then(|| "bob".to_owned()),
+            ..StoredMessage::default()
+        }));
+    }
+    batch.push(Write::Change(StoredChange {
+        seq: 2001,
+        target: 3,
+        user_id: "ann".into(),
+        at: 1_700_000_000_001,
+        kind: ChangeKind::Edit {
+            raw: format!("the {EDITED} plan"),
+            html: format!("<p>the {EDITED} plan</p>\n"),
+        },
+    }));
+    batch.push(Write::Audit(AuditEntry {
+        seq: 2002,
+        at: 1_700_000_000_002,
+        by: "bob".into(),
+        action: AuditAction::Report,
+        user_id: Some("ann".into()),
+        target: Some(1),
+        report: None,
+        reason: Some(format!("{REASON} behaviour")),
+        until: None,
+    }));
+    store.write_batch("General", batch).await.expect("written");
+    let mut texts: Vec<(u64, String)> = (1..=2000).map(|seq| (seq, text(seq))).collect();
+    texts[2].1 = format!("the {EDITED} plan");
+    texts
+}
+
+/// Every message of the room, read through the room's data key: (seq, text).
+async fn stored_texts(data: &Path) -> Vec<(u64, String)> {
+    use real_server::store::{Sealed, Store};
+    let store = real_server::SqliteStore::open_dir(data).expect("the store");
+    let store = Sealed::open(store, "General", None, data)
+        .await
+        .expect("the room's data key");
+    let mut texts = Vec::new();
+    loop {
+        let after = texts.last().map_or(0, |(seq, _)| *seq);
+        let page = store
+            .load_messages_after("General", after, 1000)
+            .await
+            .expect("read");
+        if page.is_empty() {
+            return texts;
+        }
+        texts.extend(page.into_iter().map(|m| (m.seq, m.raw)));
+    }
+}
+
+#[tokio::test]
+async fn a_store_from_before_sealing_is_sealed_in_place_and_a_kill_midway_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let texts = plain_store(&data).await;
+
+    // The first start with a key seals what is there, in batches, beside the room; it is
+    // killed after the first batch.
+    let (mut server, _, mut log) = spawn_logged(&data).await;
+    log.until("sealed anew").await;
+    server.start_kill().expect("kill -9");
+    server.wait().await.expect("gone");
+    assert_eq!(
+        stored_texts(&data).await,
+        texts,
+        "nothing lost, nothing changed"
+    );
+
+    // The next start takes up where it stopped.
+    let (server, url, mut log) = spawn_logged(&data).await;
+    log.until("every record of the room is sealed").await;
+    let bob = ("bob".to_owned(), "token of bob".to_owned());
+    let (mut ws, _, _) = identify(&url, Some(&bob)).await;
+    assert_eq!(
+        search(&mut ws, EDITED).await,
+        [format!("the {EDITED} plan")]
+    );
+    assert_eq!(
+        search(&mut ws, DIRECT).await,
+        [format!("just us: {DIRECT}")]
+    );
+    assert_eq!(
+        search(&mut ws, POSTED).await,
+        [format!("the {POSTED} plan")]
+    );
+    drop(ws);
+    stop(server).await;
+    assert_eq!(stored_texts(&data).await, texts);
+    for (path, bytes) in files(&data) {
+        assert_sealed(&bytes, &path.display().to_string());
+        let lower = bytes.to_ascii_lowercase();
+        let banned = BANNED.to_ascii_lowercase();
+        assert!(
+            !lower.windows(banned.len()).any(|w| w == banned.as_bytes()),
+            "{} holds the ban's reason in plain text",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_seals_everything_anew_while_the_room_runs_and_the_old_one_retires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut command = server_process();
+    command
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("CAHAT_DATA_KEY_FILE");
+    let (server, url) = spawn_process(command).await;
+    let (_, bob) = chat(&url).await;
+    stop(server).await;
+    let key_file = std::fs::read_to_string(data.join("cahat.key")).expect("key file");
+
+    let (ok, said, error) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "rotate-key".as_ref(),
+    ]);
+    assert!(ok && said.contains("seals from now on"), "{said} {error}");
+    let (ok, said, _) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "retire-keys".as_ref(),
+    ]);
+    assert!(
+        ok && said.contains("still seals"),
+        "the old key still seals: {said}"
+    );
+
+    // Restarted with the new file, the room seals anew in the background while it serves.
+    let (server, url, mut log) = spawn_logged(&data).await;
+    reads_back(&url, &bob).await;
+    log.until("every record of the room is sealed").await;
+    reads_back(&url, &bob).await;
+    stop(server).await;
+
+    let (ok, said, _) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "retire-keys".as_ref(),
+    ]);
+    assert!(ok && said.contains("retired"), "{said}");
+    let rotated = std::fs::read_to_string(data.join("cahat.key")).expect("key file");
+    assert_ne!(rotated, key_file);
+    assert_eq!(rotated.matches("\"keys\"").count(), 1);
+    // The old key is gone from the file, and the room reads everything with the new one.
+    let (server, url, _log) = spawn_logged(&data).await;
+    reads_back(&url, &bob).await;
+    stop(server).await;
+    for (path, bytes) in files(&data) {
+        assert_sealed(&bytes, &path.display().to_string());
+    }
+}

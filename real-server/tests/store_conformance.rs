@@ -962,6 +962,118 @@ async fn data_key_checks_are_kept_per_room_each_once<S: Store>(store: S) {
     );
 }
 
+/// Re-sealing reads every message and moderation event in seq order (direct messages too),
+/// replaces a message's text only while no change was folded in since it was read, and
+/// replaces a moderation event; a key's check value can be forgotten.
+async fn records_are_read_in_order_and_replaced_unless_changed_meanwhile<S: Store>(store: S) {
+    let room = fresh_room("reseal");
+    let direct = StoredMessage {
+        to: Some("u2".into()),
+        ..message(2, "u1", None)
+    };
+    let report = protocol::AuditEntry {
+        seq: 4,
+        at: 1_700_000_000_004,
+        by: "u2".into(),
+        action: protocol::AuditAction::Report,
+        user_id: Some("u1".into()),
+        target: Some(1),
+        report: None,
+        reason: Some("first words".into()),
+        until: None,
+    };
+    store
+        .write_batch(
+            &room,
+            vec![
+                Write::Message(message(1, "u1", None)),
+                Write::Message(direct),
+                Write::Message(message(3, "u1", None)),
+                Write::Audit(report.clone()),
+                Write::Change(change(
+                    5,
+                    3,
+                    ChangeKind::React {
+                        emoji: "👍".into(),
+                        on: true,
+                    },
+                )),
+            ],
+        )
+        .await
+        .unwrap();
+    let all = store.load_messages_after(&room, 0, 10).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(all[1].to.as_deref(), Some("u2"), "direct messages too");
+    let after_one = store.load_messages_after(&room, 1, 1).await.unwrap();
+    assert_eq!(after_one.iter().map(|m| m.seq).collect::<Vec<_>>(), [2]);
+
+    let anew = |seq: u64| StoredMessage {
+        raw: format!("anew {seq}"),
+        html: format!("<p>anew {seq}</p>"),
+        ..message(seq, "u1", None)
+    };
+    store
+        .write_batch(
+            &room,
+            vec![
+                // Unchanged since read: replaced.
+                Write::Reseal {
+                    message: anew(1),
+                    changed_seq: None,
+                },
+                // Changed since (a reaction, seq 5), read before it: left as it is.
+                Write::Reseal {
+                    message: anew(3),
+                    changed_seq: None,
+                },
+                Write::ResealAudit(protocol::AuditEntry {
+                    reason: Some("words anew".into()),
+                    ..report.clone()
+                }),
+            ],
+        )
+        .await
+        .unwrap();
+    let all = store.load_messages_after(&room, 0, 10).await.unwrap();
+    assert_eq!(
+        (all[0].raw.as_str(), all[0].html.as_str()),
+        ("anew 1", "<p>anew 1</p>")
+    );
+    assert_eq!(all[2].raw, "raw 3", "changed meanwhile: not replaced");
+    assert_eq!(all[2].reactions.len(), 1);
+    store
+        .write_batch(
+            &room,
+            vec![Write::Reseal {
+                message: anew(3),
+                changed_seq: Some(5),
+            }],
+        )
+        .await
+        .unwrap();
+    let all = store.load_messages_after(&room, 0, 10).await.unwrap();
+    assert_eq!(all[2].raw, "anew 3");
+    assert_eq!(all[2].reactions.len(), 1, "only the text is replaced");
+    let audit = store.load_audit_after(&room, 0, 10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].reason.as_deref(), Some("words anew"));
+
+    store
+        .save_key_check(
+            &room,
+            KeyCheck {
+                id: "k1".into(),
+                check: "c1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store.remove_key_check(&room, "k1").await.unwrap();
+    assert!(store.load_key_checks(&room).await.unwrap().is_empty());
+    store.compact(&room).await.unwrap();
+}
+
 macro_rules! conformance {
     ($driver:ident, $open:expr) => {
         mod $driver {
@@ -989,6 +1101,7 @@ macro_rules! conformance {
                 the_moderation_log_keeps_each_event_once_and_which_reports_are_open,
                 room_settings_are_kept_per_room,
                 data_key_checks_are_kept_per_room_each_once,
+                records_are_read_in_order_and_replaced_unless_changed_meanwhile,
             );
         }
     };

@@ -86,6 +86,32 @@ impl Store for FlakyStore {
         Ok(())
     }
 
+    async fn remove_key_check(&self, _room: &str, _id: &str) -> crate::store::Result<()> {
+        Ok(())
+    }
+
+    async fn load_messages_after(
+        &self,
+        _room: &str,
+        _after: Seq,
+        _limit: u32,
+    ) -> crate::store::Result<Vec<StoredMessage>> {
+        Ok(Vec::new())
+    }
+
+    async fn load_audit_after(
+        &self,
+        _room: &str,
+        _after: Seq,
+        _limit: u32,
+    ) -> crate::store::Result<Vec<protocol::AuditEntry>> {
+        Ok(Vec::new())
+    }
+
+    async fn compact(&self, _room: &str) -> crate::store::Result<()> {
+        Ok(())
+    }
+
     /// A slow search: ten seconds, then (unless it runs out of time first) one result.
     async fn search(
         &self,

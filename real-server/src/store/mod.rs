@@ -10,7 +10,7 @@ use std::future::Future;
 pub use mongo::MongoStore;
 use protocol::search::{SearchPage, SearchQuery};
 use protocol::{DirectConversation, RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
-pub use sealed::Sealed;
+pub use sealed::{KEY_FILE, PLAIN, Sealed};
 pub use sqlite::{SqliteStore, SyncMode};
 
 use crate::sealing::KeyCheck;
@@ -39,6 +39,15 @@ pub enum Write {
     /// Insert a moderation event (once: a seq stored already is skipped); a resolve also marks
     /// its report resolved.
     Audit(protocol::AuditEntry),
+    /// Replace a stored message's text (its markdown, HTML and call record) with the same text
+    /// sealed anew ([`Sealed`]'s re-sealing), unless a change was folded in since it was read
+    /// (its `changed_seq` is no longer `changed_seq`): then nothing is written.
+    Reseal {
+        message: StoredMessage,
+        changed_seq: Option<Seq>,
+    },
+    /// Replace a stored moderation event with the same event sealed anew.
+    ResealAudit(protocol::AuditEntry),
 }
 
 /// The latest moderation events a snapshot carries (the room keeps at most its
@@ -182,6 +191,31 @@ pub trait Store: Send + Sync + 'static {
         room: &str,
         check: KeyCheck,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Forgets a key's check value (the key is retired: nothing it sealed is left).
+    fn remove_key_check(&self, room: &str, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Up to `limit` of the room's messages with `seq > after`, oldest first, as stored: all
+    /// of them, direct messages too (for re-sealing, never for a viewer).
+    fn load_messages_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredMessage>>> + Send;
+
+    /// Up to `limit` of the room's moderation events with `seq > after`, oldest first.
+    fn load_audit_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<protocol::AuditEntry>>> + Send;
+
+    /// After much was rewritten: lets go of what the old versions left in the store's files
+    /// where it can (SQLite merges its text index and truncates its WAL; freed pages are
+    /// zeroed as they are freed).
+    fn compact(&self, room: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A store whose every batch write waits `delay` first: a slow disk, on purpose. Hosts run
@@ -250,5 +284,31 @@ impl<S: Store> Store for Delayed<S> {
 
     async fn save_key_check(&self, room: &str, check: KeyCheck) -> Result<()> {
         self.inner.save_key_check(room, check).await
+    }
+
+    async fn remove_key_check(&self, room: &str, id: &str) -> Result<()> {
+        self.inner.remove_key_check(room, id).await
+    }
+
+    async fn load_messages_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        self.inner.load_messages_after(room, after, limit).await
+    }
+
+    async fn load_audit_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<protocol::AuditEntry>> {
+        self.inner.load_audit_after(room, after, limit).await
+    }
+
+    async fn compact(&self, room: &str) -> Result<()> {
+        self.inner.compact(room).await
     }
 }

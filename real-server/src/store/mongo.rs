@@ -292,6 +292,17 @@ impl MongoStore {
                 };
                 self.users.update_one(filter, update).await?;
             }
+            Write::ResealAudit(entry) => {
+                let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+                let stored = mongodb::bson::to_document(&entry)
+                    .map_err(|e| StoreError::Corrupt(format!("moderation log: {e}")))?;
+                self.audit
+                    .update_one(
+                        doc! { "room": room, "seq": seq },
+                        doc! { "$set": { "entry": stored } },
+                    )
+                    .await?;
+            }
             Write::Audit(entry) => {
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
                 let stored = mongodb::bson::to_document(&entry)
@@ -320,7 +331,10 @@ impl MongoStore {
                 }
             }
             // Messages and changes are written by `write_batch` itself.
-            Write::Message(_) | Write::LoggedMessage(_) | Write::Change(_) => {}
+            Write::Message(_)
+            | Write::LoggedMessage(_)
+            | Write::Change(_)
+            | Write::Reseal { .. } => {}
         }
         Ok(())
     }
@@ -394,6 +408,47 @@ impl MongoStore {
         self.messages
             .update_one(filter, doc! { "$set": set })
             .await?;
+        Ok(())
+    }
+
+    /// Replaces a message's text with the same text sealed anew, unless a change was folded
+    /// in since it was read.
+    async fn reseal(
+        &self,
+        room: &str,
+        message: StoredMessage,
+        changed_seq: Option<Seq>,
+    ) -> Result<()> {
+        let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
+        let mut filter = doc! { "room": room, "seq": seq };
+        match changed_seq {
+            Some(changed) => {
+                filter.insert("changedSeq", i64::try_from(changed).unwrap_or(i64::MAX));
+            }
+            None => {
+                filter.insert(
+                    "$or",
+                    vec![
+                        doc! { "changedSeq": { "$exists": false } },
+                        doc! { "changedSeq": null },
+                    ],
+                );
+            }
+        }
+        let mut set = doc! { "raw": message.raw, "html": message.html };
+        let mut update = doc! {};
+        match message.call {
+            Some(call) => {
+                let call = mongodb::bson::to_bson(&call)
+                    .map_err(|e| StoreError::Corrupt(format!("call: {e}")))?;
+                set.insert("call", call);
+            }
+            None => {
+                update.insert("$unset", doc! { "call": "" });
+            }
+        }
+        update.insert("$set", set);
+        self.messages.update_one(filter, update).await?;
         Ok(())
     }
 
@@ -546,6 +601,16 @@ impl Store for MongoStore {
                 Write::LoggedMessage(m) => {
                     self.flush_run(&mut run, &mut written).await?;
                     self.insert_once(MessageDoc::new(room, m))
+                        .await
+                        .map_err(|source| BatchError { written, source })?;
+                    written += 1;
+                }
+                Write::Reseal {
+                    message,
+                    changed_seq,
+                } => {
+                    self.flush_run(&mut run, &mut written).await?;
+                    self.reseal(room, message, changed_seq)
                         .await
                         .map_err(|source| BatchError { written, source })?;
                     written += 1;
@@ -739,6 +804,51 @@ impl Store for MongoStore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn remove_key_check(&self, room: &str, id: &str) -> Result<()> {
+        self.data_keys
+            .delete_one(doc! { "room": room, "id": id })
+            .await?;
+        Ok(())
+    }
+
+    async fn load_messages_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let docs: Vec<MessageDoc> = self
+            .messages
+            .find(doc! { "room": room, "seq": { "$gt": after } })
+            .sort(doc! { "seq": 1 })
+            .limit(i64::from(limit))
+            .await?
+            .try_collect()
+            .await?;
+        docs.into_iter().map(MessageDoc::into_message).collect()
+    }
+
+    async fn load_audit_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<protocol::AuditEntry>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.audit_entries(
+            doc! { "room": room, "seq": { "$gt": after } },
+            1,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        )
+        .await
+    }
+
+    async fn compact(&self, _room: &str) -> Result<()> {
+        // What WiredTiger's files still hold of replaced documents is its own to reuse.
+        Ok(())
     }
 
     async fn search(&self, room: &str, search: Search) -> Result<SearchPage> {

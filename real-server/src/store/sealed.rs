@@ -18,19 +18,38 @@ use protocol::{
     UserRecord,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use super::{BatchError, Result, Search, Store, StoreError, Write};
 use crate::sealing::{DataKeys, KeyCheck, SealError};
 
-/// `inner`, with what people wrote sealed under `keys`.
+/// `inner`, with what people wrote sealed under `keys`. Cloning shares both (the re-sealing
+/// task holds a clone).
 #[derive(Debug)]
 pub struct Sealed<S> {
-    inner: S,
-    keys: DataKeys,
+    inner: Arc<S>,
+    keys: Arc<DataKeys>,
 }
+
+impl<S> Clone for Sealed<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            keys: Arc::clone(&self.keys),
+        }
+    }
+}
+
+/// Records re-sealed in one write.
+const RESEAL_BATCH: u32 = 200;
+/// The pause between two re-sealing writes: the room's own writes go between them.
+const RESEAL_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+/// What [`Sealed::count_by_key`] names text that is not sealed.
+pub const PLAIN: &str = "plain";
 
 /// What a message's sealed envelope holds: its markdown, its HTML and, for a call, its record.
 /// It is stored in place of the HTML; the markdown's place holds its blind tokens.
@@ -59,7 +78,167 @@ const SCAN_PAGE: u32 = 500;
 
 impl<S: Store> Sealed<S> {
     pub fn new(inner: S, keys: DataKeys) -> Self {
-        Self { inner, keys }
+        Self {
+            inner: Arc::new(inner),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// The keys it seals and opens with.
+    pub fn keys(&self) -> &DataKeys {
+        &self.keys
+    }
+
+    /// Whether a stored message is sealed with the sealing key, or has nothing to seal.
+    fn message_is_current(&self, message: &StoredMessage) -> bool {
+        message.deleted
+            || crate::sealing::sealed_with(&message.html) == Some(self.keys.sealing_id())
+    }
+
+    fn reason_is_current(&self, reason: Option<&String>) -> bool {
+        reason.is_none_or(|r| {
+            r.is_empty() || crate::sealing::sealed_with(r) == Some(self.keys.sealing_id())
+        })
+    }
+
+    /// One pass over the room's messages and moderation events, oldest first: each one not
+    /// sealed with the sealing key (plain, written before the store was sealed, or sealed
+    /// with an older key) is sealed anew with it, [`RESEAL_BATCH`] at a time, each batch one
+    /// write, with a pause between writes for the room's own. A message changed meanwhile is
+    /// left for the next pass. Returns how many records were sealed anew; after a kill the
+    /// next pass takes up what is left.
+    pub async fn reseal_pass(&self, room: &str) -> Result<usize> {
+        let mut resealed = 0;
+        let mut after = 0;
+        loop {
+            let page = self
+                .inner
+                .load_messages_after(room, after, RESEAL_BATCH)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let mut batch = Vec::new();
+            for stored in page {
+                if self.message_is_current(&stored) {
+                    continue;
+                }
+                let changed_seq = stored.changed_seq;
+                let message = self.open_message(room, stored)?;
+                batch.push(Write::Reseal {
+                    message: self.seal_message(room, message),
+                    changed_seq,
+                });
+            }
+            resealed += self.write_reseals(room, batch).await?;
+        }
+        let mut after = 0;
+        loop {
+            let page = self
+                .inner
+                .load_audit_after(room, after, RESEAL_BATCH)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let mut batch = Vec::new();
+            for stored in page {
+                if self.reason_is_current(stored.reason.as_ref()) {
+                    continue;
+                }
+                let entry = self.open_audit(room, stored)?;
+                batch.push(Write::ResealAudit(self.seal_audit(room, entry)));
+            }
+            resealed += self.write_reseals(room, batch).await?;
+        }
+        if resealed > 0 {
+            self.inner.compact(room).await?;
+        }
+        Ok(resealed)
+    }
+
+    async fn write_reseals(&self, room: &str, batch: Vec<Write>) -> Result<usize> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let count = batch.len();
+        self.inner
+            .write_batch(room, batch)
+            .await
+            .map_err(|e| e.source)?;
+        tracing::info!(records = count, key = %self.keys.sealing_id(), "sealed anew");
+        tokio::time::sleep(RESEAL_PAUSE).await;
+        Ok(count)
+    }
+
+    /// Seals anew, in passes until one finds nothing, what is not sealed with the sealing key;
+    /// says in the log when everything is. Runs beside the room.
+    pub async fn reseal_in_background(self, room: String) {
+        loop {
+            match self.reseal_pass(&room).await {
+                Ok(0) => {
+                    tracing::info!(
+                        key = %self.keys.sealing_id(),
+                        "every record of the room is sealed with the sealing key"
+                    );
+                    return;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "sealing the room's records anew; tried again in a minute");
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            }
+        }
+    }
+
+    /// How many records each key sealed (text that is not sealed under [`PLAIN`]): messages,
+    /// moderation events and bans.
+    pub async fn count_by_key(&self, room: &str) -> Result<BTreeMap<String, usize>> {
+        let mut counts = BTreeMap::new();
+        let mut count = |stored: &str| {
+            let key = crate::sealing::sealed_with(stored).unwrap_or(PLAIN);
+            *counts.entry(key.to_owned()).or_insert(0) += 1;
+        };
+        let mut after = 0;
+        loop {
+            let page = self.inner.load_messages_after(room, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for message in page.iter().filter(|m| !m.deleted) {
+                count(&message.html);
+            }
+        }
+        let mut after = 0;
+        loop {
+            let page = self.inner.load_audit_after(room, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for reason in page.iter().filter_map(|e| e.reason.as_deref()) {
+                count(reason);
+            }
+        }
+        let users = self.inner.load_snapshot(room, 0).await?.users;
+        for reason in users
+            .iter()
+            .filter_map(|u| u.ban.as_ref().and_then(|b| b.reason.as_deref()))
+        {
+            count(reason);
+        }
+        Ok(counts)
+    }
+
+    /// Seals anew the reasons of the bans kept with the room's people that are not sealed
+    /// with the sealing key. Only before the room runs: it writes whole people.
+    async fn reseal_people(&self, room: &str) -> Result<()> {
+        let users = self.inner.load_snapshot(room, 0).await?.users;
+        let mut batch = Vec::new();
+        for user in users {
+            let reason = user.ban.as_ref().and_then(|b| b.reason.as_ref());
+            if !self.reason_is_current(reason) {
+                let user = self.open_user(room, user)?;
+                batch.push(Write::User(self.seal_user(room, user)));
+            }
+        }
+        self.write_reseals(room, batch).await.map(drop)
     }
 
     /// `inner` sealed with the room's data keys: those of `key_file`, or else of `cahat.key`
@@ -115,17 +294,21 @@ impl<S: Store> Sealed<S> {
                 path.display()
             )
         })?;
-        if let Some(check) = keys
-            .checks()
-            .into_iter()
-            .find(|c| c.id == keys.sealing_id() && !recorded.contains(c))
-        {
+        for check in keys.checks().into_iter().filter(|c| {
+            (c.id == keys.sealing_id() || c.id == crate::sealing::INDEX_KEY_ID)
+                && !recorded.iter().any(|r| r.id == c.id)
+        }) {
             inner
                 .save_key_check(room, check)
                 .await
                 .context("keeping the data key's check value")?;
         }
-        Ok(Self::new(inner, keys))
+        let sealed = Self::new(inner, keys);
+        sealed
+            .reseal_people(room)
+            .await
+            .context("sealing the reasons of bans anew")?;
+        Ok(sealed)
     }
 
     /// A message as stored: its envelope sealed in place of its HTML, its blind tokens in
@@ -256,7 +439,11 @@ impl<S: Store> Sealed<S> {
             }
             Write::Audit(entry) => Write::Audit(self.seal_audit(room, entry)),
             Write::User(user) => Write::User(self.seal_user(room, user)),
-            other @ (Write::Role { .. } | Write::Settings(_)) => other,
+            // Sealed already (by the re-sealing), or nothing people wrote.
+            other @ (Write::Role { .. }
+            | Write::Settings(_)
+            | Write::Reseal { .. }
+            | Write::ResealAudit(_)) => other,
         }
     }
 
@@ -454,6 +641,38 @@ impl<S: Store> Store for Sealed<S> {
 
     async fn save_key_check(&self, room: &str, check: KeyCheck) -> Result<()> {
         self.inner.save_key_check(room, check).await
+    }
+
+    async fn remove_key_check(&self, room: &str, id: &str) -> Result<()> {
+        self.inner.remove_key_check(room, id).await
+    }
+
+    async fn load_messages_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        let messages = self.inner.load_messages_after(room, after, limit).await?;
+        self.open_messages(room, messages)
+    }
+
+    async fn load_audit_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<protocol::AuditEntry>> {
+        self.inner
+            .load_audit_after(room, after, limit)
+            .await?
+            .into_iter()
+            .map(|e| self.open_audit(room, e))
+            .collect()
+    }
+
+    async fn compact(&self, room: &str) -> Result<()> {
+        self.inner.compact(room).await
     }
 }
 

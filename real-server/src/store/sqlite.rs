@@ -134,6 +134,9 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", level)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // What is deleted or rewritten is zeroed in the file, not left in free pages (text
+        // from before the store was sealed, once re-sealed, is gone from the disk).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
@@ -461,6 +464,12 @@ impl Store for SqliteStore {
                          changed_seq = ?7, reactions = ?8, removed = ?9
                      WHERE room = ?1 AND seq = ?2",
                 )?;
+                let mut reseal = tx.prepare_cached(
+                    "UPDATE messages SET raw = ?3, html = ?4, call = ?5
+                     WHERE room = ?1 AND seq = ?2 AND changed_seq IS ?6",
+                )?;
+                let mut reseal_audit =
+                    tx.prepare_cached("UPDATE audit SET entry = ?3 WHERE room = ?1 AND seq = ?2")?;
                 let mut set_role =
                     tx.prepare_cached("UPDATE users SET role = ?3 WHERE room = ?1 AND id = ?2")?;
                 let mut insert_audit = tx.prepare_cached(
@@ -532,6 +541,29 @@ impl Store for SqliteStore {
                                     message.removed
                                 ])?;
                             }
+                        }
+                        Write::Reseal {
+                            message: m,
+                            changed_seq,
+                        } => {
+                            let replaced = reseal.execute(params![
+                                room,
+                                seq_param(m.seq),
+                                m.raw,
+                                m.html,
+                                m.call.and_then(|c| serde_json::to_string(&c).ok()),
+                                changed_seq.map(seq_param)
+                            ])?;
+                            if replaced > 0 && !m.deleted {
+                                unindex_text(&tx, &room, m.seq)?;
+                                index_text(&tx, &room, m.seq, &m.raw)?;
+                            }
+                        }
+                        Write::ResealAudit(entry) => {
+                            let json = serde_json::to_string(entry).map_err(|e| {
+                                StoreError::Corrupt(format!("moderation log: {e}"))
+                            })?;
+                            reseal_audit.execute(params![room, seq_param(entry.seq), json])?;
                         }
                         Write::User(u) => {
                             upsert.execute(params![
@@ -694,6 +726,75 @@ impl Store for SqliteStore {
                  ON CONFLICT (room, id) DO NOTHING",
                 params![room, check.id, check.check],
             )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_key_check(&self, room: &str, id: &str) -> Result<()> {
+        let (room, id) = (room.to_owned(), id.to_owned());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "DELETE FROM data_keys WHERE room = ?1 AND id = ?2",
+                params![room, id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_messages_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        let room = room.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "{SELECT} WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?;
+            let rows = statement.query_map(
+                params![room, seq_param(after), i64::from(limit)],
+                message_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn load_audit_after(
+        &self,
+        room: &str,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<protocol::AuditEntry>> {
+        let room = room.to_owned();
+        self.with_reader(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT entry FROM audit WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = statement
+                .query_map(params![room, seq_param(after), i64::from(limit)], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.iter()
+                .map(|json| {
+                    serde_json::from_str(json)
+                        .map_err(|e| StoreError::Corrupt(format!("moderation log: {e}")))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn compact(&self, _room: &str) -> Result<()> {
+        self.with_conn(|conn| {
+            // Merged into one segment, the text index keeps no entry of a replaced text; the
+            // WAL, copied into the database, is cut to nothing.
+            conn.execute_batch("INSERT INTO search_text (search_text) VALUES ('optimize');")?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             Ok(())
         })
         .await
