@@ -603,3 +603,55 @@ async fn a_rotated_key_seals_everything_anew_while_the_room_runs_and_the_old_one
         assert_sealed(&bytes, &path.display().to_string());
     }
 }
+
+#[tokio::test]
+async fn a_kill_during_a_rotation_loses_nothing_and_the_next_start_finishes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let texts = plain_store(&data).await;
+    let (server, _, mut log) = spawn_logged(&data).await;
+    log.until("every record of the room is sealed").await;
+    stop(server).await;
+
+    let (ok, said, error) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "rotate-key".as_ref(),
+    ]);
+    assert!(ok, "{said} {error}");
+    // Killed after its first batch sealed anew with the new key.
+    let (mut server, _, mut log) = spawn_logged(&data).await;
+    log.until("sealed anew").await;
+    server.start_kill().expect("kill -9");
+    server.wait().await.expect("gone");
+    assert_eq!(
+        stored_texts(&data).await,
+        texts,
+        "nothing lost, nothing changed"
+    );
+    let (ok, said, _) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "retire-keys".as_ref(),
+    ]);
+    assert!(ok && said.contains("still seals"), "half done: {said}");
+
+    let (server, _, mut log) = spawn_logged(&data).await;
+    log.until("every record of the room is sealed").await;
+    stop(server).await;
+    assert_eq!(stored_texts(&data).await, texts);
+    let (ok, said, _) = run_to_end(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "retire-keys".as_ref(),
+    ]);
+    assert!(
+        ok && said.contains("retired") && !said.contains("still seals"),
+        "{said}"
+    );
+    assert_eq!(
+        stored_texts(&data).await,
+        texts,
+        "read with the new key alone"
+    );
+}
