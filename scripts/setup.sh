@@ -34,8 +34,8 @@ fi
 if ! $build_only; then
   # Debian packages for the tests: Chromium (unless CAHAT_CHROMIUM names another browser), the
   # colour emoji font (screenshots otherwise show empty boxes), shellcheck (actionlint runs it
-  # over the workflows' scripts).
-  wanted=(fonts-noto-color-emoji shellcheck)
+  # over the workflows' scripts), haproxy (the deployment tests put it in front of the nodes).
+  wanted=(fonts-noto-color-emoji shellcheck haproxy)
   [ -z "${CAHAT_CHROMIUM:-}" ] && wanted+=(chromium)
   missing=()
   for pkg in "${wanted[@]}"; do

@@ -33,6 +33,7 @@ use crate::config::{Config, MetricsBind};
 use crate::connection::{self, ConnectionContext};
 use crate::driver::Driver;
 use crate::metrics::Metrics;
+use crate::proxy;
 use crate::static_files::ClientDir;
 use crate::store::Store;
 
@@ -193,41 +194,41 @@ where
     }
     let router = routes.with_state(Arc::clone(&state));
 
-    let admission = Admission::new(
-        state.config.max_connections,
-        state.config.max_connections_per_address,
-    );
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
-    let header_timeout = state.config.header_timeout();
+    let door = Door {
+        admission: Admission::new(
+            state.config.max_connections,
+            state.config.max_connections_per_address,
+        ),
+        refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+        metrics: Arc::clone(&metrics),
+        router: router.clone(),
+        header_timeout: state.config.header_timeout(),
+        stop: stop_rx.clone(),
+        drain: state.drain.clone(),
+    };
     let mut stop = stop_rx.clone();
     loop {
-        let (io, peer) = tokio::select! {
+        let (mut io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
         };
-        match admission.admit(peer.ip()) {
-            Ok(ticket) => {
-                let io = Admitted::new(io, ticket);
-                let connection =
-                    serve_http(io, peer, router.clone(), header_timeout, stop_rx.clone());
-                let token = state.drain.clone();
-                tokio::spawn(async move {
-                    connection.await;
-                    drop(token);
-                });
-            }
-            Err(refused) => {
-                Metrics::add(&metrics.refused_connections, 1);
-                debug!(%peer, ?refused, "connection refused at the door");
-                if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
-                    tokio::spawn(async move {
-                        answer_503(io, refused).await;
-                        drop(slot);
-                    });
-                }
-            }
+        if !state.config.proxy_protocol_from.contains(&peer.ip()) {
+            door.enter(io, peer);
+            continue;
         }
+        // The load balancer: its PROXY header names the client, read in a task of its own so
+        // that a slow one never holds the door.
+        let door = door.clone();
+        tokio::spawn(async move {
+            let header = tokio::time::timeout(door.header_timeout, proxy::read_header(&mut io));
+            match header.await {
+                Ok(Ok(client)) => door.enter(io, client.unwrap_or(peer)),
+                Ok(Err(error)) => debug!(%peer, %error, "closed"),
+                Err(_) => debug!(%peer, "no PROXY header in time: closed"),
+            }
+        });
     }
+    drop(door);
     drop(listener);
     // The driver closes every WebSocket with 1001 and flushes storage.
     driver.await.context("room driver")?;
@@ -241,6 +242,54 @@ where
         warn!("some connections did not close in time");
     }
     Ok(())
+}
+
+/// What every accepted connection goes through: a place at the door (or a 503), then HTTP.
+#[derive(Clone)]
+struct Door {
+    admission: Arc<Admission>,
+    refusals: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    router: Router,
+    header_timeout: Duration,
+    stop: watch::Receiver<bool>,
+    drain: mpsc::Sender<()>,
+}
+
+impl Door {
+    /// Admits `io` from `peer` (the client, behind a balancer) and serves it, or answers 503.
+    fn enter<Io>(&self, io: Io, peer: SocketAddr)
+    where
+        Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.admission.admit(peer.ip()) {
+            Ok(ticket) => {
+                let io = Admitted::new(io, ticket);
+                let connection = serve_http(
+                    io,
+                    peer,
+                    self.router.clone(),
+                    self.header_timeout,
+                    self.stop.clone(),
+                );
+                let token = self.drain.clone();
+                tokio::spawn(async move {
+                    connection.await;
+                    drop(token);
+                });
+            }
+            Err(refused) => {
+                Metrics::add(&self.metrics.refused_connections, 1);
+                debug!(%peer, ?refused, "connection refused at the door");
+                if let Ok(slot) = Arc::clone(&self.refusals).try_acquire_owned() {
+                    tokio::spawn(async move {
+                        answer_503(io, refused).await;
+                        drop(slot);
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Completes when the stop flag is set (or its sender is gone, which also means stop).

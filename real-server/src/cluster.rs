@@ -235,7 +235,13 @@ pub async fn connect(
     applied: Seq,
     settings: &StreamSettings,
 ) -> anyhow::Result<(SharedLog, mpsc::Receiver<LogInput>)> {
-    let client = async_nats::connect(url)
+    // Several servers of a NATS cluster, comma-separated: the client fails over among them.
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    let client = async_nats::connect(servers)
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
     let js = jetstream::new(client.clone());

@@ -102,8 +102,10 @@ pub struct Config {
     pub mongodb_db: String,
 
     /// Runs this process as one node of the room: its log is the room's JetStream stream on
-    /// this NATS server (every node of the room names the same one, and the same
-    /// --mongodb-uri for history and identities). Without it, the room is this process.
+    /// this NATS server, or on this NATS cluster given as its servers' URLs, comma-separated
+    /// (the node fails over among them). Every node of the room names the same one, the same
+    /// --mongodb-uri for history and identities, and the same --data-key-file. Without it,
+    /// the room is this process.
     #[arg(long, env = "CAHAT_NATS_URL")]
     pub nats_url: Option<String>,
 
@@ -152,6 +154,19 @@ pub struct Config {
     /// PEM private key for wss:// (needs --tls-cert).
     #[arg(long, env = "CAHAT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Addresses of the load balancer in front of the room's nodes (repeat, or comma-separate):
+    /// a connection from one of them starts with a PROXY protocol header (HAProxy's
+    /// `send-proxy` or `send-proxy-v2`) naming the client, whose address the room then counts,
+    /// limits and bans by; one without a valid header is closed. Not with --tls-cert: the
+    /// balancer terminates TLS.
+    #[arg(
+        long = "proxy-protocol-from",
+        env = "CAHAT_PROXY_PROTOCOL_FROM",
+        value_delimiter = ',',
+        conflicts_with = "tls_cert"
+    )]
+    pub proxy_protocol_from: Vec<IpAddr>,
 
     /// Origins allowed to open a WebSocket (repeat, or comma-separate in the variable), e.g.
     /// https://chat.example.org. Default: any origin, since any client may join a room.

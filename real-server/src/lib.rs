@@ -16,6 +16,7 @@
 //! - [`store`]: the `Store` trait with its SQLite (default) and MongoDB drivers.
 //! - [`tls`]: the `wss://` listener.
 //! - [`metrics`]: Prometheus counters.
+//! - [`proxy`]: the PROXY protocol header a load balancer names each client's address in.
 //! - [`sealing`]: the data keys, and what people wrote sealed at rest (`store::Sealed`).
 
 pub mod admission;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod metrics;
+pub mod proxy;
 pub mod roles;
 pub mod sealing;
 pub mod static_files;

@@ -790,3 +790,66 @@ async fn a_call_rings_out_on_the_rooms_timer_and_leaves_its_record() {
     assert_eq!(handshake["payload"]["latestSeq"], 1);
     server.stop().await;
 }
+
+/// Behind a load balancer (`--proxy-protocol-from`), each connection's PROXY header names the
+/// client, and the room counts and limits by that address: two clients behind the balancer
+/// are two addresses, the same client twice is one; a connection from the balancer without a
+/// header is closed.
+#[tokio::test]
+async fn behind_the_balancer_each_client_is_counted_by_its_own_address() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.proxy_protocol_from = vec!["127.0.0.1".parse().unwrap()];
+    config.max_connections_per_address = 1;
+    let server = TestServer::sqlite(config, dir.path()).await;
+    let open = |client: &'static str| {
+        let addr = server.addr;
+        async move {
+            let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let header = format!("PROXY TCP4 {client} 127.0.0.1 40000 {}\r\n", addr.port());
+            socket.write_all(header.as_bytes()).await.unwrap();
+            socket
+                .write_all(
+                    b"GET / HTTP/1.1\r\nHost: room\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                      Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            let mut answer = vec![0u8; 512];
+            let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut answer))
+                .await
+                .expect("an answer")
+                .unwrap_or(0);
+            answer.truncate(read);
+            (socket, String::from_utf8_lossy(&answer).into_owned())
+        }
+    };
+    let (_first, answer) = open("203.0.113.1").await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let (_second, answer) = open("203.0.113.2").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 101"),
+        "another client: {answer}"
+    );
+    let (_again, answer) = open("203.0.113.1").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "the same client again: {answer}"
+    );
+
+    // No header from the balancer: closed without an answer.
+    let mut bare = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    bare.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), bare.read_to_end(&mut answer))
+        .await
+        .expect("closed in time");
+    assert!(
+        read.is_err() || answer.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
