@@ -292,6 +292,8 @@ struct Person {
     /// Nonces it sent again: the room answers such a one with the message as stored, which
     /// it may hold already (from a resume).
     resent: std::collections::HashSet<String>,
+    /// Errors the room sent it (STORAGE_FAILED, when the log could not be reached).
+    errors: usize,
 }
 
 impl Person {
@@ -304,6 +306,7 @@ impl Person {
             seen: BTreeMap::new(),
             reconnects: 0,
             resent: std::collections::HashSet::new(),
+            errors: 0,
         };
         person.connect().await;
         person
@@ -442,6 +445,7 @@ impl Person {
                     }
                     Some("ERROR") if payload["nonce"] == nonce => {
                         assert_eq!(payload["code"], "STORAGE_FAILED", "{frame}");
+                        self.errors += 1;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue 'send;
                     }
@@ -487,8 +491,8 @@ impl Deployment {
 
 /// A writer says `count` messages through HAProxy while six readers hold on; before message
 /// `i` of each `(i, fault)`, that goes wrong. Every client ends with every message once, in
-/// order.
-async fn burst_with(deployment: &mut Deployment, count: usize, faults: &[(usize, Fault)]) {
+/// order. Returns how many errors the writer was sent (and sent its message again for).
+async fn burst_with(deployment: &mut Deployment, count: usize, faults: &[(usize, Fault)]) -> usize {
     let url = deployment.url.clone();
     // Six readers: HAProxy spreads them (leastconn), two on each node.
     let mut readers = Vec::new();
@@ -511,7 +515,12 @@ async fn burst_with(deployment: &mut Deployment, count: usize, faults: &[(usize,
         assert_eq!(reader.texts(), texts, "every message once, in order");
         reconnected += usize::from(reader.reconnects > 0);
     }
-    eprintln!("{reconnected} of 6 readers reconnected through HAProxy on the way");
+    eprintln!(
+        "{reconnected} of 6 readers reconnected through HAProxy on the way; the writer was \
+         told {} errors",
+        writer.errors
+    );
+    writer.errors
 }
 
 #[tokio::test]
@@ -540,5 +549,9 @@ async fn deployment_a_rolling_restart_loses_nothing() {
         (70, Fault::RestartNode(1)),
         (110, Fault::RestartNode(2)),
     ];
-    burst_with(&mut deployment, 150, &faults).await;
+    let errors = burst_with(&mut deployment, 150, &faults).await;
+    assert_eq!(
+        errors, 0,
+        "a node told to stop loses nothing in flight: no error, a reconnect"
+    );
 }

@@ -56,6 +56,22 @@ def wait_port(port, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
+def healthy(server, timeout=30):
+    """Whether `server` answers /healthz with 200 within `timeout` s (a node listens before it
+    has joined the room's stream)."""
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline and server.proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
 class Server:
     """A fresh server process on core 0: ours (`bin`, our build by default) or the baseline."""
     """A fresh server process for one trial."""
@@ -98,33 +114,69 @@ NATS = os.path.join(os.environ.get("CAHAT_VENV", os.path.expanduser("~/.cache/ca
 
 
 class Cluster:
-    """A fresh nats-server -js and two nodes of one room, all on core 0 (as one process is)."""
+    """A fresh NATS (one `nats-server -js`, or a cluster of them as deploy/nats/nats.conf runs
+    it, the room's stream with a replica on each) and `nodes` nodes of one room, all on core 0
+    (as one process is)."""
 
     kind = "cluster"
 
-    def __init__(self):
-        self.nats_port = free_port()
+    def __init__(self, nodes=2, nats_servers=1):
         self.nats_dir = tempfile.mkdtemp(prefix="cahat-bench-nats-")
-        self.nats = subprocess.Popen(
-            ["taskset", "-c", "0", NATS, "-js", "-a", "127.0.0.1", "-p", str(self.nats_port),
-             "-sd", self.nats_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.nats_port, self.nats)
-        room = f"bench-{self.nats_port}"
-        self.nodes = [Server("ours", extra=["--nats-url", f"nats://127.0.0.1:{self.nats_port}",
-                                            "--room-id", room]) for _ in range(2)]
+        self.nats_ports = [free_port() for _ in range(nats_servers)]
+        routes = [free_port() for _ in range(nats_servers)]
+        self.nats = []
+        for i, port in enumerate(self.nats_ports):
+            if nats_servers == 1:
+                cmd = [NATS, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", self.nats_dir]
+                env = None
+            else:
+                cmd = [NATS, "-c", os.path.join(ROOT, "deploy", "nats", "nats.conf")]
+                env = dict(os.environ, CAHAT_NATS_NAME=f"nats-{i + 1}",
+                           CAHAT_NATS_CLIENTS=f"127.0.0.1:{port}",
+                           CAHAT_NATS_ROUTES=f"127.0.0.1:{routes[i]}",
+                           CAHAT_NATS_STORE=os.path.join(self.nats_dir, f"nats-{i + 1}"),
+                           **{f"CAHAT_NATS_ROUTE_{j + 1}": f"nats://127.0.0.1:{r}"
+                              for j, r in enumerate(routes)})
+            self.nats.append(subprocess.Popen(["taskset", "-c", "0", *cmd], env=env,
+                                              stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+        for port, proc in zip(self.nats_ports, self.nats):
+            wait_port(port, proc)
+        room = f"bench-{self.nats_ports[0]}"
+        url = ",".join(f"nats://127.0.0.1:{p}" for p in self.nats_ports)
+        extra = ["--nats-url", url, "--room-id", room, "--stream-replicas", str(nats_servers)]
+        self.nodes = []
+        for _ in range(nodes):
+            # A node of a NATS cluster that is still electing its leaders refuses to start:
+            # tried again.
+            for attempt in range(30):
+                try:
+                    node = Server("ours", extra=extra)
+                except RuntimeError:
+                    node = None
+                if node and healthy(node):
+                    self.nodes.append(node)
+                    break
+                if node:
+                    node.close()
+                if attempt == 29:
+                    raise RuntimeError("a node did not join the room's stream")
+                time.sleep(1)
         self.port = self.nodes[0].port
         self.proc = self.nodes[0].proc
 
     def loadgen_args(self):
-        return ["--port", str(self.nodes[0].port), "--also-port", str(self.nodes[1].port),
+        return ["--port", str(self.nodes[0].port),
+                *(a for n in self.nodes[1:] for a in ("--also-port", str(n.port))),
                 *(a for n in self.nodes for a in ("--server-pid", str(n.proc.pid))),
-                "--server-pid", str(self.nats.pid)]
+                *(a for p in self.nats for a in ("--server-pid", str(p.pid)))]
 
     def close(self):
         for node in self.nodes:
             node.close()
-        self.nats.terminate()
-        self.nats.wait(timeout=10)
+        for proc in self.nats:
+            proc.terminate()
+            proc.wait(timeout=10)
         shutil.rmtree(self.nats_dir, ignore_errors=True)
 
 
@@ -393,6 +445,33 @@ def main():
         print(f"| {name} | {fmt(bv)} | {fmt(ov)} | {fmt(ratio)}x | {note} |")
 
 
+def deploy_main():
+    """One process against three nodes on a three-server NATS cluster (deploy/), N=3,000
+    spread over the nodes, at two rates, in turns: latency, and CPU per delivery in all and by
+    process."""
+    if not os.path.exists(NATS):
+        sys.exit(f"missing {NATS}: scripts/setup.sh installs nats-server into the venv")
+    print("| setup | deliveries/s | p50 ms | p99 ms | missing | server CPU µs per delivery | "
+          "by process (µs per delivery) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for rate in (10, 40):
+        for kind in ("ours", "deploy"):
+            server = Server("ours") if kind == "ours" else Cluster(nodes=3, nats_servers=3)
+            try:
+                r = load(server, "--connections", 3000, "--senders", SENDERS, "--rate", rate,
+                         "--seconds", TRIAL_SECONDS)
+            finally:
+                server.close()
+            name = "one process" if kind == "ours" else "3 nodes + 3 nats-servers"
+            print(f"  {name} rate={rate}: {r.get('line', r.get('error'))}", file=sys.stderr,
+                  flush=True)
+            by = re.search(r"server_cpu_us_per_delivery_by_process=([\d.,]+)", r.get("line", ""))
+            print(f"| {name} | {fmt(r.get('deliveries_per_s'))} | {fmt(r.get('p50_ms'))} | "
+                  f"{fmt(r.get('p99_ms'))} | {fmt(r.get('missing'))} | "
+                  f"{fmt(r.get('server_cpu_us_per_delivery'))} | {by.group(1) if by else ''} |",
+                  flush=True)
+
+
 def cluster_main():
     """One process against a two-node cluster of the same room, side by side in one run."""
     if not os.path.exists(NATS):
@@ -426,6 +505,8 @@ def cluster_main():
 if __name__ == "__main__":
     if "--cluster" in sys.argv:
         cluster_main()
+    elif "--deploy" in sys.argv:
+        deploy_main()
     elif "--join" in sys.argv:
         join_only()
     elif "--idle" in sys.argv:

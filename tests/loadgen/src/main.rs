@@ -45,10 +45,10 @@ struct Args {
     /// no identification.
     #[arg(long)]
     identify: bool,
-    /// Another node of the same room (a cluster, `--nats-url`) on this port: connections
-    /// alternate between `--port` and this one, senders too.
+    /// Another node of the same room (a cluster, `--nats-url`) on this port (repeatable):
+    /// connections take the nodes in turn, `--port` first, senders too.
     #[arg(long)]
-    also_port: Option<u16>,
+    also_port: Vec<u16>,
     /// Server process id, for CPU and memory figures; repeat it for every process of a cluster
     /// (CPU is summed, and also reported per process; memory is the first one's).
     #[arg(long)]
@@ -115,14 +115,15 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let rss_before = args.server_pid.first().copied().map(rss_kib);
-    let also = args
-        .also_port
-        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
-    // Connection i's node: the first, or every other one the second.
-    let node_of = |i: usize| match also {
-        Some(other) if i % 2 == 1 => other,
-        _ => addr,
-    };
+    let nodes: Vec<SocketAddr> = std::iter::once(addr)
+        .chain(
+            args.also_port
+                .iter()
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], *port))),
+        )
+        .collect();
+    // Connection i's node: the nodes in turn.
+    let node_of = |i: usize| nodes[i % nodes.len()];
     // Connect in waves so the accept backlog is never the limit.
     let mut sockets = Vec::with_capacity(args.connections);
     for chunk_start in (0..args.connections).step_by(200) {
