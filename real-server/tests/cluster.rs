@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, TestServer, Ws, config, next_json};
+use common::{Client, Seen, TestServer, Ws, config, message_texts, next_json};
 use real_server::{Config, MongoStore, SqliteStore};
 use serde_json::{Value, json};
 
@@ -335,12 +335,7 @@ async fn people_on_two_nodes_chat_in_one_order_and_their_identities_work_on_both
     let two = storage.start(1, node_config(&nats, &room)).await;
     for node in [&one, &two] {
         let (mut client, handshake) = Client::open(node).await;
-        let texts: Vec<&str> = handshake["payload"]["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .filter_map(|m| m["rawMessage"].as_str())
-            .collect();
+        let texts = message_texts(&handshake["payload"]["messages"]);
         assert!(
             texts.contains(&"ann 0, edited") && texts.contains(&"bob 4"),
             "{texts:?}"
@@ -409,57 +404,6 @@ async fn identify_at(url: &str, info: Value, seen: &mut Seen) -> (Ws, Value) {
             return (ws, frame["payload"].clone());
         }
         seen.take_anyones(&frame);
-    }
-}
-
-/// The messages a client saw, by seq: each must come once.
-#[derive(Default)]
-struct Seen {
-    by_seq: std::collections::BTreeMap<u64, String>,
-}
-
-impl Seen {
-    /// Takes the messages of a MESSAGE or RESUME frame: each seq once.
-    fn take(&mut self, frame: &Value) {
-        self.take_with(frame, false);
-    }
-
-    /// As `take`, on a connection not identified yet: a seq seen already may come again, the
-    /// same message.
-    fn take_anyones(&mut self, frame: &Value) {
-        self.take_with(frame, true);
-    }
-
-    fn take_with(&mut self, frame: &Value, repeats: bool) {
-        let records: Vec<&Value> = match frame["type"].as_str() {
-            Some("MESSAGE") => vec![&frame["payload"]],
-            Some("RESUME") => {
-                assert_eq!(frame["payload"]["gapTooBig"], false, "{frame}");
-                frame["payload"]["messages"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .collect()
-            }
-            _ => return,
-        };
-        for record in records {
-            let seq = record["seq"].as_u64().expect("seq");
-            let text = record["rawMessage"].as_str().expect("text").to_owned();
-            let before = self.by_seq.insert(seq, text.clone());
-            match before {
-                Some(before) if repeats => assert_eq!(before, text, "message {seq} changed"),
-                before => assert!(before.is_none(), "message {seq} ({text}) came twice"),
-            }
-        }
-    }
-
-    fn texts(&self) -> Vec<&str> {
-        self.by_seq.values().map(String::as_str).collect()
-    }
-
-    fn last_seq(&self) -> u64 {
-        self.by_seq.keys().last().copied().unwrap_or(0)
     }
 }
 

@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Ws, next_json};
+use common::{Seen, Ws, next_json};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -287,7 +286,7 @@ struct Person {
     id: String,
     token: String,
     /// What it holds, by seq.
-    seen: BTreeMap<u64, String>,
+    seen: Seen,
     reconnects: usize,
     /// Nonces it sent again: the room answers such a one with the message as stored, which
     /// it may hold already (from a resume).
@@ -303,7 +302,7 @@ impl Person {
             ws: None,
             id: String::new(),
             token: String::new(),
-            seen: BTreeMap::new(),
+            seen: Seen::default(),
             reconnects: 0,
             resent: std::collections::HashSet::new(),
             errors: 0,
@@ -333,7 +332,7 @@ impl Person {
         if !self.id.is_empty() {
             info["userId"] = json!(self.id);
             info["token"] = json!(self.token);
-            info["since"] = json!(self.seen.keys().last().copied().unwrap_or(0));
+            info["since"] = json!(self.seen.last_seq());
         }
         ws.send(Message::text(
             json!({"type": "HANDSHAKE_USER_INFO", "payload": info}).to_string(),
@@ -357,31 +356,7 @@ impl Person {
             }
             // Before it identifies a connection is anyone's: a message it holds may come
             // again (the same one).
-            self.take(&frame, true);
-        }
-    }
-
-    /// Takes the messages of a frame: each seq once (`repeats`: the same one may come again).
-    fn take(&mut self, frame: &Value, repeats: bool) {
-        let records: Vec<&Value> = match frame["type"].as_str() {
-            Some("MESSAGE") => vec![&frame["payload"]],
-            Some("RESUME") => {
-                assert_eq!(frame["payload"]["gapTooBig"], false, "{frame}");
-                frame["payload"]["messages"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .collect()
-            }
-            _ => return,
-        };
-        for record in records {
-            let seq = record["seq"].as_u64().expect("seq");
-            let text = record["rawMessage"].as_str().expect("text").to_owned();
-            match self.seen.insert(seq, text.clone()) {
-                Some(before) if repeats => assert_eq!(before, text, "message {seq} changed"),
-                before => assert!(before.is_none(), "message {seq} ({text}) came twice"),
-            }
+            self.seen.take_with(&frame, true);
         }
     }
 
@@ -396,7 +371,7 @@ impl Person {
                         && frame["payload"]["nonce"]
                             .as_str()
                             .is_some_and(|n| self.resent.contains(n));
-                    self.take(&frame, answer_to_resend);
+                    self.seen.take_with(&frame, answer_to_resend);
                     return frame;
                 }
                 None => {
@@ -458,16 +433,17 @@ impl Person {
     /// Reads until it holds `count` messages.
     async fn read_until(&mut self, count: usize) {
         tokio::time::timeout(Duration::from_secs(60), async {
-            while self.seen.len() < count {
+            while self.seen.by_seq.len() < count {
                 self.next().await;
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("only {} of {count} messages arrived", self.seen.len()));
-    }
-
-    fn texts(&self) -> Vec<&str> {
-        self.seen.values().map(String::as_str).collect()
+        .unwrap_or_else(|_| {
+            panic!(
+                "only {} of {count} messages arrived",
+                self.seen.by_seq.len()
+            )
+        });
     }
 }
 
@@ -508,11 +484,11 @@ async fn burst_with(deployment: &mut Deployment, count: usize, faults: &[(usize,
         writer.say(text, &format!("w{i}")).await;
     }
     writer.read_until(count).await;
-    assert_eq!(writer.texts(), texts, "the writer's view");
+    assert_eq!(writer.seen.texts(), texts, "the writer's view");
     let mut reconnected = 0;
     for reader in &mut readers {
         reader.read_until(count).await;
-        assert_eq!(reader.texts(), texts, "every message once, in order");
+        assert_eq!(reader.seen.texts(), texts, "every message once, in order");
         reconnected += usize::from(reader.reconnects > 0);
     }
     eprintln!(

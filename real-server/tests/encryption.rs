@@ -191,6 +191,21 @@ fn unchanged(
     })
 }
 
+/// The server on the data directory `data`, with the key it finds (or makes) there.
+async fn spawn_on(data: &Path) -> (tokio::process::Child, String) {
+    let mut command = server_process();
+    command
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("CAHAT_DATA_KEY_FILE");
+    spawn_process(command).await
+}
+
+/// `real-server --data-dir DATA COMMAND` (a key command), run to its end.
+fn key_command(data: &Path, command: &str) -> (bool, String, String) {
+    run_to_end(&["--data-dir".as_ref(), data.as_os_str(), command.as_ref()])
+}
+
 /// Stops a server the way an operator does (SIGTERM): storage is flushed and closed.
 async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
@@ -223,15 +238,10 @@ fn run_to_end(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
 }
 
 /// After a restart the room reads what it sealed: the edit in the handshake, the direct
-/// message in Bob's history, the report's reason in the moderation log.
+/// message by search.
 async fn reads_back(url: &str, bob: &(String, String)) {
     let (mut ws, handshake, _) = identify(url, Some(bob)).await;
-    let texts: Vec<&str> = handshake["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["rawMessage"].as_str())
-        .collect();
+    let texts = message_texts(&handshake["messages"]);
     assert!(
         texts.contains(&format!("the {EDITED} plan").as_str()),
         "{texts:?}"
@@ -246,12 +256,7 @@ async fn reads_back(url: &str, bob: &(String, String)) {
 async fn sqlite_text_is_sealed_on_disk_found_by_search_and_refused_to_a_wrong_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut command = server_process();
-    command
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("CAHAT_DATA_KEY_FILE");
-    let (server, url) = spawn_process(command).await;
+    let (server, url) = spawn_on(&data).await;
     let (_, bob) = chat(&url).await;
     stop(server).await;
 
@@ -299,12 +304,7 @@ async fn sqlite_text_is_sealed_on_disk_found_by_search_and_refused_to_a_wrong_ke
         "the refusals left the data as it was"
     );
 
-    let mut command = server_process();
-    command
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("CAHAT_DATA_KEY_FILE");
-    let (server, url) = spawn_process(command).await;
+    let (server, url) = spawn_on(&data).await;
     reads_back(&url, &bob).await;
     stop(server).await;
 }
@@ -553,27 +553,14 @@ async fn a_store_from_before_sealing_is_sealed_in_place_and_a_kill_midway_loses_
 async fn a_rotated_key_seals_everything_anew_while_the_room_runs_and_the_old_one_retires() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut command = server_process();
-    command
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("CAHAT_DATA_KEY_FILE");
-    let (server, url) = spawn_process(command).await;
+    let (server, url) = spawn_on(&data).await;
     let (_, bob) = chat(&url).await;
     stop(server).await;
     let key_file = std::fs::read_to_string(data.join("cahat.key")).expect("key file");
 
-    let (ok, said, error) = run_to_end(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "rotate-key".as_ref(),
-    ]);
+    let (ok, said, error) = key_command(&data, "rotate-key");
     assert!(ok && said.contains("seals from now on"), "{said} {error}");
-    let (ok, said, _) = run_to_end(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "retire-keys".as_ref(),
-    ]);
+    let (ok, said, _) = key_command(&data, "retire-keys");
     assert!(
         ok && said.contains("still seals"),
         "the old key still seals: {said}"
@@ -586,11 +573,7 @@ async fn a_rotated_key_seals_everything_anew_while_the_room_runs_and_the_old_one
     reads_back(&url, &bob).await;
     stop(server).await;
 
-    let (ok, said, _) = run_to_end(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "retire-keys".as_ref(),
-    ]);
+    let (ok, said, _) = key_command(&data, "retire-keys");
     assert!(ok && said.contains("retired"), "{said}");
     let rotated = std::fs::read_to_string(data.join("cahat.key")).expect("key file");
     assert_ne!(rotated, key_file);
@@ -613,11 +596,7 @@ async fn a_kill_during_a_rotation_loses_nothing_and_the_next_start_finishes_it()
     log.until("every record of the room is sealed").await;
     stop(server).await;
 
-    let (ok, said, error) = run_to_end(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "rotate-key".as_ref(),
-    ]);
+    let (ok, said, error) = key_command(&data, "rotate-key");
     assert!(ok, "{said} {error}");
     // Killed after its first batch sealed anew with the new key.
     let (mut server, _, mut log) = spawn_logged(&data).await;
@@ -629,22 +608,14 @@ async fn a_kill_during_a_rotation_loses_nothing_and_the_next_start_finishes_it()
         texts,
         "nothing lost, nothing changed"
     );
-    let (ok, said, _) = run_to_end(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "retire-keys".as_ref(),
-    ]);
+    let (ok, said, _) = key_command(&data, "retire-keys");
     assert!(ok && said.contains("still seals"), "half done: {said}");
 
     let (server, _, mut log) = spawn_logged(&data).await;
     log.until("every record of the room is sealed").await;
     stop(server).await;
     assert_eq!(stored_texts(&data).await, texts);
-    let (ok, said, _) = run_to_end(&[
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "retire-keys".as_ref(),
-    ]);
+    let (ok, said, _) = key_command(&data, "retire-keys");
     assert!(
         ok && said.contains("retired") && !said.contains("still seals"),
         "{said}"

@@ -246,3 +246,66 @@ pub async fn spawn_process(
     .expect("the server starts in time");
     (child, url)
 }
+
+/// The messages a client saw, by seq: each must come once.
+#[derive(Default)]
+pub struct Seen {
+    pub by_seq: std::collections::BTreeMap<u64, String>,
+}
+
+impl Seen {
+    /// Takes the messages of a MESSAGE or RESUME frame: each seq once.
+    pub fn take(&mut self, frame: &Value) {
+        self.take_with(frame, false);
+    }
+
+    /// As `take`, on a connection not identified yet: a seq seen already may come again, the
+    /// same message.
+    pub fn take_anyones(&mut self, frame: &Value) {
+        self.take_with(frame, true);
+    }
+
+    pub fn take_with(&mut self, frame: &Value, repeats: bool) {
+        let records: Vec<&Value> = match frame["type"].as_str() {
+            Some("MESSAGE") => vec![&frame["payload"]],
+            Some("RESUME") => {
+                assert_eq!(frame["payload"]["gapTooBig"], false, "{frame}");
+                frame["payload"]["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+            _ => return,
+        };
+        for record in records {
+            let seq = record["seq"].as_u64().expect("seq");
+            let text = record["rawMessage"].as_str().expect("text").to_owned();
+            let before = self.by_seq.insert(seq, text.clone());
+            match before {
+                Some(before) if repeats => assert_eq!(before, text, "message {seq} changed"),
+                before => assert!(before.is_none(), "message {seq} ({text}) came twice"),
+            }
+        }
+    }
+
+    pub fn texts(&self) -> Vec<&str> {
+        self.by_seq.values().map(String::as_str).collect()
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.by_seq.keys().last().copied().unwrap_or(0)
+    }
+}
+
+/// The texts of a list of message records (a HANDSHAKE's or a page's `messages`).
+pub fn message_texts(messages: &Value) -> Vec<&str> {
+    messages
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| m["rawMessage"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
