@@ -28,20 +28,6 @@ impl Drop for Nats {
     }
 }
 
-/// The `nats-server` binary: the project's venv (scripts/setup.sh installs it), or PATH.
-fn nats_binary() -> Option<PathBuf> {
-    let venv = std::env::var_os("CAHAT_VENV").map(|v| PathBuf::from(v).join("bin/nats-server"));
-    if let Some(path) = venv.filter(|p| p.exists()) {
-        return Some(path);
-    }
-    let found = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    found.then(|| PathBuf::from("nats-server"))
-}
-
 /// Runs `binary` on `port` with its JetStream files in `dir`, once it listens.
 async fn run_nats(binary: &Path, port: u16, dir: &Path) -> Child {
     let mut child = Command::new(binary)
@@ -66,7 +52,7 @@ async fn run_nats(binary: &Path, port: u16, dir: &Path) -> Child {
 }
 
 async fn start_nats() -> Option<Nats> {
-    let Some(binary) = nats_binary() else {
+    let Some(binary) = common::program("nats-server") else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must run the cluster tests: scripts/setup.sh installs nats-server into the venv"
@@ -74,10 +60,7 @@ async fn start_nats() -> Option<Nats> {
         eprintln!("skipped: no nats-server (scripts/setup.sh installs it into $CAHAT_VENV)");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let dir = tempfile::tempdir().expect("temp dir");
     let child = run_nats(&binary, port, dir.path()).await;
     Some(Nats {

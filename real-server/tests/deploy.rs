@@ -13,38 +13,16 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Seen, Ws, next_json};
+use common::{Seen, Ws, free_port, next_json, program};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn deploy_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../deploy")
         .join(name)
-}
-
-/// A program the test needs: the project's venv (nats-server), or PATH (haproxy from Debian).
-fn program(name: &str) -> Option<PathBuf> {
-    let venv = std::env::var_os("CAHAT_VENV").map(|v| PathBuf::from(v).join("bin").join(name));
-    if let Some(path) = venv.filter(|p| p.exists()) {
-        return Some(path);
-    }
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin"] {
-        let path = Path::new(dir).join(name);
-        if path.exists() {
-            return Some(path);
-        }
-    }
-    None
 }
 
 async fn wait_listening(port: u16, what: &str) {

@@ -148,6 +148,14 @@ pub struct MongoStore {
     text_index: bool,
 }
 
+/// A unique index on `keys`.
+fn unique_index(keys: mongodb::bson::Document) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().unique(true).build())
+        .build()
+}
+
 impl MongoStore {
     /// Connects to `uri`, uses database `database`, and creates the indexes.
     pub async fn connect(uri: &str, database: &str) -> Result<Self> {
@@ -161,24 +169,13 @@ impl MongoStore {
             data_keys: db.collection("dataKeys"),
             text_index: false,
         };
-        let unique = || IndexOptions::builder().unique(true).build();
         store
             .messages
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "room": 1, "seq": 1 })
-                    .options(unique())
-                    .build(),
-            )
+            .create_index(unique_index(doc! { "room": 1, "seq": 1 }))
             .await?;
         store
             .messages
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "room": 1, "userId": 1, "dedup": 1 })
-                    .options(unique())
-                    .build(),
-            )
+            .create_index(unique_index(doc! { "room": 1, "userId": 1, "dedup": 1 }))
             .await?;
         // A person's direct conversations: the messages to them (those from them use the
         // index above, whose first fields are room and author).
@@ -192,30 +189,15 @@ impl MongoStore {
             .await?;
         store
             .data_keys
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "room": 1, "id": 1 })
-                    .options(unique())
-                    .build(),
-            )
+            .create_index(unique_index(doc! { "room": 1, "id": 1 }))
             .await?;
         store
             .audit
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "room": 1, "seq": 1 })
-                    .options(unique())
-                    .build(),
-            )
+            .create_index(unique_index(doc! { "room": 1, "seq": 1 }))
             .await?;
         store
             .users
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "room": 1, "id": 1 })
-                    .options(unique())
-                    .build(),
-            )
+            .create_index(unique_index(doc! { "room": 1, "id": 1 }))
             .await?;
         let text = IndexModel::builder()
             .keys(doc! { "room": 1, "raw": "text" })

@@ -309,3 +309,24 @@ pub fn message_texts(messages: &Value) -> Vec<&str> {
         })
         .unwrap_or_default()
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A program a test needs: the project's venv (`scripts/setup.sh` installs nats-server there),
+/// else the directories of PATH and the system's (Debian puts haproxy in /usr/sbin).
+pub fn program(name: &str) -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("CAHAT_VENV").map(std::path::PathBuf::from);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    venv.map(|v| v.join("bin"))
+        .into_iter()
+        .chain(std::env::split_paths(&path))
+        .chain(["/usr/sbin", "/usr/local/bin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
