@@ -78,10 +78,8 @@ async fn sealed<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
         &config.data_dir,
     )
     .await?;
-    let key_file = config
-        .data_key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join(real_server::store::KEY_FILE));
+    let key_file =
+        real_server::store::key_file_path(config.data_key_file.as_deref(), &config.data_dir);
     match &config.command {
         Some(Command::RotateKey) => {
             let rotated = store.keys().rotated().context("making a data key")?;

@@ -103,17 +103,17 @@ impl Room {
         };
         // Whoever reads it has been told of its author first.
         self.presence_flush_for(&record.user_id);
-        // Connections that resumed past it on a node behind the shared log have it already.
-        let seen = |c: &Connection| {
-            matches!(action, ServerAction::Message(_))
-                && record.seq.is_some_and(|s| s <= c.seen_through)
+        // Connections that resumed past a new message on a node behind the shared log have
+        // it already (a change is news to everyone).
+        let new_seq = match &action {
+            ServerAction::Message(_) => record.seq,
+            _ => None,
         };
+        let seen = |c: &Connection| new_seq.is_some_and(|s| s <= c.seen_through);
         let Some(to) = &record.to else {
             let author = record.user_id.clone();
             self.tell_legacy_name(&author);
-            if record.seq.is_none_or(|s| s > self.ahead_through)
-                || !matches!(action, ServerAction::Message(_))
-            {
+            if new_seq.is_none_or(|s| s > self.ahead_through) {
                 return self.effects.push_back(Effect::Broadcast(action));
             }
             let mut hearers: Vec<ConnectionId> = self

@@ -10,7 +10,7 @@ use std::future::Future;
 pub use mongo::MongoStore;
 use protocol::search::{SearchPage, SearchQuery};
 use protocol::{DirectConversation, RoomSnapshot, Seq, StoredChange, StoredMessage, UserRecord};
-pub use sealed::{KEY_FILE, PLAIN, Sealed};
+pub use sealed::{KEY_FILE, PLAIN, Sealed, key_file_path};
 pub use sqlite::{SqliteStore, SyncMode};
 
 use crate::sealing::KeyCheck;

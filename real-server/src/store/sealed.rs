@@ -73,6 +73,11 @@ const MAX_INNER_PAGES: usize = 50;
 /// The data key file's name in the data directory, when no --data-key-file is given.
 pub const KEY_FILE: &str = "cahat.key";
 
+/// Where the room's key file is: `given` (--data-key-file), else [`KEY_FILE`] in `data_dir`.
+pub fn key_file_path(given: Option<&Path>, data_dir: &Path) -> std::path::PathBuf {
+    given.map_or_else(|| data_dir.join(KEY_FILE), Path::to_path_buf)
+}
+
 /// Messages a search reads from the store at once.
 const SCAN_PAGE: u32 = 500;
 
@@ -256,8 +261,7 @@ impl<S: Store> Sealed<S> {
             .load_key_checks(room)
             .await
             .context("reading the room's data key checks")?;
-        let default_path = data_dir.join(KEY_FILE);
-        let path = key_file.unwrap_or(&default_path);
+        let path = &key_file_path(key_file, data_dir);
         let keys = if path.exists() || key_file.is_some() {
             DataKeys::load(path)?
         } else if let Some(first) = recorded.first() {
