@@ -75,6 +75,8 @@ pub enum Intent {
     ResolveReport(RoomId, protocol::Seq),
     /// As a moderator: ask for the moderation log and the open reports.
     RequestAudit(RoomId),
+    /// The next page of the people online (the room lists the first of them only).
+    MorePeople(RoomId),
     /// Be a moderator in the demo's rooms (`true`), or a member again.
     DemoModerator(bool),
     /// As a moderator: set the room's topic and slow mode.
@@ -246,6 +248,10 @@ pub async fn run(
             Input::Intent(Intent::DemoModerator(on)) => network.connector.set_demo_moderators(on),
             Input::Intent(Intent::RequestAudit(id)) => {
                 state.write().request_audit(id, now());
+                network.carry(id);
+            }
+            Input::Intent(Intent::MorePeople(id)) => {
+                state.write().more_people(id, now());
                 network.carry(id);
             }
             Input::Intent(Intent::SetRoom(id, settings)) => {

@@ -77,6 +77,9 @@ pub enum ClientAction {
     /// A moderator or owner asks for the moderation log and the open reports (ours).
     #[serde(rename = "AUDIT_REQUEST")]
     AuditRequest(AuditRequest),
+    /// Ask for a page of the people online (ours): `HANDSHAKE` lists only the first ones.
+    #[serde(rename = "PEOPLE_REQUEST")]
+    PeopleRequest(PeopleRequest),
 }
 
 /// Payload of `REPORT`: the room message `target` (a seq), and why.
@@ -108,6 +111,36 @@ pub struct AuditRequest {
     /// Named by an `ERROR` that refuses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+}
+
+/// Payload of `PEOPLE_REQUEST`: up to `limit` of the people online whose ids come after
+/// `after` (from the first, without it), in the order of their ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeopleRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<UserId>,
+    /// How many at most; the server caps it.
+    pub limit: u32,
+}
+
+/// Payload of `PEOPLE`: a page of the people online, in the order of their ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeoplePage {
+    /// The `after` this page answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<UserId>,
+    /// The people of the page, online now, with when they joined.
+    pub people: Vec<Person>,
+    /// Their names (those who have taken one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_names: BTreeMap<UserId, String>,
+    /// Where the next page starts (`after` for it); absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<UserId>,
+    /// How many people are online in all.
+    pub online_count: u32,
 }
 
 /// What a moderation event records.
@@ -487,6 +520,9 @@ pub enum ServerAction {
     /// after `USER_INFO`, to clients that speak our protocol.
     #[serde(rename = "CONVERSATIONS")]
     Conversations(Conversations),
+    /// Answer to `PEOPLE_REQUEST` (ours).
+    #[serde(rename = "PEOPLE")]
+    People(PeoplePage),
     /// Someone's role changed (ours), and who changed it.
     #[serde(rename = "ROLE")]
     Role(RoleChanged),
@@ -521,14 +557,19 @@ pub struct Handshake {
     /// Highest sequence number stored in the room when this handshake was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_seq: Option<Seq>,
-    /// Users online now.
+    /// Users online now: the first `--handshake-people` of them, in the order of their ids
+    /// (a legacy server lists them all; ours says how many there are in `onlineCount` and
+    /// gives the rest on `PEOPLE_REQUEST`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<Vec<UserId>>,
+    /// How many users are online in all (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_count: Option<u32>,
     /// The room's limits (ours): a client checks and paces what it sends by them instead of
     /// guessing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<RoomLimits>,
-    /// The people online and those here most recently (ours; their names are in
+    /// The people `online` lists and those here most recently (ours; their names are in
     /// `userNames`): when they joined and when they were last seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub people: Option<Vec<Person>>,
@@ -870,6 +911,9 @@ pub struct Presence {
     /// the default one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub names: BTreeMap<UserId, String>,
+    /// How many people are online in all at the tick's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_count: Option<u32>,
 }
 
 impl Presence {

@@ -125,6 +125,10 @@ fn client_actions() {
         ClientAction::AuditRequest(AuditRequest {
             nonce: Some("a-1".into()),
         }),
+        ClientAction::PeopleRequest(PeopleRequest {
+            after: Some("u1".into()),
+            limit: 100,
+        }),
         ClientAction::Call(CallSignal {
             to: Some("u2".into()),
             video: Some(true),
@@ -156,6 +160,7 @@ fn server_actions() {
             protocol_version: Some(PROTOCOL_VERSION),
             latest_seq: Some(1),
             online: Some(vec!["u1".into()]),
+            online_count: Some(1_204),
             limits: Some(RoomLimits {
                 max_message_chars: 4000,
                 max_name_chars: 32,
@@ -329,7 +334,26 @@ fn server_actions() {
                 },
                 unread: 0,
             }],
-            user_names: names,
+            user_names: names.clone(),
+        }),
+        ServerAction::People(PeoplePage {
+            after: Some("u1".into()),
+            people: vec![Person {
+                user_id: "u2".into(),
+                joined_at: Some(1_502_699_000_000),
+                last_seen: None,
+            }],
+            user_names: BTreeMap::from([("u2".to_owned(), "Bo".to_owned())]),
+            next: Some("u2".into()),
+            online_count: 1_204,
+        }),
+        ServerAction::Presence(Presence {
+            joined: vec![UserRef {
+                joined_at: Some(1_502_699_000_000),
+                ..UserRef::of("u5".to_owned())
+            }],
+            online_count: Some(1_205),
+            ..Presence::default()
         }),
         ServerAction::Call(CallSignal {
             from: Some("u1".into()),

@@ -259,6 +259,11 @@ pub struct Config {
     #[arg(long, default_value_t = millis(room().presence_tick_ms))]
     pub presence_tick_ms: u32,
 
+    /// People online listed in HANDSHAKE, and the most one PEOPLE page gives: a join costs
+    /// this many, not everyone online; the client asks for the rest by page.
+    #[arg(long, default_value_t = room().handshake_people)]
+    pub handshake_people: usize,
+
     /// Actions a connection may send in a burst.
     #[arg(long, default_value_t = room().rate_burst)]
     pub rate_burst: u32,
@@ -432,6 +437,7 @@ impl Config {
             call_signals_per_second: self.call_signals_per_second.max(1),
             ice_servers: self.ice_servers.clone(),
             presence_tick_ms: protocol::Millis::from(self.presence_tick_ms),
+            handshake_people: self.handshake_people,
             shared_log: self.nats_url.is_some(),
             ..protocol::RoomConfig::default()
         }

@@ -18,7 +18,7 @@ async fn the_legacy_sequence_byte_for_byte() {
     // An empty room: the legacy fields exactly, then our optional extensions.
     assert_eq!(
         client.recv_text().await,
-        r#"{"type":"HANDSHAKE","payload":{"serverName":"General","messages":[],"userNames":{},"protocolVersion":2,"latestSeq":0,"online":[],"limits":{"maxMessageChars":4000,"maxNameChars":32,"rateBurst":1000,"ratePerSecond":1000},"people":[]}}"#
+        r#"{"type":"HANDSHAKE","payload":{"serverName":"General","messages":[],"userNames":{},"protocolVersion":2,"latestSeq":0,"online":[],"onlineCount":0,"limits":{"maxMessageChars":4000,"maxNameChars":32,"rateBurst":1000,"ratePerSecond":1000},"people":[]}}"#
     );
     client
         .send_text(r#"{"type":"HANDSHAKE_USER_INFO","payload":{}}"#)

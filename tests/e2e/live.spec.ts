@@ -604,6 +604,49 @@ for (const store of stores()) {
       }
     });
 
+    test('a crowded room lists the first people online and says how many; the rest come by page when asked for', async ({ browser }) => {
+      const crowd = new RoomServer('Crowd', store, ['--handshake-people', '2']);
+      await crowd.start();
+      const others: LegacyClient[] = [];
+      try {
+        const names = ['Ada', 'Bo', 'Cy', 'Di', 'Ed'];
+        for (const name of names) {
+          const client = await LegacyClient.connect(crowd.url);
+          await client.send('NAME_CHANGE', { name, userId: client.userId });
+          await client.waitFor((a) => a.type === 'NAME_CHANGE' && a.payload.name === name);
+          others.push(client);
+        }
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        people.push({ page, context, problems: [] });
+        await page.goto(`./?room=${crowd.url}`);
+        await expect(status(page)).toHaveText('online');
+        await rename(page, 'Linus');
+        const panel = peoplePanel(page);
+        // Six online; the room told us of two of the others and of us.
+        await expect(panel.getByRole('heading', { name: 'Online (6)' })).toBeVisible();
+        await expect(online(page)).toHaveCount(3);
+        const more = panel.getByRole('button', { name: /^Show \d+ more online$/ });
+        await expect(more).toHaveAccessibleName('Show 3 more online');
+        await more.click();
+        // A page is at most the room's two (ids are random: we may be one of them), so the
+        // rest take a second page.
+        await expect.poll(() => online(page).count()).toBeGreaterThan(3);
+        await expect(online(page)).not.toHaveCount(6);
+        await more.click();
+        await expect(online(page)).toHaveCount(6);
+        await expect(more).toHaveCount(0);
+        for (const name of names) await expect(panel.getByRole('button', { name, exact: true })).toBeVisible();
+        // Who leaves is counted out, listed or not.
+        others.pop()!.close();
+        await expect(panel.getByRole('heading', { name: 'Online (5)' })).toBeVisible();
+        await expect(online(page)).toHaveCount(5);
+      } finally {
+        for (const client of others) client.close();
+        await crowd.stop();
+      }
+    });
+
     test('moderation: the operator makes an owner, who makes a moderator, who removes a member\'s message for everyone (live, after a reload, in search); a member sees no such control', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

@@ -590,6 +590,13 @@ impl AppState {
         }
     }
 
+    /// Asks the room for the next page of the people online.
+    pub fn more_people(&mut self, id: RoomId, now: Millis) {
+        if let Some(room) = self.room_mut(id) {
+            room.session.more_people(now);
+        }
+    }
+
     /// As a moderator or owner: closes someone's connections, telling them why.
     pub fn kick(&mut self, id: RoomId, user: protocol::UserId, reason: String, now: Millis) {
         if let Some(room) = self.room_mut(id) {

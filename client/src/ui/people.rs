@@ -28,6 +28,11 @@ pub fn People() -> Element {
     };
     let id = room.id;
     let people = room.people();
+    let online_count = room.session.online_count();
+    let more = match online_count.saturating_sub(people.len()) {
+        0 => "Show more online".to_owned(),
+        unlisted => format!("Show {unlisted} more online"),
+    };
     let now = js_sys::Date::now() as i64;
     let recent: Vec<(String, String, Option<String>, String)> = room
         .session
@@ -49,7 +54,7 @@ pub fn People() -> Element {
         .collect();
     rsx! {
         aside { id: "people-panel", class: "people", "aria-label": "People",
-            h2 { "Online " span { class: "count", "({people.len()})" } }
+            h2 { "Online " span { class: "count", "({online_count})" } }
             ul { "aria-label": "Online",
                 for (user, name, me) in people {
                     li { key: "{user}", class: if me { "me" } else { "" },
@@ -87,6 +92,14 @@ pub fn People() -> Element {
                             }
                         }
                     }
+                }
+            }
+            if room.session.has_more_people() {
+                button {
+                    r#type: "button",
+                    class: "more-people link-button",
+                    onclick: move |_| network.send(crate::network::Intent::MorePeople(id)),
+                    "{more}"
                 }
             }
             if !recent.is_empty() {

@@ -9,7 +9,8 @@ use super::{
 use crate::error::ErrorCode;
 use crate::wire::{
     ConversationSummary, Conversations, Handshake, History, HistoryRequest, MessageRecord, Millis,
-    PROTOCOL_VERSION, Person, Resume, RoomLimits, Search, SearchResults, Seq, ServerAction, UserId,
+    PROTOCOL_VERSION, PeoplePage, PeopleRequest, Person, Resume, RoomLimits, Search, SearchResults,
+    Seq, ServerAction, UserId,
 };
 
 impl Room {
@@ -26,7 +27,7 @@ impl Room {
             .map(StoredMessage::to_record);
         let (mut messages, _) = fit(newest_first, self.config.max_answer_bytes, Keep::WhatFits);
         messages.reverse();
-        let online = self.everyone_online();
+        let (online, _) = self.online_page(None, self.config.handshake_people);
         let people = self.people(&online);
         let mut user_names = self.names_of(messages.iter().map(|m| &m.user_id));
         user_names.extend(self.names_of(people.iter().map(|p| &p.user_id)));
@@ -37,6 +38,7 @@ impl Room {
             protocol_version: Some(PROTOCOL_VERSION),
             latest_seq: Some(self.latest_seq),
             online: Some(online),
+            online_count: Some(self.online_count()),
             limits: Some(RoomLimits {
                 max_message_chars: u32::try_from(self.config.max_message_chars).unwrap_or(u32::MAX),
                 max_name_chars: u32::try_from(MAX_NAME_CHARS).unwrap_or(u32::MAX),
@@ -52,24 +54,50 @@ impl Room {
         }
     }
 
-    /// Everyone online, then the [`RECENT_PEOPLE`] seen most recently, as the people list
-    /// shows them.
+    /// The people `online` names, then the [`RECENT_PEOPLE`] seen most recently, as the
+    /// people list shows them.
     fn people(&self, online: &[UserId]) -> Vec<Person> {
-        let person = |id: &UserId, entry: &UserEntry| Person {
-            user_id: id.clone(),
-            joined_at: entry.joined_at,
-            last_seen: entry.last_seen,
-        };
-        let now_here = online
-            .iter()
-            .filter_map(|id| Some(person(id, self.users.get(id)?)));
+        let now_here = online.iter().filter_map(|id| self.person(id));
         let lately = self
             .seen_order
             .iter()
             .rev()
-            .filter_map(|(_, id)| Some(person(id, self.users.get(id)?)))
+            .filter_map(|(_, id)| self.person(id))
             .take(RECENT_PEOPLE);
         now_here.chain(lately).collect()
+    }
+
+    /// Someone of the room as the people list shows them.
+    fn person(&self, id: &UserId) -> Option<Person> {
+        let entry: &UserEntry = self.users.get(id)?;
+        Some(Person {
+            user_id: id.clone(),
+            joined_at: entry.joined_at,
+            last_seen: entry.last_seen,
+        })
+    }
+
+    /// `PEOPLE_REQUEST`: the next page of the people online (at most `handshake_people`),
+    /// with their names; it costs a token of the connection's rate like any other request.
+    pub(super) fn people_request(&mut self, now: Millis, conn: ConnectionId, asked: PeopleRequest) {
+        if !self.spend_token(now, conn, None) {
+            return;
+        }
+        // A page of none would end the paging: at least one.
+        let limit = usize::try_from(asked.limit)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.config.handshake_people.max(1));
+        let (online, next) = self.online_page(asked.after.as_deref(), limit);
+        let people = online.iter().filter_map(|id| self.person(id)).collect();
+        let user_names = self.names_of(online.iter());
+        let page = PeoplePage {
+            after: asked.after,
+            people,
+            user_names,
+            next,
+            online_count: self.online_count(),
+        };
+        self.send(conn, ServerAction::People(page));
     }
 
     /// Storage answered an [`Effect::LoadHistory`]: `messages` (any order) have `seq < before`

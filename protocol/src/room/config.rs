@@ -60,6 +60,9 @@ pub struct RoomConfig {
     /// How long presence changes collect before one `PRESENCE` frame tells everyone, in
     /// milliseconds (100).
     pub presence_tick_ms: Millis,
+    /// People online listed in `HANDSHAKE` (100), and the most a `PEOPLE` page lists: a join
+    /// costs O(this), not O(everyone online); the rest are asked for by page.
+    pub handshake_people: usize,
     /// Open reports the room takes at most (100): past it, a report is refused until
     /// moderators resolve some.
     pub max_open_reports: usize,
@@ -100,6 +103,7 @@ impl Default for RoomConfig {
             call_signals_per_second: 10,
             ice_servers: Vec::new(),
             presence_tick_ms: 100,
+            handshake_people: 100,
             max_open_reports: 100,
             reports_per_person: 3,
             audit_kept: 200,

@@ -157,6 +157,10 @@ pub struct Room {
     /// In a cluster: who is online through each other node, as it last said (see
     /// [`Room::handle_node_presence`]). Online means online here or through any node.
     remote: BTreeMap<String, BTreeSet<UserId>>,
+    /// Everyone online, with the number of places (here, each other node) they are online
+    /// at: who is online and how many, without a walk of the nodes (see the `presence`
+    /// module).
+    everywhere: BTreeMap<UserId, u32>,
     /// Counts changes of who is online here (what a cluster node tells the others).
     here_version: u64,
     /// Offline people with a `last_seen`, by it: the most recently seen are the last.
@@ -366,6 +370,7 @@ impl Room {
             last_posted: HashMap::new(),
             online: BTreeMap::new(),
             remote: BTreeMap::new(),
+            everywhere: BTreeMap::new(),
             here_version: 0,
             seen_order,
             presence: presence::Tick::default(),
@@ -476,7 +481,7 @@ impl Room {
         if last {
             self.online.remove(&user);
             self.here_version += 1;
-            if !self.is_online(&user) {
+            if self.place_removed(&user) {
                 self.went_offline(now, user, true);
             }
         }
@@ -520,6 +525,7 @@ impl Room {
             ClientAction::Report(asked) => self.report(now, conn, asked),
             ClientAction::ResolveReport(asked) => self.resolve_report(now, conn, asked),
             ClientAction::AuditRequest(asked) => self.audit_request(now, conn, asked),
+            ClientAction::PeopleRequest(asked) => self.people_request(now, conn, asked),
         }
     }
 
@@ -633,12 +639,11 @@ impl Room {
                 }),
             );
         }
-        let elsewhere = self.is_online(&user_id);
         let count = self.online.entry(user_id.clone()).or_insert(0);
         *count += 1;
         if *count == 1 {
             self.here_version += 1;
-            if !elsewhere {
+            if self.place_added(&user_id) {
                 self.came_online(now, user_id.clone(), joined_at, last_seen);
             }
         }
@@ -825,6 +830,8 @@ mod change_tests;
 mod direct_tests;
 #[cfg(test)]
 mod log_tests;
+#[cfg(test)]
+mod people_tests;
 #[cfg(test)]
 mod role_tests;
 #[cfg(test)]

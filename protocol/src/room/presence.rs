@@ -51,7 +51,38 @@ impl Room {
     /// Whether `user` has an identified connection here or, in a cluster, through another
     /// node.
     pub(super) fn is_online(&self, user: &str) -> bool {
-        self.online.contains_key(user) || self.online_elsewhere(user)
+        self.everywhere.contains_key(user)
+    }
+
+    /// How many people are online, here or through another node.
+    pub(super) fn online_count(&self) -> u32 {
+        u32::try_from(self.everywhere.len()).unwrap_or(u32::MAX)
+    }
+
+    /// `user` is online at one more place (here, or another node): whether they were offline
+    /// everywhere before.
+    pub(super) fn place_added(&mut self, user: &str) -> bool {
+        if let Some(places) = self.everywhere.get_mut(user) {
+            *places += 1;
+            return false;
+        }
+        self.everywhere.insert(user.to_owned(), 1);
+        true
+    }
+
+    /// `user` is online at one place fewer: whether they are offline everywhere now.
+    pub(super) fn place_removed(&mut self, user: &str) -> bool {
+        match self.everywhere.get_mut(user) {
+            Some(places) if *places > 1 => {
+                *places -= 1;
+                false
+            }
+            Some(_) => {
+                self.everywhere.remove(user);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether `user` is online through another node of the cluster (as it last said).
@@ -59,13 +90,29 @@ impl Room {
         self.remote.values().any(|users| users.contains(user))
     }
 
-    /// Everyone online, here or through another node, each once.
-    pub(super) fn everyone_online(&self) -> Vec<UserId> {
-        let mut everyone: BTreeSet<&UserId> = self.online.keys().collect();
-        for users in self.remote.values() {
-            everyone.extend(users);
-        }
-        everyone.into_iter().cloned().collect()
+    /// Up to `limit` of the people online, here or through another node, whose ids come
+    /// after `after` (from the first without it), in the order of their ids; and the id the
+    /// next page starts after, if there are more.
+    pub(super) fn online_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<UserId>, Option<UserId>) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        let mut page: Vec<UserId> = self
+            .everywhere
+            .range::<str, _>((from, Unbounded))
+            .map(|(id, _)| id.clone())
+            .take(limit.saturating_add(1))
+            .collect();
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().cloned()
+        } else {
+            None
+        };
+        (page, next)
     }
 
     /// Who is online through this node: what a node of a cluster tells the others.
@@ -85,21 +132,22 @@ impl Room {
     pub fn handle_node_presence(&mut self, now: Millis, node: &str, online: Vec<UserId>) {
         let said: BTreeSet<UserId> = online.into_iter().collect();
         let before = self.remote.remove(node).unwrap_or_default();
-        for user in said.difference(&before) {
-            if !self.is_online(user) {
-                let (joined_at, last_seen) = self
-                    .users
-                    .get(user)
-                    .map_or((None, None), |u| (u.joined_at, u.last_seen));
-                self.came_online(now, user.clone(), joined_at, last_seen);
-            }
-        }
+        let came: Vec<UserId> = said.difference(&before).cloned().collect();
         let gone: Vec<UserId> = before.difference(&said).cloned().collect();
         if !said.is_empty() {
             self.remote.insert(node.to_owned(), said);
         }
+        for user in came {
+            if self.place_added(&user) {
+                let (joined_at, last_seen) = self
+                    .users
+                    .get(&user)
+                    .map_or((None, None), |u| (u.joined_at, u.last_seen));
+                self.came_online(now, user, joined_at, last_seen);
+            }
+        }
         for user in gone {
-            if !self.is_online(&user) {
+            if self.place_removed(&user) {
                 self.went_offline(now, user, false);
             }
         }
@@ -204,6 +252,7 @@ impl Room {
             }
         }
         if !presence.is_empty() {
+            presence.online_count = Some(self.online_count());
             self.effects
                 .push_back(Effect::Broadcast(ServerAction::Presence(presence)));
         }

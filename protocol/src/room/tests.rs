@@ -634,6 +634,7 @@ fn presence_tracks_users_not_connections() {
                 last_seen: Some(left),
                 ..UserRef::of(alice)
             }],
+            online_count: Some(0),
             ..crate::wire::Presence::default()
         }]
     );

@@ -70,6 +70,8 @@ pub use timeline::{History, Message};
 
 /// Messages asked for per history page.
 pub const HISTORY_PAGE: u32 = 50;
+/// People online asked for in one `PEOPLE_REQUEST` (the room gives at most its own page).
+pub const PEOPLE_PAGE: u32 = 100;
 /// How long to wait before resending after the room said `RATE_LIMITED`.
 pub const RATE_LIMIT_RETRY_MS: Millis = 1_500;
 /// While someone types, a `TYPING` goes out at most this often.
@@ -211,6 +213,13 @@ pub struct Session {
     outbox: Vec<Outgoing>,
     names: Names,
     online: BTreeSet<UserId>,
+    /// How many are online in all, as the room last said (`online` may know fewer: the room
+    /// lists the first of them and gives the rest by page).
+    online_count: Option<u32>,
+    /// Where the next page of the people online starts (`PEOPLE_REQUEST`'s `after`), while
+    /// there are more than we were told of; whether one was asked for and not answered yet.
+    people_next: Option<UserId>,
+    people_asked: bool,
     /// When people joined and were last seen, as the room told us.
     people: BTreeMap<UserId, Person>,
     /// Owners and moderators, as the room told us (everyone else is a member).
@@ -287,6 +296,9 @@ impl Session {
             outbox: Vec::new(),
             names: Names::default(),
             online: BTreeSet::new(),
+            online_count: None,
+            people_next: None,
+            people_asked: false,
             people: BTreeMap::new(),
             roles: BTreeMap::new(),
             timed_out: Vec::new(),
@@ -342,6 +354,52 @@ impl Session {
 
     pub fn online(&self) -> &BTreeSet<UserId> {
         &self.online
+    }
+
+    /// How many people are online in all: the room's count (everyone in [`Self::online`] at
+    /// least).
+    pub fn online_count(&self) -> usize {
+        let said = self.online_count.map_or(0, |c| c as usize);
+        said.max(self.online.len())
+    }
+
+    /// Whether the room has more people online than it told us of ([`Self::more_people`]
+    /// asks for them).
+    pub fn has_more_people(&self) -> bool {
+        self.people_next.is_some()
+    }
+
+    /// Asks the room for the next page of the people online (once at a time).
+    pub fn more_people(&mut self, now: Millis) {
+        let Some(after) = self.people_next.clone() else {
+            return;
+        };
+        if self.people_asked {
+            return;
+        }
+        self.people_asked = true;
+        self.queued
+            .push(ClientAction::PeopleRequest(crate::wire::PeopleRequest {
+                after: Some(after),
+                limit: PEOPLE_PAGE,
+            }));
+        self.flush(now);
+    }
+
+    /// A page of the people online, as `PEOPLE_REQUEST` asked.
+    fn on_people(&mut self, page: crate::wire::PeoplePage) {
+        if page.after != self.people_next {
+            // An answer to a page asked on an earlier connection.
+            return;
+        }
+        self.people_asked = false;
+        self.people_next = page.next;
+        self.online_count = Some(page.online_count);
+        self.names.extend(page.user_names);
+        for person in page.people {
+            self.online.insert(person.user_id.clone());
+            self.people.insert(person.user_id.clone(), person);
+        }
     }
 
     /// What the room told us of someone: when they joined, when they were last seen.
@@ -460,6 +518,9 @@ impl Session {
         self.phase = Phase::Closed;
         self.call_disconnected();
         self.online.clear();
+        self.online_count = None;
+        self.people_next = None;
+        self.people_asked = false;
         self.typing.clear();
         self.transmit.clear();
         self.queued.clear();
@@ -502,7 +563,11 @@ impl Session {
                     self.came_or_went(user, true);
                 }
                 self.names.extend(presence.names);
+                if presence.online_count.is_some() {
+                    self.online_count = presence.online_count;
+                }
             }
+            ServerAction::People(page) => self.on_people(page),
             ServerAction::Resume(resume) => self.on_resume(resume),
             ServerAction::History(page) => self.on_history(now, page),
             ServerAction::Conversations(list) => self.on_conversations(list),
@@ -823,6 +888,13 @@ impl Session {
         }
         self.names.extend(handshake.user_names);
         if let Some(online) = handshake.online {
+            // The first of those online, by id: the rest are asked for by page.
+            self.online_count = handshake.online_count;
+            self.people_next = match handshake.online_count {
+                Some(count) if count as usize > online.len() => online.last().cloned(),
+                _ => None,
+            };
+            self.people_asked = false;
             self.online = online.into_iter().collect();
         }
         for person in handshake.people.into_iter().flatten() {
@@ -882,7 +954,11 @@ impl Session {
             return;
         }
         let notice = match error.code {
-            ErrorCode::RateLimited => Notice::RateLimited,
+            ErrorCode::RateLimited => {
+                // A page of people refused for rate is asked for again when wanted.
+                self.people_asked = false;
+                Notice::RateLimited
+            }
             ErrorCode::IdentityRejected => Notice::IdentityRejected,
             ErrorCode::HistoryFailed => {
                 // A reveal does not page on through failures: it is asked for again.

@@ -1025,3 +1025,51 @@ fn with_an_owner() -> (Pair, PeerId) {
     pair.open_session(olga);
     (pair, olga)
 }
+
+#[test]
+fn the_people_online_past_the_handshakes_first_page_are_asked_for_page_by_page_and_kept_counted() {
+    let config = crate::RoomConfig {
+        handshake_people: 2,
+        ..crate::RoomConfig::default()
+    };
+    let mut pair = Pair::with(config, crate::RoomSnapshot::default());
+    let others: Vec<PeerId> = ["Ada", "Bo", "Cy", "Di", "Ed"]
+        .iter()
+        .map(|name| joined(&mut pair, name))
+        .collect();
+    let me = joined(&mut pair, "Linus");
+    let session = pair.session(me);
+    assert_eq!(session.online_count(), 6);
+    assert!(
+        session.online().len() < 6,
+        "the handshake lists two: {:?}",
+        session.online()
+    );
+    assert!(session.has_more_people());
+    let mut pages = 0;
+    while pair.session(me).has_more_people() {
+        let now = pair.now;
+        pair.session_mut(me).more_people(now);
+        pair.run();
+        pages += 1;
+        assert!(pages < 10, "the paging ends");
+    }
+    let session = pair.session(me);
+    assert_eq!(session.online().len(), 6, "{:?}", session.online());
+    for peer in &others {
+        let name = pair.session(*peer).my_name().map(str::to_owned);
+        let id = pair
+            .session(*peer)
+            .identity()
+            .map(|i| i.user_id.clone())
+            .expect("identified");
+        assert!(pair.session(me).online().contains(&id));
+        assert_eq!(pair.session(me).names().get(&id).map(str::to_owned), name);
+    }
+    // Someone leaves: the count and the list follow the room's PRESENCE.
+    pair.drop_session(others[0]);
+    let tick = pair.room.config().presence_tick_ms;
+    pair.advance(tick);
+    assert_eq!(pair.session(me).online_count(), 5);
+    assert_eq!(pair.session(me).online().len(), 5);
+}
