@@ -10,10 +10,11 @@ Usage: python3 tests/bench/bench.py [--quick]    (prints a Markdown report)
            one process against two nodes of one room on one JetStream stream (`--nats-url`,
            a local nats-server -js; each node its own SQLite), N=1000, half the connections
            on each node: peak deliveries/s, p99 and CPU per delivery of each process.
-       python3 tests/bench/bench.py --join [--ours-bin PATH]...
-           only the join figure: N people connect and identify at once, until the room is
-           quiet; each --ours-bin adds another build of our server (an earlier one, say) to
-           the same run.
+       python3 tests/bench/bench.py --join [--n N]... [--ours-bin PATH]...
+           only the join figure: N people (1,000, 5,000 and 10,000, or each --n) connect and
+           identify at once, until the room is quiet; each --ours-bin adds another build of
+           our server (an earlier one, say) to the same run. The Node baseline runs up to
+           N=5,000 only (at 10,000 it would take over ten minutes).
        python3 tests/bench/bench.py --idle | --chat-memory | --versus [--ours-bin PATH]...
            resident bytes per idle connection (N=5000); per connection after 1,000 joined and
            chatted; CPU per delivery and latency at 50k and 320k/s: this build and others.
@@ -286,12 +287,19 @@ def join(kind, connections, bin=None):
         server.close()
 
 
+BASELINE_MAX_JOIN = 5000
+
+
 def join_only():
     runs = ours_bin_runs()
+    sizes = [int(sys.argv[i + 1]) for i, a in enumerate(sys.argv) if a == "--n"]
     print("| N | server | joined_s | frames per connection | closed |")
     print("| --- | --- | --- | --- | --- |")
-    for n in (1000, 5000):
+    for n in sizes or (1000, 5000, 10000):
         for kind, bin in runs:
+            if kind == "baseline" and n > BASELINE_MAX_JOIN:
+                print(f"  baseline N={n}: not run (over ten minutes)", file=sys.stderr)
+                continue
             r = join(kind, n, bin)
             name = "baseline (Node ws)" if kind == "baseline" else (bin or "ours")
             print(f"  {name} N={n}: {r.get('line', r.get('error'))}", file=sys.stderr, flush=True)
