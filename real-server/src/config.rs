@@ -84,6 +84,13 @@ pub struct Config {
     #[arg(long, env = "CAHAT_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
+    /// Connections the kernel completes and holds for the server to accept (the listen
+    /// backlog; the kernel caps it at net.core.somaxconn). Past it a new connection's SYN is
+    /// dropped and its client waits a second or more to try again: a room everyone reconnects
+    /// to at once (after a restart) needs room for them.
+    #[arg(long, default_value_t = 4096)]
+    pub listen_backlog: u32,
+
     /// The room's display name, sent to clients in HANDSHAKE.
     #[arg(long, env = "NAME", default_value = "General", global = true)]
     pub name: String,

@@ -1,5 +1,6 @@
 //! `real-server`: one CAHAT chat room. `real-server --help` lists the flags.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -161,9 +162,11 @@ async fn task<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
 
 async fn listen<S: Store>(config: Config, store: S) -> anyhow::Result<()> {
     let store = Delayed::new(store, Duration::from_millis(config.store_delay_ms));
-    let listener = TcpListener::bind((config.bind, config.port))
-        .await
-        .with_context(|| format!("listening on {}:{}", config.bind, config.port))?;
+    let listener = listen_on(
+        SocketAddr::new(config.bind, config.port),
+        config.listen_backlog,
+    )
+    .with_context(|| format!("listening on {}:{}", config.bind, config.port))?;
     let addr = listener.local_addr()?;
     // Listening for the stop signals before anyone is told where the room is.
     let shutdown = shutdown_signal();
@@ -244,4 +247,19 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
         info!("shutting down");
     }
+}
+
+/// A listening socket on `addr` whose accept queue holds `backlog` connections (std's and
+/// tokio's `bind` hold 128: a join storm overflows it, and each dropped SYN costs its client a
+/// second).
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's bind does on Unix: a restarted server binds again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

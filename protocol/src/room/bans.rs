@@ -141,11 +141,8 @@ impl Room {
     /// a banned person's connections here are refused and closed.
     pub(super) fn ban_changed(&mut self, now: Millis, user: UserId) {
         let ban = self.ban_of(&user, now).cloned();
-        if self.users.get(&user).is_some_and(|u| u.ban.is_some()) {
-            self.banned.insert(user.clone());
-        } else {
-            self.banned.remove(&user);
-        }
+        let holds = self.users.get(&user).is_some_and(|u| u.ban.is_some());
+        super::listed(&mut self.banned, &user, holds);
         let theirs: Vec<ConnectionId> = self.connections_of(&user);
         let told = ServerAction::Moderated(Moderated {
             kind: match ban {

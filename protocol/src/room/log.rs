@@ -177,6 +177,7 @@ impl Room {
             ban: None,
             last_address: None,
         });
+        super::listed(&mut self.ranked, &id, entry.role.is_some());
         entry.token_hash = token_hash;
         entry.joined_at = entry.joined_at.or(joined_at);
         // A newcomer's name is news here only once it is not the default one.
@@ -201,6 +202,7 @@ impl Room {
         // A time-out (or its end) given on another node: told to the people here too.
         let timed_out = entry.timed_out_until != timed_out_until;
         entry.timed_out_until = timed_out_until;
+        super::listed(&mut self.timed, &id, timed_out_until.is_some());
         if timed_out {
             self.told_moderated(id.clone(), timed_out_until);
         }

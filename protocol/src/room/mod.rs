@@ -150,6 +150,11 @@ pub struct Room {
     open_reports: Vec<crate::wire::AuditEntry>,
     /// People whose record holds a ban (in force or run out).
     banned: BTreeSet<UserId>,
+    /// People with a role (owners and moderators), and people whose record holds a time-out
+    /// (in force or run out): what `HANDSHAKE` tells of them is found without a walk of
+    /// everyone who ever came.
+    ranked: BTreeSet<UserId>,
+    timed: BTreeSet<UserId>,
     /// Slow mode: when each person's latest room message was accepted.
     last_posted: HashMap<UserId, Millis>,
     /// How many open, identified connections each user online here has.
@@ -348,11 +353,16 @@ impl Room {
                 (u.id, entry)
             })
             .collect::<HashMap<UserId, UserEntry>>();
-        let banned = users
-            .iter()
-            .filter(|(_, u)| u.ban.is_some())
-            .map(|(id, _)| id.clone())
-            .collect();
+        let those = |holds: fn(&UserEntry) -> bool| -> BTreeSet<UserId> {
+            users
+                .iter()
+                .filter(|(_, u)| holds(u))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let banned = those(|u| u.ban.is_some());
+        let ranked = those(|u| u.role.is_some());
+        let timed = those(|u| u.timed_out_until.is_some());
         let seen_order = users
             .iter()
             .filter_map(|(id, u)| Some((u.last_seen?, id.clone())))
@@ -367,6 +377,8 @@ impl Room {
             audit,
             open_reports,
             banned,
+            ranked,
+            timed,
             last_posted: HashMap::new(),
             online: BTreeMap::new(),
             remote: BTreeMap::new(),
@@ -817,6 +829,18 @@ pub fn address_key(address: IpAddr) -> IpAddr {
                 IpAddr::V6(bits.into())
             }
         },
+    }
+}
+
+/// Keeps `id` in `set` while `holds`: the room's indexes of people (with a role, a time-out,
+/// a ban) follow their records.
+fn listed(set: &mut BTreeSet<UserId>, id: &str, holds: bool) {
+    if holds {
+        if !set.contains(id) {
+            set.insert(id.to_owned());
+        }
+    } else {
+        set.remove(id);
     }
 }
 

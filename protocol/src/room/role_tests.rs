@@ -102,16 +102,17 @@ fn an_owner_makes_and_unmakes_moderators_everyone_is_told_and_it_is_stored() {
     let stored = t.pair.users.iter().find(|u| u.id == bob).map(|u| u.role);
     assert_eq!(stored, Some(Some(Role::Moderator)));
     // A newcomer's handshake names both roles.
-    let newcomer = t.pair.connect(9);
-    let roles = t
-        .pair
-        .take(newcomer)
-        .into_iter()
-        .find_map(|a| match a {
-            ServerAction::Handshake(h) => Some(h.roles),
-            _ => None,
-        })
-        .expect("a handshake");
+    let handshake_roles = |pair: &mut Pair, id: u64| {
+        let newcomer = pair.connect(id);
+        pair.take(newcomer)
+            .into_iter()
+            .find_map(|a| match a {
+                ServerAction::Handshake(h) => Some(h.roles),
+                _ => None,
+            })
+            .expect("a handshake")
+    };
+    let roles = handshake_roles(&mut t.pair, 9);
     assert_eq!(roles.into_iter().collect::<Vec<_>>(), {
         let mut expected = vec![
             (bob.clone(), Role::Moderator),
@@ -128,6 +129,11 @@ fn an_owner_makes_and_unmakes_moderators_everyone_is_told_and_it_is_stored() {
     );
     let stored = t.pair.users.iter().find(|u| u.id == bob).map(|u| u.role);
     assert_eq!(stored, Some(None));
+    let roles = handshake_roles(&mut t.pair, 10);
+    assert_eq!(
+        roles.into_iter().collect::<Vec<_>>(),
+        [(OLGA.to_owned(), Role::Owner)]
+    );
     // A user write (a rename) leaves a role as it is in storage.
     t.pair
         .act(t.olga, set_role(&bob, Some(Role::Moderator), "r3"));

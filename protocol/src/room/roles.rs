@@ -28,9 +28,9 @@ impl Room {
 
     /// Everyone with a role, as `HANDSHAKE` tells it.
     pub(super) fn roles(&self) -> BTreeMap<UserId, Role> {
-        self.users
+        self.ranked
             .iter()
-            .filter_map(|(id, user)| Some((id.clone(), user.role?)))
+            .filter_map(|id| Some((id.clone(), self.users.get(id)?.role?)))
             .collect()
     }
 
@@ -96,6 +96,7 @@ impl Room {
             return;
         };
         user.role = role;
+        super::listed(&mut self.ranked, &user_id, role.is_some());
         self.effects
             .push_back(Effect::Broadcast(ServerAction::Role(RoleChanged {
                 user_id,
@@ -116,20 +117,18 @@ impl Room {
 
     /// The time-outs in force, as `HANDSHAKE` tells them.
     pub(super) fn timed_out(&self, now: Millis) -> Vec<Moderated> {
-        let mut all: Vec<Moderated> = self
-            .users
+        self.timed
             .iter()
-            .filter_map(|(id, u)| {
+            .filter_map(|id| {
+                let until = self.timed_out_until(id, now)?;
                 Some(Moderated {
                     kind: ModerationKind::TimeOut,
                     user_id: id.clone(),
-                    until: Some(u.timed_out_until.filter(|t| *t > now)?),
+                    until: Some(until),
                     reason: None,
                 })
             })
-            .collect();
-        all.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        all
+            .collect()
     }
 
     /// Whether `user` may write or react now; a timed-out person is told until when.
@@ -216,6 +215,7 @@ impl Room {
         };
         target.timed_out_until = until;
         let record = target.record(&asked.user_id);
+        super::listed(&mut self.timed, &asked.user_id, until.is_some());
         self.effects.push_back(Effect::PersistUser(record));
         let action = match until {
             Some(_) => AuditAction::TimeOut,
