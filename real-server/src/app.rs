@@ -126,7 +126,8 @@ where
         Arc::new(store),
         Arc::clone(&metrics),
     )
-    .with_search_timeout(Duration::from_millis(config.search_timeout_ms.max(1)));
+    .with_search_timeout(Duration::from_millis(config.search_timeout_ms.max(1)))
+    .with_write_delay(config.write_delay());
     let cluster = shared_log.as_ref().map(|(log, _)| log.health());
     let driver = match shared_log {
         Some((log, logged)) => driver.with_shared_log(log, logged),

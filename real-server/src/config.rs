@@ -323,6 +323,12 @@ pub struct Config {
     #[arg(long, default_value_t = 20)]
     pub ping_seconds: u64,
 
+    /// Milliseconds a busy connection waits after a write before the next, so that what
+    /// arrives meanwhile goes in one write (0: every message at once). A message after a
+    /// quiet moment goes at once whatever this is.
+    #[arg(long, default_value_t = 20)]
+    pub write_delay_ms: u64,
+
     /// Seconds without any frame from a client (pongs included) before it is closed.
     #[arg(long, default_value_t = 60)]
     pub idle_seconds: u64,
@@ -458,6 +464,11 @@ impl Config {
     /// How long a client may take to send its request head.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_seconds.max(1))
+    }
+
+    /// The least time between two writes of a busy connection.
+    pub fn write_delay(&self) -> Duration {
+        Duration::from_millis(self.write_delay_ms.min(1_000))
     }
 
     /// Idle timeout.

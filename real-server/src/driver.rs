@@ -150,6 +150,9 @@ struct Queue {
     bytes: usize,
     /// The writer is gone: nothing more is taken.
     closed: bool,
+    /// Frames were queued without waking the writer (the room is busy: see
+    /// [`Driver::with_write_delay`]); it is woken with the room's next flush.
+    unwoken: bool,
 }
 
 impl Shared {
@@ -249,24 +252,41 @@ impl Outbox {
         (Self { shared }, inbox)
     }
 
-    /// Queues `frame` without waiting.
+    /// Queues `frame` without waiting, and wakes the writer.
     pub fn offer(&self, frame: Utf8Bytes) -> Result<(), OfferError> {
-        let len = frame.len();
-        {
-            let mut queue = self.shared.queue();
-            if queue.closed {
-                return Err(OfferError::Closed);
-            }
-            if queue.frames.len() >= self.shared.max_frames
-                || (queue.bytes > 0 && queue.bytes.saturating_add(len) > self.shared.max_bytes)
-            {
-                return Err(OfferError::Full);
-            }
-            queue.frames.push_back(frame);
-            queue.bytes += len;
-        }
+        self.queue(frame, false)?;
         self.shared.ready.notify_one();
         Ok(())
+    }
+
+    /// Queues `frame` without waiting and without waking the writer (until [`Self::wake`]);
+    /// says whether the writer had been woken for everything queued before.
+    pub fn offer_quietly(&self, frame: Utf8Bytes) -> Result<bool, OfferError> {
+        self.queue(frame, true)
+    }
+
+    /// Wakes the writer for what was queued quietly.
+    pub fn wake(&self) {
+        self.shared.queue().unwoken = false;
+        self.shared.ready.notify_one();
+    }
+
+    fn queue(&self, frame: Utf8Bytes, quietly: bool) -> Result<bool, OfferError> {
+        let len = frame.len();
+        let mut queue = self.shared.queue();
+        if queue.closed {
+            return Err(OfferError::Closed);
+        }
+        if queue.frames.len() >= self.shared.max_frames
+            || (queue.bytes > 0 && queue.bytes.saturating_add(len) > self.shared.max_bytes)
+        {
+            return Err(OfferError::Full);
+        }
+        queue.frames.push_back(frame);
+        queue.bytes += len;
+        let first_unwoken = quietly && !queue.unwoken;
+        queue.unwoken |= quietly;
+        Ok(first_unwoken)
     }
 }
 
@@ -365,6 +385,13 @@ pub struct Driver<S: Store> {
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     search_timeout: Duration,
+    /// The least time between two wakes of a connection's writer while the room is busy
+    /// (see [`Self::with_write_delay`]).
+    write_delay: Duration,
+    /// When the writers were last woken at once: until `write_delay` after it, frames are
+    /// queued quietly and their connections listed in `unwoken`.
+    woken_at: Option<tokio::time::Instant>,
+    unwoken: Vec<ConnectionId>,
 }
 
 fn now() -> Millis {
@@ -393,6 +420,9 @@ impl<S: Store> Driver<S> {
             done_tx,
             done_rx,
             search_timeout: Duration::from_secs(2),
+            write_delay: Duration::ZERO,
+            woken_at: None,
+            unwoken: Vec::new(),
         }
     }
 
@@ -414,6 +444,18 @@ impl<S: Store> Driver<S> {
         self
     }
 
+    /// Coalesces writes while the room is busy: a frame queued less than `delay` after the
+    /// writers were last woken waits in its outbox, unwoken, until that much time has passed;
+    /// then every such writer is woken at once and takes all it has in one write. So a busy
+    /// room costs one write (a system call, a trip through TCP) per connection per `delay`
+    /// rather than one per message, and a message after a quiet moment still goes at once.
+    /// Zero (the default here) wakes a writer for each frame.
+    #[must_use]
+    pub fn with_write_delay(mut self, delay: Duration) -> Self {
+        self.write_delay = delay;
+        self
+    }
+
     /// Runs until `shutdown` completes or every input sender is gone; then closes every
     /// connection with 1001 and writes what is still pending to storage.
     pub async fn run(
@@ -428,6 +470,7 @@ impl<S: Store> Driver<S> {
             let delay = wake.map_or(Duration::ZERO, |at| {
                 Duration::from_millis(u64::try_from(at - now()).unwrap_or(0))
             });
+            let wake_due = self.wake_due();
             tokio::select! {
                 biased;
                 Some(done) = self.done_rx.recv() => self.on_done(done),
@@ -441,6 +484,9 @@ impl<S: Store> Driver<S> {
                 }
                 () = sleep_until(self.retry_at), if self.retry_at.is_some() => {
                     self.retry_at = None;
+                }
+                () = sleep_until(wake_due), if !self.unwoken.is_empty() => {
+                    self.wake_unwoken();
                 }
                 () = &mut shutdown => break,
             }
@@ -716,28 +762,63 @@ impl<S: Store> Driver<S> {
     }
 
     fn deliver(&mut self, to: ConnectionId, frame: Utf8Bytes) {
+        let quietly = self.busy();
         let Some(handle) = self.connections.get(&to) else {
             return;
         };
-        let result = handle.outbox.offer(frame);
+        let result = offer(handle, to, frame, quietly, &mut self.unwoken);
         self.settle([(to, result)]);
+    }
+
+    /// Whether frames are queued quietly now: the writers were woken less than a write delay
+    /// ago. When they are not, the next frames wake them and a new delay starts.
+    fn busy(&mut self) -> bool {
+        if self.write_delay.is_zero() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        if self.woken_at.is_some_and(|at| now < at + self.write_delay) {
+            return true;
+        }
+        self.woken_at = Some(now);
+        false
+    }
+
+    /// When the writers of what was queued quietly are to be woken.
+    fn wake_due(&self) -> Option<tokio::time::Instant> {
+        self.woken_at.map(|at| at + self.write_delay)
+    }
+
+    /// Wakes every writer that has frames queued quietly; a new delay starts.
+    fn wake_unwoken(&mut self) {
+        self.woken_at = Some(tokio::time::Instant::now());
+        for conn in std::mem::take(&mut self.unwoken) {
+            if let Some(handle) = self.connections.get(&conn) {
+                handle.outbox.wake();
+            }
+        }
     }
 
     /// `action` to the connections `to` (all of them: `None`), serialised once: each outbox
     /// gets a reference to the same bytes.
     fn offer_each(&mut self, action: &ServerAction, to: Option<&[ConnectionId]>) {
         let frame = Utf8Bytes::from(action.to_json());
+        let quietly = self.busy();
+        let unwoken = &mut self.unwoken;
         let results: Vec<(ConnectionId, Result<(), OfferError>)> = match to {
             None => self
                 .connections
                 .iter()
-                .map(|(conn, handle)| (*conn, handle.outbox.offer(frame.clone())))
+                .map(|(conn, handle)| {
+                    let result = offer(handle, *conn, frame.clone(), quietly, unwoken);
+                    (*conn, result)
+                })
                 .collect(),
             Some(to) => to
                 .iter()
                 .filter_map(|conn| {
                     let handle = self.connections.get(conn)?;
-                    Some((*conn, handle.outbox.offer(frame.clone())))
+                    Some((*conn, offer(handle, *conn, frame.clone(), quietly, unwoken)))
                 })
                 .collect(),
         };
@@ -892,6 +973,24 @@ fn next_seq(last_seq: &mut Seq) -> Seq {
 }
 
 /// Sleeps until `at`; never, without one.
+/// Queues `frame` for connection `conn`: waking its writer, or (`quietly`) listing it in
+/// `unwoken` for the room's next wake.
+fn offer(
+    handle: &ConnectionHandle,
+    conn: ConnectionId,
+    frame: Utf8Bytes,
+    quietly: bool,
+    unwoken: &mut Vec<ConnectionId>,
+) -> Result<(), OfferError> {
+    if !quietly {
+        return handle.outbox.offer(frame);
+    }
+    if handle.outbox.offer_quietly(frame)? {
+        unwoken.push(conn);
+    }
+    Ok(())
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

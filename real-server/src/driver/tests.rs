@@ -190,6 +190,15 @@ struct Running {
 
 impl Running {
     async fn start(store: &Arc<FlakyStore>, seed: u8, search_timeout: Duration) -> Self {
+        Self::start_with(store, seed, search_timeout, Duration::ZERO).await
+    }
+
+    async fn start_with(
+        store: &Arc<FlakyStore>,
+        seed: u8,
+        search_timeout: Duration,
+        write_delay: Duration,
+    ) -> Self {
         let room = Room::new(RoomConfig::default(), RoomSnapshot::default(), [seed; 32]);
         let driver = Driver::new(
             room,
@@ -197,7 +206,8 @@ impl Running {
             Arc::clone(store),
             Arc::new(Metrics::default()),
         )
-        .with_search_timeout(search_timeout);
+        .with_search_timeout(search_timeout)
+        .with_write_delay(write_delay);
         let (inputs, inputs_rx) = mpsc::channel(64);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(driver.run(inputs_rx, async {
@@ -485,4 +495,79 @@ async fn an_outbox_is_bounded_in_frames_and_bytes_and_knows_when_either_end_is_g
     let (outbox, inbox) = Outbox::channel(2, 10);
     drop(inbox);
     assert_eq!(outbox.offer(frame("z")), Err(OfferError::Closed));
+}
+
+/// A busy room wakes a connection's writer at most once per write delay, with everything
+/// queued since; after a quiet moment the next frame wakes it at once.
+#[tokio::test(start_paused = true)]
+async fn a_busy_room_wakes_each_writer_once_per_write_delay_and_a_quiet_one_at_once() {
+    let delay = Duration::from_millis(100);
+    let store = Arc::new(FlakyStore::default());
+    let room = Running::start_with(&store, 4, Duration::from_secs(2), delay).await;
+    let Running {
+        inputs,
+        stop,
+        task,
+        conn,
+        mut inbox,
+    } = room;
+    let start = tokio::time::Instant::now();
+    // The writer: when each wake came, and what it took then (as the real writer takes all
+    // that is queued).
+    let (woke_tx, mut woke) = mpsc::unbounded_channel::<(Duration, Vec<ServerAction>)>();
+    let writer = tokio::spawn(async move {
+        while let Some(first) = inbox.recv().await {
+            let at = start.elapsed();
+            let mut took = vec![protocol::decode_server(first.as_str()).expect("a frame")];
+            took.extend(received(&mut inbox));
+            if woke_tx.send((at, took)).is_err() {
+                break;
+            }
+        }
+    });
+    let kinds = |took: &[ServerAction]| -> Vec<String> {
+        took.iter()
+            .map(|a| a.to_json().split('"').nth(3).unwrap_or("").to_owned())
+            .collect()
+    };
+    // The HANDSHAKE of a quiet room goes at once.
+    let (at, took) = woke.recv().await.expect("a wake");
+    assert_eq!(
+        (at, kinds(&took)),
+        (Duration::ZERO, vec!["HANDSHAKE".to_owned()])
+    );
+    // Identifying right after: its answers wait for the delay, and come in one wake.
+    let identify = frame(&ClientAction::HandshakeUserInfo(Default::default()));
+    inputs
+        .send(Input::Frame {
+            conn,
+            text: identify,
+        })
+        .await
+        .expect("driver running");
+    let (at, took) = woke.recv().await.expect("a wake");
+    assert_eq!(at, delay, "{:?}", kinds(&took));
+    assert!(
+        kinds(&took).contains(&"USER_INFO".to_owned()),
+        "{:?}",
+        kinds(&took)
+    );
+    let presence = woke.recv().await.expect("the presence tick");
+    assert!(presence.0 >= delay * 2, "{presence:?}");
+    // A second of quiet: a message is echoed as soon as storage has it (50 ms), not later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = start.elapsed();
+    inputs
+        .send(Input::Frame {
+            conn,
+            text: message("after a quiet moment", "q1"),
+        })
+        .await
+        .expect("driver running");
+    let (at, took) = woke.recv().await.expect("a wake");
+    assert_eq!(kinds(&took), ["MESSAGE"]);
+    assert_eq!(at - sent, Duration::from_millis(50), "stored, then at once");
+    let _stopped = stop.send(());
+    task.await.expect("the driver ends cleanly");
+    writer.abort();
 }

@@ -67,6 +67,10 @@ struct Args {
     /// generator can take, with the CPU of its one thread. `--port` is ignored.
     #[arg(long)]
     calibrate: bool,
+    /// Seconds to keep every connection open after the report (to look at the server as it
+    /// is then: a heap profile, its allocator's statistics).
+    #[arg(long, default_value_t = 0.0)]
+    hold: f64,
 }
 
 /// Received-message bookkeeping of one connection.
@@ -296,6 +300,9 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     println!("{line}");
+    if args.hold > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(args.hold.min(600.0))).await;
+    }
     Ok(())
 }
 
