@@ -506,6 +506,15 @@ impl<S: Store> Driver<S> {
             }
             self.tell_online();
             self.start_write();
+            // A room whose inputs never run dry still wakes its writers on time (the select
+            // above takes inputs first).
+            if !self.unwoken.is_empty()
+                && self
+                    .wake_due()
+                    .is_some_and(|due| due <= tokio::time::Instant::now())
+            {
+                self.wake_unwoken();
+            }
         }
         info!(connections = self.connections.len(), "room stopping");
         for (_, handle) in self.connections.drain() {

@@ -1,6 +1,7 @@
 //! The people online in O(page): `HANDSHAKE` lists the first `handshake_people` of them by id
 //! and counts them all; `PEOPLE_REQUEST` gives the rest by page; `PRESENCE` keeps the count.
 
+use super::tests::presence_after_tick;
 use super::*;
 use crate::testing::Pair;
 use crate::wire::*;
@@ -145,16 +146,7 @@ fn the_count_is_of_people_not_connections_nor_nodes_and_presence_tells_it() {
         "node1",
         vec![alice.clone(), "far-1".to_owned(), "far-2".to_owned()],
     );
-    let tick = h.room.config().presence_tick_ms;
-    h.advance(tick);
-    let told: Vec<Presence> = h
-        .take(watcher)
-        .into_iter()
-        .filter_map(|a| match a {
-            ServerAction::Presence(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let told = presence_after_tick(&mut h, watcher);
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0].online_count, Some(4));
     assert_eq!(handshake_of(&mut h, 51).1.online_count, Some(4));
@@ -165,7 +157,7 @@ fn the_count_is_of_people_not_connections_nor_nodes_and_presence_tells_it() {
     // node1 stops: only the watcher is left.
     let now = h.now;
     h.room.handle_node_presence(now, "node1", Vec::new());
-    h.advance(tick);
+    presence_after_tick(&mut h, watcher);
     let (_, handshake) = handshake_of(&mut h, 53);
     assert_eq!(handshake.online_count, Some(1));
     assert_eq!(handshake.online.map(|o| o.len()), Some(1));

@@ -63,7 +63,7 @@ fn stored(seq: Seq, user: &str, raw: &str) -> StoredMessage {
 }
 
 /// Lets the presence tick pass; the `PRESENCE` frames `conn` got.
-fn presence_after_tick(h: &mut Pair, conn: ConnectionId) -> Vec<crate::wire::Presence> {
+pub(super) fn presence_after_tick(h: &mut Pair, conn: ConnectionId) -> Vec<crate::wire::Presence> {
     let tick = h.room.config().presence_tick_ms;
     h.advance(tick);
     h.take(conn)
