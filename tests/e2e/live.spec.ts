@@ -647,6 +647,31 @@ for (const store of stores()) {
       }
     });
 
+    test('a room with more people online than a page lists the first hundred, the rest a click away', async ({ browser }) => {
+      const hall = new RoomServer('Hall', store, ['--identity-burst', '500', '--max-connections-per-address', '500']);
+      await hall.start();
+      const others: LegacyClient[] = [];
+      try {
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        people.push({ page, context, problems: [] });
+        await page.goto(`./?room=${hall.url}`);
+        await expect(status(page)).toHaveText('online');
+        // 130 come after us: the room tells us of each (PRESENCE), the list shows a page.
+        for (let i = 0; i < 130; i++) others.push(await LegacyClient.connect(hall.url));
+        const panel = peoplePanel(page);
+        await expect(panel.getByRole('heading', { name: 'Online (131)' })).toBeVisible();
+        await expect(online(page)).toHaveCount(100);
+        await expect(online(page).first()).toContainText('(you)');
+        await panel.getByRole('button', { name: 'Show 31 more online' }).click();
+        await expect(online(page)).toHaveCount(131);
+        await expect(panel.getByRole('button', { name: /more online/ })).toHaveCount(0);
+      } finally {
+        for (const client of others) client.close();
+        await hall.stop();
+      }
+    });
+
     test('moderation: the operator makes an owner, who makes a moderator, who removes a member\'s message for everyone (live, after a reload, in search); a member sees no such control', async ({ browser }) => {
       const alice = await join(browser, 'Alice');
       const bob = await join(browser, 'Bob');

@@ -10,11 +10,17 @@ use crate::state::AppState;
 /// People seen lately listed under those online.
 const RECENT_SHOWN: usize = 20;
 
+/// People online listed at first, and how many more each "Show more online" lists: a crowded
+/// room's list stays a few hundred elements, not one per person online.
+const ONLINE_PAGE: usize = 100;
+
 #[component]
 pub fn People() -> Element {
     let state = use_context::<Signal<AppState>>();
     let mut profile = use_context::<Signal<Option<Shown>>>();
     let network = use_coroutine_handle::<crate::network::Intent>();
+    // How many of the active room's people online are listed (back to a page in another room).
+    let mut listed = use_signal(|| (None, ONLINE_PAGE));
     let can_call = state
         .read()
         .active_room()
@@ -27,9 +33,17 @@ pub fn People() -> Element {
         };
     };
     let id = room.id;
-    let people = room.people();
+    let mut people = room.people();
+    let known = people.len();
+    let shown = match listed() {
+        (Some(room), shown) if room == id => shown,
+        _ => ONLINE_PAGE,
+    };
+    people.truncate(shown);
     let online_count = room.session.online_count();
-    let more = match online_count.saturating_sub(people.len()) {
+    let asks_room = room.session.has_more_people();
+    let unlisted = online_count.saturating_sub(people.len());
+    let more = match unlisted {
         0 => "Show more online".to_owned(),
         unlisted => format!("Show {unlisted} more online"),
     };
@@ -94,11 +108,18 @@ pub fn People() -> Element {
                     }
                 }
             }
-            if room.session.has_more_people() {
+            if known > shown || asks_room {
                 button {
                     r#type: "button",
                     class: "more-people link-button",
-                    onclick: move |_| network.send(crate::network::Intent::MorePeople(id)),
+                    onclick: move |_| {
+                        let next = shown + ONLINE_PAGE;
+                        listed.set((Some(id), next));
+                        // What this room has not told us of yet, asked for by page.
+                        if asks_room && known < next {
+                            network.send(crate::network::Intent::MorePeople(id));
+                        }
+                    },
                     "{more}"
                 }
             }
