@@ -171,20 +171,19 @@ impl Room {
             token_hash: token_hash.clone(),
             joined_at,
             last_seen: None,
-            name_version: 0,
             role,
             timed_out_until: None,
             ban: None,
             last_address: None,
         });
         super::listed(&mut self.ranked, &id, entry.role.is_some());
+        let index = entry.index;
         entry.token_hash = token_hash;
         entry.joined_at = entry.joined_at.or(joined_at);
         // A newcomer's name is news here only once it is not the default one.
         let renamed = entry.name != name;
         if renamed {
             entry.name.clone_from(&name);
-            entry.name_version += 1;
         }
         if !online_here && last_seen > entry.last_seen {
             if let Some(before) = entry.last_seen {
@@ -210,6 +209,7 @@ impl Room {
             self.ban_changed(now, id.clone());
         }
         if renamed {
+            self.forget_legacy_name(index);
             self.presence_renamed(now, id, name);
         }
     }

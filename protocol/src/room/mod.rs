@@ -223,26 +223,31 @@ struct Connection {
     legacy_names: LegacyNames,
 }
 
-/// The names a legacy connection has been told: (the person's index in the room, see
-/// [`UserEntry::index`]; the version told), sorted by index. Eight bytes a person the
-/// connection heard of, where a map from ids cost about a hundred: a room of 1,000 legacy
-/// clients who all talk holds a million of these.
+/// The people whose current name a legacy connection has been told: their indexes in the
+/// room (see [`UserEntry::index`]), sorted. Four bytes a person the connection heard of, where
+/// a map from ids cost about a hundred: a room of 1,000 legacy clients who all talk holds a
+/// million of these. A rename takes the person out of every connection's list
+/// ([`Room::forget_legacy_name`]), so the new name is told before their next message.
 #[derive(Debug, Default)]
-struct LegacyNames(Vec<(u32, u32)>);
+struct LegacyNames(Vec<u32>);
 
 impl LegacyNames {
-    /// Whether version `version` of person `index`'s name was told.
-    fn told(&self, index: u32, version: u32) -> bool {
-        self.0
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .is_ok_and(|at| self.0[at].1 == version)
+    /// Whether person `index`'s current name was told.
+    fn told(&self, index: u32) -> bool {
+        self.0.binary_search(&index).is_ok()
     }
 
-    /// Version `version` of person `index`'s name is told.
-    fn tell(&mut self, index: u32, version: u32) {
-        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(at) => self.0[at].1 = version,
-            Err(at) => self.0.insert(at, (index, version)),
+    /// Person `index`'s current name is told.
+    fn tell(&mut self, index: u32) {
+        if let Err(at) = self.0.binary_search(&index) {
+            self.0.insert(at, index);
+        }
+    }
+
+    /// Person `index` took a new name: not told yet.
+    fn forget(&mut self, index: u32) {
+        if let Ok(at) = self.0.binary_search(&index) {
+            self.0.remove(at);
         }
     }
 }
@@ -262,8 +267,6 @@ struct UserEntry {
     token_hash: String,
     joined_at: Option<Millis>,
     last_seen: Option<Millis>,
-    /// Counts renames (for the names told to legacy clients).
-    name_version: u32,
     /// Its place among the people the room knows, in the order it learned of them (what a
     /// legacy connection's told names are kept by).
     index: u32,
@@ -344,7 +347,6 @@ impl Room {
                     token_hash: u.token_hash,
                     joined_at: u.joined_at,
                     last_seen: u.last_seen,
-                    name_version: 0,
                     role: u.role,
                     timed_out_until: u.timed_out_until,
                     ban: u.ban,
@@ -622,10 +624,10 @@ impl Room {
             }
         };
         let speaks_ours = info.protocol_version.is_some();
-        let (index, version, joined_at, last_seen) =
-            self.users.get(&user_id).map_or((0, 0, None, None), |u| {
-                (u.index, u.name_version, u.joined_at, u.last_seen)
-            });
+        let (index, joined_at, last_seen) = self
+            .users
+            .get(&user_id)
+            .map_or((0, None, None), |u| (u.index, u.joined_at, u.last_seen));
         if let Some(entry) = self.users.get_mut(&user_id)
             && address.is_some()
         {
@@ -636,7 +638,7 @@ impl Room {
             connection.speaks_ours = speaks_ours;
             if !speaks_ours {
                 // It knows its own name (USER_INFO); others' it is told lazily.
-                connection.legacy_names.tell(index, version);
+                connection.legacy_names.tell(index);
             }
         }
         if !speaks_ours {
@@ -684,7 +686,6 @@ impl Room {
             token_hash: hash_token(&token),
             joined_at: Some(now),
             last_seen: None,
-            name_version: 0,
             role: None,
             timed_out_until: None,
             ban: None,
@@ -756,16 +757,16 @@ impl Room {
             return;
         };
         entry.name = name.clone();
-        entry.name_version += 1;
-        let (index, version) = (entry.index, entry.name_version);
+        let index = entry.index;
         let record = entry.record(&user);
         self.effects.push_back(Effect::PersistUser(record));
+        self.forget_legacy_name(index);
         // The echo to the connection that asked (legacy clients wait for it); everyone else
         // hears it with the presence tick (legacy clients: before this person's next message).
         if let Some(connection) = self.connections.get_mut(&conn)
             && !connection.speaks_ours
         {
-            connection.legacy_names.tell(index, version);
+            connection.legacy_names.tell(index);
         }
         self.send(
             conn,

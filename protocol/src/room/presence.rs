@@ -258,6 +258,16 @@ impl Room {
         }
     }
 
+    /// Person `index` took a new name: every legacy connection is to be told it again
+    /// (before their next message it receives).
+    pub(super) fn forget_legacy_name(&mut self, index: u32) {
+        for conn in &self.legacy {
+            if let Some(connection) = self.connections.get_mut(conn) {
+                connection.legacy_names.forget(index);
+            }
+        }
+    }
+
     /// Before a room message of `author` reaches the legacy connections, each of them that has
     /// not been told `author`'s current name is told it (`NAME_CHANGE`, to it alone).
     pub(super) fn tell_legacy_name(&mut self, author: &str) {
@@ -267,14 +277,14 @@ impl Room {
         let Some(entry) = self.users.get(author) else {
             return;
         };
-        let (name, index, version) = (entry.name.clone(), entry.index, entry.name_version);
+        let (name, index) = (entry.name.clone(), entry.index);
         let mut told = Vec::new();
         for conn in &self.legacy {
             let Some(connection) = self.connections.get_mut(conn) else {
                 continue;
             };
-            if !connection.legacy_names.told(index, version) {
-                connection.legacy_names.tell(index, version);
+            if !connection.legacy_names.told(index) {
+                connection.legacy_names.tell(index);
                 told.push(*conn);
             }
         }

@@ -206,6 +206,22 @@ fn a_payload_user_id_is_never_trusted() {
             if n.user_id == bob && n.name == "Bob"),
         "{got:?}"
     );
+    // Renamed again: told the new name before the next message, once more.
+    h.act(b, rename("Robert", Some(&bob)));
+    h.take(b);
+    h.say(b, "renamed");
+    h.say(b, "and again");
+    // (The PRESENCE that ends the tick first is ignored by a legacy client.)
+    let got: Vec<ServerAction> = h
+        .take(a)
+        .into_iter()
+        .filter(|x| !matches!(x, ServerAction::Presence(_)))
+        .collect();
+    assert!(
+        matches!(&got[..], [ServerAction::NameChange(n), ServerAction::Message(_), ServerAction::Message(_)]
+            if n.user_id == bob && n.name == "Robert"),
+        "{got:?}"
+    );
 }
 
 #[test]
