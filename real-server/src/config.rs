@@ -324,9 +324,11 @@ pub struct Config {
     pub ping_seconds: u64,
 
     /// Milliseconds a busy connection waits after a write before the next, so that what
-    /// arrives meanwhile goes in one write (0: every message at once). A message after a
-    /// quiet moment goes at once whatever this is.
-    #[arg(long, default_value_t = 20)]
+    /// arrives meanwhile goes in one write (0, the default: every message at once). A message
+    /// after a quiet moment goes at once whatever this is. 20 costs a busy room a third of the
+    /// CPU per delivery at 320k/s (BENCHMARKS.md); off by default until its effect on others'
+    /// latency under a ping flood is understood.
+    #[arg(long, default_value_t = 0)]
     pub write_delay_ms: u64,
 
     /// Seconds without any frame from a client (pongs included) before it is closed.
