@@ -49,7 +49,8 @@ pub(super) fn ModerationControl(id: RoomId) -> Element {
             if count > 0 { " ({count} open)" }
         }
         if open() {
-            section { id: "{panel_id}", class: "moderation-panel", "aria-label": "Moderation",
+            // Focusable: a long log scrolls, and the keyboard must be able to scroll it.
+            section { id: "{panel_id}", class: "moderation-panel", "aria-label": "Moderation", tabindex: "0",
                 h3 { "Open reports" }
                 if reports.is_empty() {
                     p { class: "muted", "No open reports." }
