@@ -147,6 +147,13 @@ fn assert_sealed(bytes: &[u8], what: &str) {
 }
 
 /// Every file under `dir`, with its bytes.
+/// No file of `stored` holds any of the words in any case.
+fn assert_files_sealed(stored: &[(std::path::PathBuf, Vec<u8>)]) {
+    for (path, bytes) in stored {
+        assert_sealed(bytes, &path.display().to_string());
+    }
+}
+
 fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read the data directory") {
@@ -277,9 +284,7 @@ async fn sqlite_text_is_sealed_on_disk_found_by_search_and_refused_to_a_wrong_ke
         stored.iter().any(|(p, _)| p.ends_with("cahat.sqlite3")),
         "{stored:?}"
     );
-    for (path, bytes) in &stored {
-        assert_sealed(bytes, &path.display().to_string());
-    }
+    assert_files_sealed(&stored);
 
     // Another key: refused before anything is read or written, saying why.
     let other = dir.path().join("other.key");
@@ -536,9 +541,7 @@ async fn a_store_from_before_sealing_is_sealed_in_place_and_a_kill_midway_loses_
     drop(ws);
     stop(server).await;
     assert_eq!(stored_texts(&data).await, texts);
-    for (path, bytes) in files(&data) {
-        assert_sealed(&bytes, &path.display().to_string());
-    }
+    assert_files_sealed(&files(&data));
 }
 
 #[tokio::test]
@@ -574,9 +577,7 @@ async fn a_rotated_key_seals_everything_anew_while_the_room_runs_and_the_old_one
     let (server, url, _log) = spawn_logged(&data).await;
     reads_back(&url, &bob).await;
     stop(server).await;
-    for (path, bytes) in files(&data) {
-        assert_sealed(&bytes, &path.display().to_string());
-    }
+    assert_files_sealed(&files(&data));
 }
 
 #[tokio::test]
