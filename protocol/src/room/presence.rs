@@ -87,7 +87,9 @@ impl Room {
 
     /// Whether `user` is online through another node of the cluster (as it last said).
     pub(super) fn online_elsewhere(&self, user: &str) -> bool {
-        self.remote.values().any(|users| users.contains(user))
+        // Places beyond this node's own.
+        let here = u32::from(self.online.contains_key(user));
+        self.everywhere.get(user).is_some_and(|places| *places > here)
     }
 
     /// Up to `limit` of the people online, here or through another node, whose ids come
