@@ -89,7 +89,9 @@ impl Room {
     pub(super) fn online_elsewhere(&self, user: &str) -> bool {
         // Places beyond this node's own.
         let here = u32::from(self.online.contains_key(user));
-        self.everywhere.get(user).is_some_and(|places| *places > here)
+        self.everywhere
+            .get(user)
+            .is_some_and(|places| *places > here)
     }
 
     /// Up to `limit` of the people online, here or through another node, whose ids come
