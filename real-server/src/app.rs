@@ -43,8 +43,11 @@ use crate::store::Store;
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Bytes gathered before a write reaches the socket (a flush always writes everything).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-/// Refusals (503 answers) being written at once; beyond this a refused socket is just closed.
-const MAX_REFUSALS_IN_FLIGHT: usize = 256;
+/// Refusals (503 answers) being written at once; beyond this a refused socket is just closed
+/// (counted in `cahat_unanswered_refusals_total`). A burst that the listen backlog releases at
+/// once can put a thousand refusals in flight before their tasks run; each costs a socket and
+/// a few KiB for at most two seconds, so this many stay cheap.
+const MAX_REFUSALS_IN_FLIGHT: usize = 1024;
 /// How long `run` waits for connection tasks to send their close frames at shutdown.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -287,6 +290,8 @@ impl Door {
                         answer_503(io, refused).await;
                         drop(slot);
                     });
+                } else {
+                    Metrics::add(&self.metrics.unanswered_refusals, 1);
                 }
             }
         }

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub store_failures: AtomicU64,
     /// TCP connections answered 503 at once (the room or the address was at its limit).
     pub refused_connections: AtomicU64,
+    /// Refused connections closed without their 503 (too many refusals being answered).
+    pub unanswered_refusals: AtomicU64,
     /// Connections closed for a protocol fault or for sending too many frames.
     pub fault_closes: AtomicU64,
 }
@@ -82,6 +84,12 @@ impl Metrics {
                 "counter",
                 "Connections refused at the door (room or address at its connection limit).",
                 get(&self.refused_connections),
+            ),
+            (
+                "cahat_unanswered_refusals_total",
+                "counter",
+                "Refused connections closed without an answer (too many refusals in flight).",
+                get(&self.unanswered_refusals),
             ),
             (
                 "cahat_fault_closes_total",

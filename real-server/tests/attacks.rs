@@ -619,16 +619,21 @@ async fn slowloris_cannot_lock_out_a_server_with_1024_open_files() {
         .during(tokio::time::sleep(Duration::from_secs(2)))
         .await;
     // Past the per-address limit they are answered 503 at once.
-    let mut refused = 0;
+    let (mut refused, mut other, mut reset, mut silent) = (0, 0, 0, 0);
     for tcp in partial.iter_mut().skip(100) {
         let mut answer = [0u8; 64];
-        if let Ok(Ok(n)) = tokio::time::timeout(WAIT, tcp.read(&mut answer)).await
-            && answer[..n].starts_with(b"HTTP/1.1 503")
-        {
-            refused += 1;
+        match tokio::time::timeout(WAIT, tcp.read(&mut answer)).await {
+            Ok(Ok(n)) if answer[..n].starts_with(b"HTTP/1.1 503") => refused += 1,
+            Ok(Ok(_)) => other += 1,
+            Ok(Err(_)) => reset += 1,
+            Err(_) => silent += 1,
         }
     }
-    println!("{refused} of 1,000 over the limit answered 503");
+    let unanswered = siege.server.metric("cahat_unanswered_refusals_total").await;
+    println!(
+        "of 1,000 over the limit: {refused} answered 503, {other} something else, {reset} reset, \
+         {silent} no answer in time; {unanswered} closed unanswered by the server"
+    );
     assert_eq!(refused, 1000);
     // Honest people still get in, and the health check answers.
     let (status, body) = http(addr, HONEST, "GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
