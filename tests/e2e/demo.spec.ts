@@ -57,9 +57,10 @@ test('the demo opens two mock rooms where fake users talk in markdown', async ({
   // The fake users are online, and you are too.
   await expect(people(page).getByRole('listitem')).toHaveCount(5);
   await expect(people(page).getByRole('listitem').first()).toContainText('(you)');
-  // New messages keep arriving while we watch.
-  const before = await log(page).getByRole('article').count();
-  await expect.poll(async () => log(page).getByRole('article').count(), { timeout: 15_000 }).toBeGreaterThan(before);
+  // New messages keep arriving while we watch (held below what we read, until we scroll).
+  const held = async () => Number(await log(page).getAttribute('data-held'));
+  const before = await held();
+  await expect.poll(held, { timeout: 15_000 }).toBeGreaterThan(before);
 });
 
 test('a message you send appears once, styled as yours', async ({ page }) => {
@@ -290,7 +291,10 @@ test('keyboard only: the box has focus, Enter sends, Up recalls, Shift+Enter bre
 test('older messages load when scrolling to the top; a button brings you back to new ones', async ({ page }) => {
   await open(page);
   const articles = log(page).getByRole('article');
-  await expect.poll(() => articles.count()).toBeGreaterThanOrEqual(100);
+  // The log holds more than it renders: the newest sixty, while it follows them.
+  const held = async () => Number(await log(page).getAttribute('data-held'));
+  await expect.poll(held).toBeGreaterThanOrEqual(100);
+  await expect.poll(() => articles.count()).toBe(60);
   const initial = await articles.count();
   // Mark the message that is first now, to find it again after older ones are inserted.
   await articles.first().evaluate((el) => el.setAttribute('data-test-anchor', ''));
@@ -305,6 +309,18 @@ test('older messages load when scrolling to the top; a button brings you back to
     await page.waitForTimeout(200);
   }
   await expect(log(page).getByText('This is the start of general.')).toBeVisible();
+  // Everything held is still there, but only the oldest part of it is rendered now.
+  expect(await articles.count()).toBeLessThanOrEqual(140);
+  expect(await articles.count()).toBeLessThan(await held());
+  // Scrolling down renders newer ones again, a step at a time, the DOM still bounded.
+  const oldest = await articles.first().getAttribute('id');
+  for (let i = 0; i < 3; i++) {
+    await log(page).evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForTimeout(200);
+  }
+  await expect(log(page).locator(`#${oldest}`)).toHaveCount(0);
+  expect(await articles.count()).toBeLessThanOrEqual(140);
+  await log(page).evaluate((el) => (el.scrollTop = 0));
   // While you read old messages, new ones do not pull you down: a button offers them.
   const jump = page.getByRole('button', { name: /new messages? ↓/ });
   await expect(jump).toBeVisible({ timeout: 15_000 });

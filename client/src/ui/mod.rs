@@ -12,6 +12,7 @@ mod room_settings;
 mod search;
 mod settings;
 mod sidebar;
+mod window;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -9,6 +9,7 @@ use super::composer::Composer;
 use super::element;
 use super::message::{MessageView, Quote, Shown, message_element_id};
 use super::sidebar::{link_class, link_text};
+use super::window::LogWindow;
 use crate::format;
 use crate::network::Intent;
 use crate::state::{AppState, ChatMessage, Delivery, History, Link, RoomId};
@@ -18,14 +19,20 @@ const BOTTOM_SLACK: f64 = 48.0;
 /// How close to the top (px) asks for older messages.
 const TOP_SLACK: f64 = 80.0;
 
-/// Where the log was before a history page was asked for, to keep the view still when
-/// older messages are inserted above it.
+/// What keeps the view still when messages are put in or taken out above it (a history page,
+/// or the window moving): the message rendered first when the change was asked for, and a
+/// message that stays rendered (`key`) with its position in the log's content (not on screen:
+/// the reader may scroll while a page loads).
 #[derive(Debug, Clone)]
-/// Where the message that was first stood when older ones were asked for: its key and its
-/// position in the log's content (not on screen: the reader may scroll while the page loads).
 struct Anchor {
     first_key: Option<String>,
-    first_at: f64,
+    key: Option<String>,
+    at: f64,
+}
+
+/// The keys of the messages `room` shows (its own or a conversation's), oldest first.
+fn shown_keys(room: &crate::state::RoomState) -> Vec<&str> {
+    room.shown_messages().map(|m| m.key.as_str()).collect()
 }
 
 /// The position of a message's element within the log's scrolled content.
@@ -85,6 +92,8 @@ pub fn RoomView(id: RoomId) -> Element {
     let mut current_day = use_signal(|| None::<String>);
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
+    // Which messages the log renders (all of them are held; see `window`).
+    let mut window = use_signal(LogWindow::default);
     // Where the view last put the log's scrollTop to follow the newest message: a scroll
     // event that finds it there (or lower) is content growing under a view that follows, not
     // the reader scrolling up; when messages come fast, new ones land between the view's
@@ -97,6 +106,7 @@ pub fn RoomView(id: RoomId) -> Element {
         id,
         log_id: log_id.clone(),
         anchor: anchor.clone(),
+        window,
     };
 
     // The session revealed a message (a reply's original, a search result): it is in the
@@ -110,6 +120,18 @@ pub fn RoomView(id: RoomId) -> Element {
         };
         state.write().shown_revealed(id);
         let Some(key) = key else { return };
+        // Rendered first, when it is outside the window.
+        {
+            let app = state.peek();
+            if let Some(room) = app.room(id) {
+                let keys = shown_keys(room);
+                if let Some(index) = keys.iter().position(|k| *k == key)
+                    && !window.peek().range(&keys).contains(&index)
+                {
+                    window.set(LogWindow::around(&keys, index));
+                }
+            }
+        }
         let element_id = message_element_id(&key);
         // After the page that brought it has been put in place (which keeps the view still),
         // so that nothing moves it away again.
@@ -139,7 +161,9 @@ pub fn RoomView(id: RoomId) -> Element {
             let all = || room.session.messages().iter().chain(room.session.pending());
             let last = all().next_back();
             let newest = last.map(|m| m.key.clone());
-            let first = room.shown_messages().next().map(|m| m.key.clone());
+            let keys = shown_keys(room);
+            let rendered = window.read().range(&keys);
+            let first = keys.get(rendered.start).map(|k| (*k).to_owned());
             let previous = last_key.replace(newest.clone());
             let arrived = match &previous {
                 Some(key) => all().rev().take_while(|m| &m.key != key).count(),
@@ -149,6 +173,10 @@ pub fn RoomView(id: RoomId) -> Element {
             let left = element(&log_id).is_some_and(|log| left_pin(&log, &pinned));
             let own = arrived > 0 && mine;
             let follow = (*at_bottom.peek() && !left) || own;
+            // What you send is shown with the newest, wherever you were reading.
+            if own && *window.peek() != LogWindow::Newest {
+                window.set(LogWindow::Newest);
+            }
             if !follow && arrived > 0 && previous != newest {
                 unseen += arrived;
             }
@@ -169,12 +197,11 @@ pub fn RoomView(id: RoomId) -> Element {
                 let Some(log) = element(&log_id) else { return };
                 match arrived_above {
                     Some(Anchor {
-                        first_key: Some(key),
-                        first_at,
+                        key: Some(key), at, ..
                     }) => {
-                        // The message that was first stays where the reader sees it.
+                        // The message that stays rendered stays where the reader sees it.
                         if let Some(now_at) = content_position(&log, &key) {
-                            let moved = (now_at - first_at).round() as i32;
+                            let moved = (now_at - at).round() as i32;
                             log.set_scroll_top(log.scroll_top() + moved);
                         }
                         // Still at the top (a short page): the next page follows.
@@ -254,7 +281,15 @@ pub fn RoomView(id: RoomId) -> Element {
     let yesterday = format::day(now - 86_400_000);
     let mut days: Vec<(format::Day, Vec<&ChatMessage>)> = Vec::new();
     let mut span: Option<format::DaySpan> = None;
-    for message in room.shown_messages() {
+    let shown: Vec<&ChatMessage> = room.shown_messages().collect();
+    let keys: Vec<&str> = shown.iter().map(|m| m.key.as_str()).collect();
+    let rendered = window.read().range(&keys);
+    let held = keys.len();
+    let above = rendered.start > 0;
+    let below = rendered.end < held;
+    let older_button = older.clone();
+    let newer_button = older.clone();
+    for message in shown[rendered].iter().copied() {
         let day = match span {
             Some(span) if span.contains(message.timestamp) => span.day,
             _ => {
@@ -394,14 +429,26 @@ pub fn RoomView(id: RoomId) -> Element {
                     role: "log",
                     "aria-label": if direct { "Messages with {title}" } else { "Messages in {title}" },
                     tabindex: "0",
+                    "data-held": "{held}",
                     onscroll: move |event: ScrollEvent| {
                         let top = event.scroll_top();
                         let followed = scroll_pinned.get().is_some_and(|at| top >= f64::from(at) - 1.0);
                         if !followed {
                             scroll_pinned.set(None);
                         }
-                        let bottom = followed
+                        let mut bottom = followed
                             || f64::from(event.scroll_height()) - top - f64::from(event.client_height()) < BOTTOM_SLACK;
+                        // At the bottom of the window, with newer messages held below it: they
+                        // are rendered, and the reader is not at the newest yet.
+                        if bottom && older_on_scroll.newer() {
+                            bottom = false;
+                        }
+                        // Reading above the newest: the window stays on what is read.
+                        if !bottom {
+                            older_on_scroll.hold();
+                        } else if bottom && *window.peek() != LogWindow::Newest {
+                            window.set(LogWindow::Newest);
+                        }
                         if bottom != *at_bottom.peek() {
                             at_bottom.set(bottom);
                         }
@@ -418,6 +465,15 @@ pub fn RoomView(id: RoomId) -> Element {
                     },
                     div { class: "history-edge",
                         match room.session.history_in(room.conversation.as_deref()) {
+                            _ if above => rsx! {
+                                button { r#type: "button", class: "load-older",
+                                    onclick: move |_| {
+                                        older_button.load();
+                                        super::focus(&focus_log_id);
+                                    },
+                                    "Load older messages"
+                                }
+                            },
                             History::More => rsx! {
                                 button { r#type: "button", class: "load-older",
                                     onclick: move |_| {
@@ -478,12 +534,25 @@ pub fn RoomView(id: RoomId) -> Element {
                             }
                         }
                     }
+                    if below {
+                        div { class: "history-edge",
+                            button { r#type: "button", class: "load-newer",
+                                onclick: move |_| {
+                                    newer_button.newer();
+                                },
+                                "Show newer messages"
+                            }
+                        }
+                    }
                 }
                 if unseen() > 0 && !at_bottom() {
                     button {
                         r#type: "button",
                         class: "new-messages",
                         onclick: move |_| {
+                            // The newest are rendered again; the view follows them once they are.
+                            window.set(LogWindow::Newest);
+                            at_bottom.set(true);
                             if let Some(log) = element(&jump_log_id) {
                                 pin_to_bottom(&log, &button_pinned);
                             }
@@ -512,33 +581,96 @@ struct Older {
     id: RoomId,
     log_id: String,
     anchor: Rc<Cell<Option<Anchor>>>,
+    window: Signal<LogWindow>,
 }
 
 impl Older {
+    /// Renders older messages held in memory, or asks the room for a page of them.
     fn load(&self) {
-        let state = self.state;
-        let ready = state
-            .peek()
-            .room(self.id)
-            .is_some_and(|r| r.session.may_request_history_in(r.conversation.as_deref()));
-        if !ready {
+        let mut window = self.window;
+        let app = self.state.peek();
+        let Some(room) = app.room(self.id) else {
+            return;
+        };
+        let keys = shown_keys(room);
+        let rendered = window.peek().range(&keys);
+        let first = keys.get(rendered.start).map(|k| (*k).to_owned());
+        let older = window.peek().older(&keys);
+        if let Some(next) = older {
+            // The message rendered first stays where it is seen.
+            self.remember(first.clone(), first);
+            window.set(next);
             return;
         }
-        if let Some(log) = element(&self.log_id) {
-            let first_key = state
-                .peek()
-                .room(self.id)
-                .and_then(|r| r.shown_messages().next().map(|m| m.key.clone()));
-            let first_at = first_key
-                .as_deref()
-                .and_then(|key| content_position(&log, key))
-                .unwrap_or(0.0);
-            self.anchor.set(Some(Anchor {
-                first_key,
-                first_at,
-            }));
+        if !room
+            .session
+            .may_request_history_in(room.conversation.as_deref())
+        {
+            return;
+        }
+        self.remember(first.clone(), first);
+        let waiting = window.peek().awaiting_older(&keys);
+        drop(app);
+        if *window.peek() != waiting {
+            window.set(waiting);
         }
         self.net.send(Intent::LoadOlder(self.id));
+    }
+
+    /// Renders newer messages held in memory; whether there were any.
+    fn newer(&self) -> bool {
+        let mut window = self.window;
+        let app = self.state.peek();
+        let Some(room) = app.room(self.id) else {
+            return false;
+        };
+        let keys = shown_keys(room);
+        let Some(next) = window.peek().newer(&keys) else {
+            return false;
+        };
+        let rendered = window.peek().range(&keys);
+        let now_first = next.range(&keys).start;
+        // Older ones leave the top: the message rendered last stays where it is seen.
+        if now_first != rendered.start {
+            let last = rendered
+                .end
+                .checked_sub(1)
+                .and_then(|i| keys.get(i))
+                .map(|k| (*k).to_owned());
+            let first = keys.get(rendered.start).map(|k| (*k).to_owned());
+            self.remember(first, last);
+        }
+        drop(app);
+        window.set(next);
+        true
+    }
+
+    /// The reader has left the newest: the window stops following.
+    fn hold(&self) {
+        let mut window = self.window;
+        if *window.peek() != LogWindow::Newest {
+            return;
+        }
+        let held = {
+            let app = self.state.peek();
+            let Some(room) = app.room(self.id) else {
+                return;
+            };
+            window.peek().held(&shown_keys(room))
+        };
+        window.set(held);
+    }
+
+    /// Keeps `key` still when the message rendered first is no longer `first_key`.
+    fn remember(&self, first_key: Option<String>, key: Option<String>) {
+        let Some(log) = element(&self.log_id) else {
+            return;
+        };
+        let at = key
+            .as_deref()
+            .and_then(|key| content_position(&log, key))
+            .unwrap_or(0.0);
+        self.anchor.set(Some(Anchor { first_key, key, at }));
     }
 }
 
