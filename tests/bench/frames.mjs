@@ -6,7 +6,8 @@
 //
 // A frame's interval is the time between two requestAnimationFrame callbacks: at 60 Hz one
 // that is on time is 16.7 ms, one that misses a vsync 33 ms or more: a p95 of 16.7 ms means at
-// most one frame in twenty was late.
+// most one frame in twenty was late. The main thread's busy share is Chromium's own count of
+// the time its tasks took (CDP Performance.getMetrics, TaskDuration) over the measured time.
 //
 // Usage: node tests/bench/frames.mjs [--dist DIR] [--speed S] [--held N] [--seconds T]
 //        [--fill-limit T]   (from the repository's root; bounded: fill-limit + 2 T + ~10 s)
@@ -32,6 +33,12 @@ const server = spawn('node', ['tests/e2e/serve-static.mjs', dist, String(port), 
 
 /** Collects frame intervals and work for `ms` while `act` runs; returns the figures. */
 async function frames(page, ms, act) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const busy = async () =>
+    (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'TaskDuration').value;
+  const busyBefore = await busy();
+  const began = Date.now();
   await page.evaluate(() => {
     window.__frames = { intervals: [], dom: 0, last: 0, on: true };
     const f = window.__frames;
@@ -46,7 +53,9 @@ async function frames(page, ms, act) {
   });
   const until = Date.now() + ms;
   await act(until);
-  return page.evaluate(() => {
+  const busyShare = (await busy()) - busyBefore;
+  const wall = (Date.now() - began) / 1000;
+  const figures = await page.evaluate(() => {
     const f = window.__frames;
     f.on = false;
     const at = (list, p) => {
@@ -62,6 +71,7 @@ async function frames(page, ms, act) {
       dom: f.dom,
     };
   });
+  return { ...figures, busy: busyShare / wall };
 }
 
 const heldNow = (page) =>
@@ -74,7 +84,7 @@ const heldNow = (page) =>
 
 const row = (what, r, rendered) =>
   `| ${what} | ${r.frames} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ` +
-  `${(100 * r.late).toFixed(1)} % | ${r.dom} | ${rendered} |`;
+  `${(100 * r.late).toFixed(1)} % | ${(100 * r.busy).toFixed(0)} % | ${r.dom} | ${rendered} |`;
 
 let browser;
 try {
@@ -97,10 +107,28 @@ try {
     `${dist}: speed ${speed}: ${now} messages held after ${Math.round((Date.now() - began) / 1000)} s ` +
       `(${rate.toFixed(1)} arriving a second while filling)`,
   );
-  console.log('| while | frames | p50 ms | p95 ms | p99 ms | over 20 ms | DOM nodes (most) | messages rendered |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| while | frames | p50 ms | p95 ms | p99 ms | over 20 ms | main thread busy | DOM nodes (most) | messages rendered |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const rendered = () => page.locator('main [role=log] article').count();
+  const cdp = await page.context().newCDPSession(page);
+  if (args.profile) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.start');
+  }
   const following = await frames(page, seconds * 1000, (until) => page.waitForTimeout(until - Date.now()));
+  if (args.profile) {
+    // The functions that took the most of the main thread's time while following.
+    const { profile } = await cdp.send('Profiler.stop');
+    const self = new Map();
+    const dt = new Map();
+    profile.samples.forEach((id, i) => dt.set(id, (dt.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+    for (const node of profile.nodes) {
+      const name = node.callFrame.functionName || `(${node.callFrame.url.split('/').pop()})`;
+      self.set(name, (self.get(name) ?? 0) + (dt.get(node.id) ?? 0));
+    }
+    const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(args.profile));
+    for (const [name, us] of top) console.error(`${(us / 1000).toFixed(0).padStart(7)} ms  ${name.slice(0, 140)}`);
+  }
   console.log(row('following the newest', following, await rendered()));
   const log = page.locator('main [role=log]');
   const box = await log.boundingBox();

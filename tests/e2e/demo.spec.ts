@@ -291,10 +291,11 @@ test('keyboard only: the box has focus, Enter sends, Up recalls, Shift+Enter bre
 test('older messages load when scrolling to the top; a button brings you back to new ones', async ({ page }) => {
   await open(page);
   const articles = log(page).getByRole('article');
-  // The log holds more than it renders: the newest sixty, while it follows them.
+  // The log holds more than it renders: the newest sixty to a hundred, while it follows them.
   const held = async () => Number(await log(page).getAttribute('data-held'));
   await expect.poll(held).toBeGreaterThanOrEqual(100);
-  await expect.poll(() => articles.count()).toBe(60);
+  await expect.poll(() => articles.count()).toBeGreaterThanOrEqual(60);
+  expect(await articles.count()).toBeLessThanOrEqual(100);
   const initial = await articles.count();
   // Mark the message that is first now, to find it again after older ones are inserted.
   await articles.first().evaluate((el) => el.setAttribute('data-test-anchor', ''));

@@ -86,7 +86,10 @@ pub fn App() -> Element {
         } else {
             "CAHAT".to_owned()
         };
-        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+        // Only when it changes: setting it costs the browser work even when it is the same.
+        if let Some(document) = web_sys::window().and_then(|w| w.document())
+            && document.title() != title
+        {
             document.set_title(&title);
         }
     });

@@ -30,6 +30,20 @@ struct Anchor {
     at: f64,
 }
 
+/// What the changes since the view last settled ask of it: settled once, after the DOM has
+/// them, so that the log's geometry is read once per burst of changes (each read after a change
+/// makes the browser lay the page out there and then).
+#[derive(Default)]
+struct Settle {
+    scheduled: bool,
+    /// Messages that arrived, to count as unseen unless the view follows them.
+    arrived: usize,
+    /// One of them is yours: the view goes to the newest.
+    own: bool,
+    /// Messages were put in or taken out above: this one stays still.
+    anchor: Option<Anchor>,
+}
+
 /// The keys of the messages `room` shows (its own or a conversation's), oldest first.
 fn shown_keys(room: &crate::state::RoomState) -> Vec<&str> {
     room.shown_messages().map(|m| m.key.as_str()).collect()
@@ -92,6 +106,7 @@ pub fn RoomView(id: RoomId) -> Element {
     let mut current_day = use_signal(|| None::<String>);
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
+    let settle = use_hook(|| Rc::new(RefCell::new(Settle::default())));
     // Which messages the log renders (all of them are held; see `window`).
     let mut window = use_signal(LogWindow::default);
     // Where the view last put the log's scrollTop to follow the newest message: a scroll
@@ -170,15 +185,15 @@ pub fn RoomView(id: RoomId) -> Element {
                 None => 0,
             };
             let mine = last.is_some_and(|m| m.delivery != Delivery::Sent || room.is_me(&m.user_id));
-            let left = element(&log_id).is_some_and(|log| left_pin(&log, &pinned));
             let own = arrived > 0 && mine;
-            let follow = (*at_bottom.peek() && !left) || own;
             // What you send is shown with the newest, wherever you were reading.
-            if own && *window.peek() != LogWindow::Newest {
+            let follows = window.peek().follows();
+            let settled = window.peek().settled(&keys);
+            if own && !follows {
                 window.set(LogWindow::Newest);
-            }
-            if !follow && arrived > 0 && previous != newest {
-                unseen += arrived;
+            } else if let Some(settled) = settled {
+                // Following: its top stays put until a step's worth has arrived below.
+                window.set(settled);
             }
             // The anchor is used when older messages have arrived above it, and kept for then
             // while other changes come and go.
@@ -189,12 +204,40 @@ pub fn RoomView(id: RoomId) -> Element {
                     None
                 }
             };
+            // Nothing for the view to do: nothing new, nothing moved above, and not following.
+            if arrived == 0 && arrived_above.is_none() && !*at_bottom.peek() {
+                return;
+            }
+            {
+                let mut pending = settle.borrow_mut();
+                pending.arrived += arrived;
+                pending.own |= own;
+                if arrived_above.is_some() {
+                    pending.anchor = arrived_above;
+                }
+                if pending.scheduled {
+                    return;
+                }
+                pending.scheduled = true;
+            }
             let log_id = log_id.clone();
             let more = older_after.clone();
             let pinned = pinned.clone();
-            // After the DOM has the change.
+            let settle = settle.clone();
+            // After the DOM has the changes.
             gloo_timers::callback::Timeout::new(0, move || {
+                let Settle {
+                    arrived,
+                    own,
+                    anchor: arrived_above,
+                    ..
+                } = settle.take();
                 let Some(log) = element(&log_id) else { return };
+                let left = left_pin(&log, &pinned);
+                let follow = (*at_bottom.peek() && !left) || own;
+                if !follow && arrived > 0 {
+                    unseen += arrived;
+                }
                 match arrived_above {
                     Some(Anchor {
                         key: Some(key), at, ..
@@ -209,9 +252,7 @@ pub fn RoomView(id: RoomId) -> Element {
                             more.load();
                         }
                     }
-                    _ if follow && (own || !left_pin(&log, &pinned)) => {
-                        pin_to_bottom(&log, &pinned);
-                    }
+                    _ if follow => pin_to_bottom(&log, &pinned),
                     _ => {}
                 }
             })
@@ -446,7 +487,7 @@ pub fn RoomView(id: RoomId) -> Element {
                         // Reading above the newest: the window stays on what is read.
                         if !bottom {
                             older_on_scroll.hold();
-                        } else if bottom && *window.peek() != LogWindow::Newest {
+                        } else if bottom && !window.peek().follows() {
                             window.set(LogWindow::Newest);
                         }
                         if bottom != *at_bottom.peek() {
@@ -648,7 +689,7 @@ impl Older {
     /// The reader has left the newest: the window stops following.
     fn hold(&self) {
         let mut window = self.window;
-        if *window.peek() != LogWindow::Newest {
+        if !window.peek().follows() {
             return;
         }
         let held = {

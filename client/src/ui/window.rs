@@ -7,7 +7,9 @@
 
 use std::ops::Range;
 
-/// Messages rendered while following the conversation at its newest end.
+/// Messages rendered at least while following the conversation at its newest end; new ones
+/// are added below until [`STEP`] more, and then that many leave the top at once (one message
+/// in and one out each time would move every rendered message, for the browser to lay out again).
 pub const NEWEST: usize = 60;
 /// Messages added to the window at a time, as the reader scrolls past its edge.
 pub const STEP: usize = 40;
@@ -20,6 +22,9 @@ pub enum LogWindow {
     /// The newest [`NEWEST`], following the conversation as it grows.
     #[default]
     Newest,
+    /// Following, from `0` on: the newest [`NEWEST`] to [`NEWEST`] + [`STEP`] (see
+    /// [`LogWindow::settled`]).
+    Following(String),
     /// From `first` to `last`, both included, whatever arrives meanwhile. `first` of `None` is
     /// the oldest message held, so that a history page asked for lands in the window.
     Span { first: Option<String>, last: String },
@@ -31,8 +36,15 @@ impl LogWindow {
         let n = keys.len();
         match self {
             LogWindow::Newest => n.saturating_sub(NEWEST)..n,
+            LogWindow::Following(from) => {
+                let tail = n.saturating_sub(NEWEST);
+                match position(keys, from) {
+                    Some(start) if start <= tail && n - start <= NEWEST + STEP => start..n,
+                    _ => tail..n,
+                }
+            }
             LogWindow::Span { first, last } => {
-                let position = |key: &str| keys.iter().position(|k| *k == key);
+                let position = |key: &str| position(keys, key);
                 // A last message gone (let go, or a pending one stored under another key):
                 // the window reaches the newest.
                 let end = position(last).map_or(n, |i| i + 1);
@@ -46,6 +58,24 @@ impl LogWindow {
                     end - MOST..end
                 }
             }
+        }
+    }
+
+    /// Whether the window follows the conversation.
+    pub fn follows(&self) -> bool {
+        matches!(self, LogWindow::Newest | LogWindow::Following(_))
+    }
+
+    /// The same window with its start fixed where it is now, when that moved (a following
+    /// window keeps its start while it grows).
+    pub fn settled(&self, keys: &[&str]) -> Option<LogWindow> {
+        if !self.follows() {
+            return None;
+        }
+        let start = keys.get(self.range(keys).start)?;
+        match self {
+            LogWindow::Following(from) if from == start => None,
+            _ => Some(LogWindow::Following((*start).to_owned())),
         }
     }
 
@@ -68,8 +98,8 @@ impl LogWindow {
     /// Waiting for a history page: a window held starts at whatever is oldest when it comes.
     /// One following the newest keeps following (the page shows as the reader scrolls up).
     pub fn awaiting_older(&self, keys: &[&str]) -> LogWindow {
-        if *self == LogWindow::Newest {
-            return LogWindow::Newest;
+        if self.follows() {
+            return self.clone();
         }
         let range = self.range(keys);
         match range.end.checked_sub(1).and_then(|i| keys.get(i)) {
@@ -98,6 +128,11 @@ impl LogWindow {
         let start = index.saturating_sub(STEP);
         span(keys, start..(index + STEP + 1).min(keys.len()))
     }
+}
+
+/// Where `key` is among `keys`, searched from the newest end (where windows mostly are).
+fn position(keys: &[&str], key: &str) -> Option<usize> {
+    keys.iter().rposition(|k| *k == key)
 }
 
 /// The window of `range` among `keys`, by its ends' keys.
@@ -139,6 +174,31 @@ mod tests {
         assert!(at_newest(&LogWindow::Newest, &keys));
         let few = refs(&held[..10]);
         assert_eq!(LogWindow::Newest.range(&few), 0..10);
+    }
+
+    #[test]
+    fn following_adds_below_and_lets_a_step_go_at_once() {
+        let held = keys(0..1_000);
+        let mut window = LogWindow::Newest
+            .settled(&refs(&held))
+            .expect("its start is fixed");
+        assert_eq!(window.range(&refs(&held)), 940..1_000);
+        let mut starts = Vec::new();
+        // A hundred arrive, one at a time, while the oldest held are let go (5,000 at most).
+        for arrived in 1..=100 {
+            let now = keys(arrived..1_000 + arrived);
+            let range = window.range(&refs(&now));
+            assert!((NEWEST..=NEWEST + STEP).contains(&range.len()), "{range:?}");
+            assert_eq!(range.end, now.len());
+            starts.push(now[range.start].clone());
+            if let Some(next) = window.settled(&refs(&now)) {
+                window = next;
+            }
+        }
+        starts.dedup();
+        // The top moved three times in a hundred arrivals, not a hundred.
+        assert_eq!(starts.len(), 3, "{starts:?}");
+        assert!(window.follows());
     }
 
     #[test]
