@@ -42,6 +42,9 @@ struct Settle {
     own: bool,
     /// Messages were put in or taken out above: this one stays still.
     anchor: Option<Anchor>,
+    /// A following window let its oldest go: the view moved up with them, and that is not
+    /// the reader leaving the newest.
+    shifted: bool,
 }
 
 /// The keys of the messages `room` shows (its own or a conversation's), oldest first.
@@ -107,6 +110,11 @@ pub fn RoomView(id: RoomId) -> Element {
     let last_key = use_hook(|| Rc::new(RefCell::new(None::<String>)));
     let anchor = use_hook(|| Rc::new(Cell::new(None::<Anchor>)));
     let settle = use_hook(|| Rc::new(RefCell::new(Settle::default())));
+    let first_rendered = use_hook(|| Rc::new(RefCell::new(None::<String>)));
+    // A following window let its oldest go and the view has not been put back at the newest
+    // yet: the scroll the browser makes meanwhile (the view moved up with what left) is not the
+    // reader's.
+    let shifting = use_hook(|| Rc::new(Cell::new(false)));
     // Which messages the log renders (all of them are held; see `window`).
     let mut window = use_signal(LogWindow::default);
     // Where the view last put the log's scrollTop to follow the newest message: a scroll
@@ -170,6 +178,7 @@ pub fn RoomView(id: RoomId) -> Element {
         let last_key = last_key.clone();
         let anchor = anchor.clone();
         let pinned = pinned.clone();
+        let shifting = shifting.clone();
         use_effect(move || {
             let app = state.read();
             let Some(room) = app.room(id) else { return };
@@ -188,6 +197,11 @@ pub fn RoomView(id: RoomId) -> Element {
             let own = arrived > 0 && mine;
             // What you send is shown with the newest, wherever you were reading.
             let follows = window.peek().follows();
+            let shifted = follows && *first_rendered.borrow() != first;
+            first_rendered.replace(first.clone());
+            if shifted {
+                shifting.set(true);
+            }
             let settled = window.peek().settled(&keys);
             if own && !follows {
                 window.set(LogWindow::Newest);
@@ -212,6 +226,7 @@ pub fn RoomView(id: RoomId) -> Element {
                 let mut pending = settle.borrow_mut();
                 pending.arrived += arrived;
                 pending.own |= own;
+                pending.shifted |= shifted;
                 if arrived_above.is_some() {
                     pending.anchor = arrived_above;
                 }
@@ -224,16 +239,19 @@ pub fn RoomView(id: RoomId) -> Element {
             let more = older_after.clone();
             let pinned = pinned.clone();
             let settle = settle.clone();
+            let shifting = shifting.clone();
             // After the DOM has the changes.
             gloo_timers::callback::Timeout::new(0, move || {
                 let Settle {
                     arrived,
                     own,
                     anchor: arrived_above,
+                    shifted,
                     ..
                 } = settle.take();
                 let Some(log) = element(&log_id) else { return };
-                let left = left_pin(&log, &pinned);
+                let left = !shifted && left_pin(&log, &pinned);
+                shifting.set(false);
                 let follow = (*at_bottom.peek() && !left) || own;
                 if !follow && arrived > 0 {
                     unseen += arrived;
@@ -307,6 +325,7 @@ pub fn RoomView(id: RoomId) -> Element {
 
     let older_on_scroll = older.clone();
     let scroll_pinned = pinned.clone();
+    let scroll_shifting = shifting.clone();
     let button_pinned = pinned.clone();
 
     let app = state.read();
@@ -473,7 +492,8 @@ pub fn RoomView(id: RoomId) -> Element {
                     "data-held": "{held}",
                     onscroll: move |event: ScrollEvent| {
                         let top = event.scroll_top();
-                        let followed = scroll_pinned.get().is_some_and(|at| top >= f64::from(at) - 1.0);
+                        let followed = scroll_shifting.get()
+                            || scroll_pinned.get().is_some_and(|at| top >= f64::from(at) - 1.0);
                         if !followed {
                             scroll_pinned.set(None);
                         }
