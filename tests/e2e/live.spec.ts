@@ -1133,6 +1133,25 @@ for (const store of stores()) {
       }
     });
 
+    test('a burst of 3,000 messages keeps the view on the newest, with only the newest rendered', async ({ page }) => {
+      const busy = new RoomServer('Busy', store, ['--rate-burst', '5000', '--rate-per-second', '5000', '--frame-burst', '5000', '--frames-per-second', '5000']);
+      await busy.start();
+      try {
+        await page.goto(`./?room=${busy.url}`);
+        await expect(status(page)).toHaveText('online');
+        const writer = await LegacyClient.connect(busy.url);
+        for (let i = 1; i <= 3000; i++) await writer.send('MESSAGE', { rawMessage: `burst ${i}`, userId: writer.userId });
+        // The log follows all the way (it lets its oldest go forty at a time on the way).
+        await expect(message(page, 'burst 3000')).toBeInViewport({ timeout: 20_000 });
+        await expect(log(page)).toHaveAttribute('data-held', '3000');
+        await expect(page.getByRole('button', { name: /new messages? ↓/ })).toHaveCount(0);
+        expect(await log(page).getByRole('article').count()).toBeLessThanOrEqual(100);
+        writer.close();
+      } finally {
+        await busy.stop();
+      }
+    });
+
     test('scrolling up through 500 messages keeps your place and pages back to the start', async ({ page }) => {
       const archive = new RoomServer('Archive', store, ['--rate-burst', '1000', '--rate-per-second', '1000', '--frame-burst', '1000']);
       await archive.start();
