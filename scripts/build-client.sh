@@ -11,7 +11,7 @@ trunk build --release --offline --public-url "${1:-./}"
 node scripts/service-worker.mjs dist
 
 target=$((250 * 1024))
-ceiling=$((499 * 1024))
+ceiling=$((500 * 1024))
 total=0
 worker=0
 offline=0

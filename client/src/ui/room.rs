@@ -249,10 +249,15 @@ pub fn RoomView(id: RoomId) -> Element {
                     shifted,
                     ..
                 } = settle.take();
+                // The view may be gone meanwhile (another room or conversation shown), its
+                // signals with it; a new view has its own log under the same id.
+                let Ok(bottom) = at_bottom.try_peek().map(|b| *b) else {
+                    return;
+                };
                 let Some(log) = element(&log_id) else { return };
                 let left = !shifted && left_pin(&log, &pinned);
                 shifting.set(false);
-                let follow = (*at_bottom.peek() && !left) || own;
+                let follow = (bottom && !left) || own;
                 if !follow && arrived > 0 {
                     unseen += arrived;
                 }
@@ -649,6 +654,10 @@ impl Older {
     /// Renders older messages held in memory, or asks the room for a page of them.
     fn load(&self) {
         let mut window = self.window;
+        // Called from a timer too: the view (and its window) may be gone by then.
+        if window.try_peek().is_err() {
+            return;
+        }
         let app = self.state.peek();
         let Some(room) = app.room(self.id) else {
             return;
@@ -681,6 +690,10 @@ impl Older {
     /// Renders newer messages held in memory; whether there were any.
     fn newer(&self) -> bool {
         let mut window = self.window;
+        // Called from a timer too: the view (and its window) may be gone by then.
+        if window.try_peek().is_err() {
+            return false;
+        }
         let app = self.state.peek();
         let Some(room) = app.room(self.id) else {
             return false;
@@ -709,6 +722,10 @@ impl Older {
     /// The reader has left the newest: the window stops following.
     fn hold(&self) {
         let mut window = self.window;
+        // Called from a timer too: the view (and its window) may be gone by then.
+        if window.try_peek().is_err() {
+            return;
+        }
         if !window.peek().follows() {
             return;
         }
