@@ -42,9 +42,6 @@ struct Settle {
     own: bool,
     /// Messages were put in or taken out above: this one stays still.
     anchor: Option<Anchor>,
-    /// A following window let its oldest go: the view moved up with them, and that is not
-    /// the reader leaving the newest.
-    shifted: bool,
 }
 
 /// The keys of the messages `room` shows (its own or a conversation's), oldest first.
@@ -195,14 +192,13 @@ pub fn RoomView(id: RoomId) -> Element {
             };
             let mine = last.is_some_and(|m| m.delivery != Delivery::Sent || room.is_me(&m.user_id));
             let own = arrived > 0 && mine;
-            // What you send is shown with the newest, wherever you were reading.
             let follows = window.peek().follows();
-            let shifted = follows && *first_rendered.borrow() != first;
-            first_rendered.replace(first.clone());
-            if shifted {
+            if follows && *first_rendered.borrow() != first {
                 shifting.set(true);
             }
+            first_rendered.replace(first.clone());
             let settled = window.peek().settled(&keys);
+            // What you send is shown with the newest, wherever you were reading.
             if own && !follows {
                 window.set(LogWindow::Newest);
             } else if let Some(settled) = settled {
@@ -226,7 +222,6 @@ pub fn RoomView(id: RoomId) -> Element {
                 let mut pending = settle.borrow_mut();
                 pending.arrived += arrived;
                 pending.own |= own;
-                pending.shifted |= shifted;
                 if arrived_above.is_some() {
                     pending.anchor = arrived_above;
                 }
@@ -246,7 +241,6 @@ pub fn RoomView(id: RoomId) -> Element {
                     arrived,
                     own,
                     anchor: arrived_above,
-                    shifted,
                     ..
                 } = settle.take();
                 // The view may be gone meanwhile (another room or conversation shown), its
@@ -255,8 +249,9 @@ pub fn RoomView(id: RoomId) -> Element {
                     return;
                 };
                 let Some(log) = element(&log_id) else { return };
-                let left = !shifted && left_pin(&log, &pinned);
-                shifting.set(false);
+                // A following window that let its oldest go moved the view itself: not the
+                // reader leaving the newest.
+                let left = !shifting.replace(false) && left_pin(&log, &pinned);
                 let follow = (bottom && !left) || own;
                 if !follow && arrived > 0 {
                     unseen += arrived;
@@ -512,7 +507,7 @@ pub fn RoomView(id: RoomId) -> Element {
                         // Reading above the newest: the window stays on what is read.
                         if !bottom {
                             older_on_scroll.hold();
-                        } else if bottom && !window.peek().follows() {
+                        } else if !window.peek().follows() {
                             window.set(LogWindow::Newest);
                         }
                         if bottom != *at_bottom.peek() {
