@@ -145,7 +145,7 @@ pub fn RoomView(id: RoomId) -> Element {
             let app = state.peek();
             if let Some(room) = app.room(id) {
                 let keys = shown_keys(room);
-                if let Some(index) = keys.iter().position(|k| *k == key)
+                if let Some(index) = super::window::position(&keys, &key)
                     && !window.peek().range(&keys).contains(&index)
                 {
                     window.set(LogWindow::around(&keys, index));

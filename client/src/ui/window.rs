@@ -131,7 +131,7 @@ impl LogWindow {
 }
 
 /// Where `key` is among `keys`, searched from the newest end (where windows mostly are).
-fn position(keys: &[&str], key: &str) -> Option<usize> {
+pub fn position(keys: &[&str], key: &str) -> Option<usize> {
     keys.iter().rposition(|k| *k == key)
 }
 
